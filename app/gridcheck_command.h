@@ -1,0 +1,21 @@
+// `lockstep gridcheck`: prints where every rank landed (host, local rank, GPU, PCI bus id,
+// TP/PP position) and proves the world, TP and PP groups and the pipeline links carry data
+// correctly over the chosen backend. The first thing to run on a new allocation.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "app/parallel_options.h"
+
+namespace lockstep {
+
+class MpiEnvironment;
+
+struct GridcheckOptions {
+  ParallelOptions parallel;
+};
+
+CLI::App* add_gridcheck_command(CLI::App& app, GridcheckOptions& opts);
+int run_gridcheck(const MpiEnvironment& env, const GridcheckOptions& opts);
+
+}  // namespace lockstep

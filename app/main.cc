@@ -1,0 +1,37 @@
+// The lockstep binary: one program, one rank per GPU under mpirun/srun, subcommands for each
+// job (gridcheck now; serve, batch, commbench, tokenize as they land).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "app/gridcheck_command.h"
+#include "app/parallel_options.h"
+#include "comm/mpi_env.h"
+
+#ifndef LOCKSTEP_VERSION
+#define LOCKSTEP_VERSION "dev"
+#endif
+
+int main(int argc, char** argv) {
+  lockstep::MpiEnvironment env(argc, argv);
+
+  CLI::App app{"lockstep: serve the DeepSeek-R1 family across GPUs and nodes as one MPI job"};
+  app.set_version_flag("--version", LOCKSTEP_VERSION);
+  app.require_subcommand(1);
+  lockstep::GridcheckOptions gridcheck;
+  CLI::App* gridcheck_cmd = lockstep::add_gridcheck_command(app, gridcheck);
+
+  std::vector<std::string> args = lockstep::normalize_vllm_aliases(argc, argv);
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  try {
+    app.parse(static_cast<int>(cargs.size()), cargs.data());
+  } catch (const CLI::ParseError& e) {
+    // Every rank parses the same command line; only rank 0 speaks.
+    if (env.world_rank() != 0) return e.get_exit_code();
+    return app.exit(e);
+  }
+
+  if (gridcheck_cmd->parsed()) return lockstep::run_gridcheck(env, gridcheck);
+  return 2;
+}

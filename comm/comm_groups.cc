@@ -1,0 +1,56 @@
+// CommGroups and backend selection (see comm_groups.h).
+#include "comm/comm_groups.h"
+
+#include "comm/mpi_check.h"
+#include "comm/mpi_collectives.h"
+#include "comm/rank_grid.h"
+#include "kernels/fatal.h"
+
+#if LOCKSTEP_WITH_CUDA
+#include "comm/nccl_collectives.h"
+#include "comm/nccl_communicators.h"
+#endif
+
+namespace lockstep {
+
+CommBackend resolve_backend(std::string_view requested, const RankGrid& grid) {
+  if (requested == "mpi") return CommBackend::Mpi;
+  int has_gpu = grid.gpu() >= 0 ? 1 : 0, all_have_gpu = 0;
+  LS_MPI_CHECK(MPI_Allreduce(&has_gpu, &all_have_gpu, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (requested == "nccl") {
+    LS_CHECK(built_with_cuda(), "--backend nccl: this lockstep was built without CUDA/NCCL "
+                                "(rebuild with -DLOCKSTEP_CUDA=ON) ; use --backend mpi");
+    LS_CHECK(all_have_gpu, "--backend nccl: some rank sees no GPU (rank " << grid.world_rank()
+                                << " sees " << visible_gpu_count() << "); use --backend mpi");
+    return CommBackend::Nccl;
+  }
+  LS_CHECK(requested == "auto", "unknown backend '" << requested << "' (expected auto, nccl or mpi)");
+  return built_with_cuda() && all_have_gpu ? CommBackend::Nccl : CommBackend::Mpi;
+}
+
+CommGroups::CommGroups(const RankGrid& grid, CommBackend backend) : backend_(backend) {
+  if (backend == CommBackend::Mpi) {
+    world_ = std::make_unique<MpiCollectives>(grid.world_comm());
+    tp_ = std::make_unique<MpiCollectives>(grid.tp_comm());
+    pp_ = std::make_unique<MpiCollectives>(grid.pp_comm());
+    return;
+  }
+#if LOCKSTEP_WITH_CUDA
+  nccl_ = std::make_unique<NcclCommunicators>(grid);
+  world_ = std::make_unique<NcclCollectives>(nccl_->world(), nccl_->stream());
+  tp_ = std::make_unique<NcclCollectives>(nccl_->tp(), nccl_->stream());
+  pp_ = std::make_unique<NcclCollectives>(nccl_->pp(), nccl_->stream());
+#else
+  LS_FATAL("the NCCL backend is not in this build (configure with -DLOCKSTEP_CUDA=ON)");
+#endif
+}
+
+// Collectives go before the communicators they borrow.
+CommGroups::~CommGroups() {
+  world_.reset();
+  tp_.reset();
+  pp_.reset();
+  nccl_.reset();
+}
+
+}  // namespace lockstep

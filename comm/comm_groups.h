@@ -1,0 +1,38 @@
+// The three groups a rank talks in — world, its TP group, its PP group — as Collectives of
+// one backend. For NCCL it also owns the communicators and the stream.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "comm/collectives.h"
+#include "kernels/device_buffer.h"
+
+namespace lockstep {
+
+class RankGrid;
+class NcclCommunicators;
+
+// "auto" picks NCCL when this binary has CUDA and every rank sees a GPU, else MPI.
+// Collective over the world (the ranks agree on the answer).
+CommBackend resolve_backend(std::string_view requested, const RankGrid& grid);
+
+class CommGroups {
+ public:
+  CommGroups(const RankGrid& grid, CommBackend backend);  // collective over the world
+  ~CommGroups();
+
+  CommBackend backend() const { return backend_; }
+  // Where buffers handed to these collectives must live.
+  DeviceKind buffer_kind() const { return backend_ == CommBackend::Nccl ? DeviceKind::Cuda : DeviceKind::Cpu; }
+  Collectives& world() { return *world_; }
+  Collectives& tp() { return *tp_; }
+  Collectives& pp() { return *pp_; }
+
+ private:
+  CommBackend backend_;
+  std::unique_ptr<NcclCommunicators> nccl_;
+  std::unique_ptr<Collectives> world_, tp_, pp_;
+};
+
+}  // namespace lockstep

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what lockstep needs on Debian 12 (apt packages), then configures and builds it in
+# build/. Safe to re-run: installed packages and a configured build are reused.
+# The CUDA backend is built when /usr/local/cuda/bin/nvcc exists (-DLOCKSTEP_CUDA=AUTO).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake ninja-build pkg-config git
+          openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
+          libpcre2-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev
+          libgtest-dev libgmock-dev libbenchmark-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${LOCKSTEP_CMAKE_ARGS:-}
+cmake --build build -j "$(nproc)"
