@@ -1,9 +1,10 @@
 // The lockstep binary: one program, one rank per GPU under mpirun/srun, subcommands for each
-// job (gridcheck now; serve, batch, commbench, tokenize as they land).
+// job (gridcheck, commbench; serve, batch, tokenize as they land).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 
+#include "app/commbench/commbench_command.h"
 #include "app/gridcheck_command.h"
 #include "app/parallel_options.h"
 #include "comm/mpi_env.h"
@@ -20,6 +21,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   lockstep::GridcheckOptions gridcheck;
   CLI::App* gridcheck_cmd = lockstep::add_gridcheck_command(app, gridcheck);
+  lockstep::CommbenchOptions commbench;
+  CLI::App* commbench_cmd = lockstep::add_commbench_command(app, commbench);
 
   std::vector<std::string> args = lockstep::normalize_vllm_aliases(argc, argv);
   std::vector<char*> cargs;
@@ -33,5 +36,6 @@ int main(int argc, char** argv) {
   }
 
   if (gridcheck_cmd->parsed()) return lockstep::run_gridcheck(env, gridcheck);
+  if (commbench_cmd->parsed()) return lockstep::run_commbench(env, commbench);
   return 2;
 }

@@ -12,6 +12,8 @@
 
 #include "kernels/dtype.h"
 
+typedef struct CUstream_st* cudaStream_t;
+
 namespace lockstep {
 
 enum class ReduceOp { Sum, Prod, Max, Min, Avg };
@@ -49,7 +51,7 @@ class Collectives {
   virtual void broadcast(const void* send, void* recv, std::size_t count, DType type, int root) = 0;
   virtual void send(const void* buf, std::size_t count, DType type, int peer) = 0;
   virtual void recv(void* buf, std::size_t count, DType type, int peer) = 0;
-  // Both at once, so a ring exchange cannot deadlock.
+  // Both at once, so a ring exchange cannot deadlock. send_buf == recv_buf is allowed.
   virtual void send_recv(const void* send_buf, int send_peer, void* recv_buf, int recv_peer,
                          std::size_t count, DType type) = 0;
   // send and recv hold size() * count elements; block j of send goes to rank j. Out-of-place.
@@ -57,6 +59,8 @@ class Collectives {
 
   // Returns when every operation issued so far has completed (NCCL: stream synchronize).
   virtual void synchronize() = 0;
+  // The CUDA stream operations are ordered on (kernels that feed them use it too); null for MPI.
+  virtual cudaStream_t stream() const { return nullptr; }
 };
 
 }  // namespace lockstep

@@ -143,8 +143,12 @@ void MpiCollectives::recv(void* buf, std::size_t count, DType t, int peer) {
 void MpiCollectives::send_recv(const void* send_buf, int send_peer, void* recv_buf, int recv_peer,
                                std::size_t count, DType t) {
   for_each_chunk(count, max_chunk_, [&](std::size_t off, int n) {
-    LS_MPI_CHECK(MPI_Sendrecv(at(send_buf, off, t), n, raw_type(t), send_peer, 1, at(recv_buf, off, t), n,
-                              raw_type(t), recv_peer, 1, comm_, MPI_STATUS_IGNORE));
+    if (send_buf == recv_buf)  // MPI forbids aliasing the two buffers of MPI_Sendrecv
+      LS_MPI_CHECK(MPI_Sendrecv_replace(at(recv_buf, off, t), n, raw_type(t), send_peer, 1, recv_peer, 1, comm_,
+                                        MPI_STATUS_IGNORE));
+    else
+      LS_MPI_CHECK(MPI_Sendrecv(at(send_buf, off, t), n, raw_type(t), send_peer, 1, at(recv_buf, off, t), n,
+                                raw_type(t), recv_peer, 1, comm_, MPI_STATUS_IGNORE));
   });
 }
 

@@ -16,7 +16,7 @@ class NcclCollectives final : public Collectives {
   CommBackend backend() const override { return CommBackend::Nccl; }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  cudaStream_t stream() const { return stream_; }
+  cudaStream_t stream() const override { return stream_; }
 
   void all_reduce(const void* send, void* recv, std::size_t count, DType type, ReduceOp op) override;
   void all_gather(const void* send, void* recv, std::size_t send_count, DType type) override;

@@ -16,6 +16,20 @@ namespace lockstep {
 
 bool built_with_cuda() { return LOCKSTEP_WITH_CUDA != 0; }
 
+std::string gpu_name(int gpu) {
+#if LOCKSTEP_WITH_CUDA
+  cudaDeviceProp prop{};
+  if (gpu < 0 || cudaGetDeviceProperties(&prop, gpu) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return "";
+  }
+  return prop.name;
+#else
+  (void)gpu;
+  return "";
+#endif
+}
+
 int visible_gpu_count() {
 #if LOCKSTEP_WITH_CUDA
   int n = 0;
@@ -127,7 +141,9 @@ void DeviceBuffer::fill_bytes(std::uint8_t value) {
     return;
   }
 #if LOCKSTEP_WITH_CUDA
+  // Wait: kernels on other (non-blocking) streams must not race the legacy-stream memset.
   LS_CUDA_CHECK(cudaMemset(data_, value, bytes_));
+  LS_CUDA_CHECK(cudaStreamSynchronize(nullptr));
 #endif
 }
 

@@ -16,6 +16,8 @@ int visible_gpu_count();
 void select_gpu(int gpu);
 // PCI bus id ("0000:1b:00.0") of a GPU, or "" when there is none.
 std::string gpu_pci_bus_id(int gpu);
+// Marketing name of a GPU ("NVIDIA H200"), or "" when there is none.
+std::string gpu_name(int gpu);
 // Whether this binary carries the CUDA backend.
 bool built_with_cuda();
 
@@ -37,6 +39,7 @@ class DeviceBuffer {
   // Synchronous copies between this buffer (at byte offset) and host memory.
   void copy_from_host(const void* src, std::size_t bytes, std::size_t offset = 0);
   void copy_to_host(void* dst, std::size_t bytes, std::size_t offset = 0) const;
+  // Sets every byte; returns once done (safe to follow with work on any stream).
   void fill_bytes(std::uint8_t value);
 
  private:
