@@ -51,7 +51,8 @@ class Collectives {
   virtual void broadcast(const void* send, void* recv, std::size_t count, DType type, int root) = 0;
   virtual void send(const void* buf, std::size_t count, DType type, int peer) = 0;
   virtual void recv(void* buf, std::size_t count, DType type, int peer) = 0;
-  // Both at once, so a ring exchange cannot deadlock. send_buf == recv_buf is allowed.
+  // Both at once, so a ring exchange cannot deadlock. send_buf == recv_buf is exact on MPI
+  // (MPI_Sendrecv_replace) but races on NCCL; only benchmarks use it there, unchecked.
   virtual void send_recv(const void* send_buf, int send_peer, void* recv_buf, int recv_peer,
                          std::size_t count, DType type) = 0;
   // send and recv hold size() * count elements; block j of send goes to rank j. Out-of-place.

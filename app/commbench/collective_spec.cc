@@ -32,12 +32,12 @@ std::uint32_t seed_base(std::uint32_t rep, int nranks) { return rep * static_cas
 
 const std::vector<CollectiveSpec>& all_collective_specs() {
   static const std::vector<CollectiveSpec> specs = {
-      {CollectiveKind::AllReduce, "all_reduce", true, false, true},
-      {CollectiveKind::AllGather, "all_gather", false, false, true},
-      {CollectiveKind::ReduceScatter, "reduce_scatter", true, false, true},
-      {CollectiveKind::Broadcast, "broadcast", false, true, true},
-      {CollectiveKind::SendRecv, "sendrecv", false, false, true},
-      {CollectiveKind::AllToAll, "alltoall", false, false, false},
+      {CollectiveKind::AllReduce, "all_reduce", true, false, true, true},
+      {CollectiveKind::AllGather, "all_gather", false, false, true, true},
+      {CollectiveKind::ReduceScatter, "reduce_scatter", true, false, true, true},
+      {CollectiveKind::Broadcast, "broadcast", false, true, true, true},
+      {CollectiveKind::SendRecv, "sendrecv", false, false, true, false},
+      {CollectiveKind::AllToAll, "alltoall", false, false, false, false},
   };
   return specs;
 }
@@ -105,10 +105,13 @@ Bandwidth collective_bandwidth(CollectiveKind kind, const CollectiveCounts& c, d
 }
 
 void run_collective(Collectives& coll, CollectiveKind kind, DeviceBuffer& send_buf, DeviceBuffer& recv_buf,
-                    const CollectiveCounts& c, DType t, ReduceOp op, int root, bool in_place) {
+                    const CollectiveCounts& c, DType t, ReduceOp op, int root, bool in_place,
+                    std::size_t shift_bytes) {
   const int r = coll.rank(), n = coll.size();
-  void* recv = in_place ? at(recv_buf.data(), c.recv_in_place_offset * r, t) : recv_buf.data();
-  const void* send = in_place ? at(recv_buf.data(), c.send_in_place_offset * r, t) : send_buf.data();
+  char* recv_base = static_cast<char*>(recv_buf.data()) + shift_bytes;
+  char* send_base = static_cast<char*>(send_buf.data()) + shift_bytes;
+  void* recv = in_place ? at(recv_base, c.recv_in_place_offset * r, t) : recv_base;
+  const void* send = in_place ? at(recv_base, c.send_in_place_offset * r, t) : send_base;
   switch (kind) {
     case CollectiveKind::AllReduce: coll.all_reduce(send, recv, c.param, t, op); break;
     case CollectiveKind::AllGather: coll.all_gather(send, recv, c.param, t); break;

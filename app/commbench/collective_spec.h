@@ -22,6 +22,7 @@ struct CollectiveSpec {
   bool has_redop;
   bool has_root;
   bool supports_in_place;   // all_to_all is out-of-place only
+  bool in_place_checked;    // nccl-tests times in-place sendrecv but cannot check it (NCCL races)
 };
 
 const std::vector<CollectiveSpec>& all_collective_specs();
@@ -43,9 +44,12 @@ CollectiveCounts collective_counts(CollectiveKind kind, std::uint64_t bytes, DTy
 struct Bandwidth { double alg = 0, bus = 0; };
 Bandwidth collective_bandwidth(CollectiveKind kind, const CollectiveCounts& c, double seconds, int nranks);
 
-// Issues one call (not synchronized) with nccl-tests' in-place pointer rules.
+// Issues one call (not synchronized) with nccl-tests' in-place pointer rules. shift_bytes
+// moves both buffers along (nccl-tests rotates small messages through the whole allocation
+// so successive calls do not hit the same cache lines).
 void run_collective(Collectives& coll, CollectiveKind kind, DeviceBuffer& send, DeviceBuffer& recv,
-                    const CollectiveCounts& c, DType type, ReduceOp op, int root, bool in_place);
+                    const CollectiveCounts& c, DType type, ReduceOp op, int root, bool in_place,
+                    std::size_t shift_bytes = 0);
 
 // Fills the inputs of one call with the pattern (seeded by `rep`) and poisons the outputs.
 void fill_collective_inputs(Collectives& coll, CollectiveKind kind, DeviceBuffer& send, DeviceBuffer& recv,

@@ -28,7 +28,7 @@ grep -q '"out_of_bounds"' "$dir/r.json" || fail "json lacks out_of_bounds"
 [ "$(jq '[.collectives[].results[].out_of_place.nwrong] | add' "$dir/r.json")" -eq 0 ] || fail "json reports wrong values"
 [ "$(jq '.nranks' "$dir/r.json")" -eq "$np" ] || fail "json nranks"
 
-run -b 1K -e 64K -f 8 --ops all_reduce,all_gather,sendrecv -d bfloat16 --debug-corrupt-rank 1
+run -b 1K -e 64K -f 8 --ops all_reduce,all_gather,broadcast -d bfloat16 --debug-corrupt-rank 1
 rc=$?
 [ "$rc" -ne 0 ] || fail "a run with corrupted results exited 0"
 [ "$(grep -c '^# Out of bounds values : [1-9][0-9]* FAILED$' "$out")" -eq 3 ] || fail "corruption not reported per op"
