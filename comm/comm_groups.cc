@@ -7,6 +7,7 @@
 #include "kernels/fatal.h"
 
 #if LOCKSTEP_WITH_CUDA
+#include "comm/nccl_check.h"
 #include "comm/nccl_collectives.h"
 #include "comm/nccl_communicators.h"
 #endif
@@ -42,6 +43,17 @@ CommGroups::CommGroups(const RankGrid& grid, CommBackend backend) : backend_(bac
   pp_ = std::make_unique<NcclCollectives>(nccl_->pp(), nccl_->stream());
 #else
   LS_FATAL("the NCCL backend is not in this build (configure with -DLOCKSTEP_CUDA=ON)");
+#endif
+}
+
+DeviceBuffer CommGroups::allocate(std::size_t bytes) const {
+  if (backend_ == CommBackend::Mpi || bytes == 0) return DeviceBuffer(buffer_kind(), bytes);
+#if LOCKSTEP_WITH_CUDA
+  void* p = nullptr;
+  LS_NCCL_CHECK(ncclMemAlloc(&p, bytes));
+  return DeviceBuffer(DeviceKind::Cuda, p, bytes, [](void* q) { ncclMemFree(q); });
+#else
+  LS_FATAL("NCCL buffers in a build without CUDA");
 #endif
 }
 

@@ -25,6 +25,9 @@ class CommGroups {
   CommBackend backend() const { return backend_; }
   // Where buffers handed to these collectives must live.
   DeviceKind buffer_kind() const { return backend_ == CommBackend::Nccl ? DeviceKind::Cuda : DeviceKind::Cpu; }
+  // A buffer for these collectives: host memory for MPI; for NCCL, ncclMemAlloc'd memory,
+  // which NCCL's fast paths (and nccl-tests) use rather than plain cudaMalloc.
+  DeviceBuffer allocate(std::size_t bytes) const;
   Collectives& world() { return *world_; }
   Collectives& tp() { return *tp_; }
   Collectives& pp() { return *pp_; }

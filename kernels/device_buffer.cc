@@ -82,16 +82,23 @@ DeviceBuffer::DeviceBuffer(DeviceKind kind, std::size_t bytes) : kind_(kind), by
 #endif
 }
 
+DeviceBuffer::DeviceBuffer(DeviceKind kind, void* data, std::size_t bytes, Release release)
+    : kind_(kind), data_(data), adopted_release_(release), bytes_(bytes) {}
+
 DeviceBuffer::~DeviceBuffer() { release(); }
 
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept
-    : kind_(o.kind_), data_(std::exchange(o.data_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+    : kind_(o.kind_),
+      data_(std::exchange(o.data_, nullptr)),
+      adopted_release_(std::exchange(o.adopted_release_, nullptr)),
+      bytes_(std::exchange(o.bytes_, 0)) {}
 
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
   if (this != &o) {
     release();
     kind_ = o.kind_;
     data_ = std::exchange(o.data_, nullptr);
+    adopted_release_ = std::exchange(o.adopted_release_, nullptr);
     bytes_ = std::exchange(o.bytes_, 0);
   }
   return *this;
@@ -99,7 +106,9 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
 
 void DeviceBuffer::release() {
   if (!data_) return;
-  if (kind_ == DeviceKind::Cpu) {
+  if (adopted_release_) {
+    adopted_release_(data_);
+  } else if (kind_ == DeviceKind::Cpu) {
     std::free(data_);
   } else {
 #if LOCKSTEP_WITH_CUDA
@@ -107,6 +116,7 @@ void DeviceBuffer::release() {
 #endif
   }
   data_ = nullptr;
+  adopted_release_ = nullptr;
   bytes_ = 0;
 }
 

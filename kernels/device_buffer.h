@@ -25,6 +25,9 @@ class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   DeviceBuffer(DeviceKind kind, std::size_t bytes);
+  // Adopts memory from another allocator (e.g. ncclMemAlloc); `release` frees it.
+  using Release = void (*)(void* data);
+  DeviceBuffer(DeviceKind kind, void* data, std::size_t bytes, Release release);
   ~DeviceBuffer();
   DeviceBuffer(DeviceBuffer&& other) noexcept;
   DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
@@ -46,6 +49,7 @@ class DeviceBuffer {
   void release();
   DeviceKind kind_ = DeviceKind::Cpu;
   void* data_ = nullptr;
+  Release adopted_release_ = nullptr;
   std::size_t bytes_ = 0;
 };
 

@@ -135,7 +135,7 @@ void print_table_header() {
 class Bench {
  public:
   Bench(const CommbenchOptions& o, CommGroups& groups, const RankGrid& grid)
-      : o_(o), coll_(groups.world()), kind_(groups.buffer_kind()), grid_(grid) {}
+      : o_(o), groups_(groups), coll_(groups.world()), grid_(grid) {}
 
   // Runs one collective over every type/op/size; returns its wrong-value total.
   long long run(const CollectiveSpec& spec, const Plan& plan, nlohmann::json& report) {
@@ -145,7 +145,7 @@ class Bench {
       const CollectiveCounts c = collective_counts(spec.kind, plan.sizes.back(), t, n);
       max_bytes = std::max<std::uint64_t>(max_bytes, std::max(c.send, c.recv) * c.element_size);
     }
-    DeviceBuffer send(kind_, max_bytes), recv(kind_, max_bytes);
+    DeviceBuffer send = groups_.allocate(max_bytes), recv = groups_.allocate(max_bytes);
     long long wrong_total = 0;
     double busbw_sum = 0;
     int busbw_lines = 0;
@@ -215,7 +215,7 @@ class Bench {
     const int root = spec.has_root ? o_.root : -1;
     const CollectiveCounts biggest = collective_counts(spec.kind, plan.sizes.back(), t, n);
     const std::uint64_t buf_bytes = std::max(biggest.send, biggest.recv) * biggest.element_size;
-    DeviceBuffer send(kind_, buf_bytes), recv(kind_, buf_bytes);
+    DeviceBuffer send = groups_.allocate(buf_bytes), recv = groups_.allocate(buf_bytes);
     const bool rank0 = grid_.world_rank() == 0;
     if (rank0) {
       std::printf("#\n# latency: each call timed alone (barrier, call, wait), slowest rank per call, %d calls\n", o_.iters);
@@ -295,8 +295,8 @@ class Bench {
   }
 
   const CommbenchOptions& o_;
+  CommGroups& groups_;
   Collectives& coll_;
-  DeviceKind kind_;
   const RankGrid& grid_;
   std::uint32_t rep_ = 0;
 };
