@@ -21,13 +21,20 @@ make -s -C "$src/src" -j "$(nproc)" MPI=1 MPI_HOME="$mpi_home" NCCL_HOME="$nccl"
   || { tail -30 "$out/nccl_tests_build.log"; exit 1; }
 nt=/tmp/nccl-tests-build
 M=(mpirun --bind-to none -np "$np" -x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE)
-common=(-b 1K -e 4G -f 2 -n 20 -w 5 -c 1)
-# A failed check is recorded (rc in the log) but does not stop the comparison.
+# Bandwidth: 64 MB - 4 GB, 20 timed calls per size. Small messages: 1 KB - 1 MB with 1000
+# calls per size (20 calls of ~8 us are within the barrier-exit skew), three alternating
+# repetitions, compared by median. A failed check is recorded but does not stop the run.
+big=(-b 64M -e 4G -f 2 -n 20 -w 5 -c 1)
+small=(-b 1K -e 1M -f 2 -n 1000 -w 100 -c 1)
+ls_run() { "${M[@]}" "$lockstep" commbench --backend nccl "$@" || echo "commbench $* rc=$?"; }
+nt_run() { local op=$1; shift; "${M[@]}" "$nt/${op}_perf" -g 1 "$@" || echo "nccl-tests $op rc=$?"; }
 for op in all_reduce all_gather sendrecv; do
-  "${M[@]}" "$nt/${op}_perf" "${common[@]}" -g 1 >"$out/nccl_tests_$op.txt" 2>&1 || echo "nccl-tests $op rc=$?"
-  "${M[@]}" "$lockstep" commbench --backend nccl --ops "$op" "${common[@]}" --json "$out/commbench_$op.json" \
-    >"$out/commbench_$op.txt" 2>&1 || echo "commbench $op rc=$?"
+  nt_run "$op" "${big[@]}" >"$out/nccl_tests_${op}_big.txt" 2>&1
+  ls_run --ops "$op" "${big[@]}" --json "$out/commbench_${op}_big.json" >"$out/commbench_${op}_big.txt" 2>&1
+  for rep in 1 2 3; do
+    nt_run "$op" "${small[@]}" >"$out/nccl_tests_${op}_small_$rep.txt" 2>&1
+    ls_run --ops "$op" "${small[@]}" >"$out/commbench_${op}_small_$rep.txt" 2>&1
+  done
 done
-"${M[@]}" "$lockstep" commbench --backend nccl --latency -b 1K -e 1M -f 2 -n 200 -w 20 \
-  >"$out/commbench_latency.txt" 2>&1 || echo "commbench latency rc=$?"
+ls_run --latency -b 1K -e 1M -f 2 -n 1000 -w 100 >"$out/commbench_latency.txt" 2>&1
 python3 "$here/compare_tables.py" "$out" | tee "$out/summary.txt"

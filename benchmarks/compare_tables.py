@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Compares lockstep commbench tables with nccl-tests tables (same layout) from one run of
-commbench_vs_nccl_tests.sh: busbw ratio per size (64 MB - 4 GB) and time ratio (1 KB - 1 MB).
+commbench_vs_nccl_tests.sh: busbw ratio per size (64 MB - 4 GB) and the median time per call
+over repeated runs (1 KB - 1 MB).
 usage: compare_tables.py OUT_DIR"""
 import re
 import sys
@@ -20,30 +21,42 @@ def table(path):
     return rows
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
 def main(out):
     out = Path(out)
     for op in ("all_reduce", "all_gather", "sendrecv"):
-        nt, ls = table(out / f"nccl_tests_{op}.txt"), table(out / f"commbench_{op}.txt")
+        nt, ls = table(out / f"nccl_tests_{op}_big.txt"), table(out / f"commbench_{op}_big.txt")
         sizes = sorted(set(nt) & set(ls))
-        print(f"\n## {op}: {len(sizes)} common sizes")
-        print(f"{'size(B)':>12} {'nccl-tests busbw':>17} {'commbench busbw':>16} {'ratio':>6}"
-              f" {'nccl-tests us':>14} {'commbench us':>13} {'time ratio':>10} {'wrong':>6}")
-        big, small = [], []
+        print(f"\n## {op}: bus bandwidth, out-of-place (in-place)")
+        print(f"{'size(B)':>12} {'nccl-tests':>18} {'commbench':>18} {'ratio':>6} {'wrong':>6}")
+        ratios = []
         for s in sizes:
             a, b = nt[s], ls[s]
-            r = b["busbw"] / a["busbw"] if a["busbw"] > 0 else float("nan")
-            tr = b["time"] / a["time"] if a["time"] > 0 else float("nan")
-            print(f"{s:>12} {a['busbw']:>17.2f} {b['busbw']:>16.2f} {r:>6.3f} {a['time']:>14.2f} {b['time']:>13.2f}"
-                  f" {tr:>10.3f} {b['wrong']:>3}/{b['wrong_ip']}")
-            if 64 << 20 <= s <= 4 << 30:
-                big.append(r)
-            if 1 << 10 <= s <= 1 << 20:
-                small.append(tr)
-        if big:
-            print(f"busbw ratio 64MB-4GB: min {min(big):.3f} mean {sum(big)/len(big):.3f}")
-        if small:
-            print(f"time ratio 1KB-1MB (commbench/nccl-tests, lower is better): max {max(small):.3f} "
-                  f"mean {sum(small)/len(small):.3f}")
+            r = b["busbw"] / a["busbw"]
+            ratios.append(r)
+            print(f"{s:>12} {a['busbw']:>8.2f} ({a['busbw_ip']:>7.2f}) {b['busbw']:>8.2f} ({b['busbw_ip']:>7.2f})"
+                  f" {r:>6.3f} {b['wrong']:>3}/{b['wrong_ip']}")
+        if ratios:
+            print(f"busbw ratio 64MB-4GB: min {min(ratios):.3f} mean {sum(ratios)/len(ratios):.3f}")
+        reps = sorted(out.glob(f"nccl_tests_{op}_small_*.txt"))
+        nts = [table(p) for p in reps]
+        lss = [table(out / p.name.replace("nccl_tests", "commbench")) for p in reps]
+        sizes = sorted(set.intersection(*(set(t) for t in nts + lss))) if reps else []
+        print(f"\n## {op}: time per call (us), out-of-place, median of {len(reps)} runs")
+        print(f"{'size(B)':>12} {'nccl-tests':>11} {'commbench':>10} {'ratio':>6}")
+        tr = []
+        for s in sizes:
+            a = median([t[s]["time"] for t in nts])
+            b = median([t[s]["time"] for t in lss])
+            tr.append(b / a)
+            print(f"{s:>12} {a:>11.2f} {b:>10.2f} {b / a:>6.3f}")
+        if tr:
+            print(f"time ratio 1KB-1MB (commbench/nccl-tests, lower is better): max {max(tr):.3f} "
+                  f"mean {sum(tr)/len(tr):.3f}")
 
 
 if __name__ == "__main__":
