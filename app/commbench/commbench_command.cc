@@ -15,6 +15,7 @@
 
 #include "app/commbench/byte_size.h"
 #include "app/commbench/collective_spec.h"
+#include "app/commbench/diagnose.h"
 #include "comm/comm_groups.h"
 #include "comm/mpi_check.h"
 #include "comm/mpi_env.h"
@@ -321,12 +322,15 @@ CLI::App* add_commbench_command(CLI::App& app, CommbenchOptions& o) {
       ->check(CLI::IsMember({"auto", "nccl", "mpi"}));
   cmd->add_option("--json", o.json_path, "Also write the results as JSON to this file");
   cmd->add_flag("--latency", o.latency, "Time each call alone and report p50/p99 (use with -b 1K -e 1M)");
+  cmd->add_flag("--diagnose", o.diagnose, "Rank/GPU/NUMA map, GPU peer matrix, the transport NCCL chose per "
+                                          "rank pair, the MPI transport, and advice");
   cmd->add_option("--debug-corrupt-rank", o.corrupt_rank, "Corrupt one result on this rank (checks the checker)")
       ->group("");
   return cmd;
 }
 
 int run_commbench(const MpiEnvironment& env, const CommbenchOptions& o) {
+  if (o.diagnose) return run_diagnose(env, o.backend);
   std::string error;
   const auto plan = make_plan(o, error);
   if (!plan) {

@@ -28,6 +28,7 @@ struct CommbenchOptions {
   std::string backend = "auto";    // --backend
   std::string json_path;           // --json
   bool latency = false;            // --latency
+  bool diagnose = false;           // --diagnose
   int corrupt_rank = -1;           // --debug-corrupt-rank (tests the checker)
 };
 

@@ -39,6 +39,14 @@ run -b 1K -e 1M -f 4 --latency -n 10 || fail "latency mode exited non-zero"
 grep -q 'p50(us)  *p99(us)' "$out" || fail "latency header missing"
 [ "$(grep -v '^#' "$out" | grep -cE '^ +[0-9]+ ')" -eq 6 ] || fail "latency mode should print 6 sizes"
 
+run --diagnose || fail "diagnose exited non-zero"
+grep -q "^# lockstep commbench --diagnose: $np rank(s) on 1 host(s), backend mpi$" "$out" || fail "diagnose header"
+for r in $(seq 0 $((np - 1))); do
+  grep -Eq "^ +$r +[^ ]+ +$r +- +- " "$out" || fail "diagnose: rank $r missing from the map"
+done
+grep -q "^# MPI: Open MPI v[0-9.]*; pml ob1" "$out" || fail "diagnose: MPI transport line"
+grep -q "^# Advice:" "$out" || fail "diagnose: advice"
+
 run -b 1X -e 1M; [ $? -ne 0 ] || fail "a bad size was accepted"
 grep -q "commbench: error: sizes must look like" "$out" || fail "bad size message"
 run --ops all_reduce,bogus; [ $? -ne 0 ] || fail "a bad --ops was accepted"
