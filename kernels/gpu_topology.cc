@@ -40,6 +40,7 @@ struct Nvml {
   int (*handle_by_pci)(const char*, NvmlDevice*) = nullptr;
   int (*link_state)(NvmlDevice, unsigned, int*) = nullptr;
   int (*remote_pci)(NvmlDevice, unsigned, NvmlPciInfo*) = nullptr;
+  int (*p2p_status)(NvmlDevice, NvmlDevice, int, int*) = nullptr;
   bool ok = false;
 };
 
@@ -52,7 +53,8 @@ const Nvml& nvml() {
     n.handle_by_pci = reinterpret_cast<int (*)(const char*, NvmlDevice*)>(dlsym(h, "nvmlDeviceGetHandleByPciBusId_v2"));
     n.link_state = reinterpret_cast<int (*)(NvmlDevice, unsigned, int*)>(dlsym(h, "nvmlDeviceGetNvLinkState"));
     n.remote_pci = reinterpret_cast<int (*)(NvmlDevice, unsigned, NvmlPciInfo*)>(dlsym(h, "nvmlDeviceGetNvLinkRemotePciInfo_v2"));
-    n.ok = n.init && n.handle_by_pci && n.link_state && n.remote_pci && n.init() == 0;
+    n.p2p_status = reinterpret_cast<int (*)(NvmlDevice, NvmlDevice, int, int*)>(dlsym(h, "nvmlDeviceGetP2PStatus"));
+    n.ok = n.init && n.handle_by_pci && n.link_state && n.remote_pci && n.p2p_status && n.init() == 0;
     return n;
   }();
   return lib;
@@ -78,19 +80,24 @@ bool gpu_can_access_peer(int gpu, int peer) {
 int nvlink_count(const std::string& pci_a, const std::string& pci_b) {
   const Nvml& n = nvml();
   if (!n.ok) return -1;
-  NvmlDevice dev = nullptr;
-  if (n.handle_by_pci(pci_a.c_str(), &dev) != 0) return -1;
+  NvmlDevice a = nullptr, b = nullptr;
+  if (n.handle_by_pci(pci_a.c_str(), &a) != 0 || n.handle_by_pci(pci_b.c_str(), &b) != 0) return -1;
+  constexpr int kCapsNvlink = 2, kStatusOk = 0;  // NVML_P2P_CAPS_INDEX_NVLINK, NVML_P2P_STATUS_OK
+  int status = -1;
+  if (n.p2p_status(a, b, kCapsNvlink, &status) != 0 || status != kStatusOk) return 0;
+  // Links straight to b; on NVSwitch boards (HGX) every active link reaches every peer.
   const PciAddress want = parse_pci(pci_b);
-  int links = 0;
+  int direct = 0, active_links = 0;
   for (unsigned link = 0; link < 64; ++link) {
     int active = 0;
-    if (n.link_state(dev, link, &active) != 0) continue;
-    if (active != 1) continue;
+    if (n.link_state(a, link, &active) != 0 || active != 1) continue;
+    ++active_links;
     NvmlPciInfo remote{};
-    if (n.remote_pci(dev, link, &remote) != 0) continue;
-    if (want.valid && remote.domain == want.domain && remote.bus == want.bus && remote.device == want.device) ++links;
+    if (n.remote_pci(a, link, &remote) == 0 && want.valid && remote.domain == want.domain && remote.bus == want.bus &&
+        remote.device == want.device)
+      ++direct;
   }
-  return links;
+  return direct > 0 ? direct : active_links;
 }
 
 int pci_numa_node(const std::string& pci_bus_id) {
