@@ -1,0 +1,101 @@
+// CPU reference implementations of the dense-transformer ops (see kernels/dense_ops.h).
+#include "kernels/dense_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace lockstep::cpu {
+
+void linear(const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out, const bf16* bias,
+            float* y) {
+  std::vector<float> wrow(in);
+  for (std::int64_t o = 0; o < out; ++o) {
+    for (std::int64_t k = 0; k < in; ++k) wrow[k] = bf16_to_float(w[o * in + k]);
+    const float b = bias ? bf16_to_float(bias[o]) : 0.0f;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * in;
+      float acc = 0.0f;
+      for (std::int64_t k = 0; k < in; ++k) acc += xr[k] * wrow[k];
+      y[r * out + o] = acc + b;
+    }
+  }
+}
+
+void rms_norm(const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps, float* y) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float ss = 0.0f;
+    for (std::int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
+    const float inv = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+    for (std::int64_t i = 0; i < dim; ++i) y[r * dim + i] = xr[i] * inv * bf16_to_float(weight[i]);
+  }
+}
+
+void apply_rope(float* x, std::int64_t tokens, std::int64_t heads, std::int64_t head_dim, const int* positions,
+                const float* inv_freq) {
+  const std::int64_t half = head_dim / 2;
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    for (std::int64_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(positions[t]) * inv_freq[i];
+      const float c = std::cos(angle), s = std::sin(angle);
+      for (std::int64_t h = 0; h < heads; ++h) {
+        float* v = x + (t * heads + h) * head_dim;
+        const float a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = b * c + a * s;
+      }
+    }
+  }
+}
+
+void silu_mul(const float* gate, const float* up, std::int64_t n, float* out) {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v, std::int64_t tokens,
+                    std::int64_t kv_heads, std::int64_t head_dim, const std::int64_t* slots) {
+  const std::int64_t row = kv_heads * head_dim;
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    std::copy(k + t * row, k + (t + 1) * row, k_cache + slots[t] * row);
+    std::copy(v + t * row, v + (t + 1) * row, v_cache + slots[t] * row);
+  }
+}
+
+void paged_attention(const float* q, const float* k_cache, const float* v_cache, std::int64_t tokens,
+                     std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
+                     const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
+                     float* out) {
+  const std::int64_t group = heads / kv_heads, row = kv_heads * head_dim;
+  std::vector<float> scores;
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
+    const std::int64_t len = pos[t] + 1;
+    scores.resize(len);
+    for (std::int64_t h = 0; h < heads; ++h) {
+      const std::int64_t kvh = h / group;
+      const float* qh = q + (t * heads + h) * head_dim;
+      float max_score = -INFINITY;
+      for (std::int64_t p = 0; p < len; ++p) {
+        const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+        const float* kp = k_cache + slot * row + kvh * head_dim;
+        float dot = 0.0f;
+        for (std::int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kp[d];
+        scores[p] = dot * scale;
+        max_score = std::max(max_score, scores[p]);
+      }
+      float denom = 0.0f;
+      for (std::int64_t p = 0; p < len; ++p) denom += (scores[p] = std::exp(scores[p] - max_score));
+      float* oh = out + (t * heads + h) * head_dim;
+      std::fill(oh, oh + head_dim, 0.0f);
+      for (std::int64_t p = 0; p < len; ++p) {
+        const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+        const float* vp = v_cache + slot * row + kvh * head_dim;
+        const float w = scores[p] / denom;
+        for (std::int64_t d = 0; d < head_dim; ++d) oh[d] += w * vp[d];
+      }
+    }
+  }
+}
+
+}  // namespace lockstep::cpu

@@ -1,0 +1,129 @@
+// ModelConfig parsing and RoPE frequencies (see model_config.h).
+#include "model/model_config.h"
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace lockstep {
+namespace {
+
+using nlohmann::json;
+
+template <typename T>
+T need(const json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) throw CheckpointError(where + ": missing \"" + key + "\"");
+  try {
+    return j[key].get<T>();
+  } catch (const json::exception&) {
+    throw CheckpointError(where + ": \"" + key + "\" has the wrong type (" + j[key].dump() + ")");
+  }
+}
+
+template <typename T>
+T get_or(const json& j, const char* key, T fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  return j[key].get<T>();
+}
+
+void read_rope(const json& j, ModelConfig& c, const std::string& where) {
+  // transformers 5: rope_parameters {rope_type, rope_theta, factor, ...}; hub: rope_theta + rope_scaling.
+  const json* scaling = nullptr;
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+    scaling = &j["rope_parameters"];
+    c.rope_theta = get_or<double>(*scaling, "rope_theta", get_or<double>(j, "rope_theta", 10000.0));
+  } else {
+    c.rope_theta = get_or<double>(j, "rope_theta", 10000.0);
+    if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) scaling = &j["rope_scaling"];
+  }
+  if (!scaling) return;
+  std::string type = get_or<std::string>(*scaling, "rope_type", get_or<std::string>(*scaling, "type", "default"));
+  if (type == "default") return;
+  if (type != "llama3")
+    throw CheckpointError(where + ": rope type \"" + type + "\" is not supported for " + c.architecture +
+                          " (supported: default, llama3)");
+  c.rope_scaling.type = type;
+  c.rope_scaling.factor = need<double>(*scaling, "factor", where);
+  c.rope_scaling.low_freq_factor = get_or<double>(*scaling, "low_freq_factor", 1.0);
+  c.rope_scaling.high_freq_factor = get_or<double>(*scaling, "high_freq_factor", 4.0);
+  c.rope_scaling.original_max_position_embeddings =
+      get_or<int>(*scaling, "original_max_position_embeddings", 8192);
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& where) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw CheckpointError(where + ": not valid JSON (" + e.what() + ")");
+  }
+  ModelConfig c;
+  c.architecture = need<std::string>(j, "model_type", where);
+  if (c.architecture != "qwen2" && c.architecture != "llama")
+    throw CheckpointError(where + ": model_type \"" + c.architecture +
+                          "\" is not supported by this build (supported: qwen2, llama)");
+  c.hidden_size = need<int>(j, "hidden_size", where);
+  c.intermediate_size = need<int>(j, "intermediate_size", where);
+  c.num_hidden_layers = need<int>(j, "num_hidden_layers", where);
+  c.num_attention_heads = need<int>(j, "num_attention_heads", where);
+  c.num_key_value_heads = get_or<int>(j, "num_key_value_heads", c.num_attention_heads);
+  c.head_dim = get_or<int>(j, "head_dim", c.num_attention_heads ? c.hidden_size / c.num_attention_heads : 0);
+  c.vocab_size = need<int>(j, "vocab_size", where);
+  c.max_position_embeddings = get_or<int>(j, "max_position_embeddings", 4096);
+  c.rms_norm_eps = get_or<double>(j, "rms_norm_eps", 1e-6);
+  c.tie_word_embeddings = get_or<bool>(j, "tie_word_embeddings", false);
+  c.attention_bias = c.architecture == "qwen2" ? true : get_or<bool>(j, "attention_bias", false);
+  c.torch_dtype = get_or<std::string>(j, "torch_dtype", get_or<std::string>(j, "dtype", "bfloat16"));
+  if (j.contains("eos_token_id")) {
+    if (j["eos_token_id"].is_array()) c.eos_token_ids = j["eos_token_id"].get<std::vector<int>>();
+    else if (j["eos_token_id"].is_number_integer()) c.eos_token_ids = {j["eos_token_id"].get<int>()};
+  }
+  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int>();
+  read_rope(j, c, where);
+  if (c.hidden_size <= 0 || c.num_hidden_layers <= 0 || c.num_attention_heads <= 0 || c.num_key_value_heads <= 0 ||
+      c.head_dim <= 0 || c.vocab_size <= 0 || c.intermediate_size <= 0)
+    throw CheckpointError(where + ": sizes must be positive");
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    throw CheckpointError(where + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
+                          " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
+  return c;
+}
+
+ModelConfig ModelConfig::from_dir(const std::string& dir) {
+  const std::string path = dir + "/config.json";
+  std::ifstream in(path);
+  if (!in) throw CheckpointError(path + ": cannot open (is --model a checkpoint directory?)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return from_json_text(ss.str(), path);
+}
+
+std::vector<float> rope_inverse_frequencies(const ModelConfig& c) {
+  const int half = c.head_dim / 2;
+  std::vector<float> inv(half);
+  for (int i = 0; i < half; ++i) inv[i] = static_cast<float>(1.0 / std::pow(c.rope_theta, (2.0 * i) / c.head_dim));
+  if (c.rope_scaling.type != "llama3") return inv;
+  // Llama 3: long wavelengths are slowed by `factor`, short ones kept, a smooth blend between.
+  const RopeScaling& s = c.rope_scaling;
+  const double low_wavelen = s.original_max_position_embeddings / s.low_freq_factor;
+  const double high_wavelen = s.original_max_position_embeddings / s.high_freq_factor;
+  for (int i = 0; i < half; ++i) {
+    const double f = inv[i];
+    const double wavelen = 2.0 * M_PI / f;
+    double out = f;
+    if (wavelen > low_wavelen) {
+      out = f / s.factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) /
+                            (s.high_freq_factor - s.low_freq_factor);
+      out = (1.0 - smooth) * f / s.factor + smooth * f;
+    }
+    inv[i] = static_cast<float>(out);
+  }
+  return inv;
+}
+
+}  // namespace lockstep

@@ -1,0 +1,55 @@
+// A checkpoint's config.json as lockstep needs it, read from either spelling: hub repos carry
+// rope_theta + rope_scaling and torch_dtype; transformers 5 writes rope_parameters and dtype.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/dtype.h"
+
+namespace lockstep {
+
+// A user-facing problem with a checkpoint (missing file, bad config, missing tensor): the
+// message says what and where; callers turn it into an error line or an HTTP error.
+struct CheckpointError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct RopeScaling {
+  std::string type = "default";  // default | llama3
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  std::string architecture;  // "qwen2" | "llama"
+  int hidden_size = 0;
+  int intermediate_size = 0;
+  int num_hidden_layers = 0;
+  int num_attention_heads = 0;
+  int num_key_value_heads = 0;
+  int head_dim = 0;
+  int vocab_size = 0;
+  int max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v biases (always on for qwen2)
+  std::string torch_dtype = "bfloat16";
+  std::vector<int> eos_token_ids;
+  std::optional<int> bos_token_id;
+
+  // Throws CheckpointError naming the file and the field.
+  static ModelConfig from_json_text(const std::string& text, const std::string& where);
+  static ModelConfig from_dir(const std::string& dir);
+};
+
+// Inverse frequencies for RoPE of one head (head_dim / 2 values), with llama3 scaling applied.
+std::vector<float> rope_inverse_frequencies(const ModelConfig& c);
+
+}  // namespace lockstep

@@ -1,0 +1,62 @@
+// Reads a hub checkpoint's weights: model.safetensors.index.json (or a single
+// model.safetensors), each shard memory-mapped, tensors found by name. Ranks copy only the
+// rows / columns they own out of the mapping, so a rank never reads another rank's slice.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/dtype.h"
+
+namespace lockstep {
+
+// Storage types a checkpoint may hold; fp8 is e4m3 (DeepSeek's block-scaled weights).
+enum class WeightDType { F32, BF16, F16, F8_E4M3 };
+
+struct TensorInfo {
+  std::string name;
+  std::string shard;              // file name of the shard holding it
+  WeightDType dtype = WeightDType::BF16;
+  std::vector<std::int64_t> shape;
+  const std::uint8_t* data = nullptr;  // inside the shard's mapping
+  std::size_t bytes = 0;
+  std::int64_t rows() const { return shape.empty() ? 1 : shape[0]; }
+  std::int64_t cols() const;      // product of the other dimensions (1 for vectors)
+};
+
+std::size_t weight_dtype_size(WeightDType t);
+float weight_to_float(const std::uint8_t* data, std::size_t i, WeightDType t);
+
+class MappedFile;
+
+class SafetensorsCheckpoint {
+ public:
+  // Throws CheckpointError for a missing index/shard, a bad header, or overlapping data.
+  explicit SafetensorsCheckpoint(const std::string& dir);
+  ~SafetensorsCheckpoint();
+
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  // Throws CheckpointError naming the tensor and the checkpoint when it is missing, or when
+  // its shape is not `expected_shape` (pass {} to skip the check).
+  const TensorInfo& get(const std::string& name, const std::vector<std::int64_t>& expected_shape = {}) const;
+  std::size_t tensor_count() const { return tensors_.size(); }
+
+  // Rows [row_begin, row_end) x columns [col_begin, col_end) of a 1-D/2-D tensor, converted
+  // to bf16 (how the CPU backend keeps weights); rows past the tensor's end are zero (vocab
+  // padding). Counts the bytes it reads in bytes_read().
+  std::vector<bf16> read_bf16(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end,
+                              std::int64_t col_begin, std::int64_t col_end) const;
+  std::vector<bf16> read_bf16(const TensorInfo& t) const { return read_bf16(t, 0, t.rows(), 0, t.cols()); }
+  std::uint64_t bytes_read() const { return bytes_read_; }
+
+ private:
+  std::string dir_;
+  std::map<std::string, std::unique_ptr<MappedFile>> shards_;
+  std::map<std::string, TensorInfo> tensors_;
+  mutable std::uint64_t bytes_read_ = 0;
+};
+
+}  // namespace lockstep
