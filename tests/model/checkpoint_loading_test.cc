@@ -1,0 +1,160 @@
+// config.json in both spellings, RoPE frequencies, pipeline layer splits, and the loader's
+// clear errors: missing files, unsupported architectures, missing tensors, wrong shapes,
+// corrupt safetensors headers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "model/dense_transformer.h"
+#include "model/model_config.h"
+#include "model/pipeline_stages.h"
+#include "model/safetensors_reader.h"
+
+namespace lockstep {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kFixtures = LOCKSTEP_FIXTURES_DIR;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ModelConfig, ReadsHubSpelling) {
+  const ModelConfig c = ModelConfig::from_dir(kFixtures + "/llama-tiny");
+  EXPECT_EQ(c.architecture, "llama");
+  EXPECT_EQ(c.head_dim, 8);
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  EXPECT_EQ(c.rope_scaling.type, "llama3");
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 16);
+  const ModelConfig q = ModelConfig::from_dir(kFixtures + "/qwen2-tiny");
+  EXPECT_TRUE(q.attention_bias);
+  EXPECT_EQ(q.head_dim, 16);  // hidden / heads when head_dim is absent
+}
+
+TEST(ModelConfig, ReadsTransformers5Spelling) {
+  const ModelConfig c = ModelConfig::from_json_text(R"({"model_type": "llama", "hidden_size": 64,
+      "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100,
+      "dtype": "bfloat16", "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+      "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+      "eos_token_id": [1, 2]})", "cfg");
+  EXPECT_EQ(c.rope_scaling.type, "llama3");
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int>{1, 2}));
+}
+
+TEST(ModelConfig, ClearErrors) {
+  EXPECT_NE(error_of([] { ModelConfig::from_dir("/nonexistent"); }).find("/nonexistent/config.json: cannot open"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { ModelConfig::from_json_text(R"({"model_type": "gpt2"})", "c.json"); })
+                .find("model_type \"gpt2\" is not supported"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { ModelConfig::from_json_text(R"({"model_type": "qwen2"})", "c.json"); })
+                .find("c.json: missing \"hidden_size\""),
+            std::string::npos);
+  EXPECT_NE(error_of([] { ModelConfig::from_json_text("{", "c.json"); }).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(error_of([] {
+              ModelConfig::from_json_text(R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 1,
+                "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 10,
+                "rope_scaling": {"rope_type": "yarn", "factor": 4}})", "c.json");
+            }).find("rope type \"yarn\" is not supported"),
+            std::string::npos);
+}
+
+TEST(ModelConfig, Llama3RopeScalesOnlyLongWavelengths) {
+  ModelConfig c = ModelConfig::from_dir(kFixtures + "/llama-tiny");
+  const std::vector<float> scaled = rope_inverse_frequencies(c);
+  c.rope_scaling.type = "default";
+  const std::vector<float> plain = rope_inverse_frequencies(c);
+  ASSERT_EQ(scaled.size(), 4u);
+  // Wavelength 2*pi (index 0) lies between 16/4 and 16/1: blended; long ones divided by 8.
+  const double smooth = (16.0 / (2 * M_PI) - 1.0) / (4.0 - 1.0);
+  EXPECT_NEAR(scaled[0], (1 - smooth) * plain[0] / 8.0 + smooth * plain[0], 1e-6);
+  EXPECT_NEAR(scaled[3], plain[3] / 8.0f, 1e-12f);
+  c.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 8192};  // wavelength 2*pi < 8192/4: unchanged
+  EXPECT_FLOAT_EQ(rope_inverse_frequencies(c)[0], plain[0]);
+}
+
+TEST(PipelineStages, SplitsUnevenlyAndHonoursOverride) {
+  auto r = pipeline_layer_ranges(3, 2);
+  EXPECT_EQ(r[0].begin, 0);
+  EXPECT_EQ(r[0].end, 2);
+  EXPECT_EQ(r[1].begin, 2);
+  EXPECT_EQ(r[1].end, 3);
+  r = pipeline_layer_ranges(61, 4, "16,15,15,15");
+  EXPECT_EQ(r[3].end, 61);
+  EXPECT_NE(error_of([] { pipeline_layer_ranges(61, 4, "16,15,15"); }).find("must list 4 stage sizes summing to 61"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { pipeline_layer_ranges(3, 4); }).find("3 layers cannot fill 4"), std::string::npos);
+}
+
+TEST(SafetensorsCheckpoint, ReadsShardsThroughTheIndex) {
+  SafetensorsCheckpoint ckpt(kFixtures + "/qwen2-tiny");
+  EXPECT_EQ(ckpt.tensor_count(), 39u);
+  const TensorInfo& t = ckpt.get("model.embed_tokens.weight", {301, 64});
+  EXPECT_EQ(t.dtype, WeightDType::BF16);
+  const auto rows = ckpt.read_bf16(t, 300, 302, 0, 64);  // last real row + one padding row
+  ASSERT_EQ(rows.size(), 128u);
+  EXPECT_EQ(rows[64].bits, 0);
+  EXPECT_NE(rows[0].bits, 0);
+  EXPECT_GT(ckpt.bytes_read(), 0u);
+}
+
+TEST(SafetensorsCheckpoint, ClearErrors) {
+  EXPECT_NE(error_of([] { SafetensorsCheckpoint c("/nonexistent"); }).find("neither model.safetensors.index.json"),
+            std::string::npos);
+  SafetensorsCheckpoint ckpt(kFixtures + "/qwen2-tiny");
+  EXPECT_NE(error_of([&] { ckpt.get("model.layers.9.mlp.up_proj.weight"); })
+                .find("tensor model.layers.9.mlp.up_proj.weight is missing"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { ckpt.get("model.embed_tokens.weight", {300, 64}); })
+                .find("has shape [301, 64], expected [300, 64]"),
+            std::string::npos);
+
+  const fs::path dir = fs::temp_directory_path() / "lockstep-bad-ckpt";
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "model.safetensors", std::ios::binary);
+    const std::uint64_t len = 1000;  // claims more header than the file holds
+    f.write(reinterpret_cast<const char*>(&len), 8);
+    f << "{}";
+  }
+  EXPECT_NE(error_of([&] { SafetensorsCheckpoint c(dir.string()); }).find("header length past the end"),
+            std::string::npos);
+  {
+    std::ofstream f(dir / "model.safetensors", std::ios::binary);
+    const std::string header = R"({"w": {"dtype": "BF16", "shape": [4, 4], "data_offsets": [0, 16]}})";
+    const std::uint64_t len = header.size();
+    f.write(reinterpret_cast<const char*>(&len), 8);
+    f << header << std::string(32, '\0');
+  }
+  EXPECT_NE(error_of([&] { SafetensorsCheckpoint c(dir.string()); }).find("data offsets do not match"),
+            std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(TensorParallelSlice, ReplicatesKvHeadsAndPadsVocab) {
+  const ModelConfig c = ModelConfig::from_dir(kFixtures + "/qwen2-tiny");  // 4 heads, 2 KV heads, vocab 301
+  const auto s = TensorParallelSlice::make(c, 3, 4);
+  EXPECT_EQ(s.q_heads, 1);
+  EXPECT_EQ(s.q_head_begin, 3);
+  EXPECT_EQ(s.kv_heads, 1);
+  EXPECT_EQ(s.kv_head_begin, 1);  // query head 3 uses KV head 1
+  EXPECT_EQ(s.vocab_padded, 304);
+  EXPECT_EQ(s.vocab_begin, 228);
+  EXPECT_NE(error_of([&] { TensorParallelSlice::make(c, 0, 3); }).find("does not divide num_attention_heads 4"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace lockstep
