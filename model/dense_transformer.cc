@@ -1,11 +1,13 @@
 // DenseTransformer (see dense_transformer.h).
 #include "model/dense_transformer.h"
 
+#include <chrono>
 #include <cmath>
 #include <string>
 
 #include "kernels/dense_ops.h"
 #include "kernels/fatal.h"
+#include "kernels/log.h"
 
 namespace lockstep {
 
@@ -44,7 +46,7 @@ struct DenseTransformer::Layer {
   std::vector<float> k_cache, v_cache;
 };
 
-DenseTransformer::DenseTransformer(const ModelConfig& c, const SafetensorsCheckpoint& ckpt, Collectives& tp,
+DenseTransformer::DenseTransformer(const ModelConfig& c, const WeightSource& w, Collectives& tp,
                                    Collectives& pp, const LayerRange& layers, int num_kv_blocks, int block_size)
     : config_(c),
       slice_(TensorParallelSlice::make(c, tp.rank(), tp.size())),
@@ -54,15 +56,17 @@ DenseTransformer::DenseTransformer(const ModelConfig& c, const SafetensorsCheckp
       num_kv_blocks_(num_kv_blocks),
       block_size_(block_size),
       inv_freq_(rope_inverse_frequencies(c)) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
   const std::int64_t H = c.hidden_size, hd = c.head_dim, V = c.vocab_size;
   const bool first = pp.rank() == 0, last = pp.rank() == pp.size() - 1;
   const TensorParallelSlice& s = slice_;
   const std::int64_t v0 = s.vocab_begin, v1 = s.vocab_begin + s.vocab_rows;
   if (first || (last && c.tie_word_embeddings))
-    embed_ = ckpt.read_bf16(ckpt.get("model.embed_tokens.weight", {V, H}), v0, v1, 0, H);
+    embed_ = w.read("model.embed_tokens.weight", {V, H}, v0, v1, 0, H);
   if (last) {
-    final_norm_ = ckpt.read_bf16(ckpt.get("model.norm.weight", {H}));
-    lm_head_ = c.tie_word_embeddings ? embed_ : ckpt.read_bf16(ckpt.get("lm_head.weight", {V, H}), v0, v1, 0, H);
+    final_norm_ = w.read_all("model.norm.weight", {H});
+    lm_head_ = c.tie_word_embeddings ? embed_ : w.read("lm_head.weight", {V, H}, v0, v1, 0, H);
   }
   if (!first) embed_.clear();  // only stage 0 embeds; a tied lm_head keeps its own copy
   const std::int64_t q0 = s.q_head_begin * hd, q1 = (s.q_head_begin + s.q_heads) * hd;
@@ -75,23 +79,27 @@ DenseTransformer::DenseTransformer(const ModelConfig& c, const SafetensorsCheckp
   for (int l = layers.begin; l < layers.end; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     auto L = std::make_unique<Layer>();
-    L->input_norm = ckpt.read_bf16(ckpt.get(p + "input_layernorm.weight", {H}));
-    L->post_norm = ckpt.read_bf16(ckpt.get(p + "post_attention_layernorm.weight", {H}));
-    L->q = ckpt.read_bf16(ckpt.get(p + "self_attn.q_proj.weight", {QH, H}), q0, q1, 0, H);
-    L->k = ckpt.read_bf16(ckpt.get(p + "self_attn.k_proj.weight", {KH, H}), k0, k1, 0, H);
-    L->v = ckpt.read_bf16(ckpt.get(p + "self_attn.v_proj.weight", {KH, H}), k0, k1, 0, H);
+    L->input_norm = w.read_all(p + "input_layernorm.weight", {H});
+    L->post_norm = w.read_all(p + "post_attention_layernorm.weight", {H});
+    L->q = w.read(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H);
+    L->k = w.read(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H);
+    L->v = w.read(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H);
     if (c.attention_bias) {
-      L->q_bias = ckpt.read_bf16(ckpt.get(p + "self_attn.q_proj.bias", {QH}), q0, q1, 0, 1);
-      L->k_bias = ckpt.read_bf16(ckpt.get(p + "self_attn.k_proj.bias", {KH}), k0, k1, 0, 1);
-      L->v_bias = ckpt.read_bf16(ckpt.get(p + "self_attn.v_proj.bias", {KH}), k0, k1, 0, 1);
+      L->q_bias = w.read(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1);
+      L->k_bias = w.read(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1);
+      L->v_bias = w.read(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1);
     }
-    L->o = ckpt.read_bf16(ckpt.get(p + "self_attn.o_proj.weight", {H, QH}), 0, H, q0, q1);
-    L->gate = ckpt.read_bf16(ckpt.get(p + "mlp.gate_proj.weight", {I, H}), f0, f1, 0, H);
-    L->up = ckpt.read_bf16(ckpt.get(p + "mlp.up_proj.weight", {I, H}), f0, f1, 0, H);
-    L->down = ckpt.read_bf16(ckpt.get(p + "mlp.down_proj.weight", {H, I}), 0, H, f0, f1);
+    L->o = w.read(p + "self_attn.o_proj.weight", {H, QH}, 0, H, q0, q1);
+    L->gate = w.read(p + "mlp.gate_proj.weight", {I, H}, f0, f1, 0, H);
+    L->up = w.read(p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H);
+    L->down = w.read(p + "mlp.down_proj.weight", {H, I}, 0, H, f0, f1);
     L->k_cache.assign(cache, 0.0f);
     L->v_cache.assign(cache, 0.0f);
     layer_.push_back(std::move(L));
+    const double sec = std::chrono::duration<double>(Clock::now() - start).count();
+    if (tp.rank() == 0)
+      LS_INFO("loading weights, stage " << pp.rank() << ": layer " << (l - layers.begin + 1) << "/" << layers.size()
+              << ", " << w.bytes_read() / 1e6 << " MB, " << (sec > 0 ? w.bytes_read() / 1e9 / sec : 0.0) << " GB/s");
   }
 }
 

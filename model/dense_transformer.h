@@ -13,7 +13,7 @@
 #include "comm/collectives.h"
 #include "model/model_config.h"
 #include "model/pipeline_stages.h"
-#include "model/safetensors_reader.h"
+#include "model/weight_source.h"
 
 namespace lockstep {
 
@@ -40,7 +40,8 @@ struct ForwardBatch {
 class DenseTransformer {
  public:
   // tp / pp: this rank's groups; tp.rank()/size() and pp.rank()/size() place it.
-  DenseTransformer(const ModelConfig& config, const SafetensorsCheckpoint& ckpt, Collectives& tp, Collectives& pp,
+  // Loading logs progress (layers, MB, GB/s) on the rank with tp 0 of each stage.
+  DenseTransformer(const ModelConfig& config, const WeightSource& weights, Collectives& tp, Collectives& pp,
                    const LayerRange& layers, int num_kv_blocks, int block_size);
   ~DenseTransformer();
 
