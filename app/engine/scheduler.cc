@@ -1,0 +1,128 @@
+// Scheduler (see scheduler.h).
+#include "app/engine/scheduler.h"
+
+#include <algorithm>
+
+#include "kernels/fatal.h"
+
+namespace lockstep {
+
+Scheduler::Scheduler(SchedulerConfig config, BlockManager& blocks) : config_(std::move(config)), blocks_(blocks) {}
+
+std::optional<std::string> Scheduler::add(std::unique_ptr<Sequence> seq) {
+  const int len = static_cast<int>(seq->tokens.size());
+  if (len == 0) return "the prompt is empty";
+  if (len >= config_.max_model_len)
+    return "the prompt has " + std::to_string(len) + " tokens, the maximum context length is " +
+           std::to_string(config_.max_model_len) + " (--max-model-len); shorten the prompt";
+  const int need = (std::min(len + seq->stop.max_tokens, config_.max_model_len) + blocks_.block_size() - 1) /
+                   blocks_.block_size();
+  if (need > blocks_.num_blocks())
+    return "the request needs " + std::to_string(need) + " KV blocks but the cache holds " +
+           std::to_string(blocks_.num_blocks()) + "; lower max_tokens or give the server more KV memory";
+  if (owned_.count(seq->id)) return "duplicate request id " + std::to_string(seq->id);
+  seq->prompt_len = seq->prompt_len ? seq->prompt_len : len;
+  waiting_.push_back(seq.get());
+  owned_[seq->id] = std::move(seq);
+  return std::nullopt;
+}
+
+std::unique_ptr<Sequence> Scheduler::take(std::uint64_t id) {
+  auto it = owned_.find(id);
+  if (it == owned_.end()) return nullptr;
+  std::unique_ptr<Sequence> s = std::move(it->second);
+  owned_.erase(it);
+  waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), s.get()), waiting_.end());
+  running_.erase(std::remove(running_.begin(), running_.end(), s.get()), running_.end());
+  blocks_.release(s->blocks);
+  return s;
+}
+
+bool Scheduler::abort(std::uint64_t id) {
+  std::unique_ptr<Sequence> s = take(id);
+  if (!s) return false;
+  s->finish = FinishReason::Abort;
+  return true;
+}
+
+void Scheduler::preempt(Sequence* victim) {
+  running_.erase(std::remove(running_.begin(), running_.end(), victim), running_.end());
+  blocks_.release(victim->blocks);
+  victim->num_computed = 0;
+  victim->registered_blocks = 0;
+  ++victim->preemptions;
+  ++preemptions_;
+  waiting_.push_front(victim);
+}
+
+std::vector<ScheduledChunk> Scheduler::schedule() {
+  std::vector<ScheduledChunk> out;
+  int budget = config_.max_num_batched_tokens;
+  bool preempted = false;
+  for (std::size_t i = 0; i < running_.size() && budget > 0;) {
+    Sequence* s = running_[i];
+    const int n = std::min(s->remaining(), budget);
+    bool self_preempted = false;
+    while (!blocks_.ensure_capacity(s->blocks, s->num_computed + n)) {
+      Sequence* victim = running_.back();
+      preempt(victim);
+      preempted = true;
+      if (victim == s) {
+        self_preempted = true;
+        break;
+      }
+    }
+    if (self_preempted) continue;  // running_[i] is now the next sequence (or past the end)
+    out.push_back({s, s->num_computed, n, s->num_computed + n == static_cast<int>(s->tokens.size())});
+    budget -= n;
+    ++i;
+  }
+  // Admit new work only when nothing had to be preempted this step (it would thrash).
+  while (!preempted && !waiting_.empty() && budget > 0 &&
+         static_cast<int>(running_.size()) < config_.max_num_seqs) {
+    Sequence* s = waiting_.front();
+    if (s->blocks.empty()) s->num_computed = blocks_.acquire_cached_prefix(s->tokens, s->blocks);
+    const int n = std::min(s->remaining(), budget);
+    if (!blocks_.ensure_capacity(s->blocks, s->num_computed + n)) {
+      blocks_.release(s->blocks);  // do not hold cached blocks while waiting
+      s->num_computed = 0;
+      break;
+    }
+    waiting_.pop_front();
+    running_.push_back(s);
+    out.push_back({s, s->num_computed, n, s->num_computed + n == static_cast<int>(s->tokens.size())});
+    budget -= n;
+  }
+  return out;
+}
+
+FinishReason Scheduler::check_stop(const Sequence& s, int token) const {
+  const bool may_stop = s.generated() >= s.stop.min_tokens;
+  if (may_stop && !s.stop.ignore_eos &&
+      std::find(config_.eos_token_ids.begin(), config_.eos_token_ids.end(), token) != config_.eos_token_ids.end())
+    return FinishReason::Stop;
+  if (may_stop && std::find(s.stop.stop_token_ids.begin(), s.stop.stop_token_ids.end(), token) !=
+                      s.stop.stop_token_ids.end())
+    return FinishReason::Stop;
+  if (s.generated() >= s.stop.max_tokens) return FinishReason::Length;
+  if (static_cast<int>(s.tokens.size()) >= config_.max_model_len) return FinishReason::Length;
+  return FinishReason::None;
+}
+
+std::vector<std::unique_ptr<Sequence>> Scheduler::complete(const std::vector<ScheduledChunk>& chunks,
+                                                           const std::vector<int>& sampled) {
+  LS_CHECK(sampled.size() == chunks.size(), "sampled tokens do not match the scheduled chunks");
+  std::vector<std::unique_ptr<Sequence>> finished;
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    Sequence* s = chunks[i].seq;
+    s->num_computed = chunks[i].start + chunks[i].count;
+    blocks_.register_full_blocks(s->tokens, s->num_computed, s->blocks, s->registered_blocks);
+    if (!chunks[i].sample) continue;
+    s->tokens.push_back(sampled[i]);
+    s->finish = check_stop(*s, sampled[i]);
+    if (s->finish != FinishReason::None) finished.push_back(take(s->id));
+  }
+  return finished;
+}
+
+}  // namespace lockstep

@@ -1,0 +1,48 @@
+// One request's sequence as the scheduler tracks it: prompt + generated tokens, how many of
+// them are in the KV cache, its blocks, its sampling and stopping rules, and why it ended.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "model/sampler.h"
+
+namespace lockstep {
+
+enum class FinishReason { None, Stop, Length, Abort };
+
+constexpr std::string_view finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::None: return "";
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Length: return "length";
+    case FinishReason::Abort: return "abort";
+  }
+  return "";
+}
+
+struct StopRules {
+  int max_tokens = 16;
+  std::vector<int> stop_token_ids;  // besides the model's EOS
+  bool ignore_eos = false;
+  int min_tokens = 0;
+};
+
+struct Sequence {
+  std::uint64_t id = 0;
+  std::vector<int> tokens;     // prompt, then generated
+  int prompt_len = 0;
+  int num_computed = 0;        // tokens whose K/V are in the cache
+  std::vector<int> blocks;     // KV blocks, in order
+  int registered_blocks = 0;   // full blocks already hashed for prefix caching
+  SamplingParams sampling;
+  StopRules stop;
+  FinishReason finish = FinishReason::None;
+  int preemptions = 0;
+
+  int generated() const { return static_cast<int>(tokens.size()) - prompt_len; }
+  int remaining() const { return static_cast<int>(tokens.size()) - num_computed; }
+};
+
+}  // namespace lockstep

@@ -1,0 +1,108 @@
+// StepPlan wire format (see step_plan.h): little-endian PODs; vectors as u64 length + items.
+#include "app/engine/step_plan.h"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace lockstep {
+namespace {
+
+class Writer {
+ public:
+  template <typename T>
+  void pod(const T& v) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(&v);
+    out_.insert(out_.end(), p, p + sizeof(T));
+  }
+  template <typename T>
+  void vec(const std::vector<T>& v) {
+    pod<std::uint64_t>(v.size());
+    const auto* p = reinterpret_cast<const std::uint8_t*>(v.data());
+    out_.insert(out_.end(), p, p + v.size() * sizeof(T));
+  }
+  std::vector<std::uint8_t> take() { return std::move(out_); }
+
+ private:
+  std::vector<std::uint8_t> out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::vector<std::uint8_t>& b) : b_(b) {}
+  template <typename T>
+  T pod() {
+    if (at_ + sizeof(T) > b_.size()) throw std::runtime_error("step plan truncated");
+    T v;
+    std::memcpy(&v, b_.data() + at_, sizeof(T));
+    at_ += sizeof(T);
+    return v;
+  }
+  template <typename T>
+  std::vector<T> vec() {
+    const auto n = pod<std::uint64_t>();
+    if (n > (b_.size() - at_) / sizeof(T)) throw std::runtime_error("step plan vector length past the end");
+    std::vector<T> v(n);
+    std::memcpy(v.data(), b_.data() + at_, n * sizeof(T));
+    at_ += n * sizeof(T);
+    return v;
+  }
+  bool done() const { return at_ == b_.size(); }
+
+ private:
+  const std::vector<std::uint8_t>& b_;
+  std::size_t at_ = 0;
+};
+
+struct WireSampling {
+  float temperature, top_p, min_p;
+  std::int32_t top_k;
+};
+
+}  // namespace
+
+std::vector<std::uint8_t> StepPlan::serialize() const {
+  Writer w;
+  w.pod(step_id);
+  w.pod(flags);
+  w.vec(batch.token_ids);
+  w.vec(batch.positions);
+  w.vec(batch.seq_of_token);
+  w.vec(batch.block_tables);
+  w.pod<std::int32_t>(batch.max_blocks);
+  w.vec(batch.logit_rows);
+  std::vector<WireSampling> s;
+  for (const SamplingParams& p : sampling) s.push_back({p.temperature, p.top_p, p.min_p, p.top_k});
+  w.vec(s);
+  w.vec(sample_seeds);
+  return w.take();
+}
+
+StepPlan StepPlan::deserialize(const std::vector<std::uint8_t>& bytes) {
+  Reader r(bytes);
+  StepPlan p;
+  p.step_id = r.pod<std::uint64_t>();
+  p.flags = r.pod<std::uint32_t>();
+  p.batch.token_ids = r.vec<int>();
+  p.batch.positions = r.vec<int>();
+  p.batch.seq_of_token = r.vec<int>();
+  p.batch.block_tables = r.vec<int>();
+  p.batch.max_blocks = r.pod<std::int32_t>();
+  p.batch.logit_rows = r.vec<int>();
+  for (const WireSampling& w : r.vec<WireSampling>()) {
+    SamplingParams sp;
+    sp.temperature = w.temperature;
+    sp.top_p = w.top_p;
+    sp.min_p = w.min_p;
+    sp.top_k = w.top_k;
+    p.sampling.push_back(sp);
+  }
+  p.sample_seeds = r.vec<std::uint64_t>();
+  if (!r.done()) throw std::runtime_error("step plan has trailing bytes");
+  const std::size_t T = p.batch.token_ids.size();
+  if (p.batch.positions.size() != T || p.batch.seq_of_token.size() != T || p.sampling.size() != p.batch.logit_rows.size() ||
+      p.sample_seeds.size() != p.sampling.size())
+    throw std::runtime_error("step plan fields disagree in length");
+  return p;
+}
+
+}  // namespace lockstep
