@@ -67,7 +67,7 @@ std::vector<int> LockstepEngine::execute(const StepPlan& plan) {
   return ids;
 }
 
-std::vector<std::unique_ptr<Sequence>> LockstepEngine::step() {
+StepOutput LockstepEngine::step() {
   LS_CHECK(scheduler_, "step() runs on rank 0");
   const std::vector<ScheduledChunk> chunks = scheduler_->schedule();
   if (chunks.empty()) return {};
@@ -76,9 +76,17 @@ std::vector<std::unique_ptr<Sequence>> LockstepEngine::step() {
   broadcast_bytes(bytes, 0, MPI_COMM_WORLD);
   std::vector<int> sampled_rows = execute(plan);
   std::vector<int> sampled(chunks.size(), -1);
+  StepOutput out;
   for (std::size_t i = 0, row = 0; i < chunks.size(); ++i)
-    if (chunks[i].sample) sampled[i] = sampled_rows[row++];
-  return scheduler_->complete(chunks, sampled);
+    if (chunks[i].sample) {
+      sampled[i] = sampled_rows[row++];
+      out.tokens.push_back({chunks[i].seq->id, sampled[i], FinishReason::None});
+    }
+  out.finished = scheduler_->complete(chunks, sampled);
+  for (const auto& f : out.finished)
+    for (TokenEvent& e : out.tokens)
+      if (e.id == f->id) e.finish = f->finish;
+  return out;
 }
 
 void LockstepEngine::shutdown() {

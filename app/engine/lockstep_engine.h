@@ -16,13 +16,25 @@
 
 namespace lockstep {
 
+// A token a step produced for a request, and whether the request ended with it.
+struct TokenEvent {
+  std::uint64_t id = 0;
+  int token = 0;
+  FinishReason finish = FinishReason::None;
+};
+
+struct StepOutput {
+  std::vector<TokenEvent> tokens;
+  std::vector<std::unique_ptr<Sequence>> finished;
+};
+
 class LockstepEngine {
  public:
   // `scheduler` is rank 0's (nullptr elsewhere).
   LockstepEngine(const RankGrid& grid, DenseTransformer& model, Scheduler* scheduler, std::uint64_t seed = 0);
 
-  // Rank 0: one step if there is work. Returns the sequences that finished in it.
-  std::vector<std::unique_ptr<Sequence>> step();
+  // Rank 0: one step if there is work: the tokens it produced and the sequences it finished.
+  StepOutput step();
   // Rank 0: tells every other rank to leave run_follower().
   void shutdown();
   // Ranks other than 0: execute plans until the shutdown plan arrives.

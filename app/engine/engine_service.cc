@@ -1,0 +1,181 @@
+// EngineService (see engine_service.h).
+#include "app/engine/engine_service.h"
+
+#include "kernels/log.h"
+
+namespace lockstep {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+RequestStream::Update RequestStream::take(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return !pending_.empty() || done_; });
+  Update u;
+  u.tokens.swap(pending_);
+  u.done = done_;
+  u.finish = finish_;
+  u.error = error_;
+  return u;
+}
+
+void RequestStream::push(int token, FinishReason finish) {
+  {
+    std::lock_guard lock(mu_);
+    pending_.push_back(token);
+    if (finish != FinishReason::None) {
+      done_ = true;
+      finish_ = finish;
+    }
+  }
+  cv_.notify_all();
+}
+
+void RequestStream::fail(const std::string& error) {
+  {
+    std::lock_guard lock(mu_);
+    done_ = true;
+    error_ = error;
+    finish_ = FinishReason::Abort;
+  }
+  cv_.notify_all();
+}
+
+EngineService::EngineService(LockstepEngine& engine, Scheduler& scheduler, BlockManager& blocks)
+    : engine_(engine), scheduler_(scheduler), blocks_(blocks) {}
+
+std::shared_ptr<RequestStream> EngineService::submit(GenerationRequest r) {
+  std::lock_guard lock(mu_);
+  auto seq = std::make_unique<Sequence>();
+  seq->id = next_id_++;
+  seq->tokens = std::move(r.prompt);
+  seq->sampling = r.sampling;
+  seq->stop = r.stop;
+  auto stream = std::make_shared<RequestStream>(seq->id);
+  if (draining_) {
+    stream->fail("the server is shutting down");
+  } else {
+    incoming_.emplace_back(std::move(seq), stream);
+    cv_.notify_all();
+  }
+  return stream;
+}
+
+void EngineService::abort(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  aborts_.push_back(id);
+  cv_.notify_all();
+}
+
+bool EngineService::healthy(std::chrono::seconds stall) const {
+  if (!running_) return false;
+  const std::int64_t started = step_started_ns_.load();
+  return started == 0 || now_ns() - started < std::chrono::duration_cast<std::chrono::nanoseconds>(stall).count();
+}
+
+ServingMetrics::Snapshot EngineService::metrics() const {
+  std::lock_guard lock(mu_);  // scheduler and blocks change only on the engine thread, under mu_
+  ServingMetrics::Snapshot s;
+  s.running = scheduler_.num_running();
+  s.waiting = scheduler_.num_waiting() + incoming_.size();
+  s.kv_usage = blocks_.usage();
+  s.prefix_hit_rate = blocks_.prefix_hit_rate();
+  s.prefix_queries = blocks_.prefix_queries();
+  s.prefix_hits = blocks_.prefix_hits();
+  return s;
+}
+
+void EngineService::stop(std::chrono::milliseconds grace) {
+  std::lock_guard lock(mu_);
+  draining_ = true;
+  drain_deadline_ = Clock::now() + grace;
+  stop_ = true;
+  cv_.notify_all();
+}
+
+void EngineService::deliver(StepOutput& out) {
+  struct Timing { Clock::time_point arrival, last; bool first = true; };
+  static thread_local std::map<std::uint64_t, Timing> timing;
+  const auto now = Clock::now();
+  for (const TokenEvent& e : out.tokens) {
+    auto it = streams_.find(e.id);
+    if (it == streams_.end()) continue;
+    Timing& t = timing.try_emplace(e.id, Timing{now, now, true}).first->second;
+    (t.first ? metrics_.ttft : metrics_.inter_token)
+        .observe(std::chrono::duration<double>(now - (t.first ? t.arrival : t.last)).count());
+    t.first = false;
+    t.last = now;
+    ++metrics_.generation_tokens;
+    it->second->push(e.token, e.finish);
+    if (e.finish != FinishReason::None) {
+      metrics_.e2e.observe(std::chrono::duration<double>(now - t.arrival).count());
+      ++metrics_.requests_finished;
+      timing.erase(e.id);
+      streams_.erase(it);
+    }
+  }
+}
+
+void EngineService::run() {
+  running_ = true;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      if (scheduler_.idle() && incoming_.empty() && aborts_.empty() && !stop_)
+        cv_.wait_for(lock, std::chrono::milliseconds(50));
+      while (!incoming_.empty()) {
+        auto [seq, stream] = std::move(incoming_.front());
+        incoming_.pop_front();
+        const std::uint64_t id = seq->id;
+        const std::size_t prompt = seq->tokens.size();
+        if (auto why = scheduler_.add(std::move(seq))) {
+          stream->fail(*why);
+        } else {
+          streams_[id] = stream;
+          metrics_.prompt_tokens += prompt;
+        }
+      }
+      for (std::uint64_t id : aborts_) {
+        if (scheduler_.abort(id)) ++metrics_.requests_aborted;
+        if (auto it = streams_.find(id); it != streams_.end()) {
+          it->second->fail("aborted");
+          streams_.erase(it);
+        }
+      }
+      aborts_.clear();
+      if (stop_ && (scheduler_.idle() || Clock::now() >= drain_deadline_)) break;
+    }
+    if (scheduler_.idle()) continue;
+    const std::uint64_t preempted_before = scheduler_.preemptions();
+    step_started_ns_ = now_ns();
+    StepOutput out;
+    {
+      std::lock_guard lock(mu_);
+      out = engine_.step();
+    }
+    step_started_ns_ = 0;
+    metrics_.preemptions += scheduler_.preemptions() - preempted_before;
+    deliver(out);
+  }
+  // Whatever is left when the grace period ends is aborted.
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, stream] : streams_) {
+      scheduler_.abort(id);
+      stream->fail("the server shut down before this request finished");
+      ++metrics_.requests_aborted;
+    }
+    streams_.clear();
+  }
+  engine_.shutdown();
+  running_ = false;
+  LS_INFO("engine loop stopped after " << engine_.steps() << " steps");
+}
+
+}  // namespace lockstep

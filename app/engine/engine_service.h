@@ -1,0 +1,96 @@
+// Rank 0's bridge between request threads (HTTP handlers, the batch reader) and the lock-step
+// engine: a thread-safe submit/abort queue, one output stream per request, the engine loop
+// that drains the queue and runs steps, and the figures /health and /metrics report.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/engine/lockstep_engine.h"
+#include "app/engine/serving_metrics.h"
+
+namespace lockstep {
+
+struct GenerationRequest {
+  std::vector<int> prompt;
+  SamplingParams sampling;
+  StopRules stop;
+};
+
+// One request's output, filled by the engine thread, read by the request's thread.
+class RequestStream {
+ public:
+  explicit RequestStream(std::uint64_t id) : id_(id) {}
+  std::uint64_t id() const { return id_; }
+
+  struct Update {
+    std::vector<int> tokens;  // new since the previous take
+    bool done = false;
+    FinishReason finish = FinishReason::None;
+    std::string error;        // the request was refused (done is true)
+  };
+  // Waits up to `timeout` for something new; returns what arrived (possibly nothing).
+  Update take(std::chrono::milliseconds timeout);
+
+  // Engine side.
+  void push(int token, FinishReason finish);
+  void fail(const std::string& error);
+
+ private:
+  std::uint64_t id_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<int> pending_;
+  bool done_ = false;
+  FinishReason finish_ = FinishReason::None;
+  std::string error_;
+};
+
+class EngineService {
+ public:
+  EngineService(LockstepEngine& engine, Scheduler& scheduler, BlockManager& blocks);
+
+  std::shared_ptr<RequestStream> submit(GenerationRequest request);  // any thread
+  void abort(std::uint64_t id);                                        // any thread
+
+  // Runs the engine loop on this thread until stop(); then tells the other ranks to exit.
+  // With a grace period, running requests may finish first; the rest are aborted.
+  void run();
+  void stop(std::chrono::milliseconds grace);
+  bool draining() const { return draining_.load(); }
+
+  // Alive = the loop is running and its last step (which every rank took part in) ended
+  // less than `stall` ago, or it is idle.
+  bool healthy(std::chrono::seconds stall = std::chrono::seconds(60)) const;
+  ServingMetrics::Snapshot metrics() const;
+  const ServingMetrics& metrics_registry() const { return metrics_; }
+
+ private:
+  void deliver(StepOutput& out);
+
+  LockstepEngine& engine_;
+  Scheduler& scheduler_;
+  BlockManager& blocks_;
+  ServingMetrics metrics_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::unique_ptr<Sequence>, std::shared_ptr<RequestStream>>> incoming_;
+  std::vector<std::uint64_t> aborts_;
+  std::map<std::uint64_t, std::shared_ptr<RequestStream>> streams_;  // engine thread only
+  std::uint64_t next_id_ = 1;
+  std::atomic<bool> stop_{false}, draining_{false}, running_{false};
+  std::atomic<std::int64_t> step_started_ns_{0};  // 0 when not inside a step
+  std::chrono::steady_clock::time_point drain_deadline_{};
+};
+
+}  // namespace lockstep
