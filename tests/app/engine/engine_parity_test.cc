@@ -62,7 +62,7 @@ void run_engine(const std::string& name, GridLayout layout) {
   }
   std::map<std::uint64_t, std::unique_ptr<Sequence>> done;
   for (int step = 0; step < 500 && !scheduler.idle(); ++step)
-    for (auto& f : engine.step()) done[f->id] = std::move(f);
+    for (auto& f : engine.step().finished) done[f->id] = std::move(f);
   engine.shutdown();
   ASSERT_EQ(done.size(), cases.size());
   for (std::size_t i = 0; i < cases.size(); ++i) {
