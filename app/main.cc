@@ -1,5 +1,5 @@
 // The lockstep binary: one program, one rank per GPU under mpirun/srun, subcommands for each
-// job (gridcheck, commbench; serve, batch, tokenize as they land).
+// job (gridcheck, commbench, tokenize; serve and batch as they land).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -7,6 +7,7 @@
 #include "app/commbench/commbench_command.h"
 #include "app/gridcheck_command.h"
 #include "app/parallel_options.h"
+#include "app/tokenize_command.h"
 #include "comm/mpi_env.h"
 
 #ifndef LOCKSTEP_VERSION
@@ -23,6 +24,8 @@ int main(int argc, char** argv) {
   CLI::App* gridcheck_cmd = lockstep::add_gridcheck_command(app, gridcheck);
   lockstep::CommbenchOptions commbench;
   CLI::App* commbench_cmd = lockstep::add_commbench_command(app, commbench);
+  lockstep::TokenizeOptions tokenize;
+  CLI::App* tokenize_cmd = lockstep::add_tokenize_command(app, tokenize);
 
   std::vector<std::string> args = lockstep::normalize_vllm_aliases(argc, argv);
   std::vector<char*> cargs;
@@ -37,5 +40,6 @@ int main(int argc, char** argv) {
 
   if (gridcheck_cmd->parsed()) return lockstep::run_gridcheck(env, gridcheck);
   if (commbench_cmd->parsed()) return lockstep::run_commbench(env, commbench);
+  if (tokenize_cmd->parsed()) return lockstep::run_tokenize(tokenize);
   return 2;
 }

