@@ -1,0 +1,122 @@
+// Chat templates: the Jinja interpreter on its own (expressions, filters, loops, scoping,
+// whitespace control, errors), then every real template under tests/fixtures/chat_templates
+// against transformers' renderings in expected.jsonl (make_chat_template_fixtures.py).
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "model/chat_template/chat_template.h"
+
+namespace lockstep {
+namespace {
+
+std::string render(const std::string& src, const nlohmann::ordered_json& ctx = nlohmann::ordered_json::object()) {
+  jinja::Dict d;
+  for (const auto& [k, v] : ctx.items()) d.set(k, jinja::Value::from_json(v));
+  return jinja::Template(src).render(d);
+}
+
+TEST(Jinja, ExpressionsFollowPython) {
+  EXPECT_EQ(render("{{ 1 + 2 * 3 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ 7 % 3 }}|{{ 2 ** 10 }}|{{ 7 / 2 }}"), "7|3|-4|1|1024|3.5");
+  EXPECT_EQ(render("{{ 'a' ~ 1 ~ none }}|{{ 'ab' * 3 }}|{{ [1, 2] + [3] }}"), "a1None|ababab|[1, 2, 3]");
+  EXPECT_EQ(render("{{ true and 'x' }}|{{ false or 'y' }}|{{ not 0 }}|{{ 1 if 0 else 2 }}|{{ 'z' if 1 }}"), "x|y|True|2|z");
+  EXPECT_EQ(render("{{ 1 == 1.0 }}|{{ 'b' in 'abc' }}|{{ 3 not in [1, 2] }}|{{ 'k' in {'k': 1} }}"), "True|True|True|True");
+  EXPECT_EQ(render("{{ x }}|{{ x is defined }}|{{ none is none }}|{{ 'a' is string }}|{{ {} is mapping }}"), "|False|True|True|True");
+  EXPECT_EQ(render("{{ [1, 2, 3][::-1] }}|{{ 'hello'[1:3] }}|{{ [1, 2, 3][-1] }}|{{ 'héllo'[1] }}"), "[3, 2, 1]|el|3|é");
+  EXPECT_EQ(render("{{ {'a': 1, 'b': [1.5, 'x']} }}|{{ 0.1 + 0.2 }}|{{ 1e16 * 1.0 }}"), "{'a': 1, 'b': [1.5, 'x']}|0.30000000000000004|1e+16");
+}
+
+TEST(Jinja, FiltersAndMethods) {
+  EXPECT_EQ(render("{{ '  a b  ' | trim }}|{{ 'x,y,,z'.split(',') }}|{{ ' a  b '.split() }}|{{ 'abc'.upper() }}"),
+            "a b|['x', 'y', '', 'z']|['a', 'b']|ABC");
+  EXPECT_EQ(render("{{ '\\n\\nx\\n'.strip('\\n') }}|{{ 'aXbX'.replace('X', '-') }}|{{ 'pre_x'.startswith('pre') }}"), "x|a-b-|True");
+  EXPECT_EQ(render("{{ [3, 1, 2] | sort | join('-') }}|{{ [1, 2] | length }}|{{ 'héllo' | length }}|{{ [] | first }}"), "1-2-3|2|5|");
+  EXPECT_EQ(render("{{ {'b': 1, 'a': [1, 2.0, none, true]} | tojson }}"), R"({"b": 1, "a": [1, 2.0, null, true]})");
+  EXPECT_EQ(render("{{ {'a': {'b': 'é\"'} } | tojson(indent=2) }}"), "{\n  \"a\": {\n    \"b\": \"é\\\"\"\n  }\n}");
+  EXPECT_EQ(render("{{ x | default('d') }}|{{ '' | default('e', true) }}|{{ [{'n': 1}, {'n': 2}] | map(attribute='n') | list }}"),
+            "d|e|[1, 2]");
+  EXPECT_EQ(render("{% for k, v in {'a': 1, 'b': 2}.items() %}{{ k }}={{ v }};{% endfor %}"), "a=1;b=2;");
+  EXPECT_EQ(render("{{ [{'r': 'u'}, {'r': 's'}] | selectattr('r', 'equalto', 's') | list | length }}"), "1");
+}
+
+TEST(Jinja, LoopsScopesAndNamespaces) {
+  EXPECT_EQ(render("{% for i in [1, 2, 3] %}{{ loop.index }}{{ loop.first }}{{ loop.last }} {% endfor %}"),
+            "1TrueFalse 2FalseFalse 3FalseTrue ");
+  EXPECT_EQ(render("{% set x = 1 %}{% for i in [1] %}{% set x = 2 %}{% endfor %}{{ x }}"), "1");  // no leak
+  EXPECT_EQ(render("{% set ns = namespace(x=1) %}{% for i in [1] %}{% set ns.x = 2 %}{% endfor %}{{ ns.x }}"), "2");
+  EXPECT_EQ(render("{% for i in range(5) %}{% if i == 3 %}{% break %}{% endif %}{% if i == 1 %}{% continue %}{% endif %}{{ i }}{% endfor %}"),
+            "02");
+  EXPECT_EQ(render("{% for i in [] %}x{% else %}empty{% endfor %}"), "empty");
+  EXPECT_EQ(render("{% for i in [1, 2, 3, 4] if i is even %}{{ i }}{% endfor %}"), "24");
+  EXPECT_EQ(render("{% macro greet(n, p='Hi') %}{{ p }} {{ n }}{% endmacro %}{{ greet('a') }}/{{ greet('b', p='Yo') }}"), "Hi a/Yo b");
+  EXPECT_EQ(render("{% set b %}in{{ 1 }}{% endset %}[{{ b }}]"), "[in1]");
+}
+
+TEST(Jinja, WhitespaceControlLikeTransformers) {
+  // trim_blocks + lstrip_blocks: block lines vanish; `-` strips; variables keep their newline.
+  EXPECT_EQ(render("a\n  {% if true %}\n  b\n  {% endif %}\nc"), "a\n  b\nc");
+  EXPECT_EQ(render("a  {%- if true -%}  b  {%- endif -%}  c"), "abc");
+  EXPECT_EQ(render("{{ 'x' }}\n{# comment #}\ny"), "x\ny");
+  EXPECT_EQ(render("  {%+ if true %}k{% endif %}"), "  k");
+}
+
+TEST(Jinja, ErrorsAreClear) {
+  auto error_of = [](const std::string& src) -> std::string {
+    try {
+      render(src);
+    } catch (const jinja::TemplateError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(error_of("{% if x %}unclosed").find("missing {% endif %}"), std::string::npos);
+  EXPECT_NE(error_of("line1\n{{ 1 + }}").find("line 2"), std::string::npos);
+  EXPECT_NE(error_of("{{ raise_exception('roles must alternate') }}").find("roles must alternate"), std::string::npos);
+  EXPECT_NE(error_of("{{ 1 | nosuchfilter }}").find("unknown filter 'nosuchfilter'"), std::string::npos);
+  EXPECT_NE(error_of("{{ x.y }}").find("'x' is undefined"), std::string::npos);
+  EXPECT_NE(error_of("{% frobnicate %}").find("unsupported tag 'frobnicate'"), std::string::npos);
+}
+
+TEST(ChatTemplate, MatchesTransformersOnRealTemplates) {
+  const std::string dir = LOCKSTEP_CHAT_TEMPLATES_DIR;
+  std::ifstream in(dir + "/expected.jsonl");
+  ASSERT_TRUE(in) << "missing expected.jsonl: run tests/fixtures/make_chat_template_fixtures.py on the GPU host";
+  std::map<std::string, ChatTemplate> templates;
+  int rows = 0, errors = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const auto row = nlohmann::ordered_json::parse(line);
+    const std::string name = row["template"].get<std::string>();
+    if (!templates.count(name)) templates.emplace(name, ChatTemplate::from_dir(dir + "/" + name));
+    const ChatTemplate& t = templates.at(name);
+    ++rows;
+    SCOPED_TRACE(name + " / " + row["case"].get<std::string>());
+    if (row.contains("error")) {
+      ++errors;
+      EXPECT_THROW(t.render(row["messages"], row["tools"], row["add_generation_prompt"].get<bool>(), row["extra"]),
+                   ChatTemplateError);
+      continue;
+    }
+    std::string got;
+    try {
+      got = t.render(row["messages"], row["tools"], row["add_generation_prompt"].get<bool>(), row["extra"]);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "threw: " << e.what();
+      continue;
+    }
+    EXPECT_EQ(got, row["expected"].get<std::string>());
+  }
+  EXPECT_GE(rows, 60);
+  EXPECT_GE(templates.size(), 5u);
+  EXPECT_GE(errors, 1);  // at least one conversation a template refuses
+}
+
+TEST(ChatTemplate, FindsTheTemplateOrSaysWhy) {
+  EXPECT_THROW(ChatTemplate::from_dir("/nonexistent"), ChatTemplateError);
+  const ChatTemplate t = ChatTemplate::from_dir(std::string(LOCKSTEP_CHAT_TEMPLATES_DIR) + "/deepseek_v3");
+  EXPECT_EQ(t.render(nlohmann::ordered_json::parse(R"([{"role": "user", "content": "hi"}])"), nullptr, true),
+            "<｜begin▁of▁sentence｜><｜User｜>hi<｜Assistant｜>");
+}
+
+}  // namespace
+}  // namespace lockstep
