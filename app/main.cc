@@ -1,9 +1,10 @@
 // The lockstep binary: one program, one rank per GPU under mpirun/srun, subcommands for each
-// job (gridcheck, commbench, tokenize; serve and batch as they land).
+// job (gridcheck, commbench, tokenize, batch; serve as it lands).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 
+#include "app/batch/batch_command.h"
 #include "app/commbench/commbench_command.h"
 #include "app/gridcheck_command.h"
 #include "app/parallel_options.h"
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
   CLI::App* gridcheck_cmd = lockstep::add_gridcheck_command(app, gridcheck);
   lockstep::CommbenchOptions commbench;
   CLI::App* commbench_cmd = lockstep::add_commbench_command(app, commbench);
+  lockstep::BatchOptions batch;
+  CLI::App* batch_cmd = lockstep::add_batch_command(app, batch);
   lockstep::TokenizeOptions tokenize;
   CLI::App* tokenize_cmd = lockstep::add_tokenize_command(app, tokenize);
 
@@ -41,5 +44,6 @@ int main(int argc, char** argv) {
   if (gridcheck_cmd->parsed()) return lockstep::run_gridcheck(env, gridcheck);
   if (commbench_cmd->parsed()) return lockstep::run_commbench(env, commbench);
   if (tokenize_cmd->parsed()) return lockstep::run_tokenize(tokenize);
+  if (batch_cmd->parsed()) return lockstep::run_batch(env, batch);
   return 2;
 }

@@ -1,0 +1,233 @@
+// `lockstep batch` (see batch_command.h).
+#include "app/batch/batch_command.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "app/openai/api_error.h"
+#include "app/openai/openai_response.h"
+#include "comm/mpi_env.h"
+#include "kernels/log.h"
+
+namespace lockstep {
+namespace {
+
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+struct PendingRequest {
+  std::string custom_id;
+  OpenAIRequest request;
+  std::vector<std::unique_ptr<ChoiceOutput>> choices;
+  std::vector<int> prompt_of_choice;
+  int unfinished = 0;
+};
+
+json error_line(const json& custom_id, int status, const std::string& message, const std::string& param = "") {
+  ApiError e(status, message, param);
+  return {{"id", "batch_req_" + new_response_id(Endpoint::Completions).substr(5)},
+          {"custom_id", custom_id},
+          {"response", {{"status_code", status}, {"request_id", nullptr}, {"body", e.to_json()}}},
+          {"error", nullptr}};
+}
+
+std::string format_eta(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e7) return "--:--";
+  char buf[32];
+  const int s = static_cast<int>(seconds);
+  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60);
+  return buf;
+}
+
+}  // namespace
+
+CLI::App* add_batch_command(CLI::App& app, BatchOptions& o) {
+  CLI::App* cmd = app.add_subcommand("batch", "Run an OpenAI Batch JSONL file (or {\"prompt\": ...} lines) offline");
+  add_model_options(*cmd, o.model);
+  cmd->add_option("--input", o.input, "Input JSONL")->required();
+  cmd->add_option("--output", o.output, "Output JSONL (results are appended as they finish)")->required();
+  cmd->add_flag("--resume", o.resume, "Keep the output's results and run only the custom_ids it lacks");
+  return cmd;
+}
+
+int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
+  // Rank 0 checks the files before every rank spends minutes loading the model.
+  int ok = 1;
+  std::string problem;
+  if (env.world_rank() == 0) {
+    std::ifstream probe(o.input);
+    if (!probe) problem = "cannot read --input " + o.input;
+    std::ifstream existing(o.output);
+    if (problem.empty() && existing && existing.peek() != std::ifstream::traits_type::eof() && !o.resume)
+      problem = "--output " + o.output + " already holds results; pass --resume to continue it, or remove it";
+    ok = problem.empty();
+    if (!ok) std::fprintf(stderr, "lockstep batch: error: %s\n", problem.c_str());
+  }
+  MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (!ok) return 2;
+
+  std::unique_ptr<ModelRuntime> rt;
+  std::string load_error;
+  try {
+    rt = ModelRuntime::create(env, o.model);
+  } catch (const std::exception& e) {
+    load_error = e.what();
+  }
+  int loaded = rt != nullptr, all_loaded = 0;
+  MPI_Allreduce(&loaded, &all_loaded, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (!all_loaded) {
+    if (!load_error.empty()) std::fprintf(stderr, "lockstep batch: error: %s\n", load_error.c_str());
+    return 2;
+  }
+  if (!rt->leader()) {
+    rt->engine().run_follower();
+    return 0;
+  }
+
+  const ModelContext& ctx = rt->context();
+  std::set<std::string> done_ids;
+  if (o.resume) {
+    std::ifstream prev(o.output);
+    for (std::string line; std::getline(prev, line);) {
+      try {
+        const json j = json::parse(line);
+        if (j.contains("custom_id") && j["custom_id"].is_string()) done_ids.insert(j["custom_id"].get<std::string>());
+      } catch (...) {
+      }
+    }
+  }
+  std::ofstream out(o.output, std::ios::app);
+  auto write = [&](const json& line) {
+    out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    out.flush();
+  };
+
+  std::map<std::uint64_t, std::pair<PendingRequest*, int>> by_seq;  // sequence -> (request, choice)
+  std::vector<std::unique_ptr<PendingRequest>> pending;
+  std::ifstream in(o.input);
+  long line_no = 0, skipped = 0, errors = 0, total = 0;
+  std::uint64_t next_seq = 1;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    ++total;
+    json custom_id = "line-" + std::to_string(line_no);  // for lines that carry none
+    if (done_ids.count(custom_id.get<std::string>())) {
+      ++skipped;
+      continue;
+    }
+    try {
+      json j;
+      try {
+        j = json::parse(line);
+      } catch (const nlohmann::json::exception& e) {
+        throw ApiError(400, "line " + std::to_string(line_no) + " is not valid JSON: " + e.what());
+      }
+      if (!j.is_object()) throw ApiError(400, "line " + std::to_string(line_no) + " is not a JSON object");
+      if (j.contains("custom_id")) custom_id = j["custom_id"];
+      if (custom_id.is_string() && done_ids.count(custom_id.get<std::string>())) {
+        ++skipped;
+        continue;
+      }
+      Endpoint endpoint = Endpoint::Completions;
+      json body = j;
+      if (j.contains("body")) {
+        const std::string url = j.value("url", "");
+        if (url == "/v1/chat/completions") endpoint = Endpoint::ChatCompletions;
+        else if (url != "/v1/completions") throw ApiError(400, "url must be /v1/completions or /v1/chat/completions", "url");
+        if (j.value("method", "POST") != "POST") throw ApiError(400, "method must be POST", "method");
+        body = j["body"];
+      } else if (j.contains("messages")) {
+        endpoint = Endpoint::ChatCompletions;
+      }
+      if (body.is_object() && !body.contains("model")) body["model"] = ctx.served_model_name;
+      auto p = std::make_unique<PendingRequest>();
+      p->custom_id = custom_id.is_string() ? custom_id.get<std::string>() : custom_id.dump();
+      p->request = parse_openai_request(endpoint, body, ctx);
+      for (std::size_t pi = 0; pi < p->request.prompts.size(); ++pi) {
+        for (int c = 0; c < p->request.n; ++c) {
+          auto seq = std::make_unique<Sequence>();
+          seq->id = next_seq++;
+          seq->tokens = p->request.prompts[pi];
+          seq->sampling = p->request.generation.sampling;
+          if (seq->sampling.seed && c > 0) seq->sampling.seed = *seq->sampling.seed + 0x9E3779B97F4A7C15ull * c;
+          seq->stop = p->request.generation.stop;
+          const std::uint64_t id = seq->id;
+          if (auto why = rt->scheduler().add(std::move(seq))) throw ApiError(400, *why, "prompt");
+          by_seq[id] = {p.get(), static_cast<int>(p->choices.size())};
+          p->choices.push_back(std::make_unique<ChoiceOutput>(p->request, ctx.tokenizer));
+          p->prompt_of_choice.push_back(static_cast<int>(pi));
+          ++p->unfinished;
+        }
+      }
+      pending.push_back(std::move(p));
+    } catch (const ApiError& e) {
+      ++errors;
+      write(error_line(custom_id, e.status, e.what(), e.param));
+    }
+  }
+
+  const std::size_t to_run = pending.size();
+  std::size_t finished_requests = 0;
+  std::uint64_t generated = 0;
+  const auto start = Clock::now();
+  auto last_report = start;
+  auto report = [&](bool final) {
+    const double sec = std::chrono::duration<double>(Clock::now() - start).count();
+    const double rate = sec > 0 ? generated / sec : 0;
+    const double per_req = finished_requests ? sec / finished_requests : 0;
+    std::fprintf(stderr, "\r[batch] %zu/%zu requests, %.1f tok/s, ETA %s%s", finished_requests, to_run, rate,
+                 format_eta(per_req * (to_run - finished_requests)).c_str(), final ? "\n" : "");
+    std::fflush(stderr);
+  };
+  auto complete = [&](PendingRequest* p) {
+    std::vector<ChoiceResult> results;
+    for (std::size_t c = 0; c < p->choices.size(); ++c) results.push_back({p->choices[c].get(), p->prompt_of_choice[c]});
+    const std::string id = new_response_id(p->request.endpoint);
+    const json body = build_response(p->request, ctx, id, static_cast<std::int64_t>(std::time(nullptr)), results);
+    write({{"id", "batch_req_" + id.substr(id.find('-') + 1)},
+           {"custom_id", p->custom_id},
+           {"response", {{"status_code", 200}, {"request_id", id}, {"body", body}}},
+           {"error", nullptr}});
+    ++finished_requests;
+  };
+
+  while (!rt->scheduler().idle()) {
+    StepOutput step = rt->engine().step();
+    for (const TokenEvent& e : step.tokens) {
+      auto it = by_seq.find(e.id);
+      if (it == by_seq.end()) continue;
+      auto [p, c] = it->second;
+      ChoiceOutput& choice = *p->choices[c];
+      ++generated;
+      choice.on_token(e.token);
+      FinishReason reason = e.finish;
+      if (reason == FinishReason::None && choice.stopped()) {  // a stop string: end it now
+        rt->scheduler().abort(e.id);
+        reason = FinishReason::Stop;
+      }
+      if (reason == FinishReason::None) continue;
+      choice.finish(reason);
+      by_seq.erase(it);
+      if (--p->unfinished == 0) complete(p);
+    }
+    if (Clock::now() - last_report > std::chrono::milliseconds(500)) {
+      report(false);
+      last_report = Clock::now();
+    }
+  }
+  rt->engine().shutdown();
+  report(true);
+  const double sec = std::chrono::duration<double>(Clock::now() - start).count();
+  std::fprintf(stderr, "[batch] done: %zu succeeded, %ld failed, %ld skipped (already in the output), %llu tokens "
+                       "generated in %.1f s (%.1f tok/s) -> %s\n",
+               finished_requests, errors, skipped, static_cast<unsigned long long>(generated), sec,
+               sec > 0 ? generated / sec : 0.0, o.output.c_str());
+  return 0;
+}
+
+}  // namespace lockstep

@@ -1,0 +1,107 @@
+// ModelRuntime (see model_runtime.h).
+#include "app/model_runtime.h"
+
+#include <algorithm>
+
+#include "app/commbench/byte_size.h"
+#include "comm/mpi_check.h"
+#include "comm/mpi_env.h"
+#include "kernels/log.h"
+
+namespace lockstep {
+
+void add_model_options(CLI::App& cmd, ModelOptions& o) {
+  add_parallel_options(cmd, o.parallel);
+  cmd.add_option("--model", o.model, "Checkpoint directory (config.json, safetensors, tokenizer files)")->required();
+  cmd.add_option("--tokenizer", o.tokenizer, "Directory with tokenizer.json (default: --model)");
+  cmd.add_option("--served-model-name", o.served_model_name, "Name clients use in 'model' (default: --model)");
+  cmd.add_option("--load-format", o.load_format, "auto/safetensors: the checkpoint; dummy: random weights at the "
+                                                  "config's shapes (benchmarks)")
+      ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
+  cmd.add_option("--dtype", o.dtype, "auto or bfloat16 (the CPU backend computes in fp32 over bf16 weights)")
+      ->check(CLI::IsMember({"auto", "bfloat16", "bf16"}));
+  cmd.add_option("--max-model-len", o.max_model_len, "Context length (default: the config's)");
+  cmd.add_option("--max-num-seqs", o.max_num_seqs, "Sequences in one step at most")->check(CLI::PositiveNumber);
+  cmd.add_option("--max-num-batched-tokens", o.max_num_batched_tokens, "Tokens in one step at most (chunked prefill)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--block-size", o.block_size, "Tokens per KV-cache block")->check(CLI::PositiveNumber);
+  cmd.add_option("--kv-cache-memory", o.kv_cache_memory, "KV-cache memory per rank on the CPU backend, e.g. 4G");
+  cmd.add_option("--gpu-memory-utilization", o.gpu_memory_utilization, "GPU memory fraction (CUDA backend)");
+  cmd.add_flag("--enable-prefix-caching", o.enable_prefix_caching, "Reuse KV blocks of shared prompt prefixes (default on)");
+  cmd.add_flag("--no-enable-prefix-caching", o.no_enable_prefix_caching, "Turn prefix caching off");
+  cmd.add_option("--seed", o.seed, "Seed of requests that give none");
+  cmd.add_option("--pipeline-layer-partition", o.pipeline_layer_partition,
+                 "Layers per pipeline stage, e.g. 16,15,15,15 (default: even, remainder to the first stages)");
+  cmd.add_option("--reasoning-parser", o.reasoning_parser, "deepseek_r1: <think> text goes to reasoning_content "
+                                                           "(auto: on when the chat template opens <think>)")
+      ->check(CLI::IsMember({"auto", "deepseek_r1", "none"}));
+  cmd.add_flag("--trust-remote-code", o.trust_remote_code, "Accepted for vLLM command lines; has no effect");
+  cmd.add_flag("--disable-custom-all-reduce", o.disable_custom_all_reduce, "Accepted for vLLM command lines; no effect");
+}
+
+std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, const ModelOptions& o) {
+  std::unique_ptr<ModelRuntime> rt(new ModelRuntime());
+  rt->grid_ = make_rank_grid(env, o.parallel);
+  if (!rt->grid_) return nullptr;
+  if (o.trust_remote_code) LS_INFO("--trust-remote-code has no effect: lockstep runs no Python from checkpoints");
+  if (o.disable_custom_all_reduce) LS_INFO("--disable-custom-all-reduce has no effect: collectives go through NCCL or MPI");
+  // The CPU backend computes the model on every rank's host: its collectives go over MPI.
+  rt->groups_ = std::make_unique<CommGroups>(*rt->grid_, CommBackend::Mpi);
+  rt->config_ = ModelConfig::from_dir(o.model);
+  const ModelConfig& c = rt->config_;
+  if (o.load_format == "dummy") {
+    rt->weights_ = std::make_unique<DummyWeights>(o.seed);
+  } else {
+    rt->checkpoint_ = std::make_unique<SafetensorsCheckpoint>(o.model);
+    rt->weights_ = std::make_unique<CheckpointWeights>(*rt->checkpoint_);
+  }
+  const int max_model_len = o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
+  const auto stages = pipeline_layer_ranges(c.num_hidden_layers, rt->grid_->layout().pp, o.pipeline_layer_partition);
+  const LayerRange mine = stages[rt->grid_->pp_rank()];
+
+  // KV blocks: what --kv-cache-memory holds on the rank with the most layers, agreed by all.
+  const auto kv_bytes = parse_byte_size(o.kv_cache_memory);
+  if (!kv_bytes) throw std::runtime_error("--kv-cache-memory " + o.kv_cache_memory + " is not a size like 4G or 512M");
+  const TensorParallelSlice slice = TensorParallelSlice::make(c, rt->grid_->tp_rank(), rt->grid_->layout().tp);
+  const std::uint64_t per_block = static_cast<std::uint64_t>(o.block_size) * std::max(1, mine.size()) * 2 *
+                                  slice.kv_heads * c.head_dim * sizeof(float);
+  const std::uint64_t useful = static_cast<std::uint64_t>(o.max_num_seqs) * max_model_len / o.block_size + 1;
+  int blocks = static_cast<int>(std::min<std::uint64_t>({*kv_bytes / per_block, useful, 1u << 30}));
+  LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &blocks, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (blocks * o.block_size < max_model_len / 4)
+    LS_WARN("the KV cache holds only " << blocks * o.block_size << " tokens; raise --kv-cache-memory");
+  if (blocks < 1) throw std::runtime_error("--kv-cache-memory " + o.kv_cache_memory + " holds no KV block");
+
+  rt->model_ = std::make_unique<DenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine, blocks,
+                                                  o.block_size);
+  if (!rt->leader()) {
+    rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, nullptr, o.seed);
+    return rt;
+  }
+  ModelContext& ctx = rt->context_;
+  ctx.served_model_name = o.served_model_name.empty() ? o.model : o.served_model_name;
+  ctx.max_model_len = max_model_len;
+  ctx.vocab_size = c.vocab_size;
+  const std::string tok_dir = o.tokenizer.empty() ? o.model : o.tokenizer;
+  ctx.tokenizer = Tokenizer::from_dir(tok_dir);
+  try {
+    ctx.chat_template = std::make_shared<const ChatTemplate>(ChatTemplate::from_dir(tok_dir));
+  } catch (const ChatTemplateError& e) {
+    LS_WARN("chat completions are off: " << e.what());
+  }
+  ctx.reasoning_parser = o.reasoning_parser == "deepseek_r1" ||
+                         (o.reasoning_parser == "auto" && ctx.chat_template && ctx.chat_template->opens_think_block());
+  rt->blocks_ = std::make_unique<BlockManager>(blocks, o.block_size, o.enable_prefix_caching && !o.no_enable_prefix_caching);
+  std::vector<int> eos = c.eos_token_ids;
+  SchedulerConfig sc{o.max_num_seqs, o.max_num_batched_tokens, max_model_len, eos};
+  rt->scheduler_ = std::make_unique<Scheduler>(sc, *rt->blocks_);
+  rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, rt->scheduler_.get(), o.seed);
+  LS_INFO("model " << c.architecture << " with " << c.num_hidden_layers << " layers on TP" << rt->grid_->layout().tp
+                   << " x PP" << rt->grid_->layout().pp << "; KV cache " << blocks << " blocks of " << o.block_size
+                   << " tokens; max model len " << max_model_len);
+  return rt;
+}
+
+ModelRuntime::~ModelRuntime() = default;
+
+}  // namespace lockstep

@@ -1,0 +1,169 @@
+// parse_openai_request (see openai_request.h).
+#include "app/openai/openai_request.h"
+
+#include "app/openai/api_error.h"
+
+namespace lockstep {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+template <typename T>
+std::optional<T> opt(const json& b, const char* key) {
+  if (!b.contains(key) || b[key].is_null()) return std::nullopt;
+  try {
+    return b[key].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw ApiError(400, std::string("'") + key + "' has the wrong type: " + b[key].dump(), key);
+  }
+}
+
+bool is_token_list(const json& v) {
+  if (!v.is_array() || v.empty()) return false;
+  for (const json& x : v)
+    if (!x.is_number_integer()) return false;
+  return true;
+}
+
+void check_ids(const std::vector<int>& ids, const ModelContext& m) {
+  for (int id : ids)
+    if (id < 0 || (m.vocab_size > 0 && id >= m.vocab_size))
+      throw ApiError(400, "token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                              std::to_string(m.vocab_size - 1) + ")", "prompt");
+}
+
+// Chat content: a string, or a list of {"type": "text", "text": ...} parts (joined).
+json normalize_messages(const json& messages) {
+  if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty list", "messages");
+  json out = json::array();
+  for (const json& m : messages) {
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+      throw ApiError(400, "each message needs a string 'role'", "messages");
+    const std::string role = m["role"].get<std::string>();
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool" && role != "developer")
+      throw ApiError(400, "unknown message role '" + role + "'", "messages");
+    json copy = m;
+    if (m.contains("content") && m["content"].is_array()) {
+      std::string text;
+      for (const json& part : m["content"]) {
+        if (!part.is_object() || part.value("type", "") != "text")
+          throw ApiError(400, "only text content parts are supported", "messages");
+        text += part.value("text", "");
+      }
+      copy["content"] = text;
+    } else if (m.contains("content") && !m["content"].is_string() && !m["content"].is_null()) {
+      throw ApiError(400, "message 'content' must be a string or a list of text parts", "messages");
+    }
+    if (role != "assistant" && (!copy.contains("content") || copy["content"].is_null())) copy["content"] = "";
+    out.push_back(std::move(copy));
+  }
+  return out;
+}
+
+}  // namespace
+
+OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const ModelContext& m) {
+  if (!b.is_object()) throw ApiError(400, "the request body must be a JSON object");
+  OpenAIRequest r;
+  r.endpoint = endpoint;
+  if (const auto model = opt<std::string>(b, "model"); model && *model != m.served_model_name)
+    throw ApiError(404, "the model '" + *model + "' does not exist; this server serves '" + m.served_model_name + "'",
+                   "model");
+
+  if (endpoint == Endpoint::Completions) {
+    if (!b.contains("prompt")) throw ApiError(400, "'prompt' is required", "prompt");
+    const json& p = b["prompt"];
+    auto add_text = [&](const std::string& text) {
+      if (!m.tokenizer) throw ApiError(400, "this model has no tokenizer: send prompts as token ids", "prompt");
+      r.prompts.push_back(m.tokenizer->encode(text, /*add_special_tokens=*/true));
+    };
+    if (p.is_string()) {
+      add_text(p.get<std::string>());
+    } else if (is_token_list(p)) {
+      r.prompts.push_back(p.get<std::vector<int>>());
+    } else if (p.is_array() && !p.empty()) {
+      for (const json& item : p) {
+        if (item.is_string()) add_text(item.get<std::string>());
+        else if (is_token_list(item)) r.prompts.push_back(item.get<std::vector<int>>());
+        else throw ApiError(400, "each prompt must be a string or a non-empty list of token ids", "prompt");
+      }
+    } else {
+      throw ApiError(400, "'prompt' must be a string, a list of strings, or (a list of) token-id lists", "prompt");
+    }
+  } else {
+    if (!m.chat_template) throw ApiError(400, "this model has no chat template; use /v1/completions", "messages");
+    if (!m.tokenizer) throw ApiError(400, "this model has no tokenizer", "messages");
+    const json messages = normalize_messages(b.contains("messages") ? b["messages"] : json());
+    const json tools = b.contains("tools") && !b["tools"].is_null() ? b["tools"] : json();
+    json extra = b.contains("chat_template_kwargs") && b["chat_template_kwargs"].is_object() ? b["chat_template_kwargs"]
+                                                                                              : json::object();
+    const bool add_generation_prompt = opt<bool>(b, "add_generation_prompt").value_or(true);
+    std::string text;
+    try {
+      text = m.chat_template->render(messages, tools, add_generation_prompt, extra);
+    } catch (const ChatTemplateError& e) {
+      throw ApiError(400, std::string("the chat template rejected this conversation: ") + e.what(), "messages");
+    }
+    r.prompts.push_back(m.tokenizer->encode(text, /*add_special_tokens=*/false));
+  }
+  for (const auto& ids : r.prompts) check_ids(ids, m);
+
+  GenerationRequest& g = r.generation;
+  const auto max_tokens = endpoint == Endpoint::ChatCompletions && b.contains("max_completion_tokens")
+                              ? opt<int>(b, "max_completion_tokens")
+                              : opt<int>(b, "max_tokens");
+  std::size_t longest = 0;
+  for (const auto& p : r.prompts) longest = std::max(longest, p.size());
+  if (static_cast<int>(longest) >= m.max_model_len)
+    throw ApiError(400, "this model's maximum context length is " + std::to_string(m.max_model_len) +
+                            " tokens, but the prompt has " + std::to_string(longest), "prompt");
+  const int room = m.max_model_len - static_cast<int>(longest);
+  // The default, like vLLM's: 16 for completions, whatever fits for chat.
+  g.stop.max_tokens = max_tokens.value_or(endpoint == Endpoint::Completions ? 16 : room);
+  if (g.stop.max_tokens < 1) throw ApiError(400, "'max_tokens' must be at least 1", "max_tokens");
+  if (g.stop.max_tokens > room)
+    throw ApiError(400, "max_tokens " + std::to_string(g.stop.max_tokens) + " plus the prompt's " +
+                            std::to_string(longest) + " tokens exceed the maximum context length " +
+                            std::to_string(m.max_model_len), "max_tokens");
+  g.sampling.temperature = opt<float>(b, "temperature").value_or(1.0f);
+  if (g.sampling.temperature < 0 || g.sampling.temperature > 100)
+    throw ApiError(400, "'temperature' must be in [0, 100]", "temperature");
+  g.sampling.top_p = opt<float>(b, "top_p").value_or(1.0f);
+  if (!(g.sampling.top_p > 0 && g.sampling.top_p <= 1)) throw ApiError(400, "'top_p' must be in (0, 1]", "top_p");
+  g.sampling.top_k = opt<int>(b, "top_k").value_or(-1);
+  if (g.sampling.top_k == 0 || g.sampling.top_k < -1) throw ApiError(400, "'top_k' must be -1 (off) or positive", "top_k");
+  g.sampling.min_p = opt<float>(b, "min_p").value_or(0.0f);
+  if (g.sampling.min_p < 0 || g.sampling.min_p > 1) throw ApiError(400, "'min_p' must be in [0, 1]", "min_p");
+  if (const auto seed = opt<std::int64_t>(b, "seed")) g.sampling.seed = static_cast<std::uint64_t>(*seed);
+  g.stop.ignore_eos = opt<bool>(b, "ignore_eos").value_or(false);
+  g.stop.min_tokens = opt<int>(b, "min_tokens").value_or(0);
+  g.stop.stop_token_ids = opt<std::vector<int>>(b, "stop_token_ids").value_or(std::vector<int>{});
+  if (b.contains("stop") && !b["stop"].is_null()) {
+    if (b["stop"].is_string()) r.stop.push_back(b["stop"].get<std::string>());
+    else r.stop = opt<std::vector<std::string>>(b, "stop").value_or(std::vector<std::string>{});
+    for (const std::string& s : r.stop)
+      if (s.empty()) throw ApiError(400, "stop strings must not be empty", "stop");
+  }
+  r.include_stop_str_in_output = opt<bool>(b, "include_stop_str_in_output").value_or(false);
+  r.skip_special_tokens = opt<bool>(b, "skip_special_tokens").value_or(true);
+  r.n = opt<int>(b, "n").value_or(1);
+  if (r.n < 1 || r.n > 128) throw ApiError(400, "'n' must be between 1 and 128", "n");
+  r.stream = opt<bool>(b, "stream").value_or(false);
+  if (b.contains("stream_options") && b["stream_options"].is_object())
+    r.include_usage = b["stream_options"].value("include_usage", false);
+  r.return_token_ids = opt<bool>(b, "return_token_ids").value_or(false);
+  // Accepted only at their neutral values until the sampler implements them.
+  const std::pair<const char*, double> neutral[] = {{"presence_penalty", 0.0}, {"frequency_penalty", 0.0},
+                                                    {"repetition_penalty", 1.0}, {"best_of", 1.0}};
+  for (const auto& [key, value] : neutral)
+    if (b.contains(key) && !b[key].is_null() && (!b[key].is_number() || b[key].get<double>() != value))
+      throw ApiError(400, std::string("'") + key + "' is not supported by this server yet", key);
+  for (const char* key : {"logprobs", "top_logprobs", "logit_bias", "suffix"})
+    if (b.contains(key) && !b[key].is_null() && !(b[key].is_boolean() && !b[key].get<bool>()))
+      throw ApiError(400, std::string("'") + key + "' is not supported by this server yet", key);
+  if (b.contains("echo") && b["echo"].is_boolean() && b["echo"].get<bool>())
+    throw ApiError(400, "'echo' is not supported by this server yet", "echo");
+  return r;
+}
+
+}  // namespace lockstep

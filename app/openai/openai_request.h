@@ -1,0 +1,49 @@
+// A /v1/completions or /v1/chat/completions request body, validated the way the OpenAI API
+// and vLLM accept it, turned into token-id prompts (chat: the model's chat template, then the
+// tokenizer without added special tokens; text completions: the tokenizer with them), sampling
+// and stopping rules, and output options. Anything wrong is an ApiError naming the parameter;
+// nothing is queued for such a request. Shared by `lockstep serve` and `lockstep batch`.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "app/engine/engine_service.h"
+#include "model/chat_template/chat_template.h"
+#include "model/tokenizer/tokenizer.h"
+
+namespace lockstep {
+
+enum class Endpoint { Completions, ChatCompletions };
+
+// What the server knows about its model that request handling needs.
+struct ModelContext {
+  std::string served_model_name;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::shared_ptr<const ChatTemplate> chat_template;  // null: chat completions are refused
+  int max_model_len = 4096;
+  int vocab_size = 0;
+  bool reasoning_parser = false;  // deepseek_r1: split <think>...</think> into reasoning_content
+};
+
+struct OpenAIRequest {
+  Endpoint endpoint = Endpoint::Completions;
+  std::vector<std::vector<int>> prompts;  // one per prompt (completions may carry several)
+  int n = 1;
+  bool stream = false;
+  bool include_usage = false;
+  bool return_token_ids = false;
+  bool skip_special_tokens = true;
+  bool include_stop_str_in_output = false;
+  std::vector<std::string> stop;          // stop strings, matched on the output text
+  GenerationRequest generation;           // sampling and stop rules; prompt filled per choice
+};
+
+// Throws ApiError.
+OpenAIRequest parse_openai_request(Endpoint endpoint, const nlohmann::ordered_json& body, const ModelContext& model);
+
+}  // namespace lockstep

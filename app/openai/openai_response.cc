@@ -1,0 +1,70 @@
+// Response bodies (see openai_response.h).
+#include "app/openai/openai_response.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+namespace lockstep {
+
+std::string new_response_id(Endpoint endpoint) {
+  static std::atomic<std::uint64_t> counter{0};
+  static const std::uint64_t salt = std::random_device{}();
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%s%016llx%04llx", endpoint == Endpoint::Completions ? "cmpl-" : "chatcmpl-",
+                static_cast<unsigned long long>(salt), static_cast<unsigned long long>(counter++ & 0xffff));
+  return buf;
+}
+
+nlohmann::ordered_json build_response(const OpenAIRequest& r, const ModelContext& m, const std::string& id,
+                                      std::int64_t created, const std::vector<ChoiceResult>& choices) {
+  using json = nlohmann::ordered_json;
+  const bool chat = r.endpoint == Endpoint::ChatCompletions;
+  json out;
+  out["id"] = id;
+  out["object"] = chat ? "chat.completion" : "text_completion";
+  out["created"] = created;
+  out["model"] = m.served_model_name;
+  json list = json::array();
+  std::size_t completion_tokens = 0;
+  for (std::size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceOutput& c = *choices[i].output;
+    completion_tokens += c.token_ids().size();
+    json choice;
+    choice["index"] = i;
+    if (chat) {
+      json message;
+      message["role"] = "assistant";
+      if (m.reasoning_parser) {
+        const auto [reasoning, content] = ChoiceOutput::split_reasoning(c.text());
+        message["content"] = content ? json(*content) : json(nullptr);
+        message["reasoning_content"] = reasoning ? json(*reasoning) : json(nullptr);
+      } else {
+        message["content"] = c.text();
+      }
+      message["tool_calls"] = json::array();
+      choice["message"] = message;
+    } else {
+      choice["text"] = c.text();
+    }
+    choice["logprobs"] = nullptr;
+    choice["finish_reason"] = c.finish_reason();
+    choice["stop_reason"] = c.stop_reason();
+    if (r.return_token_ids) {
+      choice["token_ids"] = c.token_ids();
+      choice["prompt_token_ids"] = r.prompts[choices[i].prompt_index];
+    }
+    list.push_back(std::move(choice));
+  }
+  out["choices"] = std::move(list);
+  std::size_t prompt_tokens = 0;
+  for (const auto& p : r.prompts) prompt_tokens += p.size();
+  out["usage"] = {{"prompt_tokens", prompt_tokens},
+                  {"total_tokens", prompt_tokens + completion_tokens},
+                  {"completion_tokens", completion_tokens}};
+  if (r.return_token_ids && r.prompts.size() == 1) out["prompt_token_ids"] = r.prompts[0];
+  return out;
+}
+
+}  // namespace lockstep

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `lockstep batch` end to end on TP2 x PP2 (mpirun -np 4) with the tiny transformers fixtures:
+# greedy token ids equal transformers', text prompts go through the checkpoint's tokenizer,
+# stop strings and stop token ids end choices with the right reasons, n > 1 gives n choices,
+# malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones,
+# and an existing output is never overwritten by accident.
+# usage: batch_test.sh MPIRUN LOCKSTEP FIXTURES_DIR
+set -u
+mpirun=$1 lockstep=$2 fixtures=$3
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; [ -f "$tmp/log" ] && tail -20 "$tmp/log"; exit 1; }
+model=$fixtures/llama-tiny
+exp=$fixtures/llama-tiny.expected.json
+run() { timeout 300 "$mpirun" --oversubscribe -np 4 "$lockstep" batch --model "$model" -tp 2 -pp 2 \
+          --kv-cache-memory 2M --max-num-batched-tokens 16 --input "$tmp/in.jsonl" --output "$tmp/out.jsonl" "$@" >"$tmp/log" 2>&1; }
+
+# Requests: the three fixture prompts as token ids, the first also as text; stop cases; n=2; bad lines.
+for i in 0 1 2; do
+  jq -c --argjson i "$i" '{custom_id: ("ids-\($i)"), method: "POST", url: "/v1/completions",
+        body: {prompt: .cases[$i].prompt_ids, max_tokens: 8, temperature: 0, ignore_eos: true, return_token_ids: true}}' "$exp"
+done >"$tmp/in.jsonl"
+jq -c '{custom_id: "text-0", url: "/v1/completions", body: {prompt: .cases[0].prompt, max_tokens: 8, temperature: 0,
+       ignore_eos: true, return_token_ids: true}}' "$exp" >>"$tmp/in.jsonl"
+jq -c '{custom_id: "stop-id", url: "/v1/completions", body: {prompt: .cases[0].prompt_ids, max_tokens: 8, temperature: 0,
+       stop_token_ids: [.cases[0].greedy_ids[2]], return_token_ids: true}}' "$exp" >>"$tmp/in.jsonl"
+jq -c '{custom_id: "stop-str", url: "/v1/completions", body: {prompt: .cases[0].prompt_ids, max_tokens: 8, temperature: 0,
+       stop: [" m"], return_token_ids: true}}' "$exp" >>"$tmp/in.jsonl"
+jq -c '{custom_id: "n2", url: "/v1/completions", body: {prompt: .cases[1].prompt_ids, max_tokens: 4, n: 2, seed: 7,
+       temperature: 1.0}}' "$exp" >>"$tmp/in.jsonl"
+echo '{"prompt": [1, 2, 3], "max_tokens": 3}' >>"$tmp/in.jsonl"
+echo 'not json at all' >>"$tmp/in.jsonl"
+echo '{"custom_id": "bad-url", "url": "/v1/embeddings", "body": {"input": "x"}}' >>"$tmp/in.jsonl"
+echo '{"custom_id": "bad-id", "url": "/v1/completions", "body": {"prompt": [999999], "max_tokens": 2}}' >>"$tmp/in.jsonl"
+
+run || fail "batch exited non-zero"
+grep -q "^\[batch\] done: 8 succeeded, 3 failed, 0 skipped" "$tmp/log" || fail "summary line"
+[ "$(wc -l <"$tmp/out.jsonl")" -eq 11 ] || fail "expected one output line per input line"
+get() { jq -c --arg id "$1" "select(.custom_id == \$id) | .response.body$2" "$tmp/out.jsonl"; }
+for i in 0 1 2; do
+  want=$(jq -c --argjson i "$i" '.cases[$i].greedy_ids' "$exp")
+  [ "$(get "ids-$i" '.choices[0].token_ids')" = "$want" ] || fail "ids-$i: tokens differ from transformers ($want)"
+done
+[ "$(get text-0 '.choices[0].token_ids')" = "$(jq -c '.cases[0].greedy_ids' "$exp")" ] || fail "text prompt tokens"
+[ "$(get text-0 '.choices[0].text')" = "$(jq -c '.cases[0].greedy_text' "$exp")" ] || fail "decoded text"
+[ "$(get text-0 '.prompt_token_ids')" = "$(jq -c '.cases[0].prompt_ids' "$exp")" ] || fail "text prompt tokenization"
+[ "$(get stop-id '.choices[0].finish_reason')" = '"stop"' ] || fail "stop_token_ids finish_reason"
+[ "$(get stop-id '.choices[0].stop_reason')" = "$(jq -c '.cases[0].greedy_ids[2]' "$exp")" ] || fail "stop_reason id"
+[ "$(get stop-id '.choices[0].token_ids | length')" = 3 ] || fail "stop_token_ids length"
+[ "$(get stop-str '.choices[0].finish_reason')" = '"stop"' ] || fail "stop string finish_reason"
+[ "$(get stop-str '.choices[0].stop_reason')" = '" m"' ] || fail "stop string stop_reason"
+want_text=$(jq -r '.cases[0].greedy_text | split(" m")[0]' "$exp")
+[ "$(get stop-str '.choices[0].text' | jq -r .)" = "$want_text" ] || fail "text not cut before the stop string"
+[ "$(get n2 '.choices | length')" = 2 ] || fail "n=2 choices"
+[ "$(get n2 '.usage.completion_tokens')" = 8 ] || fail "n=2 usage"
+[ "$(get line-8 '.usage.prompt_tokens')" = 3 ] || fail "plain prompt line"
+grep -q '"custom_id":"line-9".*"status_code":400.*not valid JSON' "$tmp/out.jsonl" || fail "malformed line"
+grep -q '"custom_id":"bad-url".*"status_code":400' "$tmp/out.jsonl" || fail "bad url"
+grep -q '"custom_id":"bad-id".*outside the vocabulary' "$tmp/out.jsonl" || fail "bad token id"
+
+# Resume: nothing left to do; then drop two results and only those run again.
+run --resume || fail "resume exited non-zero"
+grep -q "0 succeeded, 0 failed, 11 skipped" "$tmp/log" || fail "resume should skip all 11 lines already answered"
+grep -v -e '"custom_id":"ids-1"' -e '"custom_id":"n2"' "$tmp/out.jsonl" >"$tmp/partial" && mv "$tmp/partial" "$tmp/out.jsonl"
+run --resume || fail "second resume"
+grep -q "2 succeeded, 0 failed, 9 skipped" "$tmp/log" || fail "resume should redo exactly the missing two"
+[ "$(wc -l <"$tmp/out.jsonl")" -eq 11 ] || fail "resume must not duplicate lines"
+[ "$(get ids-1 '.choices[0].token_ids')" = "$(jq -c '.cases[1].greedy_ids' "$exp")" ] || fail "resumed result"
+
+run; [ $? -eq 2 ] || fail "an existing output must not be overwritten without --resume"
+grep -q "already holds results; pass --resume" "$tmp/log" || fail "overwrite message"
+echo PASS
