@@ -12,7 +12,9 @@ namespace lockstep {
 class MpiEnvironment;
 
 struct GridcheckOptions {
-  ParallelOptions parallel;
+  // Without sizes the whole world is one TP group, so `srun lockstep gridcheck` needs no
+  // arithmetic from the job script.
+  ParallelOptions parallel{.tensor_parallel_size = 0};
 };
 
 CLI::App* add_gridcheck_command(CLI::App& app, GridcheckOptions& opts);

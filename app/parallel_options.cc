@@ -1,6 +1,7 @@
 // ParallelOptions (see parallel_options.h).
 #include "app/parallel_options.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "comm/mpi_env.h"
@@ -20,7 +21,9 @@ void add_parallel_options(CLI::App& cmd, ParallelOptions& o) {
 }
 
 std::unique_ptr<RankGrid> make_rank_grid(const MpiEnvironment& env, const ParallelOptions& o) {
-  const GridLayout layout{o.tensor_parallel_size, o.pipeline_parallel_size};
+  const int tp = o.tensor_parallel_size > 0 ? o.tensor_parallel_size
+                                            : std::max(1, env.world_size() / o.pipeline_parallel_size);
+  const GridLayout layout{tp, o.pipeline_parallel_size};
   if (const auto problem = check_world_size(layout, env.world_size())) {
     if (env.world_rank() == 0) {
       std::fprintf(stderr, "lockstep: error: %s\n", problem->c_str());

@@ -16,7 +16,7 @@ namespace lockstep {
 class MpiEnvironment;
 
 struct ParallelOptions {
-  int tensor_parallel_size = 1;
+  int tensor_parallel_size = 1;  // 0: every rank of a stage, world / pipeline_parallel_size
   int pipeline_parallel_size = 1;
   std::string backend = "auto";  // auto | nccl | mpi
 };

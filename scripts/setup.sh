@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake ninja-build pkg-config git
           openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
           libpcre2-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libicu-dev jq)
+          libgtest-dev libgmock-dev libbenchmark-dev libicu-dev jq
+          slurm-wlm munge)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The slurm/ scripts under a real single-node Slurm (Debian's slurm-wlm and munge, started here
+# by local_slurm.sh) in CPU mode: commbench.sbatch (gridcheck under srun --mpi=pmix, then the
+# commbench table with #wrong 0 and the --diagnose report) and batch.sbatch (TP2 x PP2 on the
+# tiny llama fixture; greedy ids equal transformers'), each run to completion through sbatch.
+# A 2-CPU node cannot hold 2 x 8 tasks, so the test overrides the scripts' #SBATCH shape on the
+# command line and asks srun for 4 overcommitted tasks.
+# usage: slurm_test.sh LOCKSTEP_HOME LOCKSTEP_BIN FIXTURES_DIR
+set -u
+home=$1 bin=$2 fixtures=$3
+for tool in slurmctld slurmd munged sbatch; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (bash scripts/setup.sh installs slurm-wlm and munge)"; exit 1; }
+done
+tmp=$(mktemp -d /tmp/lockstep-slurm.XXXXXX) && chmod 755 "$tmp"  # munged wants a reachable socket path
+fail() { echo "FAIL: $*"; for f in "$tmp"/*.out "$tmp"/slurm/log/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 20 "$f"; }; done; exit 1; }
+# shellcheck source=local_slurm.sh
+. "$home/tests/slurm/local_slurm.sh" "$tmp/slurm" || fail "local Slurm did not start"
+trap 'slurm_stop; rm -rf "$tmp"' EXIT
+
+shape=(--nodes=1 --ntasks-per-node=1 --cpus-per-task=1 --overcommit --time=00:10:00)
+export LOCKSTEP_HOME=$home LOCKSTEP_BIN=$bin LOCKSTEP_CPU=1 SRUN_ARGS="--overcommit --ntasks=4"
+
+# commbench.sbatch: rank/grid detection, the table, the diagnosis.
+COMMBENCH_ARGS="-b 1K -e 64K -f 4 --ops all_reduce,all_gather,sendrecv" \
+  timeout 300 sbatch --wait --export=ALL "${shape[@]}" --output="$tmp/commbench.out" \
+  "$home/slurm/commbench.sbatch" >/dev/null || fail "commbench.sbatch did not finish with exit 0"
+out=$tmp/commbench.out
+grep -q "^# lockstep gridcheck: 4 ranks = TP4 x PP1, backend mpi" "$out" || fail "gridcheck did not see 4 ranks under Slurm"
+grep -q "^# grid self-check OK" "$out" || fail "grid self-check"
+[ "$(grep -c '^# Out of bounds values : 0 OK' "$out")" = 3 ] || fail "commbench: expected 3 ops with 0 wrong values"
+grep -q "^# Avg bus bandwidth" "$out" || fail "commbench: no average bus bandwidth line"
+grep -q "^# MPI: Open MPI" "$out" || fail "--diagnose report missing"
+echo "ok: commbench.sbatch"
+
+# batch.sbatch: TP2 x PP2 offline inference; greedy ids equal transformers'.
+exp=$fixtures/llama-tiny.expected.json
+jq -c '{custom_id: "c0", url: "/v1/completions",
+        body: {prompt: .cases[0].prompt_ids, max_tokens: 8, temperature: 0, ignore_eos: true, return_token_ids: true}}' \
+  "$exp" >"$tmp/in.jsonl"
+MODEL=$fixtures/llama-tiny INPUT=$tmp/in.jsonl OUTPUT=$tmp/results.jsonl TP=2 PP=2 BATCH_ARGS="--kv-cache-memory 2M" \
+  timeout 300 sbatch --wait --export=ALL "${shape[@]}" --output="$tmp/batch.out" \
+  "$home/slurm/batch.sbatch" >/dev/null || fail "batch.sbatch did not finish with exit 0"
+got=$(jq -c 'select(.custom_id == "c0") | .response.body.choices[0].token_ids' "$tmp/results.jsonl")
+[ "$got" = "$(jq -c '.cases[0].greedy_ids' "$exp")" ] || fail "batch.sbatch: tokens $got differ from transformers"
+grep -q "TP2 x PP2" "$tmp/batch.out" || fail "batch.sbatch: expected TP2 x PP2 from 4 tasks"
+echo "ok: batch.sbatch"
+bash -n "$home/slurm/serve.sbatch" || fail "serve.sbatch: syntax"
+echo "PASS"
