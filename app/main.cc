@@ -1,5 +1,5 @@
 // The lockstep binary: one program, one rank per GPU under mpirun/srun, subcommands for each
-// job (gridcheck, commbench, tokenize, batch; serve as it lands).
+// job (serve, batch, tokenize, gridcheck, commbench).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -8,6 +8,7 @@
 #include "app/commbench/commbench_command.h"
 #include "app/gridcheck_command.h"
 #include "app/parallel_options.h"
+#include "app/serve/serve_command.h"
 #include "app/tokenize_command.h"
 #include "comm/mpi_env.h"
 
@@ -27,6 +28,8 @@ int main(int argc, char** argv) {
   CLI::App* commbench_cmd = lockstep::add_commbench_command(app, commbench);
   lockstep::BatchOptions batch;
   CLI::App* batch_cmd = lockstep::add_batch_command(app, batch);
+  lockstep::ServeOptions serve;
+  CLI::App* serve_cmd = lockstep::add_serve_command(app, serve);
   lockstep::TokenizeOptions tokenize;
   CLI::App* tokenize_cmd = lockstep::add_tokenize_command(app, tokenize);
 
@@ -45,5 +48,6 @@ int main(int argc, char** argv) {
   if (commbench_cmd->parsed()) return lockstep::run_commbench(env, commbench);
   if (tokenize_cmd->parsed()) return lockstep::run_tokenize(tokenize);
   if (batch_cmd->parsed()) return lockstep::run_batch(env, batch);
+  if (serve_cmd->parsed()) return lockstep::run_serve(env, serve);
   return 2;
 }

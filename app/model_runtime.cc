@@ -2,6 +2,7 @@
 #include "app/model_runtime.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "app/commbench/byte_size.h"
 #include "comm/mpi_check.h"
@@ -100,6 +101,22 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
                    << " x PP" << rt->grid_->layout().pp << "; KV cache " << blocks << " blocks of " << o.block_size
                    << " tokens; max model len " << max_model_len);
   return rt;
+}
+
+std::unique_ptr<ModelRuntime> ModelRuntime::create_everywhere(const MpiEnvironment& env, const ModelOptions& o,
+                                                             const char* command) {
+  std::unique_ptr<ModelRuntime> rt;
+  std::string error;
+  try {
+    rt = create(env, o);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  int loaded = rt != nullptr, all_loaded = 0;
+  LS_MPI_CHECK(MPI_Allreduce(&loaded, &all_loaded, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (all_loaded) return rt;
+  if (!error.empty()) std::fprintf(stderr, "lockstep %s: error: %s\n", command, error.c_str());
+  return nullptr;
 }
 
 ModelRuntime::~ModelRuntime() = default;

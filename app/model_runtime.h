@@ -48,6 +48,10 @@ class ModelRuntime {
  public:
   // nullptr after rank 0 printed why the world does not fit the layout.
   static std::unique_ptr<ModelRuntime> create(const MpiEnvironment& env, const ModelOptions& o);
+  // create() on every rank, agreed: nullptr on every rank if any rank failed (rank 0 or the
+  // failing rank prints "lockstep COMMAND: error: ..."), so no rank is left waiting.
+  static std::unique_ptr<ModelRuntime> create_everywhere(const MpiEnvironment& env, const ModelOptions& o,
+                                                         const char* command);
   ~ModelRuntime();
 
   bool leader() const { return grid_->world_rank() == 0; }

@@ -70,19 +70,8 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
   MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
   if (!ok) return 2;
 
-  std::unique_ptr<ModelRuntime> rt;
-  std::string load_error;
-  try {
-    rt = ModelRuntime::create(env, o.model);
-  } catch (const std::exception& e) {
-    load_error = e.what();
-  }
-  int loaded = rt != nullptr, all_loaded = 0;
-  MPI_Allreduce(&loaded, &all_loaded, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (!all_loaded) {
-    if (!load_error.empty()) std::fprintf(stderr, "lockstep batch: error: %s\n", load_error.c_str());
-    return 2;
-  }
+  std::unique_ptr<ModelRuntime> rt = ModelRuntime::create_everywhere(env, o.model, "batch");
+  if (!rt) return 2;
   if (!rt->leader()) {
     rt->engine().run_follower();
     return 0;
@@ -148,21 +137,23 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
       auto p = std::make_unique<PendingRequest>();
       p->custom_id = custom_id.is_string() ? custom_id.get<std::string>() : custom_id.dump();
       p->request = parse_openai_request(endpoint, body, ctx);
-      for (std::size_t pi = 0; pi < p->request.prompts.size(); ++pi) {
-        for (int c = 0; c < p->request.n; ++c) {
-          auto seq = std::make_unique<Sequence>();
-          seq->id = next_seq++;
-          seq->tokens = p->request.prompts[pi];
-          seq->sampling = p->request.generation.sampling;
-          if (seq->sampling.seed && c > 0) seq->sampling.seed = *seq->sampling.seed + 0x9E3779B97F4A7C15ull * c;
-          seq->stop = p->request.generation.stop;
-          const std::uint64_t id = seq->id;
-          if (auto why = rt->scheduler().add(std::move(seq))) throw ApiError(400, *why, "prompt");
-          by_seq[id] = {p.get(), static_cast<int>(p->choices.size())};
-          p->choices.push_back(std::make_unique<ChoiceOutput>(p->request, ctx.tokenizer));
-          p->prompt_of_choice.push_back(static_cast<int>(pi));
-          ++p->unfinished;
+      for (ChoiceSpec& spec : expand_choices(p->request)) {
+        auto seq = std::make_unique<Sequence>();
+        seq->id = next_seq++;
+        seq->tokens = std::move(spec.generation.prompt);
+        seq->sampling = spec.generation.sampling;
+        seq->stop = spec.generation.stop;
+        const std::uint64_t id = seq->id;
+        if (auto why = rt->scheduler().add(std::move(seq))) {
+          for (const auto& [queued, owner] : by_seq)  // the request's earlier choices go too
+            if (owner.first == p.get()) rt->scheduler().abort(queued);
+          std::erase_if(by_seq, [&](const auto& kv) { return kv.second.first == p.get(); });
+          throw ApiError(400, *why, "prompt");
         }
+        by_seq[id] = {p.get(), static_cast<int>(p->choices.size())};
+        p->choices.push_back(std::make_unique<ChoiceOutput>(p->request, ctx.tokenizer));
+        p->prompt_of_choice.push_back(spec.prompt_index);
+        ++p->unfinished;
       }
       pending.push_back(std::move(p));
     } catch (const ApiError& e) {

@@ -22,6 +22,7 @@ RequestStream::Update RequestStream::take(std::chrono::milliseconds timeout) {
   u.done = done_;
   u.finish = finish_;
   u.error = error_;
+  u.error_status = error_status_;
   return u;
 }
 
@@ -37,11 +38,12 @@ void RequestStream::push(int token, FinishReason finish) {
   cv_.notify_all();
 }
 
-void RequestStream::fail(const std::string& error) {
+void RequestStream::fail(int status, const std::string& error) {
   {
     std::lock_guard lock(mu_);
     done_ = true;
     error_ = error;
+    error_status_ = status;
     finish_ = FinishReason::Abort;
   }
   cv_.notify_all();
@@ -59,7 +61,7 @@ std::shared_ptr<RequestStream> EngineService::submit(GenerationRequest r) {
   seq->stop = r.stop;
   auto stream = std::make_shared<RequestStream>(seq->id);
   if (draining_) {
-    stream->fail("the server is shutting down");
+    stream->fail(503, "the server is shutting down");
   } else {
     incoming_.emplace_back(std::move(seq), stream);
     cv_.notify_all();
@@ -135,7 +137,7 @@ void EngineService::run() {
         const std::uint64_t id = seq->id;
         const std::size_t prompt = seq->tokens.size();
         if (auto why = scheduler_.add(std::move(seq))) {
-          stream->fail(*why);
+          stream->fail(400, *why);
         } else {
           streams_[id] = stream;
           metrics_.prompt_tokens += prompt;
@@ -144,7 +146,7 @@ void EngineService::run() {
       for (std::uint64_t id : aborts_) {
         if (scheduler_.abort(id)) ++metrics_.requests_aborted;
         if (auto it = streams_.find(id); it != streams_.end()) {
-          it->second->fail("aborted");
+          it->second->fail(499, "aborted");
           streams_.erase(it);
         }
       }
@@ -168,7 +170,7 @@ void EngineService::run() {
     std::lock_guard lock(mu_);
     for (auto& [id, stream] : streams_) {
       scheduler_.abort(id);
-      stream->fail("the server shut down before this request finished");
+      stream->fail(503, "the server shut down before this request finished");
       ++metrics_.requests_aborted;
     }
     streams_.clear();

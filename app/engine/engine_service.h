@@ -36,14 +36,15 @@ class RequestStream {
     std::vector<int> tokens;  // new since the previous take
     bool done = false;
     FinishReason finish = FinishReason::None;
-    std::string error;        // the request was refused (done is true)
+    std::string error;        // the request was refused or cut short (done is true)
+    int error_status = 0;     // its HTTP status: 400 refused, 499 aborted, 503 shutting down
   };
   // Waits up to `timeout` for something new; returns what arrived (possibly nothing).
   Update take(std::chrono::milliseconds timeout);
 
   // Engine side.
   void push(int token, FinishReason finish);
-  void fail(const std::string& error);
+  void fail(int status, const std::string& error);
 
  private:
   std::uint64_t id_;
@@ -53,6 +54,7 @@ class RequestStream {
   bool done_ = false;
   FinishReason finish_ = FinishReason::None;
   std::string error_;
+  int error_status_ = 0;
 };
 
 class EngineService {

@@ -80,14 +80,4 @@ nlohmann::ordered_json ChoiceOutput::stop_reason() const {
   return nullptr;
 }
 
-std::pair<std::optional<std::string>, std::optional<std::string>> ChoiceOutput::split_reasoning(const std::string& text) {
-  std::string t = text;
-  const auto start = t.find("<think>");
-  if (start != std::string::npos) t = t.substr(start + 7);
-  const auto end = t.find("</think>");
-  if (end == std::string::npos) return {t, std::nullopt};
-  std::string content = t.substr(end + 8);
-  return {t.substr(0, end), content.empty() ? std::nullopt : std::optional<std::string>(content)};
-}
-
 }  // namespace lockstep

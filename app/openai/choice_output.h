@@ -34,9 +34,6 @@ class ChoiceOutput {
   std::string finish_reason() const;
   nlohmann::ordered_json stop_reason() const;  // the stop string or stop token id, else null
 
-  // deepseek_r1 split of text(): (reasoning_content, content); either may be absent.
-  static std::pair<std::optional<std::string>, std::optional<std::string>> split_reasoning(const std::string& text);
-
  private:
   std::string add_text(std::string piece);
 

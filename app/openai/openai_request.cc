@@ -25,13 +25,6 @@ bool is_token_list(const json& v) {
   return true;
 }
 
-void check_ids(const std::vector<int>& ids, const ModelContext& m) {
-  for (int id : ids)
-    if (id < 0 || (m.vocab_size > 0 && id >= m.vocab_size))
-      throw ApiError(400, "token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                              std::to_string(m.vocab_size - 1) + ")", "prompt");
-}
-
 // Chat content: a string, or a list of {"type": "text", "text": ...} parts (joined).
 json normalize_messages(const json& messages) {
   if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty list", "messages");
@@ -62,6 +55,28 @@ json normalize_messages(const json& messages) {
 
 }  // namespace
 
+std::string render_chat_prompt(const json& b, const ModelContext& m) {
+  if (!m.chat_template) throw ApiError(400, "this model has no chat template; use /v1/completions", "messages");
+  if (!m.tokenizer) throw ApiError(400, "this model has no tokenizer", "messages");
+  const json messages = normalize_messages(b.contains("messages") ? b["messages"] : json());
+  const json tools = b.contains("tools") && !b["tools"].is_null() ? b["tools"] : json();
+  json extra = b.contains("chat_template_kwargs") && b["chat_template_kwargs"].is_object() ? b["chat_template_kwargs"]
+                                                                                            : json::object();
+  const bool add_generation_prompt = opt<bool>(b, "add_generation_prompt").value_or(true);
+  try {
+    return m.chat_template->render(messages, tools, add_generation_prompt, extra);
+  } catch (const ChatTemplateError& e) {
+    throw ApiError(400, std::string("the chat template rejected this conversation: ") + e.what(), "messages");
+  }
+}
+
+void check_token_ids(const std::vector<int>& ids, const ModelContext& m, const char* param) {
+  for (int id : ids)
+    if (id < 0 || (m.vocab_size > 0 && id >= m.vocab_size))
+      throw ApiError(400, "token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                              std::to_string(m.vocab_size - 1) + ")", param);
+}
+
 OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const ModelContext& m) {
   if (!b.is_object()) throw ApiError(400, "the request body must be a JSON object");
   OpenAIRequest r;
@@ -91,22 +106,10 @@ OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const Model
       throw ApiError(400, "'prompt' must be a string, a list of strings, or (a list of) token-id lists", "prompt");
     }
   } else {
-    if (!m.chat_template) throw ApiError(400, "this model has no chat template; use /v1/completions", "messages");
-    if (!m.tokenizer) throw ApiError(400, "this model has no tokenizer", "messages");
-    const json messages = normalize_messages(b.contains("messages") ? b["messages"] : json());
-    const json tools = b.contains("tools") && !b["tools"].is_null() ? b["tools"] : json();
-    json extra = b.contains("chat_template_kwargs") && b["chat_template_kwargs"].is_object() ? b["chat_template_kwargs"]
-                                                                                              : json::object();
-    const bool add_generation_prompt = opt<bool>(b, "add_generation_prompt").value_or(true);
-    std::string text;
-    try {
-      text = m.chat_template->render(messages, tools, add_generation_prompt, extra);
-    } catch (const ChatTemplateError& e) {
-      throw ApiError(400, std::string("the chat template rejected this conversation: ") + e.what(), "messages");
-    }
+    const std::string text = render_chat_prompt(b, m);
     r.prompts.push_back(m.tokenizer->encode(text, /*add_special_tokens=*/false));
   }
-  for (const auto& ids : r.prompts) check_ids(ids, m);
+  for (const auto& ids : r.prompts) check_token_ids(ids, m, "prompt");
 
   GenerationRequest& g = r.generation;
   const auto max_tokens = endpoint == Endpoint::ChatCompletions && b.contains("max_completion_tokens")
@@ -164,6 +167,20 @@ OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const Model
   if (b.contains("echo") && b["echo"].is_boolean() && b["echo"].get<bool>())
     throw ApiError(400, "'echo' is not supported by this server yet", "echo");
   return r;
+}
+
+std::vector<ChoiceSpec> expand_choices(const OpenAIRequest& r) {
+  std::vector<ChoiceSpec> out;
+  for (std::size_t p = 0; p < r.prompts.size(); ++p) {
+    for (int c = 0; c < r.n; ++c) {
+      ChoiceSpec spec{static_cast<int>(p), r.generation};
+      spec.generation.prompt = r.prompts[p];
+      if (spec.generation.sampling.seed && c > 0)
+        spec.generation.sampling.seed = *spec.generation.sampling.seed + 0x9E3779B97F4A7C15ull * c;
+      out.push_back(std::move(spec));
+    }
+  }
+  return out;
 }
 
 }  // namespace lockstep

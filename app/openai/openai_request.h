@@ -43,7 +43,21 @@ struct OpenAIRequest {
   GenerationRequest generation;           // sampling and stop rules; prompt filled per choice
 };
 
+// The chat prompt text of a body with "messages" (also "tools", "chat_template_kwargs",
+// "add_generation_prompt"), through the model's chat template. Throws ApiError.
+std::string render_chat_prompt(const nlohmann::ordered_json& body, const ModelContext& model);
+// Throws ApiError (400, naming `param`) for an id outside the model's vocabulary.
+void check_token_ids(const std::vector<int>& ids, const ModelContext& model, const char* param);
+
 // Throws ApiError.
 OpenAIRequest parse_openai_request(Endpoint endpoint, const nlohmann::ordered_json& body, const ModelContext& model);
+
+// The sequences a request runs: n choices per prompt, in response order (prompt-major). With a
+// seed, choice c draws from seed + c * golden-ratio so the n choices differ yet reproduce.
+struct ChoiceSpec {
+  int prompt_index = 0;
+  GenerationRequest generation;
+};
+std::vector<ChoiceSpec> expand_choices(const OpenAIRequest& request);
 
 }  // namespace lockstep

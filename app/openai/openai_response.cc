@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <random>
 
+#include "app/openai/reasoning_parser.h"
+
 namespace lockstep {
 
 std::string new_response_id(Endpoint endpoint) {
@@ -15,6 +17,30 @@ std::string new_response_id(Endpoint endpoint) {
   std::snprintf(buf, sizeof buf, "%s%016llx%04llx", endpoint == Endpoint::Completions ? "cmpl-" : "chatcmpl-",
                 static_cast<unsigned long long>(salt), static_cast<unsigned long long>(counter++ & 0xffff));
   return buf;
+}
+
+nlohmann::ordered_json usage_json(std::size_t prompt_tokens, std::size_t completion_tokens) {
+  return {{"prompt_tokens", prompt_tokens},
+          {"total_tokens", prompt_tokens + completion_tokens},
+          {"completion_tokens", completion_tokens}};
+}
+
+std::size_t prompt_token_count(const OpenAIRequest& r) {
+  std::size_t n = 0;
+  for (const auto& p : r.prompts) n += p.size();
+  return n;
+}
+
+nlohmann::ordered_json stream_chunk(const OpenAIRequest& r, const ModelContext& m, const std::string& id,
+                                    std::int64_t created, nlohmann::ordered_json choices) {
+  nlohmann::ordered_json out;
+  out["id"] = id;
+  out["object"] = r.endpoint == Endpoint::ChatCompletions ? "chat.completion.chunk" : "text_completion";
+  out["created"] = created;
+  out["model"] = m.served_model_name;
+  out["choices"] = std::move(choices);
+  if (r.include_usage) out["usage"] = nullptr;  // OpenAI: null on every chunk but the last
+  return out;
 }
 
 nlohmann::ordered_json build_response(const OpenAIRequest& r, const ModelContext& m, const std::string& id,
@@ -37,7 +63,7 @@ nlohmann::ordered_json build_response(const OpenAIRequest& r, const ModelContext
       json message;
       message["role"] = "assistant";
       if (m.reasoning_parser) {
-        const auto [reasoning, content] = ChoiceOutput::split_reasoning(c.text());
+        const auto [reasoning, content] = split_reasoning(c.text());
         message["content"] = content ? json(*content) : json(nullptr);
         message["reasoning_content"] = reasoning ? json(*reasoning) : json(nullptr);
       } else {
@@ -58,11 +84,7 @@ nlohmann::ordered_json build_response(const OpenAIRequest& r, const ModelContext
     list.push_back(std::move(choice));
   }
   out["choices"] = std::move(list);
-  std::size_t prompt_tokens = 0;
-  for (const auto& p : r.prompts) prompt_tokens += p.size();
-  out["usage"] = {{"prompt_tokens", prompt_tokens},
-                  {"total_tokens", prompt_tokens + completion_tokens},
-                  {"completion_tokens", completion_tokens}};
+  out["usage"] = usage_json(prompt_token_count(r), completion_tokens);
   if (r.return_token_ids && r.prompts.size() == 1) out["prompt_token_ids"] = r.prompts[0];
   return out;
 }
