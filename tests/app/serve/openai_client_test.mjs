@@ -1,0 +1,203 @@
+// Drives a running `lockstep serve` with the official OpenAI Node client and checks what comes
+// back against the transformers fixtures (greedy token ids and text, chat prompts rendered by
+// apply_chat_template) and the OpenAI API's shapes and errors.
+// usage: node openai_client_test.mjs BASE_URL API_KEY MODEL_NAME FIXTURES_DIR FIXTURE_NAME
+import fs from "node:fs";
+import path from "node:path";
+import OpenAI from "openai";
+
+const [baseURL, apiKey, modelName, fixturesDir, fixtureName] = process.argv.slice(2);
+const expected = JSON.parse(fs.readFileSync(path.join(fixturesDir, `${fixtureName}.expected.json`), "utf8"));
+const serving = JSON.parse(fs.readFileSync(path.join(fixturesDir, `${fixtureName}.serving.json`), "utf8"));
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 120_000 });
+const reasoningModel = serving.chat[0].prompt.endsWith("<think>\n");
+
+let failures = 0;
+let checks = 0;
+function check(cond, what, detail = "") {
+  checks++;
+  if (!cond) {
+    failures++;
+    console.log(`FAIL: ${what}${detail ? `: ${detail}` : ""}`);
+  }
+}
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+async function expectError(status, fn, what) {
+  try {
+    await fn();
+    check(false, what, `expected HTTP ${status}, got success`);
+  } catch (e) {
+    check(e instanceof OpenAI.APIError && e.status === status, what, `expected HTTP ${status}, got ${e.status} ${e.message}`);
+    if (e instanceof OpenAI.APIError) check(typeof e.error?.message === "string", `${what}: OpenAI error object`);
+  }
+}
+const greedy = { temperature: 0, ignore_eos: true, return_token_ids: true };
+
+async function models() {
+  const list = await client.models.list();
+  check(list.data.length === 1 && list.data[0].id === modelName, "models.list", JSON.stringify(list.data));
+}
+
+async function completionsTokenIds() {
+  for (const [i, c] of expected.cases.entries()) {
+    const r = await client.completions.create({ model: modelName, prompt: c.prompt_ids, max_tokens: c.greedy_ids.length, ...greedy });
+    check(same(r.choices[0].token_ids, c.greedy_ids), `completion ${i} (token-id prompt): token ids`, `${r.choices[0].token_ids} vs ${c.greedy_ids}`);
+    check(r.choices[0].text === c.greedy_text, `completion ${i}: text`);
+    check(r.choices[0].finish_reason === "length", `completion ${i}: finish_reason`);
+    check(r.usage.prompt_tokens === c.prompt_ids.length && r.usage.completion_tokens === c.greedy_ids.length, `completion ${i}: usage`);
+    check(r.object === "text_completion" && r.id.startsWith("cmpl-"), `completion ${i}: object and id`);
+  }
+  // A list of token-id prompts: one choice per prompt, in order.
+  const all = await client.completions.create({ model: modelName, prompt: expected.cases.map((c) => c.prompt_ids), max_tokens: 8, ...greedy });
+  check(all.choices.length === expected.cases.length, "list of prompts: one choice each");
+  for (const [i, c] of expected.cases.entries()) check(same(all.choices[i]?.token_ids, c.greedy_ids), `list of prompts: choice ${i}`);
+  // A text prompt goes through the checkpoint's tokenizer (with BOS where the post-processor adds it).
+  const t = await client.completions.create({ model: modelName, prompt: expected.cases[0].prompt, max_tokens: 8, ...greedy });
+  check(same(t.prompt_token_ids, expected.cases[0].prompt_ids), "text prompt: tokenization");
+  check(t.choices[0].text === expected.cases[0].greedy_text, "text prompt: text");
+}
+
+async function collectChatStream(params) {
+  const stream = await client.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+  const out = { role: null, reasoning: "", content: "", ids: [], finish: null, usage: null, chunks: 0 };
+  for await (const chunk of stream) {
+    out.chunks++;
+    check(chunk.object === "chat.completion.chunk", "chat stream: chunk object");
+    if (chunk.usage) out.usage = chunk.usage;
+    for (const ch of chunk.choices) {
+      if (ch.delta.role) out.role = ch.delta.role;
+      out.reasoning += ch.delta.reasoning_content ?? "";
+      out.content += ch.delta.content ?? "";
+      out.ids.push(...(ch.token_ids ?? []));
+      if (ch.finish_reason) out.finish = ch.finish_reason;
+    }
+  }
+  return out;
+}
+
+async function chat() {
+  for (const [i, c] of serving.chat.entries()) {
+    const params = { model: modelName, messages: c.messages, max_completion_tokens: c.greedy_ids.length, ...greedy };
+    const s = await collectChatStream(params);
+    check(same(s.ids, c.greedy_ids), `chat ${i} stream: token ids equal transformers'`, `${s.ids} vs ${c.greedy_ids}`);
+    const text = reasoningModel ? s.reasoning : s.content;
+    check(text === c.greedy_text, `chat ${i} stream: text`, JSON.stringify([text, c.greedy_text]));
+    if (reasoningModel) check(s.content === "", `chat ${i} stream: no </think>, so no content`);
+    check(s.role === "assistant" && s.finish === "length", `chat ${i} stream: role and finish_reason`);
+    check(s.usage && s.usage.prompt_tokens === c.prompt_ids.length && s.usage.completion_tokens === c.greedy_ids.length,
+          `chat ${i} stream: usage (prompt = apply_chat_template's ${c.prompt_ids.length} tokens)`, JSON.stringify(s.usage));
+
+    const r = await client.chat.completions.create(params);
+    const m = r.choices[0].message;
+    check(same(r.choices[0].token_ids, c.greedy_ids), `chat ${i}: token ids`);
+    check(same(r.prompt_token_ids, c.prompt_ids), `chat ${i}: prompt token ids equal apply_chat_template's`);
+    if (reasoningModel) check(m.reasoning_content === c.greedy_text && m.content === null, `chat ${i}: reasoning_content`);
+    else check(m.content === c.greedy_text, `chat ${i}: content`);
+    check(r.usage.total_tokens === c.prompt_ids.length + c.greedy_ids.length, `chat ${i}: usage`);
+  }
+}
+
+// A stop string that the greedy text contains (away from replacement characters).
+function stopCase() {
+  for (const c of expected.cases) {
+    const t = c.greedy_text;
+    for (let at = 1; at + 2 <= t.length; at++) {
+      const s = t.slice(at, at + 2);
+      if (!s.includes("\uFFFD") && t.indexOf(s) === at) return { c, stop: s, text: t.slice(0, at) };
+    }
+  }
+  throw new Error("no usable stop string in the fixtures");
+}
+
+async function stops() {
+  const { c, stop, text } = stopCase();
+  const r = await client.completions.create({ model: modelName, prompt: c.prompt_ids, max_tokens: 8, stop: [stop], ...greedy });
+  check(r.choices[0].text === text, "stop string: text cut before it", JSON.stringify([r.choices[0].text, text]));
+  check(r.choices[0].finish_reason === "stop" && r.choices[0].stop_reason === stop, "stop string: reasons");
+  let streamed = "";
+  let finish = null;
+  const s = await client.completions.create({ model: modelName, prompt: c.prompt_ids, max_tokens: 8, stop, stream: true, ...greedy });
+  for await (const chunk of s) for (const ch of chunk.choices) { streamed += ch.text; finish = ch.finish_reason ?? finish; }
+  check(streamed === text && finish === "stop", "stop string, streamed", JSON.stringify([streamed, text]));
+  const id = await client.completions.create({ model: modelName, prompt: c.prompt_ids, max_tokens: 8, stop_token_ids: [c.greedy_ids[2]], ...greedy });
+  check(same(id.choices[0].token_ids, c.greedy_ids.slice(0, 3)) && id.choices[0].stop_reason === c.greedy_ids[2], "stop_token_ids");
+}
+
+async function nChoices() {
+  const params = { model: modelName, prompt: expected.cases[1].prompt_ids, max_tokens: 6, n: 3, temperature: 1.0, seed: 11, ignore_eos: true, return_token_ids: true };
+  const a = await client.completions.create(params);
+  const b = await client.completions.create(params);
+  check(a.choices.length === 3 && same(a.choices.map((c) => c.index), [0, 1, 2]), "n=3: three choices");
+  check(a.choices.every((c) => c.token_ids.length === 6), "n=3: each has max_tokens tokens");
+  check(same(a.choices.map((c) => c.token_ids), b.choices.map((c) => c.token_ids)), "n=3 with a seed: reproducible");
+  check(new Set(a.choices.map((c) => JSON.stringify(c.token_ids))).size > 1, "n=3: choices differ");
+  check(a.usage.completion_tokens === 18 && a.usage.prompt_tokens === expected.cases[1].prompt_ids.length, "n=3: usage");
+}
+
+async function errors() {
+  await expectError(404, () => client.completions.create({ model: "no-such-model", prompt: "x", max_tokens: 2 }), "unknown model");
+  await expectError(400, () => client.completions.create({ model: modelName, prompt: "x", max_tokens: 2, temperature: -1 }), "negative temperature");
+  await expectError(400, () => client.completions.create({ model: modelName, prompt: "x", max_tokens: 100000 }), "max_tokens beyond the context");
+  await expectError(400, () => client.completions.create({ model: modelName, prompt: [[1, 2, 99999]], max_tokens: 2 }), "token id outside the vocabulary");
+  await expectError(400, () => client.chat.completions.create({ model: modelName, messages: [{ role: "wizard", content: "x" }] }), "unknown role");
+  await expectError(400, () => client.chat.completions.create({ model: modelName, messages: [] }), "no messages");
+  const noKey = new OpenAI({ baseURL, apiKey: "wrong-key", maxRetries: 0 });
+  await expectError(401, () => noKey.models.list(), "wrong API key");
+  // The server still answers after all of that.
+  const ok = await client.completions.create({ model: modelName, prompt: expected.cases[0].prompt_ids, max_tokens: 8, ...greedy });
+  check(same(ok.choices[0].token_ids, expected.cases[0].greedy_ids), "after errors: still exact");
+}
+
+// 64 streams at once, each on its own prompt: every client gets exactly its own tokens.
+async function concurrent() {
+  const prompts = [...expected.cases.map((c) => ({ kind: "completion", c })), ...serving.chat.map((c) => ({ kind: "chat", c }))];
+  const jobs = [];
+  for (let k = 0; k < 64; k++) {
+    const { kind, c } = prompts[k % prompts.length];
+    jobs.push((async () => {
+      if (kind === "chat") {
+        const s = await collectChatStream({ model: modelName, messages: c.messages, max_tokens: 8, ...greedy });
+        return same(s.ids, c.greedy_ids);
+      }
+      const s = await client.completions.create({ model: modelName, prompt: c.prompt_ids, max_tokens: 8, stream: true, ...greedy });
+      const ids = [];
+      for await (const chunk of s) for (const ch of chunk.choices) ids.push(...(ch.token_ids ?? []));
+      return same(ids, c.greedy_ids);
+    })());
+  }
+  const results = await Promise.all(jobs);
+  const bad = results.map((ok, k) => (ok ? -1 : k)).filter((k) => k >= 0);
+  check(bad.length === 0, "64 concurrent streams each receive exactly their own tokens", `wrong: ${bad}`);
+}
+
+// A client that goes away mid-stream: its request is aborted and nothing keeps running.
+async function disconnect() {
+  const metric = async (name) => {
+    const text = await (await fetch(baseURL.replace(/\/v1$/, "") + "/metrics")).text();
+    const line = text.split("\n").find((l) => l.startsWith(name));
+    return line ? Number(line.split(" ").pop()) : NaN;
+  };
+  const abortedBefore = await metric("lockstep:request_aborted_total");
+  const s = await client.completions.create({ model: modelName, prompt: expected.cases[0].prompt_ids, max_tokens: 200, stream: true, ...greedy });
+  let n = 0;
+  for await (const _ of s) if (++n === 2) break;  // leaving the loop aborts the HTTP request
+  let running = NaN;
+  for (let i = 0; i < 50; i++) {
+    running = await metric("lockstep:num_requests_running");
+    if (running === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  check(running === 0, "disconnect: nothing left running", `running ${running}`);
+  check((await metric("lockstep:request_aborted_total")) === abortedBefore + 1, "disconnect: the request was aborted");
+}
+
+const tests = { models, completionsTokenIds, chat, stops, nChoices, errors, concurrent, disconnect };
+for (const [name, fn] of Object.entries(tests)) {
+  try {
+    await fn();
+  } catch (e) {
+    check(false, `${name} threw`, e.stack ?? String(e));
+  }
+}
+console.log(`${checks - failures}/${checks} checks passed (${fixtureName}, ${reasoningModel ? "reasoning" : "plain"} chat template)`);
+process.exit(failures ? 1 : 0);

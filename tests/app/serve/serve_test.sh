@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# `lockstep serve` end to end on TP2 x PP2 (mpirun -np 4) with a tiny transformers fixture:
+# the official OpenAI Node client (openai_client_test.mjs) checks completions, chat (streamed
+# with usage, reasoning split), stop strings, n > 1, errors, 64 concurrent streams and client
+# disconnects against the fixtures; curl checks /tokenize, /detokenize, /health, /metrics,
+# /version, 401/404/413; then SIGTERM to rank 0 must drain and end every rank with exit 0.
+# usage: serve_test.sh MPIRUN LOCKSTEP FIXTURES_DIR FIXTURE_NAME
+set -u
+mpirun=$1 lockstep=$2 fixtures=$3 name=$4
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+server_pid=
+cleanup() { [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; tail -n 30 "$tmp/server.log"; exit 1; }
+[ -d "$here/node_modules/openai" ] || fail "the openai npm client is missing: npm ci --prefix tests/app/serve (scripts/setup.sh does it)"
+
+key=test-key-$RANDOM
+"$mpirun" --oversubscribe -np 4 "$lockstep" serve --model "$fixtures/$name" --served-model-name "$name" -tp 2 -pp 2 \
+  --kv-cache-memory 8M --max-num-batched-tokens 64 --port 0 --host 127.0.0.1 --api-key "$key" \
+  >"$tmp/server.log" 2>&1 &
+server_pid=$!
+url=
+for _ in $(seq 1 300); do
+  url=$(grep -o 'OpenAI API at http://[^ ]*/v1' "$tmp/server.log" | head -n 1 | sed 's/OpenAI API at //')
+  [ -n "$url" ] && curl -sf "${url%/v1}/health" >/dev/null && break
+  kill -0 "$server_pid" 2>/dev/null || fail "the server exited during start-up"
+  sleep 0.2
+done
+[ -n "$url" ] || fail "the server did not come up"
+base=${url%/v1}
+echo "server at $url"
+
+node "$here/openai_client_test.mjs" "$url" "$key" "$name" "$fixtures" "$name" || fail "OpenAI client checks"
+
+auth=(-H "Authorization: Bearer $key" -H "Content-Type: application/json")
+chat0=$(jq -c '.chat[0]' "$fixtures/$name.serving.json")
+got=$(curl -sf "${auth[@]}" "$base/tokenize" -d "$(jq -c '{messages: .messages}' <<<"$chat0")" | jq -c .tokens)
+[ "$got" = "$(jq -c .prompt_ids <<<"$chat0")" ] || fail "/tokenize of messages differs from apply_chat_template"
+case0=$(jq -c '.cases[0]' "$fixtures/$name.expected.json")
+got=$(curl -sf "${auth[@]}" "$base/tokenize" -d "$(jq -c '{prompt: .prompt}' <<<"$case0")")
+[ "$(jq -c .tokens <<<"$got")" = "$(jq -c .prompt_ids <<<"$case0")" ] || fail "/tokenize of a prompt"
+[ "$(jq .count <<<"$got")" = "$(jq '.prompt_ids | length' <<<"$case0")" ] || fail "/tokenize count"
+got=$(curl -sf "${auth[@]}" "$base/detokenize" -d "$(jq -c '{tokens: .greedy_ids}' <<<"$case0")" | jq -c .prompt)
+[ "$got" = "$(jq -c .greedy_text <<<"$case0")" ] || fail "/detokenize"
+code=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$base/detokenize" -d '{"tokens": [1, 99999]}')
+[ "$code" = 400 ] || fail "/detokenize of an id outside the vocabulary: $code"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$base/v1/models")
+[ "$code" = 401 ] && [ "$(jq -r .error.type "$tmp/body")" = authentication_error ] || fail "no API key: $code"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "${auth[@]}" "$base/v1/nothing")
+[ "$code" = 404 ] && jq -e .error.message "$tmp/body" >/dev/null || fail "unknown route: $code"
+head -c $((33 << 20)) /dev/zero | tr '\0' 'a' >"$tmp/big"
+code=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$base/v1/completions" --data-binary @"$tmp/big")
+[ "$code" = 413 ] || fail "33 MB body: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$base/v1/completions" -d '{"prompt": "x", "max_tokens": ')
+[ "$code" = 400 ] || fail "malformed JSON: $code"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$base/health")" = 200 ] || fail "/health"
+curl -sf "$base/version" | jq -e .version >/dev/null || fail "/version"
+curl -sf "$base/metrics" >"$tmp/metrics" || fail "/metrics"
+for m in num_requests_running num_requests_waiting kv_cache_usage_perc prefix_cache_hit_rate \
+         time_to_first_token_seconds_bucket inter_token_latency_seconds_bucket e2e_request_latency_seconds_bucket \
+         prompt_tokens_total generation_tokens_total; do
+  grep -q "^lockstep:$m" "$tmp/metrics" || fail "/metrics lacks lockstep:$m"
+done
+awk '/^lockstep:generation_tokens_total/ {exit !($NF >= 512)}' "$tmp/metrics" || fail "generation token counter"
+
+# SIGTERM to rank 0 while a request streams: it finishes, then every rank exits 0.
+curl -sN "${auth[@]}" "$url/completions" -d "$(jq -c '{prompt: .prompt_ids, max_tokens: 48, temperature: 0,
+  ignore_eos: true, stream: true}' <<<"$case0")" >"$tmp/last.sse" &
+client=$!
+sleep 0.3
+rank0=
+for p in $(pgrep -f "lockstep serve --model $fixtures/$name"); do
+  tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=0" && rank0=$p
+done
+[ -n "$rank0" ] || fail "rank 0 not found"
+kill -TERM "$rank0"
+rc=0
+timeout 60 tail --pid="$server_pid" -f /dev/null || fail "the job did not end within 60 s of SIGTERM"
+wait "$server_pid" || rc=$?
+server_pid=
+wait "$client"
+[ "$rc" = 0 ] || fail "mpirun exit status $rc after SIGTERM (every rank must exit 0)"
+grep -q '"finish_reason":"length"' "$tmp/last.sse" && grep -q '^data: \[DONE\]' "$tmp/last.sse" ||
+  fail "the in-flight stream did not finish during the drain"
+grep -q "received SIGTERM" "$tmp/server.log" || fail "no shutdown message"
+echo "PASS"
