@@ -55,4 +55,44 @@ SampledToken sample_token(const float* logits, int vocab, const SamplingParams& 
   return {order[keep - 1], logprob(order[keep - 1])};
 }
 
+void apply_penalties(float* logits, int vocab, const SamplingParams& p, std::span<const int> prompt,
+                     std::span<const int> output) {
+  if (p.repetition_penalty != 1.0f) {
+    std::vector<char> seen(vocab, 0);
+    for (int t : prompt)
+      if (t >= 0 && t < vocab) seen[t] = 1;
+    for (int t : output)
+      if (t >= 0 && t < vocab) seen[t] = 1;
+    for (int i = 0; i < vocab; ++i)
+      if (seen[i]) logits[i] = logits[i] > 0 ? logits[i] / p.repetition_penalty : logits[i] * p.repetition_penalty;
+  }
+  if (p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f) {
+    std::vector<int> count(vocab, 0);
+    for (int t : output)
+      if (t >= 0 && t < vocab) ++count[t];
+    for (int i = 0; i < vocab; ++i)
+      if (count[i]) logits[i] -= p.frequency_penalty * count[i] + p.presence_penalty;
+  }
+}
+
+TokenLogprobs token_logprobs(const float* logits, int vocab, int sampled, int top) {
+  double max_logit = -INFINITY;
+  for (int i = 0; i < vocab; ++i) max_logit = std::max<double>(max_logit, logits[i]);
+  double z = 0;
+  for (int i = 0; i < vocab; ++i) z += std::exp(logits[i] - max_logit);
+  const double log_z = max_logit + std::log(z);
+  TokenLogprobs out;
+  out.logprob = static_cast<float>(logits[sampled] - log_z);
+  out.num_top = std::clamp(top, 0, std::min(kMaxLogprobs, vocab));
+  std::vector<int> order(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + out.num_top, order.end(),
+                    [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  for (int k = 0; k < out.num_top; ++k) {
+    out.top_ids[k] = order[k];
+    out.top_logprobs[k] = static_cast<float>(logits[order[k]] - log_z);
+  }
+  return out;
+}
+
 }  // namespace lockstep

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <span>
 
 namespace lockstep {
 
@@ -16,7 +17,35 @@ struct SamplingParams {
   float top_p = 1.0f;   // 1: off
   float min_p = 0.0f;   // 0: off
   std::optional<std::uint64_t> seed;
+  // vLLM's penalties: repetition over prompt and output tokens (logit / p if positive, * p if
+  // negative), then frequency (minus f x count) and presence (minus p once) over output tokens.
+  float repetition_penalty = 1.0f;
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  int logprobs = -1;  // -1: none; k >= 0: the sampled token's log-probability and the top k
+
+  bool has_penalties() const {
+    return repetition_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f;
+  }
 };
+
+constexpr int kMaxLogprobs = 20;
+
+// Log-probabilities of one step, from the raw logits (log-softmax before penalties, temperature
+// and filtering: vLLM's default "raw_logprobs"). Fixed size so a step's rows travel as one block.
+struct TokenLogprobs {
+  float logprob = 0.0f;  // the sampled token's
+  std::int32_t num_top = 0;
+  std::int32_t top_ids[kMaxLogprobs] = {};
+  float top_logprobs[kMaxLogprobs] = {};
+};
+
+// In place, on a copy of a row's logits, before sampling.
+void apply_penalties(float* logits, int vocab, const SamplingParams& params, std::span<const int> prompt,
+                     std::span<const int> output);
+
+// The sampled token's raw log-probability and the `top` most likely tokens (ties: lower id first).
+TokenLogprobs token_logprobs(const float* logits, int vocab, int sampled, int top);
 
 // A request's random stream: seeded when the request asks, else from the engine's seed.
 class SamplerRng {

@@ -195,7 +195,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
       auto [p, c] = it->second;
       ChoiceOutput& choice = *p->choices[c];
       ++generated;
-      choice.on_token(e.token);
+      choice.on_token(e.token, e.logprobs ? &*e.logprobs : nullptr);
       FinishReason reason = e.finish;
       if (reason == FinishReason::None && choice.stopped()) {  // a stop string: end it now
         rt->scheduler().abort(e.id);

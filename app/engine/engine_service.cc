@@ -19,6 +19,7 @@ RequestStream::Update RequestStream::take(std::chrono::milliseconds timeout) {
   cv_.wait_for(lock, timeout, [&] { return !pending_.empty() || done_; });
   Update u;
   u.tokens.swap(pending_);
+  u.logprobs.swap(pending_logprobs_);
   u.done = done_;
   u.finish = finish_;
   u.error = error_;
@@ -26,10 +27,11 @@ RequestStream::Update RequestStream::take(std::chrono::milliseconds timeout) {
   return u;
 }
 
-void RequestStream::push(int token, FinishReason finish) {
+void RequestStream::push(int token, FinishReason finish, const std::optional<TokenLogprobs>& logprobs) {
   {
     std::lock_guard lock(mu_);
     pending_.push_back(token);
+    if (logprobs) pending_logprobs_.push_back(*logprobs);
     if (finish != FinishReason::None) {
       done_ = true;
       finish_ = finish;
@@ -114,7 +116,7 @@ void EngineService::deliver(StepOutput& out) {
     t.first = false;
     t.last = now;
     ++metrics_.generation_tokens;
-    it->second->push(e.token, e.finish);
+    it->second->push(e.token, e.finish, e.logprobs);
     if (e.finish != FinishReason::None) {
       metrics_.e2e.observe(std::chrono::duration<double>(now - t.arrival).count());
       ++metrics_.requests_finished;

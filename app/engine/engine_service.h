@@ -34,6 +34,7 @@ class RequestStream {
 
   struct Update {
     std::vector<int> tokens;  // new since the previous take
+    std::vector<TokenLogprobs> logprobs;  // one per token when the request asked for them
     bool done = false;
     FinishReason finish = FinishReason::None;
     std::string error;        // the request was refused or cut short (done is true)
@@ -43,7 +44,7 @@ class RequestStream {
   Update take(std::chrono::milliseconds timeout);
 
   // Engine side.
-  void push(int token, FinishReason finish);
+  void push(int token, FinishReason finish, const std::optional<TokenLogprobs>& logprobs = std::nullopt);
   void fail(int status, const std::string& error);
 
  private:
@@ -51,6 +52,7 @@ class RequestStream {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<int> pending_;
+  std::vector<TokenLogprobs> pending_logprobs_;
   bool done_ = false;
   FinishReason finish_ = FinishReason::None;
   std::string error_;

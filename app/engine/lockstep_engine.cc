@@ -41,6 +41,15 @@ StepPlan LockstepEngine::build_plan(const std::vector<ScheduledChunk>& chunks) {
     if (c.sample) {
       b.logit_rows.push_back(static_cast<int>(b.token_ids.size()) - 1);
       p.sampling.push_back(c.seq->sampling);
+      if (c.seq->sampling.has_penalties()) {
+        if (p.history_offsets.empty()) p.history_offsets.assign(p.sampling.size(), 0);
+        p.history_prompt_len.resize(p.sampling.size() - 1, 0);
+        p.history.insert(p.history.end(), c.seq->tokens.begin(), c.seq->tokens.end());
+        p.history_prompt_len.push_back(c.seq->prompt_len);
+      } else if (!p.history_offsets.empty()) {
+        p.history_prompt_len.push_back(0);
+      }
+      if (!p.history_offsets.empty()) p.history_offsets.push_back(static_cast<std::int64_t>(p.history.size()));
       const std::uint64_t request_seed = c.seq->sampling.seed ? *c.seq->sampling.seed : seed_ ^ (c.seq->id << 1);
       p.sample_seeds.push_back(sample_seed(request_seed, static_cast<int>(c.seq->tokens.size())));
     }
@@ -48,23 +57,37 @@ StepPlan LockstepEngine::build_plan(const std::vector<ScheduledChunk>& chunks) {
   return p;
 }
 
-std::vector<int> LockstepEngine::execute(const StepPlan& plan) {
+std::vector<LockstepEngine::SampledRow> LockstepEngine::execute(const StepPlan& plan) {
   const std::vector<float> logits = model_.forward(plan.batch);
   const int rows = static_cast<int>(plan.batch.logit_rows.size());
-  std::vector<int> ids(rows);
+  std::vector<SampledRow> out(rows);
   const int sampler_rank = world_rank_of(grid_.layout(), 0, grid_.layout().pp - 1);
   if (grid_.last_stage()) {
     const int V = model_.config().vocab_size;
+    std::vector<float> penalised;
     for (int r = 0; r < rows; ++r) {
+      const SamplingParams& sp = plan.sampling[r];
+      const float* raw = &logits[static_cast<std::size_t>(r) * V];
+      const float* row = raw;
+      if (sp.has_penalties() && !plan.history_offsets.empty()) {
+        const int* h = plan.history.data() + plan.history_offsets[r];
+        const auto n = static_cast<std::size_t>(plan.history_offsets[r + 1] - plan.history_offsets[r]);
+        const auto prompt = static_cast<std::size_t>(plan.history_prompt_len[r]);
+        penalised.assign(raw, raw + V);
+        apply_penalties(penalised.data(), V, sp, {h, prompt}, {h + prompt, n - prompt});
+        row = penalised.data();
+      }
       SamplerRng rng(plan.sample_seeds[r]);
-      ids[r] = sample_token(&logits[static_cast<std::size_t>(r) * V], V, plan.sampling[r], rng).id;
+      out[r].id = sample_token(row, V, sp, rng).id;
+      if (sp.logprobs >= 0) out[r].logprobs = token_logprobs(raw, V, out[r].id, sp.logprobs);
     }
     if (grid_.tp_rank() == 0 && sampler_rank != 0)
-      LS_MPI_CHECK(MPI_Send(ids.data(), rows, MPI_INT, 0, 7, MPI_COMM_WORLD));
+      LS_MPI_CHECK(MPI_Send(out.data(), static_cast<int>(rows * sizeof(SampledRow)), MPI_BYTE, 0, 7, MPI_COMM_WORLD));
   }
   if (grid_.world_rank() == 0 && sampler_rank != 0)
-    LS_MPI_CHECK(MPI_Recv(ids.data(), rows, MPI_INT, sampler_rank, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
-  return ids;
+    LS_MPI_CHECK(MPI_Recv(out.data(), static_cast<int>(rows * sizeof(SampledRow)), MPI_BYTE, sampler_rank, 7,
+                          MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+  return out;
 }
 
 StepOutput LockstepEngine::step() {
@@ -74,13 +97,16 @@ StepOutput LockstepEngine::step() {
   const StepPlan plan = build_plan(chunks);
   std::vector<std::uint8_t> bytes = plan.serialize();
   broadcast_bytes(bytes, 0, MPI_COMM_WORLD);
-  std::vector<int> sampled_rows = execute(plan);
+  const std::vector<SampledRow> sampled_rows = execute(plan);
   std::vector<int> sampled(chunks.size(), -1);
   StepOutput out;
   for (std::size_t i = 0, row = 0; i < chunks.size(); ++i)
     if (chunks[i].sample) {
-      sampled[i] = sampled_rows[row++];
-      out.tokens.push_back({chunks[i].seq->id, sampled[i], FinishReason::None});
+      const SampledRow& s = sampled_rows[row++];
+      sampled[i] = s.id;
+      TokenEvent e{chunks[i].seq->id, s.id, FinishReason::None, std::nullopt};
+      if (chunks[i].seq->sampling.logprobs >= 0) e.logprobs = s.logprobs;
+      out.tokens.push_back(std::move(e));
     }
   out.finished = scheduler_->complete(chunks, sampled);
   for (const auto& f : out.finished)

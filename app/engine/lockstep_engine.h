@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "app/engine/scheduler.h"
@@ -21,6 +22,7 @@ struct TokenEvent {
   std::uint64_t id = 0;
   int token = 0;
   FinishReason finish = FinishReason::None;
+  std::optional<TokenLogprobs> logprobs;  // when the request asked for them
 };
 
 struct StepOutput {
@@ -44,7 +46,12 @@ class LockstepEngine {
 
  private:
   StepPlan build_plan(const std::vector<ScheduledChunk>& chunks);
-  std::vector<int> execute(const StepPlan& plan);  // every rank; rank 0 gets the sampled ids
+  // What the last stage sends rank 0 for each sampled row.
+  struct SampledRow {
+    std::int32_t id = 0;
+    TokenLogprobs logprobs;
+  };
+  std::vector<SampledRow> execute(const StepPlan& plan);  // every rank; rank 0 gets the sampled rows
 
   const RankGrid& grid_;
   DenseTransformer& model_;

@@ -56,6 +56,8 @@ class Reader {
 struct WireSampling {
   float temperature, top_p, min_p;
   std::int32_t top_k;
+  float repetition_penalty, frequency_penalty, presence_penalty;
+  std::int32_t logprobs;
 };
 
 }  // namespace
@@ -71,9 +73,14 @@ std::vector<std::uint8_t> StepPlan::serialize() const {
   w.pod<std::int32_t>(batch.max_blocks);
   w.vec(batch.logit_rows);
   std::vector<WireSampling> s;
-  for (const SamplingParams& p : sampling) s.push_back({p.temperature, p.top_p, p.min_p, p.top_k});
+  for (const SamplingParams& p : sampling)
+    s.push_back({p.temperature, p.top_p, p.min_p, p.top_k, p.repetition_penalty, p.frequency_penalty,
+                 p.presence_penalty, p.logprobs});
   w.vec(s);
   w.vec(sample_seeds);
+  w.vec(history);
+  w.vec(history_offsets);
+  w.vec(history_prompt_len);
   return w.take();
 }
 
@@ -94,14 +101,30 @@ StepPlan StepPlan::deserialize(const std::vector<std::uint8_t>& bytes) {
     sp.top_p = w.top_p;
     sp.min_p = w.min_p;
     sp.top_k = w.top_k;
+    sp.repetition_penalty = w.repetition_penalty;
+    sp.frequency_penalty = w.frequency_penalty;
+    sp.presence_penalty = w.presence_penalty;
+    sp.logprobs = w.logprobs;
     p.sampling.push_back(sp);
   }
   p.sample_seeds = r.vec<std::uint64_t>();
+  p.history = r.vec<int>();
+  p.history_offsets = r.vec<std::int64_t>();
+  p.history_prompt_len = r.vec<int>();
   if (!r.done()) throw std::runtime_error("step plan has trailing bytes");
   const std::size_t T = p.batch.token_ids.size();
   if (p.batch.positions.size() != T || p.batch.seq_of_token.size() != T || p.sampling.size() != p.batch.logit_rows.size() ||
       p.sample_seeds.size() != p.sampling.size())
     throw std::runtime_error("step plan fields disagree in length");
+  if (!p.history_offsets.empty()) {
+    if (p.history_offsets.size() != p.sampling.size() + 1 || p.history_prompt_len.size() != p.sampling.size() ||
+        p.history_offsets.front() != 0 || p.history_offsets.back() != static_cast<std::int64_t>(p.history.size()))
+      throw std::runtime_error("step plan token histories disagree with its rows");
+    for (std::size_t i = 0; i + 1 < p.history_offsets.size(); ++i)
+      if (p.history_offsets[i] > p.history_offsets[i + 1] ||
+          p.history_prompt_len[i] > p.history_offsets[i + 1] - p.history_offsets[i])
+        throw std::runtime_error("step plan token history offsets out of order");
+  }
   return p;
 }
 

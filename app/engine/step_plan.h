@@ -19,6 +19,11 @@ struct StepPlan {
   ForwardBatch batch;
   std::vector<SamplingParams> sampling;     // one per batch.logit_rows entry
   std::vector<std::uint64_t> sample_seeds;  // one per row: the draw's seed (request seed + position)
+  // Rows with penalties carry their sequence (prompt then output) so the last stage can count;
+  // row r's tokens are history[history_offsets[r] .. history_offsets[r + 1]).
+  std::vector<int> history;
+  std::vector<std::int64_t> history_offsets;  // rows + 1 entries (empty when no row has penalties)
+  std::vector<int> history_prompt_len;        // one per row
 
   std::vector<std::uint8_t> serialize() const;
   // Throws std::runtime_error on a truncated or malformed buffer.

@@ -42,9 +42,10 @@ std::string ChoiceOutput::add_text(std::string piece) {
   return out;
 }
 
-std::string ChoiceOutput::on_token(int id) {
+std::string ChoiceOutput::on_token(int id, const TokenLogprobs* logprobs) {
   if (finished_ || stop_hit_) return "";
   token_ids_.push_back(id);
+  if (logprobs) logprobs_.push_back(*logprobs);
   if (std::find(request_.generation.stop.stop_token_ids.begin(), request_.generation.stop.stop_token_ids.end(), id) !=
       request_.generation.stop.stop_token_ids.end())
     stop_token_ = id;

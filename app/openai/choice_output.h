@@ -23,13 +23,14 @@ class ChoiceOutput {
 
   // Adds a generated token; returns the new text (for streaming). Sets stopped() when a stop
   // string appeared: the caller must end the sequence.
-  std::string on_token(int id);
+  std::string on_token(int id, const TokenLogprobs* logprobs = nullptr);
   // The sequence ended: flushes held-back text; `reason` is the engine's.
   std::string finish(FinishReason reason);
 
   bool stopped() const { return stop_hit_.has_value(); }
   bool finished() const { return finished_; }
   const std::vector<int>& token_ids() const { return token_ids_; }
+  const std::vector<TokenLogprobs>& logprobs() const { return logprobs_; }  // one per token, if asked
   const std::string& text() const { return text_; }
   std::string finish_reason() const;
   nlohmann::ordered_json stop_reason() const;  // the stop string or stop token id, else null
@@ -40,6 +41,7 @@ class ChoiceOutput {
   const OpenAIRequest& request_;
   std::unique_ptr<IncrementalDetokenizer> detok_;
   std::vector<int> token_ids_;
+  std::vector<TokenLogprobs> logprobs_;
   std::string text_;
   std::size_t emitted_ = 0;  // bytes of text_ handed out by on_token/finish
   std::optional<std::string> stop_hit_;

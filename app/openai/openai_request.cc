@@ -155,14 +155,36 @@ OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const Model
   if (b.contains("stream_options") && b["stream_options"].is_object())
     r.include_usage = b["stream_options"].value("include_usage", false);
   r.return_token_ids = opt<bool>(b, "return_token_ids").value_or(false);
-  // Accepted only at their neutral values until the sampler implements them.
-  const std::pair<const char*, double> neutral[] = {{"presence_penalty", 0.0}, {"frequency_penalty", 0.0},
-                                                    {"repetition_penalty", 1.0}, {"best_of", 1.0}};
-  for (const auto& [key, value] : neutral)
-    if (b.contains(key) && !b[key].is_null() && (!b[key].is_number() || b[key].get<double>() != value))
-      throw ApiError(400, std::string("'") + key + "' is not supported by this server yet", key);
-  for (const char* key : {"logprobs", "top_logprobs", "logit_bias", "suffix"})
-    if (b.contains(key) && !b[key].is_null() && !(b[key].is_boolean() && !b[key].get<bool>()))
+  r.return_tokens_as_token_ids = opt<bool>(b, "return_tokens_as_token_ids").value_or(false);
+  // Penalties, with vLLM's ranges.
+  g.sampling.presence_penalty = opt<float>(b, "presence_penalty").value_or(0.0f);
+  g.sampling.frequency_penalty = opt<float>(b, "frequency_penalty").value_or(0.0f);
+  g.sampling.repetition_penalty = opt<float>(b, "repetition_penalty").value_or(1.0f);
+  for (const auto& [key, v] : {std::pair{"presence_penalty", g.sampling.presence_penalty},
+                               std::pair{"frequency_penalty", g.sampling.frequency_penalty}})
+    if (!(v >= -2.0f && v <= 2.0f)) throw ApiError(400, std::string("'") + key + "' must be in [-2, 2]", key);
+  if (!(g.sampling.repetition_penalty > 0.0f && g.sampling.repetition_penalty <= 2.0f))
+    throw ApiError(400, "'repetition_penalty' must be in (0, 2]", "repetition_penalty");
+  // Log-probabilities: completions take "logprobs": k; chat takes "logprobs": true and "top_logprobs": k.
+  if (endpoint == Endpoint::Completions) {
+    if (b.contains("logprobs") && !b["logprobs"].is_null()) {
+      const auto k = opt<int>(b, "logprobs");
+      if (*k < 0 || *k > kMaxLogprobs)
+        throw ApiError(400, "'logprobs' must be between 0 and " + std::to_string(kMaxLogprobs), "logprobs");
+      g.sampling.logprobs = *k;
+    }
+  } else {
+    const bool want = opt<bool>(b, "logprobs").value_or(false);
+    const auto top = opt<int>(b, "top_logprobs");
+    if (top && (*top < 0 || *top > kMaxLogprobs))
+      throw ApiError(400, "'top_logprobs' must be between 0 and " + std::to_string(kMaxLogprobs), "top_logprobs");
+    if (top && *top > 0 && !want) throw ApiError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
+    if (want) g.sampling.logprobs = top.value_or(0);
+  }
+  if (const auto best_of = opt<int>(b, "best_of"); best_of && *best_of != 1 && *best_of != r.n)
+    throw ApiError(400, "'best_of' other than n is not supported", "best_of");
+  for (const char* key : {"logit_bias", "suffix"})
+    if (b.contains(key) && !b[key].is_null() && !(b[key].is_object() && b[key].empty()))
       throw ApiError(400, std::string("'") + key + "' is not supported by this server yet", key);
   if (b.contains("echo") && b["echo"].is_boolean() && b["echo"].get<bool>())
     throw ApiError(400, "'echo' is not supported by this server yet", "echo");

@@ -37,6 +37,7 @@ struct OpenAIRequest {
   bool stream = false;
   bool include_usage = false;
   bool return_token_ids = false;
+  bool return_tokens_as_token_ids = false;  // logprobs name tokens "token_id:N" (vLLM)
   bool skip_special_tokens = true;
   bool include_stop_str_in_output = false;
   std::vector<std::string> stop;          // stop strings, matched on the output text

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <random>
 
+#include "app/openai/logprobs_output.h"
 #include "app/openai/reasoning_parser.h"
 
 namespace lockstep {
@@ -74,7 +75,10 @@ nlohmann::ordered_json build_response(const OpenAIRequest& r, const ModelContext
     } else {
       choice["text"] = c.text();
     }
-    choice["logprobs"] = nullptr;
+    if (r.generation.sampling.logprobs >= 0)
+      choice["logprobs"] = LogprobsOutput(r, m.tokenizer.get()).build(c.token_ids(), c.logprobs(), 0, c.token_ids().size());
+    else
+      choice["logprobs"] = nullptr;
     choice["finish_reason"] = c.finish_reason();
     choice["stop_reason"] = c.stop_reason();
     if (r.return_token_ids) {

@@ -44,9 +44,9 @@ bool CompletionSession::poll(std::chrono::milliseconds wait) {
   bool changed = false;
   auto drain = [&](Choice& c, std::chrono::milliseconds timeout) {
     RequestStream::Update u = c.stream->take(timeout);
-    for (int token : u.tokens) {
+    for (std::size_t i = 0; i < u.tokens.size(); ++i) {
       if (c.done) break;
-      c.new_text += c.output->on_token(token);
+      c.new_text += c.output->on_token(u.tokens[i], i < u.logprobs.size() ? &u.logprobs[i] : nullptr);
       changed = true;
       if (c.output->stopped()) {  // a stop string: the text is final, end the sequence now
         service_.abort(c.stream->id());
@@ -80,6 +80,8 @@ bool CompletionSession::start(const ClientGone& client_gone) {
     Choice c;
     c.prompt_index = spec.prompt_index;
     c.output = std::make_unique<ChoiceOutput>(request_, model_.tokenizer);
+    if (request_.generation.sampling.logprobs >= 0)
+      c.logprobs = std::make_unique<LogprobsOutput>(request_, model_.tokenizer.get());
     c.stream = service_.submit(std::move(spec.generation));
     choices_.push_back(std::move(c));
   }
@@ -152,14 +154,13 @@ json CompletionSession::stream_choice(Choice& c, std::size_t index) {
     if (text.empty() && !finishing) return nullptr;
     choice["text"] = text;
   }
-  choice["logprobs"] = nullptr;
+  const auto& ids = c.output->token_ids();
+  choice["logprobs"] = c.logprobs ? c.logprobs->build(ids, c.output->logprobs(), c.tokens_sent, ids.size()) : json(nullptr);
   choice["finish_reason"] = finishing ? json(c.output->finish_reason()) : json(nullptr);
   choice["stop_reason"] = finishing ? c.output->stop_reason() : json(nullptr);
-  if (request_.return_token_ids) {
-    const auto& ids = c.output->token_ids();
+  if (request_.return_token_ids)
     choice["token_ids"] = std::vector<int>(ids.begin() + static_cast<long>(c.tokens_sent), ids.end());
-    c.tokens_sent = ids.size();
-  }
+  c.tokens_sent = ids.size();
   if (finishing) c.finish_sent = true;
   return choice;
 }

@@ -18,6 +18,7 @@
 
 #include "app/engine/engine_service.h"
 #include "app/openai/choice_output.h"
+#include "app/openai/logprobs_output.h"
 #include "app/openai/openai_request.h"
 #include "app/openai/reasoning_parser.h"
 
@@ -52,6 +53,7 @@ class CompletionSession {
     std::size_t tokens_sent = 0;
     bool role_sent = false, finish_sent = false;
     ReasoningStream reasoning;
+    std::unique_ptr<LogprobsOutput> logprobs;  // when asked
   };
 
   // Takes what the engine produced (waiting up to `wait` if nothing is ready). True if anything changed.

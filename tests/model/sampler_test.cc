@@ -63,5 +63,37 @@ TEST(Sampler, SeededDrawsRepeat) {
   EXPECT_NE(frequencies(p, 500, 42), frequencies(p, 500, 43));
 }
 
+// vLLM's penalties, written out by hand for a 6-token vocabulary.
+TEST(Sampler, PenaltiesFollowVllm) {
+  const std::vector<float> logits = {2.0f, -1.0f, 0.5f, 3.0f, -2.0f, 1.0f};
+  const std::vector<int> prompt = {0, 1};
+  const std::vector<int> output = {3, 3, 4};
+  SamplingParams p;
+  p.repetition_penalty = 2.0f;
+  std::vector<float> l = logits;
+  apply_penalties(l.data(), 6, p, prompt, output);
+  EXPECT_EQ(l, (std::vector<float>{1.0f, -2.0f, 0.5f, 1.5f, -4.0f, 1.0f}));  // prompt and output tokens
+  p = SamplingParams{};
+  p.frequency_penalty = 0.5f;
+  p.presence_penalty = 0.25f;
+  l = logits;
+  apply_penalties(l.data(), 6, p, prompt, output);
+  // Output tokens only: 3 twice (-0.5*2 - 0.25), 4 once (-0.5 - 0.25); prompt tokens untouched.
+  EXPECT_EQ(l, (std::vector<float>{2.0f, -1.0f, 0.5f, 1.75f, -2.75f, 1.0f}));
+  EXPECT_FALSE(SamplingParams{}.has_penalties());
+}
+
+TEST(Sampler, RawLogprobsAndTopK) {
+  const TokenLogprobs lp = token_logprobs(kLogits.data(), kLogits.size(), 2, 3);
+  double z = 0;
+  for (float v : kLogits) z += std::exp(v);
+  EXPECT_NEAR(lp.logprob, 2.0 - std::log(z), 1e-5);
+  ASSERT_EQ(lp.num_top, 3);
+  EXPECT_EQ((std::vector<int>{lp.top_ids[0], lp.top_ids[1], lp.top_ids[2]}), (std::vector<int>{1, 4, 2}));
+  EXPECT_NEAR(lp.top_logprobs[0], 3.0 - std::log(z), 1e-5);
+  EXPECT_EQ(token_logprobs(kLogits.data(), kLogits.size(), 0, 50).num_top, 5);  // capped by the vocabulary
+  EXPECT_EQ(token_logprobs(kLogits.data(), kLogits.size(), 0, 0).num_top, 0);
+}
+
 }  // namespace
 }  // namespace lockstep

@@ -21,8 +21,15 @@ TEST(StepPlan, RoundTrips) {
   b.top_k = 5;
   b.top_p = 0.9f;
   b.min_p = 0.05f;
+  b.repetition_penalty = 1.3f;
+  b.frequency_penalty = -0.5f;
+  b.presence_penalty = 0.25f;
+  b.logprobs = 7;
   p.sampling = {a, b};
   p.sample_seeds = {11, 12};
+  p.history = {5, 6, 7, 8};
+  p.history_offsets = {0, 0, 4};
+  p.history_prompt_len = {0, 3};
   const StepPlan q = StepPlan::deserialize(p.serialize());
   EXPECT_EQ(q.step_id, 42u);
   EXPECT_EQ(q.flags, StepPlan::kShutdown);
@@ -36,6 +43,33 @@ TEST(StepPlan, RoundTrips) {
   EXPECT_FLOAT_EQ(q.sampling[1].top_p, 0.9f);
   EXPECT_FLOAT_EQ(q.sampling[0].temperature, 0.0f);
   EXPECT_EQ(q.sample_seeds, p.sample_seeds);
+  EXPECT_FLOAT_EQ(q.sampling[1].repetition_penalty, 1.3f);
+  EXPECT_FLOAT_EQ(q.sampling[1].frequency_penalty, -0.5f);
+  EXPECT_FLOAT_EQ(q.sampling[1].presence_penalty, 0.25f);
+  EXPECT_EQ(q.sampling[1].logprobs, 7);
+  EXPECT_EQ(q.sampling[0].logprobs, -1);
+  EXPECT_EQ(q.history, p.history);
+  EXPECT_EQ(q.history_offsets, p.history_offsets);
+  EXPECT_EQ(q.history_prompt_len, p.history_prompt_len);
+}
+
+TEST(StepPlan, HistoriesThatDisagreeWithTheRowsAreErrors) {
+  StepPlan p;
+  p.batch.token_ids = {1};
+  p.batch.positions = {0};
+  p.batch.seq_of_token = {0};
+  p.batch.logit_rows = {0};
+  p.sampling = {SamplingParams{}};
+  p.sample_seeds = {1};
+  p.history = {1, 2};
+  p.history_offsets = {0, 3};  // past the end
+  p.history_prompt_len = {1};
+  EXPECT_THROW(StepPlan::deserialize(p.serialize()), std::runtime_error);
+  p.history_offsets = {0, 2};
+  p.history_prompt_len = {5};  // longer than the history
+  EXPECT_THROW(StepPlan::deserialize(p.serialize()), std::runtime_error);
+  p.history_prompt_len = {2};
+  EXPECT_NO_THROW(StepPlan::deserialize(p.serialize()));
 }
 
 TEST(StepPlan, DamagedBuffersAreErrors) {

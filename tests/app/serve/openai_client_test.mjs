@@ -178,7 +178,9 @@ async function disconnect() {
     return line ? Number(line.split(" ").pop()) : NaN;
   };
   const abortedBefore = await metric("lockstep:request_aborted_total");
-  const s = await client.completions.create({ model: modelName, prompt: expected.cases[0].prompt_ids, max_tokens: 200, stream: true, ...greedy });
+  const maxLen = (await client.models.list()).data[0].max_model_len;
+  const prompt = expected.cases[0].prompt_ids;
+  const s = await client.completions.create({ model: modelName, prompt, max_tokens: maxLen - prompt.length, stream: true, ...greedy });
   let n = 0;
   for await (const _ of s) if (++n === 2) break;  // leaving the loop aborts the HTTP request
   let running = NaN;
@@ -191,7 +193,55 @@ async function disconnect() {
   check((await metric("lockstep:request_aborted_total")) === abortedBefore + 1, "disconnect: the request was aborted");
 }
 
-const tests = { models, completionsTokenIds, chat, stops, nChoices, errors, concurrent, disconnect };
+// Raw log-probabilities (and the top 5) of greedy steps equal transformers' log_softmax.
+async function logprobs() {
+  const close = (a, b) => Math.abs(a - b) < 5e-3;
+  for (const [i, c] of serving.logprobs.entries()) {
+    const r = await client.completions.create({ model: modelName, prompt: c.prompt_ids, max_tokens: c.steps.length, logprobs: 5,
+                                                return_tokens_as_token_ids: true, ...greedy });
+    const lp = r.choices[0].logprobs;
+    check(same(lp.tokens, c.steps.map((s) => `token_id:${s.id}`)), `logprobs ${i}: tokens`);
+    check(c.steps.every((s, k) => close(lp.token_logprobs[k], s.logprob)), `logprobs ${i}: sampled token's logprob`,
+          JSON.stringify([lp.token_logprobs, c.steps.map((s) => s.logprob)]));
+    check(c.steps.every((s, k) => s.top_ids.every((id, j) => close(lp.top_logprobs[k][`token_id:${id}`], s.top_logprobs[j]))),
+          `logprobs ${i}: top 5`);
+    check(lp.text_offset.length === c.steps.length && lp.text_offset[0] === 0, `logprobs ${i}: text_offset`);
+  }
+  const c = serving.logprobs[0];
+  const chat = await client.chat.completions.create({ model: modelName, messages: serving.chat[0].messages, max_tokens: 4,
+                                                      logprobs: true, top_logprobs: 3, ...greedy });
+  const content = chat.choices[0].logprobs?.content ?? [];
+  check(content.length === 4 && content.every((t) => t.top_logprobs.length === 3 && Array.isArray(t.bytes) && t.logprob <= 0),
+        "chat logprobs: one entry per token with 3 alternatives", JSON.stringify(chat.choices[0].logprobs));
+  const s = await client.chat.completions.create({ model: modelName, messages: serving.chat[0].messages, max_tokens: 4,
+                                                   logprobs: true, stream: true, ...greedy });
+  let streamed = 0;
+  for await (const chunk of s) for (const ch of chunk.choices) streamed += ch.logprobs?.content?.length ?? 0;
+  check(streamed === 4, "chat logprobs, streamed: one entry per token", String(streamed));
+  await expectError(400, () => client.completions.create({ model: modelName, prompt: c.prompt_ids, logprobs: 21 }), "logprobs > 20");
+  await expectError(400, () => client.chat.completions.create({ model: modelName, messages: serving.chat[0].messages, top_logprobs: 2 }),
+                    "top_logprobs without logprobs");
+}
+
+// repetition_penalty equals transformers' RepetitionPenaltyLogitsProcessor (prompt and output tokens).
+async function penalties() {
+  for (const [i, c] of serving.repetition_penalty.entries()) {
+    const r = await client.completions.create({ model: modelName, prompt: c.prompt_ids, max_tokens: c.greedy_ids.length,
+                                                repetition_penalty: c.repetition_penalty, ...greedy });
+    check(same(r.choices[0].token_ids, c.greedy_ids), `repetition_penalty ${i}: equals transformers`, `${r.choices[0].token_ids} vs ${c.greedy_ids}`);
+  }
+  // A frequency penalty this strong forbids repeats that plain greedy decoding makes.
+  const plain = await client.completions.create({ model: modelName, prompt: expected.cases[0].prompt_ids, max_tokens: 40, ...greedy });
+  const pen = await client.completions.create({ model: modelName, prompt: expected.cases[0].prompt_ids, max_tokens: 40,
+                                              frequency_penalty: 2.0, presence_penalty: 2.0, ...greedy });
+  const repeats = (ids) => ids.length - new Set(ids).size;
+  check(repeats(plain.choices[0].token_ids) > 0, "greedy without penalties repeats tokens (test premise)");
+  check(repeats(pen.choices[0].token_ids) < repeats(plain.choices[0].token_ids), "frequency/presence penalties cut repeats");
+  await expectError(400, () => client.completions.create({ model: modelName, prompt: "x", presence_penalty: 2.5 }), "presence_penalty > 2");
+  await expectError(400, () => client.completions.create({ model: modelName, prompt: "x", repetition_penalty: 0 }), "repetition_penalty 0");
+}
+
+const tests = { models, completionsTokenIds, chat, stops, nChoices, logprobs, penalties, errors, concurrent, disconnect };
 for (const [name, fn] of Object.entries(tests)) {
   try {
     await fn();
