@@ -3,6 +3,8 @@
 # by local_slurm.sh) in CPU mode: commbench.sbatch (gridcheck under srun --mpi=pmix, then the
 # commbench table with #wrong 0 and the --diagnose report) and batch.sbatch (TP2 x PP2 on the
 # tiny llama fixture; greedy ids equal transformers'), each run to completion through sbatch.
+# serve.sbatch then serves the qwen2 fixture: one completion equal to transformers, then a
+# graceful scancel --signal=TERM that every rank survives with exit 0.
 # A 2-CPU node cannot hold 2 x 8 tasks, so the test overrides the scripts' #SBATCH shape on the
 # command line and asks srun for 4 overcommitted tasks.
 # usage: slurm_test.sh LOCKSTEP_HOME LOCKSTEP_BIN FIXTURES_DIR
@@ -44,5 +46,32 @@ got=$(jq -c 'select(.custom_id == "c0") | .response.body.choices[0].token_ids' "
 [ "$got" = "$(jq -c '.cases[0].greedy_ids' "$exp")" ] || fail "batch.sbatch: tokens $got differ from transformers"
 grep -q "TP2 x PP2" "$tmp/batch.out" || fail "batch.sbatch: expected TP2 x PP2 from 4 tasks"
 echo "ok: batch.sbatch"
-bash -n "$home/slurm/serve.sbatch" || fail "serve.sbatch: syntax"
+# serve.sbatch: TP2 x PP2 server; a completion equals transformers; scancel --signal=TERM drains
+# it and the job completes with exit 0.
+job=$(MODEL=$fixtures/qwen2-tiny TP=2 PP=2 PORT=0 HOST=127.0.0.1 SERVE_ARGS="--kv-cache-memory 8M" \
+  sbatch --parsable --export=ALL "${shape[@]}" --output="$tmp/serve.out" "$home/slurm/serve.sbatch") ||
+  fail "serve.sbatch was not accepted"
+url=
+for _ in $(seq 1 300); do
+  url=$(grep -o 'OpenAI API at http://[^ ]*/v1' "$tmp/serve.out" 2>/dev/null | head -n 1 | sed 's/OpenAI API at //')
+  [ -n "$url" ] && curl -sf "${url%/v1}/health" >/dev/null && break
+  sleep 0.2
+done
+[ -n "$url" ] || fail "serve.sbatch: the server did not come up"
+exp=$fixtures/qwen2-tiny.expected.json
+got=$(curl -sf "$url/completions" -H 'Content-Type: application/json' -d "$(jq -c '{prompt: .cases[0].prompt_ids,
+  max_tokens: 8, temperature: 0, ignore_eos: true, return_token_ids: true}' "$exp")" | jq -c '.choices[0].token_ids')
+[ "$got" = "$(jq -c '.cases[0].greedy_ids' "$exp")" ] || fail "serve.sbatch: tokens $got differ from transformers"
+scancel --signal=TERM "$job"
+for _ in $(seq 1 150); do
+  squeue -h -j "$job" 2>/dev/null | grep -q . || break
+  sleep 0.2
+done
+state=$(scontrol -o show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z]* .*ExitCode=[0-9:]*')
+case "$state" in
+  JobState=COMPLETED*ExitCode=0:0) ;;
+  *) fail "serve.sbatch after scancel --signal=TERM: $state (want COMPLETED, exit 0)" ;;
+esac
+grep -q "lockstep serve: stopped" "$tmp/serve.out" || fail "serve.sbatch: no clean stop in the log"
+echo "ok: serve.sbatch"
 echo "PASS"
