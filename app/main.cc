@@ -1,5 +1,5 @@
 // The lockstep binary: one program, one rank per GPU under mpirun/srun, subcommands for each
-// job (serve, batch, tokenize, gridcheck, commbench).
+// job (serve, batch, tokenize, make-checkpoint, gridcheck, commbench).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -7,6 +7,7 @@
 #include "app/batch/batch_command.h"
 #include "app/commbench/commbench_command.h"
 #include "app/gridcheck_command.h"
+#include "app/make_checkpoint_command.h"
 #include "app/parallel_options.h"
 #include "app/serve/serve_command.h"
 #include "app/tokenize_command.h"
@@ -30,6 +31,8 @@ int main(int argc, char** argv) {
   CLI::App* batch_cmd = lockstep::add_batch_command(app, batch);
   lockstep::ServeOptions serve;
   CLI::App* serve_cmd = lockstep::add_serve_command(app, serve);
+  lockstep::MakeCheckpointOptions make_checkpoint;
+  CLI::App* make_checkpoint_cmd = lockstep::add_make_checkpoint_command(app, make_checkpoint);
   lockstep::TokenizeOptions tokenize;
   CLI::App* tokenize_cmd = lockstep::add_tokenize_command(app, tokenize);
 
@@ -47,6 +50,7 @@ int main(int argc, char** argv) {
   if (gridcheck_cmd->parsed()) return lockstep::run_gridcheck(env, gridcheck);
   if (commbench_cmd->parsed()) return lockstep::run_commbench(env, commbench);
   if (tokenize_cmd->parsed()) return lockstep::run_tokenize(tokenize);
+  if (make_checkpoint_cmd->parsed()) return lockstep::run_make_checkpoint(make_checkpoint);
   if (batch_cmd->parsed()) return lockstep::run_batch(env, batch);
   if (serve_cmd->parsed()) return lockstep::run_serve(env, serve);
   return 2;

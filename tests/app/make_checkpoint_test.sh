@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `lockstep make-checkpoint` end to end: a checkpoint written with --seed S loads (hub layout,
+# several shards, index) and runs the same model as `--load-format dummy --seed S` (greedy ids
+# equal through `lockstep batch` at TP2 x PP2 and at TP1), and bad input gets a clear error
+# without touching existing files.
+# usage: make_checkpoint_test.sh MPIRUN LOCKSTEP FIXTURES_DIR
+set -u
+mpirun=$1 lockstep=$2 fixtures=$3
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; [ -f "$tmp/log" ] && tail -20 "$tmp/log"; exit 1; }
+
+for model in qwen2-tiny llama-tiny; do
+  src=$fixtures/$model
+  out=$tmp/$model
+  "$lockstep" make-checkpoint --config "$src/config.json" --tokenizer "$src" --output "$out" --seed 11 \
+      --max-shard-size 100K >"$tmp/log" 2>&1 || fail "$model: make-checkpoint exited non-zero"
+  grep -q "random weights (seed 11)" "$tmp/log" || fail "$model: summary line"
+  grep -q "MB (100%)" "$tmp/log" || fail "$model: progress line"
+  shards=$(ls "$out"/model-*-of-*.safetensors | wc -l)
+  [ "$shards" -ge 2 ] || fail "$model: expected several shards with --max-shard-size 100K, got $shards"
+  for f in config.json tokenizer.json tokenizer_config.json model.safetensors.index.json; do
+    [ -f "$out/$f" ] || fail "$model: $f missing"
+  done
+  # Every shard named by the index exists, and every tensor of the fixture is in the index.
+  for s in $(jq -r '.weight_map[]' "$out/model.safetensors.index.json" | sort -u); do
+    [ -f "$out/$s" ] || fail "$model: index names missing shard $s"
+  done
+  diff <(jq -r '.weight_map | keys[]' "$src/model.safetensors.index.json" | sort) \
+       <(jq -r '.weight_map | keys[]' "$out/model.safetensors.index.json" | sort) >/dev/null ||
+    fail "$model: tensor names differ from the transformers-written fixture"
+
+  # Same greedy tokens as --load-format dummy with the same seed.
+  rm -f "$tmp"/ckpt.jsonl "$tmp"/dummy.jsonl "$tmp"/other.jsonl
+  jq -c '{custom_id: "c0", url: "/v1/completions", body: {prompt: .cases[0].prompt_ids, max_tokens: 12, temperature: 0,
+          ignore_eos: true, return_token_ids: true}}' "$fixtures/$model.expected.json" >"$tmp/in.jsonl"
+  jq -c '{custom_id: "c1", url: "/v1/completions", body: {prompt: .cases[1].prompt_ids, max_tokens: 12, temperature: 0,
+          ignore_eos: true, return_token_ids: true}}' "$fixtures/$model.expected.json" >>"$tmp/in.jsonl"
+  ids() { jq -c -s 'sort_by(.custom_id) | map(.response.body.choices[0].token_ids)' "$1"; }
+  timeout 300 "$mpirun" --oversubscribe -np 4 "$lockstep" batch --model "$out" -tp 2 -pp 2 --kv-cache-memory 2M \
+      --input "$tmp/in.jsonl" --output "$tmp/ckpt.jsonl" >"$tmp/log" 2>&1 || fail "$model: batch on the checkpoint"
+  timeout 300 "$lockstep" batch --model "$src" --load-format dummy --seed 11 --kv-cache-memory 2M \
+      --input "$tmp/in.jsonl" --output "$tmp/dummy.jsonl" >"$tmp/log" 2>&1 || fail "$model: batch with dummy weights"
+  a=$(ids "$tmp/ckpt.jsonl") b=$(ids "$tmp/dummy.jsonl")
+  [ "$(jq 'flatten | length' <<<"$a")" = 24 ] || fail "$model: expected 2 x 12 tokens, got $a"
+  [ "$a" = "$b" ] || fail "$model: checkpoint tokens $a differ from --load-format dummy tokens $b"
+  # And a different seed gives a different model.
+  timeout 300 "$lockstep" batch --model "$src" --load-format dummy --seed 12 --kv-cache-memory 2M \
+      --input "$tmp/in.jsonl" --output "$tmp/other.jsonl" >"$tmp/log" 2>&1 || fail "$model: batch with seed 12"
+  [ "$(ids "$tmp/other.jsonl")" != "$a" ] || fail "$model: seeds 11 and 12 gave the same tokens"
+  echo "ok $model: $shards shards, tokens equal --load-format dummy"
+done
+
+# Errors: existing output without --force leaves it alone; --force overwrites.
+out=$tmp/qwen2-tiny
+before=$(md5sum "$out"/*.safetensors | md5sum)
+"$lockstep" make-checkpoint --config "$fixtures/qwen2-tiny/config.json" --tokenizer "$fixtures/qwen2-tiny" \
+    --output "$out" --seed 5 >"$tmp/log" 2>&1 && fail "non-empty --output without --force succeeded"
+grep -q "is not empty; pass --force" "$tmp/log" || fail "non-empty output message"
+[ "$(md5sum "$out"/*.safetensors | md5sum)" = "$before" ] || fail "a refused run changed the existing checkpoint"
+"$lockstep" make-checkpoint --config "$fixtures/qwen2-tiny/config.json" --tokenizer "$fixtures/qwen2-tiny" \
+    --output "$out" --seed 5 --force >"$tmp/log" 2>&1 || fail "--force"
+[ "$(ls "$out"/model-*.safetensors | wc -l)" = 1 ] || fail "--force should replace the old shards (default 2G: one shard)"
+
+# Unsupported architecture.
+jq '.architectures = ["MixtralForCausalLM"] | .model_type = "mixtral"' "$fixtures/qwen2-tiny/config.json" >"$tmp/bad.json"
+"$lockstep" make-checkpoint --config "$tmp/bad.json" --tokenizer "$fixtures/qwen2-tiny" --output "$tmp/x" \
+    >"$tmp/log" 2>&1 && fail "unsupported architecture succeeded"
+grep -qi "mixtral" "$tmp/log" || fail "unsupported architecture message should name it"
+[ ! -e "$tmp/x" ] || fail "a refused run created the output directory"
+# A tokenizer with more tokens than the embedding has rows.
+jq '.vocab_size = 16' "$fixtures/qwen2-tiny/config.json" >"$tmp/small.json"
+"$lockstep" make-checkpoint --config "$tmp/small.json" --tokenizer "$fixtures/qwen2-tiny" --output "$tmp/x" \
+    >"$tmp/log" 2>&1 && fail "tokenizer larger than vocab_size succeeded"
+grep -q "vocab_size is 16" "$tmp/log" || fail "vocab size message"
+# A bad shard size.
+"$lockstep" make-checkpoint --config "$fixtures/qwen2-tiny/config.json" --tokenizer "$fixtures/qwen2-tiny" \
+    --output "$tmp/x" --max-shard-size lots >"$tmp/log" 2>&1 && fail "--max-shard-size lots succeeded"
+grep -q "not a size" "$tmp/log" || fail "shard size message"
+echo "PASS"
