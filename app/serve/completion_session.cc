@@ -14,7 +14,7 @@ using json = nlohmann::ordered_json;
 using namespace std::chrono_literals;
 
 // How often a waiting handler checks that its client is still connected.
-constexpr auto kClientCheck = 200ms;
+constexpr auto kClientCheck = 20ms;  // a recv(MSG_PEEK) on one socket: cheap enough to run on every wake-up
 
 }  // namespace
 
