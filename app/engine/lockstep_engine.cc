@@ -19,8 +19,18 @@ std::uint64_t sample_seed(std::uint64_t request_seed, int position) {
 }
 
 LockstepEngine::LockstepEngine(const RankGrid& grid, DenseTransformer& model, Scheduler* scheduler, std::uint64_t seed)
-    : grid_(grid), model_(model), scheduler_(scheduler), seed_(seed) {
+    : grid_(grid),
+      model_(model),
+      scheduler_(scheduler),
+      seed_(seed),
+      depth_(grid.layout().pp),
+      sampler_rank_(world_rank_of(grid.layout(), 0, grid.layout().pp - 1)) {
   LS_CHECK((grid.world_rank() == 0) == (scheduler != nullptr), "rank 0, and only rank 0, owns the scheduler");
+  if (scheduler_) scheduler_->set_pipeline_depth(depth_);
+}
+
+namespace {
+constexpr int kSampledTag = 7;
 }
 
 StepPlan LockstepEngine::build_plan(const std::vector<ScheduledChunk>& chunks) {
@@ -57,11 +67,10 @@ StepPlan LockstepEngine::build_plan(const std::vector<ScheduledChunk>& chunks) {
   return p;
 }
 
-std::vector<LockstepEngine::SampledRow> LockstepEngine::execute(const StepPlan& plan) {
+std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan& plan) {
   const std::vector<float> logits = model_.forward(plan.batch);
   const int rows = static_cast<int>(plan.batch.logit_rows.size());
   std::vector<SampledRow> out(rows);
-  const int sampler_rank = world_rank_of(grid_.layout(), 0, grid_.layout().pp - 1);
   if (grid_.last_stage()) {
     const int V = model_.config().vocab_size;
     std::vector<float> penalised;
@@ -81,41 +90,71 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::execute(const StepPlan& 
       out[r].id = sample_token(row, V, sp, rng).id;
       if (sp.logprobs >= 0) out[r].logprobs = token_logprobs(raw, V, out[r].id, sp.logprobs);
     }
-    if (grid_.tp_rank() == 0 && sampler_rank != 0)
-      LS_MPI_CHECK(MPI_Send(out.data(), static_cast<int>(rows * sizeof(SampledRow)), MPI_BYTE, 0, 7, MPI_COMM_WORLD));
+    if (grid_.tp_rank() == 0 && sampler_rank_ != 0)
+      LS_MPI_CHECK(MPI_Send(out.data(), static_cast<int>(rows * sizeof(SampledRow)), MPI_BYTE, 0, kSampledTag,
+                            MPI_COMM_WORLD));
   }
-  if (grid_.world_rank() == 0 && sampler_rank != 0)
-    LS_MPI_CHECK(MPI_Recv(out.data(), static_cast<int>(rows * sizeof(SampledRow)), MPI_BYTE, sampler_rank, 7,
-                          MPI_COMM_WORLD, MPI_STATUS_IGNORE));
   return out;
 }
 
-StepOutput LockstepEngine::step() {
-  LS_CHECK(scheduler_, "step() runs on rank 0");
-  const std::vector<ScheduledChunk> chunks = scheduler_->schedule();
-  if (chunks.empty()) return {};
+void LockstepEngine::issue(std::vector<ScheduledChunk> chunks) {
   const StepPlan plan = build_plan(chunks);
   std::vector<std::uint8_t> bytes = plan.serialize();
   broadcast_bytes(bytes, 0, MPI_COMM_WORLD);
-  const std::vector<SampledRow> sampled_rows = execute(plan);
+  InFlight f;
+  f.chunks = std::move(chunks);
+  const int rows = static_cast<int>(plan.batch.logit_rows.size());
+  if (sampler_rank_ != 0) {
+    // Posted before this rank's own stage runs, so the last stage's send never waits on us.
+    f.rows.resize(rows);
+    LS_MPI_CHECK(MPI_Irecv(f.rows.data(), static_cast<int>(rows * sizeof(SampledRow)), MPI_BYTE, sampler_rank_,
+                           kSampledTag, MPI_COMM_WORLD, &f.arrival));
+    run_stage(plan);
+  } else {
+    f.rows = run_stage(plan);
+  }
+  in_flight_.push_back(std::move(f));
+  max_in_flight_ = std::max(max_in_flight_, static_cast<int>(in_flight_.size()));
+}
+
+StepOutput LockstepEngine::retire() {
+  InFlight f = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  if (f.arrival != MPI_REQUEST_NULL) LS_MPI_CHECK(MPI_Wait(&f.arrival, MPI_STATUS_IGNORE));
+  const std::vector<ScheduledChunk>& chunks = f.chunks;
   std::vector<int> sampled(chunks.size(), -1);
   StepOutput out;
   for (std::size_t i = 0, row = 0; i < chunks.size(); ++i)
     if (chunks[i].sample) {
-      const SampledRow& s = sampled_rows[row++];
+      const SampledRow& s = f.rows[row++];
       sampled[i] = s.id;
+      if (chunks[i].seq->abort_requested) continue;  // aborted while in flight: no token
       TokenEvent e{chunks[i].seq->id, s.id, FinishReason::None, std::nullopt};
       if (chunks[i].seq->sampling.logprobs >= 0) e.logprobs = s.logprobs;
       out.tokens.push_back(std::move(e));
     }
   out.finished = scheduler_->complete(chunks, sampled);
-  for (const auto& f : out.finished)
+  for (const auto& fin : out.finished)
     for (TokenEvent& e : out.tokens)
-      if (e.id == f->id) e.finish = f->finish;
+      if (e.id == fin->id) e.finish = fin->finish;
   return out;
 }
 
+
+
+StepOutput LockstepEngine::step() {
+  LS_CHECK(scheduler_, "step() runs on rank 0");
+  while (static_cast<int>(in_flight_.size()) < depth_) {
+    std::vector<ScheduledChunk> chunks = scheduler_->schedule();
+    if (chunks.empty()) break;
+    issue(std::move(chunks));
+  }
+  if (in_flight_.empty()) return {};
+  return retire();
+}
+
 void LockstepEngine::shutdown() {
+  while (!in_flight_.empty()) retire();
   StepPlan p;
   p.step_id = ++step_id_;
   p.flags = StepPlan::kShutdown;
@@ -136,7 +175,7 @@ void LockstepEngine::run_follower() {
     LS_CHECK(plan.step_id == step_id_ + 1, "step plan " << plan.step_id << " arrived, expected " << step_id_ + 1);
     step_id_ = plan.step_id;
     if (plan.flags & StepPlan::kShutdown) return;
-    execute(plan);
+    run_stage(plan);
   }
 }
 

@@ -3,9 +3,16 @@
 // the last stage samples (all its TP ranks hold the full logits and draw identically from
 // per-token seeds) and its TP-0 rank sends the tokens to rank 0. A rank that sees a step id
 // out of order ends the job.
+// With PP > 1, up to PP plans are in flight: rank 0 (stage 0) broadcasts the next plan and
+// runs its stage while later stages still compute earlier plans, and takes each plan's tokens
+// back in order. Every stage executes plans in step order, so a KV block written by one plan
+// is in place before any later plan reads it.
 #pragma once
 
+#include <mpi.h>
+
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -35,14 +42,19 @@ class LockstepEngine {
   // `scheduler` is rank 0's (nullptr elsewhere).
   LockstepEngine(const RankGrid& grid, DenseTransformer& model, Scheduler* scheduler, std::uint64_t seed = 0);
 
-  // Rank 0: one step if there is work: the tokens it produced and the sequences it finished.
+  // Rank 0: issues plans until PP are in flight (or the scheduler has nothing more), then
+  // completes the oldest: the tokens it produced and the sequences it finished. Empty when
+  // there is no work.
   StepOutput step();
-  // Rank 0: tells every other rank to leave run_follower().
+  // Rank 0: completes the plans in flight (their tokens are dropped), then tells every other
+  // rank to leave run_follower().
   void shutdown();
   // Ranks other than 0: execute plans until the shutdown plan arrives.
   void run_follower();
 
   std::uint64_t steps() const { return step_id_; }
+  int plans_in_flight() const { return static_cast<int>(in_flight_.size()); }
+  int max_plans_in_flight() const { return max_in_flight_; }
 
  private:
   StepPlan build_plan(const std::vector<ScheduledChunk>& chunks);
@@ -51,13 +63,27 @@ class LockstepEngine {
     std::int32_t id = 0;
     TokenLogprobs logprobs;
   };
-  std::vector<SampledRow> execute(const StepPlan& plan);  // every rank; rank 0 gets the sampled rows
+  // Every rank: its stage of the plan. The last stage samples; its TP-0 rank returns the rows
+  // and, unless it is rank 0, sends them to rank 0 (tag kSampledTag).
+  std::vector<SampledRow> run_stage(const StepPlan& plan);
+  // Rank 0: one plan on its way, and where its sampled rows arrive.
+  struct InFlight {
+    std::vector<ScheduledChunk> chunks;
+    std::vector<SampledRow> rows;
+    MPI_Request arrival = MPI_REQUEST_NULL;
+  };
+  void issue(std::vector<ScheduledChunk> chunks);
+  StepOutput retire();
 
   const RankGrid& grid_;
   DenseTransformer& model_;
   Scheduler* scheduler_;
   std::uint64_t seed_;
   std::uint64_t step_id_ = 0;
+  int depth_ = 1;  // plans in flight at most: PP
+  int sampler_rank_ = 0;
+  std::deque<InFlight> in_flight_;
+  int max_in_flight_ = 0;
 };
 
 // The seed of the draw at `position` of a request: stateless, so preemption, recompute and

@@ -39,6 +39,12 @@ std::unique_ptr<Sequence> Scheduler::take(std::uint64_t id) {
 }
 
 bool Scheduler::abort(std::uint64_t id) {
+  auto it = owned_.find(id);
+  if (it == owned_.end() || it->second->abort_requested) return false;
+  if (it->second->in_flight) {  // its plan may still write its KV blocks: free them afterwards
+    it->second->abort_requested = true;
+    return true;
+  }
   std::unique_ptr<Sequence> s = take(id);
   if (!s) return false;
   s->finish = FinishReason::Abort;
@@ -55,16 +61,31 @@ void Scheduler::preempt(Sequence* victim) {
   waiting_.push_front(victim);
 }
 
+Sequence* Scheduler::newest_preemptible() const {
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it)
+    if (!(*it)->in_flight) return *it;
+  return nullptr;
+}
+
 std::vector<ScheduledChunk> Scheduler::schedule() {
   std::vector<ScheduledChunk> out;
   int budget = config_.max_num_batched_tokens;
+  // With several plans in flight each takes its share of the sequences.
+  const std::size_t total = running_.size() + waiting_.size();
+  const std::size_t depth = static_cast<std::size_t>(config_.pipeline_depth);
+  const std::size_t cap = depth > 1 ? std::max<std::size_t>(1, (total + depth - 1) / depth) : total;
   bool preempted = false;
-  for (std::size_t i = 0; i < running_.size() && budget > 0;) {
+  for (std::size_t i = 0; i < running_.size() && budget > 0 && out.size() < cap;) {
     Sequence* s = running_[i];
+    if (s->in_flight) {
+      ++i;
+      continue;
+    }
     const int n = std::min(s->remaining(), budget);
     bool self_preempted = false;
     while (!blocks_.ensure_capacity(s->blocks, s->num_computed + n)) {
-      Sequence* victim = running_.back();
+      // From the back of running_: s at the latest (it is not in flight), never one before it.
+      Sequence* victim = newest_preemptible();
       preempt(victim);
       preempted = true;
       if (victim == s) {
@@ -78,7 +99,7 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
     ++i;
   }
   // Admit new work only when nothing had to be preempted this step (it would thrash).
-  while (!preempted && !waiting_.empty() && budget > 0 &&
+  while (!preempted && !waiting_.empty() && budget > 0 && out.size() < cap &&
          static_cast<int>(running_.size()) < config_.max_num_seqs) {
     Sequence* s = waiting_.front();
     if (s->blocks.empty()) s->num_computed = blocks_.acquire_cached_prefix(s->tokens, s->blocks);
@@ -93,6 +114,7 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
     out.push_back({s, s->num_computed, n, s->num_computed + n == static_cast<int>(s->tokens.size())});
     budget -= n;
   }
+  for (const ScheduledChunk& c : out) c.seq->in_flight = true;
   return out;
 }
 
@@ -115,6 +137,11 @@ std::vector<std::unique_ptr<Sequence>> Scheduler::complete(const std::vector<Sch
   std::vector<std::unique_ptr<Sequence>> finished;
   for (std::size_t i = 0; i < chunks.size(); ++i) {
     Sequence* s = chunks[i].seq;
+    s->in_flight = false;
+    if (s->abort_requested) {
+      take(s->id);
+      continue;
+    }
     s->num_computed = chunks[i].start + chunks[i].count;
     blocks_.register_full_blocks(s->tokens, s->num_computed, s->blocks, s->registered_blocks);
     if (!chunks[i].sample) continue;

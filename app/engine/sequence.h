@@ -40,6 +40,8 @@ struct Sequence {
   StopRules stop;
   FinishReason finish = FinishReason::None;
   int preemptions = 0;
+  bool in_flight = false;        // in a plan the pipeline is still computing
+  bool abort_requested = false;  // aborted while in flight: removed when its plan completes
 
   int generated() const { return static_cast<int>(tokens.size()) - prompt_len; }
   int remaining() const { return static_cast<int>(tokens.size()) - num_computed; }

@@ -1,7 +1,8 @@
 // The whole lock-step engine under mpirun (np 1: TP1, np 2: TP2, np 4: TP2xPP2) on the tiny
 // transformers fixtures: the three prompts plus a repeat of the first (a prefix-cache hit),
 // a token budget that forces chunked prefill, and a KV cache too small for all of them so the
-// scheduler must preempt and recompute. Greedy outputs must still equal transformers'.
+// scheduler must preempt and recompute; with PP2, two plans in flight. Greedy outputs must
+// still equal transformers'.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -64,6 +65,8 @@ void run_engine(const std::string& name, GridLayout layout) {
   for (int step = 0; step < 500 && !scheduler.idle(); ++step)
     for (auto& f : engine.step().finished) done[f->id] = std::move(f);
   engine.shutdown();
+  // With PP stages, one plan per stage is in flight (the others wait for stage 0).
+  EXPECT_EQ(engine.max_plans_in_flight(), layout.pp);
   ASSERT_EQ(done.size(), cases.size());
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const Sequence& s = *done[i];

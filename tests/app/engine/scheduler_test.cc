@@ -1,10 +1,13 @@
 // Scheduling policy: chunked prefill within the token budget, decode batching, sequence
-// limit, preemption by recompute when blocks run out, stop rules, abort; and a randomised mix
-// of all of them that must never leak or double-free a block.
+// limit, preemption by recompute when blocks run out, stop rules, abort; plans in flight with
+// pipeline parallelism (shares, no preemption or removal of in-flight work); and randomised
+// mixes of all of them that must never leak or double-free a block.
 #include "app/engine/scheduler.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <deque>
 #include <random>
 
 namespace lockstep {
@@ -137,6 +140,127 @@ TEST(Scheduler, RandomMixNeverLeaksBlocks) {
     for (std::uint64_t id : live) s.abort(id);
     EXPECT_TRUE(s.idle());
     EXPECT_EQ(bm.free_blocks(), 40) << "prefix caching " << prefix;
+    EXPECT_EQ(bm.referenced_blocks(), 0);
+    EXPECT_GT(s.preemptions(), 0u);
+  }
+}
+
+TEST(Scheduler, PipelinePlansSplitTheSequencesAndSkipThoseInFlight) {
+  BlockManager bm(64, 4, false);
+  Scheduler s({8, 100, 512, {}, /*pipeline_depth=*/2}, bm);
+  for (int i = 1; i <= 4; ++i) ASSERT_FALSE(s.add(make_seq(i, 5, 3, 10 * i)));
+  auto a = s.schedule();
+  auto b = s.schedule();
+  ASSERT_EQ(a.size(), 2u);  // half of the 4 sequences each
+  ASSERT_EQ(b.size(), 2u);
+  for (const auto& c : a)
+    for (const auto& d : b) EXPECT_NE(c.seq, d.seq);
+  EXPECT_TRUE(s.schedule().empty());  // everything is in flight
+  s.complete(a, sample_all(a));
+  auto c = s.schedule();  // a's sequences are back, b's are still in flight
+  ASSERT_EQ(c.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(c[i].seq, a[i].seq);
+    EXPECT_EQ(c[i].count, 1);  // decode
+  }
+  s.complete(b, sample_all(b));
+  s.complete(c, sample_all(c));
+}
+
+TEST(Scheduler, AbortInFlightTakesEffectWhenItsPlanCompletes) {
+  BlockManager bm(16, 4, false);
+  Scheduler s({8, 100, 512, {}, /*pipeline_depth=*/2}, bm);
+  ASSERT_FALSE(s.add(make_seq(1, 6, 4)));
+  ASSERT_FALSE(s.add(make_seq(2, 6, 4, 100)));
+  auto a = s.schedule();
+  ASSERT_EQ(a.size(), 1u);
+  const std::uint64_t id = a[0].seq->id;
+  EXPECT_TRUE(s.abort(id));
+  EXPECT_FALSE(s.abort(id));            // once
+  EXPECT_EQ(bm.free_blocks(), 16 - 2);  // its plan may still write its blocks: kept until it completes
+  EXPECT_EQ(s.num_running(), 1u);
+  auto b = s.schedule();
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_NE(b[0].seq->id, id);
+  EXPECT_TRUE(s.complete(a, sample_all(a)).empty());  // dropped, no token, not "finished"
+  EXPECT_EQ(bm.free_blocks(), 16 - 2);
+  EXPECT_EQ(s.num_running(), 1u);
+  s.complete(b, sample_all(b));
+  EXPECT_TRUE(s.abort(b[0].seq->id));  // not in flight: removed at once
+  EXPECT_TRUE(s.idle());
+  EXPECT_EQ(bm.free_blocks(), 16);
+}
+
+TEST(Scheduler, NeverPreemptsASequenceInFlight) {
+  BlockManager bm(5, 4, false);  // 20 token slots
+  Scheduler s({8, 100, 512, {}, /*pipeline_depth=*/2}, bm);
+  ASSERT_FALSE(s.add(make_seq(1, 8, 8)));
+  ASSERT_FALSE(s.add(make_seq(2, 8, 8, 100)));
+  auto a = s.schedule();  // seq 1: 2 blocks
+  auto b = s.schedule();  // seq 2: 2 blocks; 1 left
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  s.complete(a, sample_all(a));
+  // seq 1 now needs a 3rd block (9 tokens), then a 4th: the only other sequence is in flight,
+  // so when blocks run out seq 1 preempts itself rather than seq 2.
+  Sequence* in_flight = b[0].seq;
+  for (int step = 0; step < 8; ++step) {
+    auto c = s.schedule();
+    for (const auto& x : c) EXPECT_FALSE(x.seq == in_flight);
+    EXPECT_TRUE(in_flight->in_flight);
+    EXPECT_EQ(in_flight->preemptions, 0);
+    s.complete(c, sample_all(c));
+  }
+  EXPECT_GT(s.preemptions(), 0u);
+  s.complete(b, sample_all(b));
+  for (int step = 0; step < 100 && !s.idle(); ++step) {
+    auto c = s.schedule();
+    s.complete(c, sample_all(c));
+  }
+  EXPECT_TRUE(s.idle());
+  EXPECT_EQ(bm.free_blocks(), 5);
+}
+
+TEST(Scheduler, RandomMixWithPlansInFlightNeverLeaksBlocks) {
+  std::mt19937 rng(777);
+  for (int depth : {2, 3, 4}) {
+    BlockManager bm(40, 4, true);
+    Scheduler s({6, 24, 96, {3}, depth}, bm);
+    std::uint64_t next_id = 1;
+    std::vector<std::uint64_t> live;
+    std::deque<std::vector<ScheduledChunk>> flight;
+    for (int step = 0; step < 3000; ++step) {
+      const int action = rng() % 10;
+      if (action < 3) {
+        auto seq = make_seq(next_id, 1 + rng() % 40, 1 + rng() % 30, (rng() % 3) * 1000);
+        if (!s.add(std::move(seq))) live.push_back(next_id);
+        ++next_id;
+      } else if (action == 3 && !live.empty()) {
+        s.abort(live[rng() % live.size()]);
+      }
+      if (static_cast<int>(flight.size()) < depth) {
+        auto c = s.schedule();
+        for (const auto& x : c) ASSERT_EQ(std::count_if(flight.begin(), flight.end(), [&](const auto& plan) {
+                                            return std::any_of(plan.begin(), plan.end(),
+                                                               [&](const auto& y) { return y.seq == x.seq; });
+                                          }), 0) << "a sequence in two plans at once";
+        if (!c.empty()) flight.push_back(std::move(c));
+      }
+      if (!flight.empty() && (static_cast<int>(flight.size()) == depth || rng() % 2)) {
+        std::vector<int> sampled;
+        for (std::size_t i = 0; i < flight.front().size(); ++i) sampled.push_back(rng() % 8);
+        s.complete(flight.front(), sampled);
+        flight.pop_front();
+      }
+      ASSERT_TRUE(bm.consistent()) << "depth " << depth << " step " << step;
+    }
+    while (!flight.empty()) {
+      s.complete(flight.front(), std::vector<int>(flight.front().size(), 1));
+      flight.pop_front();
+    }
+    for (std::uint64_t id : live) s.abort(id);
+    EXPECT_TRUE(s.idle());
+    EXPECT_EQ(bm.free_blocks(), 40) << "depth " << depth;
     EXPECT_EQ(bm.referenced_blocks(), 0);
     EXPECT_GT(s.preemptions(), 0u);
   }
