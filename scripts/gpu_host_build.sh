@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds lockstep on an air-gapped GPU host (the `device` machines): unpacks the Debian
 # dependency bundle made by ../shared/device/deps-bundle.sh (carried in .deps/), points CMake
-# at the host's NCCL, and builds the committed tree (HEAD when .git is present, so half-done
-# local edits never leak into a measurement) into $BUILD (default /tmp/build).
+# at the host's NCCL, and builds the tree the device tool sent (the working tree: the .git it
+# carries can be older than the files, so `git archive HEAD` there would build stale code;
+# commit before a measurement and record the local commit) into $BUILD (default /tmp/build).
 # Source it (". scripts/gpu_host_build.sh") so the environment stays for mpirun afterwards.
 set -e
 mkdir -p /opt/deps && tar xzf .deps/deps-bundle.tar.gz -C /opt/deps && . /opt/deps/env.sh
@@ -10,13 +11,8 @@ export NCCL_HOME=${NCCL_HOME:-/opt/torch/.venv/lib/python3.12/site-packages/nvid
 export LD_LIBRARY_PATH=$NCCL_HOME/lib:$LD_LIBRARY_PATH NCCL_NVLS_ENABLE=0
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export BUILD=${BUILD:-/tmp/build}
-LOCKSTEP_SRC=$PWD
-if git rev-parse --verify HEAD >/dev/null 2>&1; then
-  LOCKSTEP_SRC=/tmp/lockstep-src; rm -rf "$LOCKSTEP_SRC"; mkdir -p "$LOCKSTEP_SRC"
-  git archive HEAD | tar -x -C "$LOCKSTEP_SRC"
-fi
-export LOCKSTEP_SRC
-echo "gpu_host_build: source $LOCKSTEP_SRC ($(git rev-parse --short HEAD 2>/dev/null || echo worktree)), build $BUILD"
+export LOCKSTEP_SRC=$PWD
+echo "gpu_host_build: source $LOCKSTEP_SRC (working tree), build $BUILD"
 cmake -S "$LOCKSTEP_SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   ${LOCKSTEP_CMAKE_ARGS:-} >"$BUILD.configure.log" 2>&1 || { cat "$BUILD.configure.log"; false; }
 cmake --build "$BUILD" -j "$(nproc)" 2>&1 | tail -3
