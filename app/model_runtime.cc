@@ -8,6 +8,10 @@
 #include "comm/mpi_check.h"
 #include "comm/mpi_env.h"
 #include "kernels/log.h"
+#include "model/dense_transformer.h"
+#if LOCKSTEP_WITH_CUDA
+#include "model/cuda_dense_transformer.h"
+#endif
 
 namespace lockstep {
 
@@ -21,6 +25,9 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
       ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
   cmd.add_option("--dtype", o.dtype, "auto or bfloat16 (the CPU backend computes in fp32 over bf16 weights)")
       ->check(CLI::IsMember({"auto", "bfloat16", "bf16"}));
+  cmd.add_option("--device", o.device, "Where the model runs: cuda (one GPU per rank, NCCL), cpu (MPI), or auto "
+                                      "(cuda when every rank has a GPU)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd.add_option("--max-model-len", o.max_model_len, "Context length (default: the config's)");
   cmd.add_option("--max-num-seqs", o.max_num_seqs, "Sequences in one step at most")->check(CLI::PositiveNumber);
   cmd.add_option("--max-num-batched-tokens", o.max_num_batched_tokens, "Tokens in one step at most (chunked prefill)")
@@ -46,8 +53,17 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   if (!rt->grid_) return nullptr;
   if (o.trust_remote_code) LS_INFO("--trust-remote-code has no effect: lockstep runs no Python from checkpoints");
   if (o.disable_custom_all_reduce) LS_INFO("--disable-custom-all-reduce has no effect: collectives go through NCCL or MPI");
-  // The CPU backend computes the model on every rank's host: its collectives go over MPI.
-  rt->groups_ = std::make_unique<CommGroups>(*rt->grid_, CommBackend::Mpi);
+  // The CPU backend computes on every rank's host with MPI collectives; the CUDA backend on
+  // the rank's GPU with NCCL.
+  const std::string& backend = o.parallel.backend;
+  if (o.device == "cpu" && backend == "nccl") throw std::runtime_error("--device cpu runs its collectives over MPI, "
+                                                                       "not --backend nccl");
+  if (o.device == "cuda" && backend == "mpi") throw std::runtime_error("--device cuda needs NCCL, not --backend mpi");
+  const CommBackend comm = o.device == "cpu"    ? CommBackend::Mpi
+                           : o.device == "cuda" ? resolve_backend("nccl", *rt->grid_)
+                                                : resolve_backend(backend, *rt->grid_);
+  const bool on_gpu = comm == CommBackend::Nccl;
+  rt->groups_ = std::make_unique<CommGroups>(*rt->grid_, comm);
   rt->config_ = ModelConfig::from_dir(o.model);
   const ModelConfig& c = rt->config_;
   if (o.load_format == "dummy") {
@@ -60,21 +76,47 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   const auto stages = pipeline_layer_ranges(c.num_hidden_layers, rt->grid_->layout().pp, o.pipeline_layer_partition);
   const LayerRange mine = stages[rt->grid_->pp_rank()];
 
-  // KV blocks: what --kv-cache-memory holds on the rank with the most layers, agreed by all.
-  const auto kv_bytes = parse_byte_size(o.kv_cache_memory);
-  if (!kv_bytes) throw std::runtime_error("--kv-cache-memory " + o.kv_cache_memory + " is not a size like 4G or 512M");
   const TensorParallelSlice slice = TensorParallelSlice::make(c, rt->grid_->tp_rank(), rt->grid_->layout().tp);
-  const std::uint64_t per_block = static_cast<std::uint64_t>(o.block_size) * std::max(1, mine.size()) * 2 *
-                                  slice.kv_heads * c.head_dim * sizeof(float);
   const std::uint64_t useful = static_cast<std::uint64_t>(o.max_num_seqs) * max_model_len / o.block_size + 1;
-  int blocks = static_cast<int>(std::min<std::uint64_t>({*kv_bytes / per_block, useful, 1u << 30}));
-  LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &blocks, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  int blocks = 0;
+  std::string budget_flag;
+  if (on_gpu) {
+#if LOCKSTEP_WITH_CUDA
+    // KV blocks: what --gpu-memory-utilization leaves after the weights and the step's
+    // activations, on the rank with the least, agreed by all.
+    auto gpu_model = std::make_unique<CudaDenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(),
+                                                            mine, rt->grid_->gpu(), o.block_size);
+    const GpuMemory mem = gpu_memory(rt->grid_->gpu());
+    const double budget = o.gpu_memory_utilization * static_cast<double>(mem.total) -
+                          static_cast<double>(mem.total - mem.free) -
+                          static_cast<double>(gpu_model->workspace_bytes(o.max_num_batched_tokens, o.max_num_seqs));
+    blocks = budget <= 0 ? 0
+                         : static_cast<int>(std::min<double>({budget / gpu_model->kv_block_bytes(),
+                                                              static_cast<double>(useful), 1u << 30}));
+    LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &blocks, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (blocks < 1)
+      throw std::runtime_error("--gpu-memory-utilization " + std::to_string(o.gpu_memory_utilization) +
+                               " leaves no memory for the KV cache after the weights; raise it or add GPUs");
+    gpu_model->allocate_kv_cache(blocks);
+    rt->model_ = std::move(gpu_model);
+    budget_flag = "--gpu-memory-utilization";
+#endif
+  } else {
+    // KV blocks: what --kv-cache-memory holds on the rank with the most layers, agreed by all.
+    const auto kv_bytes = parse_byte_size(o.kv_cache_memory);
+    if (!kv_bytes) throw std::runtime_error("--kv-cache-memory " + o.kv_cache_memory + " is not a size like 4G or 512M");
+    const std::uint64_t per_block = static_cast<std::uint64_t>(o.block_size) * std::max(1, mine.size()) * 2 *
+                                    slice.kv_heads * c.head_dim * sizeof(float);
+    blocks = static_cast<int>(std::min<std::uint64_t>({*kv_bytes / per_block, useful, 1u << 30}));
+    LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &blocks, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (blocks < 1) throw std::runtime_error("--kv-cache-memory " + o.kv_cache_memory + " holds no KV block");
+    rt->model_ = std::make_unique<DenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine,
+                                                    blocks, o.block_size);
+    budget_flag = "--kv-cache-memory";
+  }
+  LS_CHECK(rt->model_, "no model backend for --device " << o.device);
   if (blocks * o.block_size < max_model_len / 4)
-    LS_WARN("the KV cache holds only " << blocks * o.block_size << " tokens; raise --kv-cache-memory");
-  if (blocks < 1) throw std::runtime_error("--kv-cache-memory " + o.kv_cache_memory + " holds no KV block");
-
-  rt->model_ = std::make_unique<DenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine, blocks,
-                                                  o.block_size);
+    LS_WARN("the KV cache holds only " << blocks * o.block_size << " tokens; raise " << budget_flag);
   if (!rt->leader()) {
     rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, nullptr, o.seed);
     return rt;
@@ -97,7 +139,8 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   SchedulerConfig sc{o.max_num_seqs, o.max_num_batched_tokens, max_model_len, eos};
   rt->scheduler_ = std::make_unique<Scheduler>(sc, *rt->blocks_);
   rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, rt->scheduler_.get(), o.seed);
-  LS_INFO("model " << c.architecture << " with " << c.num_hidden_layers << " layers on TP" << rt->grid_->layout().tp
+  LS_INFO("model " << c.architecture << " with " << c.num_hidden_layers << " layers on " << (on_gpu ? "GPUs" : "CPUs")
+                   << ", TP" << rt->grid_->layout().tp
                    << " x PP" << rt->grid_->layout().pp << "; KV cache " << blocks << " blocks of " << o.block_size
                    << " tokens; max model len " << max_model_len);
   return rt;

@@ -26,6 +26,7 @@ struct ModelOptions {
   std::string served_model_name;    // default: --model
   std::string load_format = "auto";  // auto | safetensors | dummy
   std::string dtype = "auto";
+  std::string device = "auto";      // auto | cpu | cuda (auto: cuda when every rank has a GPU)
   int max_model_len = 0;            // 0: the config's max_position_embeddings
   int max_num_seqs = 256;
   int max_num_batched_tokens = 8192;
@@ -68,7 +69,7 @@ class ModelRuntime {
   ModelConfig config_;
   std::unique_ptr<SafetensorsCheckpoint> checkpoint_;
   std::unique_ptr<WeightSource> weights_;
-  std::unique_ptr<DenseTransformer> model_;
+  std::unique_ptr<ForwardModel> model_;
   std::unique_ptr<BlockManager> blocks_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<LockstepEngine> engine_;

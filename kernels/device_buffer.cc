@@ -43,6 +43,17 @@ int visible_gpu_count() {
 #endif
 }
 
+GpuMemory gpu_memory(int gpu) {
+  GpuMemory m;
+#if LOCKSTEP_WITH_CUDA
+  select_gpu(gpu);
+  LS_CUDA_CHECK(cudaMemGetInfo(&m.free, &m.total));
+#else
+  (void)gpu;
+#endif
+  return m;
+}
+
 void select_gpu(int gpu) {
   if (gpu < 0) return;
 #if LOCKSTEP_WITH_CUDA

@@ -18,6 +18,11 @@ void select_gpu(int gpu);
 std::string gpu_pci_bus_id(int gpu);
 // Marketing name of a GPU ("NVIDIA H200"), or "" when there is none.
 std::string gpu_name(int gpu);
+// Free and total memory of a GPU in bytes (zeros without CUDA).
+struct GpuMemory {
+  std::size_t free = 0, total = 0;
+};
+GpuMemory gpu_memory(int gpu);
 // Whether this binary carries the CUDA backend.
 bool built_with_cuda();
 

@@ -11,38 +11,7 @@
 
 namespace lockstep {
 
-TensorParallelSlice TensorParallelSlice::make(const ModelConfig& c, int r, int n) {
-  auto bad = [&](const std::string& what) {
-    return CheckpointError("tensor-parallel size " + std::to_string(n) + " does not divide " + what);
-  };
-  if (c.num_attention_heads % n) throw bad("num_attention_heads " + std::to_string(c.num_attention_heads));
-  if (c.intermediate_size % n) throw bad("intermediate_size " + std::to_string(c.intermediate_size));
-  TensorParallelSlice s;
-  s.tp_rank = r;
-  s.tp_size = n;
-  s.q_heads = c.num_attention_heads / n;
-  s.q_head_begin = r * s.q_heads;
-  if (c.num_key_value_heads >= n) {
-    if (c.num_key_value_heads % n) throw bad("num_key_value_heads " + std::to_string(c.num_key_value_heads));
-    s.kv_heads = c.num_key_value_heads / n;
-    s.kv_head_begin = r * s.kv_heads;
-  } else {  // more ranks than KV heads: each rank keeps the one KV head its query heads use
-    if (n % c.num_key_value_heads) throw bad("a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
-    s.kv_heads = 1;
-    s.kv_head_begin = r * c.num_key_value_heads / n;
-  }
-  s.ffn = c.intermediate_size / n;
-  s.ffn_begin = r * s.ffn;
-  s.vocab_padded = (c.vocab_size + n - 1) / n * n;
-  s.vocab_rows = s.vocab_padded / n;
-  s.vocab_begin = r * s.vocab_rows;
-  return s;
-}
-
-struct DenseTransformer::Layer {
-  std::vector<bf16> input_norm, post_norm;
-  std::vector<bf16> q, k, v, q_bias, k_bias, v_bias, o;  // o: [hidden, q_heads*head_dim]
-  std::vector<bf16> gate, up, down;                      // down: [hidden, ffn]
+struct DenseTransformer::Layer : LayerWeights {
   std::vector<float> k_cache, v_cache;
 };
 
@@ -58,41 +27,11 @@ DenseTransformer::DenseTransformer(const ModelConfig& c, const WeightSource& w, 
       inv_freq_(rope_inverse_frequencies(c)) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  const std::int64_t H = c.hidden_size, hd = c.head_dim, V = c.vocab_size;
-  const bool first = pp.rank() == 0, last = pp.rank() == pp.size() - 1;
-  const TensorParallelSlice& s = slice_;
-  const std::int64_t v0 = s.vocab_begin, v1 = s.vocab_begin + s.vocab_rows;
-  if (first || (last && c.tie_word_embeddings))
-    embed_ = w.read("model.embed_tokens.weight", {V, H}, v0, v1, 0, H);
-  if (last) {
-    final_norm_ = w.read_all("model.norm.weight", {H});
-    lm_head_ = c.tie_word_embeddings ? embed_ : w.read("lm_head.weight", {V, H}, v0, v1, 0, H);
-  }
-  if (!first) embed_.clear();  // only stage 0 embeds; a tied lm_head keeps its own copy
-  const std::int64_t q0 = s.q_head_begin * hd, q1 = (s.q_head_begin + s.q_heads) * hd;
-  const std::int64_t k0 = s.kv_head_begin * hd, k1 = (s.kv_head_begin + s.kv_heads) * hd;
-  const std::int64_t f0 = s.ffn_begin, f1 = s.ffn_begin + s.ffn;
-  const std::int64_t QH = static_cast<std::int64_t>(c.num_attention_heads) * hd;
-  const std::int64_t KH = static_cast<std::int64_t>(c.num_key_value_heads) * hd;
-  const std::int64_t I = c.intermediate_size;
-  const std::int64_t cache = static_cast<std::int64_t>(num_kv_blocks) * block_size * s.kv_heads * hd;
+  edge_ = read_edge_weights(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
+  const std::int64_t cache = static_cast<std::int64_t>(num_kv_blocks) * block_size * slice_.kv_heads * c.head_dim;
   for (int l = layers.begin; l < layers.end; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
     auto L = std::make_unique<Layer>();
-    L->input_norm = w.read_all(p + "input_layernorm.weight", {H});
-    L->post_norm = w.read_all(p + "post_attention_layernorm.weight", {H});
-    L->q = w.read(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H);
-    L->k = w.read(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H);
-    L->v = w.read(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H);
-    if (c.attention_bias) {
-      L->q_bias = w.read(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1);
-      L->k_bias = w.read(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1);
-      L->v_bias = w.read(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1);
-    }
-    L->o = w.read(p + "self_attn.o_proj.weight", {H, QH}, 0, H, q0, q1);
-    L->gate = w.read(p + "mlp.gate_proj.weight", {I, H}, f0, f1, 0, H);
-    L->up = w.read(p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H);
-    L->down = w.read(p + "mlp.down_proj.weight", {H, I}, 0, H, f0, f1);
+    static_cast<LayerWeights&>(*L) = read_layer_weights(c, w, slice_, l);
     L->k_cache.assign(cache, 0.0f);
     L->v_cache.assign(cache, 0.0f);
     layer_.push_back(std::move(L));
@@ -112,7 +51,7 @@ void DenseTransformer::embed(const ForwardBatch& b, std::vector<float>& h) {
     const int id = b.token_ids[t];
     const int local = id - slice_.vocab_begin;
     if (local < 0 || local >= slice_.vocab_rows) continue;  // another rank's rows (or padding)
-    for (std::int64_t i = 0; i < H; ++i) h[t * H + i] = bf16_to_float(embed_[local * H + i]);
+    for (std::int64_t i = 0; i < H; ++i) h[t * H + i] = bf16_to_float(edge_.embed[local * H + i]);
   }
   if (tp_.size() > 1) tp_.all_reduce(h.data(), h.data(), h.size(), DType::F32, ReduceOp::Sum);
 }
@@ -158,9 +97,9 @@ std::vector<float> DenseTransformer::logits(const std::vector<float>& h, const F
   std::vector<float> rows(R * H);
   for (std::int64_t i = 0; i < R; ++i)
     std::copy(h.begin() + b.logit_rows[i] * H, h.begin() + (b.logit_rows[i] + 1) * H, rows.begin() + i * H);
-  cpu::rms_norm(rows.data(), R, H, final_norm_.data(), static_cast<float>(config_.rms_norm_eps), rows.data());
+  cpu::rms_norm(rows.data(), R, H, edge_.final_norm.data(), static_cast<float>(config_.rms_norm_eps), rows.data());
   std::vector<float> local(R * VR);
-  cpu::linear(rows.data(), R, H, lm_head_.data(), VR, nullptr, local.data());
+  cpu::linear(rows.data(), R, H, edge_.lm_head.data(), VR, nullptr, local.data());
   std::vector<float> gathered(tp_.size() * R * VR);
   if (tp_.size() > 1) tp_.all_gather(local.data(), gathered.data(), local.size(), DType::F32);
   else gathered = local;

@@ -18,7 +18,7 @@ std::uint64_t sample_seed(std::uint64_t request_seed, int position) {
   return h ^ (h >> 31);
 }
 
-LockstepEngine::LockstepEngine(const RankGrid& grid, DenseTransformer& model, Scheduler* scheduler, std::uint64_t seed)
+LockstepEngine::LockstepEngine(const RankGrid& grid, ForwardModel& model, Scheduler* scheduler, std::uint64_t seed)
     : grid_(grid),
       model_(model),
       scheduler_(scheduler),

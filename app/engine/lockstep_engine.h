@@ -20,7 +20,7 @@
 #include "app/engine/scheduler.h"
 #include "app/engine/step_plan.h"
 #include "comm/rank_grid.h"
-#include "model/dense_transformer.h"
+#include "model/forward_model.h"
 
 namespace lockstep {
 
@@ -40,7 +40,7 @@ struct StepOutput {
 class LockstepEngine {
  public:
   // `scheduler` is rank 0's (nullptr elsewhere).
-  LockstepEngine(const RankGrid& grid, DenseTransformer& model, Scheduler* scheduler, std::uint64_t seed = 0);
+  LockstepEngine(const RankGrid& grid, ForwardModel& model, Scheduler* scheduler, std::uint64_t seed = 0);
 
   // Rank 0: issues plans until PP are in flight (or the scheduler has nothing more), then
   // completes the oldest: the tokens it produced and the sequences it finished. Empty when
@@ -76,7 +76,7 @@ class LockstepEngine {
   StepOutput retire();
 
   const RankGrid& grid_;
-  DenseTransformer& model_;
+  ForwardModel& model_;
   Scheduler* scheduler_;
   std::uint64_t seed_;
   std::uint64_t step_id_ = 0;

@@ -32,6 +32,32 @@ void rms_norm(const float* x, std::int64_t rows, std::int64_t dim, const bf16* w
   }
 }
 
+void add_rms_norm(float* residual, const float* delta, std::int64_t rows, std::int64_t dim, const bf16* weight,
+                  float eps, float* y) {
+  for (std::int64_t i = 0; i < rows * dim; ++i) residual[i] += delta[i];
+  rms_norm(residual, rows, dim, weight, eps, y);
+}
+
+void embedding(const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
+               std::int64_t vocab_rows, std::int64_t hidden, float* out) {
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    const std::int64_t local = ids[t] - vocab_begin;
+    float* o = out + t * hidden;
+    if (local < 0 || local >= vocab_rows) {
+      std::fill(o, o + hidden, 0.0f);
+      continue;
+    }
+    for (std::int64_t i = 0; i < hidden; ++i) o[i] = bf16_to_float(table[local * hidden + i]);
+  }
+}
+
+void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* row = logits + r * vocab;
+    ids[r] = static_cast<int>(std::max_element(row, row + vocab) - row);
+  }
+}
+
 void apply_rope(float* x, std::int64_t tokens, std::int64_t heads, std::int64_t head_dim, const int* positions,
                 const float* inv_freq) {
   const std::int64_t half = head_dim / 2;

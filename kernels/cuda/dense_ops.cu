@@ -1,0 +1,287 @@
+// CUDA kernels of the dense-transformer ops (see kernels/dense_ops.h); cpu/dense_ops.cc is the
+// reference they are tested against. Every launch goes on the context's stream and is checked.
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+
+#include <cmath>
+
+#include "kernels/cuda/cublas_check.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/dense_ops.h"
+#include "kernels/gpu_context.h"
+
+namespace lockstep::cuda {
+namespace {
+
+constexpr int kWarp = 32;
+
+const __nv_bfloat16* as_bf16(const bf16* p) { return reinterpret_cast<const __nv_bfloat16*>(p); }
+
+unsigned blocks_for(std::int64_t n, int threads) {
+  return static_cast<unsigned>((n + threads - 1) / threads);
+}
+
+void check_launch() { LS_CUDA_CHECK(cudaGetLastError()); }
+
+__device__ float warp_sum(float v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, <= 1024); every thread gets the result.
+__device__ float block_sum(float v) {
+  __shared__ float partial[kWarp];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  v = warp_sum(v);
+  __syncthreads();  // partial[] may still be read by a previous call
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  const int warps = blockDim.x / kWarp;
+  v = lane < warps ? partial[lane] : 0.0f;
+  return warp_sum(v);
+}
+
+__global__ void to_bf16_kernel(const float* x, std::int64_t n, __nv_bfloat16* y) {
+  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void add_bias_kernel(float* y, std::int64_t rows, std::int64_t out, const __nv_bfloat16* bias) {
+  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (i < rows * out) y[i] += __bfloat162float(bias[i % out]);
+}
+
+// One block per row. With `delta`, residual += delta first (and is written back).
+__global__ void rms_norm_kernel(float* x, const float* delta, std::int64_t dim, const __nv_bfloat16* weight,
+                                float eps, float* y) {
+  float* xr = x + blockIdx.x * dim;
+  const float* dr = delta ? delta + blockIdx.x * dim : nullptr;
+  float ss = 0.0f;
+  for (std::int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    float v = xr[i];
+    if (dr) xr[i] = v = v + dr[i];
+    ss += v * v;
+  }
+  const float inv = rsqrtf(block_sum(ss) / static_cast<float>(dim) + eps);
+  float* yr = y + blockIdx.x * dim;
+  for (std::int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * inv * __bfloat162float(weight[i]);
+}
+
+__global__ void embedding_kernel(const int* ids, const __nv_bfloat16* table, std::int64_t vocab_begin,
+                                 std::int64_t vocab_rows, std::int64_t hidden, float* out) {
+  const std::int64_t local = ids[blockIdx.x] - vocab_begin;
+  float* o = out + blockIdx.x * hidden;
+  const bool mine = local >= 0 && local < vocab_rows;
+  for (std::int64_t i = threadIdx.x; i < hidden; i += blockDim.x)
+    o[i] = mine ? __bfloat162float(table[local * hidden + i]) : 0.0f;
+}
+
+// One block per row: the largest value, the lowest index among equals.
+__global__ void argmax_kernel(const float* logits, std::int64_t vocab, int* ids) {
+  const float* row = logits + blockIdx.x * vocab;
+  float best = -INFINITY;
+  int best_i = 0x7fffffff;
+  for (std::int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
+    if (row[i] > best) best = row[i], best_i = static_cast<int>(i);  // ascending i: first max kept
+  for (int o = kWarp / 2; o > 0; o /= 2) {
+    const float v = __shfl_xor_sync(0xffffffffu, best, o);
+    const int j = __shfl_xor_sync(0xffffffffu, best_i, o);
+    if (v > best || (v == best && j < best_i)) best = v, best_i = j;
+  }
+  __shared__ float vals[kWarp];
+  __shared__ int idxs[kWarp];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  if (lane == 0) vals[warp] = best, idxs[warp] = best_i;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < static_cast<int>(blockDim.x / kWarp); ++w)
+      if (vals[w] > best || (vals[w] == best && idxs[w] < best_i)) best = vals[w], best_i = idxs[w];
+    ids[blockIdx.x] = best_i == 0x7fffffff ? 0 : best_i;  // an all -inf/NaN row: index 0
+  }
+}
+
+// One thread per (token, head, i < head_dim / 2): rotates the pair (i, i + half).
+__global__ void rope_kernel(float* x, std::int64_t tokens, std::int64_t heads, std::int64_t head_dim,
+                            const int* positions, const float* inv_freq) {
+  const std::int64_t half = head_dim / 2;
+  const std::int64_t n = tokens * heads * half;
+  const std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (g >= n) return;
+  const std::int64_t i = g % half, th = g / half, t = th / heads;
+  float s, c;
+  sincosf(static_cast<float>(positions[t]) * inv_freq[i], &s, &c);
+  float* v = x + th * head_dim;
+  const float a = v[i], b = v[i + half];
+  v[i] = a * c - b * s;
+  v[i + half] = b * c + a * s;
+}
+
+__global__ void silu_mul_kernel(const float* gate, const float* up, std::int64_t n, float* out) {
+  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+__global__ void kv_write_kernel(float* k_cache, float* v_cache, const float* k, const float* v, std::int64_t tokens,
+                                std::int64_t row, const std::int64_t* slots) {
+  const std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (g >= tokens * row) return;
+  const std::int64_t t = g / row, e = g % row;
+  k_cache[slots[t] * row + e] = k[g];
+  v_cache[slots[t] * row + e] = v[g];
+}
+
+// One block per (token, head); each warp walks positions warp, warp + warps, ... with an
+// online softmax over its share (lane l holds dims l, l + 32, ...), then the warps merge.
+template <int kPerLane>
+__global__ void paged_attention_kernel(const float* q, const float* k_cache, const float* v_cache,
+                                       std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
+                                       const int* seq_of, const int* pos, const int* block_tables,
+                                       std::int64_t max_blocks, float scale, float* out) {
+  constexpr int D = kPerLane * kWarp;
+  constexpr int kMaxWarps = 8;
+  const std::int64_t t = blockIdx.x, h = blockIdx.y;
+  const std::int64_t kvh = h / (heads / kv_heads), row = kv_heads * D;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
+  const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
+  const std::int64_t len = pos[t] + 1;
+  const float* qh = q + (t * heads + h) * D;
+  float qv[kPerLane], acc[kPerLane];
+  for (int j = 0; j < kPerLane; ++j) qv[j] = qh[lane + j * kWarp], acc[j] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+  for (std::int64_t p = warp; p < len; p += warps) {
+    const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+    const float* kp = k_cache + slot * row + kvh * D;
+    const float* vp = v_cache + slot * row + kvh * D;
+    float dot = 0.0f;
+    for (int j = 0; j < kPerLane; ++j) dot += qv[j] * kp[lane + j * kWarp];
+    const float s = warp_sum(dot) * scale;
+    const float m_new = fmaxf(m, s);
+    const float correction = expf(m - m_new), w = expf(s - m_new);
+    l = l * correction + w;
+    for (int j = 0; j < kPerLane; ++j) acc[j] = acc[j] * correction + w * vp[lane + j * kWarp];
+    m = m_new;
+  }
+  __shared__ float warp_m[kMaxWarps], warp_l[kMaxWarps];
+  __shared__ float warp_acc[kMaxWarps][D];
+  if (lane == 0) warp_m[warp] = m, warp_l[warp] = l;
+  for (int j = 0; j < kPerLane; ++j) warp_acc[warp][lane + j * kWarp] = acc[j];
+  __syncthreads();
+  float M = -INFINITY;
+  for (int w = 0; w < warps; ++w) M = fmaxf(M, warp_m[w]);
+  float L = 0.0f;
+  for (int w = 0; w < warps; ++w) L += warp_l[w] * expf(warp_m[w] - M);  // empty warps: l = 0
+  float* oh = out + (t * heads + h) * D;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.0f;
+    for (int w = 0; w < warps; ++w)
+      if (warp_l[w] > 0.0f) o += warp_acc[w][d] * expf(warp_m[w] - M);
+    oh[d] = o / L;
+  }
+}
+
+}  // namespace
+
+void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+            const bf16* bias, float* y) {
+  auto* xb = static_cast<__nv_bfloat16*>(ctx.scratch(static_cast<std::size_t>(rows * in) * sizeof(__nv_bfloat16)));
+  to_bf16_kernel<<<blocks_for(rows * in, 256), 256, 0, ctx.stream()>>>(x, rows * in, xb);
+  check_launch();
+  // Row-major y[rows, out] is column-major [out, rows] = w[out, in] . x^T: A = w read as the
+  // column-major [in, out] it is in memory, transposed.
+  const float alpha = 1.0f, beta = 0.0f;
+  LS_CUBLAS_CHECK(cublasGemmEx(ctx.blas(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
+                               static_cast<int>(in), &alpha, w, CUDA_R_16BF, static_cast<int>(in), xb, CUDA_R_16BF,
+                               static_cast<int>(in), &beta, y, CUDA_R_32F, static_cast<int>(out), CUBLAS_COMPUTE_32F,
+                               CUBLAS_GEMM_DEFAULT));
+  if (bias) {
+    add_bias_kernel<<<blocks_for(rows * out, 256), 256, 0, ctx.stream()>>>(y, rows, out, as_bf16(bias));
+    check_launch();
+  }
+}
+
+namespace {
+int norm_threads(std::int64_t dim) { return dim >= 4096 ? 1024 : dim >= 1024 ? 512 : 128; }
+}  // namespace
+
+void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
+              float* y) {
+  if (rows == 0) return;
+  // x is only read when delta is null.
+  rms_norm_kernel<<<static_cast<unsigned>(rows), norm_threads(dim), 0, ctx.stream()>>>(
+      const_cast<float*>(x), nullptr, dim, as_bf16(weight), eps, y);
+  check_launch();
+}
+
+void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int64_t rows, std::int64_t dim,
+                  const bf16* weight, float eps, float* y) {
+  if (rows == 0) return;
+  rms_norm_kernel<<<static_cast<unsigned>(rows), norm_threads(dim), 0, ctx.stream()>>>(residual, delta, dim,
+                                                                                      as_bf16(weight), eps, y);
+  check_launch();
+}
+
+void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
+               std::int64_t vocab_rows, std::int64_t hidden, float* out) {
+  if (tokens == 0) return;
+  embedding_kernel<<<static_cast<unsigned>(tokens), 256, 0, ctx.stream()>>>(ids, as_bf16(table), vocab_begin,
+                                                                            vocab_rows, hidden, out);
+  check_launch();
+}
+
+void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids) {
+  if (rows == 0) return;
+  argmax_kernel<<<static_cast<unsigned>(rows), 1024, 0, ctx.stream()>>>(logits, vocab, ids);
+  check_launch();
+}
+
+void apply_rope(GpuContext& ctx, float* x, std::int64_t tokens, std::int64_t heads, std::int64_t head_dim,
+                const int* positions, const float* inv_freq) {
+  const std::int64_t n = tokens * heads * (head_dim / 2);
+  if (n == 0) return;
+  rope_kernel<<<blocks_for(n, 256), 256, 0, ctx.stream()>>>(x, tokens, heads, head_dim, positions, inv_freq);
+  check_launch();
+}
+
+void silu_mul(GpuContext& ctx, const float* gate, const float* up, std::int64_t n, float* out) {
+  if (n == 0) return;
+  silu_mul_kernel<<<blocks_for(n, 256), 256, 0, ctx.stream()>>>(gate, up, n, out);
+  check_launch();
+}
+
+void kv_cache_write(GpuContext& ctx, float* k_cache, float* v_cache, const float* k, const float* v,
+                    std::int64_t tokens, std::int64_t kv_heads, std::int64_t head_dim, const std::int64_t* slots) {
+  const std::int64_t row = kv_heads * head_dim;
+  if (tokens * row == 0) return;
+  kv_write_kernel<<<blocks_for(tokens * row, 256), 256, 0, ctx.stream()>>>(k_cache, v_cache, k, v, tokens, row, slots);
+  check_launch();
+}
+
+void paged_attention(GpuContext& ctx, const float* q, const float* k_cache, const float* v_cache, std::int64_t tokens,
+                     std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
+                     const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
+                     float* out) {
+  LS_CHECK(head_dim % kWarp == 0 && head_dim <= 8 * kWarp && head_dim > 0,
+           "paged_attention: head_dim " << head_dim << " must be a multiple of 32 up to 256");
+  LS_CHECK(kv_heads > 0 && heads % kv_heads == 0, "paged_attention: heads " << heads << " not a multiple of kv_heads "
+                                                                            << kv_heads);
+  if (tokens == 0) return;
+  const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(heads));
+  constexpr int threads = 8 * kWarp;
+  auto launch = [&](auto kernel) {
+    kernel<<<grid, threads, 0, ctx.stream()>>>(q, k_cache, v_cache, heads, kv_heads, block_size, seq_of, pos,
+                                               block_tables, max_blocks, scale, out);
+  };
+  switch (head_dim / kWarp) {
+    case 1: launch(paged_attention_kernel<1>); break;
+    case 2: launch(paged_attention_kernel<2>); break;
+    case 3: launch(paged_attention_kernel<3>); break;
+    case 4: launch(paged_attention_kernel<4>); break;
+    case 5: launch(paged_attention_kernel<5>); break;
+    case 6: launch(paged_attention_kernel<6>); break;
+    case 7: launch(paged_attention_kernel<7>); break;
+    case 8: launch(paged_attention_kernel<8>); break;
+  }
+  check_launch();
+}
+
+}  // namespace lockstep::cuda

@@ -1,0 +1,41 @@
+// GpuContext (see kernels/gpu_context.h).
+#include "kernels/gpu_context.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/cublas_check.h"
+#include "kernels/cuda/cuda_check.h"
+
+namespace lockstep {
+
+GpuContext::GpuContext(int gpu) : gpu_(gpu) {
+  select_gpu(gpu);
+  LS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  LS_CUBLAS_CHECK(cublasCreate(&blas_));
+  LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+}
+
+GpuContext::GpuContext(int gpu, cudaStream_t borrowed_stream) : gpu_(gpu), stream_(borrowed_stream), owns_stream_(false) {
+  select_gpu(gpu);
+  LS_CUBLAS_CHECK(cublasCreate(&blas_));
+  LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+}
+
+GpuContext::~GpuContext() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  if (blas_) cublasDestroy(blas_);
+  if (stream_ && owns_stream_) cudaStreamDestroy(stream_);
+}
+
+void* GpuContext::scratch(std::size_t bytes) {
+  if (scratch_.bytes() < bytes) {
+    synchronize();  // queued work may still read the old block
+    scratch_ = DeviceBuffer(DeviceKind::Cuda, bytes + bytes / 4);
+  }
+  return scratch_.data();
+}
+
+void GpuContext::synchronize() { LS_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+}  // namespace lockstep

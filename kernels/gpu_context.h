@@ -1,0 +1,43 @@
+// What the CUDA ops need besides their operands: the GPU, the stream they are enqueued on, a
+// cuBLAS handle bound to it, and scratch memory that grows on demand. One per rank (no
+// globals); passed to every cuda:: op. Only in CUDA builds.
+#pragma once
+
+#include <cstddef>
+
+#include "kernels/device_buffer.h"
+
+typedef struct CUstream_st* cudaStream_t;
+typedef struct cublasContext* cublasHandle_t;
+
+namespace lockstep {
+
+class GpuContext {
+ public:
+  // Makes `gpu` current, creates a non-blocking stream and a cuBLAS handle on it.
+  explicit GpuContext(int gpu);
+  // Same, on a stream someone else owns (e.g. the NCCL collectives' stream, so kernels and
+  // collectives are ordered without host waits).
+  GpuContext(int gpu, cudaStream_t borrowed_stream);
+  ~GpuContext();
+  GpuContext(const GpuContext&) = delete;
+  GpuContext& operator=(const GpuContext&) = delete;
+
+  int gpu() const { return gpu_; }
+  cudaStream_t stream() const { return stream_; }
+  cublasHandle_t blas() const { return blas_; }
+  // At least `bytes` of device memory, valid until the next call (work already enqueued on
+  // stream() may still use the old block: growing synchronizes the stream first).
+  void* scratch(std::size_t bytes);
+  // Waits for everything enqueued on stream().
+  void synchronize();
+
+ private:
+  int gpu_;
+  cudaStream_t stream_ = nullptr;
+  bool owns_stream_ = true;
+  cublasHandle_t blas_ = nullptr;
+  DeviceBuffer scratch_;
+};
+
+}  // namespace lockstep

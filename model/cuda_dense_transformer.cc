@@ -1,0 +1,243 @@
+// CudaDenseTransformer (see cuda_dense_transformer.h). Mirrors DenseTransformer step for step;
+// the difference is where the tensors live and that the linears round activations to bf16.
+#include "model/cuda_dense_transformer.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "kernels/cuda/cublas_check.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/dense_ops.h"
+#include "kernels/log.h"
+
+namespace lockstep {
+namespace {
+
+DeviceBuffer upload(const std::vector<bf16>& host) {
+  if (host.empty()) return {};
+  DeviceBuffer d(DeviceKind::Cuda, host.size() * sizeof(bf16));
+  d.copy_from_host(host.data(), d.bytes());
+  return d;
+}
+
+const bf16* bf16_ptr(const DeviceBuffer& b) { return b.bytes() ? static_cast<const bf16*>(b.data()) : nullptr; }
+
+// Grows a device buffer to hold `count` elements of T (contents are not kept).
+template <typename T>
+T* ensure(DeviceBuffer& b, std::int64_t count) {
+  const std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(count, 1)) * sizeof(T);
+  if (b.bytes() < bytes) b = DeviceBuffer(DeviceKind::Cuda, bytes + bytes / 2);
+  return static_cast<T*>(b.data());
+}
+
+template <typename T>
+T* upload_async(DeviceBuffer& b, const std::vector<T>& host, cudaStream_t stream) {
+  T* d = ensure<T>(b, static_cast<std::int64_t>(host.size()));
+  if (!host.empty())
+    LS_CUDA_CHECK(cudaMemcpyAsync(d, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
+  return d;
+}
+
+}  // namespace
+
+struct CudaDenseTransformer::Layer {
+  DeviceBuffer input_norm, post_norm, q, k, v, q_bias, k_bias, v_bias, o, gate, up, down;
+  DeviceBuffer k_cache, v_cache;
+};
+
+// Per-step activations and batch metadata, grown to the largest step seen.
+struct CudaDenseTransformer::Workspace {
+  DeviceBuffer h, x, out, q, k, v, att, gate, up, rows, local_logits, gathered;
+  DeviceBuffer ids, positions, seq_of, tables, slots;
+  std::vector<float> host_logits;
+};
+
+CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSource& w, Collectives& tp,
+                                           Collectives& pp, const LayerRange& layers, int gpu, int block_size)
+    : config_(c),
+      slice_(TensorParallelSlice::make(c, tp.rank(), tp.size())),
+      tp_(tp),
+      pp_(pp),
+      layers_(layers),
+      block_size_(block_size),
+      ctx_(gpu, tp.stream()),
+      ws_(std::make_unique<Workspace>()) {
+  LS_CHECK(tp.stream() && tp.stream() == pp.stream(),
+           "the CUDA backend needs NCCL collectives that share one stream (--device cuda with --backend nccl)");
+  LS_CHECK(c.head_dim % 32 == 0 && c.head_dim <= 256, "head_dim " << c.head_dim << " is not supported on the GPU yet "
+                                                                  "(multiples of 32 up to 256)");
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const StageEdgeWeights edge = read_edge_weights(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
+  embed_ = upload(edge.embed);
+  lm_head_ = upload(edge.lm_head);
+  final_norm_ = upload(edge.final_norm);
+  const std::vector<float> inv_freq = rope_inverse_frequencies(c);
+  inv_freq_ = DeviceBuffer(DeviceKind::Cuda, inv_freq.size() * sizeof(float));
+  inv_freq_.copy_from_host(inv_freq.data(), inv_freq_.bytes());
+  for (int l = layers.begin; l < layers.end; ++l) {
+    const LayerWeights h = read_layer_weights(c, w, slice_, l);
+    auto L = std::make_unique<Layer>();
+    L->input_norm = upload(h.input_norm);
+    L->post_norm = upload(h.post_norm);
+    L->q = upload(h.q);
+    L->k = upload(h.k);
+    L->v = upload(h.v);
+    L->q_bias = upload(h.q_bias);
+    L->k_bias = upload(h.k_bias);
+    L->v_bias = upload(h.v_bias);
+    L->o = upload(h.o);
+    L->gate = upload(h.gate);
+    L->up = upload(h.up);
+    L->down = upload(h.down);
+    layer_.push_back(std::move(L));
+    const double sec = std::chrono::duration<double>(Clock::now() - start).count();
+    if (tp.rank() == 0)
+      LS_INFO("loading weights to GPU " << gpu << ", stage " << pp.rank() << ": layer " << (l - layers.begin + 1) << "/"
+              << layers.size() << ", " << w.bytes_read() / 1e6 << " MB, "
+              << (sec > 0 ? w.bytes_read() / 1e9 / sec : 0.0) << " GB/s");
+  }
+}
+
+CudaDenseTransformer::~CudaDenseTransformer() = default;
+
+std::uint64_t CudaDenseTransformer::kv_block_bytes() const {
+  return static_cast<std::uint64_t>(block_size_) * slice_.kv_heads * config_.head_dim * sizeof(float) * 2 *
+         std::max<std::size_t>(layer_.size(), 1);
+}
+
+std::uint64_t CudaDenseTransformer::workspace_bytes(int max_tokens, int max_rows) const {
+  const std::uint64_t T = max_tokens, R = max_rows, H = config_.hidden_size, hd = config_.head_dim;
+  const std::uint64_t qh = slice_.q_heads, kvh = slice_.kv_heads, F = slice_.ffn, VR = slice_.vocab_rows;
+  const std::uint64_t per_token = 3 * H + 2 * qh * hd + 2 * kvh * hd + 2 * F;  // h x out q att k v gate up
+  const std::uint64_t bf16_copy = T * std::max({H, F, qh * hd}) * 2;           // linear's rounded input
+  const std::uint64_t logits = R * (H + VR * (1 + static_cast<std::uint64_t>(tp_.size())));
+  const std::uint64_t bytes = (T * per_token + logits) * sizeof(float) + bf16_copy;
+  return bytes + bytes / 2 + (512ull << 20);  // growth slack, cuBLAS and NCCL internals
+}
+
+void CudaDenseTransformer::allocate_kv_cache(int num_blocks) {
+  num_kv_blocks_ = num_blocks;
+  const std::size_t bytes =
+      static_cast<std::size_t>(num_blocks) * block_size_ * slice_.kv_heads * config_.head_dim * sizeof(float);
+  for (auto& L : layer_) {
+    L->k_cache = DeviceBuffer(DeviceKind::Cuda, bytes);
+    L->v_cache = DeviceBuffer(DeviceKind::Cuda, bytes);
+    L->k_cache.fill_bytes(0);
+    L->v_cache.fill_bytes(0);
+  }
+}
+
+void CudaDenseTransformer::attention(Layer& L, std::int64_t T, float* x, float* out) {
+  Workspace& w = *ws_;
+  const std::int64_t H = config_.hidden_size, hd = config_.head_dim, qh = slice_.q_heads, kvh = slice_.kv_heads;
+  float* q = ensure<float>(w.q, T * qh * hd);
+  float* k = ensure<float>(w.k, T * kvh * hd);
+  float* v = ensure<float>(w.v, T * kvh * hd);
+  float* att = ensure<float>(w.att, T * qh * hd);
+  cuda::linear(ctx_, x, T, H, bf16_ptr(L.q), qh * hd, bf16_ptr(L.q_bias), q);
+  cuda::linear(ctx_, x, T, H, bf16_ptr(L.k), kvh * hd, bf16_ptr(L.k_bias), k);
+  cuda::linear(ctx_, x, T, H, bf16_ptr(L.v), kvh * hd, bf16_ptr(L.v_bias), v);
+  const int* positions = static_cast<const int*>(w.positions.data());
+  const float* inv_freq = static_cast<const float*>(inv_freq_.data());
+  cuda::apply_rope(ctx_, q, T, qh, hd, positions, inv_freq);
+  cuda::apply_rope(ctx_, k, T, kvh, hd, positions, inv_freq);
+  cuda::kv_cache_write(ctx_, static_cast<float*>(L.k_cache.data()), static_cast<float*>(L.v_cache.data()), k, v, T,
+                       kvh, hd, static_cast<const std::int64_t*>(w.slots.data()));
+  cuda::paged_attention(ctx_, q, static_cast<const float*>(L.k_cache.data()), static_cast<const float*>(L.v_cache.data()),
+                        T, qh, kvh, hd, block_size_, static_cast<const int*>(w.seq_of.data()), positions,
+                        static_cast<const int*>(w.tables.data()), max_blocks_, 1.0f / std::sqrt(static_cast<float>(hd)),
+                        att);
+  cuda::linear(ctx_, att, T, qh * hd, bf16_ptr(L.o), H, nullptr, out);
+  if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
+}
+
+void CudaDenseTransformer::mlp(Layer& L, std::int64_t T, float* x, float* out) {
+  Workspace& w = *ws_;
+  const std::int64_t H = config_.hidden_size, F = slice_.ffn;
+  float* gate = ensure<float>(w.gate, T * F);
+  float* up = ensure<float>(w.up, T * F);
+  cuda::linear(ctx_, x, T, H, bf16_ptr(L.gate), F, nullptr, gate);
+  cuda::linear(ctx_, x, T, H, bf16_ptr(L.up), F, nullptr, up);
+  cuda::silu_mul(ctx_, gate, up, T * F, gate);
+  cuda::linear(ctx_, gate, T, F, bf16_ptr(L.down), H, nullptr, out);
+  if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
+}
+
+std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
+  LS_CHECK(num_kv_blocks_ > 0, "forward before allocate_kv_cache");
+  Workspace& w = *ws_;
+  const cudaStream_t stream = ctx_.stream();
+  const std::int64_t T = b.token_ids.size(), H = config_.hidden_size;
+  std::vector<std::int64_t> slots(T);
+  for (std::int64_t t = 0; t < T; ++t) {
+    const int p = b.positions[t];
+    const int block = b.block_tables[static_cast<std::int64_t>(b.seq_of_token[t]) * b.max_blocks + p / block_size_];
+    LS_CHECK(block >= 0 && block < num_kv_blocks_, "token " << t << " maps to KV block " << block);
+    slots[t] = static_cast<std::int64_t>(block) * block_size_ + p % block_size_;
+  }
+  max_blocks_ = b.max_blocks;
+  const int* ids = upload_async(w.ids, b.token_ids, stream);
+  upload_async(w.positions, b.positions, stream);
+  upload_async(w.seq_of, b.seq_of_token, stream);
+  upload_async(w.tables, b.block_tables, stream);
+  upload_async(w.slots, slots, stream);
+  float* h = ensure<float>(w.h, T * H);
+  float* x = ensure<float>(w.x, T * H);
+  float* out = ensure<float>(w.out, T * H);
+  if (pp_.rank() == 0) {
+    cuda::embedding(ctx_, ids, T, bf16_ptr(embed_), slice_.vocab_begin, slice_.vocab_rows, H, h);
+    if (tp_.size() > 1) tp_.all_reduce(h, h, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
+  } else {
+    pp_.recv(h, static_cast<std::size_t>(T * H), DType::F32, pp_.rank() - 1);
+  }
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  for (std::size_t i = 0; i < layer_.size(); ++i) {
+    Layer& L = *layer_[i];
+    if (i == 0) cuda::rms_norm(ctx_, h, T, H, bf16_ptr(L.input_norm), eps, x);
+    else cuda::add_rms_norm(ctx_, h, out, T, H, bf16_ptr(L.input_norm), eps, x);  // h += previous mlp
+    attention(L, T, x, out);
+    cuda::add_rms_norm(ctx_, h, out, T, H, bf16_ptr(L.post_norm), eps, x);
+    mlp(L, T, x, out);
+  }
+  if (!layer_.empty()) {
+    const float one = 1.0f;
+    LS_CUBLAS_CHECK(cublasSaxpy(ctx_.blas(), static_cast<int>(T * H), &one, out, 1, h, 1));  // h += last mlp
+  }
+  if (pp_.rank() < pp_.size() - 1) {
+    pp_.send(h, static_cast<std::size_t>(T * H), DType::F32, pp_.rank() + 1);
+    return {};
+  }
+  // Logits of the requested rows: gather, final norm, vocab-parallel lm_head, all-gather.
+  const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows, V = config_.vocab_size;
+  float* rows = ensure<float>(w.rows, R * H);
+  for (std::int64_t i = 0; i < R; ++i)
+    LS_CUDA_CHECK(cudaMemcpyAsync(rows + i * H, h + static_cast<std::int64_t>(b.logit_rows[i]) * H, H * sizeof(float),
+                                  cudaMemcpyDeviceToDevice, stream));
+  cuda::rms_norm(ctx_, rows, R, H, bf16_ptr(final_norm_), eps, rows);
+  float* local = ensure<float>(w.local_logits, R * VR);
+  cuda::linear(ctx_, rows, R, H, bf16_ptr(lm_head_), VR, nullptr, local);
+  const int n = tp_.size();
+  float* gathered = local;
+  if (n > 1) {
+    gathered = ensure<float>(w.gathered, n * R * VR);
+    tp_.all_gather(local, gathered, static_cast<std::size_t>(R * VR), DType::F32);
+  }
+  w.host_logits.resize(static_cast<std::size_t>(n * R * VR));
+  LS_CUDA_CHECK(cudaMemcpyAsync(w.host_logits.data(), gathered, w.host_logits.size() * sizeof(float),
+                                cudaMemcpyDeviceToHost, stream));
+  ctx_.synchronize();
+  // gathered is [tp, R, VR]; logits are [R, vocab] with rank r's rows at r * VR.
+  std::vector<float> logits(R * V);
+  for (int r = 0; r < n; ++r)
+    for (std::int64_t i = 0; i < R; ++i)
+      for (std::int64_t j = 0; j < VR && r * VR + j < V; ++j)
+        logits[i * V + r * VR + j] = w.host_logits[(r * R + i) * VR + j];
+  return logits;
+}
+
+}  // namespace lockstep

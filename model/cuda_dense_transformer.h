@@ -1,0 +1,61 @@
+// The qwen2 / llama forward pass of one rank on its GPU (CUDA backend): the same stage, slices
+// and batch contract as DenseTransformer (the CPU reference), with weights and the paged KV
+// cache in device memory, the cuda:: ops on the collectives' stream (so NCCL all-reduces and
+// pipeline send/recv are ordered with the kernels without host waits), and the logits copied
+// back to the host for the sampler. Only in CUDA builds; needs NCCL collectives.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "comm/collectives.h"
+#include "kernels/device_buffer.h"
+#include "kernels/gpu_context.h"
+#include "model/forward_model.h"
+#include "model/layer_weights.h"
+#include "model/pipeline_stages.h"
+
+namespace lockstep {
+
+class CudaDenseTransformer final : public ForwardModel {
+ public:
+  // Loads this rank's weights onto `gpu`. The KV cache comes later (allocate_kv_cache), once
+  // every rank knows how much memory is left.
+  CudaDenseTransformer(const ModelConfig& config, const WeightSource& weights, Collectives& tp, Collectives& pp,
+                       const LayerRange& layers, int gpu, int block_size);
+  ~CudaDenseTransformer() override;
+
+  // Bytes of KV cache one block takes on this rank (all its layers, K and V).
+  std::uint64_t kv_block_bytes() const;
+  void allocate_kv_cache(int num_blocks);
+  // Device memory a step of up to `max_tokens` tokens and `max_rows` sampled rows needs besides
+  // weights and KV cache (activations, cuBLAS scratch, gathered logits), with some headroom.
+  std::uint64_t workspace_bytes(int max_tokens, int max_rows) const;
+
+  std::vector<float> forward(const ForwardBatch& batch) override;
+  const ModelConfig& config() const override { return config_; }
+  int block_size() const override { return block_size_; }
+  int num_kv_blocks() const override { return num_kv_blocks_; }
+
+ private:
+  struct Layer;
+  struct Workspace;
+  void attention(Layer& L, std::int64_t T, float* x, float* out);
+  void mlp(Layer& L, std::int64_t T, float* x, float* out);
+
+  ModelConfig config_;
+  TensorParallelSlice slice_;
+  Collectives& tp_;
+  Collectives& pp_;
+  LayerRange layers_;
+  int block_size_;
+  int num_kv_blocks_ = 0;
+  int max_blocks_ = 0;  // this step's block-table width
+  GpuContext ctx_;
+  DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_;
+  std::vector<std::unique_ptr<Layer>> layer_;
+  std::unique_ptr<Workspace> ws_;
+};
+
+}  // namespace lockstep

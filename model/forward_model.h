@@ -1,0 +1,33 @@
+// What the engine runs each step on every rank: one pipeline stage of the model, on the CPU
+// backend (DenseTransformer) or on a GPU (CudaDenseTransformer). Both take the same batch and
+// return the same logits, so the engine, the scheduler and the tests do not care which.
+#pragma once
+
+#include <vector>
+
+#include "model/model_config.h"
+
+namespace lockstep {
+
+// One forward step's tokens (prefill chunks and decode tokens of several sequences mixed).
+struct ForwardBatch {
+  std::vector<int> token_ids;          // [T]
+  std::vector<int> positions;          // [T]
+  std::vector<int> seq_of_token;       // [T] index into block_tables
+  std::vector<int> block_tables;       // [num_seqs * max_blocks]
+  int max_blocks = 0;
+  std::vector<int> logit_rows;         // token indices whose logits the last stage returns
+};
+
+class ForwardModel {
+ public:
+  virtual ~ForwardModel() = default;
+  // Runs this rank's stage. The last stage returns logits [logit_rows, vocab_size] (host
+  // memory) on every TP rank; other stages send activations on and return an empty vector.
+  virtual std::vector<float> forward(const ForwardBatch& batch) = 0;
+  virtual const ModelConfig& config() const = 0;
+  virtual int block_size() const = 0;
+  virtual int num_kv_blocks() const = 0;
+};
+
+}  // namespace lockstep

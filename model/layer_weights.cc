@@ -1,0 +1,76 @@
+// Weight slicing and reading (see layer_weights.h).
+#include "model/layer_weights.h"
+
+#include <string>
+
+namespace lockstep {
+
+TensorParallelSlice TensorParallelSlice::make(const ModelConfig& c, int r, int n) {
+  auto bad = [&](const std::string& what) {
+    return CheckpointError("tensor-parallel size " + std::to_string(n) + " does not divide " + what);
+  };
+  if (c.num_attention_heads % n) throw bad("num_attention_heads " + std::to_string(c.num_attention_heads));
+  if (c.intermediate_size % n) throw bad("intermediate_size " + std::to_string(c.intermediate_size));
+  TensorParallelSlice s;
+  s.tp_rank = r;
+  s.tp_size = n;
+  s.q_heads = c.num_attention_heads / n;
+  s.q_head_begin = r * s.q_heads;
+  if (c.num_key_value_heads >= n) {
+    if (c.num_key_value_heads % n) throw bad("num_key_value_heads " + std::to_string(c.num_key_value_heads));
+    s.kv_heads = c.num_key_value_heads / n;
+    s.kv_head_begin = r * s.kv_heads;
+  } else {  // more ranks than KV heads: each rank keeps the one KV head its query heads use
+    if (n % c.num_key_value_heads) throw bad("a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
+    s.kv_heads = 1;
+    s.kv_head_begin = r * c.num_key_value_heads / n;
+  }
+  s.ffn = c.intermediate_size / n;
+  s.ffn_begin = r * s.ffn;
+  s.vocab_padded = (c.vocab_size + n - 1) / n * n;
+  s.vocab_rows = s.vocab_padded / n;
+  s.vocab_begin = r * s.vocab_rows;
+  return s;
+}
+
+LayerWeights read_layer_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int l) {
+  const std::int64_t H = c.hidden_size, hd = c.head_dim, I = c.intermediate_size;
+  const std::int64_t q0 = s.q_head_begin * hd, q1 = (s.q_head_begin + s.q_heads) * hd;
+  const std::int64_t k0 = s.kv_head_begin * hd, k1 = (s.kv_head_begin + s.kv_heads) * hd;
+  const std::int64_t f0 = s.ffn_begin, f1 = s.ffn_begin + s.ffn;
+  const std::int64_t QH = static_cast<std::int64_t>(c.num_attention_heads) * hd;
+  const std::int64_t KH = static_cast<std::int64_t>(c.num_key_value_heads) * hd;
+  const std::string p = "model.layers." + std::to_string(l) + ".";
+  LayerWeights L;
+  L.input_norm = w.read_all(p + "input_layernorm.weight", {H});
+  L.post_norm = w.read_all(p + "post_attention_layernorm.weight", {H});
+  L.q = w.read(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H);
+  L.k = w.read(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H);
+  L.v = w.read(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H);
+  if (c.attention_bias) {
+    L.q_bias = w.read(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1);
+    L.k_bias = w.read(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1);
+    L.v_bias = w.read(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1);
+  }
+  L.o = w.read(p + "self_attn.o_proj.weight", {H, QH}, 0, H, q0, q1);
+  L.gate = w.read(p + "mlp.gate_proj.weight", {I, H}, f0, f1, 0, H);
+  L.up = w.read(p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H);
+  L.down = w.read(p + "mlp.down_proj.weight", {H, I}, 0, H, f0, f1);
+  return L;
+}
+
+StageEdgeWeights read_edge_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
+                                   bool first, bool last) {
+  const std::int64_t H = c.hidden_size, V = c.vocab_size;
+  const std::int64_t v0 = s.vocab_begin, v1 = s.vocab_begin + s.vocab_rows;
+  StageEdgeWeights e;
+  if (first || (last && c.tie_word_embeddings)) e.embed = w.read("model.embed_tokens.weight", {V, H}, v0, v1, 0, H);
+  if (last) {
+    e.final_norm = w.read_all("model.norm.weight", {H});
+    e.lm_head = c.tie_word_embeddings ? e.embed : w.read("lm_head.weight", {V, H}, v0, v1, 0, H);
+  }
+  if (!first) e.embed.clear();  // only stage 0 embeds; a tied lm_head keeps its own copy
+  return e;
+}
+
+}  // namespace lockstep

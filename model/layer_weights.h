@@ -1,0 +1,45 @@
+// Which slice of every weight a rank holds (vLLM's sharding) and reading it from a
+// WeightSource into host memory; the CPU stage keeps these vectors, the CUDA stage uploads
+// them. q/k/v and gate/up are split by output rows (column-parallel), o and down by input
+// columns (row-parallel, then all-reduce); embedding and lm_head by vocabulary rows, the
+// vocabulary padded to a multiple of TP; KV heads replicated when TP > KV heads.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/dtype.h"
+#include "model/model_config.h"
+#include "model/weight_source.h"
+
+namespace lockstep {
+
+struct TensorParallelSlice {
+  int tp_rank = 0, tp_size = 1;
+  int q_head_begin = 0, q_heads = 0;   // this rank's query heads
+  int kv_head_begin = 0, kv_heads = 0; // this rank's (possibly replicated) KV heads
+  int ffn_begin = 0, ffn = 0;          // intermediate columns
+  int vocab_padded = 0, vocab_begin = 0, vocab_rows = 0;
+  // Throws CheckpointError when the model cannot be split this way.
+  static TensorParallelSlice make(const ModelConfig& c, int tp_rank, int tp_size);
+};
+
+// One decoder layer's weights as this rank holds them (bf16, row-major, [out, in]).
+struct LayerWeights {
+  std::vector<bf16> input_norm, post_norm;               // [hidden]
+  std::vector<bf16> q, k, v, q_bias, k_bias, v_bias;     // [heads * head_dim, hidden]; biases when the config has them
+  std::vector<bf16> o;                                   // [hidden, q_heads * head_dim]
+  std::vector<bf16> gate, up;                            // [ffn, hidden]
+  std::vector<bf16> down;                                // [hidden, ffn]
+};
+LayerWeights read_layer_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int layer);
+
+// The embedding (stage 0), and the final norm and lm_head (last stage; the embedding's rows
+// when tied). Each [vocab_rows, hidden]; empty on stages that do not use them.
+struct StageEdgeWeights {
+  std::vector<bf16> embed, lm_head, final_norm;
+};
+StageEdgeWeights read_edge_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
+                                   bool first_stage, bool last_stage);
+
+}  // namespace lockstep
