@@ -215,7 +215,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
   report(true);
   const double sec = std::chrono::duration<double>(Clock::now() - start).count();
   std::fprintf(stderr, "[batch] done: %zu succeeded, %ld failed, %ld skipped (already in the output), %llu tokens "
-                       "generated in %.1f s (%.1f tok/s) -> %s\n",
+                       "generated in %.3f s (%.1f tok/s) -> %s\n",
                finished_requests, errors, skipped, static_cast<unsigned long long>(generated), sec,
                sec > 0 ? generated / sec : 0.0, o.output.c_str());
   return 0;

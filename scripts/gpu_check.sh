@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# On a GPU host (the `device` machines): build, then the CUDA backend's correctness checks and
+# benchmarks, each step's output in OUT_DIR. Steps: kernels (every cuda:: op against the CPU
+# reference), parity (transformers fixtures on the CUDA backend at TP1, TP2, PP2 and, with 4
+# GPUs, TP2xPP2, TP4, PP4), serve (the OpenAI-client end-to-end test on GPUs, needs 4 GPUs
+# and node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes).
+# usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
+set -uo pipefail
+out=$1; shift
+steps=${*:-kernels parity serve kernel_bench decode}
+mkdir -p "$out"
+. scripts/gpu_host_build.sh >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+tail -1 "$out/build.log"
+gpus=$(nvidia-smi -L | wc -l)
+M="mpirun --bind-to none -x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE"
+status=0
+step() { echo "== $1: $2"; }
+for s in $steps; do
+  case $s in
+    kernels)
+      "$BUILD/tests/cuda_dense_ops_test" >"$out/kernels.txt" 2>&1; rc=$?
+      step kernels "rc=$rc $(grep -E '^\[  (PASSED|FAILED) ' "$out/kernels.txt" | tr '\n' ' ')"
+      grep -E '^\[  FAILED  \]' "$out/kernels.txt" | head; [ $rc = 0 ] || status=1 ;;
+    parity)
+      for np in 1 2 4; do
+        [ "$np" -le "$gpus" ] || continue
+        $M -np $np "$BUILD/tests/model_parity_test" --backend=nccl >"$out/parity_np$np.txt" 2>&1; rc=$?
+        step "parity np$np" "rc=$rc"
+        grep -E '^\[parity\]|FAILED|Failure|error' "$out/parity_np$np.txt" | sort -u | head -40
+        [ $rc = 0 ] || status=1
+      done ;;
+    serve)
+      if [ "$gpus" -ge 4 ] && command -v node >/dev/null; then
+        (cd tests/app/serve && npm ci --offline --no-audit --no-fund >/dev/null 2>&1)
+        bash tests/app/serve/serve_test.sh mpirun "$BUILD/app/lockstep" tests/fixtures/models qwen2-tiny \
+          >"$out/serve.txt" 2>&1; rc=$?
+        step serve "rc=$rc $(grep -E 'checks passed|PASS|FAIL' "$out/serve.txt" | head -5 | tr '\n' ' ')"
+        [ $rc = 0 ] || status=1
+      else
+        step serve "skipped (needs 4 GPUs and node)"
+      fi ;;
+    kernel_bench)
+      "$BUILD/benchmarks/kernel_bench" --benchmark_counters_tabular=true >"$out/kernel_bench.txt" 2>&1
+      step kernel_bench "rc=$?"; cat "$out/kernel_bench.txt" | grep -v '^\*\*\*' | head -60 ;;
+    decode)
+      bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
+        tests/fixtures/models/qwen2-tiny /tmp/decode 1 "1 32" 128 256 -- --device cuda \
+        >"$out/decode.txt" 2>&1
+      step decode "rc=$?"; cat "$out/decode.txt"; tail -3 /tmp/decode/req_1_256.log ;;
+  esac
+done
+exit $status
