@@ -1,0 +1,215 @@
+// Every cuda:: dense op against its CPU reference (kernels/dense_ops.h) on fresh random
+// inputs, with the outputs poisoned (NaN) before each call. Skips where no GPU is visible.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "kernels/dense_ops.h"
+#include "kernels/device_buffer.h"
+#include "kernels/gpu_context.h"
+
+namespace lockstep {
+namespace {
+
+class CudaDenseOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (visible_gpu_count() == 0) GTEST_SKIP() << "no GPU visible";
+    ctx_ = std::make_unique<GpuContext>(0);
+  }
+  GpuContext& ctx() { return *ctx_; }
+
+  template <typename T>
+  T* dev(const std::vector<T>& host) {
+    buffers_.emplace_back(DeviceKind::Cuda, std::max<std::size_t>(1, host.size() * sizeof(T)));
+    if (!host.empty()) buffers_.back().copy_from_host(host.data(), host.size() * sizeof(T));
+    return static_cast<T*>(buffers_.back().data());
+  }
+  // A device array of n elements, every byte 0xFF (NaN for floats, -1 for ints).
+  template <typename T>
+  T* poisoned(std::size_t n) {
+    buffers_.emplace_back(DeviceKind::Cuda, std::max<std::size_t>(1, n * sizeof(T)));
+    buffers_.back().fill_bytes(0xFF);
+    return static_cast<T*>(buffers_.back().data());
+  }
+  template <typename T>
+  std::vector<T> host(const T* d, std::size_t n) {
+    ctx().synchronize();
+    std::vector<T> h(n);
+    for (const DeviceBuffer& b : buffers_)
+      if (b.data() == d) b.copy_to_host(h.data(), n * sizeof(T));
+    return h;
+  }
+
+  std::mt19937 rng_{20261122};
+  std::vector<float> normal(std::size_t n, float sigma = 1.0f) {
+    std::normal_distribution<float> d(0.0f, sigma);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng_);
+    return v;
+  }
+  std::vector<bf16> normal_bf16(std::size_t n, float sigma) {
+    std::vector<bf16> v(n);
+    const std::vector<float> f = normal(n, sigma);
+    for (std::size_t i = 0; i < n; ++i) v[i] = float_to_bf16(f[i]);
+    return v;
+  }
+
+ private:
+  std::unique_ptr<GpuContext> ctx_;
+  std::vector<DeviceBuffer> buffers_;
+};
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, float abs_tol, float rel_tol,
+                  const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  int reported = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const float tol = abs_tol + rel_tol * std::fabs(want[i]);
+    if (!(std::fabs(got[i] - want[i]) <= tol) && reported++ < 5)
+      ADD_FAILURE() << what << "[" << i << "]: cuda " << got[i] << ", cpu " << want[i] << " (tolerance " << tol << ")";
+  }
+}
+
+TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnBf16RoundedInputs) {
+  struct Shape { int rows, in, out; bool bias; };
+  for (const Shape s : {Shape{1, 96, 200, false}, Shape{7, 96, 200, true}, Shape{64, 256, 384, true},
+                        Shape{3, 3584, 512, false}, Shape{1, 18944, 64, false}}) {
+    SCOPED_TRACE(::testing::Message() << "rows " << s.rows << " in " << s.in << " out " << s.out);
+    std::vector<float> x = normal(static_cast<std::size_t>(s.rows) * s.in);
+    const std::vector<bf16> w = normal_bf16(static_cast<std::size_t>(s.out) * s.in, 1.0f / std::sqrt(s.in));
+    const std::vector<bf16> bias = normal_bf16(s.out, 1.0f);
+    float* y = poisoned<float>(static_cast<std::size_t>(s.rows) * s.out);
+    cuda::linear(ctx(), dev(x), s.rows, s.in, dev(w), s.out, s.bias ? dev(bias) : nullptr, y);
+    // The GPU rounds x to bf16 before its GEMM: the reference sees the same rounded x.
+    for (float& v : x) v = bf16_to_float(float_to_bf16(v));
+    std::vector<float> want(static_cast<std::size_t>(s.rows) * s.out);
+    cpu::linear(x.data(), s.rows, s.in, w.data(), s.out, s.bias ? bias.data() : nullptr, want.data());
+    expect_close(host(y, want.size()), want, 1e-4f * std::sqrt(static_cast<float>(s.in)), 1e-3f, "linear");
+  }
+}
+
+TEST_F(CudaDenseOps, RmsNormAndFusedAddRmsNorm) {
+  for (int dim : {64, 3584, 8192})
+    for (int rows : {1, 5}) {
+      SCOPED_TRACE(::testing::Message() << "dim " << dim << " rows " << rows);
+      const std::size_t n = static_cast<std::size_t>(rows) * dim;
+      const std::vector<float> x = normal(n, 3.0f), delta = normal(n);
+      const std::vector<bf16> w = normal_bf16(dim, 1.0f);
+      std::vector<float> want(n);
+      cpu::rms_norm(x.data(), rows, dim, w.data(), 1e-6f, want.data());
+      float* y = poisoned<float>(n);
+      cuda::rms_norm(ctx(), dev(x), rows, dim, dev(w), 1e-6f, y);
+      expect_close(host(y, n), want, 1e-5f, 1e-5f, "rms_norm");
+
+      std::vector<float> residual = x, want_y(n);
+      cpu::add_rms_norm(residual.data(), delta.data(), rows, dim, w.data(), 1e-6f, want_y.data());
+      float* d_residual = dev(x);
+      float* y2 = poisoned<float>(n);
+      cuda::add_rms_norm(ctx(), d_residual, dev(delta), rows, dim, dev(w), 1e-6f, y2);
+      expect_close(host(d_residual, n), residual, 0.0f, 0.0f, "add_rms_norm residual");
+      expect_close(host(y2, n), want_y, 1e-5f, 1e-5f, "add_rms_norm output");
+    }
+}
+
+TEST_F(CudaDenseOps, VocabParallelEmbedding) {
+  const int hidden = 192, vocab_begin = 1000, vocab_rows = 500;
+  const std::vector<bf16> table = normal_bf16(static_cast<std::size_t>(vocab_rows) * hidden, 1.0f);
+  const std::vector<int> ids = {1000, 1499, 999, 1500, 1234, 0, 1001, 77777};  // in, edge, out of the slice
+  std::vector<float> want(ids.size() * hidden);
+  cpu::embedding(ids.data(), ids.size(), table.data(), vocab_begin, vocab_rows, hidden, want.data());
+  float* out = poisoned<float>(want.size());
+  cuda::embedding(ctx(), dev(ids), ids.size(), dev(table), vocab_begin, vocab_rows, hidden, out);
+  expect_close(host(out, want.size()), want, 0.0f, 0.0f, "embedding");
+}
+
+TEST_F(CudaDenseOps, ArgmaxPicksTheLargestAndTheFirstOnTies) {
+  const int vocab = 152064, rows = 6;
+  std::vector<float> logits = normal(static_cast<std::size_t>(rows) * vocab);
+  const std::vector<int> where = {0, vocab - 1, 77, 151000, 4096, 123};
+  for (int r = 0; r < rows; ++r) logits[static_cast<std::size_t>(r) * vocab + where[r]] = 50.0f;
+  logits[5 * static_cast<std::size_t>(vocab) + 9000] = 50.0f;  // a tie after 123: the first wins
+  std::vector<int> want(rows);
+  cpu::argmax(logits.data(), rows, vocab, want.data());
+  int* ids = poisoned<int>(rows);
+  cuda::argmax(ctx(), dev(logits), rows, vocab, ids);
+  EXPECT_EQ(host(ids, rows), want);
+  EXPECT_EQ(want, where);
+}
+
+TEST_F(CudaDenseOps, RopeRotatesLikeTheReference) {
+  for (int head_dim : {64, 128}) {
+    const int tokens = 9, heads = 4;
+    std::vector<float> inv_freq(head_dim / 2);
+    for (int i = 0; i < head_dim / 2; ++i) inv_freq[i] = std::pow(1e6f, -2.0f * i / head_dim);
+    const std::vector<int> positions = {0, 1, 2, 17, 100, 511, 1000, 4095, 3};
+    std::vector<float> x = normal(static_cast<std::size_t>(tokens) * heads * head_dim);
+    float* d = dev(x);
+    cuda::apply_rope(ctx(), d, tokens, heads, head_dim, dev(positions), dev(inv_freq));
+    cpu::apply_rope(x.data(), tokens, heads, head_dim, positions.data(), inv_freq.data());
+    expect_close(host(d, x.size()), x, 2e-4f, 1e-4f, "apply_rope");
+  }
+}
+
+TEST_F(CudaDenseOps, SiluMul) {
+  for (std::size_t n : {std::size_t{1}, std::size_t{1000}, std::size_t{1} << 20}) {
+    const std::vector<float> gate = normal(n, 4.0f), up = normal(n);
+    std::vector<float> want(n);
+    cpu::silu_mul(gate.data(), up.data(), n, want.data());
+    float* out = poisoned<float>(n);
+    cuda::silu_mul(ctx(), dev(gate), dev(up), n, out);
+    expect_close(host(out, n), want, 1e-6f, 1e-5f, "silu_mul");
+  }
+}
+
+TEST_F(CudaDenseOps, KvCacheWriteToScatteredSlots) {
+  const int kv_heads = 2, head_dim = 64, blocks = 8, block_size = 16, tokens = 21;
+  const std::size_t row = kv_heads * head_dim, cache = static_cast<std::size_t>(blocks) * block_size * row;
+  std::vector<std::int64_t> all(blocks * block_size);
+  std::iota(all.begin(), all.end(), 0);
+  std::shuffle(all.begin(), all.end(), rng_);
+  const std::vector<std::int64_t> slots(all.begin(), all.begin() + tokens);
+  const std::vector<float> k = normal(tokens * row), v = normal(tokens * row);
+  std::vector<float> k_cache = normal(cache), v_cache = normal(cache);  // old contents stay where not written
+  float* dk = dev(k_cache);
+  float* dv = dev(v_cache);
+  cuda::kv_cache_write(ctx(), dk, dv, dev(k), dev(v), tokens, kv_heads, head_dim, dev(slots));
+  cpu::kv_cache_write(k_cache.data(), v_cache.data(), k.data(), v.data(), tokens, kv_heads, head_dim, slots.data());
+  expect_close(host(dk, cache), k_cache, 0.0f, 0.0f, "k_cache");
+  expect_close(host(dv, cache), v_cache, 0.0f, 0.0f, "v_cache");
+}
+
+// Decode (one token per sequence) and a causal prefill chunk, GQA and MHA, over shuffled blocks.
+TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
+  struct Shape { int heads, kv_heads, head_dim; };
+  for (const Shape s : {Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{28, 4, 128}, Shape{2, 1, 256}}) {
+    SCOPED_TRACE(::testing::Message() << "heads " << s.heads << "/" << s.kv_heads << " head_dim " << s.head_dim);
+    const int block_size = 16, max_blocks = 24, seqs = 3, blocks = seqs * max_blocks;
+    const std::size_t row = static_cast<std::size_t>(s.kv_heads) * s.head_dim;
+    const std::vector<float> k_cache = normal(static_cast<std::size_t>(blocks) * block_size * row);
+    const std::vector<float> v_cache = normal(k_cache.size());
+    std::vector<int> tables(blocks);
+    std::iota(tables.begin(), tables.end(), 0);
+    std::shuffle(tables.begin(), tables.end(), rng_);
+    // Decode: sequences at positions 0, 17 and 300; then a prefill chunk of sequence 1.
+    std::vector<int> seq_of = {0, 1, 2}, pos = {0, 17, 300};
+    for (int p = 40; p < 52; ++p) seq_of.push_back(1), pos.push_back(p);
+    const int tokens = static_cast<int>(pos.size());
+    const std::vector<float> q = normal(static_cast<std::size_t>(tokens) * s.heads * s.head_dim);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    std::vector<float> want(q.size());
+    cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), tokens, s.heads, s.kv_heads, s.head_dim, block_size,
+                         seq_of.data(), pos.data(), tables.data(), max_blocks, scale, want.data());
+    float* out = poisoned<float>(q.size());
+    cuda::paged_attention(ctx(), dev(q), dev(k_cache), dev(v_cache), tokens, s.heads, s.kv_heads, s.head_dim,
+                          block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out);
+    expect_close(host(out, q.size()), want, 2e-5f, 1e-4f, "paged_attention");
+  }
+}
+
+}  // namespace
+}  // namespace lockstep
