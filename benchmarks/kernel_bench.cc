@@ -1,0 +1,312 @@
+// The CUDA dense ops (kernels/dense_ops.h) at DeepSeek-R1-Distill-Qwen-7B shapes, each reported as
+// a fraction of ceilings measured first in the same process: a device-to-device copy (GB/s) and a
+// cuBLAS bf16 GEMM (TFLOP/s). Run: build/benchmarks/kernel_bench --benchmark_counters_tabular=true
+#include <benchmark/benchmark.h>
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/cuda/cublas_check.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/dense_ops.h"
+#include "kernels/device_buffer.h"
+#include "kernels/dtype.h"
+#include "kernels/gpu_context.h"
+
+namespace lockstep {
+namespace {
+
+// DeepSeek-R1-Distill-Qwen-7B (a Qwen2 architecture).
+constexpr std::int64_t kHidden = 3584, kInter = 18944, kHeads = 28, kKvHeads = 4, kHeadDim = 128;
+constexpr std::int64_t kVocab = 152064, kBlockSize = 16;
+constexpr float kEps = 1e-6f, kRopeTheta = 1e6f;
+
+// Set in main before any benchmark runs: the context every op is enqueued on, a buffer larger
+// than L2 that is overwritten before each timed launch, and the ceilings of this run.
+struct Bench {
+  GpuContext* ctx = nullptr;
+  DeviceBuffer* l2_flush = nullptr;
+  double copy_gbps = 0;    // device-to-device copy, bytes read + written
+  double gemm_tflops = 0;  // cuBLAS bf16 GEMM 8192^3, fp32 out
+};
+Bench g;
+
+// ---- Device buffers with deterministic contents.
+
+// A value in [-1, 1) hashed from (seed, i) (splitmix64), so rows and tensors all differ.
+float pattern(std::uint64_t seed, std::uint64_t i) {
+  std::uint64_t z = seed * 0x9e3779b97f4a7c15ull + i + 1;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<float>(z >> 40) / static_cast<float>(1 << 23) - 1.0f;
+}
+
+// count values of T (float or bf16) in [-scale, scale). The host pattern repeats every 2^20
+// elements, so a 1 GB weight costs a 4 MB host buffer and the copies, not a billion hashes.
+template <class T>
+DeviceBuffer filled(std::size_t count, float scale, std::uint64_t seed) {
+  std::vector<T> host(std::min<std::size_t>(count, std::size_t{1} << 20));
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    const float v = pattern(seed, i) * scale;
+    if constexpr (std::is_same_v<T, bf16>) host[i] = float_to_bf16(v);
+    else host[i] = v;
+  }
+  DeviceBuffer buf(DeviceKind::Cuda, count * sizeof(T));
+  for (std::size_t at = 0; at < count; at += host.size()) {
+    const std::size_t n = std::min(host.size(), count - at);
+    buf.copy_from_host(host.data(), n * sizeof(T), at * sizeof(T));
+  }
+  return buf;
+}
+
+template <class T>
+DeviceBuffer to_device(const std::vector<T>& host) {
+  DeviceBuffer buf(DeviceKind::Cuda, host.size() * sizeof(T));
+  buf.copy_from_host(host.data(), host.size() * sizeof(T));
+  return buf;
+}
+
+template <class T>
+T* as(DeviceBuffer& b) { return static_cast<T*>(b.data()); }
+
+// ---- Timing.
+
+struct Event {
+  cudaEvent_t e = nullptr;
+  Event() { LS_CUDA_CHECK(cudaEventCreate(&e)); }
+  ~Event() { cudaEventDestroy(e); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+};
+
+// Seconds per call of `op`, the best of a few trials of `reps` back-to-back calls (for ceilings).
+template <class Op>
+double best_seconds(GpuContext& ctx, int reps, Op&& op) {
+  for (int i = 0; i < 3; ++i) op();  // warm-up: clocks up, cuBLAS heuristics chosen
+  Event start, stop;
+  double best = 1e30;
+  for (int trial = 0; trial < 5; ++trial) {
+    LS_CUDA_CHECK(cudaEventRecord(start.e, ctx.stream()));
+    for (int i = 0; i < reps; ++i) op();
+    LS_CUDA_CHECK(cudaEventRecord(stop.e, ctx.stream()));
+    LS_CUDA_CHECK(cudaEventSynchronize(stop.e));
+    float ms = 0;
+    LS_CUDA_CHECK(cudaEventElapsedTime(&ms, start.e, stop.e));
+    best = std::min(best, ms * 1e-3 / reps);
+  }
+  return best;
+}
+
+void measure_ceilings(GpuContext& ctx) {
+  {
+    const std::size_t bytes = std::size_t{1} << 30;
+    DeviceBuffer src(DeviceKind::Cuda, bytes), dst(DeviceKind::Cuda, bytes);
+    src.fill_bytes(0x5a);
+    const double s = best_seconds(ctx, 10, [&] {
+      LS_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, ctx.stream()));
+    });
+    g.copy_gbps = 2.0 * static_cast<double>(bytes) / s / 1e9;
+  }
+  {
+    // The same layout as cuda::linear (A transposed, bf16 in, fp32 out), on non-trivial data:
+    // zeros would run faster than any real weight.
+    const int n = 8192;
+    const std::size_t nn = static_cast<std::size_t>(n) * n;
+    DeviceBuffer a = filled<bf16>(nn, 0.05f, 101), b = filled<bf16>(nn, 1.0f, 102);
+    DeviceBuffer c(DeviceKind::Cuda, nn * sizeof(float));
+    const float alpha = 1.0f, beta = 0.0f;
+    const double s = best_seconds(ctx, 4, [&] {
+      LS_CUBLAS_CHECK(cublasGemmEx(ctx.blas(), CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, a.data(), CUDA_R_16BF, n,
+                                   b.data(), CUDA_R_16BF, n, &beta, c.data(), CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT));
+    });
+    g.gemm_tflops = 2.0 * static_cast<double>(n) * n * n / s / 1e12;
+  }
+}
+
+// Times one launch of `op` per iteration between events on the context stream. L2 is overwritten
+// before each, outside the events, so every byte comes from HBM as in a real step (each layer's
+// weights differ) and the queued memset hides the launch latency. Then sets the counters.
+template <class Op>
+void run_timed(benchmark::State& state, double bytes, double flops, Op&& op) {
+  GpuContext& ctx = *g.ctx;
+  op();  // first-launch costs, cuBLAS heuristics, scratch growth
+  ctx.synchronize();
+  Event start, stop;
+  double seconds = 0;
+  for (auto _ : state) {
+    LS_CUDA_CHECK(cudaMemsetAsync(g.l2_flush->data(), 0, g.l2_flush->bytes(), ctx.stream()));
+    LS_CUDA_CHECK(cudaEventRecord(start.e, ctx.stream()));
+    op();
+    LS_CUDA_CHECK(cudaEventRecord(stop.e, ctx.stream()));
+    LS_CUDA_CHECK(cudaEventSynchronize(stop.e));
+    float ms = 0;
+    LS_CUDA_CHECK(cudaEventElapsedTime(&ms, start.e, stop.e));
+    state.SetIterationTime(ms * 1e-3);
+    seconds += ms * 1e-3;
+  }
+  if (seconds <= 0) return;
+  const double iters = static_cast<double>(state.iterations());
+  const double gbps = bytes * iters / seconds / 1e9;
+  state.counters["GB/s"] = gbps;
+  state.counters["roofline"] = gbps / g.copy_gbps;
+  if (flops > 0) {
+    const double tflops = flops * iters / seconds / 1e12;
+    state.counters["TFLOP/s"] = tflops;
+    state.counters["of_gemm_peak"] = tflops / g.gemm_tflops;
+  }
+}
+
+// ---- The ops.
+
+// qkv carries Qwen2's bias, as in the model.
+void bm_linear(benchmark::State& state, std::int64_t rows, std::int64_t in, std::int64_t out, bool bias) {
+  DeviceBuffer x = filled<float>(rows * in, 1.0f, 1), w = filled<bf16>(in * out, 0.05f, 2);
+  DeviceBuffer b = filled<bf16>(out, 0.1f, 3), y(DeviceKind::Cuda, rows * out * sizeof(float));
+  const double bytes = 2.0 * in * out + 4.0 * rows * in + 4.0 * rows * out + (bias ? 2.0 * out : 0.0);
+  run_timed(state, bytes, 2.0 * rows * in * out, [&] {
+    cuda::linear(*g.ctx, as<float>(x), rows, in, as<bf16>(w), out, bias ? as<bf16>(b) : nullptr, as<float>(y));
+  });
+}
+
+void bm_rms_norm(benchmark::State& state, std::int64_t rows, bool add) {
+  const std::int64_t n = rows * kHidden;
+  DeviceBuffer x = filled<float>(n, 1.0f, 4), delta = filled<float>(n, 1.0f, 5);
+  DeviceBuffer w = filled<bf16>(kHidden, 1.0f, 6), y(DeviceKind::Cuda, n * sizeof(float));
+  // rms_norm reads x, writes y; add_rms_norm also reads delta and writes the residual back.
+  const double bytes = (add ? 4.0 : 2.0) * 4.0 * n + 2.0 * kHidden;
+  run_timed(state, bytes, 0, [&] {
+    if (add) cuda::add_rms_norm(*g.ctx, as<float>(x), as<float>(delta), rows, kHidden, as<bf16>(w), kEps, as<float>(y));
+    else cuda::rms_norm(*g.ctx, as<float>(x), rows, kHidden, as<bf16>(w), kEps, as<float>(y));
+  });
+}
+
+void bm_silu_mul(benchmark::State& state, std::int64_t rows) {
+  const std::int64_t n = rows * kInter;
+  DeviceBuffer gate = filled<float>(n, 4.0f, 7), up = filled<float>(n, 1.0f, 8), out(DeviceKind::Cuda, n * sizeof(float));
+  run_timed(state, 3.0 * 4.0 * n, 0,
+            [&] { cuda::silu_mul(*g.ctx, as<float>(gate), as<float>(up), n, as<float>(out)); });
+}
+
+void bm_apply_rope(benchmark::State& state, std::int64_t tokens) {
+  DeviceBuffer x = filled<float>(tokens * kHeads * kHeadDim, 1.0f, 9);
+  std::vector<int> positions(tokens);
+  std::iota(positions.begin(), positions.end(), 1000);
+  std::vector<float> inv_freq(kHeadDim / 2);
+  for (std::int64_t i = 0; i < kHeadDim / 2; ++i)
+    inv_freq[i] = std::pow(kRopeTheta, -2.0f * static_cast<float>(i) / static_cast<float>(kHeadDim));
+  DeviceBuffer pos = to_device(positions), freq = to_device(inv_freq);
+  // x is rotated in place (read + written); a rotation keeps the values bounded over iterations.
+  const double bytes = 2.0 * 4.0 * tokens * kHeads * kHeadDim + 4.0 * tokens + 4.0 * (kHeadDim / 2);
+  run_timed(state, bytes, 0, [&] {
+    cuda::apply_rope(*g.ctx, as<float>(x), tokens, kHeads, kHeadDim, as<int>(pos), as<float>(freq));
+  });
+}
+
+// Decode: one query token per sequence at position context-1, so each reads `context` cached
+// tokens, from blocks scattered over the cache as a block manager leaves them.
+void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context) {
+  const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
+  const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
+  DeviceBuffer k = filled<float>(cache_floats, 1.0f, 10), v = filled<float>(cache_floats, 1.0f, 11);
+  DeviceBuffer q = filled<float>(batch * kHeads * kHeadDim, 1.0f, 12);
+  DeviceBuffer out(DeviceKind::Cuda, batch * kHeads * kHeadDim * sizeof(float));
+  std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
+  std::iota(tables.begin(), tables.end(), 0);
+  std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
+  std::iota(seq_of.begin(), seq_of.end(), 0);
+  DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
+  const double bytes = 2.0 * 4.0 * batch * context * kKvHeads * kHeadDim;  // K and V read
+  const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  run_timed(state, bytes, 0, [&] {
+    cuda::paged_attention(*g.ctx, as<float>(q), as<float>(k), as<float>(v), batch, kHeads, kKvHeads, kHeadDim,
+                          kBlockSize, as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale,
+                          as<float>(out));
+  });
+}
+
+void bm_argmax(benchmark::State& state, std::int64_t rows) {
+  DeviceBuffer logits = filled<float>(rows * kVocab, 10.0f, 14), ids(DeviceKind::Cuda, rows * sizeof(int));
+  run_timed(state, 4.0 * rows * kVocab + 4.0 * rows, 0,
+            [&] { cuda::argmax(*g.ctx, as<float>(logits), rows, kVocab, as<int>(ids)); });
+}
+
+// ---- Registration.
+
+template <class Fn>
+void add(const std::string& name, Fn&& fn) {
+  benchmark::RegisterBenchmark(name.c_str(), std::forward<Fn>(fn))->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+
+void register_benchmarks() {
+  struct Shape {
+    const char* name;
+    std::int64_t in, out;
+    bool bias;
+  };
+  const Shape shapes[] = {{"qkv", kHidden, (kHeads + 2 * kKvHeads) * kHeadDim, true},
+                          {"gate_up", kHidden, 2 * kInter, false},
+                          {"down", kInter, kHidden, false},
+                          {"lm_head", kHidden, kVocab, false}};
+  for (const std::int64_t rows : {1, 32, 4096})
+    for (const Shape& s : shapes)
+      add("linear/" + std::string(s.name) + ":" + std::to_string(s.in) + "x" + std::to_string(s.out) +
+              "/rows:" + std::to_string(rows),
+          [=](benchmark::State& st) { bm_linear(st, rows, s.in, s.out, s.bias); });
+  for (const bool add_first : {false, true})
+    for (const std::int64_t rows : {1, 32, 4096})
+      add(std::string(add_first ? "add_rms_norm" : "rms_norm") + "/rows:" + std::to_string(rows),
+          [=](benchmark::State& st) { bm_rms_norm(st, rows, add_first); });
+  for (const std::int64_t rows : {32, 4096})
+    add("silu_mul/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_silu_mul(st, rows); });
+  add("apply_rope/tokens:32", [](benchmark::State& st) { bm_apply_rope(st, 32); });
+  for (const std::int64_t context : {1024, 4096})
+    for (const std::int64_t batch : {1, 8, 32})
+      add("paged_attention/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context),
+          [=](benchmark::State& st) { bm_paged_attention(st, batch, context); });
+  for (const std::int64_t rows : {1, 32})
+    add("argmax/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_argmax(st, rows); });
+}
+
+}  // namespace
+}  // namespace lockstep
+
+int main(int argc, char** argv) {
+  using namespace lockstep;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (visible_gpu_count() == 0) {
+    std::printf("kernel_bench: no CUDA GPU visible; nothing measured. Run it on a GPU host.\n");
+    return 0;
+  }
+  GpuContext ctx(0);
+  int l2_bytes = 0;
+  LS_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, ctx.gpu()));
+  DeviceBuffer l2_flush(DeviceKind::Cuda, std::max<std::size_t>(2 * static_cast<std::size_t>(l2_bytes), 64 << 20));
+  g.ctx = &ctx;
+  g.l2_flush = &l2_flush;
+
+  measure_ceilings(ctx);
+  std::printf("kernel_bench on %s: ceilings of this run: device-to-device copy %.0f GB/s (read + write), "
+              "cuBLAS bf16 GEMM 8192^3 %.1f TFLOP/s\n",
+              gpu_name(0).c_str(), g.copy_gbps, g.gemm_tflops);
+  std::fflush(stdout);
+  benchmark::AddCustomContext("gpu", gpu_name(0));
+  benchmark::AddCustomContext("copy_ceiling_GB/s", std::to_string(g.copy_gbps));
+  benchmark::AddCustomContext("gemm_ceiling_TFLOP/s", std::to_string(g.gemm_tflops));
+
+  register_benchmarks();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
