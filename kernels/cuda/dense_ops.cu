@@ -3,6 +3,7 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cuda/cublas_check.h"
@@ -130,52 +131,99 @@ __global__ void kv_write_kernel(float* k_cache, float* v_cache, const float* k, 
   v_cache[slots[t] * row + e] = v[g];
 }
 
-// One block per (token, head); each warp walks positions warp, warp + warps, ... with an
-// online softmax over its share (lane l holds dims l, l + 32, ...), then the warps merge.
+// One block per (token, head, split); the split covers positions [split * split_len, +split_len)
+// of the token's context. Each warp walks its share of them (warp, warp + warps, ...) with an
+// online softmax (lane l holds dims l, l + 32, ... below head_dim), then the warps merge. With
+// one split the block writes the output; otherwise its unnormalised partial (max, sum, acc) for
+// combine_splits_kernel (flash-decoding: long contexts use many SMs even at batch 1).
+// kPerLane = ceil(head_dim / 32).
 template <int kPerLane>
-__global__ void paged_attention_kernel(const float* q, const float* k_cache, const float* v_cache,
+__global__ void paged_attention_kernel(const float* q, const float* k_cache, const float* v_cache, int head_dim,
                                        std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
                                        const int* seq_of, const int* pos, const int* block_tables,
-                                       std::int64_t max_blocks, float scale, float* out) {
-  constexpr int D = kPerLane * kWarp;
-  constexpr int kMaxWarps = 8;
+                                       std::int64_t max_blocks, float scale, int split_len, float* out,
+                                       float* partial) {
+  constexpr int kMaxWarps = 8, kMaxDim = kPerLane * kWarp;
+  const int D = head_dim;
   const std::int64_t t = blockIdx.x, h = blockIdx.y;
   const std::int64_t kvh = h / (heads / kv_heads), row = kv_heads * D;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
   const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
-  const std::int64_t len = pos[t] + 1;
+  const std::int64_t begin = static_cast<std::int64_t>(blockIdx.z) * split_len;
+  const std::int64_t len = min(static_cast<std::int64_t>(pos[t]) + 1, begin + split_len);
   const float* qh = q + (t * heads + h) * D;
   float qv[kPerLane], acc[kPerLane];
-  for (int j = 0; j < kPerLane; ++j) qv[j] = qh[lane + j * kWarp], acc[j] = 0.0f;
+  for (int j = 0; j < kPerLane; ++j) {
+    const int d = lane + j * kWarp;
+    qv[j] = d < D ? qh[d] : 0.0f;
+    acc[j] = 0.0f;
+  }
   float m = -INFINITY, l = 0.0f;
-  for (std::int64_t p = warp; p < len; p += warps) {
+  for (std::int64_t p = begin + warp; p < len; p += warps) {
     const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
     const float* kp = k_cache + slot * row + kvh * D;
     const float* vp = v_cache + slot * row + kvh * D;
     float dot = 0.0f;
-    for (int j = 0; j < kPerLane; ++j) dot += qv[j] * kp[lane + j * kWarp];
+    for (int j = 0; j < kPerLane; ++j)
+      if (lane + j * kWarp < D) dot += qv[j] * kp[lane + j * kWarp];
     const float s = warp_sum(dot) * scale;
     const float m_new = fmaxf(m, s);
     const float correction = expf(m - m_new), w = expf(s - m_new);
     l = l * correction + w;
-    for (int j = 0; j < kPerLane; ++j) acc[j] = acc[j] * correction + w * vp[lane + j * kWarp];
+    for (int j = 0; j < kPerLane; ++j)
+      if (lane + j * kWarp < D) acc[j] = acc[j] * correction + w * vp[lane + j * kWarp];
     m = m_new;
   }
   __shared__ float warp_m[kMaxWarps], warp_l[kMaxWarps];
-  __shared__ float warp_acc[kMaxWarps][D];
+  __shared__ float warp_acc[kMaxWarps][kMaxDim];
   if (lane == 0) warp_m[warp] = m, warp_l[warp] = l;
   for (int j = 0; j < kPerLane; ++j) warp_acc[warp][lane + j * kWarp] = acc[j];
   __syncthreads();
   float M = -INFINITY;
   for (int w = 0; w < warps; ++w) M = fmaxf(M, warp_m[w]);
   float L = 0.0f;
-  for (int w = 0; w < warps; ++w) L += warp_l[w] * expf(warp_m[w] - M);  // empty warps: l = 0
-  float* oh = out + (t * heads + h) * D;
+  for (int w = 0; w < warps; ++w)
+    if (warp_l[w] > 0.0f) L += warp_l[w] * expf(warp_m[w] - M);  // empty warps: l = 0
+  if (gridDim.z == 1) {
+    float* oh = out + (t * heads + h) * D;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+      float o = 0.0f;
+      for (int w = 0; w < warps; ++w)
+        if (warp_l[w] > 0.0f) o += warp_acc[w][d] * expf(warp_m[w] - M);
+      oh[d] = o / L;
+    }
+    return;
+  }
+  // partial[(t, h, split)] = {max, sum, acc[D]}; an empty split has sum 0.
+  float* ph = partial + ((t * heads + h) * gridDim.z + blockIdx.z) * (D + 2);
+  if (threadIdx.x == 0) ph[0] = M, ph[1] = L;
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float o = 0.0f;
     for (int w = 0; w < warps; ++w)
       if (warp_l[w] > 0.0f) o += warp_acc[w][d] * expf(warp_m[w] - M);
-    oh[d] = o / L;
+    ph[2 + d] = o;
+  }
+}
+
+// out[t, h] = the splits' partials merged: sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M).
+__global__ void combine_splits_kernel(const float* partial, int splits, int head_dim, float* out) {
+  const std::int64_t th = blockIdx.x;
+  const float* p = partial + th * splits * (head_dim + 2);
+  float M = -INFINITY;
+  for (int s = 0; s < splits; ++s)
+    if (p[s * (head_dim + 2) + 1] > 0.0f) M = fmaxf(M, p[s * (head_dim + 2)]);
+  float L = 0.0f;
+  for (int s = 0; s < splits; ++s) {
+    const float l = p[s * (head_dim + 2) + 1];
+    if (l > 0.0f) L += l * expf(p[s * (head_dim + 2)] - M);
+  }
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float o = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      const float* ps = p + s * (head_dim + 2);
+      if (ps[1] > 0.0f) o += ps[2 + d] * expf(ps[0] - M);
+    }
+    out[th * head_dim + d] = o / L;
   }
 }
 
@@ -259,19 +307,27 @@ void kv_cache_write(GpuContext& ctx, float* k_cache, float* v_cache, const float
 void paged_attention(GpuContext& ctx, const float* q, const float* k_cache, const float* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
-                     float* out) {
-  LS_CHECK(head_dim % kWarp == 0 && head_dim <= 8 * kWarp && head_dim > 0,
-           "paged_attention: head_dim " << head_dim << " must be a multiple of 32 up to 256");
+                     float* out, std::int64_t max_context) {
+  LS_CHECK(head_dim > 0 && head_dim <= 8 * kWarp, "paged_attention: head_dim " << head_dim << " is over 256");
   LS_CHECK(kv_heads > 0 && heads % kv_heads == 0, "paged_attention: heads " << heads << " not a multiple of kv_heads "
                                                                             << kv_heads);
   if (tokens == 0) return;
-  const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(heads));
+  // Split long contexts so that the grid has a few blocks per SM even at batch 1.
+  constexpr int kSplitLen = 256, kMaxSplits = 64;
+  const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
+  const int splits = static_cast<int>(std::clamp<std::int64_t>((context + kSplitLen - 1) / kSplitLen, 1, kMaxSplits));
+  const int split_len = static_cast<int>((context + splits - 1) / splits);
+  float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *
+                                                                (head_dim + 2) * sizeof(float)))
+                              : nullptr;
+  const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(heads), static_cast<unsigned>(splits));
   constexpr int threads = 8 * kWarp;
   auto launch = [&](auto kernel) {
-    kernel<<<grid, threads, 0, ctx.stream()>>>(q, k_cache, v_cache, heads, kv_heads, block_size, seq_of, pos,
-                                               block_tables, max_blocks, scale, out);
+    kernel<<<grid, threads, 0, ctx.stream()>>>(q, k_cache, v_cache, static_cast<int>(head_dim), heads, kv_heads,
+                                               block_size, seq_of, pos, block_tables, max_blocks, scale, split_len,
+                                               out, partial);
   };
-  switch (head_dim / kWarp) {
+  switch ((head_dim + kWarp - 1) / kWarp) {
     case 1: launch(paged_attention_kernel<1>); break;
     case 2: launch(paged_attention_kernel<2>); break;
     case 3: launch(paged_attention_kernel<3>); break;
@@ -282,6 +338,11 @@ void paged_attention(GpuContext& ctx, const float* q, const float* k_cache, cons
     case 8: launch(paged_attention_kernel<8>); break;
   }
   check_launch();
+  if (splits > 1) {
+    combine_splits_kernel<<<static_cast<unsigned>(tokens * heads), 128, 0, ctx.stream()>>>(
+        partial, splits, static_cast<int>(head_dim), out);
+    check_launch();
+  }
 }
 
 }  // namespace lockstep::cuda

@@ -186,7 +186,8 @@ TEST_F(CudaDenseOps, KvCacheWriteToScatteredSlots) {
 // Decode (one token per sequence) and a causal prefill chunk, GQA and MHA, over shuffled blocks.
 TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
   struct Shape { int heads, kv_heads, head_dim; };
-  for (const Shape s : {Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{28, 4, 128}, Shape{2, 1, 256}}) {
+  for (const Shape s : {Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{28, 4, 128}, Shape{2, 1, 256}, Shape{4, 2, 16},
+                        Shape{6, 3, 80}}) {
     SCOPED_TRACE(::testing::Message() << "heads " << s.heads << "/" << s.kv_heads << " head_dim " << s.head_dim);
     const int block_size = 16, max_blocks = 24, seqs = 3, blocks = seqs * max_blocks;
     const std::size_t row = static_cast<std::size_t>(s.kv_heads) * s.head_dim;
@@ -204,10 +205,25 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
     std::vector<float> want(q.size());
     cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), tokens, s.heads, s.kv_heads, s.head_dim, block_size,
                          seq_of.data(), pos.data(), tables.data(), max_blocks, scale, want.data());
-    float* out = poisoned<float>(q.size());
-    cuda::paged_attention(ctx(), dev(q), dev(k_cache), dev(v_cache), tokens, s.heads, s.kv_heads, s.head_dim,
-                          block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out);
-    expect_close(host(out, q.size()), want, 2e-5f, 1e-4f, "paged_attention");
+    // max_context 0: the tables' 384 positions in 2 splits; 301: the exact bound; 4096: 16 splits,
+    // most of them empty.
+    for (const std::int64_t max_context : {0, 301, 4096}) {
+      SCOPED_TRACE(::testing::Message() << "max_context " << max_context);
+      float* out = poisoned<float>(q.size());
+      cuda::paged_attention(ctx(), dev(q), dev(k_cache), dev(v_cache), tokens, s.heads, s.kv_heads, s.head_dim,
+                            block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out, max_context);
+      expect_close(host(out, q.size()), want, 2e-5f, 1e-4f, "paged_attention");
+    }
+    // Contexts of at most 256 positions take the single-split path.
+    const std::vector<int> short_pos = {0, 17, 200};
+    const std::vector<float> q3(q.begin(), q.begin() + 3 * s.heads * s.head_dim);
+    std::vector<float> want3(q3.size());
+    cpu::paged_attention(q3.data(), k_cache.data(), v_cache.data(), 3, s.heads, s.kv_heads, s.head_dim, block_size,
+                         seq_of.data(), short_pos.data(), tables.data(), max_blocks, scale, want3.data());
+    float* out3 = poisoned<float>(q3.size());
+    cuda::paged_attention(ctx(), dev(q3), dev(k_cache), dev(v_cache), 3, s.heads, s.kv_heads, s.head_dim, block_size,
+                          dev(seq_of), dev(short_pos), dev(tables), max_blocks, scale, out3, 201);
+    expect_close(host(out3, q3.size()), want3, 2e-5f, 1e-4f, "paged_attention, one split");
   }
 }
 
