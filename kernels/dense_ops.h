@@ -75,7 +75,7 @@ void silu_mul(GpuContext& ctx, const float* gate, const float* up, std::int64_t 
 void kv_cache_write(GpuContext& ctx, float* k_cache, float* v_cache, const float* k, const float* v,
                     std::int64_t tokens, std::int64_t kv_heads, std::int64_t head_dim, const std::int64_t* slots);
 // head_dim <= 256. max_context: an upper bound of pos[t] + 1 over the tokens (0: the block
-// tables' capacity); contexts longer than 256 are split across blocks and merged (scratch).
+// tables' capacity); contexts longer than 64 are split across blocks and merged (scratch).
 void paged_attention(GpuContext& ctx, const float* q, const float* k_cache, const float* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,

@@ -59,9 +59,11 @@ class SamplerRng {
 
 struct SampledToken {
   int id = 0;
-  float logprob = 0.0f;  // log-probability under the unfiltered, temperature-scaled distribution
 };
 
+// Greedy is an argmax (no softmax over the vocabulary: it runs for every row of every step);
+// sampling without top-k/top-p/min-p draws in index order, without sorting. Log-probabilities
+// for the API come from token_logprobs.
 SampledToken sample_token(const float* logits, int vocab, const SamplingParams& params, SamplerRng& rng);
 
 }  // namespace lockstep

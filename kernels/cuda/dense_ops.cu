@@ -134,7 +134,7 @@ __global__ void kv_write_kernel(float* k_cache, float* v_cache, const float* k, 
 // One block per (token, head, split); the split covers positions [split * split_len, +split_len)
 // of the token's context. Each warp walks its share of them (warp, warp + warps, ...) with an
 // online softmax (lane l holds dims l, l + 32, ... below head_dim), then the warps merge. With
-// one split the block writes the output; otherwise its unnormalised partial (max, sum, acc) for
+// one split (contexts up to 64 positions) the block writes the output; otherwise its unnormalised partial (max, sum, acc) for
 // combine_splits_kernel (flash-decoding: long contexts use many SMs even at batch 1).
 // kPerLane = ceil(head_dim / 32).
 template <int kPerLane>
@@ -313,7 +313,7 @@ void paged_attention(GpuContext& ctx, const float* q, const float* k_cache, cons
                                                                             << kv_heads);
   if (tokens == 0) return;
   // Split long contexts so that the grid has a few blocks per SM even at batch 1.
-  constexpr int kSplitLen = 256, kMaxSplits = 64;
+  constexpr int kSplitLen = 64, kMaxSplits = 64;
   const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
   const int splits = static_cast<int>(std::clamp<std::int64_t>((context + kSplitLen - 1) / kSplitLen, 1, kMaxSplits));
   const int split_len = static_cast<int>((context + splits - 1) / splits);

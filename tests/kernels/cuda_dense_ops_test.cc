@@ -205,7 +205,7 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
     std::vector<float> want(q.size());
     cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), tokens, s.heads, s.kv_heads, s.head_dim, block_size,
                          seq_of.data(), pos.data(), tables.data(), max_blocks, scale, want.data());
-    // max_context 0: the tables' 384 positions in 2 splits; 301: the exact bound; 4096: 16 splits,
+    // max_context 0: the tables' 384 positions in 6 splits; 301: the exact bound; 4096: 64 splits,
     // most of them empty.
     for (const std::int64_t max_context : {0, 301, 4096}) {
       SCOPED_TRACE(::testing::Message() << "max_context " << max_context);
@@ -214,15 +214,15 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
                             block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out, max_context);
       expect_close(host(out, q.size()), want, 2e-5f, 1e-4f, "paged_attention");
     }
-    // Contexts of at most 256 positions take the single-split path.
-    const std::vector<int> short_pos = {0, 17, 200};
+    // Contexts of at most 64 positions take the single-split path.
+    const std::vector<int> short_pos = {0, 17, 60};
     const std::vector<float> q3(q.begin(), q.begin() + 3 * s.heads * s.head_dim);
     std::vector<float> want3(q3.size());
     cpu::paged_attention(q3.data(), k_cache.data(), v_cache.data(), 3, s.heads, s.kv_heads, s.head_dim, block_size,
                          seq_of.data(), short_pos.data(), tables.data(), max_blocks, scale, want3.data());
     float* out3 = poisoned<float>(q3.size());
     cuda::paged_attention(ctx(), dev(q3), dev(k_cache), dev(v_cache), 3, s.heads, s.kv_heads, s.head_dim, block_size,
-                          dev(seq_of), dev(short_pos), dev(tables), max_blocks, scale, out3, 201);
+                          dev(seq_of), dev(short_pos), dev(tables), max_blocks, scale, out3, 61);
     expect_close(host(out3, q3.size()), want3, 2e-5f, 1e-4f, "paged_attention, one split");
   }
 }

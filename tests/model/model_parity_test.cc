@@ -22,9 +22,11 @@
 namespace lockstep {
 namespace {
 
-// CPU: fp32 both sides, only summation order differs. CUDA: the GEMM inputs are rounded to
-// bf16 (relative 2^-9) as in every bf16 GPU implementation, so logits move by ~1e-2.
-constexpr float kLogitToleranceCpu = 2e-3f, kLogitToleranceGpu = 3e-2f;
+// CPU: fp32 both sides, only summation order differs. CUDA: every GEMM input is rounded to
+// bf16 (relative 2^-9), as in bf16 GPU inference; on these logits (range about +-6) that moves
+// them by up to 7.6e-2 (H200, 2026-11-22), the same at every layout. A sharding or kernel bug
+// moves them by O(1).
+constexpr float kLogitToleranceCpu = 2e-3f, kLogitToleranceGpu = 1e-1f;
 // Greedy tokens must match wherever transformers' top-2 differ by more than this.
 constexpr float kClearMarginCpu = 1e-2f, kClearMarginGpu = 6e-2f;
 

@@ -19,15 +19,11 @@ std::vector<double> frequencies(const SamplingParams& p, int draws, std::uint64_
   return f;
 }
 
-TEST(Sampler, GreedyPicksArgmaxWithLogprob) {
+TEST(Sampler, GreedyPicksArgmax) {
   SamplerRng rng(1);
   SamplingParams p;
   p.temperature = 0.0f;
-  const SampledToken t = sample_token(kLogits.data(), kLogits.size(), p, rng);
-  EXPECT_EQ(t.id, 1);
-  double z = 0;
-  for (float l : kLogits) z += std::exp(l - 3.0);
-  EXPECT_NEAR(t.logprob, -std::log(z), 1e-6);
+  EXPECT_EQ(sample_token(kLogits.data(), kLogits.size(), p, rng).id, 1);
 }
 
 TEST(Sampler, FollowsTheSoftmax) {
