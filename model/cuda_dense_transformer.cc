@@ -53,7 +53,21 @@ struct CudaDenseTransformer::Layer {
 struct CudaDenseTransformer::Workspace {
   DeviceBuffer h, x, out, q, k, v, att, gate, up, rows, local_logits, gathered;
   DeviceBuffer ids, positions, seq_of, tables, slots;
-  std::vector<float> host_logits;
+  // Pinned host memory for the logits: pageable copies run at a fraction of PCIe speed, and
+  // at batch 32 x 152k vocabulary a step moves 19 MB.
+  float* host_logits = nullptr;
+  std::size_t host_logits_count = 0;
+  ~Workspace() {
+    if (host_logits) cudaFreeHost(host_logits);
+  }
+  float* pinned_logits(std::size_t count) {
+    if (count > host_logits_count) {
+      if (host_logits) LS_CUDA_CHECK(cudaFreeHost(host_logits));
+      host_logits_count = count + count / 2;
+      LS_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host_logits), host_logits_count * sizeof(float)));
+    }
+    return host_logits;
+  }
 };
 
 CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSource& w, Collectives& tp,
@@ -227,16 +241,22 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
     gathered = ensure<float>(w.gathered, n * R * VR);
     tp_.all_gather(local, gathered, static_cast<std::size_t>(R * VR), DType::F32);
   }
-  w.host_logits.resize(static_cast<std::size_t>(n * R * VR));
-  LS_CUDA_CHECK(cudaMemcpyAsync(w.host_logits.data(), gathered, w.host_logits.size() * sizeof(float),
-                                cudaMemcpyDeviceToHost, stream));
+  const std::size_t count = static_cast<std::size_t>(n * R * VR);
+  float* staged = w.pinned_logits(count);
+  LS_CUDA_CHECK(cudaMemcpyAsync(staged, gathered, count * sizeof(float), cudaMemcpyDeviceToHost, stream));
   ctx_.synchronize();
-  // gathered is [tp, R, VR]; logits are [R, vocab] with rank r's rows at r * VR.
+  // gathered is [tp, R, VR]; logits are [R, vocab] with rank r's rows at r * VR (at TP1 the
+  // same layout: one copy).
   std::vector<float> logits(R * V);
+  if (n == 1) {
+    std::copy(staged, staged + R * V, logits.begin());
+    return logits;
+  }
   for (int r = 0; r < n; ++r)
-    for (std::int64_t i = 0; i < R; ++i)
-      for (std::int64_t j = 0; j < VR && r * VR + j < V; ++j)
-        logits[i * V + r * VR + j] = w.host_logits[(r * R + i) * VR + j];
+    for (std::int64_t i = 0; i < R; ++i) {
+      const std::int64_t cols = std::min(VR, V - r * VR);
+      if (cols > 0) std::copy(staged + (r * R + i) * VR, staged + (r * R + i) * VR + cols, logits.begin() + i * V + r * VR);
+    }
   return logits;
 }
 

@@ -2,6 +2,7 @@
 #include "app/engine/lockstep_engine.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "comm/host_broadcast.h"
 #include "comm/mpi_check.h"
@@ -73,22 +74,34 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan
   std::vector<SampledRow> out(rows);
   if (grid_.last_stage()) {
     const int V = model_.config().vocab_size;
-    std::vector<float> penalised;
-    for (int r = 0; r < rows; ++r) {
-      const SamplingParams& sp = plan.sampling[r];
-      const float* raw = &logits[static_cast<std::size_t>(r) * V];
-      const float* row = raw;
-      if (sp.has_penalties() && !plan.history_offsets.empty()) {
-        const int* h = plan.history.data() + plan.history_offsets[r];
-        const auto n = static_cast<std::size_t>(plan.history_offsets[r + 1] - plan.history_offsets[r]);
-        const auto prompt = static_cast<std::size_t>(plan.history_prompt_len[r]);
-        penalised.assign(raw, raw + V);
-        apply_penalties(penalised.data(), V, sp, {h, prompt}, {h + prompt, n - prompt});
-        row = penalised.data();
+    // Rows are independent (each has its own seed), so big batches sample on several threads.
+    auto sample_rows = [&](int begin, int end) {
+      std::vector<float> penalised;
+      for (int r = begin; r < end; ++r) {
+        const SamplingParams& sp = plan.sampling[r];
+        const float* raw = &logits[static_cast<std::size_t>(r) * V];
+        const float* row = raw;
+        if (sp.has_penalties() && !plan.history_offsets.empty()) {
+          const int* h = plan.history.data() + plan.history_offsets[r];
+          const auto n = static_cast<std::size_t>(plan.history_offsets[r + 1] - plan.history_offsets[r]);
+          const auto prompt = static_cast<std::size_t>(plan.history_prompt_len[r]);
+          penalised.assign(raw, raw + V);
+          apply_penalties(penalised.data(), V, sp, {h, prompt}, {h + prompt, n - prompt});
+          row = penalised.data();
+        }
+        SamplerRng rng(plan.sample_seeds[r]);
+        out[r].id = sample_token(row, V, sp, rng).id;
+        if (sp.logprobs >= 0) out[r].logprobs = token_logprobs(raw, V, out[r].id, sp.logprobs);
       }
-      SamplerRng rng(plan.sample_seeds[r]);
-      out[r].id = sample_token(row, V, sp, rng).id;
-      if (sp.logprobs >= 0) out[r].logprobs = token_logprobs(raw, V, out[r].id, sp.logprobs);
+    };
+    const int threads = std::min<int>(rows / 4, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    if (threads <= 1) {
+      sample_rows(0, rows);
+    } else {
+      std::vector<std::thread> pool;
+      const int per = (rows + threads - 1) / threads;
+      for (int b = 0; b < rows; b += per) pool.emplace_back(sample_rows, b, std::min(rows, b + per));
+      for (std::thread& t : pool) t.join();
     }
     if (grid_.tp_rank() == 0 && sampler_rank_ != 0)
       LS_MPI_CHECK(MPI_Send(out.data(), static_cast<int>(rows * sizeof(SampledRow)), MPI_BYTE, 0, kSampledTag,
