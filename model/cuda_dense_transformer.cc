@@ -83,8 +83,7 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
   LS_CHECK(tp.stream() && tp.stream() == pp.stream(),
            "the CUDA backend needs NCCL collectives that share one stream (--device cuda with --backend nccl)");
   LS_CHECK(c.head_dim <= 256, "head_dim " << c.head_dim << " is over 256, which the GPU attention does not take yet");
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
+  const LoadProgress progress(w, tp.rank(), pp.rank(), " to GPU " + std::to_string(gpu));
   const StageEdgeWeights edge = read_edge_weights(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
   embed_ = upload(edge.embed);
   lm_head_ = upload(edge.lm_head);
@@ -108,11 +107,7 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
     L->up = upload(h.up);
     L->down = upload(h.down);
     layer_.push_back(std::move(L));
-    const double sec = std::chrono::duration<double>(Clock::now() - start).count();
-    if (tp.rank() == 0)
-      LS_INFO("loading weights to GPU " << gpu << ", stage " << pp.rank() << ": layer " << (l - layers.begin + 1) << "/"
-              << layers.size() << ", " << w.bytes_read() / 1e6 << " MB, "
-              << (sec > 0 ? w.bytes_read() / 1e9 / sec : 0.0) << " GB/s");
+    progress.layer_done(l - layers.begin + 1, layers.size());
   }
 }
 

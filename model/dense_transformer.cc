@@ -25,8 +25,7 @@ DenseTransformer::DenseTransformer(const ModelConfig& c, const WeightSource& w, 
       num_kv_blocks_(num_kv_blocks),
       block_size_(block_size),
       inv_freq_(rope_inverse_frequencies(c)) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
+  const LoadProgress progress(w, tp.rank(), pp.rank(), "");
   edge_ = read_edge_weights(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
   const std::int64_t cache = static_cast<std::int64_t>(num_kv_blocks) * block_size * slice_.kv_heads * c.head_dim;
   for (int l = layers.begin; l < layers.end; ++l) {
@@ -35,10 +34,7 @@ DenseTransformer::DenseTransformer(const ModelConfig& c, const WeightSource& w, 
     L->k_cache.assign(cache, 0.0f);
     L->v_cache.assign(cache, 0.0f);
     layer_.push_back(std::move(L));
-    const double sec = std::chrono::duration<double>(Clock::now() - start).count();
-    if (tp.rank() == 0)
-      LS_INFO("loading weights, stage " << pp.rank() << ": layer " << (l - layers.begin + 1) << "/" << layers.size()
-              << ", " << w.bytes_read() / 1e6 << " MB, " << (sec > 0 ? w.bytes_read() / 1e9 / sec : 0.0) << " GB/s");
+    progress.layer_done(l - layers.begin + 1, layers.size());
   }
 }
 

@@ -2,6 +2,9 @@
 #include "model/layer_weights.h"
 
 #include <string>
+#include <utility>
+
+#include "kernels/log.h"
 
 namespace lockstep {
 
@@ -71,6 +74,17 @@ StageEdgeWeights read_edge_weights(const ModelConfig& c, const WeightSource& w, 
   }
   if (!first) e.embed.clear();  // only stage 0 embeds; a tied lm_head keeps its own copy
   return e;
+}
+
+LoadProgress::LoadProgress(const WeightSource& weights, int tp_rank, int stage, std::string where)
+    : weights_(weights), log_(tp_rank == 0), stage_(stage), where_(std::move(where)) {}
+
+void LoadProgress::layer_done(int done, int total) const {
+  if (!log_) return;
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double bytes = static_cast<double>(weights_.bytes_read());
+  LS_INFO("loading weights" << where_ << ", stage " << stage_ << ": layer " << done << "/" << total << ", "
+                            << bytes / 1e6 << " MB, " << (sec > 0 ? bytes / 1e9 / sec : 0.0) << " GB/s");
 }
 
 }  // namespace lockstep

@@ -5,7 +5,9 @@
 // vocabulary padded to a multiple of TP; KV heads replicated when TP > KV heads.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/dtype.h"
@@ -41,5 +43,20 @@ struct StageEdgeWeights {
 };
 StageEdgeWeights read_edge_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
                                    bool first_stage, bool last_stage);
+
+// Weight-loading progress, logged by TP rank 0 of each stage after every layer:
+// "loading weights<where>, stage S: layer i/n, MB, GB/s".
+class LoadProgress {
+ public:
+  LoadProgress(const WeightSource& weights, int tp_rank, int stage, std::string where);
+  void layer_done(int done, int total) const;
+
+ private:
+  const WeightSource& weights_;
+  bool log_;
+  int stage_;
+  std::string where_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
 
 }  // namespace lockstep
