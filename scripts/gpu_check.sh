@@ -3,11 +3,12 @@
 # benchmarks, each step's output in OUT_DIR. Steps: kernels (every cuda:: op against the CPU
 # reference), parity (transformers fixtures on the CUDA backend at TP1, TP2, PP2 and, with 4
 # GPUs, TP2xPP2, TP4, PP4), serve (the OpenAI-client end-to-end test on GPUs, needs 4 GPUs
-# and node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes).
+# and node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
+# (transformers' generate() on the same shapes, in the same call).
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
 set -uo pipefail
 out=$1; shift
-steps=${*:-kernels parity serve kernel_bench decode}
+steps=${*:-kernels parity serve kernel_bench decode peer}
 mkdir -p "$out"
 . scripts/gpu_host_build.sh >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 tail -1 "$out/build.log"
@@ -47,6 +48,11 @@ for s in $steps; do
         tests/fixtures/models/qwen2-tiny /tmp/decode 1 "1 32" 128 256 -- --device cuda \
         >"$out/decode.txt" 2>&1
       step decode "rc=$?"; cat "$out/decode.txt"; tail -3 /tmp/decode/req_1_256.log ;;
+    peer)
+      py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
+      CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_decode.py benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
+        "1 32" 128 256 >"$out/peer.txt" 2>&1
+      step peer "rc=$?"; tail -4 "$out/peer.txt" ;;
   esac
 done
 exit $status
