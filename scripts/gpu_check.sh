@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU host (the `device` machines): build, then the CUDA backend's correctness checks and
 # benchmarks, each step's output in OUT_DIR. Steps: kernels (every cuda:: op against the CPU
-# reference), parity (transformers fixtures on the CUDA backend at TP1, TP2, PP2 and, with 4
-# GPUs, TP2xPP2, TP4, PP4), serve (the OpenAI-client end-to-end test on GPUs, needs 4 GPUs
+# reference), parity (transformers fixtures on the CUDA backend, the model stage and the whole
+# engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4), serve (the OpenAI-client end-to-end test on GPUs, needs 4 GPUs
 # and node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
 # (transformers' generate() on the same shapes, in the same call).
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
@@ -26,7 +26,10 @@ for s in $steps; do
       for np in 1 2 4; do
         [ "$np" -le "$gpus" ] || continue
         $M -np $np "$BUILD/tests/model_parity_test" --backend=nccl >"$out/parity_np$np.txt" 2>&1; rc=$?
-        step "parity np$np" "rc=$rc"
+        $M -np $np "$BUILD/tests/engine_parity_test" --backend=nccl >"$out/engine_np$np.txt" 2>&1; rc2=$?
+        step "parity np$np" "model rc=$rc, engine rc=$rc2"
+        grep -E 'FAILED|Failure' "$out/engine_np$np.txt" | sort -u | head -10
+        [ $rc2 = 0 ] || status=1
         grep -E '^\[parity\]|FAILED|Failure|error' "$out/parity_np$np.txt" | sort -u | head -40
         [ $rc = 0 ] || status=1
       done ;;

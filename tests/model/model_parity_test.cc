@@ -13,11 +13,9 @@
 #include "comm/mpi_collectives.h"
 #include "comm/rank_grid.h"
 #include "model/dense_transformer.h"
-#if LOCKSTEP_WITH_CUDA
-#include "model/cuda_dense_transformer.h"
-#endif
 #include "model/safetensors_reader.h"
 #include "tests/mpi_test_env.h"
+#include "tests/stage_under_test.h"
 
 namespace lockstep {
 namespace {
@@ -27,26 +25,6 @@ namespace {
 // them by up to 7.6e-2 (H200, 2026-11-22), the same at every layout. A sharding or kernel bug
 // moves them by O(1).
 constexpr float kLogitToleranceCpu = 2e-3f, kLogitToleranceGpu = 1e-1f;
-// Greedy tokens must match wherever transformers' top-2 differ by more than this.
-constexpr float kClearMarginCpu = 1e-2f, kClearMarginGpu = 6e-2f;
-
-bool on_gpu() { return testing::test_backend() == CommBackend::Nccl; }
-
-// This rank's stage on the backend under test.
-std::unique_ptr<ForwardModel> make_stage(const ModelConfig& config, const WeightSource& weights, CommGroups& groups,
-                                         const RankGrid& grid, const LayerRange& layers, int blocks, int block_size) {
-  if (!on_gpu())
-    return std::make_unique<DenseTransformer>(config, weights, groups.tp(), groups.pp(), layers, blocks, block_size);
-#if LOCKSTEP_WITH_CUDA
-  auto m = std::make_unique<CudaDenseTransformer>(config, weights, groups.tp(), groups.pp(), layers, grid.gpu(),
-                                                  block_size);
-  m->allocate_kv_cache(blocks);
-  return m;
-#else
-  (void)grid;
-  return nullptr;
-#endif
-}
 
 struct Case {
   std::vector<int> prompt, greedy;
@@ -79,8 +57,8 @@ void run_parity(const std::string& name, const GridLayout& layout) {
   RankGrid grid(env, layout);
   CommGroups groups(grid, testing::test_backend());
   SafetensorsCheckpoint ckpt(dir);
-  const float tolerance = on_gpu() ? kLogitToleranceGpu : kLogitToleranceCpu;
-  const float clear_margin = on_gpu() ? kClearMarginGpu : kClearMarginCpu;
+  const float tolerance = testing::on_gpu() ? kLogitToleranceGpu : kLogitToleranceCpu;
+  const float clear_margin = testing::clear_margin();
   const auto stages = pipeline_layer_ranges(config.num_hidden_layers, layout.pp);
   const std::vector<Case> cases = load_cases(name);
 
@@ -101,7 +79,7 @@ void run_parity(const std::string& name, const GridLayout& layout) {
   }
   CheckpointWeights weights(ckpt);
   const std::unique_ptr<ForwardModel> stage =
-      make_stage(config, weights, groups, grid, stages[grid.pp_rank()], blocks, kBlock);
+      testing::make_stage(config, weights, groups, grid, stages[grid.pp_rank()], blocks, kBlock);
   ASSERT_TRUE(stage);
   ForwardModel& model = *stage;
   const int V = config.vocab_size;
@@ -115,7 +93,7 @@ void run_parity(const std::string& name, const GridLayout& layout) {
       EXPECT_LE(worst, tolerance) << "prompt " << s << ": max |logit - transformers|";
       if (grid.tp_rank() == 0)
         std::printf("[parity] %s TP%d PP%d %s prompt %zu: max |logit - transformers| = %.2e\n", name.c_str(), layout.tp,
-                    layout.pp, on_gpu() ? "cuda" : "cpu", s, worst);
+                    layout.pp, testing::on_gpu() ? "cuda" : "cpu", s, worst);
     }
   }
   // Greedy decode, all sequences in one batch; the last stage's choice goes to every rank.
@@ -169,7 +147,7 @@ TEST(ModelParity, DummyWeightsAreTheSameModelAtEveryLayout) {
   const MpiEnvironment& env = testing::mpi_env();
   if (env.world_size() < 2) GTEST_SKIP() << "needs >= 2 ranks";
   const ModelConfig config = ModelConfig::from_dir(std::string(LOCKSTEP_FIXTURES_DIR) + "/llama-tiny");
-  if (on_gpu()) GTEST_SKIP() << "a CPU-backend property (MPI_COMM_SELF reference)";
+  if (testing::on_gpu()) GTEST_SKIP() << "a CPU-backend property (MPI_COMM_SELF reference)";
   const DummyWeights weights(/*seed=*/5, /*scale=*/0.2f);
   ForwardBatch b;
   b.max_blocks = 4;

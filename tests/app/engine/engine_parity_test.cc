@@ -2,7 +2,7 @@
 // transformers fixtures: the three prompts plus a repeat of the first (a prefix-cache hit),
 // a token budget that forces chunked prefill, and a KV cache too small for all of them so the
 // scheduler must preempt and recompute; with PP2, two plans in flight. Greedy outputs must
-// still equal transformers'.
+// still equal transformers'. Under --backend=nccl (GPU host) the stage is the CUDA backend's.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -13,6 +13,7 @@
 #include "comm/comm_groups.h"
 #include "model/safetensors_reader.h"
 #include "tests/mpi_test_env.h"
+#include "tests/stage_under_test.h"
 
 namespace lockstep {
 namespace {
@@ -37,13 +38,15 @@ void run_engine(const std::string& name, GridLayout layout) {
 
   const ModelConfig config = ModelConfig::from_dir(dir);
   RankGrid grid(env, layout);
-  CommGroups groups(grid, CommBackend::Mpi);
+  CommGroups groups(grid, testing::test_backend());
   SafetensorsCheckpoint ckpt(dir);
   CheckpointWeights weights(ckpt);
   constexpr int kBlocks = 14, kBlockSize = 4, kNew = 8;
-  DenseTransformer model(config, weights, groups.tp(), groups.pp(),
-                         pipeline_layer_ranges(config.num_hidden_layers, layout.pp)[grid.pp_rank()], kBlocks,
-                         kBlockSize);
+  const std::unique_ptr<ForwardModel> stage = testing::make_stage(
+      config, weights, groups, grid, pipeline_layer_ranges(config.num_hidden_layers, layout.pp)[grid.pp_rank()],
+      kBlocks, kBlockSize);
+  ASSERT_TRUE(stage);
+  ForwardModel& model = *stage;
   if (grid.world_rank() != 0) {
     LockstepEngine engine(grid, model, nullptr);
     engine.run_follower();
@@ -74,7 +77,7 @@ void run_engine(const std::string& name, GridLayout layout) {
     for (int t = 0; t < kNew; ++t) {
       const int got = s.tokens[s.prompt_len + t];
       if (got == cases[i].greedy[t]) continue;
-      EXPECT_LT(cases[i].margins[t], 1e-2f) << "request " << i << " step " << t << ": token " << got
+      EXPECT_LT(cases[i].margins[t], testing::clear_margin()) << "request " << i << " step " << t << ": token " << got
                                             << ", transformers " << cases[i].greedy[t];
       break;  // after a near-tie the continuations may differ
     }

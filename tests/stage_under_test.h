@@ -1,0 +1,40 @@
+// The model stage the multi-rank parity tests run: the CPU backend (DenseTransformer) under
+// --backend=mpi, the CUDA backend (CudaDenseTransformer, its KV cache allocated) under
+// --backend=nccl on a GPU host. Also the tolerances that differ between the two.
+#pragma once
+
+#include <memory>
+
+#include "comm/comm_groups.h"
+#include "comm/rank_grid.h"
+#include "model/dense_transformer.h"
+#include "tests/mpi_test_env.h"
+#if LOCKSTEP_WITH_CUDA
+#include "model/cuda_dense_transformer.h"
+#endif
+
+namespace lockstep::testing {
+
+inline bool on_gpu() { return test_backend() == CommBackend::Nccl; }
+
+// Greedy tokens must match transformers wherever its top-2 logits differ by more than this:
+// fp32 on the CPU; on the GPU every GEMM input is rounded to bf16 (see model_parity_test).
+inline float clear_margin() { return on_gpu() ? 6e-2f : 1e-2f; }
+
+inline std::unique_ptr<ForwardModel> make_stage(const ModelConfig& config, const WeightSource& weights,
+                                                CommGroups& groups, const RankGrid& grid, const LayerRange& layers,
+                                                int blocks, int block_size) {
+  if (!on_gpu())
+    return std::make_unique<DenseTransformer>(config, weights, groups.tp(), groups.pp(), layers, blocks, block_size);
+#if LOCKSTEP_WITH_CUDA
+  auto m = std::make_unique<CudaDenseTransformer>(config, weights, groups.tp(), groups.pp(), layers, grid.gpu(),
+                                                  block_size);
+  m->allocate_kv_cache(blocks);
+  return m;
+#else
+  (void)grid;
+  return nullptr;
+#endif
+}
+
+}  // namespace lockstep::testing
