@@ -231,6 +231,7 @@ __global__ void combine_splits_kernel(const float* partial, int splits, int head
 
 void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y) {
+  if (rows == 0 || out == 0) return;  // e.g. a step whose prefill chunks sample no row
   auto* xb = static_cast<__nv_bfloat16*>(ctx.scratch(static_cast<std::size_t>(rows * in) * sizeof(__nv_bfloat16)));
   to_bf16_kernel<<<blocks_for(rows * in, 256), 256, 0, ctx.stream()>>>(x, rows * in, xb);
   check_launch();
