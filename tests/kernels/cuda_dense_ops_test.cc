@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -107,6 +108,9 @@ TEST_F(CudaDenseOps, RmsNormAndFusedAddRmsNorm) {
       float* y = poisoned<float>(n);
       cuda::rms_norm(ctx(), dev(x), rows, dim, dev(w), 1e-6f, y);
       expect_close(host(y, n), want, 1e-5f, 1e-5f, "rms_norm");
+      float* d_x = dev(x);  // in place (y aliases x), as the final norm runs
+      cuda::rms_norm(ctx(), d_x, rows, dim, dev(w), 1e-6f, d_x);
+      expect_close(host(d_x, n), want, 1e-5f, 1e-5f, "rms_norm in place");
 
       std::vector<float> residual = x, want_y(n);
       cpu::add_rms_norm(residual.data(), delta.data(), rows, dim, w.data(), 1e-6f, want_y.data());
