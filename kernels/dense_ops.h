@@ -58,9 +58,9 @@ void paged_attention(const float* q, const float* k_cache, const float* v_cache,
 namespace lockstep::cuda {
 
 // Same contracts as cpu::, every pointer on the context's GPU; enqueued on ctx.stream() (read
-// results after ctx.synchronize()); zero rows or tokens are a no-op. linear rounds x to bf16 and runs
-// a cuBLAS bf16 GEMM with fp32 accumulation (so it differs from cpu::linear by that rounding);
-// the others compute in fp32 exactly as cpu:: does, up to the order of sums.
+// results after ctx.synchronize()); zero rows or tokens are a no-op. linear rounds x to bf16
+// and runs a cuBLAS bf16 GEMM with fp32 accumulation (so it differs from cpu::linear by that
+// rounding); the others compute in fp32 exactly as cpu:: does, up to the order of sums.
 void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y);
 void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
