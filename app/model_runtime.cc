@@ -7,6 +7,7 @@
 #include "app/commbench/byte_size.h"
 #include "comm/mpi_check.h"
 #include "comm/mpi_env.h"
+#include "kernels/device_buffer.h"
 #include "kernels/log.h"
 #include "model/dense_transformer.h"
 #if LOCKSTEP_WITH_CUDA
@@ -59,6 +60,17 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   if (o.device == "cpu" && backend == "nccl") throw std::runtime_error("--device cpu runs its collectives over MPI, "
                                                                        "not --backend nccl");
   if (o.device == "cuda" && backend == "mpi") throw std::runtime_error("--device cuda needs NCCL, not --backend mpi");
+  if (o.device == "cuda") {  // every rank needs a GPU; all ranks agree before anyone throws
+    int has_gpu = rt->grid_->gpu() >= 0 ? 1 : 0, all_have_gpu = 0;
+    LS_MPI_CHECK(MPI_Allreduce(&has_gpu, &all_have_gpu, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (!built_with_cuda())
+      throw std::runtime_error("--device cuda: this lockstep was built without CUDA (rebuild with -DLOCKSTEP_CUDA=ON), "
+                               "or use --device cpu");
+    if (!all_have_gpu)
+      throw std::runtime_error("--device cuda: some rank sees no GPU (rank " + std::to_string(rt->grid_->world_rank()) +
+                               " sees " + std::to_string(visible_gpu_count()) +
+                               "); start one rank per GPU, or use --device cpu");
+  }
   const CommBackend comm = o.device == "cpu"    ? CommBackend::Mpi
                            : o.device == "cuda" ? resolve_backend("nccl", *rt->grid_)
                                                 : resolve_backend(backend, *rt->grid_);

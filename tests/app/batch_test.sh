@@ -68,4 +68,13 @@ grep -q "2 succeeded, 0 failed, 9 skipped" "$tmp/log" || fail "resume should red
 
 run; [ $? -eq 2 ] || fail "an existing output must not be overwritten without --resume"
 grep -q "already holds results; pass --resume" "$tmp/log" || fail "overwrite message"
+
+# --device cuda where no rank has a GPU (CI): one clear error, every rank exits, no hang.
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  rm -f "$tmp/out.jsonl"
+  run --device cuda; [ $? -ne 0 ] || fail "--device cuda without GPUs succeeded"
+  grep -q -e "--device cuda: some rank sees no GPU" -e "--device cuda: this lockstep was built without CUDA" "$tmp/log" ||
+    fail "--device cuda without GPUs: message"
+  [ ! -s "$tmp/out.jsonl" ] || fail "--device cuda without GPUs wrote results"
+fi
 echo PASS
