@@ -181,13 +181,7 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
   Workspace& w = *ws_;
   const cudaStream_t stream = ctx_.stream();
   const std::int64_t T = b.token_ids.size(), H = config_.hidden_size;
-  std::vector<std::int64_t> slots(T);
-  for (std::int64_t t = 0; t < T; ++t) {
-    const int p = b.positions[t];
-    const int block = b.block_tables[static_cast<std::int64_t>(b.seq_of_token[t]) * b.max_blocks + p / block_size_];
-    LS_CHECK(block >= 0 && block < num_kv_blocks_, "token " << t << " maps to KV block " << block);
-    slots[t] = static_cast<std::int64_t>(block) * block_size_ + p % block_size_;
-  }
+  const std::vector<std::int64_t> slots = kv_cache_slots(b, block_size_, num_kv_blocks_);
   max_blocks_ = b.max_blocks;
   max_context_ = T ? *std::max_element(b.positions.begin(), b.positions.end()) + 1 : 0;
   const int* ids = upload_async(w.ids, b.token_ids, stream);

@@ -61,13 +61,7 @@ void DenseTransformer::attention(Layer& L, const ForwardBatch& b, const std::vec
   cpu::linear(x.data(), T, H, L.v.data(), kvh * hd, L.v_bias.empty() ? nullptr : L.v_bias.data(), v.data());
   cpu::apply_rope(q.data(), T, qh, hd, b.positions.data(), inv_freq_.data());
   cpu::apply_rope(k.data(), T, kvh, hd, b.positions.data(), inv_freq_.data());
-  std::vector<std::int64_t> slots(T);
-  for (std::int64_t t = 0; t < T; ++t) {
-    const int p = b.positions[t];
-    const int block = b.block_tables[static_cast<std::int64_t>(b.seq_of_token[t]) * b.max_blocks + p / block_size_];
-    LS_CHECK(block >= 0 && block < num_kv_blocks_, "token " << t << " maps to KV block " << block);
-    slots[t] = static_cast<std::int64_t>(block) * block_size_ + p % block_size_;
-  }
+  const std::vector<std::int64_t> slots = kv_cache_slots(b, block_size_, num_kv_blocks_);
   cpu::kv_cache_write(L.k_cache.data(), L.v_cache.data(), k.data(), v.data(), T, kvh, hd, slots.data());
   cpu::paged_attention(q.data(), L.k_cache.data(), L.v_cache.data(), T, qh, kvh, hd, block_size_,
                        b.seq_of_token.data(), b.positions.data(), b.block_tables.data(), b.max_blocks,

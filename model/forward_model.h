@@ -3,6 +3,7 @@
 // return the same logits, so the engine, the scheduler and the tests do not care which.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "model/model_config.h"
@@ -18,6 +19,11 @@ struct ForwardBatch {
   int max_blocks = 0;
   std::vector<int> logit_rows;         // token indices whose logits the last stage returns
 };
+
+// Where each token's K/V go in a paged cache of `num_blocks` blocks of `block_size` tokens:
+// block_tables[seq, position / block_size] * block_size + position % block_size. A block id
+// outside the cache is a bug in the caller and ends the job.
+std::vector<std::int64_t> kv_cache_slots(const ForwardBatch& batch, int block_size, int num_blocks);
 
 class ForwardModel {
  public:

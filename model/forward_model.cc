@@ -1,0 +1,19 @@
+// Helpers shared by the forward-pass stages (see forward_model.h).
+#include "model/forward_model.h"
+
+#include "kernels/fatal.h"
+
+namespace lockstep {
+
+std::vector<std::int64_t> kv_cache_slots(const ForwardBatch& b, int block_size, int num_blocks) {
+  std::vector<std::int64_t> slots(b.token_ids.size());
+  for (std::size_t t = 0; t < slots.size(); ++t) {
+    const int p = b.positions[t];
+    const int block = b.block_tables[static_cast<std::int64_t>(b.seq_of_token[t]) * b.max_blocks + p / block_size];
+    LS_CHECK(block >= 0 && block < num_blocks, "token " << t << " maps to KV block " << block);
+    slots[t] = static_cast<std::int64_t>(block) * block_size + p % block_size;
+  }
+  return slots;
+}
+
+}  // namespace lockstep
