@@ -4,8 +4,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "app/commbench/byte_size.h"
 #include "model/checkpoint_writer.h"
@@ -34,10 +32,7 @@ int run_make_checkpoint(const MakeCheckpointOptions& o) {
     return 2;
   };
   try {
-    std::ifstream in(o.config);
-    std::stringstream text;
-    text << in.rdbuf();
-    const ModelConfig config = ModelConfig::from_json_text(text.str(), o.config);
+    const ModelConfig config = ModelConfig::from_file(o.config);
     const auto shard = parse_byte_size(o.max_shard_size);
     if (!shard || *shard == 0) return error("--max-shard-size " + o.max_shard_size + " is not a size like 2G");
     if (!fs::exists(fs::path(o.tokenizer_dir) / "tokenizer.json"))

@@ -72,7 +72,7 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
                                "); start one rank per GPU, or use --device cpu");
   }
   const CommBackend comm = o.device == "cpu"    ? CommBackend::Mpi
-                           : o.device == "cuda" ? resolve_backend("nccl", *rt->grid_)
+                           : o.device == "cuda" ? CommBackend::Nccl  // checked above
                                                 : resolve_backend(backend, *rt->grid_);
   const bool on_gpu = comm == CommBackend::Nccl;
   rt->groups_ = std::make_unique<CommGroups>(*rt->grid_, comm);

@@ -21,6 +21,7 @@
 #include "kernels/device_buffer.h"
 #include "kernels/dtype.h"
 #include "kernels/gpu_context.h"
+#include "kernels/pattern.h"
 
 namespace lockstep {
 namespace {
@@ -42,30 +43,15 @@ Bench g;
 
 // ---- Device buffers with deterministic contents.
 
-// A value in [-1, 1) hashed from (seed, i) (splitmix64), so rows and tensors all differ.
-float pattern(std::uint64_t seed, std::uint64_t i) {
-  std::uint64_t z = seed * 0x9e3779b97f4a7c15ull + i + 1;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return static_cast<float>(z >> 40) / static_cast<float>(1 << 23) - 1.0f;
-}
-
-// count values of T (float or bf16) in [-scale, scale). The host pattern repeats every 2^20
-// elements, so a 1 GB weight costs a 4 MB host buffer and the copies, not a billion hashes.
+// count values of T (float or bf16) from the verification pattern (kernels/pattern.h: hashed
+// values in {-2, -1, 1, 2}, written on the GPU), so rows and tensors all differ and no weight
+// is zero (zeros would run faster than any real weight).
 template <class T>
-DeviceBuffer filled(std::size_t count, float scale, std::uint64_t seed) {
-  std::vector<T> host(std::min<std::size_t>(count, std::size_t{1} << 20));
-  for (std::size_t i = 0; i < host.size(); ++i) {
-    const float v = pattern(seed, i) * scale;
-    if constexpr (std::is_same_v<T, bf16>) host[i] = float_to_bf16(v);
-    else host[i] = v;
-  }
+DeviceBuffer filled(std::size_t count, std::uint32_t seed) {
   DeviceBuffer buf(DeviceKind::Cuda, count * sizeof(T));
-  for (std::size_t at = 0; at < count; at += host.size()) {
-    const std::size_t n = std::min(host.size(), count - at);
-    buf.copy_from_host(host.data(), n * sizeof(T), at * sizeof(T));
-  }
+  fill_pattern(DeviceKind::Cuda, buf.data(), count, std::is_same_v<T, bf16> ? DType::BF16 : DType::F32, seed, 0,
+               g.ctx->stream());
+  g.ctx->synchronize();
   return buf;
 }
 
@@ -122,7 +108,7 @@ void measure_ceilings(GpuContext& ctx) {
     // zeros would run faster than any real weight.
     const int n = 8192;
     const std::size_t nn = static_cast<std::size_t>(n) * n;
-    DeviceBuffer a = filled<bf16>(nn, 0.05f, 101), b = filled<bf16>(nn, 1.0f, 102);
+    DeviceBuffer a = filled<bf16>(nn, 101), b = filled<bf16>(nn, 102);
     DeviceBuffer c(DeviceKind::Cuda, nn * sizeof(float));
     const float alpha = 1.0f, beta = 0.0f;
     const double s = best_seconds(ctx, 4, [&] {
@@ -171,8 +157,8 @@ void run_timed(benchmark::State& state, double bytes, double flops, Op&& op) {
 
 // qkv carries Qwen2's bias, as in the model.
 void bm_linear(benchmark::State& state, std::int64_t rows, std::int64_t in, std::int64_t out, bool bias) {
-  DeviceBuffer x = filled<float>(rows * in, 1.0f, 1), w = filled<bf16>(in * out, 0.05f, 2);
-  DeviceBuffer b = filled<bf16>(out, 0.1f, 3), y(DeviceKind::Cuda, rows * out * sizeof(float));
+  DeviceBuffer x = filled<float>(rows * in, 1), w = filled<bf16>(in * out, 2);
+  DeviceBuffer b = filled<bf16>(out, 3), y(DeviceKind::Cuda, rows * out * sizeof(float));
   const double bytes = 2.0 * in * out + 4.0 * rows * in + 4.0 * rows * out + (bias ? 2.0 * out : 0.0);
   run_timed(state, bytes, 2.0 * rows * in * out, [&] {
     cuda::linear(*g.ctx, as<float>(x), rows, in, as<bf16>(w), out, bias ? as<bf16>(b) : nullptr, as<float>(y));
@@ -181,8 +167,8 @@ void bm_linear(benchmark::State& state, std::int64_t rows, std::int64_t in, std:
 
 void bm_rms_norm(benchmark::State& state, std::int64_t rows, bool add) {
   const std::int64_t n = rows * kHidden;
-  DeviceBuffer x = filled<float>(n, 1.0f, 4), delta = filled<float>(n, 1.0f, 5);
-  DeviceBuffer w = filled<bf16>(kHidden, 1.0f, 6), y(DeviceKind::Cuda, n * sizeof(float));
+  DeviceBuffer x = filled<float>(n, 4), delta = filled<float>(n, 5);
+  DeviceBuffer w = filled<bf16>(kHidden, 6), y(DeviceKind::Cuda, n * sizeof(float));
   // rms_norm reads x, writes y; add_rms_norm also reads delta and writes the residual back.
   const double bytes = (add ? 4.0 : 2.0) * 4.0 * n + 2.0 * kHidden;
   run_timed(state, bytes, 0, [&] {
@@ -193,13 +179,13 @@ void bm_rms_norm(benchmark::State& state, std::int64_t rows, bool add) {
 
 void bm_silu_mul(benchmark::State& state, std::int64_t rows) {
   const std::int64_t n = rows * kInter;
-  DeviceBuffer gate = filled<float>(n, 4.0f, 7), up = filled<float>(n, 1.0f, 8), out(DeviceKind::Cuda, n * sizeof(float));
+  DeviceBuffer gate = filled<float>(n, 7), up = filled<float>(n, 8), out(DeviceKind::Cuda, n * sizeof(float));
   run_timed(state, 3.0 * 4.0 * n, 0,
             [&] { cuda::silu_mul(*g.ctx, as<float>(gate), as<float>(up), n, as<float>(out)); });
 }
 
 void bm_apply_rope(benchmark::State& state, std::int64_t tokens) {
-  DeviceBuffer x = filled<float>(tokens * kHeads * kHeadDim, 1.0f, 9);
+  DeviceBuffer x = filled<float>(tokens * kHeads * kHeadDim, 9);
   std::vector<int> positions(tokens);
   std::iota(positions.begin(), positions.end(), 1000);
   std::vector<float> inv_freq(kHeadDim / 2);
@@ -218,8 +204,8 @@ void bm_apply_rope(benchmark::State& state, std::int64_t tokens) {
 void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context) {
   const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
   const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
-  DeviceBuffer k = filled<float>(cache_floats, 1.0f, 10), v = filled<float>(cache_floats, 1.0f, 11);
-  DeviceBuffer q = filled<float>(batch * kHeads * kHeadDim, 1.0f, 12);
+  DeviceBuffer k = filled<float>(cache_floats, 10), v = filled<float>(cache_floats, 11);
+  DeviceBuffer q = filled<float>(batch * kHeads * kHeadDim, 12);
   DeviceBuffer out(DeviceKind::Cuda, batch * kHeads * kHeadDim * sizeof(float));
   std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
   std::iota(tables.begin(), tables.end(), 0);
@@ -236,7 +222,7 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
 }
 
 void bm_argmax(benchmark::State& state, std::int64_t rows) {
-  DeviceBuffer logits = filled<float>(rows * kVocab, 10.0f, 14), ids(DeviceKind::Cuda, rows * sizeof(int));
+  DeviceBuffer logits = filled<float>(rows * kVocab, 14), ids(DeviceKind::Cuda, rows * sizeof(int));
   run_timed(state, 4.0 * rows * kVocab + 4.0 * rows, 0,
             [&] { cuda::argmax(*g.ctx, as<float>(logits), rows, kVocab, as<int>(ids)); });
 }

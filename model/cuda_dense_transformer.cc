@@ -218,10 +218,7 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
   // Logits of the requested rows: gather, final norm, vocab-parallel lm_head, all-gather. A step
   // of unfinished prefill chunks has none (the same on every TP rank: the same plan).
   const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows, V = config_.vocab_size;
-  if (R == 0) {
-    ctx_.synchronize();
-    return {};
-  }
+  if (R == 0) return {};
   float* rows = ensure<float>(w.rows, R * H);
   for (std::int64_t i = 0; i < R; ++i)
     LS_CUDA_CHECK(cudaMemcpyAsync(rows + i * H, h + static_cast<std::int64_t>(b.logit_rows[i]) * H, H * sizeof(float),

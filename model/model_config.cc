@@ -92,13 +92,18 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   return c;
 }
 
-ModelConfig ModelConfig::from_dir(const std::string& dir) {
-  const std::string path = dir + "/config.json";
+ModelConfig ModelConfig::from_file(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw CheckpointError(path + ": cannot open (is --model a checkpoint directory?)");
+  if (!in) throw CheckpointError(path + ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
   return from_json_text(ss.str(), path);
+}
+
+ModelConfig ModelConfig::from_dir(const std::string& dir) {
+  const std::string path = dir + "/config.json";
+  if (!std::ifstream(path)) throw CheckpointError(path + ": cannot open (is --model a checkpoint directory?)");
+  return from_file(path);
 }
 
 std::vector<float> rope_inverse_frequencies(const ModelConfig& c) {

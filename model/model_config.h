@@ -46,7 +46,8 @@ struct ModelConfig {
 
   // Throws CheckpointError naming the file and the field.
   static ModelConfig from_json_text(const std::string& text, const std::string& where);
-  static ModelConfig from_dir(const std::string& dir);
+  static ModelConfig from_file(const std::string& path);  // a config.json
+  static ModelConfig from_dir(const std::string& dir);    // dir/config.json
 };
 
 // Inverse frequencies for RoPE of one head (head_dim / 2 values), with llama3 scaling applied.

@@ -10,14 +10,14 @@ namespace lockstep {
 
 double SamplerRng::uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
 
-SampledToken sample_token(const float* logits, int vocab, const SamplingParams& p, SamplerRng& rng) {
+int sample_token(const float* logits, int vocab, const SamplingParams& p, SamplerRng& rng) {
   const bool greedy = p.temperature < 1e-5f;
   const float t = greedy ? 1.0f : p.temperature;
   float max_logit = -INFINITY;
   int best = 0;
   for (int i = 0; i < vocab; ++i)
     if (logits[i] > max_logit) { max_logit = logits[i]; best = i; }
-  if (greedy) return {best};
+  if (greedy) return best;
   std::vector<double> prob(vocab);
   double z = 0;
   for (int i = 0; i < vocab; ++i) z += (prob[i] = std::exp((logits[i] - max_logit) / t));
@@ -25,8 +25,8 @@ SampledToken sample_token(const float* logits, int vocab, const SamplingParams& 
   if (p.min_p <= 0.0f && p.top_k <= 0 && p.top_p >= 1.0f) {  // the whole distribution: no order needed
     double u = rng.uniform();
     for (int i = 0; i < vocab; ++i)
-      if ((u -= prob[i]) < 0) return {i};
-    return {best};  // rounding left u >= 0
+      if ((u -= prob[i]) < 0) return i;
+    return best;  // rounding left u >= 0
   }
 
   std::vector<int> order(vocab);
@@ -55,9 +55,9 @@ SampledToken sample_token(const float* logits, int vocab, const SamplingParams& 
   double u = rng.uniform() * mass;
   for (std::size_t i = 0; i < keep; ++i) {
     u -= prob[order[i]];
-    if (u < 0) return {order[i]};
+    if (u < 0) return order[i];
   }
-  return {order[keep - 1]};
+  return order[keep - 1];
 }
 
 void apply_penalties(float* logits, int vocab, const SamplingParams& p, std::span<const int> prompt,

@@ -57,13 +57,9 @@ class SamplerRng {
   std::mt19937_64 engine_;
 };
 
-struct SampledToken {
-  int id = 0;
-};
-
-// Greedy is an argmax (no softmax over the vocabulary: it runs for every row of every step);
+// The id drawn from one row of logits. Greedy is an argmax (no softmax over the vocabulary: it runs for every row of every step);
 // sampling without top-k/top-p/min-p draws in index order, without sorting. Log-probabilities
 // for the API come from token_logprobs.
-SampledToken sample_token(const float* logits, int vocab, const SamplingParams& params, SamplerRng& rng);
+int sample_token(const float* logits, int vocab, const SamplingParams& params, SamplerRng& rng);
 
 }  // namespace lockstep

@@ -90,7 +90,7 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan
           row = penalised.data();
         }
         SamplerRng rng(plan.sample_seeds[r]);
-        out[r].id = sample_token(row, V, sp, rng).id;
+        out[r].id = sample_token(row, V, sp, rng);
         if (sp.logprobs >= 0) out[r].logprobs = token_logprobs(raw, V, out[r].id, sp.logprobs);
       }
     };

@@ -15,7 +15,7 @@ const std::vector<float> kLogits = {1.0f, 3.0f, 2.0f, 0.5f, 2.9f};
 std::vector<double> frequencies(const SamplingParams& p, int draws, std::uint64_t seed = 7) {
   SamplerRng rng(seed);
   std::vector<double> f(kLogits.size(), 0.0);
-  for (int i = 0; i < draws; ++i) f[sample_token(kLogits.data(), kLogits.size(), p, rng).id] += 1.0 / draws;
+  for (int i = 0; i < draws; ++i) f[sample_token(kLogits.data(), kLogits.size(), p, rng)] += 1.0 / draws;
   return f;
 }
 
@@ -23,7 +23,7 @@ TEST(Sampler, GreedyPicksArgmax) {
   SamplerRng rng(1);
   SamplingParams p;
   p.temperature = 0.0f;
-  EXPECT_EQ(sample_token(kLogits.data(), kLogits.size(), p, rng).id, 1);
+  EXPECT_EQ(sample_token(kLogits.data(), kLogits.size(), p, rng), 1);
 }
 
 TEST(Sampler, FollowsTheSoftmax) {
