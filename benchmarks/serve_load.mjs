@@ -4,6 +4,9 @@
 // MAX_TOKENS new tokens (EOS ignored) are kept C at a time in flight; prints the columns
 // deployment reports use — concurrency, prompt length, max tokens, TTFT (mean/p50/p99), tok/s
 // per request, total time, total tokens — and the aggregate output tok/s.
+// tok/s per request is (tokens - 1) / (last token - first token) averaged over the requests whose
+// tokens came in more than one network read; when a fast server delivers every stream in one read
+// there is no decode span to time and the column says n/a (null in the JSON), never 0.
 // usage: node benchmarks/serve_load.mjs --url http://HOST:PORT/v1 --model NAME
 //          [--concurrency 1,8,16,32] [--prompt-len 128] [--max-tokens 256] [--requests N (default 4 x C)]
 //          [--vocab 1000] [--api-key KEY] [--json FILE]
@@ -77,7 +80,7 @@ async function level(o, c) {
     concurrency: c, prompt_len: o.promptLen, max_tokens: o.maxTokens, requests: total,
     ttft_mean_s: ttft.reduce((a, b) => a + b, 0) / ttft.length, ttft_p50_s: quantile(ttft, 0.5),
     ttft_p99_s: quantile(ttft, 0.99),
-    tok_s_per_request: perRequest.reduce((a, b) => a + b, 0) / Math.max(1, perRequest.length),
+    tok_s_per_request: perRequest.length ? perRequest.reduce((a, b) => a + b, 0) / perRequest.length : null,
     total_time_s: seconds, total_tokens: tokens, output_tok_s: tokens / seconds,
   };
 }
@@ -92,7 +95,7 @@ for (const c of o.levels) {
   rows.push(r);
   console.log(cols.map((k) => {
     const v = r[k];
-    const s = Number.isInteger(v) ? String(v) : v.toFixed(3);
+    const s = v === null ? "n/a" : Number.isInteger(v) ? String(v) : v.toFixed(3);
     return s.padStart(k.length < 10 ? 10 : k.length);
   }).join(" "));
 }
