@@ -155,47 +155,59 @@ void run_timed(benchmark::State& state, double bytes, double flops, Op&& op) {
 
 // ---- The ops.
 
-// qkv carries Qwen2's bias, as in the model.
-void bm_linear(benchmark::State& state, std::int64_t rows, std::int64_t in, std::int64_t out, bool bias) {
-  DeviceBuffer x = filled<float>(rows * in, 1), w = filled<bf16>(in * out, 2);
-  DeviceBuffer b = filled<bf16>(out, 3), y(DeviceKind::Cuda, rows * out * sizeof(float));
-  const double bytes = 2.0 * in * out + 4.0 * rows * in + 4.0 * rows * out + (bias ? 2.0 * out : 0.0);
+// As the model calls them: q|k|v, gate|up and down read bf16 activations (the norms and
+// silu_mul write bf16), o and lm_head fp32 ones (rounded to bf16 by linear first).
+void bm_linear(benchmark::State& state, std::int64_t rows, std::int64_t in, std::int64_t out, bool fp32_input) {
+  DeviceBuffer x = fp32_input ? filled<float>(rows * in, 1) : filled<bf16>(rows * in, 1);
+  DeviceBuffer w = filled<bf16>(in * out, 2), y(DeviceKind::Cuda, rows * out * sizeof(float));
+  const double bytes = 2.0 * in * out + (fp32_input ? 4.0 : 2.0) * rows * in + 4.0 * rows * out;
   run_timed(state, bytes, 2.0 * rows * in * out, [&] {
-    cuda::linear(*g.ctx, as<float>(x), rows, in, as<bf16>(w), out, bias ? as<bf16>(b) : nullptr, as<float>(y));
+    if (fp32_input) cuda::linear(*g.ctx, as<float>(x), rows, in, as<bf16>(w), out, nullptr, as<float>(y));
+    else cuda::linear(*g.ctx, as<bf16>(x), rows, in, as<bf16>(w), out, nullptr, as<float>(y));
   });
 }
 
+// Into bf16, as before each linear.
 void bm_rms_norm(benchmark::State& state, std::int64_t rows, bool add) {
   const std::int64_t n = rows * kHidden;
   DeviceBuffer x = filled<float>(n, 4), delta = filled<float>(n, 5);
-  DeviceBuffer w = filled<bf16>(kHidden, 6), y(DeviceKind::Cuda, n * sizeof(float));
+  DeviceBuffer w = filled<bf16>(kHidden, 6), y(DeviceKind::Cuda, n * sizeof(bf16));
   // rms_norm reads x, writes y; add_rms_norm also reads delta and writes the residual back.
-  const double bytes = (add ? 4.0 : 2.0) * 4.0 * n + 2.0 * kHidden;
+  const double bytes = (add ? 3.0 : 1.0) * 4.0 * n + 2.0 * n + 2.0 * kHidden;
   run_timed(state, bytes, 0, [&] {
-    if (add) cuda::add_rms_norm(*g.ctx, as<float>(x), as<float>(delta), rows, kHidden, as<bf16>(w), kEps, as<float>(y));
-    else cuda::rms_norm(*g.ctx, as<float>(x), rows, kHidden, as<bf16>(w), kEps, as<float>(y));
+    if (add) cuda::add_rms_norm(*g.ctx, as<float>(x), as<float>(delta), rows, kHidden, as<bf16>(w), kEps, as<bf16>(y));
+    else cuda::rms_norm(*g.ctx, as<float>(x), rows, kHidden, as<bf16>(w), kEps, as<bf16>(y));
   });
 }
 
+// Fused gate|up in, bf16 out (the down projection's input).
 void bm_silu_mul(benchmark::State& state, std::int64_t rows) {
   const std::int64_t n = rows * kInter;
-  DeviceBuffer gate = filled<float>(n, 7), up = filled<float>(n, 8), out(DeviceKind::Cuda, n * sizeof(float));
-  run_timed(state, 3.0 * 4.0 * n, 0,
-            [&] { cuda::silu_mul(*g.ctx, as<float>(gate), as<float>(up), n, as<float>(out)); });
+  DeviceBuffer gate_up = filled<float>(2 * n, 7), out(DeviceKind::Cuda, n * sizeof(bf16));
+  run_timed(state, 2.0 * 4.0 * n + 2.0 * n, 0,
+            [&] { cuda::silu_mul(*g.ctx, as<float>(gate_up), rows, kInter, as<bf16>(out)); });
 }
 
-void bm_apply_rope(benchmark::State& state, std::int64_t tokens) {
-  DeviceBuffer x = filled<float>(tokens * kHeads * kHeadDim, 9);
+void bm_split_qkv_rope_cache(benchmark::State& state, std::int64_t tokens) {
+  const std::int64_t width = (kHeads + 2 * kKvHeads) * kHeadDim, kv_row = kKvHeads * kHeadDim;
+  DeviceBuffer qkv = filled<float>(tokens * width, 9), bias = filled<bf16>(width, 15);
+  DeviceBuffer q(DeviceKind::Cuda, tokens * kHeads * kHeadDim * sizeof(float));
+  DeviceBuffer k_cache(DeviceKind::Cuda, tokens * kv_row * sizeof(float));
+  DeviceBuffer v_cache(DeviceKind::Cuda, tokens * kv_row * sizeof(float));
   std::vector<int> positions(tokens);
   std::iota(positions.begin(), positions.end(), 1000);
+  std::vector<std::int64_t> slots(tokens);
+  std::iota(slots.begin(), slots.end(), 0);
   std::vector<float> inv_freq(kHeadDim / 2);
   for (std::int64_t i = 0; i < kHeadDim / 2; ++i)
     inv_freq[i] = std::pow(kRopeTheta, -2.0f * static_cast<float>(i) / static_cast<float>(kHeadDim));
-  DeviceBuffer pos = to_device(positions), freq = to_device(inv_freq);
-  // x is rotated in place (read + written); a rotation keeps the values bounded over iterations.
-  const double bytes = 2.0 * 4.0 * tokens * kHeads * kHeadDim + 4.0 * tokens + 4.0 * (kHeadDim / 2);
+  DeviceBuffer pos = to_device(positions), freq = to_device(inv_freq), d_slots = to_device(slots);
+  // Reads the fused rows, writes q and the K/V rows.
+  const double bytes = 2.0 * 4.0 * tokens * width + 2.0 * width + 12.0 * tokens;
   run_timed(state, bytes, 0, [&] {
-    cuda::apply_rope(*g.ctx, as<float>(x), tokens, kHeads, kHeadDim, as<int>(pos), as<float>(freq));
+    cuda::split_qkv_rope_cache(*g.ctx, as<float>(qkv), tokens, kHeads, kKvHeads, kHeadDim, as<bf16>(bias),
+                               as<int>(pos), as<float>(freq), as<std::int64_t>(d_slots), as<float>(q),
+                               as<float>(k_cache), as<float>(v_cache));
   });
 }
 
@@ -238,24 +250,27 @@ void register_benchmarks() {
   struct Shape {
     const char* name;
     std::int64_t in, out;
-    bool bias;
+    bool fp32_input;
   };
-  const Shape shapes[] = {{"qkv", kHidden, (kHeads + 2 * kKvHeads) * kHeadDim, true},
+  const Shape shapes[] = {{"qkv", kHidden, (kHeads + 2 * kKvHeads) * kHeadDim, false},
+                          {"o", kHeads * kHeadDim, kHidden, true},
                           {"gate_up", kHidden, 2 * kInter, false},
                           {"down", kInter, kHidden, false},
-                          {"lm_head", kHidden, kVocab, false}};
+                          {"lm_head", kHidden, kVocab, true}};
   for (const std::int64_t rows : {1, 32, 4096})
     for (const Shape& s : shapes)
       add("linear/" + std::string(s.name) + ":" + std::to_string(s.in) + "x" + std::to_string(s.out) +
               "/rows:" + std::to_string(rows),
-          [=](benchmark::State& st) { bm_linear(st, rows, s.in, s.out, s.bias); });
+          [=](benchmark::State& st) { bm_linear(st, rows, s.in, s.out, s.fp32_input); });
   for (const bool add_first : {false, true})
     for (const std::int64_t rows : {1, 32, 4096})
       add(std::string(add_first ? "add_rms_norm" : "rms_norm") + "/rows:" + std::to_string(rows),
           [=](benchmark::State& st) { bm_rms_norm(st, rows, add_first); });
   for (const std::int64_t rows : {32, 4096})
     add("silu_mul/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_silu_mul(st, rows); });
-  add("apply_rope/tokens:32", [](benchmark::State& st) { bm_apply_rope(st, 32); });
+  for (const std::int64_t tokens : {1, 32})
+    add("split_qkv_rope_cache/tokens:" + std::to_string(tokens),
+        [=](benchmark::State& st) { bm_split_qkv_rope_cache(st, tokens); });
   for (const std::int64_t context : {1024, 4096})
     for (const std::int64_t batch : {1, 8, 32})
       add("paged_attention/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context),

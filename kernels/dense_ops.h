@@ -32,18 +32,19 @@ void embedding(const int* ids, std::int64_t tokens, const bf16* table, std::int6
 // ids[r] = the index of the largest of logits[r, 0 .. vocab) (the first one on ties).
 void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids);
 
-// Rotates x[tokens, heads, head_dim] in place by position (rotate-half / NeoX layout, as
-// transformers' Llama and Qwen2): pairs (i, i + head_dim/2) with frequency inv_freq[i].
-void apply_rope(float* x, std::int64_t tokens, std::int64_t heads, std::int64_t head_dim, const int* positions,
-                const float* inv_freq);
+// The attention inputs of a fused q|k|v projection: qkv[tokens, (q_heads + 2 kv_heads) * head_dim]
+// holds each token's q heads, then k heads, then v heads. Adds bias (nullable, same layout),
+// rotates q and k by position (rotate-half / NeoX layout, as transformers' Llama and Qwen2:
+// pairs (i, i + head_dim/2) with frequency inv_freq[i]), writes q[tokens, q_heads, head_dim]
+// and token t's k/v rows to slot slots[t] (= block * block_size + offset) of the layer's paged
+// caches, each [num_blocks, block_size, kv_heads, head_dim].
+void split_qkv_rope_cache(const float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads,
+                          std::int64_t head_dim, const bf16* bias, const int* positions, const float* inv_freq,
+                          const std::int64_t* slots, float* q, float* k_cache, float* v_cache);
 
-// out[n] = silu(gate[n]) * up[n].
-void silu_mul(const float* gate, const float* up, std::int64_t n, float* out);
-
-// Paged KV cache of one layer: [num_blocks, block_size, kv_heads, head_dim] for K and for V.
-// Writes token t's k/v rows to slot slots[t] (= block * block_size + offset).
-void kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v, std::int64_t tokens,
-                    std::int64_t kv_heads, std::int64_t head_dim, const std::int64_t* slots);
+// out[rows, ffn] = silu(gate) * up, where gate_up[rows, 2 ffn] holds each row's gate then up
+// (the fused gate|up projection).
+void silu_mul(const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out);
 
 // Causal GQA attention over the paged cache: token t (of sequence seq_of[t], at position
 // pos[t]) attends to positions [0, pos[t]] of its sequence, whose blocks are
@@ -70,16 +71,26 @@ void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int
 void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
                std::int64_t vocab_rows, std::int64_t hidden, float* out);
 void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids);
-void apply_rope(GpuContext& ctx, float* x, std::int64_t tokens, std::int64_t heads, std::int64_t head_dim,
-                const int* positions, const float* inv_freq);
-void silu_mul(GpuContext& ctx, const float* gate, const float* up, std::int64_t n, float* out);
-void kv_cache_write(GpuContext& ctx, float* k_cache, float* v_cache, const float* k, const float* v,
-                    std::int64_t tokens, std::int64_t kv_heads, std::int64_t head_dim, const std::int64_t* slots);
+void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens, std::int64_t q_heads,
+                          std::int64_t kv_heads, std::int64_t head_dim, const bf16* bias, const int* positions,
+                          const float* inv_freq, const std::int64_t* slots, float* q, float* k_cache, float* v_cache);
+void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out);
 // head_dim <= 256. max_context: an upper bound of pos[t] + 1 over the tokens (0: the block
 // tables' capacity); contexts longer than 64 are split across blocks and merged (scratch).
 void paged_attention(GpuContext& ctx, const float* q, const float* k_cache, const float* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
                      float* out, std::int64_t max_context = 0);
+
+// bf16 activations: linear rounds its input to bf16 anyway, so an op whose output only feeds
+// linears may write bf16 itself (these rms_norm, add_rms_norm and silu_mul) and the linear take
+// it as it is (the bf16* x linear): the same numbers with one conversion pass fewer.
+void linear(GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+            const bf16* bias, float* y);
+void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
+              bf16* y);
+void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int64_t rows, std::int64_t dim,
+                  const bf16* weight, float eps, bf16* y);
+void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, bf16* out);
 
 }  // namespace lockstep::cuda

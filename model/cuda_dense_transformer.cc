@@ -45,13 +45,14 @@ T* upload_async(DeviceBuffer& b, const std::vector<T>& host, cudaStream_t stream
 }  // namespace
 
 struct CudaDenseTransformer::Layer {
-  DeviceBuffer input_norm, post_norm, q, k, v, q_bias, k_bias, v_bias, o, gate, up, down;
+  DeviceBuffer input_norm, post_norm, qkv, qkv_bias, o, gate_up, down;
   DeviceBuffer k_cache, v_cache;
 };
 
-// Per-step activations and batch metadata, grown to the largest step seen.
+// Per-step activations and batch metadata, grown to the largest step seen. x (the normed
+// hidden state) and act (silu(gate) * up) only feed linears, so they are bf16.
 struct CudaDenseTransformer::Workspace {
-  DeviceBuffer h, x, out, q, k, v, att, gate, up, rows, local_logits, gathered;
+  DeviceBuffer h, x, out, qkv, q, att, gate_up, act, rows, local_logits, gathered;
   DeviceBuffer ids, positions, seq_of, tables, slots;
   // Pinned host memory for the logits: pageable copies run at a fraction of PCIe speed, and
   // at batch 32 x 152k vocabulary a step moves 19 MB.
@@ -96,15 +97,10 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
     auto L = std::make_unique<Layer>();
     L->input_norm = upload(h.input_norm);
     L->post_norm = upload(h.post_norm);
-    L->q = upload(h.q);
-    L->k = upload(h.k);
-    L->v = upload(h.v);
-    L->q_bias = upload(h.q_bias);
-    L->k_bias = upload(h.k_bias);
-    L->v_bias = upload(h.v_bias);
+    L->qkv = upload(h.qkv);
+    L->qkv_bias = upload(h.qkv_bias);
     L->o = upload(h.o);
-    L->gate = upload(h.gate);
-    L->up = upload(h.up);
+    L->gate_up = upload(h.gate_up);
     L->down = upload(h.down);
     layer_.push_back(std::move(L));
     progress.layer_done(l - layers.begin + 1, layers.size());
@@ -121,10 +117,10 @@ std::uint64_t CudaDenseTransformer::kv_block_bytes() const {
 std::uint64_t CudaDenseTransformer::workspace_bytes(int max_tokens, int max_rows) const {
   const std::uint64_t T = max_tokens, R = max_rows, H = config_.hidden_size, hd = config_.head_dim;
   const std::uint64_t qh = slice_.q_heads, kvh = slice_.kv_heads, F = slice_.ffn, VR = slice_.vocab_rows;
-  const std::uint64_t per_token = 3 * H + 2 * qh * hd + 2 * kvh * hd + 2 * F;  // h x out q att k v gate up
-  const std::uint64_t bf16_copy = T * std::max({H, F, qh * hd}) * 2;           // linear's rounded input
+  const std::uint64_t fp32_per_token = 2 * H + (qh + 2 * kvh) * hd + 2 * qh * hd + 2 * F;  // h out qkv q att gate_up
+  const std::uint64_t bf16_per_token = H + F + qh * hd;  // x, act, the attention output rounded for o
   const std::uint64_t logits = R * (H + VR * (1 + static_cast<std::uint64_t>(tp_.size())));
-  const std::uint64_t bytes = (T * per_token + logits) * sizeof(float) + bf16_copy;
+  const std::uint64_t bytes = (T * fp32_per_token + logits) * sizeof(float) + T * bf16_per_token * sizeof(bf16);
   return bytes + bytes / 2 + (512ull << 20);  // growth slack, cuBLAS and NCCL internals
 }
 
@@ -140,22 +136,17 @@ void CudaDenseTransformer::allocate_kv_cache(int num_blocks) {
   }
 }
 
-void CudaDenseTransformer::attention(Layer& L, std::int64_t T, float* x, float* out) {
+void CudaDenseTransformer::attention(Layer& L, std::int64_t T, const bf16* x, float* out) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size, hd = config_.head_dim, qh = slice_.q_heads, kvh = slice_.kv_heads;
+  float* qkv = ensure<float>(w.qkv, T * (qh + 2 * kvh) * hd);
   float* q = ensure<float>(w.q, T * qh * hd);
-  float* k = ensure<float>(w.k, T * kvh * hd);
-  float* v = ensure<float>(w.v, T * kvh * hd);
   float* att = ensure<float>(w.att, T * qh * hd);
-  cuda::linear(ctx_, x, T, H, bf16_ptr(L.q), qh * hd, bf16_ptr(L.q_bias), q);
-  cuda::linear(ctx_, x, T, H, bf16_ptr(L.k), kvh * hd, bf16_ptr(L.k_bias), k);
-  cuda::linear(ctx_, x, T, H, bf16_ptr(L.v), kvh * hd, bf16_ptr(L.v_bias), v);
   const int* positions = static_cast<const int*>(w.positions.data());
-  const float* inv_freq = static_cast<const float*>(inv_freq_.data());
-  cuda::apply_rope(ctx_, q, T, qh, hd, positions, inv_freq);
-  cuda::apply_rope(ctx_, k, T, kvh, hd, positions, inv_freq);
-  cuda::kv_cache_write(ctx_, static_cast<float*>(L.k_cache.data()), static_cast<float*>(L.v_cache.data()), k, v, T,
-                       kvh, hd, static_cast<const std::int64_t*>(w.slots.data()));
+  cuda::linear(ctx_, x, T, H, bf16_ptr(L.qkv), (qh + 2 * kvh) * hd, nullptr, qkv);
+  cuda::split_qkv_rope_cache(ctx_, qkv, T, qh, kvh, hd, bf16_ptr(L.qkv_bias), positions,
+                             static_cast<const float*>(inv_freq_.data()), static_cast<const std::int64_t*>(w.slots.data()),
+                             q, static_cast<float*>(L.k_cache.data()), static_cast<float*>(L.v_cache.data()));
   cuda::paged_attention(ctx_, q, static_cast<const float*>(L.k_cache.data()), static_cast<const float*>(L.v_cache.data()),
                         T, qh, kvh, hd, block_size_, static_cast<const int*>(w.seq_of.data()), positions,
                         static_cast<const int*>(w.tables.data()), max_blocks_, 1.0f / std::sqrt(static_cast<float>(hd)),
@@ -164,15 +155,14 @@ void CudaDenseTransformer::attention(Layer& L, std::int64_t T, float* x, float* 
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
 
-void CudaDenseTransformer::mlp(Layer& L, std::int64_t T, float* x, float* out) {
+void CudaDenseTransformer::mlp(Layer& L, std::int64_t T, const bf16* x, float* out) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size, F = slice_.ffn;
-  float* gate = ensure<float>(w.gate, T * F);
-  float* up = ensure<float>(w.up, T * F);
-  cuda::linear(ctx_, x, T, H, bf16_ptr(L.gate), F, nullptr, gate);
-  cuda::linear(ctx_, x, T, H, bf16_ptr(L.up), F, nullptr, up);
-  cuda::silu_mul(ctx_, gate, up, T * F, gate);
-  cuda::linear(ctx_, gate, T, F, bf16_ptr(L.down), H, nullptr, out);
+  float* gate_up = ensure<float>(w.gate_up, T * 2 * F);
+  bf16* act = ensure<bf16>(w.act, T * F);
+  cuda::linear(ctx_, x, T, H, bf16_ptr(L.gate_up), 2 * F, nullptr, gate_up);
+  cuda::silu_mul(ctx_, gate_up, T, F, act);
+  cuda::linear(ctx_, act, T, F, bf16_ptr(L.down), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
 
@@ -190,7 +180,7 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
   upload_async(w.tables, b.block_tables, stream);
   upload_async(w.slots, slots, stream);
   float* h = ensure<float>(w.h, T * H);
-  float* x = ensure<float>(w.x, T * H);
+  bf16* x = ensure<bf16>(w.x, T * H);
   float* out = ensure<float>(w.out, T * H);
   if (pp_.rank() == 0) {
     cuda::embedding(ctx_, ids, T, bf16_ptr(embed_), slice_.vocab_begin, slice_.vocab_rows, H, h);
@@ -220,9 +210,11 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
   const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows, V = config_.vocab_size;
   if (R == 0) return {};
   float* rows = ensure<float>(w.rows, R * H);
-  for (std::int64_t i = 0; i < R; ++i)
-    LS_CUDA_CHECK(cudaMemcpyAsync(rows + i * H, h + static_cast<std::int64_t>(b.logit_rows[i]) * H, H * sizeof(float),
-                                  cudaMemcpyDeviceToDevice, stream));
+  for (std::int64_t i = 0, run; i < R; i += run) {  // one copy per run of consecutive rows (all of a decode step)
+    for (run = 1; i + run < R && b.logit_rows[i + run] == b.logit_rows[i] + run;) ++run;
+    LS_CUDA_CHECK(cudaMemcpyAsync(rows + i * H, h + static_cast<std::int64_t>(b.logit_rows[i]) * H,
+                                  run * H * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+  }
   cuda::rms_norm(ctx_, rows, R, H, bf16_ptr(final_norm_), eps, rows);
   float* local = ensure<float>(w.local_logits, R * VR);
   cuda::linear(ctx_, rows, R, H, bf16_ptr(lm_head_), VR, nullptr, local);

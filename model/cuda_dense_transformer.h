@@ -41,8 +41,8 @@ class CudaDenseTransformer final : public ForwardModel {
  private:
   struct Layer;
   struct Workspace;
-  void attention(Layer& L, std::int64_t T, float* x, float* out);
-  void mlp(Layer& L, std::int64_t T, float* x, float* out);
+  void attention(Layer& L, std::int64_t T, const bf16* x, float* out);
+  void mlp(Layer& L, std::int64_t T, const bf16* x, float* out);
 
   ModelConfig config_;
   TensorParallelSlice slice_;

@@ -55,14 +55,12 @@ void DenseTransformer::embed(const ForwardBatch& b, std::vector<float>& h) {
 void DenseTransformer::attention(Layer& L, const ForwardBatch& b, const std::vector<float>& x, std::vector<float>& out) {
   const std::int64_t T = b.token_ids.size(), H = config_.hidden_size, hd = config_.head_dim;
   const std::int64_t qh = slice_.q_heads, kvh = slice_.kv_heads;
-  std::vector<float> q(T * qh * hd), k(T * kvh * hd), v(T * kvh * hd), att(T * qh * hd);
-  cpu::linear(x.data(), T, H, L.q.data(), qh * hd, L.q_bias.empty() ? nullptr : L.q_bias.data(), q.data());
-  cpu::linear(x.data(), T, H, L.k.data(), kvh * hd, L.k_bias.empty() ? nullptr : L.k_bias.data(), k.data());
-  cpu::linear(x.data(), T, H, L.v.data(), kvh * hd, L.v_bias.empty() ? nullptr : L.v_bias.data(), v.data());
-  cpu::apply_rope(q.data(), T, qh, hd, b.positions.data(), inv_freq_.data());
-  cpu::apply_rope(k.data(), T, kvh, hd, b.positions.data(), inv_freq_.data());
+  std::vector<float> qkv(T * (qh + 2 * kvh) * hd), q(T * qh * hd), att(T * qh * hd);
+  cpu::linear(x.data(), T, H, L.qkv.data(), (qh + 2 * kvh) * hd, nullptr, qkv.data());
   const std::vector<std::int64_t> slots = kv_cache_slots(b, block_size_, num_kv_blocks_);
-  cpu::kv_cache_write(L.k_cache.data(), L.v_cache.data(), k.data(), v.data(), T, kvh, hd, slots.data());
+  cpu::split_qkv_rope_cache(qkv.data(), T, qh, kvh, hd, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(),
+                            b.positions.data(), inv_freq_.data(), slots.data(), q.data(), L.k_cache.data(),
+                            L.v_cache.data());
   cpu::paged_attention(q.data(), L.k_cache.data(), L.v_cache.data(), T, qh, kvh, hd, block_size_,
                        b.seq_of_token.data(), b.positions.data(), b.block_tables.data(), b.max_blocks,
                        1.0f / std::sqrt(static_cast<float>(hd)), att.data());
@@ -73,12 +71,11 @@ void DenseTransformer::attention(Layer& L, const ForwardBatch& b, const std::vec
 
 void DenseTransformer::mlp(Layer& L, const std::vector<float>& x, std::int64_t T, std::vector<float>& out) {
   const std::int64_t H = config_.hidden_size, F = slice_.ffn;
-  std::vector<float> gate(T * F), up(T * F);
-  cpu::linear(x.data(), T, H, L.gate.data(), F, nullptr, gate.data());
-  cpu::linear(x.data(), T, H, L.up.data(), F, nullptr, up.data());
-  cpu::silu_mul(gate.data(), up.data(), T * F, gate.data());
+  std::vector<float> gate_up(T * 2 * F), act(T * F);
+  cpu::linear(x.data(), T, H, L.gate_up.data(), 2 * F, nullptr, gate_up.data());
+  cpu::silu_mul(gate_up.data(), T, F, act.data());
   out.resize(T * H);
-  cpu::linear(gate.data(), T, F, L.down.data(), H, nullptr, out.data());
+  cpu::linear(act.data(), T, F, L.down.data(), H, nullptr, out.data());
   if (tp_.size() > 1) tp_.all_reduce(out.data(), out.data(), out.size(), DType::F32, ReduceOp::Sum);
 }
 

@@ -1,12 +1,26 @@
 // Weight slicing and reading (see layer_weights.h).
 #include "model/layer_weights.h"
 
+#include <initializer_list>
 #include <string>
 #include <utility>
 
 #include "kernels/log.h"
 
 namespace lockstep {
+namespace {
+
+// The parts one after the other (row-major [out, in] slices stack by output rows).
+std::vector<bf16> stacked(std::initializer_list<std::vector<bf16>> parts) {
+  std::size_t n = 0;
+  for (const auto& p : parts) n += p.size();
+  std::vector<bf16> all;
+  all.reserve(n);
+  for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+  return all;
+}
+
+}  // namespace
 
 TensorParallelSlice TensorParallelSlice::make(const ModelConfig& c, int r, int n) {
   auto bad = [&](const std::string& what) {
@@ -47,17 +61,16 @@ LayerWeights read_layer_weights(const ModelConfig& c, const WeightSource& w, con
   LayerWeights L;
   L.input_norm = w.read_all(p + "input_layernorm.weight", {H});
   L.post_norm = w.read_all(p + "post_attention_layernorm.weight", {H});
-  L.q = w.read(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H);
-  L.k = w.read(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H);
-  L.v = w.read(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H);
-  if (c.attention_bias) {
-    L.q_bias = w.read(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1);
-    L.k_bias = w.read(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1);
-    L.v_bias = w.read(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1);
-  }
+  L.qkv = stacked({w.read(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H),
+                    w.read(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H),
+                    w.read(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H)});
+  if (c.attention_bias)
+    L.qkv_bias = stacked({w.read(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1),
+                          w.read(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1),
+                          w.read(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1)});
   L.o = w.read(p + "self_attn.o_proj.weight", {H, QH}, 0, H, q0, q1);
-  L.gate = w.read(p + "mlp.gate_proj.weight", {I, H}, f0, f1, 0, H);
-  L.up = w.read(p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H);
+  L.gate_up = stacked({w.read(p + "mlp.gate_proj.weight", {I, H}, f0, f1, 0, H),
+                       w.read(p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H)});
   L.down = w.read(p + "mlp.down_proj.weight", {H, I}, 0, H, f0, f1);
   return L;
 }

@@ -26,13 +26,16 @@ struct TensorParallelSlice {
   static TensorParallelSlice make(const ModelConfig& c, int tp_rank, int tp_size);
 };
 
-// One decoder layer's weights as this rank holds them (bf16, row-major, [out, in]).
+// One decoder layer's weights as this rank holds them (bf16, row-major, [out, in]). The
+// projections that read the same input are stacked by output rows, so each is one GEMM (with
+// a wider, more efficient output at decode): q|k|v and gate|up.
 struct LayerWeights {
-  std::vector<bf16> input_norm, post_norm;               // [hidden]
-  std::vector<bf16> q, k, v, q_bias, k_bias, v_bias;     // [heads * head_dim, hidden]; biases when the config has them
-  std::vector<bf16> o;                                   // [hidden, q_heads * head_dim]
-  std::vector<bf16> gate, up;                            // [ffn, hidden]
-  std::vector<bf16> down;                                // [hidden, ffn]
+  std::vector<bf16> input_norm, post_norm;  // [hidden]
+  std::vector<bf16> qkv;                    // [(q_heads + 2 kv_heads) * head_dim, hidden]: q rows, k rows, v rows
+  std::vector<bf16> qkv_bias;               // [(q_heads + 2 kv_heads) * head_dim] when the config has biases
+  std::vector<bf16> o;                      // [hidden, q_heads * head_dim]
+  std::vector<bf16> gate_up;                // [2 ffn, hidden]: gate rows, then up rows
+  std::vector<bf16> down;                   // [hidden, ffn]
 };
 LayerWeights read_layer_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int layer);
 

@@ -58,33 +58,35 @@ void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids
   }
 }
 
-void apply_rope(float* x, std::int64_t tokens, std::int64_t heads, std::int64_t head_dim, const int* positions,
-                const float* inv_freq) {
-  const std::int64_t half = head_dim / 2;
+void split_qkv_rope_cache(const float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads,
+                          std::int64_t head_dim, const bf16* bias, const int* positions, const float* inv_freq,
+                          const std::int64_t* slots, float* q, float* k_cache, float* v_cache) {
+  const std::int64_t half = head_dim / 2, rotated = q_heads + kv_heads, row = (rotated + kv_heads) * head_dim;
+  const std::int64_t kv_row = kv_heads * head_dim;
+  std::vector<float> x(row);
   for (std::int64_t t = 0; t < tokens; ++t) {
+    for (std::int64_t e = 0; e < row; ++e) x[e] = qkv[t * row + e] + (bias ? bf16_to_float(bias[e]) : 0.0f);
     for (std::int64_t i = 0; i < half; ++i) {
       const float angle = static_cast<float>(positions[t]) * inv_freq[i];
       const float c = std::cos(angle), s = std::sin(angle);
-      for (std::int64_t h = 0; h < heads; ++h) {
-        float* v = x + (t * heads + h) * head_dim;
+      for (std::int64_t h = 0; h < rotated; ++h) {  // q heads, then k heads
+        float* v = x.data() + h * head_dim;
         const float a = v[i], b = v[i + half];
         v[i] = a * c - b * s;
         v[i + half] = b * c + a * s;
       }
     }
+    std::copy(x.begin(), x.begin() + q_heads * head_dim, q + t * q_heads * head_dim);
+    std::copy(x.begin() + q_heads * head_dim, x.begin() + rotated * head_dim, k_cache + slots[t] * kv_row);
+    std::copy(x.begin() + rotated * head_dim, x.end(), v_cache + slots[t] * kv_row);
   }
 }
 
-void silu_mul(const float* gate, const float* up, std::int64_t n, float* out) {
-  for (std::int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-}
-
-void kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v, std::int64_t tokens,
-                    std::int64_t kv_heads, std::int64_t head_dim, const std::int64_t* slots) {
-  const std::int64_t row = kv_heads * head_dim;
-  for (std::int64_t t = 0; t < tokens; ++t) {
-    std::copy(k + t * row, k + (t + 1) * row, k_cache + slots[t] * row);
-    std::copy(v + t * row, v + (t + 1) * row, v_cache + slots[t] * row);
+void silu_mul(const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* gate = gate_up + r * 2 * ffn;
+    const float* up = gate + ffn;
+    for (std::int64_t i = 0; i < ffn; ++i) out[r * ffn + i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
   }
 }
 

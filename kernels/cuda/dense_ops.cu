@@ -17,6 +17,11 @@ namespace {
 constexpr int kWarp = 32;
 
 const __nv_bfloat16* as_bf16(const bf16* p) { return reinterpret_cast<const __nv_bfloat16*>(p); }
+__nv_bfloat16* as_bf16(bf16* p) { return reinterpret_cast<__nv_bfloat16*>(p); }
+
+// An activation written as fp32, or rounded to bf16 for a linear that reads it.
+__device__ void store(float* p, float v) { *p = v; }
+__device__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 unsigned blocks_for(std::int64_t n, int threads) {
   return static_cast<unsigned>((n + threads - 1) / threads);
@@ -53,8 +58,9 @@ __global__ void add_bias_kernel(float* y, std::int64_t rows, std::int64_t out, c
 }
 
 // One block per row. With `delta`, residual += delta first (and is written back).
+template <typename Out>
 __global__ void rms_norm_kernel(float* x, const float* delta, std::int64_t dim, const __nv_bfloat16* weight,
-                                float eps, float* y) {
+                                float eps, Out* y) {
   float* xr = x + blockIdx.x * dim;
   const float* dr = delta ? delta + blockIdx.x * dim : nullptr;
   float ss = 0.0f;
@@ -64,8 +70,8 @@ __global__ void rms_norm_kernel(float* x, const float* delta, std::int64_t dim, 
     ss += v * v;
   }
   const float inv = rsqrtf(block_sum(ss) / static_cast<float>(dim) + eps);
-  float* yr = y + blockIdx.x * dim;
-  for (std::int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * inv * __bfloat162float(weight[i]);
+  Out* yr = y + blockIdx.x * dim;
+  for (std::int64_t i = threadIdx.x; i < dim; i += blockDim.x) store(yr + i, xr[i] * inv * __bfloat162float(weight[i]));
 }
 
 __global__ void embedding_kernel(const int* ids, const __nv_bfloat16* table, std::int64_t vocab_begin,
@@ -101,34 +107,41 @@ __global__ void argmax_kernel(const float* logits, std::int64_t vocab, int* ids)
   }
 }
 
-// One thread per (token, head, i < head_dim / 2): rotates the pair (i, i + half).
-__global__ void rope_kernel(float* x, std::int64_t tokens, std::int64_t heads, std::int64_t head_dim,
-                            const int* positions, const float* inv_freq) {
-  const std::int64_t half = head_dim / 2;
-  const std::int64_t n = tokens * heads * half;
-  const std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (g >= n) return;
-  const std::int64_t i = g % half, th = g / half, t = th / heads;
-  float s, c;
-  sincosf(static_cast<float>(positions[t]) * inv_freq[i], &s, &c);
-  float* v = x + th * head_dim;
-  const float a = v[i], b = v[i + half];
-  v[i] = a * c - b * s;
-  v[i + half] = b * c + a * s;
+// One block per token: its fused q|k|v row plus bias; threads take the (head, i < head_dim / 2)
+// pairs of the q and k heads (rotated, to q or the K cache) and then the V elements.
+__global__ void split_qkv_rope_cache_kernel(const float* qkv, std::int64_t q_heads, std::int64_t kv_heads,
+                                            std::int64_t head_dim, const __nv_bfloat16* bias, const int* positions,
+                                            const float* inv_freq, const std::int64_t* slots, float* q,
+                                            float* k_cache, float* v_cache) {
+  const std::int64_t t = blockIdx.x, half = head_dim / 2, rotated = q_heads + kv_heads;
+  const std::int64_t row = (rotated + kv_heads) * head_dim, kv_row = kv_heads * head_dim;
+  const float* x = qkv + t * row;
+  const float position = static_cast<float>(positions[t]);
+  float* k_out = k_cache + slots[t] * kv_row;
+  for (std::int64_t g = threadIdx.x; g < rotated * half; g += blockDim.x) {
+    const std::int64_t h = g / half, i = g % half, e = h * head_dim + i;
+    float a = x[e], b = x[e + half];
+    if (bias) a += __bfloat162float(bias[e]), b += __bfloat162float(bias[e + half]);
+    float s, c;
+    sincosf(position * inv_freq[i], &s, &c);
+    float* dst = h < q_heads ? q + t * q_heads * head_dim + e : k_out + e - q_heads * head_dim;
+    dst[0] = a * c - b * s;
+    dst[half] = b * c + a * s;
+  }
+  float* v_out = v_cache + slots[t] * kv_row;
+  for (std::int64_t e = threadIdx.x; e < kv_row; e += blockDim.x) {
+    const std::int64_t src = rotated * head_dim + e;
+    v_out[e] = x[src] + (bias ? __bfloat162float(bias[src]) : 0.0f);
+  }
 }
 
-__global__ void silu_mul_kernel(const float* gate, const float* up, std::int64_t n, float* out) {
+template <typename Out>
+__global__ void silu_mul_kernel(const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-}
-
-__global__ void kv_write_kernel(float* k_cache, float* v_cache, const float* k, const float* v, std::int64_t tokens,
-                                std::int64_t row, const std::int64_t* slots) {
-  const std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (g >= tokens * row) return;
-  const std::int64_t t = g / row, e = g % row;
-  k_cache[slots[t] * row + e] = k[g];
-  v_cache[slots[t] * row + e] = v[g];
+  if (i >= rows * ffn) return;
+  const std::int64_t r = i / ffn, j = i % ffn;
+  const float gate = gate_up[r * 2 * ffn + j], up = gate_up[r * 2 * ffn + ffn + j];
+  store(out + i, gate / (1.0f + expf(-gate)) * up);
 }
 
 // One block per (token, head, split); the split covers positions [split * split_len, +split_len)
@@ -229,17 +242,14 @@ __global__ void combine_splits_kernel(const float* partial, int splits, int head
 
 }  // namespace
 
-void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+void linear(GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y) {
   if (rows == 0 || out == 0) return;  // e.g. a step whose prefill chunks sample no row
-  auto* xb = static_cast<__nv_bfloat16*>(ctx.scratch(static_cast<std::size_t>(rows * in) * sizeof(__nv_bfloat16)));
-  to_bf16_kernel<<<blocks_for(rows * in, 256), 256, 0, ctx.stream()>>>(x, rows * in, xb);
-  check_launch();
   // Row-major y[rows, out] is column-major [out, rows] = w[out, in] . x^T: A = w read as the
   // column-major [in, out] it is in memory, transposed.
   const float alpha = 1.0f, beta = 0.0f;
   LS_CUBLAS_CHECK(cublasGemmEx(ctx.blas(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
-                               static_cast<int>(in), &alpha, w, CUDA_R_16BF, static_cast<int>(in), xb, CUDA_R_16BF,
+                               static_cast<int>(in), &alpha, w, CUDA_R_16BF, static_cast<int>(in), x, CUDA_R_16BF,
                                static_cast<int>(in), &beta, y, CUDA_R_32F, static_cast<int>(out), CUBLAS_COMPUTE_32F,
                                CUBLAS_GEMM_DEFAULT));
   if (bias) {
@@ -248,25 +258,55 @@ void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in,
   }
 }
 
+void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+            const bf16* bias, float* y) {
+  if (rows == 0 || out == 0) return;
+  auto* xb = static_cast<bf16*>(ctx.scratch(static_cast<std::size_t>(rows * in) * sizeof(bf16)));
+  to_bf16_kernel<<<blocks_for(rows * in, 256), 256, 0, ctx.stream()>>>(x, rows * in, as_bf16(xb));
+  check_launch();
+  linear(ctx, xb, rows, in, w, out, bias, y);
+}
+
 namespace {
 int norm_threads(std::int64_t dim) { return dim >= 4096 ? 1024 : dim >= 1024 ? 512 : 128; }
 }  // namespace
 
-void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
-              float* y) {
+namespace {
+
+template <typename Out>
+void launch_rms_norm(GpuContext& ctx, float* x, const float* delta, std::int64_t rows, std::int64_t dim,
+                     const bf16* weight, float eps, Out* y) {
   if (rows == 0) return;
-  // x is only read when delta is null.
-  rms_norm_kernel<<<static_cast<unsigned>(rows), norm_threads(dim), 0, ctx.stream()>>>(
-      const_cast<float*>(x), nullptr, dim, as_bf16(weight), eps, y);
+  rms_norm_kernel<<<static_cast<unsigned>(rows), norm_threads(dim), 0, ctx.stream()>>>(x, delta, dim, as_bf16(weight),
+                                                                                      eps, y);
   check_launch();
 }
 
+template <typename Out>
+void launch_silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
+  if (rows * ffn == 0) return;
+  silu_mul_kernel<<<blocks_for(rows * ffn, 256), 256, 0, ctx.stream()>>>(gate_up, rows, ffn, out);
+  check_launch();
+}
+
+}  // namespace
+
+// x is only read when delta is null.
+void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
+              float* y) {
+  launch_rms_norm(ctx, const_cast<float*>(x), nullptr, rows, dim, weight, eps, y);
+}
+void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
+              bf16* y) {
+  launch_rms_norm(ctx, const_cast<float*>(x), nullptr, rows, dim, weight, eps, as_bf16(y));
+}
 void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int64_t rows, std::int64_t dim,
                   const bf16* weight, float eps, float* y) {
-  if (rows == 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(rows), norm_threads(dim), 0, ctx.stream()>>>(residual, delta, dim,
-                                                                                      as_bf16(weight), eps, y);
-  check_launch();
+  launch_rms_norm(ctx, residual, delta, rows, dim, weight, eps, y);
+}
+void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int64_t rows, std::int64_t dim,
+                  const bf16* weight, float eps, bf16* y) {
+  launch_rms_norm(ctx, residual, delta, rows, dim, weight, eps, as_bf16(y));
 }
 
 void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
@@ -283,26 +323,21 @@ void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_
   check_launch();
 }
 
-void apply_rope(GpuContext& ctx, float* x, std::int64_t tokens, std::int64_t heads, std::int64_t head_dim,
-                const int* positions, const float* inv_freq) {
-  const std::int64_t n = tokens * heads * (head_dim / 2);
-  if (n == 0) return;
-  rope_kernel<<<blocks_for(n, 256), 256, 0, ctx.stream()>>>(x, tokens, heads, head_dim, positions, inv_freq);
+void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens, std::int64_t q_heads,
+                          std::int64_t kv_heads, std::int64_t head_dim, const bf16* bias, const int* positions,
+                          const float* inv_freq, const std::int64_t* slots, float* q, float* k_cache, float* v_cache) {
+  if (tokens == 0) return;
+  split_qkv_rope_cache_kernel<<<static_cast<unsigned>(tokens), 256, 0, ctx.stream()>>>(
+      qkv, q_heads, kv_heads, head_dim, bias ? as_bf16(bias) : nullptr, positions, inv_freq, slots, q, k_cache,
+      v_cache);
   check_launch();
 }
 
-void silu_mul(GpuContext& ctx, const float* gate, const float* up, std::int64_t n, float* out) {
-  if (n == 0) return;
-  silu_mul_kernel<<<blocks_for(n, 256), 256, 0, ctx.stream()>>>(gate, up, n, out);
-  check_launch();
+void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out) {
+  launch_silu_mul(ctx, gate_up, rows, ffn, out);
 }
-
-void kv_cache_write(GpuContext& ctx, float* k_cache, float* v_cache, const float* k, const float* v,
-                    std::int64_t tokens, std::int64_t kv_heads, std::int64_t head_dim, const std::int64_t* slots) {
-  const std::int64_t row = kv_heads * head_dim;
-  if (tokens * row == 0) return;
-  kv_write_kernel<<<blocks_for(tokens * row, 256), 256, 0, ctx.stream()>>>(k_cache, v_cache, k, v, tokens, row, slots);
-  check_launch();
+void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, bf16* out) {
+  launch_silu_mul(ctx, gate_up, rows, ffn, as_bf16(out));
 }
 
 void paged_attention(GpuContext& ctx, const float* q, const float* k_cache, const float* v_cache, std::int64_t tokens,

@@ -7,6 +7,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "kernels/dense_ops.h"
@@ -76,9 +77,23 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
   }
 }
 
+std::vector<float> to_float(const std::vector<bf16>& v) {
+  std::vector<float> f(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) f[i] = bf16_to_float(v[i]);
+  return f;
+}
+
+// A bf16 output against the fp32 reference rounded to bf16: one bf16 step (2^-8 relative) apart
+// at most, as the two sides may round a value just off the midpoint differently.
+void expect_bf16_close(const std::vector<bf16>& got, std::vector<float> want, float abs_tol, const char* what) {
+  for (float& v : want) v = bf16_to_float(float_to_bf16(v));
+  expect_close(to_float(got), want, abs_tol, 1.0f / 128, what);
+}
+
 TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnBf16RoundedInputs) {
   struct Shape { int rows, in, out; bool bias; };
-  cuda::linear(ctx(), nullptr, 0, 96, nullptr, 200, nullptr, nullptr);  // no rows: nothing to do, no error
+  cuda::linear(ctx(), static_cast<const float*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);  // no rows: no-op
+  cuda::linear(ctx(), static_cast<const bf16*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);
   ctx().synchronize();
   for (const Shape s : {Shape{1, 96, 200, false}, Shape{7, 96, 200, true}, Shape{64, 256, 384, true},
                         Shape{3, 3584, 512, false}, Shape{1, 18944, 64, false}}) {
@@ -88,11 +103,17 @@ TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnBf16RoundedInputs) {
     const std::vector<bf16> bias = normal_bf16(s.out, 1.0f);
     float* y = poisoned<float>(static_cast<std::size_t>(s.rows) * s.out);
     cuda::linear(ctx(), dev(x), s.rows, s.in, dev(w), s.out, s.bias ? dev(bias) : nullptr, y);
-    // The GPU rounds x to bf16 before its GEMM: the reference sees the same rounded x.
-    for (float& v : x) v = bf16_to_float(float_to_bf16(v));
+    // The GPU rounds x to bf16 before its GEMM: the reference sees the same rounded x, and the
+    // bf16-input linear gets it already rounded.
+    std::vector<bf16> xb(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) xb[i] = float_to_bf16(x[i]), x[i] = bf16_to_float(xb[i]);
+    float* y_bf16_in = poisoned<float>(static_cast<std::size_t>(s.rows) * s.out);
+    cuda::linear(ctx(), dev(xb), s.rows, s.in, dev(w), s.out, s.bias ? dev(bias) : nullptr, y_bf16_in);
     std::vector<float> want(static_cast<std::size_t>(s.rows) * s.out);
     cpu::linear(x.data(), s.rows, s.in, w.data(), s.out, s.bias ? bias.data() : nullptr, want.data());
-    expect_close(host(y, want.size()), want, 1e-4f * std::sqrt(static_cast<float>(s.in)), 1e-3f, "linear");
+    const float abs_tol = 1e-4f * std::sqrt(static_cast<float>(s.in));
+    expect_close(host(y, want.size()), want, abs_tol, 1e-3f, "linear");
+    expect_close(host(y_bf16_in, want.size()), want, abs_tol, 1e-3f, "linear, bf16 input");
   }
 }
 
@@ -119,6 +140,16 @@ TEST_F(CudaDenseOps, RmsNormAndFusedAddRmsNorm) {
       cuda::add_rms_norm(ctx(), d_residual, dev(delta), rows, dim, dev(w), 1e-6f, y2);
       expect_close(host(d_residual, n), residual, 0.0f, 0.0f, "add_rms_norm residual");
       expect_close(host(y2, n), want_y, 1e-5f, 1e-5f, "add_rms_norm output");
+
+      // bf16 outputs (what feeds the next linear).
+      bf16* yb = poisoned<bf16>(n);
+      cuda::rms_norm(ctx(), dev(x), rows, dim, dev(w), 1e-6f, yb);
+      expect_bf16_close(host(yb, n), want, 1e-5f, "rms_norm, bf16 output");
+      float* d_residual2 = dev(x);
+      bf16* yb2 = poisoned<bf16>(n);
+      cuda::add_rms_norm(ctx(), d_residual2, dev(delta), rows, dim, dev(w), 1e-6f, yb2);
+      expect_close(host(d_residual2, n), residual, 0.0f, 0.0f, "add_rms_norm residual, bf16 output");
+      expect_bf16_close(host(yb2, n), want_y, 1e-5f, "add_rms_norm, bf16 output");
     }
 }
 
@@ -147,46 +178,56 @@ TEST_F(CudaDenseOps, ArgmaxPicksTheLargestAndTheFirstOnTies) {
   EXPECT_EQ(want, where);
 }
 
-TEST_F(CudaDenseOps, RopeRotatesLikeTheReference) {
-  for (int head_dim : {64, 128}) {
-    const int tokens = 9, heads = 4;
-    std::vector<float> inv_freq(head_dim / 2);
-    for (int i = 0; i < head_dim / 2; ++i) inv_freq[i] = std::pow(1e6f, -2.0f * i / head_dim);
+// The fused q|k|v rows of scattered tokens: bias or none, GQA and MHA, head_dim 64/128, the
+// caches' other slots untouched.
+TEST_F(CudaDenseOps, SplitQkvRopeCache) {
+  struct Shape { int q_heads, kv_heads, head_dim; bool bias; };
+  for (const Shape s : {Shape{4, 2, 64, true}, Shape{28, 4, 128, true}, Shape{8, 8, 128, false}, Shape{2, 1, 16, false}}) {
+    SCOPED_TRACE(::testing::Message() << "heads " << s.q_heads << "/" << s.kv_heads << " head_dim " << s.head_dim
+                                      << (s.bias ? " bias" : ""));
+    const int blocks = 8, block_size = 16, tokens = 9;
+    const std::int64_t width = static_cast<std::int64_t>(s.q_heads + 2 * s.kv_heads) * s.head_dim;
+    const std::size_t kv_row = static_cast<std::size_t>(s.kv_heads) * s.head_dim;
+    const std::size_t cache = static_cast<std::size_t>(blocks) * block_size * kv_row;
+    std::vector<float> inv_freq(s.head_dim / 2);
+    for (int i = 0; i < s.head_dim / 2; ++i) inv_freq[i] = std::pow(1e6f, -2.0f * i / s.head_dim);
     const std::vector<int> positions = {0, 1, 2, 17, 100, 511, 1000, 4095, 3};
-    std::vector<float> x = normal(static_cast<std::size_t>(tokens) * heads * head_dim);
-    float* d = dev(x);
-    cuda::apply_rope(ctx(), d, tokens, heads, head_dim, dev(positions), dev(inv_freq));
-    cpu::apply_rope(x.data(), tokens, heads, head_dim, positions.data(), inv_freq.data());
-    expect_close(host(d, x.size()), x, 2e-4f, 1e-4f, "apply_rope");
+    std::vector<std::int64_t> all(blocks * block_size);
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), rng_);
+    const std::vector<std::int64_t> slots(all.begin(), all.begin() + tokens);
+    const std::vector<float> qkv = normal(tokens * width);
+    const std::vector<bf16> bias = normal_bf16(width, 1.0f);
+    std::vector<float> k_cache = normal(cache), v_cache = normal(cache);  // old contents stay where not written
+    float* dk = dev(k_cache);
+    float* dv = dev(v_cache);
+    float* q = poisoned<float>(static_cast<std::size_t>(tokens) * s.q_heads * s.head_dim);
+    cuda::split_qkv_rope_cache(ctx(), dev(qkv), tokens, s.q_heads, s.kv_heads, s.head_dim,
+                               s.bias ? dev(bias) : nullptr, dev(positions), dev(inv_freq), dev(slots), q, dk, dv);
+    std::vector<float> want_q(static_cast<std::size_t>(tokens) * s.q_heads * s.head_dim);
+    cpu::split_qkv_rope_cache(qkv.data(), tokens, s.q_heads, s.kv_heads, s.head_dim, s.bias ? bias.data() : nullptr,
+                              positions.data(), inv_freq.data(), slots.data(), want_q.data(), k_cache.data(),
+                              v_cache.data());
+    expect_close(host(q, want_q.size()), want_q, 2e-4f, 1e-4f, "q");
+    expect_close(host(dk, cache), k_cache, 2e-4f, 1e-4f, "k_cache");
+    expect_close(host(dv, cache), v_cache, 0.0f, 0.0f, "v_cache");
   }
 }
 
-TEST_F(CudaDenseOps, SiluMul) {
-  for (std::size_t n : {std::size_t{1}, std::size_t{1000}, std::size_t{1} << 20}) {
-    const std::vector<float> gate = normal(n, 4.0f), up = normal(n);
+TEST_F(CudaDenseOps, SiluMulOfFusedGateUp) {
+  for (const auto [rows, ffn] : {std::pair{1, 1}, std::pair{3, 1000}, std::pair{32, 9472}}) {
+    SCOPED_TRACE(::testing::Message() << "rows " << rows << " ffn " << ffn);
+    const std::size_t n = static_cast<std::size_t>(rows) * ffn;
+    const std::vector<float> gate_up = normal(2 * n, 4.0f);
     std::vector<float> want(n);
-    cpu::silu_mul(gate.data(), up.data(), n, want.data());
+    cpu::silu_mul(gate_up.data(), rows, ffn, want.data());
     float* out = poisoned<float>(n);
-    cuda::silu_mul(ctx(), dev(gate), dev(up), n, out);
+    cuda::silu_mul(ctx(), dev(gate_up), rows, ffn, out);
     expect_close(host(out, n), want, 1e-6f, 1e-5f, "silu_mul");
+    bf16* out_bf16 = poisoned<bf16>(n);
+    cuda::silu_mul(ctx(), dev(gate_up), rows, ffn, out_bf16);
+    expect_bf16_close(host(out_bf16, n), want, 1e-6f, "silu_mul, bf16 output");
   }
-}
-
-TEST_F(CudaDenseOps, KvCacheWriteToScatteredSlots) {
-  const int kv_heads = 2, head_dim = 64, blocks = 8, block_size = 16, tokens = 21;
-  const std::size_t row = kv_heads * head_dim, cache = static_cast<std::size_t>(blocks) * block_size * row;
-  std::vector<std::int64_t> all(blocks * block_size);
-  std::iota(all.begin(), all.end(), 0);
-  std::shuffle(all.begin(), all.end(), rng_);
-  const std::vector<std::int64_t> slots(all.begin(), all.begin() + tokens);
-  const std::vector<float> k = normal(tokens * row), v = normal(tokens * row);
-  std::vector<float> k_cache = normal(cache), v_cache = normal(cache);  // old contents stay where not written
-  float* dk = dev(k_cache);
-  float* dv = dev(v_cache);
-  cuda::kv_cache_write(ctx(), dk, dv, dev(k), dev(v), tokens, kv_heads, head_dim, dev(slots));
-  cpu::kv_cache_write(k_cache.data(), v_cache.data(), k.data(), v.data(), tokens, kv_heads, head_dim, slots.data());
-  expect_close(host(dk, cache), k_cache, 0.0f, 0.0f, "k_cache");
-  expect_close(host(dv, cache), v_cache, 0.0f, 0.0f, "v_cache");
 }
 
 // Decode (one token per sequence) and a causal prefill chunk, GQA and MHA, over shuffled blocks.
