@@ -167,6 +167,20 @@ void bm_linear(benchmark::State& state, std::int64_t rows, std::int64_t in, std:
   });
 }
 
+// The peer of the decode-sized linears (which take kernels/cuda/gemv.h's GEMV): cuBLAS' bf16
+// GEMM on the same shape and bf16 input, as cuda::linear called it before.
+void bm_cublas_linear(benchmark::State& state, std::int64_t rows, std::int64_t in, std::int64_t out) {
+  DeviceBuffer x = filled<bf16>(rows * in, 1), w = filled<bf16>(in * out, 2);
+  DeviceBuffer y(DeviceKind::Cuda, rows * out * sizeof(float));
+  const float alpha = 1.0f, beta = 0.0f;
+  run_timed(state, 2.0 * in * out + 2.0 * rows * in + 4.0 * rows * out, 2.0 * rows * in * out, [&] {
+    LS_CUBLAS_CHECK(cublasGemmEx(g.ctx->blas(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
+                                 static_cast<int>(in), &alpha, w.data(), CUDA_R_16BF, static_cast<int>(in), x.data(),
+                                 CUDA_R_16BF, static_cast<int>(in), &beta, y.data(), CUDA_R_32F, static_cast<int>(out),
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  });
+}
+
 // Into bf16, as before each linear.
 void bm_rms_norm(benchmark::State& state, std::int64_t rows, bool add) {
   const std::int64_t n = rows * kHidden;
@@ -192,8 +206,8 @@ void bm_split_qkv_rope_cache(benchmark::State& state, std::int64_t tokens) {
   const std::int64_t width = (kHeads + 2 * kKvHeads) * kHeadDim, kv_row = kKvHeads * kHeadDim;
   DeviceBuffer qkv = filled<float>(tokens * width, 9), bias = filled<bf16>(width, 15);
   DeviceBuffer q(DeviceKind::Cuda, tokens * kHeads * kHeadDim * sizeof(float));
-  DeviceBuffer k_cache(DeviceKind::Cuda, tokens * kv_row * sizeof(float));
-  DeviceBuffer v_cache(DeviceKind::Cuda, tokens * kv_row * sizeof(float));
+  DeviceBuffer k_cache(DeviceKind::Cuda, tokens * kv_row * sizeof(bf16));
+  DeviceBuffer v_cache(DeviceKind::Cuda, tokens * kv_row * sizeof(bf16));
   std::vector<int> positions(tokens);
   std::iota(positions.begin(), positions.end(), 1000);
   std::vector<std::int64_t> slots(tokens);
@@ -202,12 +216,13 @@ void bm_split_qkv_rope_cache(benchmark::State& state, std::int64_t tokens) {
   for (std::int64_t i = 0; i < kHeadDim / 2; ++i)
     inv_freq[i] = std::pow(kRopeTheta, -2.0f * static_cast<float>(i) / static_cast<float>(kHeadDim));
   DeviceBuffer pos = to_device(positions), freq = to_device(inv_freq), d_slots = to_device(slots);
-  // Reads the fused rows, writes q and the K/V rows.
-  const double bytes = 2.0 * 4.0 * tokens * width + 2.0 * width + 12.0 * tokens;
+  // Reads the fused rows, writes q (fp32) and the K/V rows (bf16).
+  const double bytes = 4.0 * tokens * width + 4.0 * tokens * kHeads * kHeadDim + 2.0 * 2.0 * tokens * kv_row +
+                       2.0 * width + 12.0 * tokens;
   run_timed(state, bytes, 0, [&] {
     cuda::split_qkv_rope_cache(*g.ctx, as<float>(qkv), tokens, kHeads, kKvHeads, kHeadDim, as<bf16>(bias),
                                as<int>(pos), as<float>(freq), as<std::int64_t>(d_slots), as<float>(q),
-                               as<float>(k_cache), as<float>(v_cache));
+                               as<bf16>(k_cache), as<bf16>(v_cache));
   });
 }
 
@@ -216,7 +231,7 @@ void bm_split_qkv_rope_cache(benchmark::State& state, std::int64_t tokens) {
 void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context) {
   const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
   const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
-  DeviceBuffer k = filled<float>(cache_floats, 10), v = filled<float>(cache_floats, 11);
+  DeviceBuffer k = filled<bf16>(cache_floats, 10), v = filled<bf16>(cache_floats, 11);
   DeviceBuffer q = filled<float>(batch * kHeads * kHeadDim, 12);
   DeviceBuffer out(DeviceKind::Cuda, batch * kHeads * kHeadDim * sizeof(float));
   std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
@@ -224,10 +239,10 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
   std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
   std::iota(seq_of.begin(), seq_of.end(), 0);
   DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
-  const double bytes = 2.0 * 4.0 * batch * context * kKvHeads * kHeadDim;  // K and V read
+  const double bytes = 2.0 * 2.0 * batch * context * kKvHeads * kHeadDim;  // K and V read (bf16)
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   run_timed(state, bytes, 0, [&] {
-    cuda::paged_attention(*g.ctx, as<float>(q), as<float>(k), as<float>(v), batch, kHeads, kKvHeads, kHeadDim,
+    cuda::paged_attention(*g.ctx, as<float>(q), as<bf16>(k), as<bf16>(v), batch, kHeads, kKvHeads, kHeadDim,
                           kBlockSize, as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale,
                           as<float>(out));
   });
@@ -257,11 +272,17 @@ void register_benchmarks() {
                           {"gate_up", kHidden, 2 * kInter, false},
                           {"down", kInter, kHidden, false},
                           {"lm_head", kHidden, kVocab, true}};
-  for (const std::int64_t rows : {1, 32, 4096})
-    for (const Shape& s : shapes)
-      add("linear/" + std::string(s.name) + ":" + std::to_string(s.in) + "x" + std::to_string(s.out) +
-              "/rows:" + std::to_string(rows),
+  auto shape_name = [](const Shape& s) {
+    return std::string(s.name) + ":" + std::to_string(s.in) + "x" + std::to_string(s.out);
+  };
+  for (const std::int64_t rows : {1, 4, 32, 4096})
+    for (const Shape& s : shapes) {
+      add("linear/" + shape_name(s) + "/rows:" + std::to_string(rows),
           [=](benchmark::State& st) { bm_linear(st, rows, s.in, s.out, s.fp32_input); });
+      if (rows <= 4)
+        add("cublas_linear/" + shape_name(s) + "/rows:" + std::to_string(rows),
+            [=](benchmark::State& st) { bm_cublas_linear(st, rows, s.in, s.out); });
+    }
   for (const bool add_first : {false, true})
     for (const std::int64_t rows : {1, 32, 4096})
       add(std::string(add_first ? "add_rms_norm" : "rms_norm") + "/rows:" + std::to_string(rows),

@@ -60,8 +60,9 @@ namespace lockstep::cuda {
 
 // Same contracts as cpu::, every pointer on the context's GPU; enqueued on ctx.stream() (read
 // results after ctx.synchronize()); zero rows or tokens are a no-op. linear rounds x to bf16
-// and runs a cuBLAS bf16 GEMM with fp32 accumulation (so it differs from cpu::linear by that
-// rounding); the others compute in fp32 exactly as cpu:: does, up to the order of sums.
+// and multiplies with fp32 accumulation (so it differs from cpu::linear by that rounding): a
+// cuBLAS bf16 GEMM, or for decode-sized steps a bandwidth-bound GEMV (kernels/cuda/gemv.h); the
+// others compute in fp32 exactly as cpu:: does, up to the order of sums.
 void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y);
 void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
@@ -71,13 +72,16 @@ void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int
 void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
                std::int64_t vocab_rows, std::int64_t hidden, float* out);
 void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids);
+void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out);
+// The GPU's KV cache is bf16 (the model's dtype, as transformers and vLLM keep it): k and v are
+// rounded as they are written, and attention reads them as written.
 void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens, std::int64_t q_heads,
                           std::int64_t kv_heads, std::int64_t head_dim, const bf16* bias, const int* positions,
-                          const float* inv_freq, const std::int64_t* slots, float* q, float* k_cache, float* v_cache);
-void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out);
+                          const float* inv_freq, const std::int64_t* slots, float* q, bf16* k_cache, bf16* v_cache);
 // head_dim <= 256. max_context: an upper bound of pos[t] + 1 over the tokens (0: the block
-// tables' capacity); contexts longer than 64 are split across blocks and merged (scratch).
-void paged_attention(GpuContext& ctx, const float* q, const float* k_cache, const float* v_cache, std::int64_t tokens,
+// tables' capacity); when the batch alone does not fill the GPU, contexts are split across
+// blocks and merged (scratch).
+void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
                      float* out, std::int64_t max_context = 0);

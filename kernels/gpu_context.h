@@ -26,6 +26,8 @@ class GpuContext {
   int gpu() const { return gpu_; }
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t blas() const { return blas_; }
+  // Streaming multiprocessors of the GPU (how many blocks a grid needs to fill it).
+  int sm_count() const { return sm_count_; }
   // At least `bytes` of device memory, valid until the next call (work already enqueued on
   // stream() may still use the old block: growing synchronizes the stream first).
   void* scratch(std::size_t bytes);
@@ -37,6 +39,7 @@ class GpuContext {
   cudaStream_t stream_ = nullptr;
   bool owns_stream_ = true;
   cublasHandle_t blas_ = nullptr;
+  int sm_count_ = 0;
   DeviceBuffer scratch_;
 };
 

@@ -110,7 +110,7 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
 CudaDenseTransformer::~CudaDenseTransformer() = default;
 
 std::uint64_t CudaDenseTransformer::kv_block_bytes() const {
-  return static_cast<std::uint64_t>(block_size_) * slice_.kv_heads * config_.head_dim * sizeof(float) * 2 *
+  return static_cast<std::uint64_t>(block_size_) * slice_.kv_heads * config_.head_dim * sizeof(bf16) * 2 *
          std::max<std::size_t>(layer_.size(), 1);
 }
 
@@ -127,7 +127,7 @@ std::uint64_t CudaDenseTransformer::workspace_bytes(int max_tokens, int max_rows
 void CudaDenseTransformer::allocate_kv_cache(int num_blocks) {
   num_kv_blocks_ = num_blocks;
   const std::size_t bytes =
-      static_cast<std::size_t>(num_blocks) * block_size_ * slice_.kv_heads * config_.head_dim * sizeof(float);
+      static_cast<std::size_t>(num_blocks) * block_size_ * slice_.kv_heads * config_.head_dim * sizeof(bf16);
   for (auto& L : layer_) {
     L->k_cache = DeviceBuffer(DeviceKind::Cuda, bytes);
     L->v_cache = DeviceBuffer(DeviceKind::Cuda, bytes);
@@ -146,8 +146,8 @@ void CudaDenseTransformer::attention(Layer& L, std::int64_t T, const bf16* x, fl
   cuda::linear(ctx_, x, T, H, bf16_ptr(L.qkv), (qh + 2 * kvh) * hd, nullptr, qkv);
   cuda::split_qkv_rope_cache(ctx_, qkv, T, qh, kvh, hd, bf16_ptr(L.qkv_bias), positions,
                              static_cast<const float*>(inv_freq_.data()), static_cast<const std::int64_t*>(w.slots.data()),
-                             q, static_cast<float*>(L.k_cache.data()), static_cast<float*>(L.v_cache.data()));
-  cuda::paged_attention(ctx_, q, static_cast<const float*>(L.k_cache.data()), static_cast<const float*>(L.v_cache.data()),
+                             q, static_cast<bf16*>(L.k_cache.data()), static_cast<bf16*>(L.v_cache.data()));
+  cuda::paged_attention(ctx_, q, bf16_ptr(L.k_cache), bf16_ptr(L.v_cache),
                         T, qh, kvh, hd, block_size_, static_cast<const int*>(w.seq_of.data()), positions,
                         static_cast<const int*>(w.tables.data()), max_blocks_, 1.0f / std::sqrt(static_cast<float>(hd)),
                         att, max_context_);

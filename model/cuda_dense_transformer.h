@@ -1,6 +1,6 @@
 // The qwen2 / llama forward pass of one rank on its GPU (CUDA backend): the same stage, slices
 // and batch contract as DenseTransformer (the CPU reference), with weights and the paged KV
-// cache in device memory, the cuda:: ops on the collectives' stream (so NCCL all-reduces and
+// cache (bf16, as transformers and vLLM keep it) in device memory, the cuda:: ops on the collectives' stream (so NCCL all-reduces and
 // pipeline send/recv are ordered with the kernels without host waits), and the logits copied
 // back to the host for the sampler. Only in CUDA builds; needs NCCL collectives.
 #pragma once

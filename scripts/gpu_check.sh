@@ -4,7 +4,9 @@
 # reference), parity (transformers fixtures on the CUDA backend, the model stage and the whole
 # engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4), serve (the OpenAI-client end-to-end test on GPUs, needs 4 GPUs
 # and node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
-# (transformers' generate() on the same shapes, in the same call).
+# (transformers' generate() on the same shapes, in the same call), offline (1k-in/1k-out
+# throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
+# DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one).
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
 set -uo pipefail
 out=$1; shift
@@ -51,6 +53,19 @@ for s in $steps; do
         tests/fixtures/models/qwen2-tiny /tmp/decode 1 "1 32" 128 256 -- --device cuda \
         >"$out/decode.txt" 2>&1
       step decode "rc=$?"; cat "$out/decode.txt"; tail -3 /tmp/decode/req_1_256.log ;;
+    offline)
+      MAX_NUM_SEQS=256 bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
+        benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline 1 256 1024 1024 \
+        -- --device cuda >"$out/offline.txt" 2>&1
+      step offline "rc=$?"; cat "$out/offline.txt"; grep -E 'KV cache|error' /tmp/offline/*.log | head -3 ;;
+    scaling)
+      for np in 2 4; do
+        [ "$np" -le "$gpus" ] || continue
+        bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-llama-70b.json \
+          tests/fixtures/models/llama-tiny "/tmp/scaling$np" "$np" "1" 128 256 -- --device cuda -tp "$np" \
+          >"$out/scaling_tp$np.txt" 2>&1
+        step "scaling tp$np" "rc=$?"; cat "$out/scaling_tp$np.txt"
+      done ;;
     peer)
       py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
       CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_decode.py benchmarks/configs/deepseek-r1-distill-qwen-7b.json \

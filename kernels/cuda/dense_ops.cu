@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/gemv.h"
 #include "kernels/dense_ops.h"
 #include "kernels/gpu_context.h"
 
@@ -112,26 +113,29 @@ __global__ void argmax_kernel(const float* logits, std::int64_t vocab, int* ids)
 __global__ void split_qkv_rope_cache_kernel(const float* qkv, std::int64_t q_heads, std::int64_t kv_heads,
                                             std::int64_t head_dim, const __nv_bfloat16* bias, const int* positions,
                                             const float* inv_freq, const std::int64_t* slots, float* q,
-                                            float* k_cache, float* v_cache) {
+                                            __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
   const std::int64_t t = blockIdx.x, half = head_dim / 2, rotated = q_heads + kv_heads;
   const std::int64_t row = (rotated + kv_heads) * head_dim, kv_row = kv_heads * head_dim;
   const float* x = qkv + t * row;
   const float position = static_cast<float>(positions[t]);
-  float* k_out = k_cache + slots[t] * kv_row;
+  __nv_bfloat16* k_out = k_cache + slots[t] * kv_row;
   for (std::int64_t g = threadIdx.x; g < rotated * half; g += blockDim.x) {
     const std::int64_t h = g / half, i = g % half, e = h * head_dim + i;
     float a = x[e], b = x[e + half];
     if (bias) a += __bfloat162float(bias[e]), b += __bfloat162float(bias[e + half]);
     float s, c;
     sincosf(position * inv_freq[i], &s, &c);
-    float* dst = h < q_heads ? q + t * q_heads * head_dim + e : k_out + e - q_heads * head_dim;
-    dst[0] = a * c - b * s;
-    dst[half] = b * c + a * s;
+    const float lo = a * c - b * s, hi = b * c + a * s;
+    if (h < q_heads) {
+      q[t * q_heads * head_dim + e] = lo, q[t * q_heads * head_dim + e + half] = hi;
+    } else {
+      store(k_out + e - q_heads * head_dim, lo), store(k_out + e - q_heads * head_dim + half, hi);
+    }
   }
-  float* v_out = v_cache + slots[t] * kv_row;
+  __nv_bfloat16* v_out = v_cache + slots[t] * kv_row;
   for (std::int64_t e = threadIdx.x; e < kv_row; e += blockDim.x) {
     const std::int64_t src = rotated * head_dim + e;
-    v_out[e] = x[src] + (bias ? __bfloat162float(bias[src]) : 0.0f);
+    store(v_out + e, x[src] + (bias ? __bfloat162float(bias[src]) : 0.0f));
   }
 }
 
@@ -144,77 +148,97 @@ __global__ void silu_mul_kernel(const float* gate_up, std::int64_t rows, std::in
   store(out + i, gate / (1.0f + expf(-gate)) * up);
 }
 
-// One block per (token, head, split); the split covers positions [split * split_len, +split_len)
-// of the token's context. Each warp walks its share of them (warp, warp + warps, ...) with an
-// online softmax (lane l holds dims l, l + 32, ... below head_dim), then the warps merge. With
-// one split (contexts up to 64 positions) the block writes the output; otherwise its unnormalised partial (max, sum, acc) for
-// combine_splits_kernel (flash-decoding: long contexts use many SMs even at batch 1).
-// kPerLane = ceil(head_dim / 32).
-template <int kPerLane>
-__global__ void paged_attention_kernel(const float* q, const float* k_cache, const float* v_cache, int head_dim,
-                                       std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
-                                       const int* seq_of, const int* pos, const int* block_tables,
-                                       std::int64_t max_blocks, float scale, int split_len, float* out,
-                                       float* partial) {
+// One block per (token, KV head, split, chunk of that KV head's query heads): the split covers
+// positions [split * split_len, +split_len) of the token's context, and the block reads each of
+// those K/V rows once for up to kGroup query heads (GQA: the 7 of Qwen2-7B's KV heads share a
+// read instead of re-reading it per head). Each warp walks its share of the positions (warp,
+// warp + warps, ...) with an online softmax per head (lane l holds dims l, l + 32, ... below
+// head_dim), then the warps merge. With one split the block writes the output; otherwise its
+// unnormalised partial (max, sum, acc) per head for combine_splits_kernel (flash-decoding: long
+// contexts use many SMs even at batch 1). kPerLane = ceil(head_dim / 32).
+template <int kPerLane, int kGroup>
+__global__ void paged_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
+                                       int head_dim, std::int64_t heads, std::int64_t kv_heads,
+                                       std::int64_t block_size, const int* seq_of, const int* pos,
+                                       const int* block_tables, std::int64_t max_blocks, float scale, int split_len,
+                                       float* out, float* partial) {
   constexpr int kMaxWarps = 8, kMaxDim = kPerLane * kWarp;
   const int D = head_dim;
-  const std::int64_t t = blockIdx.x, h = blockIdx.y;
-  const std::int64_t kvh = h / (heads / kv_heads), row = kv_heads * D;
+  const std::int64_t group = heads / kv_heads, chunks = (group + kGroup - 1) / kGroup;
+  const std::int64_t t = blockIdx.x, kvh = blockIdx.y / chunks;
+  const std::int64_t h0 = kvh * group + (blockIdx.y % chunks) * kGroup;  // this block's first query head
+  const int n = static_cast<int>(min(static_cast<std::int64_t>(kGroup), kvh * group + group - h0));
+  const std::int64_t row = kv_heads * D;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
   const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
   const std::int64_t begin = static_cast<std::int64_t>(blockIdx.z) * split_len;
   const std::int64_t len = min(static_cast<std::int64_t>(pos[t]) + 1, begin + split_len);
-  const float* qh = q + (t * heads + h) * D;
-  float qv[kPerLane], acc[kPerLane];
-  for (int j = 0; j < kPerLane; ++j) {
-    const int d = lane + j * kWarp;
-    qv[j] = d < D ? qh[d] : 0.0f;
-    acc[j] = 0.0f;
+  float qv[kGroup][kPerLane], acc[kGroup][kPerLane], m[kGroup], l[kGroup];
+#pragma unroll
+  for (int i = 0; i < kGroup; ++i) {
+    m[i] = -INFINITY, l[i] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+      const int d = lane + j * kWarp;
+      qv[i][j] = i < n && d < D ? q[(t * heads + h0 + i) * D + d] : 0.0f;
+      acc[i][j] = 0.0f;
+    }
   }
-  float m = -INFINITY, l = 0.0f;
   for (std::int64_t p = begin + warp; p < len; p += warps) {
     const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
-    const float* kp = k_cache + slot * row + kvh * D;
-    const float* vp = v_cache + slot * row + kvh * D;
-    float dot = 0.0f;
-    for (int j = 0; j < kPerLane; ++j)
-      if (lane + j * kWarp < D) dot += qv[j] * kp[lane + j * kWarp];
-    const float s = warp_sum(dot) * scale;
-    const float m_new = fmaxf(m, s);
-    const float correction = expf(m - m_new), w = expf(s - m_new);
-    l = l * correction + w;
-    for (int j = 0; j < kPerLane; ++j)
-      if (lane + j * kWarp < D) acc[j] = acc[j] * correction + w * vp[lane + j * kWarp];
-    m = m_new;
-  }
-  __shared__ float warp_m[kMaxWarps], warp_l[kMaxWarps];
-  __shared__ float warp_acc[kMaxWarps][kMaxDim];
-  if (lane == 0) warp_m[warp] = m, warp_l[warp] = l;
-  for (int j = 0; j < kPerLane; ++j) warp_acc[warp][lane + j * kWarp] = acc[j];
-  __syncthreads();
-  float M = -INFINITY;
-  for (int w = 0; w < warps; ++w) M = fmaxf(M, warp_m[w]);
-  float L = 0.0f;
-  for (int w = 0; w < warps; ++w)
-    if (warp_l[w] > 0.0f) L += warp_l[w] * expf(warp_m[w] - M);  // empty warps: l = 0
-  if (gridDim.z == 1) {
-    float* oh = out + (t * heads + h) * D;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-      float o = 0.0f;
-      for (int w = 0; w < warps; ++w)
-        if (warp_l[w] > 0.0f) o += warp_acc[w][d] * expf(warp_m[w] - M);
-      oh[d] = o / L;
+    const __nv_bfloat16* kp = k_cache + slot * row + kvh * D;
+    const __nv_bfloat16* vp = v_cache + slot * row + kvh * D;
+    float kf[kPerLane], vf[kPerLane];
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+      const int d = lane + j * kWarp;
+      kf[j] = d < D ? __bfloat162float(kp[d]) : 0.0f;
+      vf[j] = d < D ? __bfloat162float(vp[d]) : 0.0f;
     }
-    return;
+#pragma unroll
+    for (int i = 0; i < kGroup; ++i) {
+      if (i >= n) break;  // n is the same for the whole block
+      float dot = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kPerLane; ++j) dot += qv[i][j] * kf[j];
+      const float s = warp_sum(dot) * scale;
+      const float m_new = fmaxf(m[i], s);
+      const float correction = expf(m[i] - m_new), w = expf(s - m_new);
+      l[i] = l[i] * correction + w;
+#pragma unroll
+      for (int j = 0; j < kPerLane; ++j) acc[i][j] = acc[i][j] * correction + w * vf[j];
+      m[i] = m_new;
+    }
   }
-  // partial[(t, h, split)] = {max, sum, acc[D]}; an empty split has sum 0.
-  float* ph = partial + ((t * heads + h) * gridDim.z + blockIdx.z) * (D + 2);
-  if (threadIdx.x == 0) ph[0] = M, ph[1] = L;
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float o = 0.0f;
+  __shared__ float warp_m[kMaxWarps][kGroup], warp_l[kMaxWarps][kGroup];
+  __shared__ float warp_acc[kMaxWarps][kGroup][kMaxDim];
+#pragma unroll
+  for (int i = 0; i < kGroup; ++i) {
+    if (lane == 0) warp_m[warp][i] = m[i], warp_l[warp][i] = l[i];
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) warp_acc[warp][i][lane + j * kWarp] = acc[i][j];
+  }
+  __syncthreads();
+  // Thread e merges (head e / D, dim e % D) over the warps; empty warps have l = 0.
+  for (int e = threadIdx.x; e < n * D; e += blockDim.x) {
+    const int i = e / D, d = e % D;
+    float M = -INFINITY;
+    for (int w = 0; w < warps; ++w) M = fmaxf(M, warp_m[w][i]);
+    float L = 0.0f, o = 0.0f;
     for (int w = 0; w < warps; ++w)
-      if (warp_l[w] > 0.0f) o += warp_acc[w][d] * expf(warp_m[w] - M);
-    ph[2 + d] = o;
+      if (warp_l[w][i] > 0.0f) {
+        const float c = expf(warp_m[w][i] - M);
+        L += warp_l[w][i] * c;
+        o += warp_acc[w][i][d] * c;
+      }
+    const std::int64_t th = t * heads + h0 + i;
+    if (gridDim.z == 1) {
+      out[th * D + d] = o / L;
+    } else {  // partial[(t, h, split)] = {max, sum, acc[D]}; an empty split has sum 0
+      float* ph = partial + (th * gridDim.z + blockIdx.z) * (D + 2);
+      if (d == 0) ph[0] = M, ph[1] = L;
+      ph[2 + d] = o;
+    }
   }
 }
 
@@ -245,6 +269,7 @@ __global__ void combine_splits_kernel(const float* partial, int splits, int head
 void linear(GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y) {
   if (rows == 0 || out == 0) return;  // e.g. a step whose prefill chunks sample no row
+  if (gemv(ctx.stream(), x, rows, in, w, out, bias, y)) return;  // decode-sized: bandwidth-bound
   // Row-major y[rows, out] is column-major [out, rows] = w[out, in] . x^T: A = w read as the
   // column-major [in, out] it is in memory, transposed.
   const float alpha = 1.0f, beta = 0.0f;
@@ -261,6 +286,7 @@ void linear(GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, 
 void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y) {
   if (rows == 0 || out == 0) return;
+  if (gemv(ctx.stream(), x, rows, in, w, out, bias, y)) return;  // rounds x to bf16 as it reads it
   auto* xb = static_cast<bf16*>(ctx.scratch(static_cast<std::size_t>(rows * in) * sizeof(bf16)));
   to_bf16_kernel<<<blocks_for(rows * in, 256), 256, 0, ctx.stream()>>>(x, rows * in, as_bf16(xb));
   check_launch();
@@ -325,11 +351,11 @@ void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_
 
 void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens, std::int64_t q_heads,
                           std::int64_t kv_heads, std::int64_t head_dim, const bf16* bias, const int* positions,
-                          const float* inv_freq, const std::int64_t* slots, float* q, float* k_cache, float* v_cache) {
+                          const float* inv_freq, const std::int64_t* slots, float* q, bf16* k_cache, bf16* v_cache) {
   if (tokens == 0) return;
   split_qkv_rope_cache_kernel<<<static_cast<unsigned>(tokens), 256, 0, ctx.stream()>>>(
-      qkv, q_heads, kv_heads, head_dim, bias ? as_bf16(bias) : nullptr, positions, inv_freq, slots, q, k_cache,
-      v_cache);
+      qkv, q_heads, kv_heads, head_dim, bias ? as_bf16(bias) : nullptr, positions, inv_freq, slots, q, as_bf16(k_cache),
+      as_bf16(v_cache));
   check_launch();
 }
 
@@ -340,7 +366,16 @@ void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int
   launch_silu_mul(ctx, gate_up, rows, ffn, as_bf16(out));
 }
 
-void paged_attention(GpuContext& ctx, const float* q, const float* k_cache, const float* v_cache, std::int64_t tokens,
+namespace {
+
+// Query heads per block: as many as the registers allow at this head_dim.
+constexpr int attention_group(int per_lane) { return per_lane <= 4 ? 8 : 4; }
+template <int kPerLane>
+auto attention_kernel() { return paged_attention_kernel<kPerLane, attention_group(kPerLane)>; }
+
+}  // namespace
+
+void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
                      float* out, std::int64_t max_context) {
@@ -348,30 +383,36 @@ void paged_attention(GpuContext& ctx, const float* q, const float* k_cache, cons
   LS_CHECK(kv_heads > 0 && heads % kv_heads == 0, "paged_attention: heads " << heads << " not a multiple of kv_heads "
                                                                             << kv_heads);
   if (tokens == 0) return;
-  // Split long contexts so that the grid has a few blocks per SM even at batch 1.
-  constexpr int kSplitLen = 64, kMaxSplits = 64;
+  const int per_lane = static_cast<int>((head_dim + kWarp - 1) / kWarp);
+  const std::int64_t group = heads / kv_heads, max_group = attention_group(per_lane);
+  const std::int64_t head_blocks = kv_heads * ((group + max_group - 1) / max_group);
+  // Split the contexts (each split at least 32 positions, at most 64 splits) until the grid has
+  // two blocks per SM, so that batch 1 still spreads over the GPU; big batches need no split.
+  constexpr int kMinSplitLen = 32, kMaxSplits = 64;
   const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
-  const int splits = static_cast<int>(std::clamp<std::int64_t>((context + kSplitLen - 1) / kSplitLen, 1, kMaxSplits));
+  const std::int64_t wanted = (2 * ctx.sm_count() + tokens * head_blocks - 1) / (tokens * head_blocks);
+  const int splits = static_cast<int>(
+      std::clamp<std::int64_t>(std::min(wanted, (context + kMinSplitLen - 1) / kMinSplitLen), 1, kMaxSplits));
   const int split_len = static_cast<int>((context + splits - 1) / splits);
   float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *
                                                                 (head_dim + 2) * sizeof(float)))
                               : nullptr;
-  const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(heads), static_cast<unsigned>(splits));
+  const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
   constexpr int threads = 8 * kWarp;
   auto launch = [&](auto kernel) {
-    kernel<<<grid, threads, 0, ctx.stream()>>>(q, k_cache, v_cache, static_cast<int>(head_dim), heads, kv_heads,
-                                               block_size, seq_of, pos, block_tables, max_blocks, scale, split_len,
-                                               out, partial);
+    kernel<<<grid, threads, 0, ctx.stream()>>>(q, as_bf16(k_cache), as_bf16(v_cache), static_cast<int>(head_dim), heads,
+                                               kv_heads, block_size, seq_of, pos, block_tables, max_blocks, scale,
+                                               split_len, out, partial);
   };
-  switch ((head_dim + kWarp - 1) / kWarp) {
-    case 1: launch(paged_attention_kernel<1>); break;
-    case 2: launch(paged_attention_kernel<2>); break;
-    case 3: launch(paged_attention_kernel<3>); break;
-    case 4: launch(paged_attention_kernel<4>); break;
-    case 5: launch(paged_attention_kernel<5>); break;
-    case 6: launch(paged_attention_kernel<6>); break;
-    case 7: launch(paged_attention_kernel<7>); break;
-    case 8: launch(paged_attention_kernel<8>); break;
+  switch (per_lane) {
+    case 1: launch(attention_kernel<1>()); break;
+    case 2: launch(attention_kernel<2>()); break;
+    case 3: launch(attention_kernel<3>()); break;
+    case 4: launch(attention_kernel<4>()); break;
+    case 5: launch(attention_kernel<5>()); break;
+    case 6: launch(attention_kernel<6>()); break;
+    case 7: launch(attention_kernel<7>()); break;
+    case 8: launch(attention_kernel<8>()); break;
   }
   check_launch();
   if (splits > 1) {

@@ -11,6 +11,7 @@ namespace lockstep {
 
 GpuContext::GpuContext(int gpu) : gpu_(gpu) {
   select_gpu(gpu);
+  LS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, gpu));
   LS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   LS_CUBLAS_CHECK(cublasCreate(&blas_));
   LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
@@ -18,6 +19,7 @@ GpuContext::GpuContext(int gpu) : gpu_(gpu) {
 
 GpuContext::GpuContext(int gpu, cudaStream_t borrowed_stream) : gpu_(gpu), stream_(borrowed_stream), owns_stream_(false) {
   select_gpu(gpu);
+  LS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, gpu));
   LS_CUBLAS_CHECK(cublasCreate(&blas_));
   LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
 }

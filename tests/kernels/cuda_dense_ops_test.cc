@@ -95,8 +95,10 @@ TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnBf16RoundedInputs) {
   cuda::linear(ctx(), static_cast<const float*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);  // no rows: no-op
   cuda::linear(ctx(), static_cast<const bf16*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);
   ctx().synchronize();
+  // Up to 4 rows with `in` a multiple of 8 take the GEMV (kernels/cuda/gemv.h), the rest cuBLAS.
   for (const Shape s : {Shape{1, 96, 200, false}, Shape{7, 96, 200, true}, Shape{64, 256, 384, true},
-                        Shape{3, 3584, 512, false}, Shape{1, 18944, 64, false}}) {
+                        Shape{3, 3584, 512, false}, Shape{1, 18944, 64, false}, Shape{4, 3584, 4608, true},
+                        Shape{2, 8, 13, true}, Shape{2, 100, 50, true}, Shape{5, 256, 130, true}}) {
     SCOPED_TRACE(::testing::Message() << "rows " << s.rows << " in " << s.in << " out " << s.out);
     std::vector<float> x = normal(static_cast<std::size_t>(s.rows) * s.in);
     const std::vector<bf16> w = normal_bf16(static_cast<std::size_t>(s.out) * s.in, 1.0f / std::sqrt(s.in));
@@ -198,9 +200,11 @@ TEST_F(CudaDenseOps, SplitQkvRopeCache) {
     const std::vector<std::int64_t> slots(all.begin(), all.begin() + tokens);
     const std::vector<float> qkv = normal(tokens * width);
     const std::vector<bf16> bias = normal_bf16(width, 1.0f);
-    std::vector<float> k_cache = normal(cache), v_cache = normal(cache);  // old contents stay where not written
-    float* dk = dev(k_cache);
-    float* dv = dev(v_cache);
+    // Old contents stay where not written; the GPU cache is bf16, the reference's fp32.
+    const std::vector<bf16> old_k = normal_bf16(cache, 1.0f), old_v = normal_bf16(cache, 1.0f);
+    std::vector<float> k_cache = to_float(old_k), v_cache = to_float(old_v);
+    bf16* dk = dev(old_k);
+    bf16* dv = dev(old_v);
     float* q = poisoned<float>(static_cast<std::size_t>(tokens) * s.q_heads * s.head_dim);
     cuda::split_qkv_rope_cache(ctx(), dev(qkv), tokens, s.q_heads, s.kv_heads, s.head_dim,
                                s.bias ? dev(bias) : nullptr, dev(positions), dev(inv_freq), dev(slots), q, dk, dv);
@@ -209,8 +213,8 @@ TEST_F(CudaDenseOps, SplitQkvRopeCache) {
                               positions.data(), inv_freq.data(), slots.data(), want_q.data(), k_cache.data(),
                               v_cache.data());
     expect_close(host(q, want_q.size()), want_q, 2e-4f, 1e-4f, "q");
-    expect_close(host(dk, cache), k_cache, 2e-4f, 1e-4f, "k_cache");
-    expect_close(host(dv, cache), v_cache, 0.0f, 0.0f, "v_cache");
+    expect_bf16_close(host(dk, cache), k_cache, 2e-4f, "k_cache");
+    expect_bf16_close(host(dv, cache), v_cache, 0.0f, "v_cache");
   }
 }
 
@@ -233,13 +237,16 @@ TEST_F(CudaDenseOps, SiluMulOfFusedGateUp) {
 // Decode (one token per sequence) and a causal prefill chunk, GQA and MHA, over shuffled blocks.
 TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
   struct Shape { int heads, kv_heads, head_dim; };
+  // Query heads per KV head 1 to 20 (more than one block's group of 8, or of 4 at head_dim > 128).
   for (const Shape s : {Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{28, 4, 128}, Shape{2, 1, 256}, Shape{4, 2, 16},
-                        Shape{6, 3, 80}}) {
+                        Shape{6, 3, 80}, Shape{20, 1, 128}, Shape{12, 2, 192}}) {
     SCOPED_TRACE(::testing::Message() << "heads " << s.heads << "/" << s.kv_heads << " head_dim " << s.head_dim);
     const int block_size = 16, max_blocks = 24, seqs = 3, blocks = seqs * max_blocks;
     const std::size_t row = static_cast<std::size_t>(s.kv_heads) * s.head_dim;
-    const std::vector<float> k_cache = normal(static_cast<std::size_t>(blocks) * block_size * row);
-    const std::vector<float> v_cache = normal(k_cache.size());
+    // bf16 on the GPU; the reference reads the same values as fp32.
+    const std::vector<bf16> k_bf16 = normal_bf16(static_cast<std::size_t>(blocks) * block_size * row, 1.0f);
+    const std::vector<bf16> v_bf16 = normal_bf16(k_bf16.size(), 1.0f);
+    const std::vector<float> k_cache = to_float(k_bf16), v_cache = to_float(v_bf16);
     std::vector<int> tables(blocks);
     std::iota(tables.begin(), tables.end(), 0);
     std::shuffle(tables.begin(), tables.end(), rng_);
@@ -252,24 +259,24 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
     std::vector<float> want(q.size());
     cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), tokens, s.heads, s.kv_heads, s.head_dim, block_size,
                          seq_of.data(), pos.data(), tables.data(), max_blocks, scale, want.data());
-    // max_context 0: the tables' 384 positions in 6 splits; 301: the exact bound; 4096: 64 splits,
-    // most of them empty.
+    // max_context 0: the tables' 384 positions (up to 12 splits of 32); 301: the exact bound; 4096:
+    // up to 64 splits, most of them empty. (Splits also depend on the GPU's SM count.)
     for (const std::int64_t max_context : {0, 301, 4096}) {
       SCOPED_TRACE(::testing::Message() << "max_context " << max_context);
       float* out = poisoned<float>(q.size());
-      cuda::paged_attention(ctx(), dev(q), dev(k_cache), dev(v_cache), tokens, s.heads, s.kv_heads, s.head_dim,
+      cuda::paged_attention(ctx(), dev(q), dev(k_bf16), dev(v_bf16), tokens, s.heads, s.kv_heads, s.head_dim,
                             block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out, max_context);
       expect_close(host(out, q.size()), want, 2e-5f, 1e-4f, "paged_attention");
     }
-    // Contexts of at most 64 positions take the single-split path.
-    const std::vector<int> short_pos = {0, 17, 60};
+    // Contexts of at most 32 positions take the single-split path.
+    const std::vector<int> short_pos = {0, 17, 31};
     const std::vector<float> q3(q.begin(), q.begin() + 3 * s.heads * s.head_dim);
     std::vector<float> want3(q3.size());
     cpu::paged_attention(q3.data(), k_cache.data(), v_cache.data(), 3, s.heads, s.kv_heads, s.head_dim, block_size,
                          seq_of.data(), short_pos.data(), tables.data(), max_blocks, scale, want3.data());
     float* out3 = poisoned<float>(q3.size());
-    cuda::paged_attention(ctx(), dev(q3), dev(k_cache), dev(v_cache), 3, s.heads, s.kv_heads, s.head_dim, block_size,
-                          dev(seq_of), dev(short_pos), dev(tables), max_blocks, scale, out3, 61);
+    cuda::paged_attention(ctx(), dev(q3), dev(k_bf16), dev(v_bf16), 3, s.heads, s.kv_heads, s.head_dim, block_size,
+                          dev(seq_of), dev(short_pos), dev(tables), max_blocks, scale, out3, 32);
     expect_close(host(out3, q3.size()), want3, 2e-5f, 1e-4f, "paged_attention, one split");
   }
 }

@@ -1,0 +1,106 @@
+// A bandwidth-bound GEMV for decode (see gemv.h). One warp per output feature: its lanes stream
+// the weight row in 16-byte loads (8 bf16), multiply them with the same slice of each of the
+// (at most kGemvMaxRows) input rows, and sum across the warp. Every weight byte is read once, in
+// full 512-byte warp transactions, and the many independent warps keep enough loads in flight
+// to approach copy bandwidth; the input rows are small and stay in L1/L2.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/gemv.h"
+
+namespace lockstep::cuda {
+namespace {
+
+constexpr int kWarp = 32, kWarpsPerBlock = 8;
+
+// 8 bf16 packed in 16 bytes (little-endian: element 2i is the low half of word i) as floats.
+__device__ void unpack8(const uint4 v, float* f) {
+  const unsigned words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(words[i] << 16);
+    f[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+  }
+}
+
+// x[8c .. 8c + 8) as floats; fp32 inputs are rounded to bf16 as the GEMM path does.
+__device__ void load8(const __nv_bfloat16* x, std::int64_t c, float* f) {
+  unpack8(reinterpret_cast<const uint4*>(x)[c], f);
+}
+__device__ void load8(const float* x, std::int64_t c, float* f) {
+  const float4 a = reinterpret_cast<const float4*>(x)[2 * c], b = reinterpret_cast<const float4*>(x)[2 * c + 1];
+  const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+  for (int i = 0; i < 8; ++i) f[i] = __bfloat162float(__float2bfloat16_rn(v[i]));
+}
+
+template <int R, typename X>
+__global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
+    gemv_kernel(const X* __restrict__ x, std::int64_t in, const __nv_bfloat16* __restrict__ w, std::int64_t out,
+                const __nv_bfloat16* __restrict__ bias, float* __restrict__ y) {
+  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
+  if (o >= out) return;  // the whole warp: o is the same for its lanes
+  const int lane = threadIdx.x % kWarp;
+  const uint4* wr = reinterpret_cast<const uint4*>(w + o * in);
+  const std::int64_t chunks = in / 8;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+#pragma unroll 4
+  for (std::int64_t c = lane; c < chunks; c += kWarp) {
+    float wf[8];
+    unpack8(__ldcs(wr + c), wf);  // read once: stream past the caches, keep x there
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float xf[8];
+      load8(x + r * in, c, xf);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+    }
+  }
+  const float b = bias ? __bfloat162float(bias[o]) : 0.0f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    float s = acc[r];
+    for (int d = kWarp / 2; d > 0; d /= 2) s += __shfl_xor_sync(0xffffffffu, s, d);
+    if (lane == 0) y[r * out + o] = s + b;
+  }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+template <typename X>
+bool launch(cudaStream_t stream, const X* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+            const bf16* bias, float* y) {
+  if (rows < 1 || rows > kGemvMaxRows || in % 8 != 0 || !aligned16(x) || !aligned16(w)) return false;
+  const auto* wb = reinterpret_cast<const __nv_bfloat16*>(w);
+  const auto* bb = reinterpret_cast<const __nv_bfloat16*>(bias);
+  const unsigned blocks = static_cast<unsigned>((out + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  const unsigned threads = kWarp * kWarpsPerBlock;
+  switch (rows) {
+    case 1: gemv_kernel<1><<<blocks, threads, 0, stream>>>(x, in, wb, out, bb, y); break;
+    case 2: gemv_kernel<2><<<blocks, threads, 0, stream>>>(x, in, wb, out, bb, y); break;
+    case 3: gemv_kernel<3><<<blocks, threads, 0, stream>>>(x, in, wb, out, bb, y); break;
+    case 4: gemv_kernel<4><<<blocks, threads, 0, stream>>>(x, in, wb, out, bb, y); break;
+  }
+  LS_CUDA_CHECK(cudaGetLastError());
+  return true;
+}
+
+}  // namespace
+
+static_assert(kGemvMaxRows == 4, "gemv's launch switch covers 1..4 rows");
+
+bool gemv(cudaStream_t stream, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+          const bf16* bias, float* y) {
+  return launch(stream, reinterpret_cast<const __nv_bfloat16*>(x), rows, in, w, out, bias, y);
+}
+
+bool gemv(cudaStream_t stream, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+          const bf16* bias, float* y) {
+  return launch(stream, x, rows, in, w, out, bias, y);
+}
+
+}  // namespace lockstep::cuda
