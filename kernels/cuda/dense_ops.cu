@@ -148,8 +148,8 @@ __global__ void silu_mul_kernel(const float* gate_up, std::int64_t rows, std::in
   store(out + i, gate / (1.0f + expf(-gate)) * up);
 }
 
-// One block per (token, KV head, split, chunk of that KV head's query heads): the split covers
-// positions [split * split_len, +split_len) of the token's context, and the block reads each of
+// One block per (token, KV head, split, chunk of that KV head's query heads): the token's context
+// is cut in gridDim.z equal splits (the last may be shorter or empty), and the block reads each of
 // those K/V rows once for up to kGroup query heads (GQA: the 7 of Qwen2-7B's KV heads share a
 // read instead of re-reading it per head). Each warp walks its share of the positions (warp,
 // warp + warps, ...) with an online softmax per head (lane l holds dims l, l + 32, ... below
@@ -160,8 +160,8 @@ template <int kPerLane, int kGroup>
 __global__ void paged_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
                                        int head_dim, std::int64_t heads, std::int64_t kv_heads,
                                        std::int64_t block_size, const int* seq_of, const int* pos,
-                                       const int* block_tables, std::int64_t max_blocks, float scale, int split_len,
-                                       float* out, float* partial) {
+                                       const int* block_tables, std::int64_t max_blocks, float scale, float* out,
+                                       float* partial) {
   constexpr int kMaxWarps = 8, kMaxDim = kPerLane * kWarp;
   const int D = head_dim;
   const std::int64_t group = heads / kv_heads, chunks = (group + kGroup - 1) / kGroup;
@@ -171,8 +171,10 @@ __global__ void paged_attention_kernel(const float* q, const __nv_bfloat16* k_ca
   const std::int64_t row = kv_heads * D;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
   const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
+  const std::int64_t context = static_cast<std::int64_t>(pos[t]) + 1;
+  const std::int64_t split_len = (context + gridDim.z - 1) / gridDim.z;
   const std::int64_t begin = static_cast<std::int64_t>(blockIdx.z) * split_len;
-  const std::int64_t len = min(static_cast<std::int64_t>(pos[t]) + 1, begin + split_len);
+  const std::int64_t len = min(context, begin + split_len);
   float qv[kGroup][kPerLane], acc[kGroup][kPerLane], m[kGroup], l[kGroup];
 #pragma unroll
   for (int i = 0; i < kGroup; ++i) {
@@ -386,14 +388,14 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
   const int per_lane = static_cast<int>((head_dim + kWarp - 1) / kWarp);
   const std::int64_t group = heads / kv_heads, max_group = attention_group(per_lane);
   const std::int64_t head_blocks = kv_heads * ((group + max_group - 1) / max_group);
-  // Split the contexts (each split at least 32 positions, at most 64 splits) until the grid has
-  // two blocks per SM, so that batch 1 still spreads over the GPU; big batches need no split.
+  // Cut each token's context in equal splits until the grid has two blocks per SM, so that batch
+  // 1 still spreads over the GPU (big batches need no split): at most one split per 32 positions
+  // of the longest context, at most 64.
   constexpr int kMinSplitLen = 32, kMaxSplits = 64;
   const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
   const std::int64_t wanted = (2 * ctx.sm_count() + tokens * head_blocks - 1) / (tokens * head_blocks);
   const int splits = static_cast<int>(
       std::clamp<std::int64_t>(std::min(wanted, (context + kMinSplitLen - 1) / kMinSplitLen), 1, kMaxSplits));
-  const int split_len = static_cast<int>((context + splits - 1) / splits);
   float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *
                                                                 (head_dim + 2) * sizeof(float)))
                               : nullptr;
@@ -401,8 +403,8 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
   constexpr int threads = 8 * kWarp;
   auto launch = [&](auto kernel) {
     kernel<<<grid, threads, 0, ctx.stream()>>>(q, as_bf16(k_cache), as_bf16(v_cache), static_cast<int>(head_dim), heads,
-                                               kv_heads, block_size, seq_of, pos, block_tables, max_blocks, scale,
-                                               split_len, out, partial);
+                                               kv_heads, block_size, seq_of, pos, block_tables, max_blocks, scale, out,
+                                               partial);
   };
   switch (per_lane) {
     case 1: launch(attention_kernel<1>()); break;

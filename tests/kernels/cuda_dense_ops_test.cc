@@ -259,8 +259,8 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
     std::vector<float> want(q.size());
     cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), tokens, s.heads, s.kv_heads, s.head_dim, block_size,
                          seq_of.data(), pos.data(), tables.data(), max_blocks, scale, want.data());
-    // max_context 0: the tables' 384 positions (up to 12 splits of 32); 301: the exact bound; 4096:
-    // up to 64 splits, most of them empty. (Splits also depend on the GPU's SM count.)
+    // max_context 0: the tables' 384 positions (up to 12 splits); 301: the exact bound; 4096: as
+    // many splits as fill the GPU (its SM count decides), the short contexts' later ones empty.
     for (const std::int64_t max_context : {0, 301, 4096}) {
       SCOPED_TRACE(::testing::Message() << "max_context " << max_context);
       float* out = poisoned<float>(q.size());
