@@ -13,16 +13,10 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/dense_ops.h"
 #include "kernels/log.h"
+#include "kernels/pinned_uploader.h"
 
 namespace lockstep {
 namespace {
-
-DeviceBuffer upload(const std::vector<bf16>& host) {
-  if (host.empty()) return {};
-  DeviceBuffer d(DeviceKind::Cuda, host.size() * sizeof(bf16));
-  d.copy_from_host(host.data(), d.bytes());
-  return d;
-}
 
 const bf16* bf16_ptr(const DeviceBuffer& b) { return b.bytes() ? static_cast<const bf16*>(b.data()) : nullptr; }
 
@@ -85,26 +79,32 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
            "the CUDA backend needs NCCL collectives that share one stream (--device cuda with --backend nccl)");
   LS_CHECK(c.head_dim <= 256, "head_dim " << c.head_dim << " is over 256, which the GPU attention does not take yet");
   const LoadProgress progress(w, tp.rank(), pp.rank(), " to GPU " + std::to_string(gpu));
-  const StageEdgeWeights edge = read_edge_weights(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
-  embed_ = upload(edge.embed);
-  lm_head_ = upload(edge.lm_head);
-  final_norm_ = upload(edge.final_norm);
+  // The next layer is read while this one uploads; the copies are pinned and asynchronous.
+  LayerPrefetcher prefetch(c, w, slice_, layers.begin, layers.end);
+  PinnedUploader uploader;
+  {
+    const StageEdgeWeights edge = read_edge_weights(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
+    embed_ = uploader.upload(edge.embed);
+    lm_head_ = uploader.upload(edge.lm_head);
+    final_norm_ = uploader.upload(edge.final_norm);
+  }
   const std::vector<float> inv_freq = rope_inverse_frequencies(c);
   inv_freq_ = DeviceBuffer(DeviceKind::Cuda, inv_freq.size() * sizeof(float));
   inv_freq_.copy_from_host(inv_freq.data(), inv_freq_.bytes());
   for (int l = layers.begin; l < layers.end; ++l) {
-    const LayerWeights h = read_layer_weights(c, w, slice_, l);
+    const LayerWeights h = prefetch.next();
     auto L = std::make_unique<Layer>();
-    L->input_norm = upload(h.input_norm);
-    L->post_norm = upload(h.post_norm);
-    L->qkv = upload(h.qkv);
-    L->qkv_bias = upload(h.qkv_bias);
-    L->o = upload(h.o);
-    L->gate_up = upload(h.gate_up);
-    L->down = upload(h.down);
+    L->input_norm = uploader.upload(h.input_norm);
+    L->post_norm = uploader.upload(h.post_norm);
+    L->qkv = uploader.upload(h.qkv);
+    L->qkv_bias = uploader.upload(h.qkv_bias);
+    L->o = uploader.upload(h.o);
+    L->gate_up = uploader.upload(h.gate_up);
+    L->down = uploader.upload(h.down);
     layer_.push_back(std::move(L));
     progress.layer_done(l - layers.begin + 1, layers.size());
   }
+  uploader.finish();
 }
 
 CudaDenseTransformer::~CudaDenseTransformer() = default;

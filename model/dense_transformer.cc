@@ -28,9 +28,10 @@ DenseTransformer::DenseTransformer(const ModelConfig& c, const WeightSource& w, 
   const LoadProgress progress(w, tp.rank(), pp.rank(), "");
   edge_ = read_edge_weights(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
   const std::int64_t cache = static_cast<std::int64_t>(num_kv_blocks) * block_size * slice_.kv_heads * c.head_dim;
+  LayerPrefetcher prefetch(c, w, slice_, layers.begin, layers.end);
   for (int l = layers.begin; l < layers.end; ++l) {
     auto L = std::make_unique<Layer>();
-    static_cast<LayerWeights&>(*L) = read_layer_weights(c, w, slice_, l);
+    static_cast<LayerWeights&>(*L) = prefetch.next();
     L->k_cache.assign(cache, 0.0f);
     L->v_cache.assign(cache, 0.0f);
     layer_.push_back(std::move(L));

@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "kernels/fatal.h"
 #include "kernels/log.h"
 
 namespace lockstep {
@@ -73,6 +74,23 @@ LayerWeights read_layer_weights(const ModelConfig& c, const WeightSource& w, con
                        w.read(p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H)});
   L.down = w.read(p + "mlp.down_proj.weight", {H, I}, 0, H, f0, f1);
   return L;
+}
+
+LayerPrefetcher::LayerPrefetcher(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int begin,
+                                 int end)
+    : config_(c), weights_(w), slice_(s), next_(begin), end_(end) {
+  if (next_ < end_) pending_ = start(next_);
+}
+
+std::future<LayerWeights> LayerPrefetcher::start(int layer) const {
+  return std::async(std::launch::async, [this, layer] { return read_layer_weights(config_, weights_, slice_, layer); });
+}
+
+LayerWeights LayerPrefetcher::next() {
+  LS_CHECK(next_ < end_, "LayerPrefetcher: read past the stage's last layer");
+  LayerWeights layer = pending_.get();
+  if (++next_ < end_) pending_ = start(next_);
+  return layer;
 }
 
 StageEdgeWeights read_edge_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,

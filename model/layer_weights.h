@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,24 @@ struct LayerWeights {
   std::vector<bf16> down;                   // [hidden, ffn]
 };
 LayerWeights read_layer_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int layer);
+
+// Reads a stage's layers in order on a background thread, one layer ahead of the caller, so
+// that reading layer l + 1 (file pages, dtype conversion, dummy values) overlaps with what the
+// caller does with layer l (the CUDA stage uploads it). A reader's error is rethrown by next().
+class LayerPrefetcher {
+ public:
+  LayerPrefetcher(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int begin, int end);
+  // The next layer's weights (begin, begin + 1, ...); at most end - begin calls.
+  LayerWeights next();
+
+ private:
+  std::future<LayerWeights> start(int layer) const;
+  const ModelConfig& config_;
+  const WeightSource& weights_;
+  const TensorParallelSlice& slice_;
+  int next_, end_;
+  std::future<LayerWeights> pending_;
+};
 
 // The embedding (stage 0), and the final norm and lm_head (last stage; the embedding's rows
 // when tied). Each [vocab_rows, hidden]; empty on stages that do not use them.

@@ -3,6 +3,7 @@
 // rows / columns they own out of the mapping, so a rank never reads another rank's slice.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -56,7 +57,7 @@ class SafetensorsCheckpoint {
   std::string dir_;
   std::map<std::string, std::unique_ptr<MappedFile>> shards_;
   std::map<std::string, TensorInfo> tensors_;
-  mutable std::uint64_t bytes_read_ = 0;
+  mutable std::atomic<std::uint64_t> bytes_read_{0};  // reads may run on several threads (LayerPrefetcher)
 };
 
 }  // namespace lockstep

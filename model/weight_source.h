@@ -4,6 +4,7 @@
 // tensors do not fit its config.json fails with the tensor's name.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,7 +19,8 @@ class WeightSource {
  public:
   virtual ~WeightSource() = default;
   // Rows [r0, r1) x columns [c0, c1) of tensor `name` whose shape must be `shape` (a vector
-  // has one column); rows past the end read as zero (vocabulary padding).
+  // has one column); rows past the end read as zero (vocabulary padding). Safe to call from
+  // several threads at once (LayerPrefetcher reads ahead while the stage reads its edges).
   virtual std::vector<bf16> read(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
                                  std::int64_t r1, std::int64_t c0, std::int64_t c1) const = 0;
   std::vector<bf16> read_all(const std::string& name, const std::vector<std::int64_t>& shape) const;
@@ -48,7 +50,7 @@ class DummyWeights final : public WeightSource {
  private:
   std::uint64_t seed_;
   float scale_;
-  mutable std::uint64_t bytes_ = 0;
+  mutable std::atomic<std::uint64_t> bytes_{0};
 };
 
 }  // namespace lockstep

@@ -7,8 +7,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
+#include <string>
 
 #include "model/dense_transformer.h"
+#include "model/layer_weights.h"
+#include "model/weight_source.h"
 #include "model/model_config.h"
 #include "model/pipeline_stages.h"
 #include "model/safetensors_reader.h"
@@ -154,6 +158,81 @@ TEST(TensorParallelSlice, ReplicatesKvHeadsAndPadsVocab) {
   EXPECT_EQ(s.vocab_begin, 228);
   EXPECT_NE(error_of([&] { TensorParallelSlice::make(c, 0, 3); }).find("does not divide num_attention_heads 4"),
             std::string::npos);
+}
+
+// The stacked projections hold the checkpoint's q, k, v (and gate, up) slices one after the
+// other, at TP1 and as rank 1 of TP2.
+TEST(LayerWeights, StacksQkvAndGateUpByOutputRows) {
+  const ModelConfig c = ModelConfig::from_dir(kFixtures + "/qwen2-tiny");
+  SafetensorsCheckpoint ckpt(kFixtures + "/qwen2-tiny");
+  const CheckpointWeights w(ckpt);
+  const std::int64_t H = c.hidden_size, hd = c.head_dim, F = c.intermediate_size;
+  const std::int64_t QH = c.num_attention_heads * hd, KH = c.num_key_value_heads * hd;
+  auto bits = [](const std::vector<bf16>& v) {
+    std::vector<std::uint16_t> b(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) b[i] = v[i].bits;
+    return b;
+  };
+  auto cat = [&](std::initializer_list<std::vector<bf16>> parts) {
+    std::vector<std::uint16_t> all;
+    for (const auto& p : parts) {
+      const auto b = bits(p);
+      all.insert(all.end(), b.begin(), b.end());
+    }
+    return all;
+  };
+  const std::string p = "model.layers.1.";
+  for (const int tp : {1, 2}) {
+    SCOPED_TRACE(::testing::Message() << "TP" << tp);
+    const TensorParallelSlice s = TensorParallelSlice::make(c, tp - 1, tp);
+    const LayerWeights L = read_layer_weights(c, w, s, 1);
+    const std::int64_t q0 = s.q_head_begin * hd, q1 = q0 + s.q_heads * hd;
+    const std::int64_t k0 = s.kv_head_begin * hd, k1 = k0 + s.kv_heads * hd, f0 = s.ffn_begin, f1 = f0 + s.ffn;
+    EXPECT_EQ(bits(L.qkv), cat({w.read(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H),
+                                w.read(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H),
+                                w.read(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H)}));
+    EXPECT_EQ(bits(L.qkv_bias), cat({w.read(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1),
+                                     w.read(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1),
+                                     w.read(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1)}));
+    EXPECT_EQ(bits(L.gate_up), cat({w.read(p + "mlp.gate_proj.weight", {F, H}, f0, f1, 0, H),
+                                    w.read(p + "mlp.up_proj.weight", {F, H}, f0, f1, 0, H)}));
+  }
+}
+
+// A WeightSource whose layer `bad` is missing a tensor.
+class FailingWeights final : public WeightSource {
+ public:
+  FailingWeights(const WeightSource& inner, int bad) : inner_(inner), bad_(bad) {}
+  std::vector<bf16> read(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
+                         std::int64_t r1, std::int64_t c0, std::int64_t c1) const override {
+    if (name.rfind("model.layers." + std::to_string(bad_) + ".", 0) == 0)
+      throw CheckpointError("tensor " + name + " is missing");
+    return inner_.read(name, shape, r0, r1, c0, c1);
+  }
+  std::uint64_t bytes_read() const override { return inner_.bytes_read(); }
+
+ private:
+  const WeightSource& inner_;
+  int bad_;
+};
+
+TEST(LayerPrefetcher, GivesTheStageLayersInOrderAndRethrowsAReadError) {
+  const ModelConfig c = ModelConfig::from_dir(kFixtures + "/llama-tiny");
+  SafetensorsCheckpoint ckpt(kFixtures + "/llama-tiny");
+  const CheckpointWeights w(ckpt);
+  const TensorParallelSlice s = TensorParallelSlice::make(c, 0, 1);
+  LayerPrefetcher prefetch(c, w, s, 1, c.num_hidden_layers);
+  for (int l = 1; l < c.num_hidden_layers; ++l) {
+    const LayerWeights got = prefetch.next(), want = read_layer_weights(c, w, s, l);
+    ASSERT_EQ(got.down.size(), want.down.size());
+    EXPECT_TRUE(std::equal(got.down.begin(), got.down.end(), want.down.begin(),
+                           [](bf16 a, bf16 b) { return a.bits == b.bits; }))
+        << "layer " << l;
+  }
+  const FailingWeights failing(w, 2);
+  LayerPrefetcher broken(c, failing, s, 1, 3);
+  EXPECT_NO_THROW(broken.next());
+  EXPECT_NE(error_of([&] { broken.next(); }).find("tensor model.layers.2."), std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,45 @@
+// Host-to-GPU copies of weights at pinned-memory speed: each upload goes through two pinned
+// staging buffers on the uploader's own stream, the CPU copy into one overlapping the DMA out
+// of the other (a pageable cudaMemcpy stages through the driver at a fraction of that speed and
+// blocks the caller throughout). Only in CUDA builds; uses the current GPU.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "kernels/device_buffer.h"
+
+typedef struct CUstream_st* cudaStream_t;
+typedef struct CUevent_st* cudaEvent_t;
+
+namespace lockstep {
+
+class PinnedUploader {
+ public:
+  explicit PinnedUploader(std::size_t chunk_bytes = std::size_t{32} << 20);
+  ~PinnedUploader();  // waits for the copies still in flight
+  PinnedUploader(const PinnedUploader&) = delete;
+  PinnedUploader& operator=(const PinnedUploader&) = delete;
+
+  // A new device buffer with a copy of [host, host + bytes). The host memory may be reused as
+  // soon as this returns; the device copy is complete once finish() returns.
+  DeviceBuffer upload(const void* host, std::size_t bytes);
+  template <typename T>
+  DeviceBuffer upload(const std::vector<T>& host) {
+    return upload(host.data(), host.size() * sizeof(T));
+  }
+  // Waits until every upload has landed.
+  void finish();
+
+ private:
+  struct Staging {
+    void* pinned = nullptr;
+    cudaEvent_t drained = nullptr;  // recorded after the DMA out of `pinned`
+  };
+  std::size_t chunk_;
+  cudaStream_t stream_ = nullptr;
+  Staging staging_[2];
+  int next_ = 0;
+};
+
+}  // namespace lockstep
