@@ -3,10 +3,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
 
 #include "app/commbench/byte_size.h"
+#include "app/commbench/cpu_affinity.h"
 #include "comm/mpi_check.h"
 #include "comm/mpi_env.h"
+#include "kernels/dense_ops.h"
 #include "kernels/device_buffer.h"
 #include "kernels/log.h"
 #include "model/dense_transformer.h"
@@ -122,6 +127,13 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
     blocks = static_cast<int>(std::min<std::uint64_t>({*kv_bytes / per_block, useful, 1u << 30}));
     LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &blocks, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     if (blocks < 1) throw std::runtime_error("--kv-cache-memory " + o.kv_cache_memory + " holds no KV block");
+    // The CPU ops' threads: OMP_NUM_THREADS when set; else the cores this rank may run on,
+    // shared with the node's other ranks unless mpirun bound the ranks apart.
+    if (!std::getenv("OMP_NUM_THREADS")) {
+      const int usable = std::max<int>(1, static_cast<int>(process_cpu_affinity().size()));
+      const bool unbound = usable >= static_cast<int>(std::thread::hardware_concurrency());
+      cpu::set_threads(unbound ? std::max(1, usable / rt->grid_->local_size()) : usable);
+    }
     rt->model_ = std::make_unique<DenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine,
                                                     blocks, o.block_size);
     budget_flag = "--kv-cache-memory";
@@ -151,7 +163,8 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   SchedulerConfig sc{o.max_num_seqs, o.max_num_batched_tokens, max_model_len, eos};
   rt->scheduler_ = std::make_unique<Scheduler>(sc, *rt->blocks_);
   rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, rt->scheduler_.get(), o.seed);
-  LS_INFO("model " << c.architecture << " with " << c.num_hidden_layers << " layers on " << (on_gpu ? "GPUs" : "CPUs")
+  LS_INFO("model " << c.architecture << " with " << c.num_hidden_layers << " layers on "
+                   << (on_gpu ? std::string("GPUs") : "CPUs (" + std::to_string(cpu::threads()) + " threads per rank)")
                    << ", TP" << rt->grid_->layout().tp
                    << " x PP" << rt->grid_->layout().pp << "; KV cache " << blocks << " blocks of " << o.block_size
                    << " tokens; max model len " << max_model_len);

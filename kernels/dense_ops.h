@@ -13,6 +13,10 @@ class GpuContext;
 
 namespace lockstep::cpu {
 
+// Threads each rank's CPU ops use for big loops (OpenMP; one per core it may use by default).
+void set_threads(int threads);
+int threads();
+
 // y[rows, out] = x[rows, in] . w[out, in]^T (+ bias[out]).
 void linear(const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y);
@@ -29,8 +33,11 @@ void add_rms_norm(float* residual, const float* delta, std::int64_t rows, std::i
 void embedding(const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
                std::int64_t vocab_rows, std::int64_t hidden, float* out);
 
-// ids[r] = the index of the largest of logits[r, 0 .. vocab) (the first one on ties).
-void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids);
+// ids[r] = the index of the largest of logits[r, 0 .. vocab) (the first one on ties; 0 when no
+// value compares larger than -inf), rows `stride` apart (0: vocab); values[r] = that largest
+// logit, when values is not null (to merge the argmaxes of a vocab-parallel split).
+void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids, std::int64_t stride = 0,
+            float* values = nullptr);
 
 // The attention inputs of a fused q|k|v projection: qkv[tokens, (q_heads + 2 kv_heads) * head_dim]
 // holds each token's q heads, then k heads, then v heads. Adds bias (nullable, same layout),
@@ -71,7 +78,8 @@ void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int
                   const bf16* weight, float eps, float* y);
 void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
                std::int64_t vocab_rows, std::int64_t hidden, float* out);
-void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids);
+void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids,
+            std::int64_t stride = 0, float* values = nullptr);
 void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out);
 // The GPU's KV cache is bf16 (the model's dtype, as transformers and vLLM keep it): k and v are
 // rounded as they are written, and attention reads them as written.

@@ -48,20 +48,21 @@ struct CudaDenseTransformer::Layer {
 struct CudaDenseTransformer::Workspace {
   DeviceBuffer h, x, out, qkv, q, att, gate_up, act, rows, local_logits, gathered;
   DeviceBuffer ids, positions, seq_of, tables, slots;
-  // Pinned host memory for the logits: pageable copies run at a fraction of PCIe speed, and
-  // at batch 32 x 152k vocabulary a step moves 19 MB.
-  float* host_logits = nullptr;
-  std::size_t host_logits_count = 0;
+  DeviceBuffer argmax_values, argmax_ids;
+  // Pinned host memory for what a step copies back: pageable copies run at a fraction of PCIe
+  // speed, and at batch 32 x 152k vocabulary the logits are 19 MB.
+  void* host = nullptr;
+  std::size_t host_bytes = 0;
   ~Workspace() {
-    if (host_logits) cudaFreeHost(host_logits);
+    if (host) cudaFreeHost(host);
   }
-  float* pinned_logits(std::size_t count) {
-    if (count > host_logits_count) {
-      if (host_logits) LS_CUDA_CHECK(cudaFreeHost(host_logits));
-      host_logits_count = count + count / 2;
-      LS_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host_logits), host_logits_count * sizeof(float)));
+  void* pinned(std::size_t bytes) {
+    if (bytes > host_bytes) {
+      if (host) LS_CUDA_CHECK(cudaFreeHost(host));
+      host_bytes = bytes + bytes / 2;
+      LS_CUDA_CHECK(cudaMallocHost(&host, host_bytes));
     }
-    return host_logits;
+    return host;
   }
 };
 
@@ -166,7 +167,7 @@ void CudaDenseTransformer::mlp(Layer& L, std::int64_t T, const bf16* x, float* o
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
 
-std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
+float* CudaDenseTransformer::local_logits(const ForwardBatch& b) {
   LS_CHECK(num_kv_blocks_ > 0, "forward before allocate_kv_cache");
   Workspace& w = *ws_;
   const cudaStream_t stream = ctx_.stream();
@@ -203,12 +204,12 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
   }
   if (pp_.rank() < pp_.size() - 1) {
     pp_.send(h, static_cast<std::size_t>(T * H), DType::F32, pp_.rank() + 1);
-    return {};
+    return nullptr;
   }
   // Logits of the requested rows: gather, final norm, vocab-parallel lm_head, all-gather. A step
   // of unfinished prefill chunks has none (the same on every TP rank: the same plan).
-  const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows, V = config_.vocab_size;
-  if (R == 0) return {};
+  const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows;
+  if (R == 0) return nullptr;
   float* rows = ensure<float>(w.rows, R * H);
   for (std::int64_t i = 0, run; i < R; i += run) {  // one copy per run of consecutive rows (all of a decode step)
     for (run = 1; i + run < R && b.logit_rows[i + run] == b.logit_rows[i] + run;) ++run;
@@ -218,6 +219,14 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
   cuda::rms_norm(ctx_, rows, R, H, bf16_ptr(final_norm_), eps, rows);
   float* local = ensure<float>(w.local_logits, R * VR);
   cuda::linear(ctx_, rows, R, H, bf16_ptr(lm_head_), VR, nullptr, local);
+  return local;
+}
+
+std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
+  float* local = local_logits(b);
+  if (!local) return {};
+  Workspace& w = *ws_;
+  const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows, V = config_.vocab_size;
   const int n = tp_.size();
   float* gathered = local;
   if (n > 1) {
@@ -225,8 +234,8 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
     tp_.all_gather(local, gathered, static_cast<std::size_t>(R * VR), DType::F32);
   }
   const std::size_t count = static_cast<std::size_t>(n * R * VR);
-  float* staged = w.pinned_logits(count);
-  LS_CUDA_CHECK(cudaMemcpyAsync(staged, gathered, count * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  auto* staged = static_cast<float*>(w.pinned(count * sizeof(float)));
+  LS_CUDA_CHECK(cudaMemcpyAsync(staged, gathered, count * sizeof(float), cudaMemcpyDeviceToHost, ctx_.stream()));
   ctx_.synchronize();
   // gathered is [tp, R, VR]; logits are [R, vocab] with rank r's rows at r * VR (at TP1 the
   // same layout: one copy).
@@ -241,6 +250,39 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
       if (cols > 0) std::copy(staged + (r * R + i) * VR, staged + (r * R + i) * VR + cols, logits.begin() + i * V + r * VR);
     }
   return logits;
+}
+
+std::vector<int> CudaDenseTransformer::forward_argmax(const ForwardBatch& b) {
+  const float* local = local_logits(b);
+  if (!local) return {};
+  Workspace& w = *ws_;
+  const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows, V = config_.vocab_size;
+  const int n = tp_.size(), me = tp_.rank();
+  // Each rank's argmax over its real columns (the vocabulary padding never wins), gathered as
+  // [tp, R] (value, local id); then per row the largest value, the lowest rank on ties (rank
+  // order is id order, so the lowest id as the sampler picks).
+  float* values = ensure<float>(w.argmax_values, n * R);
+  int* ids = ensure<int>(w.argmax_ids, n * R);
+  cuda::argmax(ctx_, local, R, std::clamp<std::int64_t>(V - me * VR, 0, VR), ids + me * R, VR, values + me * R);
+  if (n > 1) {  // in place: each rank's part already sits at its offset
+    tp_.all_gather(values + me * R, values, static_cast<std::size_t>(R), DType::F32);
+    tp_.all_gather(ids + me * R, ids, static_cast<std::size_t>(R), DType::I32);
+  }
+  const std::size_t count = static_cast<std::size_t>(n * R);
+  auto* host_values = static_cast<float*>(w.pinned(count * (sizeof(float) + sizeof(int))));
+  auto* host_ids = reinterpret_cast<int*>(host_values + count);
+  LS_CUDA_CHECK(cudaMemcpyAsync(host_values, values, count * sizeof(float), cudaMemcpyDeviceToHost, ctx_.stream()));
+  LS_CUDA_CHECK(cudaMemcpyAsync(host_ids, ids, count * sizeof(int), cudaMemcpyDeviceToHost, ctx_.stream()));
+  ctx_.synchronize();
+  std::vector<int> best(R);
+  for (std::int64_t i = 0; i < R; ++i) {
+    float best_value = host_values[i];
+    best[i] = host_ids[i];
+    for (int r = 1; r < n; ++r)
+      if (host_values[r * R + i] > best_value)
+        best_value = host_values[r * R + i], best[i] = host_ids[r * R + i] + static_cast<int>(r * VR);
+  }
+  return best;
 }
 
 }  // namespace lockstep

@@ -34,6 +34,8 @@ class CudaDenseTransformer final : public ForwardModel {
   std::uint64_t workspace_bytes(int max_tokens, int max_rows) const;
 
   std::vector<float> forward(const ForwardBatch& batch) override;
+  // Argmax on the GPU: only [tp, rows] (value, id) pairs cross NVLink and PCIe.
+  std::vector<int> forward_argmax(const ForwardBatch& batch) override;
   const ModelConfig& config() const override { return config_; }
   int block_size() const override { return block_size_; }
   int num_kv_blocks() const override { return num_kv_blocks_; }
@@ -43,6 +45,9 @@ class CudaDenseTransformer final : public ForwardModel {
   struct Workspace;
   void attention(Layer& L, std::int64_t T, const bf16* x, float* out);
   void mlp(Layer& L, std::int64_t T, const bf16* x, float* out);
+  // Runs the stage; on the last stage returns the logit rows' vocab-parallel logits [rows,
+  // vocab_rows] on the GPU, else (or with no rows) nullptr.
+  float* local_logits(const ForwardBatch& batch);
 
   ModelConfig config_;
   TensorParallelSlice slice_;

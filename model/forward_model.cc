@@ -1,6 +1,7 @@
 // Helpers shared by the forward-pass stages (see forward_model.h).
 #include "model/forward_model.h"
 
+#include "kernels/dense_ops.h"
 #include "kernels/fatal.h"
 
 namespace lockstep {
@@ -14,6 +15,14 @@ std::vector<std::int64_t> kv_cache_slots(const ForwardBatch& b, int block_size, 
     slots[t] = static_cast<std::int64_t>(block) * block_size + p % block_size;
   }
   return slots;
+}
+
+std::vector<int> ForwardModel::forward_argmax(const ForwardBatch& batch) {
+  const std::vector<float> logits = forward(batch);
+  if (logits.empty()) return {};  // not the last stage, or no rows
+  std::vector<int> ids(batch.logit_rows.size());
+  cpu::argmax(logits.data(), static_cast<std::int64_t>(ids.size()), config().vocab_size, ids.data());
+  return ids;
 }
 
 }  // namespace lockstep

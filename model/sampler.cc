@@ -6,17 +6,18 @@
 #include <numeric>
 #include <vector>
 
+#include "kernels/dense_ops.h"
+
 namespace lockstep {
 
 double SamplerRng::uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
 
 int sample_token(const float* logits, int vocab, const SamplingParams& p, SamplerRng& rng) {
-  const bool greedy = p.temperature < 1e-5f;
+  const bool greedy = p.greedy();
   const float t = greedy ? 1.0f : p.temperature;
   float max_logit = -INFINITY;
   int best = 0;
-  for (int i = 0; i < vocab; ++i)
-    if (logits[i] > max_logit) { max_logit = logits[i]; best = i; }
+  cpu::argmax(logits, 1, vocab, &best, 0, &max_logit);
   if (greedy) return best;
   std::vector<double> prob(vocab);
   double z = 0;

@@ -24,6 +24,7 @@ struct SamplingParams {
   float presence_penalty = 0.0f;
   int logprobs = -1;  // -1: none; k >= 0: the sampled token's log-probability and the top k
 
+  bool greedy() const { return temperature < 1e-5f; }  // vLLM's epsilon
   bool has_penalties() const {
     return repetition_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f;
   }

@@ -69,9 +69,22 @@ StepPlan LockstepEngine::build_plan(const std::vector<ScheduledChunk>& chunks) {
 }
 
 std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan& plan) {
-  const std::vector<float> logits = model_.forward(plan.batch);
   const int rows = static_cast<int>(plan.batch.logit_rows.size());
   std::vector<SampledRow> out(rows);
+  // Every rank decides the same from the plan: rows that are all greedy, without penalties or
+  // logprobs, need only each row's argmax, which the model finds where the logits are.
+  const bool argmax_only = std::all_of(plan.sampling.begin(), plan.sampling.end(), [](const SamplingParams& sp) {
+    return sp.greedy() && !sp.has_penalties() && sp.logprobs < 0;
+  });
+  if (argmax_only) {
+    const std::vector<int> ids = model_.forward_argmax(plan.batch);
+    if (grid_.last_stage()) {
+      for (int r = 0; r < rows; ++r) out[r].id = ids[r];
+      send_sampled(out);
+    }
+    return out;
+  }
+  const std::vector<float> logits = model_.forward(plan.batch);
   if (grid_.last_stage()) {
     const int V = model_.config().vocab_size;
     // Rows are independent (each has its own seed), so big batches sample on several threads.
@@ -103,11 +116,15 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan
       for (int b = 0; b < rows; b += per) pool.emplace_back(sample_rows, b, std::min(rows, b + per));
       for (std::thread& t : pool) t.join();
     }
-    if (grid_.tp_rank() == 0 && sampler_rank_ != 0)
-      LS_MPI_CHECK(MPI_Send(out.data(), static_cast<int>(rows * sizeof(SampledRow)), MPI_BYTE, 0, kSampledTag,
-                            MPI_COMM_WORLD));
+    send_sampled(out);
   }
   return out;
+}
+
+void LockstepEngine::send_sampled(const std::vector<SampledRow>& rows) {
+  if (grid_.tp_rank() == 0 && sampler_rank_ != 0)
+    LS_MPI_CHECK(MPI_Send(rows.data(), static_cast<int>(rows.size() * sizeof(SampledRow)), MPI_BYTE, 0, kSampledTag,
+                          MPI_COMM_WORLD));
 }
 
 void LockstepEngine::issue(std::vector<ScheduledChunk> chunks) {

@@ -66,6 +66,7 @@ class LockstepEngine {
   // Every rank: its stage of the plan. The last stage samples; its TP-0 rank returns the rows
   // and, unless it is rank 0, sends them to rank 0 (tag kSampledTag).
   std::vector<SampledRow> run_stage(const StepPlan& plan);
+  void send_sampled(const std::vector<SampledRow>& rows);  // the last stage's TP-0 rank, to rank 0
   // Rank 0: one plan on its way, and where its sampled rows arrive.
   struct InFlight {
     std::vector<ScheduledChunk> chunks;

@@ -1,23 +1,46 @@
 // CPU reference implementations of the dense-transformer ops (see kernels/dense_ops.h).
 #include "kernels/dense_ops.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 namespace lockstep::cpu {
 
+namespace {
+
+// Loops with at least this many multiply-adds run on the rank's threads (set_threads); smaller
+// ones (the test fixtures' layers) stay on one, where forking would cost more than it saves.
+constexpr std::int64_t kParallelWork = std::int64_t{1} << 20;
+
+// sum_k a[k] * b[k], vectorised: the SIMD lanes keep partial sums (a different summation
+// order from a plain loop, well inside the reference's tolerance).
+float dot(const float* a, const float* b, std::int64_t n) {
+  float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+  for (std::int64_t k = 0; k < n; ++k) acc += a[k] * b[k];
+  return acc;
+}
+
+}  // namespace
+
+void set_threads(int threads) { omp_set_num_threads(std::max(1, threads)); }
+int threads() { return omp_get_max_threads(); }
+
 void linear(const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out, const bf16* bias,
             float* y) {
-  std::vector<float> wrow(in);
-  for (std::int64_t o = 0; o < out; ++o) {
-    for (std::int64_t k = 0; k < in; ++k) wrow[k] = bf16_to_float(w[o * in + k]);
-    const float b = bias ? bf16_to_float(bias[o]) : 0.0f;
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const float* xr = x + r * in;
-      float acc = 0.0f;
-      for (std::int64_t k = 0; k < in; ++k) acc += xr[k] * wrow[k];
-      y[r * out + o] = acc + b;
+  // Each thread takes whole output features: its weight row converted once, then every x row.
+#pragma omp parallel if (rows * in * out >= kParallelWork)
+  {
+    std::vector<float> wrow(in);
+#pragma omp for schedule(static)
+    for (std::int64_t o = 0; o < out; ++o) {
+#pragma omp simd
+      for (std::int64_t k = 0; k < in; ++k) wrow[k] = bf16_to_float(w[o * in + k]);
+      const float b = bias ? bf16_to_float(bias[o]) : 0.0f;
+      for (std::int64_t r = 0; r < rows; ++r) y[r * out + o] = dot(x + r * in, wrow.data(), in) + b;
     }
   }
 }
@@ -51,10 +74,17 @@ void embedding(const int* ids, std::int64_t tokens, const bf16* table, std::int6
   }
 }
 
-void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids) {
+void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids, std::int64_t stride,
+            float* values) {
+  if (stride == 0) stride = vocab;
   for (std::int64_t r = 0; r < rows; ++r) {
-    const float* row = logits + r * vocab;
-    ids[r] = static_cast<int>(std::max_element(row, row + vocab) - row);
+    const float* row = logits + r * stride;
+    float best = -INFINITY;
+    int best_i = 0;
+    for (std::int64_t i = 0; i < vocab; ++i)
+      if (row[i] > best) best = row[i], best_i = static_cast<int>(i);
+    ids[r] = best_i;
+    if (values) values[r] = best;
   }
 }
 
@@ -95,32 +125,36 @@ void paged_attention(const float* q, const float* k_cache, const float* v_cache,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
                      float* out) {
   const std::int64_t group = heads / kv_heads, row = kv_heads * head_dim;
-  std::vector<float> scores;
-  for (std::int64_t t = 0; t < tokens; ++t) {
-    const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
-    const std::int64_t len = pos[t] + 1;
-    scores.resize(len);
-    for (std::int64_t h = 0; h < heads; ++h) {
-      const std::int64_t kvh = h / group;
-      const float* qh = q + (t * heads + h) * head_dim;
-      float max_score = -INFINITY;
-      for (std::int64_t p = 0; p < len; ++p) {
-        const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
-        const float* kp = k_cache + slot * row + kvh * head_dim;
-        float dot = 0.0f;
-        for (std::int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kp[d];
-        scores[p] = dot * scale;
-        max_score = std::max(max_score, scores[p]);
-      }
-      float denom = 0.0f;
-      for (std::int64_t p = 0; p < len; ++p) denom += (scores[p] = std::exp(scores[p] - max_score));
-      float* oh = out + (t * heads + h) * head_dim;
-      std::fill(oh, oh + head_dim, 0.0f);
-      for (std::int64_t p = 0; p < len; ++p) {
-        const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
-        const float* vp = v_cache + slot * row + kvh * head_dim;
-        const float w = scores[p] / denom;
-        for (std::int64_t d = 0; d < head_dim; ++d) oh[d] += w * vp[d];
+  std::int64_t work = 0;  // multiply-adds: each (token, head) reads its context's K and V rows
+  for (std::int64_t t = 0; t < tokens; ++t) work += 2 * heads * (pos[t] + 1) * head_dim;
+#pragma omp parallel if (work >= kParallelWork)
+  {
+    std::vector<float> scores;
+#pragma omp for collapse(2) schedule(dynamic, 4)
+    for (std::int64_t t = 0; t < tokens; ++t) {
+      for (std::int64_t h = 0; h < heads; ++h) {
+        const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
+        const std::int64_t len = pos[t] + 1;
+        scores.resize(len);
+        const std::int64_t kvh = h / group;
+        const float* qh = q + (t * heads + h) * head_dim;
+        float max_score = -INFINITY;
+        for (std::int64_t p = 0; p < len; ++p) {
+          const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+          scores[p] = dot(qh, k_cache + slot * row + kvh * head_dim, head_dim) * scale;
+          max_score = std::max(max_score, scores[p]);
+        }
+        float denom = 0.0f;
+        for (std::int64_t p = 0; p < len; ++p) denom += (scores[p] = std::exp(scores[p] - max_score));
+        float* oh = out + (t * heads + h) * head_dim;
+        std::fill(oh, oh + head_dim, 0.0f);
+        for (std::int64_t p = 0; p < len; ++p) {
+          const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+          const float* vp = v_cache + slot * row + kvh * head_dim;
+          const float w = scores[p] / denom;
+#pragma omp simd
+          for (std::int64_t d = 0; d < head_dim; ++d) oh[d] += w * vp[d];
+        }
       }
     }
   }

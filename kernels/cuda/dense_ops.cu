@@ -85,8 +85,8 @@ __global__ void embedding_kernel(const int* ids, const __nv_bfloat16* table, std
 }
 
 // One block per row: the largest value, the lowest index among equals.
-__global__ void argmax_kernel(const float* logits, std::int64_t vocab, int* ids) {
-  const float* row = logits + blockIdx.x * vocab;
+__global__ void argmax_kernel(const float* logits, std::int64_t vocab, std::int64_t stride, int* ids, float* values) {
+  const float* row = logits + blockIdx.x * stride;
   float best = -INFINITY;
   int best_i = 0x7fffffff;
   for (std::int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
@@ -105,6 +105,7 @@ __global__ void argmax_kernel(const float* logits, std::int64_t vocab, int* ids)
     for (int w = 1; w < static_cast<int>(blockDim.x / kWarp); ++w)
       if (vals[w] > best || (vals[w] == best && idxs[w] < best_i)) best = vals[w], best_i = idxs[w];
     ids[blockIdx.x] = best_i == 0x7fffffff ? 0 : best_i;  // an all -inf/NaN row: index 0
+    if (values) values[blockIdx.x] = best;
   }
 }
 
@@ -345,9 +346,11 @@ void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const bf16*
   check_launch();
 }
 
-void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids) {
+void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids,
+            std::int64_t stride, float* values) {
   if (rows == 0) return;
-  argmax_kernel<<<static_cast<unsigned>(rows), 1024, 0, ctx.stream()>>>(logits, vocab, ids);
+  argmax_kernel<<<static_cast<unsigned>(rows), 1024, 0, ctx.stream()>>>(logits, vocab, stride ? stride : vocab, ids,
+                                                                         values);
   check_launch();
 }
 

@@ -178,6 +178,19 @@ TEST_F(CudaDenseOps, ArgmaxPicksTheLargestAndTheFirstOnTies) {
   cuda::argmax(ctx(), dev(logits), rows, vocab, ids);
   EXPECT_EQ(host(ids, rows), want);
   EXPECT_EQ(want, where);
+
+  // A vocab-parallel slice: the first 150000 columns of rows 152064 apart, with the maxima.
+  const int cols = 150000;
+  std::vector<int> want_slice(rows);
+  std::vector<float> want_values(rows);
+  cpu::argmax(logits.data(), rows, cols, want_slice.data(), vocab, want_values.data());
+  int* slice_ids = poisoned<int>(rows);
+  float* values = poisoned<float>(rows);
+  cuda::argmax(ctx(), dev(logits), rows, cols, slice_ids, vocab, values);
+  EXPECT_EQ(host(slice_ids, rows), want_slice);
+  expect_close(host(values, rows), want_values, 0.0f, 0.0f, "argmax values");
+  EXPECT_EQ(want_slice[2], 77);
+  EXPECT_NE(want_slice[3], 151000);  // past the slice
 }
 
 // The fused q|k|v rows of scattered tokens: bias or none, GQA and MHA, head_dim 64/128, the

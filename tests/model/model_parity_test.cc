@@ -123,6 +123,17 @@ void run_parity(const std::string& name, const GridLayout& layout) {
       d.logit_rows.push_back(static_cast<int>(s));
     }
     logits = model.forward(d);
+    // The greedy-only path (the argmax where the logits are: on the GPU, merged across the TP
+    // ranks' vocabulary slices) picks what the logits say. Re-running the step rewrites the same
+    // K/V.
+    const std::vector<int> ids = model.forward_argmax(d);
+    if (last) {
+      ASSERT_EQ(ids.size(), cases.size());
+      for (std::size_t s = 0; s < cases.size(); ++s)
+        EXPECT_EQ(ids[s], argmax(&logits[s * V], V)) << "prompt " << s << " step " << step << ": forward_argmax";
+    } else {
+      EXPECT_TRUE(ids.empty());
+    }
   }
 }
 
