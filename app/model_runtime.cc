@@ -41,6 +41,7 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--block-size", o.block_size, "Tokens per KV-cache block")->check(CLI::PositiveNumber);
   cmd.add_option("--kv-cache-memory", o.kv_cache_memory, "KV-cache memory per rank on the CPU backend, e.g. 4G");
   cmd.add_option("--gpu-memory-utilization", o.gpu_memory_utilization, "GPU memory fraction (CUDA backend)");
+  cmd.add_flag("--enforce-eager", o.enforce_eager, "Launch every kernel (no CUDA graphs for decode steps)");
   cmd.add_flag("--enable-prefix-caching", o.enable_prefix_caching, "Reuse KV blocks of shared prompt prefixes (default on)");
   cmd.add_flag("--no-enable-prefix-caching", o.no_enable_prefix_caching, "Turn prefix caching off");
   cmd.add_option("--seed", o.seed, "Seed of requests that give none");
@@ -102,7 +103,7 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
     // KV blocks: what --gpu-memory-utilization leaves after the weights and the step's
     // activations, on the rank with the least, agreed by all.
     auto gpu_model = std::make_unique<CudaDenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(),
-                                                            mine, rt->grid_->gpu(), o.block_size);
+                                                            mine, rt->grid_->gpu(), o.block_size, !o.enforce_eager);
     const GpuMemory mem = gpu_memory(rt->grid_->gpu());
     const double budget = o.gpu_memory_utilization * static_cast<double>(mem.total) -
                           static_cast<double>(mem.total - mem.free) -
@@ -164,7 +165,8 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   rt->scheduler_ = std::make_unique<Scheduler>(sc, *rt->blocks_);
   rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, rt->scheduler_.get(), o.seed);
   LS_INFO("model " << c.architecture << " with " << c.num_hidden_layers << " layers on "
-                   << (on_gpu ? std::string("GPUs") : "CPUs (" + std::to_string(cpu::threads()) + " threads per rank)")
+                   << (on_gpu ? std::string(o.enforce_eager ? "GPUs (eager)" : "GPUs (CUDA graphs for decode)")
+                               : "CPUs (" + std::to_string(cpu::threads()) + " threads per rank)")
                    << ", TP" << rt->grid_->layout().tp
                    << " x PP" << rt->grid_->layout().pp << "; KV cache " << blocks << " blocks of " << o.block_size
                    << " tokens; max model len " << max_model_len);

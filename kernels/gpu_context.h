@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/device_buffer.h"
 
@@ -31,16 +32,21 @@ class GpuContext {
   // At least `bytes` of device memory, valid until the next call (work already enqueued on
   // stream() may still use the old block: growing synchronizes the stream first).
   void* scratch(std::size_t bytes);
+  // Counts the times scratch() moved (what captured CUDA graphs that use it depend on).
+  std::uint64_t scratch_generation() const { return scratch_generation_; }
   // Waits for everything enqueued on stream().
   void synchronize();
 
  private:
+  void set_blas_workspace();
   int gpu_;
   cudaStream_t stream_ = nullptr;
   bool owns_stream_ = true;
   cublasHandle_t blas_ = nullptr;
   int sm_count_ = 0;
   DeviceBuffer scratch_;
+  std::uint64_t scratch_generation_ = 0;
+  DeviceBuffer blas_workspace_;  // given to cuBLAS so that it never allocates inside a graph capture
 };
 
 }  // namespace lockstep

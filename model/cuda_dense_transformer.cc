@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 
@@ -20,20 +21,16 @@ namespace {
 
 const bf16* bf16_ptr(const DeviceBuffer& b) { return b.bytes() ? static_cast<const bf16*>(b.data()) : nullptr; }
 
-// Grows a device buffer to hold `count` elements of T (contents are not kept).
-template <typename T>
-T* ensure(DeviceBuffer& b, std::int64_t count) {
-  const std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(count, 1)) * sizeof(T);
-  if (b.bytes() < bytes) b = DeviceBuffer(DeviceKind::Cuda, bytes + bytes / 2);
-  return static_cast<T*>(b.data());
-}
+// Decode steps of up to this many sequences replay captured CUDA graphs (unless --enforce-eager).
+constexpr std::int64_t kMaxGraphTokens = 64;
 
-template <typename T>
-T* upload_async(DeviceBuffer& b, const std::vector<T>& host, cudaStream_t stream) {
-  T* d = ensure<T>(b, static_cast<std::int64_t>(host.size()));
-  if (!host.empty())
-    LS_CUDA_CHECK(cudaMemcpyAsync(d, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
-  return d;
+// One token per sequence, each sampled: the steps whose shape recurs step after step.
+bool is_decode_step(const ForwardBatch& b) {
+  const std::size_t T = b.token_ids.size();
+  if (T == 0 || b.logit_rows.size() != T) return false;
+  for (std::size_t i = 0; i < T; ++i)
+    if (b.logit_rows[i] != static_cast<int>(i) || b.seq_of_token[i] != static_cast<int>(i)) return false;
+  return true;
 }
 
 }  // namespace
@@ -46,6 +43,26 @@ struct CudaDenseTransformer::Layer {
 // Per-step activations and batch metadata, grown to the largest step seen. x (the normed
 // hidden state) and act (silu(gate) * up) only feed linears, so they are bf16.
 struct CudaDenseTransformer::Workspace {
+  // Grows a buffer to hold `count` elements of T (contents are not kept); a move bumps the
+  // generation, so that graphs captured with the old address are captured again.
+  template <typename T>
+  T* grow(DeviceBuffer& b, std::int64_t count) {
+    const std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(count, 1)) * sizeof(T);
+    if (b.bytes() < bytes) {
+      b = DeviceBuffer(DeviceKind::Cuda, bytes + bytes / 2);
+      ++generation;
+    }
+    return static_cast<T*>(b.data());
+  }
+  template <typename T>
+  T* upload(DeviceBuffer& b, const std::vector<T>& host, cudaStream_t stream) {
+    T* d = grow<T>(b, static_cast<std::int64_t>(host.size()));
+    if (!host.empty())
+      LS_CUDA_CHECK(cudaMemcpyAsync(d, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
+    return d;
+  }
+  std::uint64_t generation = 0;
+
   DeviceBuffer h, x, out, qkv, q, att, gate_up, act, rows, local_logits, gathered;
   DeviceBuffer ids, positions, seq_of, tables, slots;
   DeviceBuffer argmax_values, argmax_ids;
@@ -67,7 +84,8 @@ struct CudaDenseTransformer::Workspace {
 };
 
 CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSource& w, Collectives& tp,
-                                           Collectives& pp, const LayerRange& layers, int gpu, int block_size)
+                                           Collectives& pp, const LayerRange& layers, int gpu, int block_size,
+                                           bool cuda_graphs)
     : config_(c),
       slice_(TensorParallelSlice::make(c, tp.rank(), tp.size())),
       tp_(tp),
@@ -75,7 +93,8 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
       layers_(layers),
       block_size_(block_size),
       ctx_(gpu, tp.stream()),
-      ws_(std::make_unique<Workspace>()) {
+      ws_(std::make_unique<Workspace>()),
+      graphs_(cuda_graphs ? std::make_unique<CudaGraphCache>() : nullptr) {
   LS_CHECK(tp.stream() && tp.stream() == pp.stream(),
            "the CUDA backend needs NCCL collectives that share one stream (--device cuda with --backend nccl)");
   LS_CHECK(c.head_dim <= 256, "head_dim " << c.head_dim << " is over 256, which the GPU attention does not take yet");
@@ -108,7 +127,9 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
   uploader.finish();
 }
 
-CudaDenseTransformer::~CudaDenseTransformer() = default;
+CudaDenseTransformer::~CudaDenseTransformer() {
+  cudaStreamSynchronize(ctx_.stream());  // nothing of ours (graphs, buffers) is freed while in use
+}
 
 std::uint64_t CudaDenseTransformer::kv_block_bytes() const {
   return static_cast<std::uint64_t>(block_size_) * slice_.kv_heads * config_.head_dim * sizeof(bf16) * 2 *
@@ -140,9 +161,9 @@ void CudaDenseTransformer::allocate_kv_cache(int num_blocks) {
 void CudaDenseTransformer::attention(Layer& L, std::int64_t T, const bf16* x, float* out) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size, hd = config_.head_dim, qh = slice_.q_heads, kvh = slice_.kv_heads;
-  float* qkv = ensure<float>(w.qkv, T * (qh + 2 * kvh) * hd);
-  float* q = ensure<float>(w.q, T * qh * hd);
-  float* att = ensure<float>(w.att, T * qh * hd);
+  float* qkv = w.grow<float>(w.qkv, T * (qh + 2 * kvh) * hd);
+  float* q = w.grow<float>(w.q, T * qh * hd);
+  float* att = w.grow<float>(w.att, T * qh * hd);
   const int* positions = static_cast<const int*>(w.positions.data());
   cuda::linear(ctx_, x, T, H, bf16_ptr(L.qkv), (qh + 2 * kvh) * hd, nullptr, qkv);
   cuda::split_qkv_rope_cache(ctx_, qkv, T, qh, kvh, hd, bf16_ptr(L.qkv_bias), positions,
@@ -159,32 +180,26 @@ void CudaDenseTransformer::attention(Layer& L, std::int64_t T, const bf16* x, fl
 void CudaDenseTransformer::mlp(Layer& L, std::int64_t T, const bf16* x, float* out) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size, F = slice_.ffn;
-  float* gate_up = ensure<float>(w.gate_up, T * 2 * F);
-  bf16* act = ensure<bf16>(w.act, T * F);
+  float* gate_up = w.grow<float>(w.gate_up, T * 2 * F);
+  bf16* act = w.grow<bf16>(w.act, T * F);
   cuda::linear(ctx_, x, T, H, bf16_ptr(L.gate_up), 2 * F, nullptr, gate_up);
   cuda::silu_mul(ctx_, gate_up, T, F, act);
   cuda::linear(ctx_, act, T, F, bf16_ptr(L.down), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
 
-float* CudaDenseTransformer::local_logits(const ForwardBatch& b) {
-  LS_CHECK(num_kv_blocks_ > 0, "forward before allocate_kv_cache");
+// Embedding (or the previous stage's activations), the layers, and on to the next stage: only
+// enqueued work on the stream, no host waits or allocations once the buffers are sized, so it
+// can be captured as a graph.
+void CudaDenseTransformer::run_layers(std::int64_t T) {
   Workspace& w = *ws_;
-  const cudaStream_t stream = ctx_.stream();
-  const std::int64_t T = b.token_ids.size(), H = config_.hidden_size;
-  const std::vector<std::int64_t> slots = kv_cache_slots(b, block_size_, num_kv_blocks_);
-  max_blocks_ = b.max_blocks;
-  max_context_ = T ? *std::max_element(b.positions.begin(), b.positions.end()) + 1 : 0;
-  const int* ids = upload_async(w.ids, b.token_ids, stream);
-  upload_async(w.positions, b.positions, stream);
-  upload_async(w.seq_of, b.seq_of_token, stream);
-  upload_async(w.tables, b.block_tables, stream);
-  upload_async(w.slots, slots, stream);
-  float* h = ensure<float>(w.h, T * H);
-  bf16* x = ensure<bf16>(w.x, T * H);
-  float* out = ensure<float>(w.out, T * H);
+  const std::int64_t H = config_.hidden_size;
+  float* h = static_cast<float*>(w.h.data());
+  bf16* x = static_cast<bf16*>(w.x.data());
+  float* out = static_cast<float*>(w.out.data());
   if (pp_.rank() == 0) {
-    cuda::embedding(ctx_, ids, T, bf16_ptr(embed_), slice_.vocab_begin, slice_.vocab_rows, H, h);
+    cuda::embedding(ctx_, static_cast<const int*>(w.ids.data()), T, bf16_ptr(embed_), slice_.vocab_begin,
+                    slice_.vocab_rows, H, h);
     if (tp_.size() > 1) tp_.all_reduce(h, h, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
   } else {
     pp_.recv(h, static_cast<std::size_t>(T * H), DType::F32, pp_.rank() - 1);
@@ -202,22 +217,58 @@ float* CudaDenseTransformer::local_logits(const ForwardBatch& b) {
     const float one = 1.0f;
     LS_CUBLAS_CHECK(cublasSaxpy(ctx_.blas(), static_cast<int>(T * H), &one, out, 1, h, 1));  // h += last mlp
   }
-  if (pp_.rank() < pp_.size() - 1) {
-    pp_.send(h, static_cast<std::size_t>(T * H), DType::F32, pp_.rank() + 1);
-    return nullptr;
+  if (pp_.rank() < pp_.size() - 1) pp_.send(h, static_cast<std::size_t>(T * H), DType::F32, pp_.rank() + 1);
+}
+
+float* CudaDenseTransformer::local_logits(const ForwardBatch& b) {
+  LS_CHECK(num_kv_blocks_ > 0, "forward before allocate_kv_cache");
+  Workspace& w = *ws_;
+  const cudaStream_t stream = ctx_.stream();
+  const std::int64_t T = b.token_ids.size(), H = config_.hidden_size;
+  // A decode step of up to kMaxGraphTokens sequences replays the graph of its shape: its block
+  // tables padded to a power-of-two width and its attention split for that width, so that the
+  // steps of a batch share one graph as their contexts grow.
+  const bool graph = graphs_ && T <= kMaxGraphTokens && is_decode_step(b);
+  const int width = graph ? static_cast<int>(std::bit_ceil(static_cast<unsigned>(std::max(b.max_blocks, 1))))
+                          : b.max_blocks;
+  std::vector<int> tables = b.block_tables;
+  if (width != b.max_blocks) {
+    tables.assign(static_cast<std::size_t>(T) * width, 0);  // the padding is never read
+    for (std::int64_t i = 0; i < T; ++i)
+      std::copy_n(b.block_tables.begin() + i * b.max_blocks, b.max_blocks, tables.begin() + i * width);
   }
+  const std::vector<std::int64_t> slots = kv_cache_slots(b, block_size_, num_kv_blocks_);
+  max_blocks_ = width;
+  max_context_ = graph ? width * block_size_ : T ? *std::max_element(b.positions.begin(), b.positions.end()) + 1 : 0;
+  w.upload(w.ids, b.token_ids, stream);
+  w.upload(w.positions, b.positions, stream);
+  w.upload(w.seq_of, b.seq_of_token, stream);
+  w.upload(w.tables, tables, stream);
+  w.upload(w.slots, slots, stream);
+  w.grow<float>(w.h, T * H);
+  w.grow<bf16>(w.x, T * H);
+  w.grow<float>(w.out, T * H);
+  if (graph) {
+    const std::uint64_t key = static_cast<std::uint64_t>(T) << 32 | static_cast<std::uint32_t>(width);
+    graphs_->run(key, w.generation + ctx_.scratch_generation(), stream, [&] { run_layers(T); });
+  } else {
+    run_layers(T);
+  }
+  if (pp_.rank() < pp_.size() - 1) return nullptr;
+  const float* h = static_cast<const float*>(w.h.data());
+  const float eps = static_cast<float>(config_.rms_norm_eps);
   // Logits of the requested rows: gather, final norm, vocab-parallel lm_head, all-gather. A step
   // of unfinished prefill chunks has none (the same on every TP rank: the same plan).
   const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows;
   if (R == 0) return nullptr;
-  float* rows = ensure<float>(w.rows, R * H);
+  float* rows = w.grow<float>(w.rows, R * H);
   for (std::int64_t i = 0, run; i < R; i += run) {  // one copy per run of consecutive rows (all of a decode step)
     for (run = 1; i + run < R && b.logit_rows[i + run] == b.logit_rows[i] + run;) ++run;
     LS_CUDA_CHECK(cudaMemcpyAsync(rows + i * H, h + static_cast<std::int64_t>(b.logit_rows[i]) * H,
                                   run * H * sizeof(float), cudaMemcpyDeviceToDevice, stream));
   }
   cuda::rms_norm(ctx_, rows, R, H, bf16_ptr(final_norm_), eps, rows);
-  float* local = ensure<float>(w.local_logits, R * VR);
+  float* local = w.grow<float>(w.local_logits, R * VR);
   cuda::linear(ctx_, rows, R, H, bf16_ptr(lm_head_), VR, nullptr, local);
   return local;
 }
@@ -230,7 +281,7 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
   const int n = tp_.size();
   float* gathered = local;
   if (n > 1) {
-    gathered = ensure<float>(w.gathered, n * R * VR);
+    gathered = w.grow<float>(w.gathered, n * R * VR);
     tp_.all_gather(local, gathered, static_cast<std::size_t>(R * VR), DType::F32);
   }
   const std::size_t count = static_cast<std::size_t>(n * R * VR);
@@ -261,8 +312,8 @@ std::vector<int> CudaDenseTransformer::forward_argmax(const ForwardBatch& b) {
   // Each rank's argmax over its real columns (the vocabulary padding never wins), gathered as
   // [tp, R] (value, local id); then per row the largest value, the lowest rank on ties (rank
   // order is id order, so the lowest id as the sampler picks).
-  float* values = ensure<float>(w.argmax_values, n * R);
-  int* ids = ensure<int>(w.argmax_ids, n * R);
+  float* values = w.grow<float>(w.argmax_values, n * R);
+  int* ids = w.grow<int>(w.argmax_ids, n * R);
   cuda::argmax(ctx_, local, R, std::clamp<std::int64_t>(V - me * VR, 0, VR), ids + me * R, VR, values + me * R);
   if (n > 1) {  // in place: each rank's part already sits at its offset
     tp_.all_gather(values + me * R, values, static_cast<std::size_t>(R), DType::F32);

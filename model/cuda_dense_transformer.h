@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "comm/collectives.h"
+#include "kernels/cuda_graph_cache.h"
 #include "kernels/device_buffer.h"
 #include "kernels/gpu_context.h"
 #include "model/forward_model.h"
@@ -22,8 +23,9 @@ class CudaDenseTransformer final : public ForwardModel {
  public:
   // Loads this rank's weights onto `gpu`. The KV cache comes later (allocate_kv_cache), once
   // every rank knows how much memory is left.
+  // cuda_graphs: decode steps replay CUDA graphs of the layers (false: --enforce-eager).
   CudaDenseTransformer(const ModelConfig& config, const WeightSource& weights, Collectives& tp, Collectives& pp,
-                       const LayerRange& layers, int gpu, int block_size);
+                       const LayerRange& layers, int gpu, int block_size, bool cuda_graphs = true);
   ~CudaDenseTransformer() override;
 
   // Bytes of KV cache one block takes on this rank (all its layers, K and V).
@@ -45,6 +47,7 @@ class CudaDenseTransformer final : public ForwardModel {
   struct Workspace;
   void attention(Layer& L, std::int64_t T, const bf16* x, float* out);
   void mlp(Layer& L, std::int64_t T, const bf16* x, float* out);
+  void run_layers(std::int64_t tokens);
   // Runs the stage; on the last stage returns the logit rows' vocab-parallel logits [rows,
   // vocab_rows] on the GPU, else (or with no rows) nullptr.
   float* local_logits(const ForwardBatch& batch);
@@ -62,6 +65,7 @@ class CudaDenseTransformer final : public ForwardModel {
   DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_;
   std::vector<std::unique_ptr<Layer>> layer_;
   std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<CudaGraphCache> graphs_;  // null: eager
 };
 
 }  // namespace lockstep

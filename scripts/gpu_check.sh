@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU host (the `device` machines): build, then the CUDA backend's correctness checks and
 # benchmarks, each step's output in OUT_DIR. Steps: kernels (every cuda:: op against the CPU
-# reference), parity (transformers fixtures on the CUDA backend, the model stage and the whole
+# reference, and the CUDA graph cache), parity (transformers fixtures on the CUDA backend, the model stage and the whole
 # engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4), serve (the OpenAI-client end-to-end test on GPUs, needs 4 GPUs
 # and node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
 # (transformers' generate() on the same shapes, in the same call), offline (1k-in/1k-out
@@ -10,7 +10,7 @@
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
 set -uo pipefail
 out=$1; shift
-steps=${*:-kernels parity serve kernel_bench decode peer}
+steps=${*:-kernels parity serve kernel_bench decode peer offline scaling}
 mkdir -p "$out"
 . scripts/gpu_host_build.sh >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 tail -1 "$out/build.log"
@@ -22,6 +22,7 @@ for s in $steps; do
   case $s in
     kernels)
       "$BUILD/tests/cuda_dense_ops_test" >"$out/kernels.txt" 2>&1; rc=$?
+      "$BUILD/tests/cuda_graph_cache_test" >>"$out/kernels.txt" 2>&1 || rc=1
       step kernels "rc=$rc $(grep -E '^\[  (PASSED|FAILED) ' "$out/kernels.txt" | tr '\n' ' ')"
       grep -E '^\[  FAILED  \]' "$out/kernels.txt" | head; [ $rc = 0 ] || status=1 ;;
     parity)
@@ -49,10 +50,14 @@ for s in $steps; do
       "$BUILD/benchmarks/kernel_bench" --benchmark_counters_tabular=true >"$out/kernel_bench.txt" 2>&1
       step kernel_bench "rc=$?"; cat "$out/kernel_bench.txt" | grep -v '^\*\*\*' | head -60 ;;
     decode)
-      bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
-        tests/fixtures/models/qwen2-tiny /tmp/decode 1 "1 32" 128 256 -- --device cuda \
-        >"$out/decode.txt" 2>&1
-      step decode "rc=$?"; cat "$out/decode.txt"; tail -3 /tmp/decode/req_1_256.log ;;
+      # With CUDA graphs (the default), and eager for comparison (also the fallback's figures).
+      for mode in graphs eager; do
+        flags=(--device cuda); [ $mode = eager ] && flags+=(--enforce-eager)
+        bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
+          tests/fixtures/models/qwen2-tiny /tmp/decode_$mode 1 "1 32" 128 256 -- "${flags[@]}" \
+          >"$out/decode_$mode.txt" 2>&1
+        step "decode ($mode)" "rc=$?"; cat "$out/decode_$mode.txt"; tail -3 /tmp/decode_$mode/req_1_128_256.log
+      done ;;
     offline)
       MAX_NUM_SEQS=256 bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
         benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline 1 256 1024 1024 \

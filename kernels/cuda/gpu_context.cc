@@ -15,6 +15,7 @@ GpuContext::GpuContext(int gpu) : gpu_(gpu) {
   LS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   LS_CUBLAS_CHECK(cublasCreate(&blas_));
   LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+  set_blas_workspace();
 }
 
 GpuContext::GpuContext(int gpu, cudaStream_t borrowed_stream) : gpu_(gpu), stream_(borrowed_stream), owns_stream_(false) {
@@ -22,6 +23,13 @@ GpuContext::GpuContext(int gpu, cudaStream_t borrowed_stream) : gpu_(gpu), strea
   LS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, gpu));
   LS_CUBLAS_CHECK(cublasCreate(&blas_));
   LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+  set_blas_workspace();
+}
+
+// 32 MiB, what cuBLAS asks for on Hopper; set once so that captured GEMMs do not allocate.
+void GpuContext::set_blas_workspace() {
+  blas_workspace_ = DeviceBuffer(DeviceKind::Cuda, std::size_t{32} << 20);
+  LS_CUBLAS_CHECK(cublasSetWorkspace(blas_, blas_workspace_.data(), blas_workspace_.bytes()));
 }
 
 GpuContext::~GpuContext() {
@@ -34,6 +42,7 @@ void* GpuContext::scratch(std::size_t bytes) {
   if (scratch_.bytes() < bytes) {
     synchronize();  // queued work may still read the old block
     scratch_ = DeviceBuffer(DeviceKind::Cuda, bytes + bytes / 4);
+    ++scratch_generation_;
   }
   return scratch_.data();
 }
