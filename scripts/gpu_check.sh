@@ -6,7 +6,8 @@
 # and node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
 # (transformers' generate() on the same shapes, in the same call), offline (1k-in/1k-out
 # throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
-# DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one).
+# DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
+# default: Nsight Systems' per-kernel time table of batch-1 decode at 7B shapes, where nsys exists).
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
 set -uo pipefail
 out=$1; shift
@@ -71,6 +72,21 @@ for s in $steps; do
           >"$out/scaling_tp$np.txt" 2>&1
         step "scaling tp$np" "rc=$?"; cat "$out/scaling_tp$np.txt"
       done ;;
+    profile)
+      nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys 2>/dev/null)
+      if [ -z "$nsys" ]; then step profile "skipped (no nsys)"; continue; fi
+      mkdir -p /tmp/profile && bash -c ". benchmarks/dummy_batch.sh && lockstep=$BUILD/app/lockstep && \
+        dummy_model_dir /tmp/profile benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny" &&
+      python3 -c "
+import json
+print(json.dumps({'prompt': list(range(1000, 1128)), 'max_tokens': 128, 'temperature': 0, 'ignore_eos': True}))" \
+        >/tmp/profile/req.jsonl &&
+      $M -np 1 "$nsys" profile -o /tmp/profile/decode --force-overwrite true -t cuda,nvtx "$BUILD/app/lockstep" batch \
+        --model /tmp/profile/model --load-format dummy --device cuda --input /tmp/profile/req.jsonl \
+        --output /tmp/profile/out.jsonl >"$out/profile.log" 2>&1 &&
+      "$nsys" stats -q --report cuda_gpu_kern_sum --format table /tmp/profile/decode.nsys-rep \
+        >"$out/profile.txt" 2>&1
+      step profile "rc=$?"; head -40 "$out/profile.txt" ;;
     peer)
       py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
       CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_decode.py benchmarks/configs/deepseek-r1-distill-qwen-7b.json \

@@ -18,14 +18,14 @@ fail() { echo "FAIL: $*"; cat "$tmp/table" 2>/dev/null; tail -n 20 "$tmp/server.
   --kv-cache-memory 8M --port 0 --host 127.0.0.1 >"$tmp/server.log" 2>&1 &
 server_pid=$!
 url=$(wait_for_server "$tmp/server.log" "$server_pid") || fail "the server did not come up"
-node "$repo/benchmarks/serve_load.mjs" --url "$url" --model tiny --concurrency 1,4 --prompt-len 16 --max-tokens 24 \
+node "$repo/benchmarks/serve_load.mjs" --url "$url" --model tiny --concurrency 1,4 --prompt-len 16 --max-tokens 64 \
   --requests 6 --vocab 200 --json "$tmp/load.json" >"$tmp/table" 2>&1 || fail "serve_load.mjs exited non-zero"
 head -1 "$tmp/table" | grep -q "concurrency.*ttft_mean_s.*tok_s_per_request.*total_time_s.*total_tokens.*output_tok_s" ||
   fail "table header"
 [ "$(jq '.rows | length' "$tmp/load.json")" = 2 ] || fail "one row per concurrency level"
 # tok/s per request needs a stream that came in more than one read: a fast server may deliver a
-# whole stream at once (null then), but over 12 streams of 24 tokens some are spread out.
-jq -e '(.rows | all(.requests == 6 and .total_tokens == 144 and .ttft_p50_s > 0 and .ttft_p99_s >= .ttft_p50_s
+# whole stream at once (null then), but over 12 streams of 64 tokens some are spread out.
+jq -e '(.rows | all(.requests == 6 and .total_tokens == 384 and .ttft_p50_s > 0 and .ttft_p99_s >= .ttft_p50_s
        and (.tok_s_per_request == null or .tok_s_per_request > 0) and .output_tok_s > 0 and .total_time_s > 0))
        and (.rows | any(.tok_s_per_request != null))' "$tmp/load.json" >/dev/null ||
   fail "row values: $(cat "$tmp/load.json")"
