@@ -86,7 +86,7 @@ void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int
 void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens, std::int64_t q_heads,
                           std::int64_t kv_heads, std::int64_t head_dim, const bf16* bias, const int* positions,
                           const float* inv_freq, const std::int64_t* slots, float* q, bf16* k_cache, bf16* v_cache);
-// head_dim <= 256. max_context: an upper bound of pos[t] + 1 over the tokens (0: the block
+// head_dim a multiple of 4 up to 256. max_context: an upper bound of pos[t] + 1 over the tokens (0: the block
 // tables' capacity); when the batch alone does not fill the GPU, contexts are split across
 // blocks and merged (scratch).
 void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,

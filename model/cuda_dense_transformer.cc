@@ -97,7 +97,8 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
       graphs_(cuda_graphs ? std::make_unique<CudaGraphCache>() : nullptr) {
   LS_CHECK(tp.stream() && tp.stream() == pp.stream(),
            "the CUDA backend needs NCCL collectives that share one stream (--device cuda with --backend nccl)");
-  LS_CHECK(c.head_dim <= 256, "head_dim " << c.head_dim << " is over 256, which the GPU attention does not take yet");
+  LS_CHECK(c.head_dim <= 256 && c.head_dim % 4 == 0,
+           "head_dim " << c.head_dim << " is not a multiple of 4 up to 256, which the GPU attention takes");
   const LoadProgress progress(w, tp.rank(), pp.rank(), " to GPU " + std::to_string(gpu));
   // The next layer is read while this one uploads; the copies are pinned and asynchronous.
   LayerPrefetcher prefetch(c, w, slice_, layers.begin, layers.end);

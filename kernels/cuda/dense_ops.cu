@@ -149,97 +149,191 @@ __global__ void silu_mul_kernel(const float* gate_up, std::int64_t rows, std::in
   store(out + i, gate / (1.0f + expf(-gate)) * up);
 }
 
-// One block per (token, KV head, split, chunk of that KV head's query heads): the token's context
-// is cut in gridDim.z equal splits (the last may be shorter or empty), and the block reads each of
-// those K/V rows once for up to kGroup query heads (GQA: the 7 of Qwen2-7B's KV heads share a
-// read instead of re-reading it per head). Each warp walks its share of the positions (warp,
-// warp + warps, ...) with an online softmax per head (lane l holds dims l, l + 32, ... below
-// head_dim), then the warps merge. With one split the block writes the output; otherwise its
-// unnormalised partial (max, sum, acc) per head for combine_splits_kernel (flash-decoding: long
-// contexts use many SMs even at batch 1). kPerLane = ceil(head_dim / 32).
-template <int kPerLane, int kGroup>
-__global__ void paged_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
-                                       int head_dim, std::int64_t heads, std::int64_t kv_heads,
-                                       std::int64_t block_size, const int* seq_of, const int* pos,
-                                       const int* block_tables, std::int64_t max_blocks, float scale, float* out,
-                                       float* partial) {
-  constexpr int kMaxWarps = 8, kMaxDim = kPerLane * kWarp;
-  const int D = head_dim;
-  const std::int64_t group = heads / kv_heads, chunks = (group + kGroup - 1) / kGroup;
+// Attention blocks: 8 warps, tiles of 256 positions, up to 8 query heads (one KV head's) each.
+constexpr int kAttnThreads = 256, kAttnWarps = kAttnThreads / kWarp, kAttnTile = 256, kAttnGroup = 8;
+
+__device__ float warp_max(float v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Two bf16 packed in 32 bits (the lower address in the low half) as floats.
+__device__ void unpack_bf16x2(unsigned u, float& lo, float& hi) {
+  lo = __uint_as_float(u << 16);
+  hi = __uint_as_float(u & 0xffff0000u);
+}
+
+// One block per (token, KV head, split, chunk of up to 8 of that KV head's query heads): the
+// token's context is cut in gridDim.z equal splits (the last may be shorter or empty); the block
+// walks its split in tiles of kAttnTile positions, reading each K and V row once for all its
+// query heads (GQA: Qwen2-7B's 7 heads per KV head share one read). Per tile, in three phases
+// with the block in step:
+//   scores: 4 lanes per position (lane r of the 4 takes dims 16 j + 4 r .. + 3, 8-byte loads),
+//           s[head][position] = q . k * scale into shared memory, with the K/V slot;
+//   softmax: a warp per head takes the tile's max, rescales its running max m and sum l, and
+//           turns the scores into e^(s - m) in place;
+//   values: a warp per position (lane l takes dims 64 j + 2 l, + 1), acc[head] += p * v, after
+//           scaling acc by e^(m_old - m_new).
+// The warps' acc are then summed in a fixed order (deterministic). One split writes the output;
+// several write their unnormalised partial (m, l, acc) for combine_splits_kernel (flash-decoding:
+// batch 1 still fills the GPU). head_dim is a multiple of 4, at most kMaxD (64, 128 or 256).
+template <int kMaxD>
+__global__ void __launch_bounds__(kAttnThreads, 2)
+    paged_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, int D,
+                           std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size, const int* seq_of,
+                           const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* out,
+                           float* partial) {
+  constexpr int kQkSteps = kMaxD / 16, kPvSteps = kMaxD / 64;
+  __shared__ __align__(16) float q_s[kAttnGroup][kMaxD];  // after the tiles: the summed acc
+  __shared__ float s_s[kAttnGroup][kAttnTile];
+  __shared__ std::int64_t slot_s[kAttnTile];
+  __shared__ float m_s[kAttnGroup], l_s[kAttnGroup], c_s[kAttnGroup];
+  const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
+  const std::int64_t group = heads / kv_heads, chunks = (group + kAttnGroup - 1) / kAttnGroup;
   const std::int64_t t = blockIdx.x, kvh = blockIdx.y / chunks;
-  const std::int64_t h0 = kvh * group + (blockIdx.y % chunks) * kGroup;  // this block's first query head
-  const int n = static_cast<int>(min(static_cast<std::int64_t>(kGroup), kvh * group + group - h0));
+  const std::int64_t h0 = kvh * group + (blockIdx.y % chunks) * kAttnGroup;  // this block's first query head
+  const int n = static_cast<int>(min(static_cast<std::int64_t>(kAttnGroup), kvh * group + group - h0));
   const std::int64_t row = kv_heads * D;
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
   const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
   const std::int64_t context = static_cast<std::int64_t>(pos[t]) + 1;
   const std::int64_t split_len = (context + gridDim.z - 1) / gridDim.z;
   const std::int64_t begin = static_cast<std::int64_t>(blockIdx.z) * split_len;
   const std::int64_t len = min(context, begin + split_len);
-  float qv[kGroup][kPerLane], acc[kGroup][kPerLane], m[kGroup], l[kGroup];
-#pragma unroll
-  for (int i = 0; i < kGroup; ++i) {
-    m[i] = -INFINITY, l[i] = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
-      const int d = lane + j * kWarp;
-      qv[i][j] = i < n && d < D ? q[(t * heads + h0 + i) * D + d] : 0.0f;
-      acc[i][j] = 0.0f;
-    }
+
+  for (int e = tid; e < kAttnGroup * kMaxD; e += kAttnThreads) {
+    const int i = e / kMaxD, d = e % kMaxD;
+    q_s[i][d] = i < n && d < D ? q[(t * heads + h0 + i) * D + d] : 0.0f;
   }
-  for (std::int64_t p = begin + warp; p < len; p += warps) {
-    const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
-    const __nv_bfloat16* kp = k_cache + slot * row + kvh * D;
-    const __nv_bfloat16* vp = v_cache + slot * row + kvh * D;
-    float kf[kPerLane], vf[kPerLane];
+  if (tid < kAttnGroup) m_s[tid] = -INFINITY, l_s[tid] = 0.0f;
+  float acc[kAttnGroup][kPvSteps][2];
 #pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
-      const int d = lane + j * kWarp;
-      kf[j] = d < D ? __bfloat162float(kp[d]) : 0.0f;
-      vf[j] = d < D ? __bfloat162float(vp[d]) : 0.0f;
-    }
+  for (int i = 0; i < kAttnGroup; ++i)
 #pragma unroll
-    for (int i = 0; i < kGroup; ++i) {
-      if (i >= n) break;  // n is the same for the whole block
-      float dot = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kPerLane; ++j) dot += qv[i][j] * kf[j];
-      const float s = warp_sum(dot) * scale;
-      const float m_new = fmaxf(m[i], s);
-      const float correction = expf(m[i] - m_new), w = expf(s - m_new);
-      l[i] = l[i] * correction + w;
-#pragma unroll
-      for (int j = 0; j < kPerLane; ++j) acc[i][j] = acc[i][j] * correction + w * vf[j];
-      m[i] = m_new;
-    }
-  }
-  __shared__ float warp_m[kMaxWarps][kGroup], warp_l[kMaxWarps][kGroup];
-  __shared__ float warp_acc[kMaxWarps][kGroup][kMaxDim];
-#pragma unroll
-  for (int i = 0; i < kGroup; ++i) {
-    if (lane == 0) warp_m[warp][i] = m[i], warp_l[warp][i] = l[i];
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j) warp_acc[warp][i][lane + j * kWarp] = acc[i][j];
-  }
+    for (int j = 0; j < kPvSteps; ++j) acc[i][j][0] = acc[i][j][1] = 0.0f;
+  const int quad = lane % 4;  // scores: this lane's quarter of a position's dims
   __syncthreads();
-  // Thread e merges (head e / D, dim e % D) over the warps; empty warps have l = 0.
-  for (int e = threadIdx.x; e < n * D; e += blockDim.x) {
-    const int i = e / D, d = e % D;
-    float M = -INFINITY;
-    for (int w = 0; w < warps; ++w) M = fmaxf(M, warp_m[w][i]);
-    float L = 0.0f, o = 0.0f;
-    for (int w = 0; w < warps; ++w)
-      if (warp_l[w][i] > 0.0f) {
-        const float c = expf(warp_m[w][i] - M);
-        L += warp_l[w][i] * c;
-        o += warp_acc[w][i][d] * c;
+
+  for (std::int64_t p0 = begin; p0 < len; p0 += kAttnTile) {
+    const int tile = static_cast<int>(min(static_cast<std::int64_t>(kAttnTile), len - p0));
+    // Scores. Every lane runs every pass (the shuffles need the whole warp).
+    for (int pp = tid / 4; pp < kAttnTile; pp += kAttnThreads / 4) {
+      const bool valid = pp < tile;  // the same for the 4 lanes of a position
+      float dot[kAttnGroup];
+#pragma unroll
+      for (int i = 0; i < kAttnGroup; ++i) dot[i] = 0.0f;
+      std::int64_t slot = 0;
+      if (valid) {
+        const std::int64_t p = p0 + pp;
+        slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+        const __nv_bfloat16* kp = k_cache + slot * row + kvh * D;
+#pragma unroll
+        for (int j = 0; j < kQkSteps; ++j) {
+          const int d = 16 * j + 4 * quad;
+          if (d >= D) continue;  // D % 4 == 0: a lane's 4 dims are all in or all out
+          const uint2 raw = *reinterpret_cast<const uint2*>(kp + d);
+          float k0, k1, k2, k3;
+          unpack_bf16x2(raw.x, k0, k1);
+          unpack_bf16x2(raw.y, k2, k3);
+#pragma unroll
+          for (int i = 0; i < kAttnGroup; ++i) {
+            if (i >= n) break;
+            const float4 qq = *reinterpret_cast<const float4*>(&q_s[i][d]);
+            dot[i] += qq.x * k0 + qq.y * k1 + qq.z * k2 + qq.w * k3;
+          }
+        }
       }
+#pragma unroll
+      for (int i = 0; i < kAttnGroup; ++i) {
+        if (i >= n) break;
+        dot[i] += __shfl_xor_sync(0xffffffffu, dot[i], 1);
+        dot[i] += __shfl_xor_sync(0xffffffffu, dot[i], 2);
+      }
+      if (quad == 0 && valid) {
+        slot_s[pp] = slot;
+#pragma unroll
+        for (int i = 0; i < kAttnGroup; ++i)
+          if (i < n) s_s[i][pp] = dot[i] * scale;
+      }
+    }
+    __syncthreads();
+    // Softmax: warp i takes head i.
+    if (warp < n) {
+      float* s = s_s[warp];
+      float tile_max = -INFINITY;
+      for (int j = lane; j < tile; j += kWarp) tile_max = fmaxf(tile_max, s[j]);
+      tile_max = warp_max(tile_max);
+      const float m_old = m_s[warp], m_new = fmaxf(m_old, tile_max);
+      float sum = 0.0f;
+      for (int j = lane; j < tile; j += kWarp) {
+        const float e = expf(s[j] - m_new);
+        s[j] = e;
+        sum += e;
+      }
+      sum = warp_sum(sum);
+      if (lane == 0) {
+        const float c = expf(m_old - m_new);  // 0 on the first tile (m_old = -inf)
+        c_s[warp] = c;
+        l_s[warp] = l_s[warp] * c + sum;
+        m_s[warp] = m_new;
+      }
+    }
+    __syncthreads();
+    // Values: warp w takes positions w, w + 8, ...
+#pragma unroll
+    for (int i = 0; i < kAttnGroup; ++i) {
+      if (i >= n) break;
+      const float c = c_s[i];
+#pragma unroll
+      for (int j = 0; j < kPvSteps; ++j) acc[i][j][0] *= c, acc[i][j][1] *= c;
+    }
+    for (int pp = warp; pp < tile; pp += kAttnWarps) {
+      const __nv_bfloat16* vp = v_cache + slot_s[pp] * row + kvh * D;
+      float v[kPvSteps][2];
+#pragma unroll
+      for (int j = 0; j < kPvSteps; ++j) {
+        const int d = 64 * j + 2 * lane;
+        if (d < D) unpack_bf16x2(*reinterpret_cast<const unsigned*>(vp + d), v[j][0], v[j][1]);
+        else v[j][0] = v[j][1] = 0.0f;
+      }
+#pragma unroll
+      for (int i = 0; i < kAttnGroup; ++i) {
+        if (i >= n) break;
+        const float p = s_s[i][pp];
+#pragma unroll
+        for (int j = 0; j < kPvSteps; ++j) acc[i][j][0] += p * v[j][0], acc[i][j][1] += p * v[j][1];
+      }
+    }
+    __syncthreads();  // the next tile overwrites s_s and slot_s
+  }
+
+  // Sum the warps' acc into q_s (no longer needed), warp by warp: the same order every run.
+  float* sum_s = &q_s[0][0];
+  for (int w = 0; w < kAttnWarps; ++w) {
+    if (warp == w) {
+#pragma unroll
+      for (int i = 0; i < kAttnGroup; ++i) {
+        if (i >= n) break;
+#pragma unroll
+        for (int j = 0; j < kPvSteps; ++j) {
+          const int d = 64 * j + 2 * lane;
+          if (d >= D) continue;
+          float* dst = sum_s + i * kMaxD + d;
+          dst[0] = w == 0 ? acc[i][j][0] : dst[0] + acc[i][j][0];
+          dst[1] = w == 0 ? acc[i][j][1] : dst[1] + acc[i][j][1];
+        }
+      }
+    }
+    __syncthreads();
+  }
+  for (int e = tid; e < n * D; e += kAttnThreads) {
+    const int i = e / D, d = e % D;
+    const float o = sum_s[i * kMaxD + d];
     const std::int64_t th = t * heads + h0 + i;
     if (gridDim.z == 1) {
-      out[th * D + d] = o / L;
+      out[th * D + d] = o / l_s[i];
     } else {  // partial[(t, h, split)] = {max, sum, acc[D]}; an empty split has sum 0
       float* ph = partial + (th * gridDim.z + blockIdx.z) * (D + 2);
-      if (d == 0) ph[0] = M, ph[1] = L;
+      if (d == 0) ph[0] = m_s[i], ph[1] = l_s[i];
       ph[2 + d] = o;
     }
   }
@@ -373,24 +467,19 @@ void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int
 
 namespace {
 
-// Query heads per block: as many as the registers allow at this head_dim.
-constexpr int attention_group(int per_lane) { return per_lane <= 4 ? 8 : 4; }
-template <int kPerLane>
-auto attention_kernel() { return paged_attention_kernel<kPerLane, attention_group(kPerLane)>; }
-
 }  // namespace
 
 void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
                      float* out, std::int64_t max_context) {
-  LS_CHECK(head_dim > 0 && head_dim <= 8 * kWarp, "paged_attention: head_dim " << head_dim << " is over 256");
+  LS_CHECK(head_dim > 0 && head_dim <= 256 && head_dim % 4 == 0,
+           "paged_attention: head_dim " << head_dim << " is not a multiple of 4 up to 256");
   LS_CHECK(kv_heads > 0 && heads % kv_heads == 0, "paged_attention: heads " << heads << " not a multiple of kv_heads "
                                                                             << kv_heads);
   if (tokens == 0) return;
-  const int per_lane = static_cast<int>((head_dim + kWarp - 1) / kWarp);
-  const std::int64_t group = heads / kv_heads, max_group = attention_group(per_lane);
-  const std::int64_t head_blocks = kv_heads * ((group + max_group - 1) / max_group);
+  const std::int64_t group = heads / kv_heads;
+  const std::int64_t head_blocks = kv_heads * ((group + kAttnGroup - 1) / kAttnGroup);
   // Cut each token's context in equal splits until the grid has two blocks per SM, so that batch
   // 1 still spreads over the GPU (big batches need no split): at most one split per 32 positions
   // of the longest context, at most 64.
@@ -403,22 +492,14 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
                                                                 (head_dim + 2) * sizeof(float)))
                               : nullptr;
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
-  constexpr int threads = 8 * kWarp;
   auto launch = [&](auto kernel) {
-    kernel<<<grid, threads, 0, ctx.stream()>>>(q, as_bf16(k_cache), as_bf16(v_cache), static_cast<int>(head_dim), heads,
-                                               kv_heads, block_size, seq_of, pos, block_tables, max_blocks, scale, out,
-                                               partial);
+    kernel<<<grid, kAttnThreads, 0, ctx.stream()>>>(q, as_bf16(k_cache), as_bf16(v_cache), static_cast<int>(head_dim),
+                                                    heads, kv_heads, block_size, seq_of, pos, block_tables, max_blocks,
+                                                    scale, out, partial);
   };
-  switch (per_lane) {
-    case 1: launch(attention_kernel<1>()); break;
-    case 2: launch(attention_kernel<2>()); break;
-    case 3: launch(attention_kernel<3>()); break;
-    case 4: launch(attention_kernel<4>()); break;
-    case 5: launch(attention_kernel<5>()); break;
-    case 6: launch(attention_kernel<6>()); break;
-    case 7: launch(attention_kernel<7>()); break;
-    case 8: launch(attention_kernel<8>()); break;
-  }
+  if (head_dim <= 64) launch(paged_attention_kernel<64>);
+  else if (head_dim <= 128) launch(paged_attention_kernel<128>);
+  else launch(paged_attention_kernel<256>);
   check_launch();
   if (splits > 1) {
     combine_splits_kernel<<<static_cast<unsigned>(tokens * heads), 128, 0, ctx.stream()>>>(

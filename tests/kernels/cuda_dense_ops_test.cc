@@ -250,9 +250,9 @@ TEST_F(CudaDenseOps, SiluMulOfFusedGateUp) {
 // Decode (one token per sequence) and a causal prefill chunk, GQA and MHA, over shuffled blocks.
 TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
   struct Shape { int heads, kv_heads, head_dim; };
-  // Query heads per KV head 1 to 20 (more than one block's group of 8, or of 4 at head_dim > 128).
+  // Query heads per KV head 1 to 20 (more than one block's group of 8); head_dim 8 to 256.
   for (const Shape s : {Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{28, 4, 128}, Shape{2, 1, 256}, Shape{4, 2, 16},
-                        Shape{6, 3, 80}, Shape{20, 1, 128}, Shape{12, 2, 192}}) {
+                        Shape{6, 3, 80}, Shape{20, 1, 128}, Shape{12, 2, 192}, Shape{4, 2, 8}, Shape{3, 3, 36}}) {
     SCOPED_TRACE(::testing::Message() << "heads " << s.heads << "/" << s.kv_heads << " head_dim " << s.head_dim);
     const int block_size = 16, max_blocks = 24, seqs = 3, blocks = seqs * max_blocks;
     const std::size_t row = static_cast<std::size_t>(s.kv_heads) * s.head_dim;
