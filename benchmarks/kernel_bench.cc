@@ -296,6 +296,8 @@ void register_benchmarks() {
     for (const std::int64_t batch : {1, 8, 32})
       add("paged_attention/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context),
           [=](benchmark::State& st) { bm_paged_attention(st, batch, context); });
+  // The 1k-in/1k-out offline run's decode: 256 sequences at 1.5k positions on average.
+  add("paged_attention/batch:256/ctx:1536", [](benchmark::State& st) { bm_paged_attention(st, 256, 1536); });
   for (const std::int64_t rows : {1, 32})
     add("argmax/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_argmax(st, rows); });
 }
