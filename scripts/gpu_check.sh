@@ -49,7 +49,7 @@ for s in $steps; do
       fi ;;
     kernel_bench)
       "$BUILD/benchmarks/kernel_bench" --benchmark_counters_tabular=true >"$out/kernel_bench.txt" 2>&1
-      step kernel_bench "rc=$?"; cat "$out/kernel_bench.txt" | grep -v '^\*\*\*' | head -60 ;;
+      step kernel_bench "rc=$?"; grep -v "^\*\*\*" "$out/kernel_bench.txt" | head -100 ;;
     decode)
       # With CUDA graphs (the default), and eager for comparison (also the fallback's figures).
       for mode in graphs eager; do
