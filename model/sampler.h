@@ -8,6 +8,8 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <utility>
+#include <vector>
 
 namespace lockstep {
 
@@ -23,6 +25,9 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;
   float presence_penalty = 0.0f;
   int logprobs = -1;  // -1: none; k >= 0: the sampled token's log-probability and the top k
+  // OpenAI's logit_bias: (token id, bias in [-100, 100]) added to those logits before the
+  // penalties (vLLM's order); log-probabilities stay those of the raw logits.
+  std::vector<std::pair<int, float>> logit_bias;
 
   bool greedy() const { return temperature < 1e-5f; }  // vLLM's epsilon
   bool has_penalties() const {

@@ -74,7 +74,7 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan
   // Every rank decides the same from the plan: rows that are all greedy, without penalties or
   // logprobs, need only each row's argmax, which the model finds where the logits are.
   const bool argmax_only = std::all_of(plan.sampling.begin(), plan.sampling.end(), [](const SamplingParams& sp) {
-    return sp.greedy() && !sp.has_penalties() && sp.logprobs < 0;
+    return sp.greedy() && !sp.has_penalties() && sp.logprobs < 0 && sp.logit_bias.empty();
   });
   if (argmax_only) {
     const std::vector<int> ids = model_.forward_argmax(plan.batch);
@@ -94,12 +94,16 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan
         const SamplingParams& sp = plan.sampling[r];
         const float* raw = &logits[static_cast<std::size_t>(r) * V];
         const float* row = raw;
-        if (sp.has_penalties() && !plan.history_offsets.empty()) {
-          const int* h = plan.history.data() + plan.history_offsets[r];
-          const auto n = static_cast<std::size_t>(plan.history_offsets[r + 1] - plan.history_offsets[r]);
-          const auto prompt = static_cast<std::size_t>(plan.history_prompt_len[r]);
+        const bool penalties = sp.has_penalties() && !plan.history_offsets.empty();
+        if (penalties || !sp.logit_bias.empty()) {
           penalised.assign(raw, raw + V);
-          apply_penalties(penalised.data(), V, sp, {h, prompt}, {h + prompt, n - prompt});
+          for (const auto& [id, bias] : sp.logit_bias) penalised[id] += bias;  // ids checked against the vocabulary
+          if (penalties) {
+            const int* h = plan.history.data() + plan.history_offsets[r];
+            const auto n = static_cast<std::size_t>(plan.history_offsets[r + 1] - plan.history_offsets[r]);
+            const auto prompt = static_cast<std::size_t>(plan.history_prompt_len[r]);
+            apply_penalties(penalised.data(), V, sp, {h, prompt}, {h + prompt, n - prompt});
+          }
           row = penalised.data();
         }
         SamplerRng rng(plan.sample_seeds[r]);

@@ -1,6 +1,7 @@
 // StepPlan wire format (see step_plan.h): little-endian PODs; vectors as u64 length + items.
 #include "app/engine/step_plan.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -81,6 +82,19 @@ std::vector<std::uint8_t> StepPlan::serialize() const {
   w.vec(history);
   w.vec(history_offsets);
   w.vec(history_prompt_len);
+  std::vector<std::int64_t> bias_offsets;
+  std::vector<int> bias_ids;
+  std::vector<float> bias_values;
+  if (std::any_of(sampling.begin(), sampling.end(), [](const SamplingParams& p) { return !p.logit_bias.empty(); })) {
+    bias_offsets.push_back(0);
+    for (const SamplingParams& p : sampling) {
+      for (const auto& [id, bias] : p.logit_bias) bias_ids.push_back(id), bias_values.push_back(bias);
+      bias_offsets.push_back(static_cast<std::int64_t>(bias_ids.size()));
+    }
+  }
+  w.vec(bias_offsets);
+  w.vec(bias_ids);
+  w.vec(bias_values);
   return w.take();
 }
 
@@ -111,7 +125,22 @@ StepPlan StepPlan::deserialize(const std::vector<std::uint8_t>& bytes) {
   p.history = r.vec<int>();
   p.history_offsets = r.vec<std::int64_t>();
   p.history_prompt_len = r.vec<int>();
+  const auto bias_offsets = r.vec<std::int64_t>();
+  const auto bias_ids = r.vec<int>();
+  const auto bias_values = r.vec<float>();
   if (!r.done()) throw std::runtime_error("step plan has trailing bytes");
+  if (!bias_offsets.empty()) {
+    if (bias_offsets.size() != p.sampling.size() + 1 || bias_offsets.front() != 0 ||
+        bias_offsets.back() != static_cast<std::int64_t>(bias_ids.size()) || bias_ids.size() != bias_values.size())
+      throw std::runtime_error("step plan logit biases disagree with its rows");
+    for (std::size_t i = 0; i < p.sampling.size(); ++i) {
+      if (bias_offsets[i] > bias_offsets[i + 1]) throw std::runtime_error("step plan logit bias offsets out of order");
+      for (std::int64_t k = bias_offsets[i]; k < bias_offsets[i + 1]; ++k)
+        p.sampling[i].logit_bias.emplace_back(bias_ids[k], bias_values[k]);
+    }
+  } else if (!bias_ids.empty() || !bias_values.empty()) {
+    throw std::runtime_error("step plan logit biases without rows");
+  }
   const std::size_t T = p.batch.token_ids.size();
   if (p.batch.positions.size() != T || p.batch.seq_of_token.size() != T || p.sampling.size() != p.batch.logit_rows.size() ||
       p.sample_seeds.size() != p.sampling.size())

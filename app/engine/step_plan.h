@@ -24,6 +24,8 @@ struct StepPlan {
   std::vector<int> history;
   std::vector<std::int64_t> history_offsets;  // rows + 1 entries (empty when no row has penalties)
   std::vector<int> history_prompt_len;        // one per row
+  // Rows' logit_bias entries travel flattened beside the fixed-size sampling fields: row r's are
+  // [bias_offsets[r], bias_offsets[r + 1]) of bias_ids / bias_values (offsets empty: none).
 
   std::vector<std::uint8_t> serialize() const;
   // Throws std::runtime_error on a truncated or malformed buffer.

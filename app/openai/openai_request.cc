@@ -3,6 +3,10 @@
 
 #include "app/openai/api_error.h"
 
+#include <algorithm>
+#include <limits>
+#include <string>
+
 namespace lockstep {
 namespace {
 
@@ -183,9 +187,28 @@ OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const Model
   }
   if (const auto best_of = opt<int>(b, "best_of"); best_of && *best_of != 1 && *best_of != r.n)
     throw ApiError(400, "'best_of' other than n is not supported", "best_of");
-  for (const char* key : {"logit_bias", "suffix"})
-    if (b.contains(key) && !b[key].is_null() && !(b[key].is_object() && b[key].empty()))
-      throw ApiError(400, std::string("'") + key + "' is not supported by this server yet", key);
+  if (b.contains("suffix") && !b["suffix"].is_null())
+    throw ApiError(400, "'suffix' is not supported by this server yet", "suffix");
+  // logit_bias: {"token id": bias}, ids in the vocabulary, biases clamped to [-100, 100] (as vLLM).
+  if (b.contains("logit_bias") && !b["logit_bias"].is_null()) {
+    if (!b["logit_bias"].is_object()) throw ApiError(400, "'logit_bias' must map token ids to numbers", "logit_bias");
+    for (const auto& [key, value] : b["logit_bias"].items()) {
+      std::size_t used = 0;
+      long id = -1;
+      try {
+        id = std::stol(key, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != key.size() || !value.is_number())
+        throw ApiError(400, "'logit_bias' must map token ids to numbers; got \"" + key + "\": " + value.dump(),
+                       "logit_bias");
+      if (id < 0 || (m.vocab_size > 0 && id >= m.vocab_size) || id > std::numeric_limits<int>::max())
+        throw ApiError(400, "token id " + key + " in 'logit_bias' is outside the vocabulary (0.." +
+                                std::to_string(m.vocab_size - 1) + ")", "logit_bias");
+      g.sampling.logit_bias.emplace_back(static_cast<int>(id), std::clamp(value.get<float>(), -100.0f, 100.0f));
+    }
+  }
   if (b.contains("echo") && b["echo"].is_boolean() && b["echo"].get<bool>())
     throw ApiError(400, "'echo' is not supported by this server yet", "echo");
   return r;

@@ -2,6 +2,7 @@
 # `lockstep batch` end to end on TP2 x PP2 (mpirun -np 4) with the tiny transformers fixtures:
 # greedy token ids equal transformers', text prompts go through the checkpoint's tokenizer,
 # stop strings and stop token ids end choices with the right reasons, n > 1 gives n choices,
+# logit_bias moves greedy choices (and bad biases are refused),
 # malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones,
 # and an existing output is never overwritten by accident.
 # usage: batch_test.sh MPIRUN LOCKSTEP FIXTURES_DIR
@@ -31,10 +32,19 @@ echo '{"prompt": [1, 2, 3], "max_tokens": 3}' >>"$tmp/in.jsonl"
 echo 'not json at all' >>"$tmp/in.jsonl"
 echo '{"custom_id": "bad-url", "url": "/v1/embeddings", "body": {"input": "x"}}' >>"$tmp/in.jsonl"
 echo '{"custom_id": "bad-id", "url": "/v1/completions", "body": {"prompt": [999999], "max_tokens": 2}}' >>"$tmp/in.jsonl"
+# logit_bias: +100 on one id makes greedy pick it every step; -100 on the greedy first token
+# moves it; ids outside the vocabulary and keys that are not ids are refused.
+jq -c '{custom_id: "bias-up", url: "/v1/completions", body: {prompt: .cases[0].prompt_ids, max_tokens: 4, temperature: 0,
+       ignore_eos: true, return_token_ids: true, logit_bias: {"42": 100}}}' "$exp" >>"$tmp/in.jsonl"
+jq -c '{custom_id: "bias-down", url: "/v1/completions", body: {prompt: .cases[0].prompt_ids, max_tokens: 1,
+       temperature: 0, ignore_eos: true, return_token_ids: true,
+       logit_bias: {(.cases[0].greedy_ids[0] | tostring): -100}}}' "$exp" >>"$tmp/in.jsonl"
+echo '{"custom_id": "bias-bad-id", "url": "/v1/completions", "body": {"prompt": [1, 2], "max_tokens": 2, "logit_bias": {"300": 1}}}' >>"$tmp/in.jsonl"
+echo '{"custom_id": "bias-bad-key", "url": "/v1/completions", "body": {"prompt": [1, 2], "max_tokens": 2, "logit_bias": {"x7": 1}}}' >>"$tmp/in.jsonl"
 
 run || fail "batch exited non-zero"
-grep -q "^\[batch\] done: 8 succeeded, 3 failed, 0 skipped" "$tmp/log" || fail "summary line"
-[ "$(wc -l <"$tmp/out.jsonl")" -eq 11 ] || fail "expected one output line per input line"
+grep -q "^\[batch\] done: 10 succeeded, 5 failed, 0 skipped" "$tmp/log" || fail "summary line"
+[ "$(wc -l <"$tmp/out.jsonl")" -eq 15 ] || fail "expected one output line per input line"
 get() { jq -c --arg id "$1" "select(.custom_id == \$id) | .response.body$2" "$tmp/out.jsonl"; }
 for i in 0 1 2; do
   want=$(jq -c --argjson i "$i" '.cases[$i].greedy_ids' "$exp")
@@ -56,14 +66,20 @@ want_text=$(jq -r '.cases[0].greedy_text | split(" m")[0]' "$exp")
 grep -q '"custom_id":"line-9".*"status_code":400.*not valid JSON' "$tmp/out.jsonl" || fail "malformed line"
 grep -q '"custom_id":"bad-url".*"status_code":400' "$tmp/out.jsonl" || fail "bad url"
 grep -q '"custom_id":"bad-id".*outside the vocabulary' "$tmp/out.jsonl" || fail "bad token id"
+[ "$(get bias-up '.choices[0].token_ids')" = "[42,42,42,42]" ] || fail "logit_bias +100"
+first=$(get bias-down '.choices[0].token_ids[0]')
+[ -n "$first" ] && [ "$first" != "$(jq -c '.cases[0].greedy_ids[0]' "$exp")" ] || fail "logit_bias -100 ($first)"
+grep -q '"custom_id":"bias-bad-id".*token id 300 in .logit_bias. is outside the vocabulary' "$tmp/out.jsonl" ||
+  fail "logit_bias id outside the vocabulary"
+grep -q '"custom_id":"bias-bad-key".*must map token ids to numbers' "$tmp/out.jsonl" || fail "logit_bias key"
 
 # Resume: nothing left to do; then drop two results and only those run again.
 run --resume || fail "resume exited non-zero"
-grep -q "0 succeeded, 0 failed, 11 skipped" "$tmp/log" || fail "resume should skip all 11 lines already answered"
+grep -q "0 succeeded, 0 failed, 15 skipped" "$tmp/log" || fail "resume should skip all 15 lines already answered"
 grep -v -e '"custom_id":"ids-1"' -e '"custom_id":"n2"' "$tmp/out.jsonl" >"$tmp/partial" && mv "$tmp/partial" "$tmp/out.jsonl"
 run --resume || fail "second resume"
-grep -q "2 succeeded, 0 failed, 9 skipped" "$tmp/log" || fail "resume should redo exactly the missing two"
-[ "$(wc -l <"$tmp/out.jsonl")" -eq 11 ] || fail "resume must not duplicate lines"
+grep -q "2 succeeded, 0 failed, 13 skipped" "$tmp/log" || fail "resume should redo exactly the missing two"
+[ "$(wc -l <"$tmp/out.jsonl")" -eq 15 ] || fail "resume must not duplicate lines"
 [ "$(get ids-1 '.choices[0].token_ids')" = "$(jq -c '.cases[1].greedy_ids' "$exp")" ] || fail "resumed result"
 
 run; [ $? -eq 2 ] || fail "an existing output must not be overwritten without --resume"

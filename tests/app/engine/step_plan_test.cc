@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 namespace lockstep {
 namespace {
 
@@ -25,6 +27,7 @@ TEST(StepPlan, RoundTrips) {
   b.frequency_penalty = -0.5f;
   b.presence_penalty = 0.25f;
   b.logprobs = 7;
+  b.logit_bias = {{42, 100.0f}, {7, -3.5f}};
   p.sampling = {a, b};
   p.sample_seeds = {11, 12};
   p.history = {5, 6, 7, 8};
@@ -51,6 +54,30 @@ TEST(StepPlan, RoundTrips) {
   EXPECT_EQ(q.history, p.history);
   EXPECT_EQ(q.history_offsets, p.history_offsets);
   EXPECT_EQ(q.history_prompt_len, p.history_prompt_len);
+  EXPECT_TRUE(q.sampling[0].logit_bias.empty());
+  EXPECT_EQ(q.sampling[1].logit_bias, b.logit_bias);
+}
+
+TEST(StepPlan, LogitBiasesThatDisagreeWithTheRowsAreErrors) {
+  StepPlan p;
+  p.batch.token_ids = {1};
+  p.batch.positions = {0};
+  p.batch.seq_of_token = {0};
+  p.batch.block_tables = {0};
+  p.batch.max_blocks = 1;
+  p.batch.logit_rows = {0};
+  SamplingParams sp;
+  sp.logit_bias = {{3, 1.0f}};
+  p.sampling = {sp};
+  p.sample_seeds = {1};
+  std::vector<std::uint8_t> bytes = p.serialize();
+  EXPECT_EQ(StepPlan::deserialize(bytes).sampling[0].logit_bias, sp.logit_bias);
+  // The last vector is bias_values (u64 length 1, one float): drop the float and say length 0,
+  // so that the ids and values disagree.
+  bytes.resize(bytes.size() - sizeof(float));
+  const std::uint64_t zero = 0;
+  std::memcpy(bytes.data() + bytes.size() - sizeof(zero), &zero, sizeof(zero));
+  EXPECT_THROW(StepPlan::deserialize(bytes), std::runtime_error);
 }
 
 TEST(StepPlan, HistoriesThatDisagreeWithTheRowsAreErrors) {
