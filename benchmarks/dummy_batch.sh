@@ -2,6 +2,7 @@
 # runs with random weights at a real model's shapes (--load-format dummy).
 #   dummy_model_dir OUT CONFIG_JSON TOKENIZER_DIR   -> OUT/model (config + tokenizer files)
 #   timed_batch OUT NP B PROMPT MAX_TOKENS [lockstep flags] -> prints the seconds the batch took
+#     (runs the binary in the caller's $lockstep on NP ranks; MAX_NUM_SEQS, default 256)
 # B requests of PROMPT distinct token ids (no prefix-cache hits), max_tokens each, EOS ignored.
 # Every request must come back with MAX_TOKENS tokens, or the run counts as failed.
 

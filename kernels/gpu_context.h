@@ -38,7 +38,7 @@ class GpuContext {
   void synchronize();
 
  private:
-  void set_blas_workspace();
+  void set_up();  // after the GPU is current and the stream is known
   int gpu_;
   cudaStream_t stream_ = nullptr;
   bool owns_stream_ = true;

@@ -60,7 +60,7 @@ for s in $steps; do
         step "decode ($mode)" "rc=$?"; cat "$out/decode_$mode.txt"; tail -3 /tmp/decode_$mode/req_1_128_256.log
       done ;;
     offline)
-      MAX_NUM_SEQS=256 bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
+      bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
         benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline 1 256 1024 1024 \
         -- --device cuda >"$out/offline.txt" 2>&1
       step offline "rc=$?"; cat "$out/offline.txt"; grep -E 'KV cache|error' /tmp/offline/*.log | head -3 ;;
@@ -75,8 +75,9 @@ for s in $steps; do
     profile)
       nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys 2>/dev/null)
       if [ -z "$nsys" ]; then step profile "skipped (no nsys)"; continue; fi
-      mkdir -p /tmp/profile && bash -c ". benchmarks/dummy_batch.sh && lockstep=$BUILD/app/lockstep && \
-        dummy_model_dir /tmp/profile benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny" &&
+      . benchmarks/dummy_batch.sh
+      dummy_model_dir /tmp/profile benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny &&
+      rm -f /tmp/profile/out.jsonl &&  # batch never overwrites results
       python3 -c "
 import json
 print(json.dumps({'prompt': list(range(1000, 1128)), 'max_tokens': 128, 'temperature': 0, 'ignore_eos': True}))" \

@@ -17,15 +17,16 @@ struct StepPlan {
   std::uint64_t step_id = 0;
   std::uint32_t flags = 0;
   ForwardBatch batch;
-  std::vector<SamplingParams> sampling;     // one per batch.logit_rows entry
+  // One per batch.logit_rows entry. On the wire the fixed fields go as one record per row and the
+  // rows' logit_bias entries flattened after the histories (offsets, ids, values; none when no
+  // row has a bias).
+  std::vector<SamplingParams> sampling;
   std::vector<std::uint64_t> sample_seeds;  // one per row: the draw's seed (request seed + position)
   // Rows with penalties carry their sequence (prompt then output) so the last stage can count;
   // row r's tokens are history[history_offsets[r] .. history_offsets[r + 1]).
   std::vector<int> history;
   std::vector<std::int64_t> history_offsets;  // rows + 1 entries (empty when no row has penalties)
   std::vector<int> history_prompt_len;        // one per row
-  // Rows' logit_bias entries travel flattened beside the fixed-size sampling fields: row r's are
-  // [bias_offsets[r], bias_offsets[r + 1]) of bias_ids / bias_values (offsets empty: none).
 
   std::vector<std::uint8_t> serialize() const;
   // Throws std::runtime_error on a truncated or malformed buffer.

@@ -11,23 +11,21 @@ namespace lockstep {
 
 GpuContext::GpuContext(int gpu) : gpu_(gpu) {
   select_gpu(gpu);
-  LS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, gpu));
   LS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  LS_CUBLAS_CHECK(cublasCreate(&blas_));
-  LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
-  set_blas_workspace();
+  set_up();
 }
 
 GpuContext::GpuContext(int gpu, cudaStream_t borrowed_stream) : gpu_(gpu), stream_(borrowed_stream), owns_stream_(false) {
   select_gpu(gpu);
-  LS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, gpu));
-  LS_CUBLAS_CHECK(cublasCreate(&blas_));
-  LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
-  set_blas_workspace();
+  set_up();
 }
 
-// 32 MiB, what cuBLAS asks for on Hopper; set once so that captured GEMMs do not allocate.
-void GpuContext::set_blas_workspace() {
+// The SM count, and a cuBLAS handle on the stream with a fixed 32 MiB workspace (what cuBLAS
+// asks for on Hopper), so that GEMMs captured in a CUDA graph do not allocate.
+void GpuContext::set_up() {
+  LS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, gpu_));
+  LS_CUBLAS_CHECK(cublasCreate(&blas_));
+  LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
   blas_workspace_ = DeviceBuffer(DeviceKind::Cuda, std::size_t{32} << 20);
   LS_CUBLAS_CHECK(cublasSetWorkspace(blas_, blas_workspace_.data(), blas_workspace_.bytes()));
 }

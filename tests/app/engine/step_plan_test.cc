@@ -58,18 +58,22 @@ TEST(StepPlan, RoundTrips) {
   EXPECT_EQ(q.sampling[1].logit_bias, b.logit_bias);
 }
 
-TEST(StepPlan, LogitBiasesThatDisagreeWithTheRowsAreErrors) {
+// One token of one sequence, its row sampled with `sp`.
+StepPlan one_row_plan(const SamplingParams& sp = {}) {
   StepPlan p;
   p.batch.token_ids = {1};
   p.batch.positions = {0};
   p.batch.seq_of_token = {0};
-  p.batch.block_tables = {0};
-  p.batch.max_blocks = 1;
   p.batch.logit_rows = {0};
-  SamplingParams sp;
-  sp.logit_bias = {{3, 1.0f}};
   p.sampling = {sp};
   p.sample_seeds = {1};
+  return p;
+}
+
+TEST(StepPlan, LogitBiasesThatDisagreeWithTheRowsAreErrors) {
+  SamplingParams sp;
+  sp.logit_bias = {{3, 1.0f}};
+  const StepPlan p = one_row_plan(sp);
   std::vector<std::uint8_t> bytes = p.serialize();
   EXPECT_EQ(StepPlan::deserialize(bytes).sampling[0].logit_bias, sp.logit_bias);
   // The last vector is bias_values (u64 length 1, one float): drop the float and say length 0,
@@ -81,13 +85,7 @@ TEST(StepPlan, LogitBiasesThatDisagreeWithTheRowsAreErrors) {
 }
 
 TEST(StepPlan, HistoriesThatDisagreeWithTheRowsAreErrors) {
-  StepPlan p;
-  p.batch.token_ids = {1};
-  p.batch.positions = {0};
-  p.batch.seq_of_token = {0};
-  p.batch.logit_rows = {0};
-  p.sampling = {SamplingParams{}};
-  p.sample_seeds = {1};
+  StepPlan p = one_row_plan();
   p.history = {1, 2};
   p.history_offsets = {0, 3};  // past the end
   p.history_prompt_len = {1};
