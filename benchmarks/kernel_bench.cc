@@ -275,7 +275,7 @@ void register_benchmarks() {
   auto shape_name = [](const Shape& s) {
     return std::string(s.name) + ":" + std::to_string(s.in) + "x" + std::to_string(s.out);
   };
-  for (const std::int64_t rows : {1, 4, 32, 4096})
+  for (const std::int64_t rows : {1, 2, 4, 32, 4096})
     for (const Shape& s : shapes) {
       add("linear/" + shape_name(s) + "/rows:" + std::to_string(rows),
           [=](benchmark::State& st) { bm_linear(st, rows, s.in, s.out, s.fp32_input); });
@@ -292,7 +292,7 @@ void register_benchmarks() {
   for (const std::int64_t tokens : {1, 32})
     add("split_qkv_rope_cache/tokens:" + std::to_string(tokens),
         [=](benchmark::State& st) { bm_split_qkv_rope_cache(st, tokens); });
-  for (const std::int64_t context : {1024, 4096})
+  for (const std::int64_t context : {256, 1024, 4096})  // 256: the decode benchmark's (prompt 128 + 256 new)
     for (const std::int64_t batch : {1, 8, 32})
       add("paged_attention/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context),
           [=](benchmark::State& st) { bm_paged_attention(st, batch, context); });

@@ -84,13 +84,22 @@ __global__ void embedding_kernel(const int* ids, const __nv_bfloat16* table, std
     o[i] = mine ? __bfloat162float(table[local * hidden + i]) : 0.0f;
 }
 
-// One block per row: the largest value, the lowest index among equals.
+// One block per row: the largest value, the lowest index among equals. Each thread issues
+// kArgmaxLoads loads before comparing (one at a time kept a 152k row at 65 us, latency-bound).
+constexpr int kArgmaxLoads = 8;
 __global__ void argmax_kernel(const float* logits, std::int64_t vocab, std::int64_t stride, int* ids, float* values) {
   const float* row = logits + blockIdx.x * stride;
   float best = -INFINITY;
   int best_i = 0x7fffffff;
-  for (std::int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
-    if (row[i] > best) best = row[i], best_i = static_cast<int>(i);  // ascending i: first max kept
+  const std::int64_t step = blockDim.x;
+  for (std::int64_t base = threadIdx.x; base < vocab; base += kArgmaxLoads * step) {
+    float v[kArgmaxLoads];
+#pragma unroll
+    for (int k = 0; k < kArgmaxLoads; ++k) v[k] = base + k * step < vocab ? row[base + k * step] : -INFINITY;
+#pragma unroll
+    for (int k = 0; k < kArgmaxLoads; ++k)  // ascending index: the first max is kept
+      if (v[k] > best) best = v[k], best_i = static_cast<int>(base + k * step);
+  }
   for (int o = kWarp / 2; o > 0; o /= 2) {
     const float v = __shfl_xor_sync(0xffffffffu, best, o);
     const int j = __shfl_xor_sync(0xffffffffu, best_i, o);
@@ -163,27 +172,53 @@ __device__ void unpack_bf16x2(unsigned u, float& lo, float& hi) {
   hi = __uint_as_float(u & 0xffff0000u);
 }
 
+// Two bf16 pairs loaded as one 8-byte word, as 4 floats.
+__device__ void unpack_bf16x4(uint2 u, float* f) {
+  unpack_bf16x2(u.x, f[0], f[1]);
+  unpack_bf16x2(u.y, f[2], f[3]);
+}
+
+// How the values phase spreads a K/V row of kMaxD bf16 (kMaxD / 4 chunks of 8 bytes) over a
+// warp: kVLanes lanes per position, kVPos positions side by side, kVChunks chunks per lane, and
+// kVRounds positions per lane issued together, so that every lane has 8 loads in flight (one
+// load per lane at a time left the values phase latency-bound: 5x off the copy roofline).
+template <int kMaxD>
+struct ValuesLayout {
+  static constexpr int kChunks = kMaxD / 4;
+  static constexpr int kVLanes = kChunks < kWarp ? kChunks : kWarp;
+  static constexpr int kVPos = kWarp / kVLanes;
+  static constexpr int kVChunks = kChunks / kVLanes;
+  static constexpr int kVRounds = 8 / kVChunks;
+  static constexpr int kWarpSpan = kVPos * kVRounds;  // positions a warp takes per iteration
+  // Scores: positions per 4-lane group issued together (8 loads of 8 bytes each at kMaxD 128).
+  static constexpr int kKRounds = kMaxD <= 128 ? 2 : 1;
+};
+
 // One block per (token, KV head, split, chunk of up to 8 of that KV head's query heads): the
 // token's context is cut in gridDim.z equal splits (the last may be shorter or empty); the block
 // walks its split in tiles of kAttnTile positions, reading each K and V row once for all its
-// query heads (GQA: Qwen2-7B's 7 heads per KV head share one read). Per tile, in three phases
-// with the block in step:
+// query heads (GQA: Qwen2-7B's 7 heads per KV head share one read). Per tile, with the block in
+// step:
+//   slots: the tile's KV-cache slots from the block table, once, into shared memory;
 //   scores: 4 lanes per position (lane r of the 4 takes dims 16 j + 4 r .. + 3, 8-byte loads),
-//           s[head][position] = q . k * scale into shared memory, with the K/V slot;
+//           kKRounds positions per group loaded before any is summed, s[head][position] =
+//           q . k * scale into shared memory;
 //   softmax: a warp per head takes the tile's max, rescales its running max m and sum l, and
 //           turns the scores into e^(s - m) in place;
-//   values: a warp per position (lane l takes dims 64 j + 2 l, + 1), acc[head] += p * v, after
-//           scaling acc by e^(m_old - m_new).
-// The warps' acc are then summed in a fixed order (deterministic). One split writes the output;
-// several write their unnormalised partial (m, l, acc) for combine_splits_kernel (flash-decoding:
-// batch 1 still fills the GPU). head_dim is a multiple of 4, at most kMaxD (64, 128 or 256).
+//   values: ValuesLayout (lane l of a position takes the 4 dims of chunks l, l + 32), all its
+//           loads issued before the acc[head] += p * v, after scaling acc by e^(m_old - m_new).
+// The lanes' and warps' acc are then summed in a fixed order (deterministic). One split writes
+// the output; several write their unnormalised partial (m, l, acc) for combine_splits_kernel
+// (flash-decoding: batch 1 still fills the GPU). head_dim is a multiple of 4, at most kMaxD (64,
+// 128 or 256).
 template <int kMaxD>
-__global__ void __launch_bounds__(kAttnThreads, 2)
+__global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: acc alone takes 64 registers
     paged_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, int D,
                            std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size, const int* seq_of,
                            const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* out,
                            float* partial) {
-  constexpr int kQkSteps = kMaxD / 16, kPvSteps = kMaxD / 64;
+  using VL = ValuesLayout<kMaxD>;
+  constexpr int kQkSteps = kMaxD / 16;
   __shared__ __align__(16) float q_s[kAttnGroup][kMaxD];  // after the tiles: the summed acc
   __shared__ float s_s[kAttnGroup][kAttnTile];
   __shared__ std::int64_t slot_s[kAttnTile];
@@ -205,54 +240,68 @@ __global__ void __launch_bounds__(kAttnThreads, 2)
     q_s[i][d] = i < n && d < D ? q[(t * heads + h0 + i) * D + d] : 0.0f;
   }
   if (tid < kAttnGroup) m_s[tid] = -INFINITY, l_s[tid] = 0.0f;
-  float acc[kAttnGroup][kPvSteps][2];
+  float acc[kAttnGroup][VL::kVChunks][4];
 #pragma unroll
   for (int i = 0; i < kAttnGroup; ++i)
 #pragma unroll
-    for (int j = 0; j < kPvSteps; ++j) acc[i][j][0] = acc[i][j][1] = 0.0f;
-  const int quad = lane % 4;  // scores: this lane's quarter of a position's dims
+    for (int c = 0; c < VL::kVChunks; ++c)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) acc[i][c][k] = 0.0f;
+  const int quad = lane % 4;                                        // scores: this lane's quarter of a position's dims
+  const int vlane = lane % VL::kVLanes, vsub = lane / VL::kVLanes;  // values: chunk, and which position
   __syncthreads();
 
   for (std::int64_t p0 = begin; p0 < len; p0 += kAttnTile) {
     const int tile = static_cast<int>(min(static_cast<std::int64_t>(kAttnTile), len - p0));
-    // Scores. Every lane runs every pass (the shuffles need the whole warp).
-    for (int pp = tid / 4; pp < kAttnTile; pp += kAttnThreads / 4) {
-      const bool valid = pp < tile;  // the same for the 4 lanes of a position
-      float dot[kAttnGroup];
+    for (int pp = tid; pp < tile; pp += kAttnThreads) {
+      const std::int64_t p = p0 + pp;
+      slot_s[pp] = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+    }
+    __syncthreads();
+    // Scores. Every lane of a warp runs its passes (the shuffles need the whole warp); a warp
+    // stops when its first position (pp0 rounded down to the warp's 8) is past the tile.
+    for (int pp0 = tid / 4; (pp0 & ~7) < tile; pp0 += VL::kKRounds * kAttnThreads / 4) {
+      uint2 raw[VL::kKRounds][kQkSteps];
 #pragma unroll
-      for (int i = 0; i < kAttnGroup; ++i) dot[i] = 0.0f;
-      std::int64_t slot = 0;
-      if (valid) {
-        const std::int64_t p = p0 + pp;
-        slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
-        const __nv_bfloat16* kp = k_cache + slot * row + kvh * D;
+      for (int u = 0; u < VL::kKRounds; ++u) {
+        const int pp = pp0 + u * kAttnThreads / 4;
+        const __nv_bfloat16* kp = k_cache + (pp < tile ? slot_s[pp] : 0) * row + kvh * D;
+#pragma unroll
+        for (int j = 0; j < kQkSteps; ++j) {
+          const int d = 16 * j + 4 * quad;  // D % 4 == 0: a lane's 4 dims are all in or all out
+          raw[u][j] = pp < tile && d < D ? *reinterpret_cast<const uint2*>(kp + d) : make_uint2(0u, 0u);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < VL::kKRounds; ++u) {
+        const int pp = pp0 + u * kAttnThreads / 4;
+        float dot[kAttnGroup];
+#pragma unroll
+        for (int i = 0; i < kAttnGroup; ++i) dot[i] = 0.0f;
 #pragma unroll
         for (int j = 0; j < kQkSteps; ++j) {
           const int d = 16 * j + 4 * quad;
-          if (d >= D) continue;  // D % 4 == 0: a lane's 4 dims are all in or all out
-          const uint2 raw = *reinterpret_cast<const uint2*>(kp + d);
-          float k0, k1, k2, k3;
-          unpack_bf16x2(raw.x, k0, k1);
-          unpack_bf16x2(raw.y, k2, k3);
+          if (d >= D) continue;
+          float k4[4];
+          unpack_bf16x4(raw[u][j], k4);
 #pragma unroll
           for (int i = 0; i < kAttnGroup; ++i) {
             if (i >= n) break;
             const float4 qq = *reinterpret_cast<const float4*>(&q_s[i][d]);
-            dot[i] += qq.x * k0 + qq.y * k1 + qq.z * k2 + qq.w * k3;
+            dot[i] += qq.x * k4[0] + qq.y * k4[1] + qq.z * k4[2] + qq.w * k4[3];
           }
         }
-      }
 #pragma unroll
-      for (int i = 0; i < kAttnGroup; ++i) {
-        if (i >= n) break;
-        dot[i] += __shfl_xor_sync(0xffffffffu, dot[i], 1);
-        dot[i] += __shfl_xor_sync(0xffffffffu, dot[i], 2);
-      }
-      if (quad == 0 && valid) {
-        slot_s[pp] = slot;
+        for (int i = 0; i < kAttnGroup; ++i) {
+          if (i >= n) break;
+          dot[i] += __shfl_xor_sync(0xffffffffu, dot[i], 1);
+          dot[i] += __shfl_xor_sync(0xffffffffu, dot[i], 2);
+        }
+        if (quad == 0 && pp < tile) {
 #pragma unroll
-        for (int i = 0; i < kAttnGroup; ++i)
-          if (i < n) s_s[i][pp] = dot[i] * scale;
+          for (int i = 0; i < kAttnGroup; ++i)
+            if (i < n) s_s[i][pp] = dot[i] * scale;
+        }
       }
     }
     __syncthreads();
@@ -278,48 +327,72 @@ __global__ void __launch_bounds__(kAttnThreads, 2)
       }
     }
     __syncthreads();
-    // Values: warp w takes positions w, w + 8, ...
+    // Values: warp w takes positions [w * span, + span), then [(w + 8) * span, ...).
 #pragma unroll
     for (int i = 0; i < kAttnGroup; ++i) {
       if (i >= n) break;
       const float c = c_s[i];
 #pragma unroll
-      for (int j = 0; j < kPvSteps; ++j) acc[i][j][0] *= c, acc[i][j][1] *= c;
-    }
-    for (int pp = warp; pp < tile; pp += kAttnWarps) {
-      const __nv_bfloat16* vp = v_cache + slot_s[pp] * row + kvh * D;
-      float v[kPvSteps][2];
+      for (int ch = 0; ch < VL::kVChunks; ++ch)
 #pragma unroll
-      for (int j = 0; j < kPvSteps; ++j) {
-        const int d = 64 * j + 2 * lane;
-        if (d < D) unpack_bf16x2(*reinterpret_cast<const unsigned*>(vp + d), v[j][0], v[j][1]);
-        else v[j][0] = v[j][1] = 0.0f;
+        for (int k = 0; k < 4; ++k) acc[i][ch][k] *= c;
+    }
+    for (int base = warp * VL::kWarpSpan; base < tile; base += kAttnWarps * VL::kWarpSpan) {
+      uint2 raw[VL::kVRounds][VL::kVChunks];
+#pragma unroll
+      for (int u = 0; u < VL::kVRounds; ++u) {
+        const int pp = base + u * VL::kVPos + vsub;
+        const __nv_bfloat16* vp = v_cache + (pp < tile ? slot_s[pp] : 0) * row + kvh * D;
+#pragma unroll
+        for (int ch = 0; ch < VL::kVChunks; ++ch) {
+          const int d = 4 * (vlane + ch * VL::kVLanes);
+          raw[u][ch] = pp < tile && d < D ? *reinterpret_cast<const uint2*>(vp + d) : make_uint2(0u, 0u);
+        }
       }
 #pragma unroll
-      for (int i = 0; i < kAttnGroup; ++i) {
-        if (i >= n) break;
-        const float p = s_s[i][pp];
+      for (int u = 0; u < VL::kVRounds; ++u) {
+        const int pp = base + u * VL::kVPos + vsub;
+        if (pp >= tile) continue;  // no shuffles below: lanes may leave
+        float v[VL::kVChunks][4];
 #pragma unroll
-        for (int j = 0; j < kPvSteps; ++j) acc[i][j][0] += p * v[j][0], acc[i][j][1] += p * v[j][1];
+        for (int ch = 0; ch < VL::kVChunks; ++ch) unpack_bf16x4(raw[u][ch], v[ch]);
+#pragma unroll
+        for (int i = 0; i < kAttnGroup; ++i) {
+          if (i >= n) break;
+          const float p = s_s[i][pp];
+#pragma unroll
+          for (int ch = 0; ch < VL::kVChunks; ++ch)
+#pragma unroll
+            for (int k = 0; k < 4; ++k) acc[i][ch][k] += p * v[ch][k];
+        }
       }
     }
     __syncthreads();  // the next tile overwrites s_s and slot_s
   }
 
+  // The positions side by side in a warp hold the same dims: sum them (kVPos is 1 or a power of 2).
+#pragma unroll
+  for (int o = VL::kVLanes; o < kWarp; o *= 2)
+#pragma unroll
+    for (int i = 0; i < kAttnGroup; ++i)
+#pragma unroll
+      for (int ch = 0; ch < VL::kVChunks; ++ch)
+#pragma unroll
+        for (int k = 0; k < 4; ++k) acc[i][ch][k] += __shfl_xor_sync(0xffffffffu, acc[i][ch][k], o);
   // Sum the warps' acc into q_s (no longer needed), warp by warp: the same order every run.
   float* sum_s = &q_s[0][0];
   for (int w = 0; w < kAttnWarps; ++w) {
-    if (warp == w) {
+    if (warp == w && vsub == 0) {
 #pragma unroll
       for (int i = 0; i < kAttnGroup; ++i) {
         if (i >= n) break;
 #pragma unroll
-        for (int j = 0; j < kPvSteps; ++j) {
-          const int d = 64 * j + 2 * lane;
+        for (int ch = 0; ch < VL::kVChunks; ++ch) {
+          const int d = 4 * (vlane + ch * VL::kVLanes);
           if (d >= D) continue;
           float* dst = sum_s + i * kMaxD + d;
-          dst[0] = w == 0 ? acc[i][j][0] : dst[0] + acc[i][j][0];
-          dst[1] = w == 0 ? acc[i][j][1] : dst[1] + acc[i][j][1];
+#pragma unroll
+          for (int k = 0; k < 4; ++k) dst[k] = w == 0 ? acc[i][ch][k] : dst[k] + acc[i][ch][k];
         }
       }
     }

@@ -10,7 +10,7 @@ typedef struct CUstream_st* cudaStream_t;
 
 namespace lockstep::cuda {
 
-constexpr std::int64_t kGemvMaxRows = 4;
+constexpr std::int64_t kGemvMaxRows = 2;
 
 // y[rows, out] = x[rows, in] . w[out, in]^T (+ bias[out]), x rounded to bf16 first when fp32,
 // fp32 sums. Returns false, and enqueues nothing, when the shape does not fit: more than

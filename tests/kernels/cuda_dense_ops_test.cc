@@ -95,7 +95,7 @@ TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnBf16RoundedInputs) {
   cuda::linear(ctx(), static_cast<const float*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);  // no rows: no-op
   cuda::linear(ctx(), static_cast<const bf16*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);
   ctx().synchronize();
-  // Up to 4 rows with `in` a multiple of 8 take the GEMV (kernels/cuda/gemv.h), the rest cuBLAS.
+  // Up to kGemvMaxRows (2) rows with `in` a multiple of 8 take the GEMV (kernels/cuda/gemv.h), the rest cuBLAS.
   for (const Shape s : {Shape{1, 96, 200, false}, Shape{7, 96, 200, true}, Shape{64, 256, 384, true},
                         Shape{3, 3584, 512, false}, Shape{1, 18944, 64, false}, Shape{4, 3584, 4608, true},
                         Shape{2, 8, 13, true}, Shape{2, 100, 50, true}, Shape{5, 256, 130, true}}) {
