@@ -7,7 +7,8 @@
 # (transformers' generate() on the same shapes, in the same call), offline (1k-in/1k-out
 # throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
-# default: Nsight Systems' per-kernel time table of batch-1 decode at 7B shapes, where nsys exists).
+# default: the per-kernel time table of batch-1 decode at 7B shapes, from Nsight Systems where nsys
+# exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH).
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
 set -uo pipefail
 out=$1; shift
@@ -73,21 +74,33 @@ for s in $steps; do
         step "scaling tp$np" "rc=$?"; cat "$out/scaling_tp$np.txt"
       done ;;
     profile)
+      # 256 new tokens after a 128-token prompt at batch 1, so decode dominates the table. Without
+      # nsys, the CUPTI library also leaves out the first 500 ms after the first kernel: prefill and
+      # some 70 decode steps, the graph captures among them (the weight upload comes before it).
       nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys 2>/dev/null)
-      if [ -z "$nsys" ]; then step profile "skipped (no nsys)"; continue; fi
+      kp=$BUILD/benchmarks/libkernel_profile.so
+      if [ -z "$nsys" ] && [ ! -f "$kp" ]; then step profile "skipped (no nsys, no $kp)"; continue; fi
+      batch=("$BUILD/app/lockstep" batch --model /tmp/profile/model --load-format dummy --device cuda
+             --input /tmp/profile/req.jsonl --output /tmp/profile/out.jsonl)
       . benchmarks/dummy_batch.sh
       dummy_model_dir /tmp/profile benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny &&
-      rm -f /tmp/profile/out.jsonl &&  # batch never overwrites results
+      rm -f /tmp/profile/out.jsonl /tmp/profile/kernels.txt &&  # batch never overwrites results; no stale table
       python3 -c "
 import json
-print(json.dumps({'prompt': list(range(1000, 1128)), 'max_tokens': 128, 'temperature': 0, 'ignore_eos': True}))" \
+print(json.dumps({'prompt': list(range(1000, 1128)), 'max_tokens': 256, 'temperature': 0, 'ignore_eos': True}))" \
         >/tmp/profile/req.jsonl &&
-      $M -np 1 "$nsys" profile -o /tmp/profile/decode --force-overwrite true -t cuda,nvtx "$BUILD/app/lockstep" batch \
-        --model /tmp/profile/model --load-format dummy --device cuda --input /tmp/profile/req.jsonl \
-        --output /tmp/profile/out.jsonl >"$out/profile.log" 2>&1 &&
-      "$nsys" stats -q --report cuda_gpu_kern_sum --format table /tmp/profile/decode.nsys-rep \
-        >"$out/profile.txt" 2>&1
-      step profile "rc=$?"; head -40 "$out/profile.txt" ;;
+      if [ -n "$nsys" ]; then
+        $M -np 1 "$nsys" profile -o /tmp/profile/decode --force-overwrite true -t cuda,nvtx "${batch[@]}" \
+          >"$out/profile.log" 2>&1 &&
+        "$nsys" stats -q --report cuda_gpu_kern_sum --format table /tmp/profile/decode.nsys-rep \
+          >"$out/profile.txt" 2>&1
+      else
+        LOCKSTEP_KERNEL_PROFILE_SKIP_MS=${LOCKSTEP_KERNEL_PROFILE_SKIP_MS:-500} $M -np 1 -x CUDA_INJECTION64_PATH="$kp" \
+          -x LOCKSTEP_KERNEL_PROFILE=/tmp/profile/kernels.txt -x LOCKSTEP_KERNEL_PROFILE_SKIP_MS "${batch[@]}" \
+          >"$out/profile.log" 2>&1 &&
+        cp /tmp/profile/kernels.txt "$out/profile.txt"
+      fi
+      step profile "rc=$?"; head -45 "$out/profile.txt" ;;
     peer)
       py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
       CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_decode.py benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
