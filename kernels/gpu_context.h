@@ -29,10 +29,18 @@ class GpuContext {
   cublasHandle_t blas() const { return blas_; }
   // Streaming multiprocessors of the GPU (how many blocks a grid needs to fill it).
   int sm_count() const { return sm_count_; }
+  // Whether our kernels go as programmatic dependent launches (kernels/cuda/dependent_launch.cuh):
+  // compute capability 9.0 or newer, unless LOCKSTEP_DEPENDENT_LAUNCH=0.
+  bool dependent_launch() const { return dependent_launch_; }
   // At least `bytes` of device memory, valid until the next call (work already enqueued on
   // stream() may still use the old block: growing synchronizes the stream first).
   void* scratch(std::size_t bytes);
-  // Counts the times scratch() moved (what captured CUDA graphs that use it depend on).
+  // At least `count` ints of device memory that are zero whenever no kernel is using them: each
+  // user leaves its counters at zero when done (the attention's split counters). Zeroed when
+  // it grows, which moves it like scratch() does.
+  int* zeroed_counters(std::size_t count);
+  // Counts the times scratch() or zeroed_counters() moved (what captured CUDA graphs that use
+  // them depend on).
   std::uint64_t scratch_generation() const { return scratch_generation_; }
   // Waits for everything enqueued on stream().
   void synchronize();
@@ -44,7 +52,8 @@ class GpuContext {
   bool owns_stream_ = true;
   cublasHandle_t blas_ = nullptr;
   int sm_count_ = 0;
-  DeviceBuffer scratch_;
+  bool dependent_launch_ = false;
+  DeviceBuffer scratch_, counters_;
   std::uint64_t scratch_generation_ = 0;
   DeviceBuffer blas_workspace_;  // given to cuBLAS so that it never allocates inside a graph capture
 };

@@ -8,7 +8,8 @@
 # throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
 # default: the per-kernel time table of batch-1 decode at 7B shapes, from Nsight Systems where nsys
-# exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH).
+# exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
+# offline_profile (not by default: the offline run's kernel table, 256 new tokens, CUPTI).
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
 set -uo pipefail
 out=$1; shift
@@ -49,22 +50,37 @@ for s in $steps; do
         step serve "skipped (needs 4 GPUs and node)"
       fi ;;
     kernel_bench)
-      "$BUILD/benchmarks/kernel_bench" --benchmark_counters_tabular=true >"$out/kernel_bench.txt" 2>&1
+      "$BUILD/benchmarks/kernel_bench" --benchmark_counters_tabular=true --benchmark_filter="${KERNEL_BENCH_FILTER:-.}" \
+        >"$out/kernel_bench.txt" 2>&1  # KERNEL_BENCH_FILTER: a regex of benchmark names
       step kernel_bench "rc=$?"; grep -v "^\*\*\*" "$out/kernel_bench.txt" | head -100 ;;
     decode)
-      # With CUDA graphs (the default), and eager for comparison (also the fallback's figures).
-      for mode in graphs eager; do
+      # With CUDA graphs (the default), and eager for comparison (also the fallback's figures);
+      # DECODE_MODES may add no-pdl: graphs without programmatic dependent launch.
+      for mode in ${DECODE_MODES:-graphs eager}; do
         flags=(--device cuda); [ $mode = eager ] && flags+=(--enforce-eager)
+        [ $mode = no-pdl ] && export LOCKSTEP_DEPENDENT_LAUNCH=0
         bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
           tests/fixtures/models/qwen2-tiny /tmp/decode_$mode 1 "1 32" 128 256 -- "${flags[@]}" \
           >"$out/decode_$mode.txt" 2>&1
         step "decode ($mode)" "rc=$?"; cat "$out/decode_$mode.txt"; tail -3 /tmp/decode_$mode/req_1_128_256.log
+        unset LOCKSTEP_DEPENDENT_LAUNCH
       done ;;
     offline)
       bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
         benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline 1 256 1024 1024 \
         -- --device cuda >"$out/offline.txt" 2>&1
       step offline "rc=$?"; cat "$out/offline.txt"; grep -E 'KV cache|error' /tmp/offline/*.log | head -3 ;;
+    offline_profile)
+      # The offline run's kernel table (CUPTI, benchmarks/kernel_profile): 256 prompts of 1024
+      # tokens, 256 new each, so prefill and decode at full batch both show.
+      kp=$BUILD/benchmarks/libkernel_profile.so
+      if [ ! -f "$kp" ]; then step offline_profile "skipped (no $kp)"; continue; fi
+      rm -f /tmp/offline_profile.txt
+      CUDA_INJECTION64_PATH=$kp LOCKSTEP_KERNEL_PROFILE=/tmp/offline_profile.txt bash benchmarks/offline_throughput.sh \
+        "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny \
+        /tmp/offline_profile 1 256 1024 256 -- --device cuda >"$out/offline_profile.txt" 2>&1
+      step offline_profile "rc=$?"; cat "$out/offline_profile.txt"; cp /tmp/offline_profile.txt "$out/offline_kernels.txt" &&
+        head -30 "$out/offline_kernels.txt" ;;
     scaling)
       for np in 2 4; do
         [ "$np" -le "$gpus" ] || continue

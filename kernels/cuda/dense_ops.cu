@@ -1,5 +1,6 @@
 // CUDA kernels of the dense-transformer ops (see kernels/dense_ops.h); cpu/dense_ops.cc is the
-// reference they are tested against. Every launch goes on the context's stream and is checked.
+// reference they are tested against. Every launch goes on the context's stream through launch()
+// (dependent_launch.cuh) and is checked.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
@@ -8,6 +9,7 @@
 
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/gemv.h"
 #include "kernels/dense_ops.h"
 #include "kernels/gpu_context.h"
@@ -28,8 +30,6 @@ unsigned blocks_for(std::int64_t n, int threads) {
   return static_cast<unsigned>((n + threads - 1) / threads);
 }
 
-void check_launch() { LS_CUDA_CHECK(cudaGetLastError()); }
-
 __device__ float warp_sum(float v) {
   for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
@@ -49,11 +49,13 @@ __device__ float block_sum(float v) {
 }
 
 __global__ void to_bf16_kernel(const float* x, std::int64_t n, __nv_bfloat16* y) {
+  dependent_launch_enter();
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (i < n) y[i] = __float2bfloat16_rn(x[i]);
 }
 
 __global__ void add_bias_kernel(float* y, std::int64_t rows, std::int64_t out, const __nv_bfloat16* bias) {
+  dependent_launch_enter();
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (i < rows * out) y[i] += __bfloat162float(bias[i % out]);
 }
@@ -62,6 +64,7 @@ __global__ void add_bias_kernel(float* y, std::int64_t rows, std::int64_t out, c
 template <typename Out>
 __global__ void rms_norm_kernel(float* x, const float* delta, std::int64_t dim, const __nv_bfloat16* weight,
                                 float eps, Out* y) {
+  dependent_launch_enter();
   float* xr = x + blockIdx.x * dim;
   const float* dr = delta ? delta + blockIdx.x * dim : nullptr;
   float ss = 0.0f;
@@ -77,6 +80,7 @@ __global__ void rms_norm_kernel(float* x, const float* delta, std::int64_t dim, 
 
 __global__ void embedding_kernel(const int* ids, const __nv_bfloat16* table, std::int64_t vocab_begin,
                                  std::int64_t vocab_rows, std::int64_t hidden, float* out) {
+  dependent_launch_enter();
   const std::int64_t local = ids[blockIdx.x] - vocab_begin;
   float* o = out + blockIdx.x * hidden;
   const bool mine = local >= 0 && local < vocab_rows;
@@ -88,6 +92,7 @@ __global__ void embedding_kernel(const int* ids, const __nv_bfloat16* table, std
 // kArgmaxLoads loads before comparing (one at a time kept a 152k row at 65 us, latency-bound).
 constexpr int kArgmaxLoads = 8;
 __global__ void argmax_kernel(const float* logits, std::int64_t vocab, std::int64_t stride, int* ids, float* values) {
+  dependent_launch_enter();
   const float* row = logits + blockIdx.x * stride;
   float best = -INFINITY;
   int best_i = 0x7fffffff;
@@ -124,6 +129,7 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, std::int64_t q_hea
                                             std::int64_t head_dim, const __nv_bfloat16* bias, const int* positions,
                                             const float* inv_freq, const std::int64_t* slots, float* q,
                                             __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
+  dependent_launch_enter();
   const std::int64_t t = blockIdx.x, half = head_dim / 2, rotated = q_heads + kv_heads;
   const std::int64_t row = (rotated + kv_heads) * head_dim, kv_row = kv_heads * head_dim;
   const float* x = qkv + t * row;
@@ -151,6 +157,7 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, std::int64_t q_hea
 
 template <typename Out>
 __global__ void silu_mul_kernel(const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
+  dependent_launch_enter();
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (i >= rows * ffn) return;
   const std::int64_t r = i / ffn, j = i % ffn;
@@ -194,6 +201,53 @@ struct ValuesLayout {
   static constexpr int kKRounds = kMaxD <= 128 ? 2 : 1;
 };
 
+// Split-KV: every split of a (token, head chunk) has written its unnormalised partial (m, l,
+// acc[D]) per head; the last of them to finish (a counter per (token, head chunk), left at 0 for
+// the next launch) merges them: out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M), the splits
+// always in index order (deterministic). One kernel instead of attention + a combine kernel.
+// m_s / l_s: the block's shared scratch for the merged max and sum of its n heads.
+__device__ void merge_splits_if_last(const float* partial, int* counter, std::int64_t th0, int n, int D, float* m_s,
+                                     float* l_s, float* out) {
+  __shared__ bool last;
+  __threadfence();  // this block's partials are visible before its count is
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(counter, 1) == static_cast<int>(gridDim.z) - 1;
+    if (last) *counter = 0;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const int splits = gridDim.z, stride = D + 2, lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  // The other blocks' partials through L2 (__ldcg): this SM's L1 never held them, but say so.
+  if (warp < n) {
+    const float* p = partial + (th0 + warp) * splits * stride;
+    float M = -INFINITY;
+    for (int sp = lane; sp < splits; sp += kWarp)
+      if (__ldcg(p + sp * stride + 1) > 0.0f) M = fmaxf(M, __ldcg(p + sp * stride));
+    M = warp_max(M);
+    float L = 0.0f;
+    for (int sp = lane; sp < splits; sp += kWarp) {
+      const float l = __ldcg(p + sp * stride + 1);
+      if (l > 0.0f) L += l * expf(__ldcg(p + sp * stride) - M);
+    }
+    L = warp_sum(L);
+    if (lane == 0) m_s[warp] = M, l_s[warp] = L;
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < n * D; e += blockDim.x) {
+    const int i = e / D, d = e % D;
+    const float* p = partial + (th0 + i) * splits * stride;
+    float o = 0.0f;
+    for (int sp = 0; sp < splits; ++sp) {
+      const float* ps = p + sp * stride;
+      const float l = __ldcg(ps + 1);
+      if (l > 0.0f) o += __ldcg(ps + 2 + d) * expf(__ldcg(ps) - m_s[i]);
+    }
+    out[(th0 + i) * D + d] = o / l_s[i];
+  }
+}
+
 // One block per (token, KV head, split, chunk of up to 8 of that KV head's query heads): the
 // token's context is cut in gridDim.z equal splits (the last may be shorter or empty); the block
 // walks its split in tiles of kAttnTile positions, reading each K and V row once for all its
@@ -208,7 +262,7 @@ struct ValuesLayout {
 //   values: ValuesLayout (lane l of a position takes the 4 dims of chunks l, l + 32), all its
 //           loads issued before the acc[head] += p * v, after scaling acc by e^(m_old - m_new).
 // The lanes' and warps' acc are then summed in a fixed order (deterministic). One split writes
-// the output; several write their unnormalised partial (m, l, acc) for combine_splits_kernel
+// the output; several write their unnormalised partial (m, l, acc) and the last of them merges
 // (flash-decoding: batch 1 still fills the GPU). head_dim is a multiple of 4, at most kMaxD (64,
 // 128 or 256).
 template <int kMaxD>
@@ -216,7 +270,8 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
     paged_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, int D,
                            std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size, const int* seq_of,
                            const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* out,
-                           float* partial) {
+                           float* partial, int* counters) {
+  dependent_launch_enter();
   using VL = ValuesLayout<kMaxD>;
   constexpr int kQkSteps = kMaxD / 16;
   __shared__ __align__(16) float q_s[kAttnGroup][kMaxD];  // after the tiles: the summed acc
@@ -410,28 +465,8 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
       ph[2 + d] = o;
     }
   }
-}
-
-// out[t, h] = the splits' partials merged: sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M).
-__global__ void combine_splits_kernel(const float* partial, int splits, int head_dim, float* out) {
-  const std::int64_t th = blockIdx.x;
-  const float* p = partial + th * splits * (head_dim + 2);
-  float M = -INFINITY;
-  for (int s = 0; s < splits; ++s)
-    if (p[s * (head_dim + 2) + 1] > 0.0f) M = fmaxf(M, p[s * (head_dim + 2)]);
-  float L = 0.0f;
-  for (int s = 0; s < splits; ++s) {
-    const float l = p[s * (head_dim + 2) + 1];
-    if (l > 0.0f) L += l * expf(p[s * (head_dim + 2)] - M);
-  }
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float o = 0.0f;
-    for (int s = 0; s < splits; ++s) {
-      const float* ps = p + s * (head_dim + 2);
-      if (ps[1] > 0.0f) o += ps[2 + d] * expf(ps[0] - M);
-    }
-    out[th * head_dim + d] = o / L;
-  }
+  if (gridDim.z > 1)
+    merge_splits_if_last(partial, counters + t * gridDim.y + blockIdx.y, t * heads + h0, n, D, m_s, l_s, out);
 }
 
 }  // namespace
@@ -439,7 +474,7 @@ __global__ void combine_splits_kernel(const float* partial, int splits, int head
 void linear(GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y) {
   if (rows == 0 || out == 0) return;  // e.g. a step whose prefill chunks sample no row
-  if (gemv(ctx.stream(), x, rows, in, w, out, bias, y)) return;  // decode-sized: bandwidth-bound
+  if (gemv(ctx, x, rows, in, w, out, bias, y)) return;  // decode-sized: bandwidth-bound
   // Row-major y[rows, out] is column-major [out, rows] = w[out, in] . x^T: A = w read as the
   // column-major [in, out] it is in memory, transposed.
   const float alpha = 1.0f, beta = 0.0f;
@@ -448,18 +483,16 @@ void linear(GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, 
                                static_cast<int>(in), &beta, y, CUDA_R_32F, static_cast<int>(out), CUBLAS_COMPUTE_32F,
                                CUBLAS_GEMM_DEFAULT));
   if (bias) {
-    add_bias_kernel<<<blocks_for(rows * out, 256), 256, 0, ctx.stream()>>>(y, rows, out, as_bf16(bias));
-    check_launch();
+    launch(ctx, add_bias_kernel, blocks_for(rows * out, 256), 256, y, rows, out, as_bf16(bias));
   }
 }
 
 void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y) {
   if (rows == 0 || out == 0) return;
-  if (gemv(ctx.stream(), x, rows, in, w, out, bias, y)) return;  // rounds x to bf16 as it reads it
+  if (gemv(ctx, x, rows, in, w, out, bias, y)) return;  // rounds x to bf16 as it reads it
   auto* xb = static_cast<bf16*>(ctx.scratch(static_cast<std::size_t>(rows * in) * sizeof(bf16)));
-  to_bf16_kernel<<<blocks_for(rows * in, 256), 256, 0, ctx.stream()>>>(x, rows * in, as_bf16(xb));
-  check_launch();
+  launch(ctx, to_bf16_kernel, blocks_for(rows * in, 256), 256, x, rows * in, as_bf16(xb));
   linear(ctx, xb, rows, in, w, out, bias, y);
 }
 
@@ -473,16 +506,14 @@ template <typename Out>
 void launch_rms_norm(GpuContext& ctx, float* x, const float* delta, std::int64_t rows, std::int64_t dim,
                      const bf16* weight, float eps, Out* y) {
   if (rows == 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(rows), norm_threads(dim), 0, ctx.stream()>>>(x, delta, dim, as_bf16(weight),
-                                                                                      eps, y);
-  check_launch();
+  launch(ctx, rms_norm_kernel<Out>, static_cast<unsigned>(rows), norm_threads(dim), x, delta, dim, as_bf16(weight), eps,
+         y);
 }
 
 template <typename Out>
 void launch_silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   if (rows * ffn == 0) return;
-  silu_mul_kernel<<<blocks_for(rows * ffn, 256), 256, 0, ctx.stream()>>>(gate_up, rows, ffn, out);
-  check_launch();
+  launch(ctx, silu_mul_kernel<Out>, blocks_for(rows * ffn, 256), 256, gate_up, rows, ffn, out);
 }
 
 }  // namespace
@@ -508,27 +539,22 @@ void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int
 void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
                std::int64_t vocab_rows, std::int64_t hidden, float* out) {
   if (tokens == 0) return;
-  embedding_kernel<<<static_cast<unsigned>(tokens), 256, 0, ctx.stream()>>>(ids, as_bf16(table), vocab_begin,
-                                                                            vocab_rows, hidden, out);
-  check_launch();
+  launch(ctx, embedding_kernel, static_cast<unsigned>(tokens), 256, ids, as_bf16(table), vocab_begin, vocab_rows, hidden,
+         out);
 }
 
 void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids,
             std::int64_t stride, float* values) {
   if (rows == 0) return;
-  argmax_kernel<<<static_cast<unsigned>(rows), 1024, 0, ctx.stream()>>>(logits, vocab, stride ? stride : vocab, ids,
-                                                                         values);
-  check_launch();
+  launch(ctx, argmax_kernel, static_cast<unsigned>(rows), 1024, logits, vocab, stride ? stride : vocab, ids, values);
 }
 
 void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens, std::int64_t q_heads,
                           std::int64_t kv_heads, std::int64_t head_dim, const bf16* bias, const int* positions,
                           const float* inv_freq, const std::int64_t* slots, float* q, bf16* k_cache, bf16* v_cache) {
   if (tokens == 0) return;
-  split_qkv_rope_cache_kernel<<<static_cast<unsigned>(tokens), 256, 0, ctx.stream()>>>(
-      qkv, q_heads, kv_heads, head_dim, bias ? as_bf16(bias) : nullptr, positions, inv_freq, slots, q, as_bf16(k_cache),
-      as_bf16(v_cache));
-  check_launch();
+  launch(ctx, split_qkv_rope_cache_kernel, static_cast<unsigned>(tokens), 256, qkv, q_heads, kv_heads, head_dim,
+         bias ? as_bf16(bias) : nullptr, positions, inv_freq, slots, q, as_bf16(k_cache), as_bf16(v_cache));
 }
 
 void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out) {
@@ -564,21 +590,15 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
   float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *
                                                                 (head_dim + 2) * sizeof(float)))
                               : nullptr;
+  int* counters = splits > 1 ? ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks)) : nullptr;
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
-  auto launch = [&](auto kernel) {
-    kernel<<<grid, kAttnThreads, 0, ctx.stream()>>>(q, as_bf16(k_cache), as_bf16(v_cache), static_cast<int>(head_dim),
-                                                    heads, kv_heads, block_size, seq_of, pos, block_tables, max_blocks,
-                                                    scale, out, partial);
+  auto attend = [&](auto kernel) {
+    launch(ctx, kernel, grid, kAttnThreads, q, as_bf16(k_cache), as_bf16(v_cache), static_cast<int>(head_dim), heads,
+           kv_heads, block_size, seq_of, pos, block_tables, max_blocks, scale, out, partial, counters);
   };
-  if (head_dim <= 64) launch(paged_attention_kernel<64>);
-  else if (head_dim <= 128) launch(paged_attention_kernel<128>);
-  else launch(paged_attention_kernel<256>);
-  check_launch();
-  if (splits > 1) {
-    combine_splits_kernel<<<static_cast<unsigned>(tokens * heads), 128, 0, ctx.stream()>>>(
-        partial, splits, static_cast<int>(head_dim), out);
-    check_launch();
-  }
+  if (head_dim <= 64) attend(paged_attention_kernel<64>);
+  else if (head_dim <= 128) attend(paged_attention_kernel<128>);
+  else attend(paged_attention_kernel<256>);
 }
 
 }  // namespace lockstep::cuda

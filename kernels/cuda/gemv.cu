@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/gemv.h"
 
 namespace lockstep::cuda {
@@ -40,6 +41,7 @@ template <int R, typename X>
 __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     gemv_kernel(const X* __restrict__ x, std::int64_t in, const __nv_bfloat16* __restrict__ w, std::int64_t out,
                 const __nv_bfloat16* __restrict__ bias, float* __restrict__ y) {
+  dependent_launch_enter();
   const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   if (o >= out) return;  // the whole warp: o is the same for its lanes
   const int lane = threadIdx.x % kWarp;
@@ -72,7 +74,7 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 template <typename X>
-bool launch(cudaStream_t stream, const X* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+bool launch_gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y) {
   if (rows < 1 || rows > kGemvMaxRows || in % 8 != 0 || !aligned16(x) || !aligned16(w)) return false;
   const auto* wb = reinterpret_cast<const __nv_bfloat16*>(w);
@@ -80,10 +82,9 @@ bool launch(cudaStream_t stream, const X* x, std::int64_t rows, std::int64_t in,
   const unsigned blocks = static_cast<unsigned>((out + kWarpsPerBlock - 1) / kWarpsPerBlock);
   const unsigned threads = kWarp * kWarpsPerBlock;
   switch (rows) {
-    case 1: gemv_kernel<1><<<blocks, threads, 0, stream>>>(x, in, wb, out, bb, y); break;
-    case 2: gemv_kernel<2><<<blocks, threads, 0, stream>>>(x, in, wb, out, bb, y); break;
+    case 1: launch(ctx, gemv_kernel<1, X>, blocks, threads, x, in, wb, out, bb, y); break;
+    case 2: launch(ctx, gemv_kernel<2, X>, blocks, threads, x, in, wb, out, bb, y); break;
   }
-  LS_CUDA_CHECK(cudaGetLastError());
   return true;
 }
 
@@ -91,14 +92,14 @@ bool launch(cudaStream_t stream, const X* x, std::int64_t rows, std::int64_t in,
 
 static_assert(kGemvMaxRows == 2, "gemv's launch switch covers 1..2 rows");
 
-bool gemv(cudaStream_t stream, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+bool gemv(const GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
           const bf16* bias, float* y) {
-  return launch(stream, reinterpret_cast<const __nv_bfloat16*>(x), rows, in, w, out, bias, y);
+  return launch_gemv(ctx, reinterpret_cast<const __nv_bfloat16*>(x), rows, in, w, out, bias, y);
 }
 
-bool gemv(cudaStream_t stream, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+bool gemv(const GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
           const bf16* bias, float* y) {
-  return launch(stream, x, rows, in, w, out, bias, y);
+  return launch_gemv(ctx, x, rows, in, w, out, bias, y);
 }
 
 }  // namespace lockstep::cuda

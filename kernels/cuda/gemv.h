@@ -5,8 +5,7 @@
 #include <cstdint>
 
 #include "kernels/dtype.h"
-
-typedef struct CUstream_st* cudaStream_t;
+#include "kernels/gpu_context.h"
 
 namespace lockstep::cuda {
 
@@ -15,9 +14,9 @@ constexpr std::int64_t kGemvMaxRows = 2;
 // y[rows, out] = x[rows, in] . w[out, in]^T (+ bias[out]), x rounded to bf16 first when fp32,
 // fp32 sums. Returns false, and enqueues nothing, when the shape does not fit: more than
 // kGemvMaxRows rows, `in` not a multiple of 8, or x / w not 16-byte aligned.
-bool gemv(cudaStream_t stream, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+bool gemv(const GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
           const bf16* bias, float* y);
-bool gemv(cudaStream_t stream, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
+bool gemv(const GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
           const bf16* bias, float* y);
 
 }  // namespace lockstep::cuda

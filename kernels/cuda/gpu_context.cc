@@ -4,6 +4,9 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
 
@@ -20,10 +23,14 @@ GpuContext::GpuContext(int gpu, cudaStream_t borrowed_stream) : gpu_(gpu), strea
   set_up();
 }
 
-// The SM count, and a cuBLAS handle on the stream with a fixed 32 MiB workspace (what cuBLAS
+// The SM count, whether kernels launch as programmatic dependents, and a cuBLAS handle on the stream with a fixed 32 MiB workspace (what cuBLAS
 // asks for on Hopper), so that GEMMs captured in a CUDA graph do not allocate.
 void GpuContext::set_up() {
   LS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, gpu_));
+  int major = 0;
+  LS_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, gpu_));
+  const char* env = std::getenv("LOCKSTEP_DEPENDENT_LAUNCH");
+  dependent_launch_ = major >= 9 && !(env && std::string(env) == "0");
   LS_CUBLAS_CHECK(cublasCreate(&blas_));
   LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
   blas_workspace_ = DeviceBuffer(DeviceKind::Cuda, std::size_t{32} << 20);
@@ -43,6 +50,16 @@ void* GpuContext::scratch(std::size_t bytes) {
     ++scratch_generation_;
   }
   return scratch_.data();
+}
+
+int* GpuContext::zeroed_counters(std::size_t count) {
+  if (counters_.bytes() < count * sizeof(int)) {
+    synchronize();
+    counters_ = DeviceBuffer(DeviceKind::Cuda, (count + count / 4 + 64) * sizeof(int));
+    counters_.fill_bytes(0);
+    ++scratch_generation_;
+  }
+  return static_cast<int*>(counters_.data());
 }
 
 void GpuContext::synchronize() { LS_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
