@@ -17,5 +17,7 @@ export LOCKSTEP_SRC=$PWD
 echo "gpu_host_build: source $LOCKSTEP_SRC (working tree), build $BUILD"
 cmake -S "$LOCKSTEP_SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   ${LOCKSTEP_CMAKE_ARGS:-} >"$BUILD.configure.log" 2>&1 || { cat "$BUILD.configure.log"; return 1; }
-cmake --build "$BUILD" -j "$(nproc)" >"$BUILD.build.log" 2>&1 || { tail -40 "$BUILD.build.log"; return 1; }
+# LOCKSTEP_BUILD_TARGETS (e.g. "lockstep cuda_dense_ops_test"): only those, for a short call.
+cmake --build "$BUILD" -j "$(nproc)" ${LOCKSTEP_BUILD_TARGETS:+--target $LOCKSTEP_BUILD_TARGETS} >"$BUILD.build.log" 2>&1 ||
+  { tail -40 "$BUILD.build.log"; return 1; }
 tail -1 "$BUILD.build.log"

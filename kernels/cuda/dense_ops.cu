@@ -201,13 +201,21 @@ struct ValuesLayout {
   static constexpr int kKRounds = kMaxD <= 128 ? 2 : 1;
 };
 
-// Split-KV: every split of a (token, head chunk) has written its unnormalised partial (m, l,
-// acc[D]) per head; the last of them to finish (a counter per (token, head chunk), left at 0 for
-// the next launch) merges them: out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M), the splits
-// always in index order (deterministic). One kernel instead of attention + a combine kernel.
-// m_s / l_s: the block's shared scratch for the merged max and sum of its n heads.
-__device__ void merge_splits_if_last(const float* partial, int* counter, std::int64_t th0, int n, int D, float* m_s,
-                                     float* l_s, float* out) {
+// Split-KV partials: per (token, head, split) acc[D] (unnormalised), then m and l, padded to
+// D + 4 floats so that every acc row is 16-byte aligned.
+__host__ __device__ constexpr int partial_stride(int D) { return D + 4; }
+constexpr int kMaxSplits = 64;
+static_assert(kAttnTile >= kMaxSplits, "the merge keeps its weights in the scores' shared memory");
+
+// Every split of a (token, head chunk) has written its partial per head; the last of them to
+// finish (a counter per (token, head chunk), left at 0 for the next launch) merges them:
+// out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M), the splits always summed in index order
+// (deterministic). One kernel instead of attention + a combine kernel. The merge is a short
+// tail, so it is spread wide: a warp per head for the weights e^(m_s - M) / L (into w_s, at least
+// kAttnGroup x kMaxSplits floats of shared memory), then a thread per 4 dims of a head, its
+// split loads unrolled so that they are in flight together.
+__device__ void merge_splits_if_last(const float* partial, int* counter, std::int64_t th0, int n, int D, float* w_s,
+                                     float* out) {
   __shared__ bool last;
   __threadfence();  // this block's partials are visible before its count is
   __syncthreads();
@@ -218,10 +226,10 @@ __device__ void merge_splits_if_last(const float* partial, int* counter, std::in
   __syncthreads();
   if (!last) return;
   __threadfence();
-  const int splits = gridDim.z, stride = D + 2, lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int splits = gridDim.z, stride = partial_stride(D), lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   // The other blocks' partials through L2 (__ldcg): this SM's L1 never held them, but say so.
   if (warp < n) {
-    const float* p = partial + (th0 + warp) * splits * stride;
+    const float* p = partial + (th0 + warp) * splits * stride + D;  // {m, l} of split 0
     float M = -INFINITY;
     for (int sp = lane; sp < splits; sp += kWarp)
       if (__ldcg(p + sp * stride + 1) > 0.0f) M = fmaxf(M, __ldcg(p + sp * stride));
@@ -229,22 +237,36 @@ __device__ void merge_splits_if_last(const float* partial, int* counter, std::in
     float L = 0.0f;
     for (int sp = lane; sp < splits; sp += kWarp) {
       const float l = __ldcg(p + sp * stride + 1);
-      if (l > 0.0f) L += l * expf(__ldcg(p + sp * stride) - M);
+      const float e = l > 0.0f ? expf(__ldcg(p + sp * stride) - M) : 0.0f;  // an empty split has l = 0
+      w_s[warp * kMaxSplits + sp] = e;
+      L += l * e;
     }
     L = warp_sum(L);
-    if (lane == 0) m_s[warp] = M, l_s[warp] = L;
+    for (int sp = lane; sp < splits; sp += kWarp) w_s[warp * kMaxSplits + sp] /= L;
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < n * D; e += blockDim.x) {
-    const int i = e / D, d = e % D;
-    const float* p = partial + (th0 + i) * splits * stride;
-    float o = 0.0f;
-    for (int sp = 0; sp < splits; ++sp) {
-      const float* ps = p + sp * stride;
-      const float l = __ldcg(ps + 1);
-      if (l > 0.0f) o += __ldcg(ps + 2 + d) * expf(__ldcg(ps) - m_s[i]);
+  const int quads = D / 4;
+  for (int e = threadIdx.x; e < n * quads; e += blockDim.x) {
+    const int i = e / quads, d = 4 * (e % quads);
+    const float* p = partial + (th0 + i) * splits * stride + d;
+    const float* w = w_s + i * kMaxSplits;
+    float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    constexpr int kUnroll = 8;
+    for (int sp0 = 0; sp0 < splits; sp0 += kUnroll) {
+      float4 a[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u)
+        a[u] = sp0 + u < splits ? __ldcg(reinterpret_cast<const float4*>(p + (sp0 + u) * stride))
+                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (sp0 + u >= splits) break;
+        const float wu = w[sp0 + u];
+        o.x += wu * a[u].x, o.y += wu * a[u].y, o.z += wu * a[u].z, o.w += wu * a[u].w;
+      }
     }
-    out[(th0 + i) * D + d] = o / l_s[i];
+    float* dst = out + (th0 + i) * D + d;
+    dst[0] = o.x, dst[1] = o.y, dst[2] = o.z, dst[3] = o.w;
   }
 }
 
@@ -460,13 +482,13 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
     if (gridDim.z == 1) {
       out[th * D + d] = o / l_s[i];
     } else {  // partial[(t, h, split)] = {max, sum, acc[D]}; an empty split has sum 0
-      float* ph = partial + (th * gridDim.z + blockIdx.z) * (D + 2);
-      if (d == 0) ph[0] = m_s[i], ph[1] = l_s[i];
-      ph[2 + d] = o;
+      float* ph = partial + (th * gridDim.z + blockIdx.z) * partial_stride(D);
+      if (d == 0) ph[D] = m_s[i], ph[D + 1] = l_s[i];
+      ph[d] = o;
     }
   }
   if (gridDim.z > 1)
-    merge_splits_if_last(partial, counters + t * gridDim.y + blockIdx.y, t * heads + h0, n, D, m_s, l_s, out);
+    merge_splits_if_last(partial, counters + t * gridDim.y + blockIdx.y, t * heads + h0, n, D, &s_s[0][0], out);
 }
 
 }  // namespace
@@ -564,10 +586,6 @@ void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int
   launch_silu_mul(ctx, gate_up, rows, ffn, as_bf16(out));
 }
 
-namespace {
-
-}  // namespace
-
 void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
@@ -582,13 +600,13 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
   // Cut each token's context in equal splits until the grid has two blocks per SM, so that batch
   // 1 still spreads over the GPU (big batches need no split): at most one split per 32 positions
   // of the longest context, at most 64.
-  constexpr int kMinSplitLen = 32, kMaxSplits = 64;
+  constexpr int kMinSplitLen = 64;  // a split shorter than the tile's first pass saves no time
   const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
   const std::int64_t wanted = (2 * ctx.sm_count() + tokens * head_blocks - 1) / (tokens * head_blocks);
   const int splits = static_cast<int>(
       std::clamp<std::int64_t>(std::min(wanted, (context + kMinSplitLen - 1) / kMinSplitLen), 1, kMaxSplits));
   float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *
-                                                                (head_dim + 2) * sizeof(float)))
+                                                                partial_stride(static_cast<int>(head_dim)) * sizeof(float)))
                               : nullptr;
   int* counters = splits > 1 ? ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks)) : nullptr;
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
