@@ -135,6 +135,9 @@ void write_report() {
   {
     std::lock_guard lock(p.mutex);
     p.recording = false;
+    // Nothing ran on the GPU here (mpirun, say): writing would overwrite the rank's table when
+    // both were given the same LOCKSTEP_KERNEL_PROFILE.
+    if (p.summary.empty()) return;
     text = p.summary.report(process_label(), skip_ms());
   }
   const std::string path = report_path();

@@ -36,6 +36,9 @@ class ProfileSummary {
   void add_kernel(std::uint64_t start_ns, std::uint64_t end_ns, const char* mangled_name);
   void add_copy(std::uint64_t start_ns, std::uint64_t end_ns, std::uint64_t bytes, CopyKind kind);
   void add_dropped(std::uint64_t records) { dropped_ += records; }
+  // No kernel and no copy delivered: e.g. mpirun itself, which loads the CUDA driver (and with it
+  // this library) without running anything on the GPU. Such a process writes no report.
+  bool empty() const { return kernels_.empty() && copies_.empty() && dropped_ == 0 && untimed_ == 0; }
 
   // One header line, the kernel table (by total time) and the memcpy summary. skip_ms > 0 drops
   // every record that starts before the first kernel's start + skip_ms.

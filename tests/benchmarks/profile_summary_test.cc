@@ -106,6 +106,13 @@ TEST(ProfileSummary, SkipDropsEverythingBeforeTheCut) {
 }
 
 TEST(ProfileSummary, NothingRecorded) {
+  EXPECT_TRUE(ProfileSummary{}.empty());  // such a process (mpirun) writes no report
+  ProfileSummary copied;
+  copied.add_copy(1, 10, 4, CopyKind::HtoD);
+  EXPECT_FALSE(copied.empty());
+  ProfileSummary dropped;
+  dropped.add_dropped(1);
+  EXPECT_FALSE(dropped.empty());
   const auto l = lines(ProfileSummary{}.report("p", 500));
   ASSERT_GE(l.size(), 3u);
   EXPECT_EQ(l[0], "kernel_profile: p: 0 kernels, GPU span 0.000 ms, kernel time 0.000 ms, busy 0.000");
