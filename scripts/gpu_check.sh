@@ -124,4 +124,6 @@ print(json.dumps({'prompt': list(range(1000, 1128)), 'max_tokens': 256, 'tempera
       step peer "rc=$?"; tail -4 "$out/peer.txt" ;;
   esac
 done
+# GPU_CHECK_ARCHIVE=FILE.tgz: every output in one file (the device tool brings back only so many).
+[ -n "${GPU_CHECK_ARCHIVE:-}" ] && tar czf "$GPU_CHECK_ARCHIVE" -C "$(dirname "$out")" "$(basename "$out")"
 exit $status

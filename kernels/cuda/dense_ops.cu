@@ -60,22 +60,65 @@ __global__ void add_bias_kernel(float* y, std::int64_t rows, std::int64_t out, c
   if (i < rows * out) y[i] += __bfloat162float(bias[i % out]);
 }
 
-// One block per row. With `delta`, residual += delta first (and is written back).
+// One block per row. With `delta`, residual += delta first (and is written back). A row of
+// float4s that fits kNormVec per thread is read once into registers, with all its loads in
+// flight together (decode's rows are a single block each: latency is all there is); other
+// rows take the plain loop.
+constexpr int kNormVec = 8;
 template <typename Out>
-__global__ void rms_norm_kernel(float* x, const float* delta, std::int64_t dim, const __nv_bfloat16* weight,
+__global__ void __launch_bounds__(1024) rms_norm_kernel(float* x, const float* delta, std::int64_t dim, const __nv_bfloat16* weight,
                                 float eps, Out* y) {
   dependent_launch_enter();
   float* xr = x + blockIdx.x * dim;
   const float* dr = delta ? delta + blockIdx.x * dim : nullptr;
+  Out* yr = y + blockIdx.x * dim;
+  const int threads = blockDim.x, tid = threadIdx.x;
+  const bool aligned = (reinterpret_cast<std::uintptr_t>(xr) | reinterpret_cast<std::uintptr_t>(dr)) % 16 == 0;
+  if (aligned && dim % 4 == 0 && dim / 4 <= static_cast<std::int64_t>(kNormVec) * threads) {
+    const int n4 = static_cast<int>(dim / 4);
+    float4* x4 = reinterpret_cast<float4*>(xr);
+    float4 v[kNormVec];
+#pragma unroll
+    for (int k = 0; k < kNormVec; ++k) {
+      const int j = tid + k * threads;
+      v[k] = j < n4 ? x4[j] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+    if (dr) {
+      const float4* d4 = reinterpret_cast<const float4*>(dr);
+#pragma unroll
+      for (int k = 0; k < kNormVec; ++k) {
+        const int j = tid + k * threads;
+        if (j >= n4) break;
+        const float4 d = d4[j];
+        v[k].x += d.x, v[k].y += d.y, v[k].z += d.z, v[k].w += d.w;
+        x4[j] = v[k];
+      }
+    }
+    float ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kNormVec; ++k) ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    const float inv = rsqrtf(block_sum(ss) / static_cast<float>(dim) + eps);
+#pragma unroll
+    for (int k = 0; k < kNormVec; ++k) {
+      const int j = tid + k * threads;
+      if (j >= n4) break;
+      const __nv_bfloat16* w = weight + 4 * j;  // 2-byte aligned only: element loads
+      Out* o = yr + 4 * j;
+      store(o, v[k].x * inv * __bfloat162float(w[0]));
+      store(o + 1, v[k].y * inv * __bfloat162float(w[1]));
+      store(o + 2, v[k].z * inv * __bfloat162float(w[2]));
+      store(o + 3, v[k].w * inv * __bfloat162float(w[3]));
+    }
+    return;
+  }
   float ss = 0.0f;
-  for (std::int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+  for (std::int64_t i = tid; i < dim; i += threads) {
     float v = xr[i];
     if (dr) xr[i] = v = v + dr[i];
     ss += v * v;
   }
   const float inv = rsqrtf(block_sum(ss) / static_cast<float>(dim) + eps);
-  Out* yr = y + blockIdx.x * dim;
-  for (std::int64_t i = threadIdx.x; i < dim; i += blockDim.x) store(yr + i, xr[i] * inv * __bfloat162float(weight[i]));
+  for (std::int64_t i = tid; i < dim; i += threads) store(yr + i, xr[i] * inv * __bfloat162float(weight[i]));
 }
 
 __global__ void embedding_kernel(const int* ids, const __nv_bfloat16* table, std::int64_t vocab_begin,
@@ -123,35 +166,35 @@ __global__ void argmax_kernel(const float* logits, std::int64_t vocab, std::int6
   }
 }
 
-// One block per token: its fused q|k|v row plus bias; threads take the (head, i < head_dim / 2)
-// pairs of the q and k heads (rotated, to q or the K cache) and then the V elements.
-__global__ void split_qkv_rope_cache_kernel(const float* qkv, std::int64_t q_heads, std::int64_t kv_heads,
-                                            std::int64_t head_dim, const __nv_bfloat16* bias, const int* positions,
-                                            const float* inv_freq, const std::int64_t* slots, float* q,
-                                            __nv_bfloat16* k_cache, __nv_bfloat16* v_cache) {
+// Token t is blockIdx.x; its fused q|k|v row plus bias is cut into items, one per thread over
+// gridDim.y blocks (a single block per token left decode latency-bound): first the (head,
+// i < head_dim / 2) pairs of the q and k heads (rotated, to q or the K cache), then the V elements.
+__global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int kv_heads, int head_dim,
+                                            const __nv_bfloat16* bias, const int* positions, const float* inv_freq,
+                                            const std::int64_t* slots, float* q, __nv_bfloat16* k_cache,
+                                            __nv_bfloat16* v_cache) {
   dependent_launch_enter();
-  const std::int64_t t = blockIdx.x, half = head_dim / 2, rotated = q_heads + kv_heads;
-  const std::int64_t row = (rotated + kv_heads) * head_dim, kv_row = kv_heads * head_dim;
-  const float* x = qkv + t * row;
-  const float position = static_cast<float>(positions[t]);
-  __nv_bfloat16* k_out = k_cache + slots[t] * kv_row;
-  for (std::int64_t g = threadIdx.x; g < rotated * half; g += blockDim.x) {
-    const std::int64_t h = g / half, i = g % half, e = h * head_dim + i;
+  const std::int64_t t = blockIdx.x;
+  const int half = head_dim / 2, rotated = q_heads + kv_heads, pairs = rotated * half, kv_row = kv_heads * head_dim;
+  const int g = blockIdx.y * blockDim.x + threadIdx.x;
+  const float* x = qkv + t * (rotated + kv_heads) * head_dim;
+  if (g < pairs) {
+    const int h = g / half, i = g - h * half, e = h * head_dim + i;
     float a = x[e], b = x[e + half];
     if (bias) a += __bfloat162float(bias[e]), b += __bfloat162float(bias[e + half]);
     float s, c;
-    sincosf(position * inv_freq[i], &s, &c);
+    sincosf(static_cast<float>(positions[t]) * inv_freq[i], &s, &c);
     const float lo = a * c - b * s, hi = b * c + a * s;
     if (h < q_heads) {
-      q[t * q_heads * head_dim + e] = lo, q[t * q_heads * head_dim + e + half] = hi;
+      float* qt = q + t * q_heads * head_dim;
+      qt[e] = lo, qt[e + half] = hi;
     } else {
-      store(k_out + e - q_heads * head_dim, lo), store(k_out + e - q_heads * head_dim + half, hi);
+      __nv_bfloat16* k_out = k_cache + slots[t] * kv_row + (e - q_heads * head_dim);
+      store(k_out, lo), store(k_out + half, hi);
     }
-  }
-  __nv_bfloat16* v_out = v_cache + slots[t] * kv_row;
-  for (std::int64_t e = threadIdx.x; e < kv_row; e += blockDim.x) {
-    const std::int64_t src = rotated * head_dim + e;
-    store(v_out + e, x[src] + (bias ? __bfloat162float(bias[src]) : 0.0f));
+  } else if (g < pairs + kv_row) {
+    const int e = g - pairs, src = rotated * head_dim + e;
+    store(v_cache + slots[t] * kv_row + e, x[src] + (bias ? __bfloat162float(bias[src]) : 0.0f));
   }
 }
 
@@ -575,7 +618,9 @@ void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens
                           std::int64_t kv_heads, std::int64_t head_dim, const bf16* bias, const int* positions,
                           const float* inv_freq, const std::int64_t* slots, float* q, bf16* k_cache, bf16* v_cache) {
   if (tokens == 0) return;
-  launch(ctx, split_qkv_rope_cache_kernel, static_cast<unsigned>(tokens), 256, qkv, q_heads, kv_heads, head_dim,
+  const std::int64_t items = (q_heads + kv_heads) * (head_dim / 2) + kv_heads * head_dim;
+  launch(ctx, split_qkv_rope_cache_kernel, dim3(static_cast<unsigned>(tokens), blocks_for(items, 256)), 256, qkv,
+         static_cast<int>(q_heads), static_cast<int>(kv_heads), static_cast<int>(head_dim),
          bias ? as_bf16(bias) : nullptr, positions, inv_freq, slots, q, as_bf16(k_cache), as_bf16(v_cache));
 }
 
