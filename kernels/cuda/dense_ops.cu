@@ -642,12 +642,16 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
   if (tokens == 0) return;
   const std::int64_t group = heads / kv_heads;
   const std::int64_t head_blocks = kv_heads * ((group + kAttnGroup - 1) / kAttnGroup);
-  // Cut each token's context in equal splits until the grid has two blocks per SM, so that batch
-  // 1 still spreads over the GPU (big batches need no split): at most one split per 32 positions
-  // of the longest context, at most 64.
+  // Cut each token's context in equal splits while the grid still fits the GPU in one wave (2
+  // blocks per SM at head_dim <= 128, 1 above: the kernels' launch bounds), so that batch 1 still
+  // spreads over the GPU and big batches need no split: at most one split per 64 positions of
+  // the longest context, at most kMaxSplits. A split is a block's whole latency chain (q, slots,
+  // K, softmax, V, partial, merge), so a second wave of blocks costs as much as the first: batch
+  // 32 at 256 positions cut in 3 (384 blocks on 264 slots) took 51 us where 2 would fill one wave.
   constexpr int kMinSplitLen = 64;  // a split shorter than the tile's first pass saves no time
   const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
-  const std::int64_t wanted = (2 * ctx.sm_count() + tokens * head_blocks - 1) / (tokens * head_blocks);
+  const std::int64_t resident = static_cast<std::int64_t>(ctx.sm_count()) * (head_dim <= 128 ? 2 : 1);
+  const std::int64_t wanted = resident / (tokens * head_blocks);
   const int splits = static_cast<int>(
       std::clamp<std::int64_t>(std::min(wanted, (context + kMinSplitLen - 1) / kMinSplitLen), 1, kMaxSplits));
   float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *

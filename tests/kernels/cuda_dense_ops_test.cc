@@ -273,8 +273,8 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
     std::vector<float> want(q.size());
     cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), tokens, s.heads, s.kv_heads, s.head_dim, block_size,
                          seq_of.data(), pos.data(), tables.data(), max_blocks, scale, want.data());
-    // max_context 0: the tables' 384 positions (up to 12 splits); 301: the exact bound; 4096: as
-    // many splits as fill the GPU (its SM count decides), the short contexts' later ones empty.
+    // max_context 0: the tables' 384 positions (up to 6 splits of 64); 301: the exact bound; 4096:
+    // as many splits as fit the GPU (its SM count decides), the short contexts' later ones empty.
     for (const std::int64_t max_context : {0, 301, 4096}) {
       SCOPED_TRACE(::testing::Message() << "max_context " << max_context);
       float* out = poisoned<float>(q.size());
@@ -282,7 +282,7 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
                             block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out, max_context);
       expect_close(host(out, q.size()), want, 2e-5f, 1e-4f, "paged_attention");
     }
-    // Contexts of at most 32 positions take the single-split path.
+    // Contexts of at most 64 positions take the single-split path.
     const std::vector<int> short_pos = {0, 17, 31};
     const std::vector<float> q3(q.begin(), q.begin() + 3 * s.heads * s.head_dim);
     std::vector<float> want3(q3.size());
