@@ -76,7 +76,8 @@ for s in $steps; do
       kp=$BUILD/benchmarks/libkernel_profile.so
       if [ ! -f "$kp" ]; then step offline_profile "skipped (no $kp)"; continue; fi
       rm -f /tmp/offline_profile.txt
-      CUDA_INJECTION64_PATH=$kp LOCKSTEP_KERNEL_PROFILE=/tmp/offline_profile.txt bash benchmarks/offline_throughput.sh \
+      LOCKSTEP_DEPENDENT_LAUNCH=0 CUDA_INJECTION64_PATH=$kp LOCKSTEP_KERNEL_PROFILE=/tmp/offline_profile.txt \
+        bash benchmarks/offline_throughput.sh \
         "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny \
         /tmp/offline_profile 1 256 1024 256 -- --device cuda >"$out/offline_profile.txt" 2>&1
       step offline_profile "rc=$?"; cat "$out/offline_profile.txt"; cp /tmp/offline_profile.txt "$out/offline_kernels.txt" &&
@@ -111,7 +112,9 @@ print(json.dumps({'prompt': list(range(1000, 1128)), 'max_tokens': 256, 'tempera
         "$nsys" stats -q --report cuda_gpu_kern_sum --format table /tmp/profile/decode.nsys-rep \
           >"$out/profile.txt" 2>&1
       else
+        # Dependent launch off: with it, a kernel's time would include its wait for the previous one.
         LOCKSTEP_KERNEL_PROFILE_SKIP_MS=${LOCKSTEP_KERNEL_PROFILE_SKIP_MS:-500} $M -np 1 -x CUDA_INJECTION64_PATH="$kp" \
+          -x LOCKSTEP_DEPENDENT_LAUNCH=0 \
           -x LOCKSTEP_KERNEL_PROFILE=/tmp/profile/kernels.txt -x LOCKSTEP_KERNEL_PROFILE_SKIP_MS "${batch[@]}" \
           >"$out/profile.log" 2>&1 &&
         cp /tmp/profile/kernels.txt "$out/profile.txt"
