@@ -3,6 +3,7 @@
 // (dependent_launch.cuh) and is checked.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+#include <cuda_pipeline.h>
 
 #include <algorithm>
 #include <cmath>
@@ -230,8 +231,7 @@ __device__ void unpack_bf16x4(uint2 u, float* f) {
 
 // How the values phase spreads a K/V row of kMaxD bf16 (kMaxD / 4 chunks of 8 bytes) over a
 // warp: kVLanes lanes per position, kVPos positions side by side, kVChunks chunks per lane, and
-// kVRounds positions per lane issued together, so that every lane has 8 loads in flight (one
-// load per lane at a time left the values phase latency-bound: 5x off the copy roofline).
+// kVRounds positions per lane read together (from the V rows staged in shared memory).
 template <int kMaxD>
 struct ValuesLayout {
   static constexpr int kChunks = kMaxD / 4;
@@ -243,6 +243,23 @@ struct ValuesLayout {
   // Scores: positions per 4-lane group issued together (8 loads of 8 bytes each at kMaxD 128).
   static constexpr int kKRounds = kMaxD <= 128 ? 2 : 1;
 };
+
+// Copies rows[slots[r]] (each `len` bf16 of a cache row `row_stride` elements apart, starting
+// at `src`) to dst[r * dst_stride] for r < count, asynchronously (cp.async: the copies stay in
+// flight without registers while the block computes; wait with __pipeline_wait_prior(0) and a
+// barrier). 16-byte pieces where the rows allow, else 8-byte ones (len is a multiple of 4).
+__device__ void stage_rows_async(__nv_bfloat16* dst, int dst_stride, const __nv_bfloat16* src, std::int64_t row_stride,
+                                 const std::int64_t* slots, int count, int len) {
+  const bool wide = len % 8 == 0 && row_stride % 8 == 0 && reinterpret_cast<std::uintptr_t>(src) % 16 == 0;
+  const int piece = wide ? 8 : 4, pieces = len / piece;  // elements per copy, copies per row
+  for (int e = threadIdx.x; e < count * pieces; e += blockDim.x) {
+    const int r = e / pieces, c = (e - r * pieces) * piece;
+    const __nv_bfloat16* from = src + slots[r] * row_stride + c;
+    if (wide) __pipeline_memcpy_async(dst + r * dst_stride + c, from, 16);
+    else __pipeline_memcpy_async(dst + r * dst_stride + c, from, 8);
+  }
+  __pipeline_commit();
+}
 
 // Split-KV partials: per (token, head, split) acc[D] (unnormalised), then m and l, padded to
 // D + 4 floats so that every acc row is 16-byte aligned.
@@ -324,8 +341,10 @@ __device__ void merge_splits_if_last(const float* partial, int* counter, std::in
 //           q . k * scale into shared memory;
 //   softmax: a warp per head takes the tile's max, rescales its running max m and sum l, and
 //           turns the scores into e^(s - m) in place;
-//   values: ValuesLayout (lane l of a position takes the 4 dims of chunks l, l + 32), all its
-//           loads issued before the acc[head] += p * v, after scaling acc by e^(m_old - m_new).
+//   values: the tile's V rows were copied to shared memory (cp.async, issued right after the
+//           slots, so they arrive while the scores and softmax run); ValuesLayout (lane l of a
+//           position takes the 4 dims of chunks l, l + 32) reads them for acc[head] += p * v,
+//           after scaling acc by e^(m_old - m_new).
 // The lanes' and warps' acc are then summed in a fixed order (deterministic). One split writes
 // the output; several write their unnormalised partial (m, l, acc) and the last of them merges
 // (flash-decoding: batch 1 still fills the GPU). head_dim is a multiple of 4, at most kMaxD (64,
@@ -343,6 +362,8 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
   __shared__ float s_s[kAttnGroup][kAttnTile];
   __shared__ std::int64_t slot_s[kAttnTile];
   __shared__ float m_s[kAttnGroup], l_s[kAttnGroup], c_s[kAttnGroup];
+  extern __shared__ __align__(16) unsigned char attn_dynamic_smem[];
+  __nv_bfloat16* v_s = reinterpret_cast<__nv_bfloat16*>(attn_dynamic_smem);  // [kAttnTile][kMaxD]: the tile's V rows
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
   const std::int64_t group = heads / kv_heads, chunks = (group + kAttnGroup - 1) / kAttnGroup;
   const std::int64_t t = blockIdx.x, kvh = blockIdx.y / chunks;
@@ -378,6 +399,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
       slot_s[pp] = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
     }
     __syncthreads();
+    stage_rows_async(v_s, kMaxD, v_cache + kvh * D, row, slot_s, tile, D);
     // Scores. Every lane of a warp runs its passes (the shuffles need the whole warp); a warp
     // stops when its first position (pp0 rounded down to the warp's 8) is past the tile.
     for (int pp0 = tid / 4; (pp0 & ~7) < tile; pp0 += VL::kKRounds * kAttnThreads / 4) {
@@ -446,6 +468,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
         m_s[warp] = m_new;
       }
     }
+    __pipeline_wait_prior(0);  // this thread's V copies; the barrier makes everyone's visible
     __syncthreads();
     // Values: warp w takes positions [w * span, + span), then [(w + 8) * span, ...).
 #pragma unroll
@@ -462,7 +485,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
 #pragma unroll
       for (int u = 0; u < VL::kVRounds; ++u) {
         const int pp = base + u * VL::kVPos + vsub;
-        const __nv_bfloat16* vp = v_cache + (pp < tile ? slot_s[pp] : 0) * row + kvh * D;
+        const __nv_bfloat16* vp = v_s + (pp < tile ? pp : 0) * kMaxD;
 #pragma unroll
         for (int ch = 0; ch < VL::kVChunks; ++ch) {
           const int d = 4 * (vlane + ch * VL::kVLanes);
@@ -487,7 +510,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
         }
       }
     }
-    __syncthreads();  // the next tile overwrites s_s and slot_s
+    __syncthreads();  // the next tile overwrites s_s, slot_s and v_s
   }
 
   // The positions side by side in a warp hold the same dims: sum them (kVPos is 1 or a power of 2).
@@ -631,6 +654,28 @@ void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int
   launch_silu_mul(ctx, gate_up, rows, ffn, as_bf16(out));
 }
 
+namespace {
+
+// The attention kernel keeps a tile's V rows in dynamic shared memory: up to 128 KB, past the
+// 48 KB a launch gets unasked. Allowed once per instantiation; the carveout favours shared
+// memory over L1, which the streamed K rows gain little from.
+std::size_t v_tile_bytes(int max_d) { return static_cast<std::size_t>(kAttnTile) * max_d * sizeof(bf16); }
+
+template <int kMaxD>
+auto allow_v_tile() {
+  static const bool allowed = [] {
+    LS_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<kMaxD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(v_tile_bytes(kMaxD))));
+    LS_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<kMaxD>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       static_cast<int>(cudaSharedmemCarveoutMaxShared)));
+    return true;
+  }();
+  (void)allowed;
+  return paged_attention_kernel<kMaxD>;
+}
+
+}  // namespace
+
 void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
@@ -659,13 +704,14 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
                               : nullptr;
   int* counters = splits > 1 ? ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks)) : nullptr;
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
-  auto attend = [&](auto kernel) {
-    launch(ctx, kernel, grid, kAttnThreads, q, as_bf16(k_cache), as_bf16(v_cache), static_cast<int>(head_dim), heads,
-           kv_heads, block_size, seq_of, pos, block_tables, max_blocks, scale, out, partial, counters);
+  auto attend = [&](auto kernel, int max_d) {
+    launch_with_smem(ctx, kernel, grid, kAttnThreads, v_tile_bytes(max_d), q, as_bf16(k_cache), as_bf16(v_cache),
+                     static_cast<int>(head_dim), heads, kv_heads, block_size, seq_of, pos, block_tables, max_blocks,
+                     scale, out, partial, counters);
   };
-  if (head_dim <= 64) attend(paged_attention_kernel<64>);
-  else if (head_dim <= 128) attend(paged_attention_kernel<128>);
-  else attend(paged_attention_kernel<256>);
+  if (head_dim <= 64) attend(allow_v_tile<64>(), 64);
+  else if (head_dim <= 128) attend(allow_v_tile<128>(), 128);
+  else attend(allow_v_tile<256>(), 256);
 }
 
 }  // namespace lockstep::cuda

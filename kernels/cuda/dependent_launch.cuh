@@ -11,6 +11,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <utility>
 
 #include "kernels/cuda/cuda_check.h"
@@ -25,21 +26,27 @@ __device__ __forceinline__ void dependent_launch_enter() {
 #endif
 }
 
-// kernel<<<grid, block, 0, ctx.stream()>>>(args...), as a dependent launch where the GPU has it
-// (GpuContext::dependent_launch()); checked.
+// kernel<<<grid, block, dynamic_smem, ctx.stream()>>>(args...), as a dependent launch where the
+// GPU has it (GpuContext::dependent_launch()); checked.
 template <typename... Params, typename... Args>
-void launch(const GpuContext& ctx, void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) {
+void launch_with_smem(const GpuContext& ctx, void (*kernel)(Params...), dim3 grid, dim3 block,
+                      std::size_t dynamic_smem, Args&&... args) {
   cudaLaunchAttribute attribute{};
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute.val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
-  config.dynamicSmemBytes = 0;
+  config.dynamicSmemBytes = dynamic_smem;
   config.stream = ctx.stream();
   config.attrs = &attribute;
   config.numAttrs = ctx.dependent_launch() ? 1 : 0;
   LS_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
+template <typename... Params, typename... Args>
+void launch(const GpuContext& ctx, void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) {
+  launch_with_smem(ctx, kernel, grid, block, 0, std::forward<Args>(args)...);
 }
 
 }  // namespace lockstep::cuda
