@@ -7,5 +7,13 @@ set -euo pipefail
 shared=$(dirname "$0")/../../shared/device/deps-bundle.sh
 # The default list of deps-bundle.sh (naming any package replaces it), then ours.
 default=$(sed -n '/^  pkgs=(/,/)$/p' "$shared" | tr -d '()' | sed 's/pkgs=//')
+out=${1:-.deps}
 # shellcheck disable=SC2086
-bash "$shared" "${1:-.deps}" $default libicu-dev libicu72
+bash "$shared" "$out" $default libicu-dev libicu72
+# ICU's static libraries (45 MB; we link the shared ones) out of the bundle: the device tool
+# carries at most 64 MB, and the bundle should leave room for other tools beside it.
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tar xzf "$out/deps-bundle.tar.gz" -C "$tmp"
+find "$tmp" -name 'libicu*.a' -delete
+tar czf "$out/deps-bundle.tar.gz" -C "$tmp" .
+echo "$(realpath "$out/deps-bundle.tar.gz") ($(du -h "$out/deps-bundle.tar.gz" | cut -f1), ICU's static libraries left out)"
