@@ -2,8 +2,8 @@
 # On a GPU host (the `device` machines): build, then the CUDA backend's correctness checks and
 # benchmarks, each step's output in OUT_DIR. Steps: kernels (every cuda:: op against the CPU
 # reference, and the CUDA graph cache), parity (transformers fixtures on the CUDA backend, the model stage and the whole
-# engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4), serve (the OpenAI-client end-to-end test on GPUs, needs 4 GPUs
-# and node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
+# engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4), serve (the OpenAI-client end-to-end test on GPUs, at the
+# largest layout the GPUs allow; needs node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
 # (transformers' generate() on the same shapes, in the same call), offline (1k-in/1k-out
 # throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
@@ -40,14 +40,29 @@ for s in $steps; do
         [ $rc = 0 ] || status=1
       done ;;
     serve)
-      if [ "$gpus" -ge 4 ] && command -v node >/dev/null; then
-        (cd tests/app/serve && npm ci --offline --no-audit --no-fund >/dev/null 2>&1)
-        bash tests/app/serve/serve_test.sh mpirun "$BUILD/app/lockstep" tests/fixtures/models qwen2-tiny \
-          >"$out/serve.txt" 2>&1; rc=$?
-        step serve "rc=$rc $(grep -E 'checks passed|PASS|FAIL' "$out/serve.txt" | head -5 | tr '\n' ' ')"
+      # The OpenAI-client end-to-end test on GPUs: TP2 x PP2 on 4, TP2 on 2-3, TP1 on 1. bf16 runs
+      # may part from the fp32 fixtures where transformers' top-2 margin is below 0.2 (the logit
+      # gap measured at TP1 is 8.2e-2). node and the test's node_modules come from .deps when the
+      # host lacks them (scripts/gpu_deps_bundle.sh with WITH_NODE=1).
+      if ! command -v node >/dev/null && [ -f .deps/node.xz ]; then
+        mkdir -p /tmp/node/bin && xz -dc .deps/node.xz >/tmp/node/bin/node && chmod +x /tmp/node/bin/node &&
+          export PATH=/tmp/node/bin:$PATH
+      fi
+      [ -d tests/app/serve/node_modules ] || [ ! -f .deps/serve_node_modules.tar.xz ] ||
+        tar xJf .deps/serve_node_modules.tar.xz -C tests/app/serve
+      if command -v node >/dev/null && [ -d tests/app/serve/node_modules ]; then
+        if [ "$gpus" -ge 4 ]; then np=4 layout="-tp 2 -pp 2"; elif [ "$gpus" -ge 2 ]; then np=2 layout="-tp 2"; else np=1 layout="-tp 1"; fi
+        rc=0
+        for fixture in qwen2-tiny llama-tiny; do
+          SERVE_TEST_NP=$np SERVE_TEST_LAYOUT=$layout SERVE_TEST_FLAGS="--device cuda" LOCKSTEP_SERVE_TEST_MIN_MARGIN=0.2 \
+            bash tests/app/serve/serve_test.sh mpirun "$BUILD/app/lockstep" tests/fixtures/models $fixture \
+            >"$out/serve_$fixture.txt" 2>&1 || rc=1
+        done
+        step serve "rc=$rc ($layout) $(grep -hE 'checks passed|^PASS|^FAIL' "$out"/serve_*.txt | head -6 | tr '\n' ' ')"
+        grep -h "^FAIL" "$out"/serve_*.txt | head -20
         [ $rc = 0 ] || status=1
       else
-        step serve "skipped (needs 4 GPUs and node)"
+        step serve "skipped (no node, or no tests/app/serve/node_modules)"
       fi ;;
     kernel_bench)
       "$BUILD/benchmarks/kernel_bench" --benchmark_counters_tabular=true --benchmark_filter="${KERNEL_BENCH_FILTER:-.}" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `lockstep serve` end to end on TP2 x PP2 (mpirun -np 4) with a tiny transformers fixture:
+# `lockstep serve` end to end on TP2 x PP2 (mpirun -np 4; see SERVE_TEST_* below) with a tiny transformers fixture:
 # the official OpenAI Node client (openai_client_test.mjs) checks completions, chat (streamed
 # with usage, reasoning split), stop strings, n > 1, errors, 64 concurrent streams and client
 # disconnects against the fixtures; curl checks /tokenize, /detokenize, /health, /metrics,
@@ -17,7 +17,12 @@ fail() { echo "FAIL: $*"; tail -n 30 "$tmp/server.log"; exit 1; }
 [ -d "$here/node_modules/openai" ] || fail "the openai npm client is missing: npm ci --prefix tests/app/serve (scripts/setup.sh does it)"
 
 key=test-key-$RANDOM
-"$mpirun" --oversubscribe -np 4 "$lockstep" serve --model "$fixtures/$name" --served-model-name "$name" -tp 2 -pp 2 \
+# SERVE_TEST_NP and SERVE_TEST_LAYOUT (default 4 ranks, -tp 2 -pp 2) and SERVE_TEST_FLAGS (e.g.
+# --device cuda) for GPU hosts; there LOCKSTEP_SERVE_TEST_MIN_MARGIN (see openai_client_test.mjs)
+# lets bf16 runs part from the fp32 fixtures where transformers' own top-2 margin is small.
+# shellcheck disable=SC2086
+"$mpirun" --oversubscribe -np "${SERVE_TEST_NP:-4}" "$lockstep" serve --model "$fixtures/$name" --served-model-name "$name" \
+  ${SERVE_TEST_LAYOUT:--tp 2 -pp 2} ${SERVE_TEST_FLAGS:-} \
   --kv-cache-memory 8M --max-num-batched-tokens 64 --port 0 --host 127.0.0.1 --api-key "$key" \
   >"$tmp/server.log" 2>&1 &
 server_pid=$!
