@@ -67,8 +67,8 @@ __global__ void add_bias_kernel(float* y, std::int64_t rows, std::int64_t out, c
 // rows take the plain loop.
 constexpr int kNormVec = 8;
 template <typename Out>
-__global__ void __launch_bounds__(1024) rms_norm_kernel(float* x, const float* delta, std::int64_t dim, const __nv_bfloat16* weight,
-                                float eps, Out* y) {
+__global__ void __launch_bounds__(1024)
+    rms_norm_kernel(float* x, const float* delta, std::int64_t dim, const __nv_bfloat16* weight, float eps, Out* y) {
   dependent_launch_enter();
   float* xr = x + blockIdx.x * dim;
   const float* dr = delta ? delta + blockIdx.x * dim : nullptr;
@@ -627,8 +627,8 @@ void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int
 void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
                std::int64_t vocab_rows, std::int64_t hidden, float* out) {
   if (tokens == 0) return;
-  launch(ctx, embedding_kernel, static_cast<unsigned>(tokens), 256, ids, as_bf16(table), vocab_begin, vocab_rows, hidden,
-         out);
+  launch(ctx, embedding_kernel, static_cast<unsigned>(tokens), 256, ids, as_bf16(table), vocab_begin, vocab_rows,
+         hidden, out);
 }
 
 void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids,
@@ -699,9 +699,9 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
   const std::int64_t wanted = resident / (tokens * head_blocks);
   const int splits = static_cast<int>(
       std::clamp<std::int64_t>(std::min(wanted, (context + kMinSplitLen - 1) / kMinSplitLen), 1, kMaxSplits));
-  float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *
-                                                                partial_stride(static_cast<int>(head_dim)) * sizeof(float)))
-                              : nullptr;
+  const std::size_t partial_bytes =
+      static_cast<std::size_t>(tokens * heads * splits) * partial_stride(static_cast<int>(head_dim)) * sizeof(float);
+  float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(partial_bytes)) : nullptr;
   int* counters = splits > 1 ? ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks)) : nullptr;
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
   auto attend = [&](auto kernel, int max_d) {

@@ -23,8 +23,9 @@ GpuContext::GpuContext(int gpu, cudaStream_t borrowed_stream) : gpu_(gpu), strea
   set_up();
 }
 
-// The SM count, whether kernels launch as programmatic dependents, and a cuBLAS handle on the stream with a fixed 32 MiB workspace (what cuBLAS
-// asks for on Hopper), so that GEMMs captured in a CUDA graph do not allocate.
+// The SM count, whether kernels launch as programmatic dependents, and a cuBLAS handle on the
+// stream with a fixed 32 MiB workspace (what cuBLAS asks for on Hopper), so that GEMMs captured
+// in a CUDA graph do not allocate.
 void GpuContext::set_up() {
   LS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, gpu_));
   int major = 0;
