@@ -9,26 +9,17 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dependent_launch.cuh"
+#include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/gemv.h"
 
 namespace lockstep::cuda {
 namespace {
 
-constexpr int kWarp = 32, kWarpsPerBlock = 8;
-
-// 8 bf16 packed in 16 bytes (little-endian: element 2i is the low half of word i) as floats.
-__device__ void unpack8(const uint4 v, float* f) {
-  const unsigned words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    f[2 * i] = __uint_as_float(words[i] << 16);
-    f[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
-  }
-}
+constexpr int kWarpsPerBlock = 8;
 
 // x[8c .. 8c + 8) as floats; fp32 inputs are rounded to bf16 as the GEMM path does.
 __device__ void load8(const __nv_bfloat16* x, std::int64_t c, float* f) {
-  unpack8(reinterpret_cast<const uint4*>(x)[c], f);
+  unpack_bf16x8(reinterpret_cast<const uint4*>(x)[c], f);
 }
 __device__ void load8(const float* x, std::int64_t c, float* f) {
   const float4 a = reinterpret_cast<const float4*>(x)[2 * c], b = reinterpret_cast<const float4*>(x)[2 * c + 1];
@@ -53,7 +44,7 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
 #pragma unroll 4
   for (std::int64_t c = lane; c < chunks; c += kWarp) {
     float wf[8];
-    unpack8(__ldcs(wr + c), wf);  // read once: stream past the caches, keep x there
+    unpack_bf16x8(__ldcs(wr + c), wf);  // read once: stream past the caches, keep x there
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       float xf[8];
@@ -65,8 +56,7 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   const float b = bias ? __bfloat162float(bias[o]) : 0.0f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    float s = acc[r];
-    for (int d = kWarp / 2; d > 0; d /= 2) s += __shfl_xor_sync(0xffffffffu, s, d);
+    const float s = warp_sum(acc[r]);
     if (lane == 0) y[r * out + o] = s + b;
   }
 }

@@ -1,0 +1,414 @@
+// Causal GQA attention over the paged bf16 KV cache (cuda::paged_attention, see
+// kernels/dense_ops.h): one kernel for decode and prefill chunks, split-KV with the merge in the
+// last split's block; cpu::paged_attention is the reference it is tested against.
+#include <cuda_bf16.h>
+#include <cuda_pipeline.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/dependent_launch.cuh"
+#include "kernels/cuda/device_math.cuh"
+#include "kernels/dense_ops.h"
+#include "kernels/fatal.h"
+#include "kernels/gpu_context.h"
+
+namespace lockstep::cuda {
+namespace {
+
+// Attention blocks: 8 warps, tiles of 256 positions, up to 8 query heads (one KV head's) each.
+constexpr int kAttnThreads = 256, kAttnWarps = kAttnThreads / kWarp, kAttnTile = 256, kAttnGroup = 8;
+
+// How the values phase spreads a K/V row of kMaxD bf16 (kMaxD / 4 chunks of 8 bytes) over a
+// warp: kVLanes lanes per position, kVPos positions side by side, kVChunks chunks per lane, and
+// kVRounds positions per lane read together (from the V rows staged in shared memory).
+template <int kMaxD>
+struct ValuesLayout {
+  static constexpr int kChunks = kMaxD / 4;
+  static constexpr int kVLanes = kChunks < kWarp ? kChunks : kWarp;
+  static constexpr int kVPos = kWarp / kVLanes;
+  static constexpr int kVChunks = kChunks / kVLanes;
+  static constexpr int kVRounds = 8 / kVChunks;
+  static constexpr int kWarpSpan = kVPos * kVRounds;  // positions a warp takes per iteration
+  // Scores: positions per 4-lane group issued together (8 loads of 8 bytes each at kMaxD 128).
+  static constexpr int kKRounds = kMaxD <= 128 ? 2 : 1;
+};
+
+// Copies rows[slots[r]] (each `len` bf16 of a cache row `row_stride` elements apart, starting
+// at `src`) to dst[r * dst_stride] for r < count, asynchronously (cp.async: the copies stay in
+// flight without registers while the block computes; wait with __pipeline_wait_prior(0) and a
+// barrier). 16-byte pieces where the rows allow, else 8-byte ones (len is a multiple of 4).
+__device__ void stage_rows_async(__nv_bfloat16* dst, int dst_stride, const __nv_bfloat16* src, std::int64_t row_stride,
+                                 const std::int64_t* slots, int count, int len) {
+  const bool wide = len % 8 == 0 && row_stride % 8 == 0 && reinterpret_cast<std::uintptr_t>(src) % 16 == 0;
+  const int piece = wide ? 8 : 4, pieces = len / piece;  // elements per copy, copies per row
+  for (int e = threadIdx.x; e < count * pieces; e += blockDim.x) {
+    const int r = e / pieces, c = (e - r * pieces) * piece;
+    const __nv_bfloat16* from = src + slots[r] * row_stride + c;
+    if (wide) __pipeline_memcpy_async(dst + r * dst_stride + c, from, 16);
+    else __pipeline_memcpy_async(dst + r * dst_stride + c, from, 8);
+  }
+  __pipeline_commit();
+}
+
+// Split-KV partials: per (token, head, split) acc[D] (unnormalised), then m and l, padded to
+// D + 4 floats so that every acc row is 16-byte aligned.
+__host__ __device__ constexpr int partial_stride(int D) { return D + 4; }
+constexpr int kMaxSplits = 64;
+static_assert(kAttnTile >= kMaxSplits, "the merge keeps its weights in the scores' shared memory");
+
+// Every split of a (token, head chunk) has written its partial per head; the last of them to
+// finish (a counter per (token, head chunk), left at 0 for the next launch) merges them:
+// out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M), the splits always summed in index order
+// (deterministic). One kernel instead of attention + a combine kernel. The merge is a short
+// tail, so it is spread wide: a warp per head for the weights e^(m_s - M) / L (into w_s, at least
+// kAttnGroup x kMaxSplits floats of shared memory), then a thread per 4 dims of a head, its
+// split loads unrolled so that they are in flight together.
+__device__ void merge_splits_if_last(const float* partial, int* counter, std::int64_t th0, int n, int D, float* w_s,
+                                     float* out) {
+  __shared__ bool last;
+  __threadfence();  // this block's partials are visible before its count is
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(counter, 1) == static_cast<int>(gridDim.z) - 1;
+    if (last) *counter = 0;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const int splits = gridDim.z, stride = partial_stride(D), lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  // The other blocks' partials through L2 (__ldcg): this SM's L1 never held them, but say so.
+  if (warp < n) {
+    const float* p = partial + (th0 + warp) * splits * stride + D;  // {m, l} of split 0
+    float M = -INFINITY;
+    for (int sp = lane; sp < splits; sp += kWarp)
+      if (__ldcg(p + sp * stride + 1) > 0.0f) M = fmaxf(M, __ldcg(p + sp * stride));
+    M = warp_max(M);
+    float L = 0.0f;
+    for (int sp = lane; sp < splits; sp += kWarp) {
+      const float l = __ldcg(p + sp * stride + 1);
+      const float e = l > 0.0f ? expf(__ldcg(p + sp * stride) - M) : 0.0f;  // an empty split has l = 0
+      w_s[warp * kMaxSplits + sp] = e;
+      L += l * e;
+    }
+    L = warp_sum(L);
+    for (int sp = lane; sp < splits; sp += kWarp) w_s[warp * kMaxSplits + sp] /= L;
+  }
+  __syncthreads();
+  const int quads = D / 4;
+  for (int e = threadIdx.x; e < n * quads; e += blockDim.x) {
+    const int i = e / quads, d = 4 * (e % quads);
+    const float* p = partial + (th0 + i) * splits * stride + d;
+    const float* w = w_s + i * kMaxSplits;
+    float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    constexpr int kUnroll = 8;
+    for (int sp0 = 0; sp0 < splits; sp0 += kUnroll) {
+      float4 a[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u)
+        a[u] = sp0 + u < splits ? __ldcg(reinterpret_cast<const float4*>(p + (sp0 + u) * stride))
+                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (sp0 + u >= splits) break;
+        const float wu = w[sp0 + u];
+        o.x += wu * a[u].x, o.y += wu * a[u].y, o.z += wu * a[u].z, o.w += wu * a[u].w;
+      }
+    }
+    float* dst = out + (th0 + i) * D + d;
+    dst[0] = o.x, dst[1] = o.y, dst[2] = o.z, dst[3] = o.w;
+  }
+}
+
+// One block per (token, KV head, split, chunk of up to 8 of that KV head's query heads): the
+// token's context is cut in gridDim.z equal splits (the last may be shorter or empty); the block
+// walks its split in tiles of kAttnTile positions, reading each K and V row once for all its
+// query heads (GQA: Qwen2-7B's 7 heads per KV head share one read). Per tile, with the block in
+// step:
+//   slots: the tile's KV-cache slots from the block table, once, into shared memory;
+//   scores: 4 lanes per position (lane r of the 4 takes dims 16 j + 4 r .. + 3, 8-byte loads),
+//           kKRounds positions per group loaded before any is summed, s[head][position] =
+//           q . k * scale into shared memory;
+//   softmax: a warp per head takes the tile's max, rescales its running max m and sum l, and
+//           turns the scores into e^(s - m) in place;
+//   values: the tile's V rows were copied to shared memory (cp.async, issued right after the
+//           slots, so they arrive while the scores and softmax run); ValuesLayout (lane l of a
+//           position takes the 4 dims of chunks l, l + 32) reads them for acc[head] += p * v,
+//           after scaling acc by e^(m_old - m_new).
+// The lanes' and warps' acc are then summed in a fixed order (deterministic). One split writes
+// the output; several write their unnormalised partial (m, l, acc) and the last of them merges
+// (flash-decoding: batch 1 still fills the GPU). head_dim is a multiple of 4, at most kMaxD (64,
+// 128 or 256).
+template <int kMaxD>
+__global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: acc alone takes 64 registers
+    paged_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, int D,
+                           std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size, const int* seq_of,
+                           const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* out,
+                           float* partial, int* counters) {
+  dependent_launch_enter();
+  using VL = ValuesLayout<kMaxD>;
+  constexpr int kQkSteps = kMaxD / 16;
+  __shared__ __align__(16) float q_s[kAttnGroup][kMaxD];  // after the tiles: the summed acc
+  __shared__ float s_s[kAttnGroup][kAttnTile];
+  __shared__ std::int64_t slot_s[kAttnTile];
+  __shared__ float m_s[kAttnGroup], l_s[kAttnGroup], c_s[kAttnGroup];
+  extern __shared__ __align__(16) unsigned char attn_dynamic_smem[];
+  __nv_bfloat16* v_s = reinterpret_cast<__nv_bfloat16*>(attn_dynamic_smem);  // [kAttnTile][kMaxD]: the tile's V rows
+  const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
+  const std::int64_t group = heads / kv_heads, chunks = (group + kAttnGroup - 1) / kAttnGroup;
+  const std::int64_t t = blockIdx.x, kvh = blockIdx.y / chunks;
+  const std::int64_t h0 = kvh * group + (blockIdx.y % chunks) * kAttnGroup;  // this block's first query head
+  const int n = static_cast<int>(min(static_cast<std::int64_t>(kAttnGroup), kvh * group + group - h0));
+  const std::int64_t row = kv_heads * D;
+  const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
+  const std::int64_t context = static_cast<std::int64_t>(pos[t]) + 1;
+  const std::int64_t split_len = (context + gridDim.z - 1) / gridDim.z;
+  const std::int64_t begin = static_cast<std::int64_t>(blockIdx.z) * split_len;
+  const std::int64_t len = min(context, begin + split_len);
+
+  for (int e = tid; e < kAttnGroup * kMaxD; e += kAttnThreads) {
+    const int i = e / kMaxD, d = e % kMaxD;
+    q_s[i][d] = i < n && d < D ? q[(t * heads + h0 + i) * D + d] : 0.0f;
+  }
+  if (tid < kAttnGroup) m_s[tid] = -INFINITY, l_s[tid] = 0.0f;
+  float acc[kAttnGroup][VL::kVChunks][4];
+#pragma unroll
+  for (int i = 0; i < kAttnGroup; ++i)
+#pragma unroll
+    for (int c = 0; c < VL::kVChunks; ++c)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) acc[i][c][k] = 0.0f;
+  const int quad = lane % 4;                                        // scores: this lane's quarter of a position's dims
+  const int vlane = lane % VL::kVLanes, vsub = lane / VL::kVLanes;  // values: chunk, and which position
+  __syncthreads();
+
+  for (std::int64_t p0 = begin; p0 < len; p0 += kAttnTile) {
+    const int tile = static_cast<int>(min(static_cast<std::int64_t>(kAttnTile), len - p0));
+    for (int pp = tid; pp < tile; pp += kAttnThreads) {
+      const std::int64_t p = p0 + pp;
+      slot_s[pp] = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+    }
+    __syncthreads();
+    stage_rows_async(v_s, kMaxD, v_cache + kvh * D, row, slot_s, tile, D);
+    // Scores. Every lane of a warp runs its passes (the shuffles need the whole warp); a warp
+    // stops when its first position (pp0 rounded down to the warp's 8) is past the tile.
+    for (int pp0 = tid / 4; (pp0 & ~7) < tile; pp0 += VL::kKRounds * kAttnThreads / 4) {
+      uint2 raw[VL::kKRounds][kQkSteps];
+#pragma unroll
+      for (int u = 0; u < VL::kKRounds; ++u) {
+        const int pp = pp0 + u * kAttnThreads / 4;
+        const __nv_bfloat16* kp = k_cache + (pp < tile ? slot_s[pp] : 0) * row + kvh * D;
+#pragma unroll
+        for (int j = 0; j < kQkSteps; ++j) {
+          const int d = 16 * j + 4 * quad;  // D % 4 == 0: a lane's 4 dims are all in or all out
+          raw[u][j] = pp < tile && d < D ? *reinterpret_cast<const uint2*>(kp + d) : make_uint2(0u, 0u);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < VL::kKRounds; ++u) {
+        const int pp = pp0 + u * kAttnThreads / 4;
+        float dot[kAttnGroup];
+#pragma unroll
+        for (int i = 0; i < kAttnGroup; ++i) dot[i] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < kQkSteps; ++j) {
+          const int d = 16 * j + 4 * quad;
+          if (d >= D) continue;
+          float k4[4];
+          unpack_bf16x4(raw[u][j], k4);
+#pragma unroll
+          for (int i = 0; i < kAttnGroup; ++i) {
+            if (i >= n) break;
+            const float4 qq = *reinterpret_cast<const float4*>(&q_s[i][d]);
+            dot[i] += qq.x * k4[0] + qq.y * k4[1] + qq.z * k4[2] + qq.w * k4[3];
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < kAttnGroup; ++i) {
+          if (i >= n) break;
+          dot[i] += __shfl_xor_sync(0xffffffffu, dot[i], 1);
+          dot[i] += __shfl_xor_sync(0xffffffffu, dot[i], 2);
+        }
+        if (quad == 0 && pp < tile) {
+#pragma unroll
+          for (int i = 0; i < kAttnGroup; ++i)
+            if (i < n) s_s[i][pp] = dot[i] * scale;
+        }
+      }
+    }
+    __syncthreads();
+    // Softmax: warp i takes head i.
+    if (warp < n) {
+      float* s = s_s[warp];
+      float tile_max = -INFINITY;
+      for (int j = lane; j < tile; j += kWarp) tile_max = fmaxf(tile_max, s[j]);
+      tile_max = warp_max(tile_max);
+      const float m_old = m_s[warp], m_new = fmaxf(m_old, tile_max);
+      float sum = 0.0f;
+      for (int j = lane; j < tile; j += kWarp) {
+        const float e = expf(s[j] - m_new);
+        s[j] = e;
+        sum += e;
+      }
+      sum = warp_sum(sum);
+      if (lane == 0) {
+        const float c = expf(m_old - m_new);  // 0 on the first tile (m_old = -inf)
+        c_s[warp] = c;
+        l_s[warp] = l_s[warp] * c + sum;
+        m_s[warp] = m_new;
+      }
+    }
+    __pipeline_wait_prior(0);  // this thread's V copies; the barrier makes everyone's visible
+    __syncthreads();
+    // Values: warp w takes positions [w * span, + span), then [(w + 8) * span, ...).
+#pragma unroll
+    for (int i = 0; i < kAttnGroup; ++i) {
+      if (i >= n) break;
+      const float c = c_s[i];
+#pragma unroll
+      for (int ch = 0; ch < VL::kVChunks; ++ch)
+#pragma unroll
+        for (int k = 0; k < 4; ++k) acc[i][ch][k] *= c;
+    }
+    for (int base = warp * VL::kWarpSpan; base < tile; base += kAttnWarps * VL::kWarpSpan) {
+      uint2 raw[VL::kVRounds][VL::kVChunks];
+#pragma unroll
+      for (int u = 0; u < VL::kVRounds; ++u) {
+        const int pp = base + u * VL::kVPos + vsub;
+        const __nv_bfloat16* vp = v_s + (pp < tile ? pp : 0) * kMaxD;
+#pragma unroll
+        for (int ch = 0; ch < VL::kVChunks; ++ch) {
+          const int d = 4 * (vlane + ch * VL::kVLanes);
+          raw[u][ch] = pp < tile && d < D ? *reinterpret_cast<const uint2*>(vp + d) : make_uint2(0u, 0u);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < VL::kVRounds; ++u) {
+        const int pp = base + u * VL::kVPos + vsub;
+        if (pp >= tile) continue;  // no shuffles below: lanes may leave
+        float v[VL::kVChunks][4];
+#pragma unroll
+        for (int ch = 0; ch < VL::kVChunks; ++ch) unpack_bf16x4(raw[u][ch], v[ch]);
+#pragma unroll
+        for (int i = 0; i < kAttnGroup; ++i) {
+          if (i >= n) break;
+          const float p = s_s[i][pp];
+#pragma unroll
+          for (int ch = 0; ch < VL::kVChunks; ++ch)
+#pragma unroll
+            for (int k = 0; k < 4; ++k) acc[i][ch][k] += p * v[ch][k];
+        }
+      }
+    }
+    __syncthreads();  // the next tile overwrites s_s, slot_s and v_s
+  }
+
+  // The positions side by side in a warp hold the same dims: sum them (kVPos is 1 or a power of 2).
+#pragma unroll
+  for (int o = VL::kVLanes; o < kWarp; o *= 2)
+#pragma unroll
+    for (int i = 0; i < kAttnGroup; ++i)
+#pragma unroll
+      for (int ch = 0; ch < VL::kVChunks; ++ch)
+#pragma unroll
+        for (int k = 0; k < 4; ++k) acc[i][ch][k] += __shfl_xor_sync(0xffffffffu, acc[i][ch][k], o);
+  // Sum the warps' acc into q_s (no longer needed), warp by warp: the same order every run.
+  float* sum_s = &q_s[0][0];
+  for (int w = 0; w < kAttnWarps; ++w) {
+    if (warp == w && vsub == 0) {
+#pragma unroll
+      for (int i = 0; i < kAttnGroup; ++i) {
+        if (i >= n) break;
+#pragma unroll
+        for (int ch = 0; ch < VL::kVChunks; ++ch) {
+          const int d = 4 * (vlane + ch * VL::kVLanes);
+          if (d >= D) continue;
+          float* dst = sum_s + i * kMaxD + d;
+#pragma unroll
+          for (int k = 0; k < 4; ++k) dst[k] = w == 0 ? acc[i][ch][k] : dst[k] + acc[i][ch][k];
+        }
+      }
+    }
+    __syncthreads();
+  }
+  for (int e = tid; e < n * D; e += kAttnThreads) {
+    const int i = e / D, d = e % D;
+    const float o = sum_s[i * kMaxD + d];
+    const std::int64_t th = t * heads + h0 + i;
+    if (gridDim.z == 1) {
+      out[th * D + d] = o / l_s[i];
+    } else {  // partial[(t, h, split)] = {max, sum, acc[D]}; an empty split has sum 0
+      float* ph = partial + (th * gridDim.z + blockIdx.z) * partial_stride(D);
+      if (d == 0) ph[D] = m_s[i], ph[D + 1] = l_s[i];
+      ph[d] = o;
+    }
+  }
+  if (gridDim.z > 1)
+    merge_splits_if_last(partial, counters + t * gridDim.y + blockIdx.y, t * heads + h0, n, D, &s_s[0][0], out);
+}
+
+}  // namespace
+
+namespace {
+
+// The attention kernel keeps a tile's V rows in dynamic shared memory: up to 128 KB, past the
+// 48 KB a launch gets unasked. Allowed once per instantiation; the carveout favours shared
+// memory over L1, which the streamed K rows gain little from.
+std::size_t v_tile_bytes(int max_d) { return static_cast<std::size_t>(kAttnTile) * max_d * sizeof(bf16); }
+
+template <int kMaxD>
+auto allow_v_tile() {
+  static const bool allowed = [] {
+    LS_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<kMaxD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(v_tile_bytes(kMaxD))));
+    LS_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<kMaxD>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       static_cast<int>(cudaSharedmemCarveoutMaxShared)));
+    return true;
+  }();
+  (void)allowed;
+  return paged_attention_kernel<kMaxD>;
+}
+
+}  // namespace
+
+void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
+                     std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
+                     const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
+                     float* out, std::int64_t max_context) {
+  LS_CHECK(head_dim > 0 && head_dim <= 256 && head_dim % 4 == 0,
+           "paged_attention: head_dim " << head_dim << " is not a multiple of 4 up to 256");
+  LS_CHECK(kv_heads > 0 && heads % kv_heads == 0, "paged_attention: heads " << heads << " not a multiple of kv_heads "
+                                                                            << kv_heads);
+  if (tokens == 0) return;
+  const std::int64_t group = heads / kv_heads;
+  const std::int64_t head_blocks = kv_heads * ((group + kAttnGroup - 1) / kAttnGroup);
+  // Cut each token's context in equal splits while the grid still fits the GPU in one wave (2
+  // blocks per SM at head_dim <= 128, 1 above: the kernels' launch bounds), so that batch 1 still
+  // spreads over the GPU and big batches need no split: at most one split per 64 positions of
+  // the longest context, at most kMaxSplits. A split is a block's whole latency chain (q, slots,
+  // K, softmax, V, partial, merge), so a second wave of blocks costs as much as the first: batch
+  // 32 at 256 positions cut in 3 (384 blocks on 264 slots) took 51 us where 2 would fill one wave.
+  constexpr int kMinSplitLen = 64;  // a split shorter than the tile's first pass saves no time
+  const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
+  const std::int64_t resident = static_cast<std::int64_t>(ctx.sm_count()) * (head_dim <= 128 ? 2 : 1);
+  const std::int64_t wanted = resident / (tokens * head_blocks);
+  const int splits = static_cast<int>(
+      std::clamp<std::int64_t>(std::min(wanted, (context + kMinSplitLen - 1) / kMinSplitLen), 1, kMaxSplits));
+  const std::size_t partial_bytes =
+      static_cast<std::size_t>(tokens * heads * splits) * partial_stride(static_cast<int>(head_dim)) * sizeof(float);
+  float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(partial_bytes)) : nullptr;
+  int* counters = splits > 1 ? ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks)) : nullptr;
+  const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
+  auto attend = [&](auto kernel, int max_d) {
+    launch_with_smem(ctx, kernel, grid, kAttnThreads, v_tile_bytes(max_d), q, as_bf16(k_cache), as_bf16(v_cache),
+                     static_cast<int>(head_dim), heads, kv_heads, block_size, seq_of, pos, block_tables, max_blocks,
+                     scale, out, partial, counters);
+  };
+  if (head_dim <= 64) attend(allow_v_tile<64>(), 64);
+  else if (head_dim <= 128) attend(allow_v_tile<128>(), 128);
+  else attend(allow_v_tile<256>(), 256);
+}
+
+}  // namespace lockstep::cuda
