@@ -139,7 +139,11 @@ void DeviceBuffer::copy_from_host(const void* src, std::size_t bytes, std::size_
     return;
   }
 #if LOCKSTEP_WITH_CUDA
+  // From pageable memory cudaMemcpy may return once the bytes are staged, before the DMA lands;
+  // the legacy stream it runs on does not order kernels on our non-blocking streams. Wait for it
+  // (the 40000-wide norm test read a half-copied input on an H200 without this).
   LS_CUDA_CHECK(cudaMemcpy(static_cast<char*>(data_) + offset, src, bytes, cudaMemcpyHostToDevice));
+  LS_CUDA_CHECK(cudaStreamSynchronize(nullptr));
 #endif
 }
 
