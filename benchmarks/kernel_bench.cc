@@ -228,7 +228,13 @@ void bm_split_qkv_rope_cache(benchmark::State& state, std::int64_t tokens) {
 
 // Decode: one query token per sequence at position context-1, so each reads `context` cached
 // tokens, from blocks scattered over the cache as a block manager leaves them.
-void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context) {
+const char* kernel_name(cuda::AttentionKernel kernel) {
+  return kernel == cuda::AttentionKernel::TensorCores ? "tensor_cores" : "cuda_cores";
+}
+
+// Decode: `batch` sequences at `context` positions each, one query token per sequence.
+void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context,
+                        cuda::AttentionKernel kernel) {
   const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
   const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
   DeviceBuffer k = filled<bf16>(cache_floats, 10), v = filled<bf16>(cache_floats, 11);
@@ -240,11 +246,36 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
   std::iota(seq_of.begin(), seq_of.end(), 0);
   DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
   const double bytes = 2.0 * 2.0 * batch * context * kKvHeads * kHeadDim;  // K and V read (bf16)
+  const double flops = 4.0 * batch * context * kHeads * kHeadDim;          // q.k and p.v
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
-  run_timed(state, bytes, 0, [&] {
+  run_timed(state, bytes, flops, [&] {
     cuda::paged_attention(*g.ctx, as<float>(q), as<bf16>(k), as<bf16>(v), batch, kHeads, kKvHeads, kHeadDim,
                           kBlockSize, as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale,
-                          as<float>(out));
+                          as<float>(out), context, 1, kernel);
+  });
+}
+
+// Prefill: `seqs` prompts of `prompt` tokens in one step, causal (the offline run's steps: 8
+// prompts of 1024 tokens). FLOPs count the visible positions only; bytes, K and V read once.
+void bm_prefill_attention(benchmark::State& state, std::int64_t seqs, std::int64_t prompt,
+                          cuda::AttentionKernel kernel) {
+  const std::int64_t max_blocks = prompt / kBlockSize, num_blocks = seqs * max_blocks, tokens = seqs * prompt;
+  const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
+  DeviceBuffer k = filled<bf16>(cache_floats, 15), v = filled<bf16>(cache_floats, 16);
+  DeviceBuffer q = filled<float>(tokens * kHeads * kHeadDim, 17);
+  DeviceBuffer out(DeviceKind::Cuda, tokens * kHeads * kHeadDim * sizeof(float));
+  std::vector<int> tables(num_blocks), seq_of(tokens), pos(tokens);
+  std::iota(tables.begin(), tables.end(), 0);
+  std::shuffle(tables.begin(), tables.end(), std::mt19937(18));
+  for (std::int64_t t = 0; t < tokens; ++t) seq_of[t] = static_cast<int>(t / prompt), pos[t] = static_cast<int>(t % prompt);
+  DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
+  const double bytes = 2.0 * 2.0 * tokens * kKvHeads * kHeadDim;
+  const double flops = 4.0 * seqs * (prompt * (prompt + 1) / 2) * kHeads * kHeadDim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  run_timed(state, bytes, flops, [&] {
+    cuda::paged_attention(*g.ctx, as<float>(q), as<bf16>(k), as<bf16>(v), tokens, kHeads, kKvHeads, kHeadDim,
+                          kBlockSize, as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale,
+                          as<float>(out), prompt, prompt, kernel);
   });
 }
 
@@ -292,12 +323,18 @@ void register_benchmarks() {
   for (const std::int64_t tokens : {1, 32})
     add("split_qkv_rope_cache/tokens:" + std::to_string(tokens),
         [=](benchmark::State& st) { bm_split_qkv_rope_cache(st, tokens); });
-  for (const std::int64_t context : {256, 1024, 4096})  // 256: the decode benchmark's (prompt 128 + 256 new)
-    for (const std::int64_t batch : {1, 8, 32})
-      add("paged_attention/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context),
-          [=](benchmark::State& st) { bm_paged_attention(st, batch, context); });
-  // The 1k-in/1k-out offline run's decode: 256 sequences at 1.5k positions on average.
-  add("paged_attention/batch:256/ctx:1536", [](benchmark::State& st) { bm_paged_attention(st, 256, 1536); });
+  for (const cuda::AttentionKernel kernel : {cuda::AttentionKernel::CudaCores, cuda::AttentionKernel::TensorCores}) {
+    const std::string prefix = std::string("paged_attention/") + kernel_name(kernel);
+    for (const std::int64_t context : {256, 1024, 4096})  // 256: the decode benchmark's (prompt 128 + 256 new)
+      for (const std::int64_t batch : {1, 8, 32})
+        add(prefix + "/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context),
+            [=](benchmark::State& st) { bm_paged_attention(st, batch, context, kernel); });
+    // The 1k-in/1k-out offline run's decode: 256 sequences at 1.5k positions on average, and its
+    // prefill steps: 8 prompts of 1024 tokens.
+    add(prefix + "/batch:256/ctx:1536", [=](benchmark::State& st) { bm_paged_attention(st, 256, 1536, kernel); });
+    add(std::string("prefill_attention/") + kernel_name(kernel) + "/seqs:8/prompt:1024",
+        [=](benchmark::State& st) { bm_prefill_attention(st, 8, 1024, kernel); });
+  }
   for (const std::int64_t rows : {1, 32})
     add("argmax/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_argmax(st, rows); });
 }

@@ -88,11 +88,18 @@ void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens
                           const float* inv_freq, const std::int64_t* slots, float* q, bf16* k_cache, bf16* v_cache);
 // head_dim a multiple of 4 up to 256. max_context: an upper bound of pos[t] + 1 over the tokens (0: the block
 // tables' capacity); when the batch alone does not fill the GPU, contexts are split across
-// blocks and merged (scratch).
+// blocks and merged (scratch). query_run: the longest run of consecutive tokens of one sequence
+// (1 at decode; a prefill chunk's length), which lets the tokens of a run share K/V reads.
+// Two kernels: CUDA cores (kernels/cuda/paged_attention.cu: any head_dim, best for decode of a
+// few sequences) and tensor cores (kernels/cuda/tensor_core_attention.cu: head_dim a multiple
+// of 8 up to 128; prefill and large decode batches). Auto picks by shape; a kernel asked for
+// that cannot take the head_dim falls back to the CUDA-core one.
+enum class AttentionKernel { Auto, CudaCores, TensorCores };
 void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
-                     float* out, std::int64_t max_context = 0);
+                     float* out, std::int64_t max_context = 0, std::int64_t query_run = 1,
+                     AttentionKernel kernel = AttentionKernel::Auto);
 
 // bf16 activations: linear rounds its input to bf16 anyway, so an op whose output only feeds
 // linears may write bf16 itself (these rms_norm, add_rms_norm and silu_mul) and the linear take

@@ -173,7 +173,7 @@ void CudaDenseTransformer::attention(Layer& L, std::int64_t T, const bf16* x, fl
   cuda::paged_attention(ctx_, q, bf16_ptr(L.k_cache), bf16_ptr(L.v_cache),
                         T, qh, kvh, hd, block_size_, static_cast<const int*>(w.seq_of.data()), positions,
                         static_cast<const int*>(w.tables.data()), max_blocks_, 1.0f / std::sqrt(static_cast<float>(hd)),
-                        att, max_context_);
+                        att, max_context_, query_run_);
   cuda::linear(ctx_, att, T, qh * hd, bf16_ptr(L.o), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
@@ -241,6 +241,11 @@ float* CudaDenseTransformer::local_logits(const ForwardBatch& b) {
   const std::vector<std::int64_t> slots = kv_cache_slots(b, block_size_, num_kv_blocks_);
   max_blocks_ = width;
   max_context_ = graph ? width * block_size_ : T ? *std::max_element(b.positions.begin(), b.positions.end()) + 1 : 0;
+  query_run_ = 0;  // the longest run of one sequence's tokens: a prefill chunk's length, 1 at decode
+  for (std::int64_t i = 0, run = 0; i < T; ++i) {
+    run = i > 0 && b.seq_of_token[i] == b.seq_of_token[i - 1] ? run + 1 : 1;
+    query_run_ = std::max(query_run_, run);
+  }
   w.upload(w.ids, b.token_ids, stream);
   w.upload(w.positions, b.positions, stream);
   w.upload(w.seq_of, b.seq_of_token, stream);

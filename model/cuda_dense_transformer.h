@@ -61,6 +61,7 @@ class CudaDenseTransformer final : public ForwardModel {
   int num_kv_blocks_ = 0;
   int max_blocks_ = 0;  // this step's block-table width
   int max_context_ = 0;  // this step's longest context (largest position + 1)
+  std::int64_t query_run_ = 1;  // this step's longest run of one sequence's tokens
   GpuContext ctx_;
   DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_;
   std::vector<std::unique_ptr<Layer>> layer_;

@@ -11,6 +11,8 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/split_kv_merge.cuh"
+#include "kernels/cuda/tensor_core_attention.h"
 #include "kernels/dense_ops.h"
 #include "kernels/fatal.h"
 #include "kernels/gpu_context.h"
@@ -20,6 +22,8 @@ namespace {
 
 // Attention blocks: 8 warps, tiles of 256 positions, up to 8 query heads (one KV head's) each.
 constexpr int kAttnThreads = 256, kAttnWarps = kAttnThreads / kWarp, kAttnTile = 256, kAttnGroup = 8;
+
+static_assert(kAttnTile >= kMaxSplits, "the merge keeps its weights in the scores' shared memory");
 
 // How the values phase spreads a K/V row of kMaxD bf16 (kMaxD / 4 chunks of 8 bytes) over a
 // warp: kVLanes lanes per position, kVPos positions side by side, kVChunks chunks per lane, and
@@ -51,75 +55,6 @@ __device__ void stage_rows_async(__nv_bfloat16* dst, int dst_stride, const __nv_
     else __pipeline_memcpy_async(dst + r * dst_stride + c, from, 8);
   }
   __pipeline_commit();
-}
-
-// Split-KV partials: per (token, head, split) acc[D] (unnormalised), then m and l, padded to
-// D + 4 floats so that every acc row is 16-byte aligned.
-__host__ __device__ constexpr int partial_stride(int D) { return D + 4; }
-constexpr int kMaxSplits = 64;
-static_assert(kAttnTile >= kMaxSplits, "the merge keeps its weights in the scores' shared memory");
-
-// Every split of a (token, head chunk) has written its partial per head; the last of them to
-// finish (a counter per (token, head chunk), left at 0 for the next launch) merges them:
-// out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M), the splits always summed in index order
-// (deterministic). One kernel instead of attention + a combine kernel. The merge is a short
-// tail, so it is spread wide: a warp per head for the weights e^(m_s - M) / L (into w_s, at least
-// kAttnGroup x kMaxSplits floats of shared memory), then a thread per 4 dims of a head, its
-// split loads unrolled so that they are in flight together.
-__device__ void merge_splits_if_last(const float* partial, int* counter, std::int64_t th0, int n, int D, float* w_s,
-                                     float* out) {
-  __shared__ bool last;
-  __threadfence();  // this block's partials are visible before its count is
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    last = atomicAdd(counter, 1) == static_cast<int>(gridDim.z) - 1;
-    if (last) *counter = 0;
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const int splits = gridDim.z, stride = partial_stride(D), lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  // The other blocks' partials through L2 (__ldcg): this SM's L1 never held them, but say so.
-  if (warp < n) {
-    const float* p = partial + (th0 + warp) * splits * stride + D;  // {m, l} of split 0
-    float M = -INFINITY;
-    for (int sp = lane; sp < splits; sp += kWarp)
-      if (__ldcg(p + sp * stride + 1) > 0.0f) M = fmaxf(M, __ldcg(p + sp * stride));
-    M = warp_max(M);
-    float L = 0.0f;
-    for (int sp = lane; sp < splits; sp += kWarp) {
-      const float l = __ldcg(p + sp * stride + 1);
-      const float e = l > 0.0f ? expf(__ldcg(p + sp * stride) - M) : 0.0f;  // an empty split has l = 0
-      w_s[warp * kMaxSplits + sp] = e;
-      L += l * e;
-    }
-    L = warp_sum(L);
-    for (int sp = lane; sp < splits; sp += kWarp) w_s[warp * kMaxSplits + sp] /= L;
-  }
-  __syncthreads();
-  const int quads = D / 4;
-  for (int e = threadIdx.x; e < n * quads; e += blockDim.x) {
-    const int i = e / quads, d = 4 * (e % quads);
-    const float* p = partial + (th0 + i) * splits * stride + d;
-    const float* w = w_s + i * kMaxSplits;
-    float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    constexpr int kUnroll = 8;
-    for (int sp0 = 0; sp0 < splits; sp0 += kUnroll) {
-      float4 a[kUnroll];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u)
-        a[u] = sp0 + u < splits ? __ldcg(reinterpret_cast<const float4*>(p + (sp0 + u) * stride))
-                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        if (sp0 + u >= splits) break;
-        const float wu = w[sp0 + u];
-        o.x += wu * a[u].x, o.y += wu * a[u].y, o.z += wu * a[u].z, o.w += wu * a[u].w;
-      }
-    }
-    float* dst = out + (th0 + i) * D + d;
-    dst[0] = o.x, dst[1] = o.y, dst[2] = o.z, dst[3] = o.w;
-  }
 }
 
 // One block per (token, KV head, split, chunk of up to 8 of that KV head's query heads): the
@@ -376,12 +311,22 @@ auto allow_v_tile() {
 void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
-                     float* out, std::int64_t max_context) {
+                     float* out, std::int64_t max_context, std::int64_t query_run, AttentionKernel kernel) {
   LS_CHECK(head_dim > 0 && head_dim <= 256 && head_dim % 4 == 0,
            "paged_attention: head_dim " << head_dim << " is not a multiple of 4 up to 256");
   LS_CHECK(kv_heads > 0 && heads % kv_heads == 0, "paged_attention: heads " << heads << " not a multiple of kv_heads "
                                                                             << kv_heads);
   if (tokens == 0) return;
+  // Tensor cores for prefill (the tokens of a run share each K/V tile) and for decode batches
+  // that fill the GPU without splitting (there the CUDA cores' FMAs, not the reads, set the pace).
+  if (kernel == AttentionKernel::Auto)
+    kernel = query_run > 1 || tokens * kv_heads >= ctx.sm_count() ? AttentionKernel::TensorCores
+                                                                 : AttentionKernel::CudaCores;
+  if (kernel == AttentionKernel::TensorCores && tensor_core_attention_supports(head_dim)) {
+    tensor_core_attention(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
+                          block_tables, max_blocks, scale, out, max_context, query_run);
+    return;
+  }
   const std::int64_t group = heads / kv_heads;
   const std::int64_t head_blocks = kv_heads * ((group + kAttnGroup - 1) / kAttnGroup);
   // Cut each token's context in equal splits while the grid still fits the GPU in one wave (2

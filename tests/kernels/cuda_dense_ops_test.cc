@@ -248,12 +248,16 @@ TEST_F(CudaDenseOps, SiluMulOfFusedGateUp) {
   }
 }
 
-// Decode (one token per sequence) and a causal prefill chunk, GQA and MHA, over shuffled blocks.
+// Decode (one token per sequence) and causal prefill chunks, GQA and MHA, over shuffled blocks,
+// on both kernels: CUDA cores (any head_dim) and tensor cores (head_dim a multiple of 8 up to
+// 128; the others fall back). Tensor cores take q and the probabilities as bf16 high + low
+// parts, so they meet an fp32 tolerance too (rounding either to bf16 alone would miss it ~40x).
 TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
   struct Shape { int heads, kv_heads, head_dim; };
-  // Query heads per KV head 1 to 20 (more than one block's group of 8); head_dim 8 to 256.
+  // Query heads per KV head 1 to 20 (more than one block's group of 8 or 16); head_dim 8 to 256.
   for (const Shape s : {Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{28, 4, 128}, Shape{2, 1, 256}, Shape{4, 2, 16},
-                        Shape{6, 3, 80}, Shape{20, 1, 128}, Shape{12, 2, 192}, Shape{4, 2, 8}, Shape{3, 3, 36}}) {
+                        Shape{6, 3, 80}, Shape{20, 1, 128}, Shape{12, 2, 192}, Shape{4, 2, 8}, Shape{3, 3, 36},
+                        Shape{16, 2, 72}}) {
     SCOPED_TRACE(::testing::Message() << "heads " << s.heads << "/" << s.kv_heads << " head_dim " << s.head_dim);
     const int block_size = 16, max_blocks = 24, seqs = 3, blocks = seqs * max_blocks;
     const std::size_t row = static_cast<std::size_t>(s.kv_heads) * s.head_dim;
@@ -264,34 +268,53 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
     std::vector<int> tables(blocks);
     std::iota(tables.begin(), tables.end(), 0);
     std::shuffle(tables.begin(), tables.end(), rng_);
-    // Decode: sequences at positions 0, 17 and 300; then a prefill chunk of sequence 1.
+    // Decode: sequences at positions 0, 17 and 300; then prefill chunks of sequence 1 (12
+    // tokens) and sequence 2 (40 tokens, its context over 3 tiles of 64 positions).
     std::vector<int> seq_of = {0, 1, 2}, pos = {0, 17, 300};
     for (int p = 40; p < 52; ++p) seq_of.push_back(1), pos.push_back(p);
-    const int tokens = static_cast<int>(pos.size());
+    for (int p = 100; p < 140; ++p) seq_of.push_back(2), pos.push_back(p);
+    const int tokens = static_cast<int>(pos.size()), decode_tokens = 3, longest_run = 40;
     const std::vector<float> q = normal(static_cast<std::size_t>(tokens) * s.heads * s.head_dim);
     const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
     std::vector<float> want(q.size());
     cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), tokens, s.heads, s.kv_heads, s.head_dim, block_size,
                          seq_of.data(), pos.data(), tables.data(), max_blocks, scale, want.data());
-    // max_context 0: the tables' 384 positions (up to 6 splits of 64); 301: the exact bound; 4096:
-    // as many splits as fit the GPU (its SM count decides), the short contexts' later ones empty.
-    for (const std::int64_t max_context : {0, 301, 4096}) {
-      SCOPED_TRACE(::testing::Message() << "max_context " << max_context);
-      float* out = poisoned<float>(q.size());
-      cuda::paged_attention(ctx(), dev(q), dev(k_bf16), dev(v_bf16), tokens, s.heads, s.kv_heads, s.head_dim,
-                            block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out, max_context);
-      expect_close(host(out, q.size()), want, 2e-5f, 1e-4f, "paged_attention");
-    }
-    // Contexts of at most 64 positions take the single-split path.
+    const std::size_t decode_size = static_cast<std::size_t>(decode_tokens) * s.heads * s.head_dim;
+    const std::vector<float> want_decode(want.begin(), want.begin() + decode_size);
     const std::vector<int> short_pos = {0, 17, 31};
-    const std::vector<float> q3(q.begin(), q.begin() + 3 * s.heads * s.head_dim);
-    std::vector<float> want3(q3.size());
-    cpu::paged_attention(q3.data(), k_cache.data(), v_cache.data(), 3, s.heads, s.kv_heads, s.head_dim, block_size,
-                         seq_of.data(), short_pos.data(), tables.data(), max_blocks, scale, want3.data());
-    float* out3 = poisoned<float>(q3.size());
-    cuda::paged_attention(ctx(), dev(q3), dev(k_bf16), dev(v_bf16), 3, s.heads, s.kv_heads, s.head_dim, block_size,
-                          dev(seq_of), dev(short_pos), dev(tables), max_blocks, scale, out3, 32);
-    expect_close(host(out3, q3.size()), want3, 2e-5f, 1e-4f, "paged_attention, one split");
+    std::vector<float> want3(decode_size);
+    cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), decode_tokens, s.heads, s.kv_heads, s.head_dim,
+                         block_size, seq_of.data(), short_pos.data(), tables.data(), max_blocks, scale, want3.data());
+    for (const cuda::AttentionKernel kernel : {cuda::AttentionKernel::CudaCores, cuda::AttentionKernel::TensorCores}) {
+      const bool tensor = kernel == cuda::AttentionKernel::TensorCores;
+      SCOPED_TRACE(tensor ? "tensor cores" : "CUDA cores");
+      const float abs_tol = tensor ? 5e-5f : 2e-5f, rel_tol = tensor ? 2e-4f : 1e-4f;
+      // max_context 0: the tables' 384 positions; 301: the exact bound of the decode tokens (the
+      // prefill's are below it); 4096: as many decode splits as fit the GPU (its SM count
+      // decides), the short contexts' later ones empty. query_run 1: a block per token, the
+      // prefill tokens too; 40: the prefill runs' tokens share blocks (and are not split).
+      for (const std::int64_t max_context : {0, 301, 4096})
+        for (const std::int64_t query_run : {1, longest_run}) {
+          SCOPED_TRACE(::testing::Message() << "max_context " << max_context << " query_run " << query_run);
+          float* out = poisoned<float>(q.size());
+          cuda::paged_attention(ctx(), dev(q), dev(k_bf16), dev(v_bf16), tokens, s.heads, s.kv_heads, s.head_dim,
+                                block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out, max_context,
+                                query_run, kernel);
+          expect_close(host(out, q.size()), want, abs_tol, rel_tol, "paged_attention");
+          // The decode tokens alone: few blocks, so their contexts are split.
+          float* out_decode = poisoned<float>(decode_size);
+          cuda::paged_attention(ctx(), dev(q), dev(k_bf16), dev(v_bf16), decode_tokens, s.heads, s.kv_heads,
+                                s.head_dim, block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale,
+                                out_decode, max_context, 1, kernel);
+          expect_close(host(out_decode, decode_size), want_decode, abs_tol, rel_tol, "paged_attention, decode");
+        }
+      // Contexts of at most 64 positions take the single-split path.
+      float* out3 = poisoned<float>(decode_size);
+      cuda::paged_attention(ctx(), dev(q), dev(k_bf16), dev(v_bf16), decode_tokens, s.heads, s.kv_heads, s.head_dim,
+                            block_size, dev(seq_of), dev(short_pos), dev(tables), max_blocks, scale, out3, 32, 1,
+                            kernel);
+      expect_close(host(out3, decode_size), want3, abs_tol, rel_tol, "paged_attention, one split");
+    }
   }
 }
 

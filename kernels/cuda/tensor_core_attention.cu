@@ -1,0 +1,382 @@
+// Causal GQA attention over the paged bf16 KV cache on tensor cores (mma.sync m16n8k16, bf16 in,
+// fp32 accumulate), flash-attention style: the scores and probabilities of a tile stay in
+// registers, with an online softmax. Prefill chunks are where it pays most: the query rows of
+// several tokens of one sequence share every K/V tile (the CUDA-core kernel in
+// paged_attention.cu reads the context once per token); decode steps of many sequences gain the
+// tensor cores' throughput over the 7 query heads that share a KV head.
+//
+// Exactness: q and the probabilities are fp32; each is split into a bf16 high part and a bf16
+// remainder, and both go through the MMA (2 products where one would round q or p to bf16), so
+// the result matches cpu::paged_attention to fp32 accumulation error (K and V are bf16 already).
+//
+// A block takes up to kTileTokens consecutive tokens (one token at decode) and one KV head's
+// query heads (up to kHeadChunk of them): its rows are (token, head) pairs, at most kRows = 64,
+// run by 4 warps. The tokens of a block that belong to one sequence (a run) are done together;
+// a block holding several runs does them one after the other. Per run the warps split the rows
+// in row tiles of 16 and, when there are fewer than 4 row tiles, the tile's positions between
+// them (kv ways), merging their (m, l, acc) at the end. K and V tiles of 64 positions are copied
+// to shared memory with cp.async, double-buffered: the next tile is in flight while this one
+// computes. Decode blocks (one token) may also split the context over gridDim.z blocks
+// (split_kv_merge.cuh), as the CUDA-core kernel does.
+#include <cuda_bf16.h>
+#include <cuda_pipeline.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/dependent_launch.cuh"
+#include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/split_kv_merge.cuh"
+#include "kernels/cuda/tensor_core_attention.h"
+#include "kernels/fatal.h"
+
+namespace lockstep::cuda {
+namespace {
+
+constexpr int kThreads = 128, kWarps = kThreads / kWarp;
+constexpr int kRows = 64;        // query rows per block: 4 row tiles of 16
+constexpr int kHeadChunk = 16;   // query heads of one KV head per block
+constexpr int kPositions = 64;   // K/V positions per shared-memory tile
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Shared memory, in bf16 rows of kMaxD + 8 (the 16-byte pad spreads a fragment's rows over all
+// banks): K and V tiles for 2 stages, then q split in high and low parts.
+template <int kMaxD>
+struct Smem {
+  static constexpr int kStride = kMaxD + 8;
+  static constexpr int kTileElems = kPositions * kStride;
+  static constexpr int kQElems = kRows * kStride;
+  static constexpr std::size_t kBytes = (4 * kTileElems + 2 * kQElems) * sizeof(__nv_bfloat16);
+  // After the tiles: the ways' summed acc, kRows rows of kMaxD + 4 floats, over the K/V area.
+  static constexpr int kAccStride = kMaxD + 4;
+  static_assert(kRows * kAccStride * sizeof(float) <= 4 * kTileElems * sizeof(__nv_bfloat16), "acc fits the tiles");
+  static_assert(kHeadChunk * kMaxSplits * sizeof(float) <= 4 * kTileElems * sizeof(__nv_bfloat16), "merge fits");
+};
+
+__device__ __forceinline__ unsigned as_u32(__nv_bfloat162 v) { return *reinterpret_cast<unsigned*>(&v); }
+
+// (a, b) rounded to bf16 (hi, a in the low half) and what that rounding left out (lo).
+__device__ __forceinline__ void split_bf16x2(float a, float b, unsigned& hi, unsigned& lo) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+  const float2 hf = __bfloat1622float2(h);
+  hi = as_u32(h);
+  lo = as_u32(__floats2bfloat162_rn(a - hf.x, b - hf.y));
+}
+
+// d += a (16 x 16, row-major fragment) * b (16 x 8, column-major fragment).
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ unsigned pack_bf16(__nv_bfloat16 lo, __nv_bfloat16 hi) {
+  return static_cast<unsigned>(__bfloat16_as_ushort(lo)) | static_cast<unsigned>(__bfloat16_as_ushort(hi)) << 16;
+}
+
+// Positions [p0, p0 + kPositions) of K and V (head kvh) into the stage's tiles, D bf16 a row in
+// 16-byte copies (D % 8 == 0). Positions from `end` on copy position `begin` instead: finite
+// values whose probability is 0, where stale or unwritten shared memory could hold NaNs.
+template <int kMaxD>
+__device__ void stage_kv(__nv_bfloat16* k_s, __nv_bfloat16* v_s, const __nv_bfloat16* k_cache,
+                         const __nv_bfloat16* v_cache, std::int64_t row, std::int64_t head_offset, int D,
+                         const int* table, std::int64_t block_size, std::int64_t p0, std::int64_t begin,
+                         std::int64_t end) {
+  const int pieces = D / 8, per_tile = kPositions * pieces;
+  for (int e = threadIdx.x; e < 2 * per_tile; e += kThreads) {
+    const int which = e / per_tile, r = (e % per_tile) / pieces, c = (e % pieces) * 8;
+    const std::int64_t p = p0 + r < end ? p0 + r : begin;
+    const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+    const __nv_bfloat16* src = (which ? v_cache : k_cache) + slot * row + head_offset + c;
+    __pipeline_memcpy_async((which ? v_s : k_s) + r * Smem<kMaxD>::kStride + c, src, 16);
+  }
+  __pipeline_commit();
+}
+
+template <int kMaxD>
+__global__ void __launch_bounds__(kThreads)
+    tensor_core_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, int D,
+                                 std::int64_t tokens, std::int64_t heads, std::int64_t kv_heads,
+                                 std::int64_t block_size, const int* seq_of, const int* pos, const int* block_tables,
+                                 std::int64_t max_blocks, float scale, int tile_tokens, float* out, float* partial,
+                                 int* counters) {
+  dependent_launch_enter();
+  using S = Smem<kMaxD>;
+  constexpr int kStride = S::kStride, kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
+  extern __shared__ __align__(16) unsigned char tc_attention_smem[];
+  auto* tiles = reinterpret_cast<__nv_bfloat16*>(tc_attention_smem);  // [stage][K, V][kPositions][kStride]
+  __nv_bfloat16* q_hi = tiles + 4 * S::kTileElems;                     // [kRows][kStride]
+  __nv_bfloat16* q_lo = q_hi + S::kQElems;
+  float* acc_s = reinterpret_cast<float*>(tc_attention_smem);          // after the tiles: [kRows][kAccStride]
+  __shared__ int limit_s[kRows];                                       // a row's last visible position
+  __shared__ float m_s[kWarps][kRows / 4], l_s[kWarps][kRows / 4];     // per way, per row of its row tile
+  __shared__ float row_m_s[kRows], row_l_s[kRows];
+
+  const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, g = lane / 4, tq = lane % 4;
+  const std::int64_t group = heads / kv_heads, hc = min(group, static_cast<std::int64_t>(kHeadChunk));
+  const std::int64_t chunks = (group + hc - 1) / hc;
+  const std::int64_t kvh = blockIdx.y / chunks, chunk = blockIdx.y % chunks;
+  const std::int64_t h0 = kvh * group + chunk * hc;  // this block's first query head
+  const int nh = static_cast<int>(min(hc, group - chunk * hc));
+  const std::int64_t row = kv_heads * D, head_offset = kvh * D;
+  const float scale2 = scale * kLog2e;  // scores in log2 units: exp2 below
+  const std::int64_t t_begin = static_cast<std::int64_t>(blockIdx.x) * tile_tokens;
+  const std::int64_t t_end = min(tokens, t_begin + tile_tokens);
+
+  for (std::int64_t run = t_begin, run_end; run < t_end; run = run_end) {
+    const int seq = seq_of[run];
+    std::int64_t context = static_cast<std::int64_t>(pos[run]) + 1;
+    for (run_end = run + 1; run_end < t_end && seq_of[run_end] == seq; ++run_end)
+      context = max(context, static_cast<std::int64_t>(pos[run_end]) + 1);
+    const int rows = static_cast<int>((run_end - run) * hc);
+    const int row_tiles = rows <= 16 ? 1 : rows <= 32 ? 2 : 4, ways = kWarps / row_tiles;
+    const int my_tile = warp % row_tiles, my_way = warp / row_tiles;
+    // q rows (token j, head i) = row j * hc + i, split in bf16 high and low parts; padding rows
+    // and dims are 0 (and a padding row sees no position).
+    const int d_pad = (D + 15) / 16 * 16;  // the MMA's k steps run to here
+    for (int e = tid; e < row_tiles * 16 * d_pad; e += kThreads) {
+      const int r = e / d_pad, d = e % d_pad, j = r / static_cast<int>(hc), i = r % static_cast<int>(hc);
+      const bool valid = r < rows && i < nh;
+      const float v = valid && d < D ? q[((run + j) * heads + h0 + i) * D + d] : 0.0f;
+      const __nv_bfloat16 hi = __float2bfloat16_rn(v);
+      q_hi[r * kStride + d] = hi;
+      q_lo[r * kStride + d] = __float2bfloat16_rn(v - __bfloat162float(hi));
+      if (d == 0) limit_s[r] = valid ? pos[run + j] : -1;
+    }
+    // K's dims [D, d_pad) meet q's zero padding: they must be finite, and no copy writes them.
+    for (int e = tid; e < 2 * kPositions * (d_pad - D); e += kThreads) {
+      const int r = e / (d_pad - D), d = D + e % (d_pad - D);
+      tiles[r * kStride + d] = tiles[2 * S::kTileElems + r * kStride + d] = __float2bfloat16_rn(0.0f);
+    }
+    // This block's split of the context, in whole tiles.
+    const std::int64_t split_len = ((context + gridDim.z - 1) / gridDim.z + kPositions - 1) / kPositions * kPositions;
+    const std::int64_t begin = static_cast<std::int64_t>(blockIdx.z) * split_len;
+    const std::int64_t end = min(context, begin + split_len);
+    const int* table = block_tables + static_cast<std::int64_t>(seq) * max_blocks;
+    __syncthreads();
+
+    const int row_a = my_tile * 16 + g, row_b = row_a + 8;
+    const int limit_a = limit_s[row_a], limit_b = limit_s[row_b];
+    float o[kDTiles][4];
+#pragma unroll
+    for (int n = 0; n < kDTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
+
+    if (begin < end)
+      stage_kv<kMaxD>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, D, table, block_size, begin,
+                      begin, end);
+    for (std::int64_t p0 = begin, stage = 0; p0 < end; p0 += kPositions, stage ^= 1) {
+      if (p0 + kPositions < end) {
+        __nv_bfloat16* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
+        stage_kv<kMaxD>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, D, table, block_size,
+                        p0 + kPositions, begin, end);
+        __pipeline_wait_prior(1);
+      } else {
+        __pipeline_wait_prior(0);
+      }
+      __syncthreads();
+      const __nv_bfloat16* k_s = tiles + 2 * stage * S::kTileElems;
+      const __nv_bfloat16* v_s = k_s + S::kTileElems;
+      const int span = kPositions / ways;
+      for (int s0 = my_way * span; s0 < (my_way + 1) * span && p0 + s0 < end; s0 += 16) {
+        // Scores of 16 positions: 2 tiles of 8, this lane's (row g / g + 8, position 2 tq, +1).
+        float sc[2][4] = {};
+#pragma unroll
+        for (int ks = 0; ks < kDSteps; ++ks) {
+          if (ks * 16 >= D) break;
+          const int c = ks * 16 + 2 * tq;
+          unsigned ah[4], al[4];
+          ah[0] = *reinterpret_cast<const unsigned*>(q_hi + row_a * kStride + c);
+          ah[1] = *reinterpret_cast<const unsigned*>(q_hi + row_b * kStride + c);
+          ah[2] = *reinterpret_cast<const unsigned*>(q_hi + row_a * kStride + c + 8);
+          ah[3] = *reinterpret_cast<const unsigned*>(q_hi + row_b * kStride + c + 8);
+          al[0] = *reinterpret_cast<const unsigned*>(q_lo + row_a * kStride + c);
+          al[1] = *reinterpret_cast<const unsigned*>(q_lo + row_b * kStride + c);
+          al[2] = *reinterpret_cast<const unsigned*>(q_lo + row_a * kStride + c + 8);
+          al[3] = *reinterpret_cast<const unsigned*>(q_lo + row_b * kStride + c + 8);
+#pragma unroll
+          for (int nt = 0; nt < 2; ++nt) {
+            const __nv_bfloat16* kr = k_s + (s0 + nt * 8 + g) * kStride + c;
+            const unsigned b0 = *reinterpret_cast<const unsigned*>(kr), b1 = *reinterpret_cast<const unsigned*>(kr + 8);
+            mma_bf16(sc[nt], ah, b0, b1);
+            mma_bf16(sc[nt], al, b0, b1);
+          }
+        }
+        // Causal mask and the split's end; the online softmax per row (the 4 lanes of a row agree).
+        float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const std::int64_t p = p0 + s0 + nt * 8 + 2 * tq + (e & 1);
+            const int limit = e < 2 ? limit_a : limit_b;
+            sc[nt][e] = p <= limit && p < end ? sc[nt][e] * scale2 : -INFINITY;
+            if (e < 2) mx_a = fmaxf(mx_a, sc[nt][e]);
+            else mx_b = fmaxf(mx_b, sc[nt][e]);
+          }
+#pragma unroll
+        for (int o2 = 1; o2 < 4; o2 *= 2) {
+          mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, o2));
+          mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, o2));
+        }
+        const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
+        // Nothing visible yet (-inf): keep everything at 0 rather than exp2(-inf - -inf).
+        const float c_a = new_a == -INFINITY ? 1.0f : exp2f(m_a - new_a);
+        const float c_b = new_b == -INFINITY ? 1.0f : exp2f(m_b - new_b);
+        m_a = new_a, m_b = new_b;
+        float pr[2][4];
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const float m = e < 2 ? m_a : m_b;
+            pr[nt][e] = m == -INFINITY ? 0.0f : exp2f(sc[nt][e] - m);
+          }
+        l_a = l_a * c_a + pr[0][0] + pr[0][1] + pr[1][0] + pr[1][1];
+        l_b = l_b * c_b + pr[0][2] + pr[0][3] + pr[1][2] + pr[1][3];
+#pragma unroll
+        for (int n = 0; n < kDTiles; ++n) o[n][0] *= c_a, o[n][1] *= c_a, o[n][2] *= c_b, o[n][3] *= c_b;
+        // The probabilities as the A fragment (16 rows x 16 positions), high and low parts.
+        unsigned ph[4], pl[4];
+        split_bf16x2(pr[0][0], pr[0][1], ph[0], pl[0]);
+        split_bf16x2(pr[0][2], pr[0][3], ph[1], pl[1]);
+        split_bf16x2(pr[1][0], pr[1][1], ph[2], pl[2]);
+        split_bf16x2(pr[1][2], pr[1][3], ph[3], pl[3]);
+        const __nv_bfloat16* v0 = v_s + (s0 + 2 * tq) * kStride + g;
+#pragma unroll
+        for (int n = 0; n < kDTiles; ++n) {
+          if (n * 8 >= D) break;
+          const __nv_bfloat16* v = v0 + n * 8;  // V[position][dim], positions 2 tq, +1, +8, +9
+          const unsigned b0 = pack_bf16(v[0], v[kStride]), b1 = pack_bf16(v[8 * kStride], v[9 * kStride]);
+          mma_bf16(o[n], ph, b0, b1);
+          mma_bf16(o[n], pl, b0, b1);
+        }
+      }
+      __syncthreads();  // the next stage's copy overwrites this tile
+    }
+
+    // Merge the ways (in way order: deterministic) into acc_s, over the K/V tiles (the loop ended
+    // on a barrier and every copy has landed).
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 *= 2) {
+      l_a += __shfl_xor_sync(0xffffffffu, l_a, o2);
+      l_b += __shfl_xor_sync(0xffffffffu, l_b, o2);
+    }
+    if (tq == 0) {
+      m_s[warp][g] = m_a, m_s[warp][g + 8] = m_b;
+      l_s[warp][g] = l_a, l_s[warp][g + 8] = l_b;
+    }
+    __syncthreads();
+    float big_a = -INFINITY, big_b = -INFINITY;
+    for (int w = my_tile; w < kWarps; w += row_tiles)
+      big_a = fmaxf(big_a, m_s[w][g]), big_b = fmaxf(big_b, m_s[w][g + 8]);
+    float sum_a = 0.0f, sum_b = 0.0f;
+    for (int w = my_tile; w < kWarps; w += row_tiles) {
+      if (m_s[w][g] != -INFINITY) sum_a += l_s[w][g] * exp2f(m_s[w][g] - big_a);
+      if (m_s[w][g + 8] != -INFINITY) sum_b += l_s[w][g + 8] * exp2f(m_s[w][g + 8] - big_b);
+    }
+    const float f_a = m_a == -INFINITY ? 0.0f : exp2f(m_a - big_a);
+    const float f_b = m_b == -INFINITY ? 0.0f : exp2f(m_b - big_b);
+    if (my_way == 0 && tq == 0) {
+      row_m_s[row_a] = big_a, row_m_s[row_b] = big_b;
+      row_l_s[row_a] = sum_a, row_l_s[row_b] = sum_b;
+    }
+    for (int w = 0; w < ways; ++w) {
+      if (my_way == w) {
+#pragma unroll
+        for (int n = 0; n < kDTiles; ++n) {
+          float* a = acc_s + row_a * S::kAccStride + n * 8 + 2 * tq;
+          float* b = acc_s + row_b * S::kAccStride + n * 8 + 2 * tq;
+          if (w == 0) {
+            a[0] = f_a * o[n][0], a[1] = f_a * o[n][1], b[0] = f_b * o[n][2], b[1] = f_b * o[n][3];
+          } else {
+            a[0] += f_a * o[n][0], a[1] += f_a * o[n][1], b[0] += f_b * o[n][2], b[1] += f_b * o[n][3];
+          }
+        }
+      }
+      __syncthreads();
+    }
+    for (int e = tid; e < rows * D; e += kThreads) {
+      const int r = e / D, d = e % D, j = r / static_cast<int>(hc), i = r % static_cast<int>(hc);
+      if (i >= nh) continue;
+      const std::int64_t th = (run + j) * heads + h0 + i;
+      const float a = acc_s[r * S::kAccStride + d];
+      if (gridDim.z == 1) {
+        out[th * D + d] = a / row_l_s[r];
+      } else {  // partial[(t, h, split)] = {max (natural log), sum, acc[D]}; an empty split has sum 0
+        float* ph = partial + (th * gridDim.z + blockIdx.z) * partial_stride(D);
+        if (d == 0) ph[D] = row_m_s[r] / kLog2e, ph[D + 1] = row_l_s[r];
+        ph[d] = a;
+      }
+    }
+    __syncthreads();  // the next run rewrites q, the limits and the tiles
+  }
+  // Splits only at decode (tile_tokens 1): one token, heads h0 .. h0 + nh.
+  if (gridDim.z > 1)
+    merge_splits_if_last(partial, counters + t_begin * gridDim.y + blockIdx.y, t_begin * heads + h0, nh, D,
+                         reinterpret_cast<float*>(tc_attention_smem), out);
+}
+
+template <int kMaxD>
+auto allow_smem() {
+  static const bool allowed = [] {
+    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<kMaxD>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(Smem<kMaxD>::kBytes)));
+    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<kMaxD>,
+                                       cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       static_cast<int>(cudaSharedmemCarveoutMaxShared)));
+    return true;
+  }();
+  (void)allowed;
+  return tensor_core_attention_kernel<kMaxD>;
+}
+
+}  // namespace
+
+bool tensor_core_attention_supports(std::int64_t head_dim) {
+  return head_dim > 0 && head_dim <= 128 && head_dim % 8 == 0;
+}
+
+void tensor_core_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache,
+                           std::int64_t tokens, std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim,
+                           std::int64_t block_size, const int* seq_of, const int* pos, const int* block_tables,
+                           std::int64_t max_blocks, float scale, float* out, std::int64_t max_context,
+                           std::int64_t query_run) {
+  LS_CHECK(tensor_core_attention_supports(head_dim), "tensor_core_attention: head_dim " << head_dim);
+  if (tokens == 0) return;
+  const std::int64_t group = heads / kv_heads, hc = std::min<std::int64_t>(group, kHeadChunk);
+  const std::int64_t head_blocks = kv_heads * ((group + hc - 1) / hc);
+  const int tile_tokens = query_run > 1 ? static_cast<int>(kRows / hc) : 1;
+  const std::int64_t tiles = (tokens + tile_tokens - 1) / tile_tokens;
+  // Decode: split each context while the grid fits one wave (2 blocks an SM: ~100 KB of shared
+  // memory each), a split at least 2 tiles long.
+  int splits = 1;
+  if (tile_tokens == 1) {
+    const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
+    const std::int64_t wanted = static_cast<std::int64_t>(ctx.sm_count()) * 2 / (tokens * head_blocks);
+    splits = static_cast<int>(
+        std::clamp<std::int64_t>(std::min(wanted, (context + 2 * kPositions - 1) / (2 * kPositions)), 1, kMaxSplits));
+  }
+  float* partial = nullptr;
+  int* counters = nullptr;
+  if (splits > 1) {
+    partial = static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *
+                                              partial_stride(static_cast<int>(head_dim)) * sizeof(float)));
+    counters = ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks));
+  }
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
+  auto attend = [&](auto kernel, std::size_t smem) {
+    launch_with_smem(ctx, kernel, grid, kThreads, smem, q, as_bf16(k_cache), as_bf16(v_cache),
+                     static_cast<int>(head_dim), tokens, heads, kv_heads, block_size, seq_of, pos, block_tables,
+                     max_blocks, scale, tile_tokens, out, partial, counters);
+  };
+  if (head_dim <= 64) attend(allow_smem<64>(), Smem<64>::kBytes);
+  else attend(allow_smem<128>(), Smem<128>::kBytes);
+}
+
+}  // namespace lockstep::cuda

@@ -1,0 +1,23 @@
+// The tensor-core attention kernel behind cuda::paged_attention (kernels/dense_ops.h), for the
+// shapes it takes: head_dim a multiple of 8 up to 128. Internal to kernels/cuda.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/dtype.h"
+#include "kernels/gpu_context.h"
+
+namespace lockstep::cuda {
+
+bool tensor_core_attention_supports(std::int64_t head_dim);
+
+// cuda::paged_attention's contract, with query_run the longest run of consecutive tokens of one
+// sequence in the batch (1: a decode step; more: prefill chunks, whose tokens then share each
+// K/V read).
+void tensor_core_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache,
+                           std::int64_t tokens, std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim,
+                           std::int64_t block_size, const int* seq_of, const int* pos, const int* block_tables,
+                           std::int64_t max_blocks, float scale, float* out, std::int64_t max_context,
+                           std::int64_t query_run);
+
+}  // namespace lockstep::cuda
