@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <random>
+#include <tuple>
 #include <vector>
 
 namespace lockstep {
@@ -51,6 +55,72 @@ TEST(Sampler, TopKTopPMinPFilter) {
   mp.min_p = 0.5f;  // keeps p >= 0.5 * p_max: tokens 1 and 4 (token 2 has e^-1 = 0.37 of p_max)
   const auto fm = frequencies(mp, 20000);
   EXPECT_NEAR(fm[1] + fm[4], 1.0, 1e-9);
+}
+
+// The filters as first written: the whole vocabulary stable-sorted by probability. sample_token
+// sorts only the prefix the filters reach; it must draw the very same tokens.
+int sample_by_full_sort(const std::vector<float>& logits, const SamplingParams& p, SamplerRng& rng) {
+  const int vocab = static_cast<int>(logits.size());
+  const float max_logit = *std::max_element(logits.begin(), logits.end()), t = p.temperature;
+  std::vector<double> prob(vocab);
+  double z = 0;
+  for (int i = 0; i < vocab; ++i) z += (prob[i] = std::exp((logits[i] - max_logit) / t));  // float exp, as there
+  for (double& v : prob) v /= z;
+  std::vector<int> order(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return prob[a] > prob[b]; });
+  std::size_t keep = order.size();
+  if (p.min_p > 0.0f)
+    keep = std::find_if(order.begin(), order.end(), [&](int i) { return prob[i] < p.min_p * prob[order[0]]; }) -
+           order.begin();
+  if (p.top_k > 0) keep = std::min<std::size_t>(keep, p.top_k);
+  if (p.top_p < 1.0f) {
+    double total = 0, cum = 0;
+    for (std::size_t i = 0; i < keep; ++i) total += prob[order[i]];
+    std::size_t n = 0;
+    while (n < keep) {
+      cum += prob[order[n++]];
+      if (cum >= p.top_p * total) break;
+    }
+    keep = std::max<std::size_t>(1, n);
+  }
+  keep = std::max<std::size_t>(1, keep);
+  double mass = 0;
+  for (std::size_t i = 0; i < keep; ++i) mass += prob[order[i]];
+  double u = rng.uniform() * mass;
+  for (std::size_t i = 0; i < keep; ++i)
+    if ((u -= prob[order[i]]) < 0) return order[i];
+  return order[keep - 1];
+}
+
+TEST(Sampler, PartialSortDrawsWhatAFullSortDraws) {
+  std::mt19937 gen(20261202);
+  int checked = 0;
+  for (const int vocab : {7, 300, 5000, 20000})
+    for (const float spread : {0.5f, 3.0f, 12.0f})  // flat to peaked
+      for (int trial = 0; trial < 4; ++trial) {
+        std::normal_distribution<float> normal(0.0f, spread);
+        std::vector<float> logits(vocab);
+        for (float& l : logits) l = normal(gen);
+        // Ties: a run of equal logits, so the order among equals (lower id first) matters.
+        for (int i = 0; i < std::min(vocab, 40); i += 2) logits[i] = logits[0];
+        for (const auto& [top_k, top_p, min_p] : {std::tuple{-1, 0.9f, 0.0f}, std::tuple{50, 1.0f, 0.0f},
+                                                  std::tuple{-1, 1.0f, 0.05f}, std::tuple{20, 0.8f, 0.0f},
+                                                  std::tuple{-1, 0.95f, 0.01f}, std::tuple{3000, 0.99f, 0.2f},
+                                                  std::tuple{1, 1.0f, 0.0f}, std::tuple{-1, 0.001f, 0.0f}}) {
+          SamplingParams p;
+          p.temperature = 0.6f + 0.2f * trial;
+          p.top_k = top_k, p.top_p = top_p, p.min_p = min_p;
+          for (std::uint64_t seed = 0; seed < 5; ++seed) {
+            SamplerRng a(seed), b(seed);
+            ASSERT_EQ(sample_token(logits.data(), vocab, p, a), sample_by_full_sort(logits, p, b))
+                << "vocab " << vocab << " spread " << spread << " top_k " << top_k << " top_p " << top_p
+                << " min_p " << min_p << " seed " << seed;
+            ++checked;
+          }
+        }
+      }
+  EXPECT_EQ(checked, 4 * 3 * 4 * 8 * 5);
 }
 
 TEST(Sampler, SeededDrawsRepeat) {
