@@ -92,8 +92,8 @@ void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens
 // (1 at decode; a prefill chunk's length), which lets the tokens of a run share K/V reads.
 // Two kernels: CUDA cores (kernels/cuda/paged_attention.cu: any head_dim; Auto's choice for
 // decode) and tensor cores (kernels/cuda/tensor_core_attention.cu: head_dim a multiple of 8 up
-// to 128; Auto's choice when query_run > 1). A kernel asked for that cannot take the head_dim
-// falls back to the CUDA-core one.
+// to 128, GPUs from Ampere on; Auto's choice when query_run > 1). A kernel asked for that
+// cannot take the head_dim or the GPU falls back to the CUDA-core one.
 enum class AttentionKernel { Auto, CudaCores, TensorCores };
 void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,

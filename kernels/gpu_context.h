@@ -29,6 +29,10 @@ class GpuContext {
   cublasHandle_t blas() const { return blas_; }
   // Streaming multiprocessors of the GPU (how many blocks a grid needs to fill it).
   int sm_count() const { return sm_count_; }
+  // Compute capability as major * 10 + minor (90: Hopper), and the most shared memory one block
+  // may opt in to (what kernels with large tiles check before they launch).
+  int compute_capability() const { return compute_capability_; }
+  std::size_t max_block_shared_memory() const { return max_block_shared_memory_; }
   // Whether our kernels go as programmatic dependent launches (kernels/cuda/dependent_launch.cuh):
   // compute capability 9.0 or newer, unless LOCKSTEP_DEPENDENT_LAUNCH=0.
   bool dependent_launch() const { return dependent_launch_; }
@@ -52,6 +56,8 @@ class GpuContext {
   bool owns_stream_ = true;
   cublasHandle_t blas_ = nullptr;
   int sm_count_ = 0;
+  int compute_capability_ = 0;
+  std::size_t max_block_shared_memory_ = 0;
   bool dependent_launch_ = false;
   DeviceBuffer scratch_, counters_;
   std::uint64_t scratch_generation_ = 0;

@@ -323,7 +323,7 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
   // at batch 1).
   if (kernel == AttentionKernel::Auto)
     kernel = query_run > 1 ? AttentionKernel::TensorCores : AttentionKernel::CudaCores;
-  if (kernel == AttentionKernel::TensorCores && tensor_core_attention_supports(head_dim)) {
+  if (kernel == AttentionKernel::TensorCores && tensor_core_attention_supports(ctx, head_dim)) {
     tensor_core_attention(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
                           block_tables, max_blocks, scale, out, max_context, query_run);
     return;

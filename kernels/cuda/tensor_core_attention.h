@@ -1,5 +1,6 @@
 // The tensor-core attention kernel behind cuda::paged_attention (kernels/dense_ops.h), for the
-// shapes it takes: head_dim a multiple of 8 up to 128. Internal to kernels/cuda.
+// shapes and GPUs it takes: head_dim a multiple of 8 up to 128, compute capability 8.0 or newer
+// (bf16 MMA) with ~100 KB of shared memory a block. Internal to kernels/cuda.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 
 namespace lockstep::cuda {
 
-bool tensor_core_attention_supports(std::int64_t head_dim);
+bool tensor_core_attention_supports(const GpuContext& ctx, std::int64_t head_dim);
 
 // cuda::paged_attention's contract, with query_run the longest run of consecutive tokens of one
 // sequence in the batch (1: a decode step; more: prefill chunks, whose tokens then share each
