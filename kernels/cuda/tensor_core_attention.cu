@@ -84,21 +84,22 @@ __device__ __forceinline__ unsigned pack_bf16(__nv_bfloat16 lo, __nv_bfloat16 hi
 }
 
 // Positions [p0, p0 + kPositions) of K and V (head kvh) into the stage's tiles, D bf16 a row in
-// 16-byte copies (D % 8 == 0). Positions from `end` on copy position `begin` instead: finite
-// values whose probability is 0, where stale or unwritten shared memory could hold NaNs.
+// 16-byte copies (D % 8 == 0). Thread t copies one whole row, position t % kPositions of K (t <
+// kPositions) or V: one block-table lookup a row (a lookup per 16-byte piece, with its 64-bit
+// divisions, cost more than the copies). Positions from `end` on copy position `begin` instead:
+// finite values whose probability is 0, where stale or unwritten shared memory could hold NaNs.
 template <int kMaxD>
 __device__ void stage_kv(__nv_bfloat16* k_s, __nv_bfloat16* v_s, const __nv_bfloat16* k_cache,
                          const __nv_bfloat16* v_cache, std::int64_t row, std::int64_t head_offset, int D,
-                         const int* table, std::int64_t block_size, std::int64_t p0, std::int64_t begin,
-                         std::int64_t end) {
-  const int pieces = D / 8, per_tile = kPositions * pieces;
-  for (int e = threadIdx.x; e < 2 * per_tile; e += kThreads) {
-    const int which = e / per_tile, r = (e % per_tile) / pieces, c = (e % pieces) * 8;
-    const std::int64_t p = p0 + r < end ? p0 + r : begin;
-    const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
-    const __nv_bfloat16* src = (which ? v_cache : k_cache) + slot * row + head_offset + c;
-    __pipeline_memcpy_async((which ? v_s : k_s) + r * Smem<kMaxD>::kStride + c, src, 16);
-  }
+                         const int* table, int block_size, std::int64_t p0, std::int64_t begin, std::int64_t end) {
+  static_assert(kThreads == 2 * kPositions, "a thread a row of K or V");
+  const int r = threadIdx.x % kPositions;
+  const bool is_v = threadIdx.x >= kPositions;
+  const int p = static_cast<int>(p0 + r < end ? p0 + r : begin);  // positions fit int (max model len)
+  const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+  const __nv_bfloat16* src = (is_v ? v_cache : k_cache) + slot * row + head_offset;
+  __nv_bfloat16* dst = (is_v ? v_s : k_s) + r * Smem<kMaxD>::kStride;
+  for (int c = 0; c < D; c += 8) __pipeline_memcpy_async(dst + c, src + c, 16);
   __pipeline_commit();
 }
 
@@ -128,6 +129,7 @@ __global__ void __launch_bounds__(kThreads)
   const std::int64_t h0 = kvh * group + chunk * hc;  // this block's first query head
   const int nh = static_cast<int>(min(hc, group - chunk * hc));
   const std::int64_t row = kv_heads * D, head_offset = kvh * D;
+  const int bs = static_cast<int>(block_size);
   const float scale2 = scale * kLog2e;  // scores in log2 units: exp2 below
   const std::int64_t t_begin = static_cast<std::int64_t>(blockIdx.x) * tile_tokens;
   const std::int64_t t_end = min(tokens, t_begin + tile_tokens);
@@ -172,12 +174,12 @@ __global__ void __launch_bounds__(kThreads)
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
 
     if (begin < end)
-      stage_kv<kMaxD>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, D, table, block_size, begin,
-                      begin, end);
+      stage_kv<kMaxD>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, D, table, bs, begin, begin,
+                      end);
     for (std::int64_t p0 = begin, stage = 0; p0 < end; p0 += kPositions, stage ^= 1) {
       if (p0 + kPositions < end) {
         __nv_bfloat16* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
-        stage_kv<kMaxD>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, D, table, block_size,
+        stage_kv<kMaxD>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, D, table, bs,
                         p0 + kPositions, begin, end);
         __pipeline_wait_prior(1);
       } else {
