@@ -38,6 +38,7 @@ int sample_token(const float* logits, int vocab, const SamplingParams& p, Sample
     const double cut = p.min_p * prob[best];
     for (int i = 0; i < vocab; ++i)
       if (prob[i] >= cut) order.push_back(i);
+    if (order.empty()) return best;  // only when the probabilities are NaN (min_p <= 1 keeps the best)
   } else {
     order.resize(vocab);
     std::iota(order.begin(), order.end(), 0);
