@@ -234,7 +234,7 @@ const char* kernel_name(cuda::AttentionKernel kernel) {
 
 // Decode: `batch` sequences at `context` positions each, one query token per sequence.
 void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context,
-                        cuda::AttentionKernel kernel) {
+                        cuda::AttentionKernel kernel, int splits = 0) {
   const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
   const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
   DeviceBuffer k = filled<bf16>(cache_floats, 10), v = filled<bf16>(cache_floats, 11);
@@ -251,7 +251,7 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
   run_timed(state, bytes, flops, [&] {
     cuda::paged_attention(*g.ctx, as<float>(q), as<bf16>(k), as<bf16>(v), batch, kHeads, kKvHeads, kHeadDim,
                           kBlockSize, as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale,
-                          as<float>(out), context, 1, kernel);
+                          as<float>(out), context, 1, kernel, splits);
   });
 }
 
@@ -334,6 +334,12 @@ void register_benchmarks() {
     add(prefix + "/batch:256/ctx:1536", [=](benchmark::State& st) { bm_paged_attention(st, 256, 1536, kernel); });
     add(std::string("prefill_attention/") + kernel_name(kernel) + "/seqs:8/prompt:1024",
         [=](benchmark::State& st) { bm_prefill_attention(st, 8, 1024, kernel); });
+    // Batch-1 decode is a latency chain (the block's loads, its split's partial, the merge): how
+    // the split count trades a shorter walk per block against the merge.
+    for (const std::int64_t context : {256, 1024})
+      for (const int splits : {1, 2, 4, 8, 16, 32})
+        add(prefix + "/batch:1/ctx:" + std::to_string(context) + "/splits:" + std::to_string(splits),
+            [=](benchmark::State& st) { bm_paged_attention(st, 1, context, kernel, splits); });
   }
   for (const std::int64_t rows : {1, 32})
     add("argmax/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_argmax(st, rows); });

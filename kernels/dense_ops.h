@@ -91,15 +91,17 @@ void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens
 // blocks and merged (scratch). query_run: the longest run of consecutive tokens of one sequence
 // (1 at decode; a prefill chunk's length), which lets the tokens of a run share K/V reads.
 // Two kernels: CUDA cores (kernels/cuda/paged_attention.cu: any head_dim; Auto's choice for
-// decode) and tensor cores (kernels/cuda/tensor_core_attention.cu: head_dim a multiple of 8 up
-// to 128, GPUs from Ampere on; Auto's choice when query_run > 1). A kernel asked for that
-// cannot take the head_dim or the GPU falls back to the CUDA-core one.
+// small decode steps) and tensor cores (kernels/cuda/tensor_core_attention.cu: head_dim a
+// multiple of 8 up to 128, GPUs from Ampere on; Auto's choice for prefill and for decode steps
+// of many positions). A kernel asked for that cannot take the head_dim or the GPU falls back to
+// the CUDA-core one. splits: the blocks a decode token's context is cut over (at most 64; 0:
+// chosen to fill the GPU), for benchmarks that compare them.
 enum class AttentionKernel { Auto, CudaCores, TensorCores };
 void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
                      float* out, std::int64_t max_context = 0, std::int64_t query_run = 1,
-                     AttentionKernel kernel = AttentionKernel::Auto);
+                     AttentionKernel kernel = AttentionKernel::Auto, int splits = 0);
 
 // bf16 activations: linear rounds its input to bf16 anyway, so an op whose output only feeds
 // linears may write bf16 itself (these rms_norm, add_rms_norm and silu_mul) and the linear take

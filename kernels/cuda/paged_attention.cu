@@ -311,21 +311,26 @@ auto allow_v_tile() {
 void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
-                     float* out, std::int64_t max_context, std::int64_t query_run, AttentionKernel kernel) {
+                     float* out, std::int64_t max_context, std::int64_t query_run, AttentionKernel kernel,
+                     int splits_wanted) {
   LS_CHECK(head_dim > 0 && head_dim <= 256 && head_dim % 4 == 0,
            "paged_attention: head_dim " << head_dim << " is not a multiple of 4 up to 256");
   LS_CHECK(kv_heads > 0 && heads % kv_heads == 0, "paged_attention: heads " << heads << " not a multiple of kv_heads "
                                                                             << kv_heads);
   if (tokens == 0) return;
+  const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
   // Tensor cores for prefill: the tokens of a run share each K/V tile (8 prompts of 1024 tokens:
-  // 2.5 ms, 7.4 on CUDA cores, on an H200). Decode stays on CUDA cores, faster there at every
-  // batch measured (kernel_bench, 2026-12-02: 678 vs 807 us at 256 x 1536 positions, 22 vs 33 us
-  // at batch 1).
+  // 2.1 ms, 7.4 on CUDA cores, on an H200), and for decode steps of 32k positions or more
+  // (tokens x longest context), where they were faster at every size measured (kernel_bench,
+  // 2026-12-02: 493 vs 678 us at 256 x 1536 positions, 66 vs 75 us at 32 x 1024 and 8 x 4096);
+  // below, CUDA cores (30 vs 35 us at 8 x 1024, 21 vs 26 at 1 x 256).
+  constexpr std::int64_t kTensorCoreDecodePositions = 32768;
   if (kernel == AttentionKernel::Auto)
-    kernel = query_run > 1 ? AttentionKernel::TensorCores : AttentionKernel::CudaCores;
+    kernel = query_run > 1 || tokens * context >= kTensorCoreDecodePositions ? AttentionKernel::TensorCores
+                                                                             : AttentionKernel::CudaCores;
   if (kernel == AttentionKernel::TensorCores && tensor_core_attention_supports(ctx, head_dim)) {
     tensor_core_attention(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
-                          block_tables, max_blocks, scale, out, max_context, query_run);
+                          block_tables, max_blocks, scale, out, max_context, query_run, splits_wanted);
     return;
   }
   const std::int64_t group = heads / kv_heads;
@@ -337,11 +342,13 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
   // K, softmax, V, partial, merge), so a second wave of blocks costs as much as the first: batch
   // 32 at 256 positions cut in 3 (384 blocks on 264 slots) took 51 us where 2 would fill one wave.
   constexpr int kMinSplitLen = 64;  // a split shorter than the tile's first pass saves no time
-  const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
   const std::int64_t resident = static_cast<std::int64_t>(ctx.sm_count()) * (head_dim <= 128 ? 2 : 1);
   const std::int64_t wanted = resident / (tokens * head_blocks);
-  const int splits = static_cast<int>(
-      std::clamp<std::int64_t>(std::min(wanted, (context + kMinSplitLen - 1) / kMinSplitLen), 1, kMaxSplits));
+  const int splits =
+      splits_wanted > 0
+          ? std::min(splits_wanted, kMaxSplits)
+          : static_cast<int>(std::clamp<std::int64_t>(std::min(wanted, (context + kMinSplitLen - 1) / kMinSplitLen),
+                                                      1, kMaxSplits));
   const std::size_t partial_bytes =
       static_cast<std::size_t>(tokens * heads * splits) * partial_stride(static_cast<int>(head_dim)) * sizeof(float);
   float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(partial_bytes)) : nullptr;

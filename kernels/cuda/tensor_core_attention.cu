@@ -3,8 +3,8 @@
 // registers, with an online softmax. Prefill chunks are where it pays most: the query rows of
 // several tokens of one sequence share every K/V tile (the CUDA-core kernel in
 // paged_attention.cu reads the context once per token: 8 prompts of 1024 tokens took 2.5 ms here,
-// 7.4 there, on an H200). It takes decode steps too (a block per token, split-KV), where it is
-// still slower than the CUDA-core kernel (benchmarks/RESULTS.md): Auto keeps decode there.
+// 7.4 there, on an H200). It takes decode steps too (a block per token, split-KV): large batches
+// and long contexts, where it is faster than the CUDA-core kernel (benchmarks/RESULTS.md).
 //
 // Exactness: q and the probabilities are fp32; each is split into a bf16 high part and a bf16
 // remainder, and both go through the MMA (2 products where one would round q or p to bf16), so
@@ -83,23 +83,33 @@ __device__ __forceinline__ unsigned pack_bf16(__nv_bfloat16 lo, __nv_bfloat16 hi
   return static_cast<unsigned>(__bfloat16_as_ushort(lo)) | static_cast<unsigned>(__bfloat16_as_ushort(hi)) << 16;
 }
 
+// Which 16-byte piece of which tile rows a thread copies: D / 8 pieces a row, kThreads / (D / 8)
+// rows side by side, so that consecutive threads read consecutive 16 bytes of a row and a warp's
+// copies fill whole 32-byte sectors (with a thread a row, every sector took two 16-byte
+// requests: at decode, where copying is all the kernel waits on, the kernel ran at 0.38 of copy).
+struct StageLayout {
+  int piece, row0, rows_per_pass;  // row0 >= rows_per_pass: this thread copies nothing
+  __device__ explicit StageLayout(int D)
+      : piece(threadIdx.x % (D / 8)), row0(threadIdx.x / (D / 8)), rows_per_pass(kThreads / (D / 8)) {}
+};
+
 // Positions [p0, p0 + kPositions) of K and V (head kvh) into the stage's tiles, D bf16 a row in
-// 16-byte copies (D % 8 == 0). Thread t copies one whole row, position t % kPositions of K (t <
-// kPositions) or V: one block-table lookup a row (a lookup per 16-byte piece, with its 64-bit
-// divisions, cost more than the copies). Positions from `end` on copy position `begin` instead:
-// finite values whose probability is 0, where stale or unwritten shared memory could hold NaNs.
+// 16-byte copies (D % 8 == 0), one block-table lookup per row a thread copies (32-bit: positions
+// fit int, the max model len). Positions from `end` on copy position `begin` instead: finite
+// values whose probability is 0, where stale or unwritten shared memory could hold NaNs.
 template <int kMaxD>
 __device__ void stage_kv(__nv_bfloat16* k_s, __nv_bfloat16* v_s, const __nv_bfloat16* k_cache,
-                         const __nv_bfloat16* v_cache, std::int64_t row, std::int64_t head_offset, int D,
-                         const int* table, int block_size, std::int64_t p0, std::int64_t begin, std::int64_t end) {
-  static_assert(kThreads == 2 * kPositions, "a thread a row of K or V");
-  const int r = threadIdx.x % kPositions;
-  const bool is_v = threadIdx.x >= kPositions;
-  const int p = static_cast<int>(p0 + r < end ? p0 + r : begin);  // positions fit int (max model len)
-  const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
-  const __nv_bfloat16* src = (is_v ? v_cache : k_cache) + slot * row + head_offset;
-  __nv_bfloat16* dst = (is_v ? v_s : k_s) + r * Smem<kMaxD>::kStride;
-  for (int c = 0; c < D; c += 8) __pipeline_memcpy_async(dst + c, src + c, 16);
+                         const __nv_bfloat16* v_cache, std::int64_t row, std::int64_t head_offset,
+                         const StageLayout& layout, const int* table, int block_size, std::int64_t p0,
+                         std::int64_t begin, std::int64_t end) {
+  const int c = layout.piece * 8;
+  for (int r = layout.row0; r < kPositions && layout.row0 < layout.rows_per_pass; r += layout.rows_per_pass) {
+    const int p = static_cast<int>(p0 + r < end ? p0 + r : begin);
+    const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+    const std::int64_t offset = slot * row + head_offset + c;
+    __pipeline_memcpy_async(k_s + r * Smem<kMaxD>::kStride + c, k_cache + offset, 16);
+    __pipeline_memcpy_async(v_s + r * Smem<kMaxD>::kStride + c, v_cache + offset, 16);
+  }
   __pipeline_commit();
 }
 
@@ -131,6 +141,7 @@ __global__ void __launch_bounds__(kThreads)
   const std::int64_t row = kv_heads * D, head_offset = kvh * D;
   const int bs = static_cast<int>(block_size);
   const float scale2 = scale * kLog2e;  // scores in log2 units: exp2 below
+  const StageLayout layout(D);
   const std::int64_t t_begin = static_cast<std::int64_t>(blockIdx.x) * tile_tokens;
   const std::int64_t t_end = min(tokens, t_begin + tile_tokens);
 
@@ -174,12 +185,12 @@ __global__ void __launch_bounds__(kThreads)
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
 
     if (begin < end)
-      stage_kv<kMaxD>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, D, table, bs, begin, begin,
-                      end);
+      stage_kv<kMaxD>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs, begin,
+                      begin, end);
     for (std::int64_t p0 = begin, stage = 0; p0 < end; p0 += kPositions, stage ^= 1) {
       if (p0 + kPositions < end) {
         __nv_bfloat16* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
-        stage_kv<kMaxD>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, D, table, bs,
+        stage_kv<kMaxD>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
                         p0 + kPositions, begin, end);
         __pipeline_wait_prior(1);
       } else {
@@ -190,8 +201,9 @@ __global__ void __launch_bounds__(kThreads)
       const __nv_bfloat16* v_s = k_s + S::kTileElems;
       const int span = kPositions / ways;
       for (int s0 = my_way * span; s0 < (my_way + 1) * span && p0 + s0 < end; s0 += 16) {
-        // Scores of 16 positions: 2 tiles of 8, this lane's (row g / g + 8, position 2 tq, +1).
-        float sc[2][4] = {};
+        // Scores of 16 positions: 2 tiles of 8, this lane's (row g / g + 8, position 2 tq, +1). q's
+        // high and low parts accumulate apart: two MMA chains half as long.
+        float sc[2][4] = {}, sc_lo[2][4] = {};
 #pragma unroll
         for (int ks = 0; ks < kDSteps; ++ks) {
           if (ks * 16 >= D) break;
@@ -210,9 +222,13 @@ __global__ void __launch_bounds__(kThreads)
             const __nv_bfloat16* kr = k_s + (s0 + nt * 8 + g) * kStride + c;
             const unsigned b0 = *reinterpret_cast<const unsigned*>(kr), b1 = *reinterpret_cast<const unsigned*>(kr + 8);
             mma_bf16(sc[nt], ah, b0, b1);
-            mma_bf16(sc[nt], al, b0, b1);
+            mma_bf16(sc_lo[nt], al, b0, b1);
           }
         }
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) sc[nt][e] += sc_lo[nt][e];
         // Causal mask and the split's end; the online softmax per row (the 4 lanes of a row agree).
         float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
@@ -355,7 +371,7 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const bf16* k_cache,
                            std::int64_t tokens, std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim,
                            std::int64_t block_size, const int* seq_of, const int* pos, const int* block_tables,
                            std::int64_t max_blocks, float scale, float* out, std::int64_t max_context,
-                           std::int64_t query_run) {
+                           std::int64_t query_run, int splits_wanted) {
   LS_CHECK(tensor_core_attention_supports(ctx, head_dim), "tensor_core_attention: head_dim " << head_dim
                                                          << " or this GPU is not supported");
   if (tokens == 0) return;
@@ -366,7 +382,9 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const bf16* k_cache,
   // Decode: split each context while the grid fits one wave (2 blocks an SM: ~100 KB of shared
   // memory each), a split at least 2 tiles long.
   int splits = 1;
-  if (tile_tokens == 1) {
+  if (tile_tokens == 1 && splits_wanted > 0) {
+    splits = std::min(splits_wanted, kMaxSplits);
+  } else if (tile_tokens == 1) {
     const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
     const std::int64_t wanted = static_cast<std::int64_t>(ctx.sm_count()) * 2 / (tokens * head_blocks);
     splits = static_cast<int>(

@@ -14,11 +14,11 @@ bool tensor_core_attention_supports(const GpuContext& ctx, std::int64_t head_dim
 
 // cuda::paged_attention's contract, with query_run the longest run of consecutive tokens of one
 // sequence in the batch (1: a decode step; more: prefill chunks, whose tokens then share each
-// K/V read).
+// K/V read). splits: as there (prefill chunks are never split).
 void tensor_core_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache,
                            std::int64_t tokens, std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim,
                            std::int64_t block_size, const int* seq_of, const int* pos, const int* block_tables,
                            std::int64_t max_blocks, float scale, float* out, std::int64_t max_context,
-                           std::int64_t query_run);
+                           std::int64_t query_run, int splits);
 
 }  // namespace lockstep::cuda

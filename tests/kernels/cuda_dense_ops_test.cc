@@ -314,6 +314,16 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
                             block_size, dev(seq_of), dev(short_pos), dev(tables), max_blocks, scale, out3, 32, 1,
                             kernel);
       expect_close(host(out3, decode_size), want3, abs_tol, rel_tol, "paged_attention, one split");
+      // Splits asked for (kernel_bench's sweep): none, an uneven 5, and 64 (most of them empty at
+      // these contexts).
+      for (const int splits : {1, 5, 64}) {
+        SCOPED_TRACE(::testing::Message() << "splits " << splits);
+        float* out_split = poisoned<float>(decode_size);
+        cuda::paged_attention(ctx(), dev(q), dev(k_bf16), dev(v_bf16), decode_tokens, s.heads, s.kv_heads,
+                              s.head_dim, block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out_split,
+                              301, 1, kernel, splits);
+        expect_close(host(out_split, decode_size), want_decode, abs_tol, rel_tol, "paged_attention, splits asked");
+      }
     }
   }
 }
