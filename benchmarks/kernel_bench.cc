@@ -123,21 +123,26 @@ void measure_ceilings(GpuContext& ctx) {
 // Times one launch of `op` per iteration between events on the context stream. L2 is overwritten
 // before each, outside the events, so every byte comes from HBM as in a real step (each layer's
 // weights differ) and the queued memset hides the launch latency. Then sets the counters.
+// warm: instead, kWarmRepeats launches back to back with nothing in between (data, code and
+// block tables stay cached; launches overlap as in a CUDA graph), timed together: what is left
+// of a short kernel's time when nothing about it is cold.
+constexpr int kWarmRepeats = 16;
 template <class Op>
-void run_timed(benchmark::State& state, double bytes, double flops, Op&& op) {
+void run_timed(benchmark::State& state, double bytes, double flops, Op&& op, bool warm = false) {
   GpuContext& ctx = *g.ctx;
   op();  // first-launch costs, cuBLAS heuristics, scratch growth
   ctx.synchronize();
   Event start, stop;
   double seconds = 0;
   for (auto _ : state) {
-    LS_CUDA_CHECK(cudaMemsetAsync(g.l2_flush->data(), 0, g.l2_flush->bytes(), ctx.stream()));
+    if (!warm) LS_CUDA_CHECK(cudaMemsetAsync(g.l2_flush->data(), 0, g.l2_flush->bytes(), ctx.stream()));
     LS_CUDA_CHECK(cudaEventRecord(start.e, ctx.stream()));
-    op();
+    for (int i = 0; i < (warm ? kWarmRepeats : 1); ++i) op();
     LS_CUDA_CHECK(cudaEventRecord(stop.e, ctx.stream()));
     LS_CUDA_CHECK(cudaEventSynchronize(stop.e));
     float ms = 0;
     LS_CUDA_CHECK(cudaEventElapsedTime(&ms, start.e, stop.e));
+    if (warm) ms /= kWarmRepeats;
     state.SetIterationTime(ms * 1e-3);
     seconds += ms * 1e-3;
   }
@@ -234,7 +239,7 @@ const char* kernel_name(cuda::AttentionKernel kernel) {
 
 // Decode: `batch` sequences at `context` positions each, one query token per sequence.
 void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context,
-                        cuda::AttentionKernel kernel, int splits = 0) {
+                        cuda::AttentionKernel kernel, int splits = 0, bool warm = false) {
   const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
   const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
   DeviceBuffer k = filled<bf16>(cache_floats, 10), v = filled<bf16>(cache_floats, 11);
@@ -252,7 +257,7 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
     cuda::paged_attention(*g.ctx, as<float>(q), as<bf16>(k), as<bf16>(v), batch, kHeads, kKvHeads, kHeadDim,
                           kBlockSize, as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale,
                           as<float>(out), context, 1, kernel, splits);
-  });
+  }, warm);
 }
 
 // Prefill: `seqs` prompts of `prompt` tokens in one step, causal (the offline run's steps: 8
@@ -340,6 +345,12 @@ void register_benchmarks() {
       for (const int splits : {1, 2, 4, 8, 16, 32})
         add(prefix + "/batch:1/ctx:" + std::to_string(context) + "/splits:" + std::to_string(splits),
             [=](benchmark::State& st) { bm_paged_attention(st, 1, context, kernel, splits); });
+    // The same launches warm (back to back, nothing flushed): the gap to the cold figure is
+    // what fetching code, tables and data first costs.
+    for (const std::int64_t batch : {1, 32})
+      for (const std::int64_t context : {256, 1024})
+        add(prefix + "/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context) + "/warm",
+            [=](benchmark::State& st) { bm_paged_attention(st, batch, context, kernel, 0, true); });
   }
   for (const std::int64_t rows : {1, 32})
     add("argmax/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_argmax(st, rows); });

@@ -34,10 +34,13 @@ struct ValuesLayout {
   static constexpr int kVLanes = kChunks < kWarp ? kChunks : kWarp;
   static constexpr int kVPos = kWarp / kVLanes;
   static constexpr int kVChunks = kChunks / kVLanes;
-  static constexpr int kVRounds = 8 / kVChunks;
+  static constexpr int kVRounds = 4 / kVChunks;
   static constexpr int kWarpSpan = kVPos * kVRounds;  // positions a warp takes per iteration
   // Scores: positions per 4-lane group issued together (8 loads of 8 bytes each at kMaxD 128).
-  static constexpr int kKRounds = kMaxD <= 128 ? 2 : 1;
+  // One: two unrolled rounds (and 8 V rounds) made the kernel 98 KB of code where it is 52 now,
+  // code that a decode launch mostly runs once, cold (its instruction fetch is the latency of a
+  // batch-1 launch, ~20 us on an H200 whatever the split count).
+  static constexpr int kKRounds = 1;
 };
 
 // Copies rows[slots[r]] (each `len` bf16 of a cache row `row_stride` elements apart, starting
@@ -48,11 +51,15 @@ __device__ void stage_rows_async(__nv_bfloat16* dst, int dst_stride, const __nv_
                                  const std::int64_t* slots, int count, int len) {
   const bool wide = len % 8 == 0 && row_stride % 8 == 0 && reinterpret_cast<std::uintptr_t>(src) % 16 == 0;
   const int piece = wide ? 8 : 4, pieces = len / piece;  // elements per copy, copies per row
-  for (int e = threadIdx.x; e < count * pieces; e += blockDim.x) {
-    const int r = e / pieces, c = (e - r * pieces) * piece;
-    const __nv_bfloat16* from = src + slots[r] * row_stride + c;
-    if (wide) __pipeline_memcpy_async(dst + r * dst_stride + c, from, 16);
-    else __pipeline_memcpy_async(dst + r * dst_stride + c, from, 8);
+  // A thread keeps its piece of a row and steps over rows (one division, not one a copy).
+  const int rows_per_pass = blockDim.x / pieces;  // pieces <= 64 (len <= 256)
+  if (static_cast<int>(threadIdx.x) < rows_per_pass * pieces) {
+    const int c = threadIdx.x % pieces * piece;
+    for (int r = threadIdx.x / pieces; r < count; r += rows_per_pass) {
+      const __nv_bfloat16* from = src + slots[r] * row_stride + c;
+      if (wide) __pipeline_memcpy_async(dst + r * dst_stride + c, from, 16);
+      else __pipeline_memcpy_async(dst + r * dst_stride + c, from, 8);
+    }
   }
   __pipeline_commit();
 }
@@ -91,17 +98,20 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
   __shared__ float m_s[kAttnGroup], l_s[kAttnGroup], c_s[kAttnGroup];
   extern __shared__ __align__(16) unsigned char attn_dynamic_smem[];
   __nv_bfloat16* v_s = reinterpret_cast<__nv_bfloat16*>(attn_dynamic_smem);  // [kAttnTile][kMaxD]: the tile's V rows
-  const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
-  const std::int64_t group = heads / kv_heads, chunks = (group + kAttnGroup - 1) / kAttnGroup;
-  const std::int64_t t = blockIdx.x, kvh = blockIdx.y / chunks;
-  const std::int64_t h0 = kvh * group + (blockIdx.y % chunks) * kAttnGroup;  // this block's first query head
-  const int n = static_cast<int>(min(static_cast<std::int64_t>(kAttnGroup), kvh * group + group - h0));
+  // Head counts, positions and block sizes fit int: 32-bit index math (a 64-bit division is a
+  // long instruction sequence, and at batch 1 the kernel's time is mostly its code's first run).
+  const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, bs = static_cast<int>(block_size);
+  const int group = static_cast<int>(heads / kv_heads), chunks = (group + kAttnGroup - 1) / kAttnGroup;
+  const std::int64_t t = blockIdx.x;
+  const int kvh = static_cast<int>(blockIdx.y) / chunks;
+  const int h0 = kvh * group + static_cast<int>(blockIdx.y) % chunks * kAttnGroup;  // this block's first query head
+  const int n = min(kAttnGroup, kvh * group + group - h0);
   const std::int64_t row = kv_heads * D;
   const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
-  const std::int64_t context = static_cast<std::int64_t>(pos[t]) + 1;
-  const std::int64_t split_len = (context + gridDim.z - 1) / gridDim.z;
-  const std::int64_t begin = static_cast<std::int64_t>(blockIdx.z) * split_len;
-  const std::int64_t len = min(context, begin + split_len);
+  const int context = pos[t] + 1;
+  const int split_len = (context + static_cast<int>(gridDim.z) - 1) / static_cast<int>(gridDim.z);
+  const int begin = static_cast<int>(blockIdx.z) * split_len;
+  const int len = min(context, begin + split_len);
 
   for (int e = tid; e < kAttnGroup * kMaxD; e += kAttnThreads) {
     const int i = e / kMaxD, d = e % kMaxD;
@@ -119,11 +129,12 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
   const int vlane = lane % VL::kVLanes, vsub = lane / VL::kVLanes;  // values: chunk, and which position
   __syncthreads();
 
-  for (std::int64_t p0 = begin; p0 < len; p0 += kAttnTile) {
-    const int tile = static_cast<int>(min(static_cast<std::int64_t>(kAttnTile), len - p0));
-    for (int pp = tid; pp < tile; pp += kAttnThreads) {
-      const std::int64_t p = p0 + pp;
-      slot_s[pp] = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+  static_assert(kAttnTile <= kAttnThreads, "a thread a slot");
+  for (int p0 = begin; p0 < len; p0 += kAttnTile) {
+    const int tile = min(kAttnTile, len - p0);
+    if (tid < tile) {
+      const int p = p0 + tid;
+      slot_s[tid] = static_cast<std::int64_t>(table[p / bs]) * bs + p % bs;
     }
     __syncthreads();
     stage_rows_async(v_s, kMaxD, v_cache + kvh * D, row, slot_s, tile, D);
@@ -268,6 +279,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
     }
     __syncthreads();
   }
+#pragma unroll 1
   for (int e = tid; e < n * D; e += kAttnThreads) {
     const int i = e / D, d = e % D;
     const float o = sum_s[i * kMaxD + d];

@@ -36,13 +36,17 @@ __device__ inline void merge_splits_if_last(const float* partial, int* counter, 
   __threadfence();
   const int splits = gridDim.z, stride = partial_stride(D), lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   // The other blocks' partials through L2 (__ldcg): this SM's L1 never held them, but say so.
+  // Loops kept rolled (unroll 1): the merge runs once per launch, and its code is fetched cold.
+#pragma unroll 1
   for (int i = warp; i < n; i += blockDim.x / kWarp) {
     const float* p = partial + (th0 + i) * splits * stride + D;  // {m, l} of split 0
     float M = -INFINITY;
+#pragma unroll 1
     for (int sp = lane; sp < splits; sp += kWarp)
       if (__ldcg(p + sp * stride + 1) > 0.0f) M = fmaxf(M, __ldcg(p + sp * stride));
     M = warp_max(M);
     float L = 0.0f;
+#pragma unroll 1
     for (int sp = lane; sp < splits; sp += kWarp) {
       const float l = __ldcg(p + sp * stride + 1);
       const float e = l > 0.0f ? expf(__ldcg(p + sp * stride) - M) : 0.0f;  // an empty split has l = 0
@@ -50,16 +54,19 @@ __device__ inline void merge_splits_if_last(const float* partial, int* counter, 
       L += l * e;
     }
     L = warp_sum(L);
+#pragma unroll 1
     for (int sp = lane; sp < splits; sp += kWarp) w_s[i * kMaxSplits + sp] /= L;
   }
   __syncthreads();
   const int quads = D / 4;
+#pragma unroll 1
   for (int e = threadIdx.x; e < n * quads; e += blockDim.x) {
     const int i = e / quads, d = 4 * (e % quads);
     const float* p = partial + (th0 + i) * splits * stride + d;
     const float* w = w_s + i * kMaxSplits;
     float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     constexpr int kUnroll = 8;
+#pragma unroll 1
     for (int sp0 = 0; sp0 < splits; sp0 += kUnroll) {
       float4 a[kUnroll];
 #pragma unroll
