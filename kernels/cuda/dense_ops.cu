@@ -181,14 +181,36 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int k
   }
 }
 
+__device__ __forceinline__ float silu_times(float gate, float up) { return gate / (1.0f + expf(-gate)) * up; }
+
+__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ void store4(__nv_bfloat16* p, float4 v) {
+  const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+  *reinterpret_cast<uint2*>(p) = make_uint2(*reinterpret_cast<const unsigned*>(&a), *reinterpret_cast<const unsigned*>(&b));
+}
+
+// A thread takes 4 consecutive columns of a row (16-byte loads when ffn % 4 == 0), blockIdx.y
+// the rows (striding past the grid's 65535). No per-element 64-bit division: with one, the
+// kernel ran at 0.4 of copy (0.93 ms at 8192 rows of the 7B model's 18944 on an H200).
 template <typename Out>
 __global__ void silu_mul_kernel(const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   dependent_launch_enter();
-  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= rows * ffn) return;
-  const std::int64_t r = i / ffn, j = i % ffn;
-  const float gate = gate_up[r * 2 * ffn + j], up = gate_up[r * 2 * ffn + ffn + j];
-  store(out + i, gate / (1.0f + expf(-gate)) * up);
+  const std::int64_t j = 4 * (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x);
+  if (j >= ffn) return;
+  // 16-byte pieces when every row starts 16-byte aligned (ffn % 4 == 0 and aligned buffers).
+  const bool vector =
+      ffn % 4 == 0 && (reinterpret_cast<std::uintptr_t>(gate_up) | reinterpret_cast<std::uintptr_t>(out)) % 16 == 0;
+  for (std::int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const float* gate = gate_up + r * 2 * ffn + j;
+    const float* up = gate + ffn;
+    Out* o = out + r * ffn + j;
+    if (vector) {
+      const float4 g = *reinterpret_cast<const float4*>(gate), u = *reinterpret_cast<const float4*>(up);
+      store4(o, make_float4(silu_times(g.x, u.x), silu_times(g.y, u.y), silu_times(g.z, u.z), silu_times(g.w, u.w)));
+    } else {
+      for (std::int64_t k = 0; k < 4 && j + k < ffn; ++k) store(o + k, silu_times(gate[k], up[k]));
+    }
+  }
 }
 
 }  // namespace
@@ -233,7 +255,8 @@ void launch_rms_norm(GpuContext& ctx, float* x, const float* delta, std::int64_t
 template <typename Out>
 void launch_silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   if (rows * ffn == 0) return;
-  launch(ctx, silu_mul_kernel<Out>, blocks_for(rows * ffn, 256), 256, gate_up, rows, ffn, out);
+  const dim3 grid(blocks_for((ffn + 3) / 4, 256), static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
+  launch(ctx, silu_mul_kernel<Out>, grid, 256, gate_up, rows, ffn, out);
 }
 
 }  // namespace
