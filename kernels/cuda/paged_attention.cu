@@ -332,10 +332,10 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
   if (tokens == 0) return;
   const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
   // Tensor cores for prefill: the tokens of a run share each K/V tile (8 prompts of 1024 tokens:
-  // 2.1 ms, 7.4 on CUDA cores, on an H200), and for decode steps of 32k positions or more
+  // 1.9 ms, 7.4 on CUDA cores, on an H200), and for decode steps of 32k positions or more
   // (tokens x longest context), where they were faster at every size measured (kernel_bench,
-  // 2026-12-02: 493 vs 678 us at 256 x 1536 positions, 66 vs 75 us at 32 x 1024 and 8 x 4096);
-  // below, CUDA cores (30 vs 35 us at 8 x 1024, 21 vs 26 at 1 x 256).
+  // benchmarks/RESULTS.md 2026-12-02: 378 vs 613 us at 256 x 1536 positions, 53 vs 73 us at
+  // 32 x 1024 and 8 x 4096); below, CUDA cores (30 vs 32 us at 8 x 1024, 19 vs 27 at 1 x 256).
   constexpr std::int64_t kTensorCoreDecodePositions = 32768;
   if (kernel == AttentionKernel::Auto)
     kernel = query_run > 1 || tokens * context >= kTensorCoreDecodePositions ? AttentionKernel::TensorCores
