@@ -58,7 +58,8 @@ TEST(Sampler, TopKTopPMinPFilter) {
 }
 
 // The filters as first written: the whole vocabulary stable-sorted by probability. sample_token
-// sorts only the prefix the filters reach; it must draw the very same tokens.
+// sorts only the best 256 and finds the filters' and the draw's cut points by selection (flat
+// distributions, spread 0.5, put them deep past those 256); it must draw the very same tokens.
 int sample_by_full_sort(const std::vector<float>& logits, const SamplingParams& p, SamplerRng& rng) {
   const int vocab = static_cast<int>(logits.size());
   const float max_logit = *std::max_element(logits.begin(), logits.end()), t = p.temperature;
@@ -93,7 +94,7 @@ int sample_by_full_sort(const std::vector<float>& logits, const SamplingParams& 
   return order[keep - 1];
 }
 
-TEST(Sampler, PartialSortDrawsWhatAFullSortDraws) {
+TEST(Sampler, SelectionDrawsWhatAFullSortDraws) {
   std::mt19937 gen(20261202);
   int checked = 0;
   for (const int vocab : {7, 300, 5000, 20000})
