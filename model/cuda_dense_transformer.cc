@@ -279,7 +279,7 @@ float* CudaDenseTransformer::local_logits(const ForwardBatch& b) {
   return local;
 }
 
-std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
+std::span<const float> CudaDenseTransformer::forward(const ForwardBatch& b) {
   float* local = local_logits(b);
   if (!local) return {};
   Workspace& w = *ws_;
@@ -294,19 +294,17 @@ std::vector<float> CudaDenseTransformer::forward(const ForwardBatch& b) {
   auto* staged = static_cast<float*>(w.pinned(count * sizeof(float)));
   LS_CUDA_CHECK(cudaMemcpyAsync(staged, gathered, count * sizeof(float), cudaMemcpyDeviceToHost, ctx_.stream()));
   ctx_.synchronize();
-  // gathered is [tp, R, VR]; logits are [R, vocab] with rank r's rows at r * VR (at TP1 the
-  // same layout: one copy).
-  std::vector<float> logits(R * V);
-  if (n == 1) {
-    std::copy(staged, staged + R * V, logits.begin());
-    return logits;
-  }
+  // gathered is [tp, R, VR]; logits are [R, vocab] with rank r's rows at r * VR. At TP1 that
+  // is the staged buffer itself; else rows are put together in a buffer kept between steps.
+  if (n == 1) return {staged, static_cast<std::size_t>(R * V)};
+  host_logits_.resize(R * V);
   for (int r = 0; r < n; ++r)
     for (std::int64_t i = 0; i < R; ++i) {
       const std::int64_t cols = std::min(VR, V - r * VR);
-      if (cols > 0) std::copy(staged + (r * R + i) * VR, staged + (r * R + i) * VR + cols, logits.begin() + i * V + r * VR);
+      if (cols > 0)
+        std::copy(staged + (r * R + i) * VR, staged + (r * R + i) * VR + cols, host_logits_.begin() + i * V + r * VR);
     }
-  return logits;
+  return host_logits_;
 }
 
 std::vector<int> CudaDenseTransformer::forward_argmax(const ForwardBatch& b) {

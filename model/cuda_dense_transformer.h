@@ -35,7 +35,7 @@ class CudaDenseTransformer final : public ForwardModel {
   // weights and KV cache (activations, cuBLAS scratch, gathered logits), with some headroom.
   std::uint64_t workspace_bytes(int max_tokens, int max_rows) const;
 
-  std::vector<float> forward(const ForwardBatch& batch) override;
+  std::span<const float> forward(const ForwardBatch& batch) override;
   // Argmax on the GPU: only [tp, rows] (value, id) pairs cross NVLink and PCIe.
   std::vector<int> forward_argmax(const ForwardBatch& batch) override;
   const ModelConfig& config() const override { return config_; }
@@ -67,6 +67,7 @@ class CudaDenseTransformer final : public ForwardModel {
   std::vector<std::unique_ptr<Layer>> layer_;
   std::unique_ptr<Workspace> ws_;
   std::unique_ptr<CudaGraphCache> graphs_;  // null: eager
+  std::vector<float> host_logits_;  // the last forward's at TP > 1 (at TP1 it returns the pinned staging)
 };
 
 }  // namespace lockstep

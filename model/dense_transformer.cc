@@ -103,7 +103,7 @@ std::vector<float> DenseTransformer::logits(const std::vector<float>& h, const F
   return out;
 }
 
-std::vector<float> DenseTransformer::forward(const ForwardBatch& b) {
+std::span<const float> DenseTransformer::forward(const ForwardBatch& b) {
   const std::int64_t T = b.token_ids.size(), H = config_.hidden_size;
   std::vector<float> h;
   if (pp_.rank() == 0) {
@@ -128,7 +128,8 @@ std::vector<float> DenseTransformer::forward(const ForwardBatch& b) {
     pp_.synchronize();
     return {};
   }
-  return logits(h, b);
+  logits_ = logits(h, b);
+  return logits_;
 }
 
 }  // namespace lockstep

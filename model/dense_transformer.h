@@ -28,7 +28,7 @@ class DenseTransformer final : public ForwardModel {
                    const LayerRange& layers, int num_kv_blocks, int block_size);
   ~DenseTransformer();
 
-  std::vector<float> forward(const ForwardBatch& batch) override;
+  std::span<const float> forward(const ForwardBatch& batch) override;
 
   const ModelConfig& config() const override { return config_; }
   const TensorParallelSlice& slice() const { return slice_; }
@@ -51,6 +51,7 @@ class DenseTransformer final : public ForwardModel {
   std::vector<float> inv_freq_;
   StageEdgeWeights edge_;
   std::vector<std::unique_ptr<Layer>> layer_;
+  std::vector<float> logits_;  // the last forward's, which it returns a view of
 };
 
 }  // namespace lockstep

@@ -18,7 +18,7 @@ std::vector<std::int64_t> kv_cache_slots(const ForwardBatch& b, int block_size, 
 }
 
 std::vector<int> ForwardModel::forward_argmax(const ForwardBatch& batch) {
-  const std::vector<float> logits = forward(batch);
+  const std::span<const float> logits = forward(batch);
   if (logits.empty()) return {};  // not the last stage, or no rows
   std::vector<int> ids(batch.logit_rows.size());
   cpu::argmax(logits.data(), static_cast<std::int64_t>(ids.size()), config().vocab_size, ids.data());

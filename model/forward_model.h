@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "model/model_config.h"
@@ -29,8 +30,10 @@ class ForwardModel {
  public:
   virtual ~ForwardModel() = default;
   // Runs this rank's stage. The last stage returns logits [logit_rows, vocab_size] (host
-  // memory) on every TP rank; other stages send activations on and return an empty vector.
-  virtual std::vector<float> forward(const ForwardBatch& batch) = 0;
+  // memory) on every TP rank; other stages send activations on and return an empty span. The
+  // span views the model's own buffer (on a GPU the pinned one the logits arrive in: at batch
+  // 256 x 152k vocabulary a copy would be 155 MB a step), valid until its next forward call.
+  virtual std::span<const float> forward(const ForwardBatch& batch) = 0;
   // The same step for a batch whose rows are all greedy: the last stage returns each logit row's
   // argmax id [logit_rows] (the lowest on ties, as the sampler's), on every TP rank. This one
   // takes it from forward()'s logits; a GPU stage overrides it to skip the logits' trip to the

@@ -2,6 +2,7 @@
 #include "app/engine/lockstep_engine.h"
 
 #include <algorithm>
+#include <span>
 #include <thread>
 
 #include "comm/host_broadcast.h"
@@ -84,7 +85,7 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan
     }
     return out;
   }
-  const std::vector<float> logits = model_.forward(plan.batch);
+  const std::span<const float> logits = model_.forward(plan.batch);
   if (grid_.last_stage()) {
     const int V = model_.config().vocab_size;
     // Rows are independent (each has its own seed), so big batches sample on several threads.

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <span>
 #include <nlohmann/json.hpp>
 
 #include "comm/comm_groups.h"
@@ -25,6 +26,8 @@ namespace {
 // them by up to 7.6e-2 (H200, 2026-11-22, fp32 KV cache), the same at every layout; the KV cache
 // is bf16 since (not yet measured on a GPU). A sharding or kernel bug moves them by O(1).
 constexpr float kLogitToleranceCpu = 2e-3f, kLogitToleranceGpu = 1e-1f;
+
+std::vector<float> to_vector(std::span<const float> s) { return {s.begin(), s.end()}; }
 
 struct Case {
   std::vector<int> prompt, greedy;
@@ -83,7 +86,7 @@ void run_parity(const std::string& name, const GridLayout& layout) {
   ASSERT_TRUE(stage);
   ForwardModel& model = *stage;
   const int V = config.vocab_size;
-  std::vector<float> logits = model.forward(b);
+  std::vector<float> logits = to_vector(model.forward(b));
   const bool last = grid.last_stage();
   if (last) {
     ASSERT_EQ(logits.size(), cases.size() * V);
@@ -122,7 +125,7 @@ void run_parity(const std::string& name, const GridLayout& layout) {
       d.seq_of_token.push_back(static_cast<int>(s));
       d.logit_rows.push_back(static_cast<int>(s));
     }
-    logits = model.forward(d);
+    logits = to_vector(model.forward(d));
     // The greedy-only path (the argmax where the logits are: on the GPU, merged across the TP
     // ranks' vocabulary slices) picks what the logits say. Re-running the step rewrites the same
     // K/V.
@@ -171,11 +174,11 @@ TEST(ModelParity, DummyWeightsAreTheSameModelAtEveryLayout) {
   b.logit_rows = {10};
   MpiCollectives self(MPI_COMM_SELF);
   DenseTransformer alone(config, weights, self, self, {0, config.num_hidden_layers}, 4, 4);
-  const std::vector<float> want = alone.forward(b);
+  const std::vector<float> want = to_vector(alone.forward(b));
   RankGrid grid(env, GridLayout{env.world_size(), 1});
   CommGroups groups(grid, CommBackend::Mpi);
   DenseTransformer split(config, weights, groups.tp(), groups.pp(), {0, config.num_hidden_layers}, 4, 4);
-  const std::vector<float> got = split.forward(b);
+  const std::vector<float> got = to_vector(split.forward(b));
   ASSERT_EQ(got.size(), want.size());
   float worst = 0, spread = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
