@@ -3,7 +3,10 @@
 #   dummy_model_dir OUT CONFIG_JSON TOKENIZER_DIR   -> OUT/model (config + tokenizer files)
 #   timed_batch OUT NP B PROMPT MAX_TOKENS [lockstep flags] -> prints the seconds the batch took
 #     (runs the binary in the caller's $lockstep on NP ranks; MAX_NUM_SEQS, default 256)
-# B requests of PROMPT distinct token ids (no prefix-cache hits), max_tokens each, EOS ignored.
+# B requests of PROMPT distinct token ids (no prefix-cache hits), max_tokens each, EOS ignored,
+# greedy unless SAMPLING holds the requests' sampling fields as a JSON object (vLLM's
+# benchmark_throughput samples: SAMPLING='{"temperature": 1.0}'; DeepSeek-R1's recommended
+# settings: SAMPLING='{"temperature": 0.6, "top_p": 0.95}').
 # Every request must come back with MAX_TOKENS tokens, or the run counts as failed.
 
 dummy_model_dir() {
@@ -16,14 +19,16 @@ timed_batch() {
   local out=$1 np=$2 b=$3 prompt=$4 max=$5
   shift 5
   local f=$out/req_${b}_${prompt}_${max}
-  python3 -c "
-import json
+  SAMPLING=${SAMPLING:-} python3 -c "
+import json, os
 b, p, m = $b, $prompt, $max
 vocab = json.load(open('$out/model/config.json'))['vocab_size']
+sampling = json.loads(os.environ['SAMPLING'] or '{\"temperature\": 0}')
 for i in range(b):
     ids = [(i * 7919 + j * 104729 + 17) % vocab for j in range(p)]
-    print(json.dumps({'custom_id': f'r{i}', 'url': '/v1/completions',
-                      'body': {'prompt': ids, 'max_tokens': m, 'temperature': 0, 'ignore_eos': True}}))
+    body = {'prompt': ids, 'max_tokens': m, 'temperature': 0, 'ignore_eos': True}
+    body.update(sampling)
+    print(json.dumps({'custom_id': f'r{i}', 'url': '/v1/completions', 'body': body}))
 " >"$f.jsonl"
   rm -f "$f.out"
   mpirun --bind-to none -np "$np" -x LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}" -x NCCL_NVLS_ENABLE="${NCCL_NVLS_ENABLE:-0}" \

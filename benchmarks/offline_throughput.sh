@@ -6,7 +6,8 @@
 # batch's own (weights loaded, first request to last result).
 #   output tok/s = NUM_PROMPTS * OUTPUT_LEN / time;  total tok/s adds the prompt tokens.
 # usage: offline_throughput.sh LOCKSTEP CONFIG_JSON TOKENIZER_DIR OUT_DIR NP NUM_PROMPTS [INPUT_LEN OUTPUT_LEN]
-#          [-- lockstep flags]          (defaults 1024 1024; MAX_NUM_SEQS=256 in the environment)
+#          [-- lockstep flags]          (defaults 1024 1024; MAX_NUM_SEQS=256 in the environment;
+#          greedy unless SAMPLING='{"temperature": 1.0}' or the like: see dummy_batch.sh)
 set -euo pipefail
 lockstep=$1 config=$2 tokenizer=$3 out=$4 np=$5 prompts=$6
 input_len=${7:-1024} output_len=${8:-1024}
