@@ -13,6 +13,7 @@
 #include "kernels/dense_ops.h"
 #include "kernels/device_buffer.h"
 #include "kernels/gpu_context.h"
+#include "kernels/sampling.h"
 
 namespace lockstep {
 namespace {
@@ -326,6 +327,48 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
                               301, 1, kernel, splits);
         expect_close(host(out_split, decode_size), want_decode, abs_tol, rel_tol, "paged_attention, splits asked");
       }
+    }
+  }
+}
+
+// Sampling on the GPU against the CPU statement of its rule (kernels/sampling.h), token for
+// token: greedy, the unfiltered draw, each filter and their mixes, ties, a masked (-inf) token,
+// flat to peaked rows, vocabularies up to 152064; and the TP layout, the rows' vocabulary cut in
+// 2 slices gathered one after the other, the last padded with values that would win if read.
+TEST_F(CudaDenseOps, SampleRowsAsTheCpuRule) {
+  struct Filter { float t; int top_k; float top_p, min_p; };
+  const Filter filters[] = {{0.0f, -1, 1.0f, 0.0f}, {1.0f, -1, 1.0f, 0.0f}, {0.6f, -1, 0.95f, 0.0f},
+                            {0.6f, 50, 1.0f, 0.0f}, {1.3f, -1, 1.0f, 0.05f}, {0.8f, 20, 0.8f, 0.0f},
+                            {0.7f, 3000, 0.99f, 0.2f}, {1.0f, 1, 1.0f, 0.0f}, {1.0f, -1, 0.001f, 0.0f},
+                            {1.0f, -1, 1.0f, 2.0f}, {0.6f, 100000, 0.5f, 0.0f}};
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  for (const int vocab : {7, 5000, 152064}) {
+    SCOPED_TRACE(::testing::Message() << "vocab " << vocab);
+    std::vector<float> logits;
+    std::vector<RowSampling> params;
+    for (const float spread : {0.5f, 3.0f, 12.0f})
+      for (const Filter& f : filters)
+        for (int draw = 0; draw < 2; ++draw) {
+          std::vector<float> row = normal(vocab, spread);
+          for (int i = 0; i < std::min(vocab, 40); i += 2) row[i] = row[0];  // ties
+          row[vocab / 2] = -INFINITY;
+          logits.insert(logits.end(), row.begin(), row.end());
+          params.push_back({f.t, f.top_k, f.top_p, f.min_p, draw == 0 ? uniform(rng_) : 0.999999});
+        }
+    const int rows = static_cast<int>(params.size());
+    std::vector<int> want(rows);
+    cpu::sample_rows(logits.data(), rows, vocab, params.data(), want.data());
+    for (const int slices : {1, 2}) {
+      SCOPED_TRACE(::testing::Message() << slices << " slices");
+      const int width = slices == 1 ? vocab : (vocab + 1) / 2 + 3;
+      std::vector<float> gathered(static_cast<std::size_t>(slices) * rows * width, 1e30f);
+      for (int s = 0; s < slices; ++s)
+        for (int r = 0; r < rows; ++r)
+          for (int j = 0; j < width && s * width + j < vocab; ++j)
+            gathered[(static_cast<std::size_t>(s) * rows + r) * width + j] = logits[static_cast<std::size_t>(r) * vocab + s * width + j];
+      int* ids = poisoned<int>(rows);
+      cuda::sample_rows(ctx(), dev(gathered), rows, vocab, slices, width, dev(params), ids);
+      EXPECT_EQ(host(ids, rows), want);
     }
   }
 }

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/sampling.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -122,6 +124,45 @@ TEST(Sampler, SelectionDrawsWhatAFullSortDraws) {
         }
       }
   EXPECT_EQ(checked, 4 * 3 * 4 * 8 * 5);
+}
+
+// The rule the GPU samples by (kernels/sampling.h: integer masses, exp in double) against this
+// sampler, the same uniform draw given to both: they may part only where rounding moves a cut
+// point past the draw (masses differ by ~2^-45 of the best's weight), which these cases all but
+// never meet. Greedy, the unfiltered draw (id order) and every filter, ties, masked (-inf)
+// logits, flat to peaked rows, vocabularies 7 to 152064.
+TEST(Sampler, DeviceSamplingRuleDrawsWhatTheSamplerDraws) {
+  std::mt19937 gen(20261202);
+  int checked = 0, parted = 0;
+  for (const int vocab : {7, 300, 5000, 152064})
+    for (const float spread : {0.5f, 3.0f, 12.0f})
+      for (int trial = 0; trial < (vocab > 100000 ? 1 : 3); ++trial) {
+        std::normal_distribution<float> normal(0.0f, spread);
+        std::vector<float> logits(vocab);
+        for (float& l : logits) l = normal(gen);
+        for (int i = 0; i < std::min(vocab, 40); i += 2) logits[i] = logits[0];  // ties
+        logits[vocab / 2] = -INFINITY;                                            // a masked token
+        for (const auto& [t, top_k, top_p, min_p] :
+             {std::tuple{0.0f, -1, 1.0f, 0.0f}, std::tuple{1.0f, -1, 1.0f, 0.0f}, std::tuple{0.6f, -1, 0.95f, 0.0f},
+              std::tuple{0.6f, 50, 1.0f, 0.0f}, std::tuple{1.3f, -1, 1.0f, 0.05f}, std::tuple{0.8f, 20, 0.8f, 0.0f},
+              std::tuple{0.7f, 3000, 0.99f, 0.2f}, std::tuple{1.0f, 1, 1.0f, 0.0f}, std::tuple{1.0f, -1, 0.001f, 0.0f},
+              std::tuple{1.0f, -1, 1.0f, 2.0f}}) {
+          SamplingParams p;
+          p.temperature = t, p.top_k = top_k, p.top_p = top_p, p.min_p = min_p;
+          for (std::uint64_t seed = 0; seed < 4; ++seed) {
+            SamplerRng a(seed), b(seed);
+            const RowSampling rs{t, top_k, top_p, min_p, b.uniform()};
+            int device_rule = -1;
+            cpu::sample_rows(logits.data(), 1, vocab, &rs, &device_rule);
+            const int sampler = sample_token(logits.data(), vocab, p, a);
+            parted += device_rule != sampler;
+            EXPECT_TRUE(device_rule >= 0 && device_rule < vocab && logits[device_rule] > -INFINITY) << device_rule;
+            ++checked;
+          }
+        }
+      }
+  EXPECT_EQ(checked, (3 * 3 * 3 + 3) * 10 * 4);
+  EXPECT_LE(parted, checked / 1000) << parted << " of " << checked << " draws differ";
 }
 
 TEST(Sampler, SeededDrawsRepeat) {
