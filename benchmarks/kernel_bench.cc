@@ -22,6 +22,7 @@
 #include "kernels/dtype.h"
 #include "kernels/gpu_context.h"
 #include "kernels/pattern.h"
+#include "kernels/sampling.h"
 
 namespace lockstep {
 namespace {
@@ -290,6 +291,23 @@ void bm_argmax(benchmark::State& state, std::int64_t rows) {
             [&] { cuda::argmax(*g.ctx, as<float>(logits), rows, kVocab, as<int>(ids)); });
 }
 
+// Sampling on the GPU (kernels/sampling.h): `rows` rows of the 152k vocabulary, logits ~ N(0, 1)
+// (flat, as random weights give: top-p keeps most of the row, the hardest case for the
+// selections); bytes count the logits read once.
+void bm_sample_rows(benchmark::State& state, std::int64_t rows, RowSampling params) {
+  std::vector<float> host_logits(static_cast<std::size_t>(rows * kVocab));
+  std::mt19937 gen(21);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& l : host_logits) l = normal(gen);
+  std::vector<RowSampling> host_params(rows, params);
+  for (std::int64_t r = 0; r < rows; ++r) host_params[r].u = (r + 0.5) / static_cast<double>(rows);
+  DeviceBuffer logits = to_device(host_logits), d_params = to_device(host_params);
+  DeviceBuffer ids(DeviceKind::Cuda, rows * sizeof(int));
+  run_timed(state, 4.0 * rows * kVocab, 0, [&] {
+    cuda::sample_rows(*g.ctx, as<float>(logits), rows, kVocab, 1, kVocab, as<RowSampling>(d_params), as<int>(ids));
+  });
+}
+
 // ---- Registration.
 
 template <class Fn>
@@ -354,6 +372,15 @@ void register_benchmarks() {
   }
   for (const std::int64_t rows : {1, 32})
     add("argmax/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_argmax(st, rows); });
+  RowSampling plain, top_p, top_k;
+  plain.temperature = 1.0f;  // vLLM's benchmark_throughput
+  top_p.temperature = 0.6f, top_p.top_p = 0.95f;  // DeepSeek-R1's recommended
+  top_k.temperature = 0.6f, top_k.top_k = 50;
+  for (const std::int64_t rows : {1, 256})
+    for (const auto& [name, params] : {std::pair{"temperature_1", plain}, std::pair{"top_p_0.95", top_p},
+                                       std::pair{"top_k_50", top_k}})
+      add(std::string("sample_rows/") + name + "/rows:" + std::to_string(rows),
+          [=](benchmark::State& st) { bm_sample_rows(st, rows, params); });
 }
 
 }  // namespace
