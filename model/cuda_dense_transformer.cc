@@ -9,6 +9,9 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
@@ -65,7 +68,7 @@ struct CudaDenseTransformer::Workspace {
 
   DeviceBuffer h, x, out, qkv, q, att, gate_up, act, rows, local_logits, gathered;
   DeviceBuffer ids, positions, seq_of, tables, slots;
-  DeviceBuffer argmax_values, argmax_ids;
+  DeviceBuffer argmax_values, argmax_ids, draws, drawn;
   // Pinned host memory for what a step copies back: pageable copies run at a fraction of PCIe
   // speed, and at batch 32 x 152k vocabulary the logits are 19 MB.
   void* host = nullptr;
@@ -95,6 +98,8 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
       ctx_(gpu, tp.stream()),
       ws_(std::make_unique<Workspace>()),
       graphs_(cuda_graphs ? std::make_unique<CudaGraphCache>() : nullptr) {
+  const char* gpu_sampling = std::getenv("LOCKSTEP_GPU_SAMPLING");
+  gpu_sampling_ = gpu_sampling && std::string(gpu_sampling) == "1";
   LS_CHECK(tp.stream() && tp.stream() == pp.stream(),
            "the CUDA backend needs NCCL collectives that share one stream (--device cuda with --backend nccl)");
   LS_CHECK(c.head_dim <= 256 && c.head_dim % 4 == 0,
@@ -338,6 +343,31 @@ std::vector<int> CudaDenseTransformer::forward_argmax(const ForwardBatch& b) {
         best_value = host_values[r * R + i], best[i] = host_ids[r * R + i] + static_cast<int>(r * VR);
   }
   return best;
+}
+
+std::vector<int> CudaDenseTransformer::forward_sample(const ForwardBatch& b, std::span<const RowSampling> rows) {
+  if (!gpu_sampling_ || config_.vocab_size > kMaxSamplingVocab) return ForwardModel::forward_sample(b, rows);
+  float* local = local_logits(b);
+  if (!local) return {};
+  Workspace& w = *ws_;
+  const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows, V = config_.vocab_size;
+  LS_CHECK(static_cast<std::int64_t>(rows.size()) == R, "forward_sample: " << rows.size() << " draws for " << R << " rows");
+  const int n = tp_.size();
+  float* gathered = local;  // [tp, R, VR]: the kernel reads the ranks' slices in place
+  if (n > 1) {
+    gathered = w.grow<float>(w.gathered, n * R * VR);
+    tp_.all_gather(local, gathered, static_cast<std::size_t>(R * VR), DType::F32);
+  }
+  const cudaStream_t stream = ctx_.stream();
+  auto* draws = w.grow<RowSampling>(w.draws, R);
+  int* drawn = w.grow<int>(w.drawn, R);
+  auto* host = static_cast<int*>(w.pinned(R * std::max(sizeof(RowSampling), sizeof(int))));
+  std::memcpy(host, rows.data(), R * sizeof(RowSampling));
+  LS_CUDA_CHECK(cudaMemcpyAsync(draws, host, R * sizeof(RowSampling), cudaMemcpyHostToDevice, stream));
+  cuda::sample_rows(ctx_, gathered, R, V, n, VR, draws, drawn);
+  LS_CUDA_CHECK(cudaMemcpyAsync(host, drawn, R * sizeof(int), cudaMemcpyDeviceToHost, stream));
+  ctx_.synchronize();
+  return {host, host + R};
 }
 
 }  // namespace lockstep

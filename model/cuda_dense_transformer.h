@@ -38,6 +38,10 @@ class CudaDenseTransformer final : public ForwardModel {
   std::span<const float> forward(const ForwardBatch& batch) override;
   // Argmax on the GPU: only [tp, rows] (value, id) pairs cross NVLink and PCIe.
   std::vector<int> forward_argmax(const ForwardBatch& batch) override;
+  // Drawn on the GPU (cuda::sample_rows on the gathered logits: only the ids come back) when
+  // LOCKSTEP_GPU_SAMPLING=1; else, and for vocabularies over 2^18, on the host. Off by default
+  // until the kernel has passed its test on a GPU (cuda_dense_ops_test SampleRowsAsTheCpuRule).
+  std::vector<int> forward_sample(const ForwardBatch& batch, std::span<const RowSampling> rows) override;
   const ModelConfig& config() const override { return config_; }
   int block_size() const override { return block_size_; }
   int num_kv_blocks() const override { return num_kv_blocks_; }
@@ -67,6 +71,7 @@ class CudaDenseTransformer final : public ForwardModel {
   std::vector<std::unique_ptr<Layer>> layer_;
   std::unique_ptr<Workspace> ws_;
   std::unique_ptr<CudaGraphCache> graphs_;  // null: eager
+  bool gpu_sampling_ = false;
   std::vector<float> host_logits_;  // the last forward's at TP > 1 (at TP1 it returns the pinned staging)
 };
 

@@ -3,6 +3,7 @@
 
 #include "kernels/dense_ops.h"
 #include "kernels/fatal.h"
+#include "model/sampler.h"
 
 namespace lockstep {
 
@@ -15,6 +16,21 @@ std::vector<std::int64_t> kv_cache_slots(const ForwardBatch& b, int block_size, 
     slots[t] = static_cast<std::int64_t>(block) * block_size + p % block_size;
   }
   return slots;
+}
+
+std::vector<int> ForwardModel::forward_sample(const ForwardBatch& batch, std::span<const RowSampling> rows) {
+  const std::span<const float> logits = forward(batch);
+  if (logits.empty()) return {};
+  const int vocab = config().vocab_size;
+  std::vector<int> ids(rows.size());
+  for_rows_in_parallel(static_cast<int>(rows.size()), [&](int begin, int end) {
+    for (int r = begin; r < end; ++r) {
+      SamplingParams p;
+      p.temperature = rows[r].temperature, p.top_k = rows[r].top_k, p.top_p = rows[r].top_p, p.min_p = rows[r].min_p;
+      ids[r] = sample_token(&logits[static_cast<std::size_t>(r) * vocab], vocab, p, rows[r].u);
+    }
+  });
+  return ids;
 }
 
 std::vector<int> ForwardModel::forward_argmax(const ForwardBatch& batch) {

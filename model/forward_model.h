@@ -7,6 +7,8 @@
 #include <span>
 #include <vector>
 
+#include "kernels/sampling.h"
+
 #include "model/model_config.h"
 
 namespace lockstep {
@@ -39,6 +41,11 @@ class ForwardModel {
   // takes it from forward()'s logits; a GPU stage overrides it to skip the logits' trip to the
   // host (at batch 32 x 152k vocabulary, 19 MB a step).
   virtual std::vector<int> forward_argmax(const ForwardBatch& batch);
+  // The same step for rows that are only drawn (no penalties, logit bias or logprobs): the last
+  // stage returns the id drawn per logit row by rows[i] (model/sampler.h's semantics, rows[i].u
+  // the row's uniform draw), on every TP rank. This one samples forward()'s logits on the host;
+  // a GPU stage may draw where the logits are (kernels/sampling.h).
+  virtual std::vector<int> forward_sample(const ForwardBatch& batch, std::span<const RowSampling> rows);
   virtual const ModelConfig& config() const = 0;
   virtual int block_size() const = 0;
   virtual int num_kv_blocks() const = 0;

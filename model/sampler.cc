@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "kernels/dense_ops.h"
@@ -13,6 +14,22 @@ namespace lockstep {
 double SamplerRng::uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
 
 int sample_token(const float* logits, int vocab, const SamplingParams& p, SamplerRng& rng) {
+  return sample_token(logits, vocab, p, p.greedy() ? 0.0 : rng.uniform());
+}
+
+void for_rows_in_parallel(int rows, const std::function<void(int, int)>& fn) {
+  const int threads = std::min<int>(rows / 4, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (threads <= 1) {
+    fn(0, rows);
+    return;
+  }
+  std::vector<std::thread> pool;
+  const int per = (rows + threads - 1) / threads;
+  for (int b = 0; b < rows; b += per) pool.emplace_back(fn, b, std::min(rows, b + per));
+  for (std::thread& t : pool) t.join();
+}
+
+int sample_token(const float* logits, int vocab, const SamplingParams& p, double u) {
   const bool greedy = p.greedy();
   const float t = greedy ? 1.0f : p.temperature;
   float max_logit = -INFINITY;
@@ -26,7 +43,6 @@ int sample_token(const float* logits, int vocab, const SamplingParams& p, Sample
     // recomputes each weight, the same value the sum saw.
     double z = 0;
     for (int i = 0; i < vocab; ++i) z += weight(i);
-    double u = rng.uniform();
     for (int i = 0; i < vocab; ++i)
       if ((u -= weight(i) / z) < 0) return i;
     return best;  // rounding left u >= 0
@@ -99,7 +115,7 @@ int sample_token(const float* logits, int vocab, const SamplingParams& p, Sample
   keep = std::max<std::size_t>(1, keep);
   double mass = 0;
   for (std::size_t i = 0; i < keep; ++i) mass += prob[order[i]];
-  const std::size_t drawn = first_reaching(keep, rng.uniform() * mass, true);
+  const std::size_t drawn = first_reaching(keep, u * mass, true);
   return order[drawn - 1];
 }
 

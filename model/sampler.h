@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <random>
 #include <span>
@@ -67,5 +68,11 @@ class SamplerRng {
 // sampling without top-k/top-p/min-p draws in index order, without sorting. Log-probabilities
 // for the API come from token_logprobs.
 int sample_token(const float* logits, int vocab, const SamplingParams& params, SamplerRng& rng);
+// The same with the row's uniform draw given (what rng.uniform() would return; greedy ignores it).
+int sample_token(const float* logits, int vocab, const SamplingParams& params, double u);
+
+// fn(begin, end) over [0, rows) cut among threads (one per 4 rows, at most the machine's cores;
+// rows are independent, each with its own seed).
+void for_rows_in_parallel(int rows, const std::function<void(int, int)>& fn);
 
 }  // namespace lockstep

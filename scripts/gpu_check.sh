@@ -9,7 +9,8 @@
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
 # default: the per-kernel time table of batch-1 decode at 7B shapes, from Nsight Systems where nsys
 # exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
-# offline_profile (not by default: the offline run's kernel table, 256 new tokens, CUPTI).
+# offline_profile (not by default: the offline run's kernel table, 256 new tokens, CUPTI),
+# offline_sampled (not by default: sampled requests, drawn on the host and on the GPU).
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
 set -uo pipefail
 out=$1; shift
@@ -85,6 +86,20 @@ for s in $steps; do
         benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline 1 256 1024 1024 \
         -- --device cuda >"$out/offline.txt" 2>&1
       step offline "rc=$?"; cat "$out/offline.txt"; grep -E 'KV cache|error' /tmp/offline/*.log | head -3 ;;
+    offline_sampled)
+      # Sampled requests (256 prompts of 256 tokens, 256 new): greedy, then vLLM's temperature 1.0
+      # and DeepSeek-R1's 0.6 / top_p 0.95, each drawn on the host and on the GPU
+      # (LOCKSTEP_GPU_SAMPLING=1).
+      for sampling in '' '{"temperature": 1.0}' '{"temperature": 0.6, "top_p": 0.95}'; do
+        for gpu_sampling in 0 1; do
+          [ -z "$sampling" ] && [ $gpu_sampling = 1 ] && continue
+          printf '%-40s LOCKSTEP_GPU_SAMPLING=%s ' "${sampling:-greedy}" $gpu_sampling >>"$out/offline_sampled.txt"
+          SAMPLING="$sampling" LOCKSTEP_GPU_SAMPLING=$gpu_sampling bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
+            benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline_sampled 1 256 256 256 \
+            -- --device cuda 2>&1 | tail -1 >>"$out/offline_sampled.txt"
+        done
+      done
+      step offline_sampled "done"; cat "$out/offline_sampled.txt" ;;
     offline_profile)
       # The offline run's kernel table (CUPTI, benchmarks/kernel_profile): 256 prompts of 1024
       # tokens, 256 new each, so prefill and decode at full batch both show.

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <span>
-#include <thread>
 
 #include "comm/host_broadcast.h"
 #include "comm/mpi_check.h"
@@ -74,11 +73,27 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan
   std::vector<SampledRow> out(rows);
   // Every rank decides the same from the plan: rows that are all greedy, without penalties or
   // logprobs, need only each row's argmax, which the model finds where the logits are.
-  const bool argmax_only = std::all_of(plan.sampling.begin(), plan.sampling.end(), [](const SamplingParams& sp) {
-    return sp.greedy() && !sp.has_penalties() && sp.logprobs < 0 && sp.logit_bias.empty();
-  });
-  if (argmax_only) {
-    const std::vector<int> ids = model_.forward_argmax(plan.batch);
+  // Rows that are only drawn (no penalties, logit bias or logprobs) go to the model's
+  // forward_sample, which may draw them where the logits are.
+  const auto only_drawn = [](const SamplingParams& sp) {
+    return !sp.has_penalties() && sp.logprobs < 0 && sp.logit_bias.empty();
+  };
+  const bool argmax_only = std::all_of(plan.sampling.begin(), plan.sampling.end(),
+                                       [&](const SamplingParams& sp) { return sp.greedy() && only_drawn(sp); });
+  const bool draws_only = std::all_of(plan.sampling.begin(), plan.sampling.end(), only_drawn);
+  if (argmax_only || draws_only) {
+    std::vector<int> ids;
+    if (argmax_only) {
+      ids = model_.forward_argmax(plan.batch);
+    } else {
+      std::vector<RowSampling> draws(rows);
+      for (int r = 0; r < rows; ++r) {  // the uniform sample_token would draw from the row's seed
+        const SamplingParams& sp = plan.sampling[r];
+        draws[r] = {sp.temperature, sp.top_k, sp.top_p, sp.min_p,
+                    sp.greedy() ? 0.0 : SamplerRng(plan.sample_seeds[r]).uniform()};
+      }
+      ids = model_.forward_sample(plan.batch, draws);
+    }
     if (grid_.last_stage()) {
       for (int r = 0; r < rows; ++r) out[r].id = ids[r];
       send_sampled(out);
@@ -112,15 +127,7 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan
         if (sp.logprobs >= 0) out[r].logprobs = token_logprobs(raw, V, out[r].id, sp.logprobs);
       }
     };
-    const int threads = std::min<int>(rows / 4, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-    if (threads <= 1) {
-      sample_rows(0, rows);
-    } else {
-      std::vector<std::thread> pool;
-      const int per = (rows + threads - 1) / threads;
-      for (int b = 0; b < rows; b += per) pool.emplace_back(sample_rows, b, std::min(rows, b + per));
-      for (std::thread& t : pool) t.join();
-    }
+    for_rows_in_parallel(rows, sample_rows);
     send_sampled(out);
   }
   return out;
