@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/sampling.h"
+#include "model/forward_model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -163,6 +164,46 @@ TEST(Sampler, DeviceSamplingRuleDrawsWhatTheSamplerDraws) {
       }
   EXPECT_EQ(checked, (3 * 3 * 3 + 3) * 10 * 4);
   EXPECT_LE(parted, checked / 1000) << parted << " of " << checked << " draws differ";
+}
+
+// A stage whose logits are given: what ForwardModel::forward_sample draws on the host.
+class GivenLogits : public ForwardModel {
+ public:
+  GivenLogits(std::vector<float> logits, int vocab) : logits_(std::move(logits)) { config_.vocab_size = vocab; }
+  std::span<const float> forward(const ForwardBatch&) override { return logits_; }
+  const ModelConfig& config() const override { return config_; }
+  int block_size() const override { return 16; }
+  int num_kv_blocks() const override { return 0; }
+
+ private:
+  std::vector<float> logits_;
+  ModelConfig config_;
+};
+
+// The engine hands forward_sample each row's uniform as SamplerRng(seed).uniform(): the host
+// path must then draw what sample_token draws from that seed, greedy and filtered rows alike,
+// over enough rows to take several threads.
+TEST(Sampler, ForwardSampleDrawsWhatTheSeedsDraw) {
+  const int vocab = 500, rows = 64;
+  std::mt19937 gen(3);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> logits(static_cast<std::size_t>(rows) * vocab);
+  for (float& l : logits) l = normal(gen);
+  std::vector<RowSampling> draws(rows);
+  std::vector<int> want(rows);
+  for (int r = 0; r < rows; ++r) {
+    SamplingParams p;
+    p.temperature = r % 5 == 0 ? 0.0f : 0.5f + 0.1f * (r % 7);
+    p.top_k = r % 3 == 0 ? 20 : -1;
+    p.top_p = r % 4 == 0 ? 0.9f : 1.0f;
+    p.min_p = r % 6 == 1 ? 0.05f : 0.0f;
+    const std::uint64_t seed = 1000 + r;
+    SamplerRng rng(seed);
+    want[r] = sample_token(&logits[static_cast<std::size_t>(r) * vocab], vocab, p, rng);
+    draws[r] = {p.temperature, p.top_k, p.top_p, p.min_p, p.greedy() ? 0.0 : SamplerRng(seed).uniform()};
+  }
+  GivenLogits model(logits, vocab);
+  EXPECT_EQ(model.forward_sample(ForwardBatch{}, draws), want);
 }
 
 TEST(Sampler, SeededDrawsRepeat) {
