@@ -131,19 +131,8 @@ __global__ void argmax_kernel(const float* logits, std::int64_t vocab, std::int6
     for (int k = 0; k < kArgmaxLoads; ++k)  // ascending index: the first max is kept
       if (v[k] > best) best = v[k], best_i = static_cast<int>(base + k * step);
   }
-  for (int o = kWarp / 2; o > 0; o /= 2) {
-    const float v = __shfl_xor_sync(0xffffffffu, best, o);
-    const int j = __shfl_xor_sync(0xffffffffu, best_i, o);
-    if (v > best || (v == best && j < best_i)) best = v, best_i = j;
-  }
-  __shared__ float vals[kWarp];
-  __shared__ int idxs[kWarp];
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  if (lane == 0) vals[warp] = best, idxs[warp] = best_i;
-  __syncthreads();
+  block_argmax(best, best_i);
   if (threadIdx.x == 0) {
-    for (int w = 1; w < static_cast<int>(blockDim.x / kWarp); ++w)
-      if (vals[w] > best || (vals[w] == best && idxs[w] < best_i)) best = vals[w], best_i = idxs[w];
     ids[blockIdx.x] = best_i == 0x7fffffff ? 0 : best_i;  // an all -inf/NaN row: index 0
     if (values) values[blockIdx.x] = best;
   }

@@ -31,6 +31,24 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// The block's largest value and, among equals, lowest index, from each thread's (best, best_i)
+// (NaN never wins: comparisons with it are false); thread 0 ends with it. At most 32 warps.
+__device__ inline void block_argmax(float& best, int& best_i) {
+  for (int o = kWarp / 2; o > 0; o /= 2) {
+    const float v = __shfl_xor_sync(0xffffffffu, best, o);
+    const int j = __shfl_xor_sync(0xffffffffu, best_i, o);
+    if (v > best || (v == best && j < best_i)) best = v, best_i = j;
+  }
+  __shared__ float vals[kWarp];
+  __shared__ int idxs[kWarp];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  if (lane == 0) vals[warp] = best, idxs[warp] = best_i;
+  __syncthreads();
+  if (threadIdx.x == 0)
+    for (int w = 1; w < static_cast<int>(blockDim.x / kWarp); ++w)
+      if (vals[w] > best || (vals[w] == best && idxs[w] < best_i)) best = vals[w], best_i = idxs[w];
+}
+
 // Two bf16 packed in 32 bits (the lower address in the low half) as floats.
 __device__ __forceinline__ void unpack_bf16x2(unsigned u, float& lo, float& hi) {
   lo = __uint_as_float(u << 16);

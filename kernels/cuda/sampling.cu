@@ -162,18 +162,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = threadIdx.x; j < width; j += kThreads)
       if (part[j] > best) best = part[j], best_i = sl * slice_width + j;
   }
-  for (int o = kWarp / 2; o > 0; o /= 2) {
-    const float v = __shfl_xor_sync(0xffffffffu, best, o);
-    const int j = __shfl_xor_sync(0xffffffffu, best_i, o);
-    if (v > best || (v == best && j < best_i)) best = v, best_i = j;
-  }
-  __shared__ float vals[kWarps];
-  __shared__ int idxs[kWarps];
-  if (threadIdx.x % kWarp == 0) vals[threadIdx.x / kWarp] = best, idxs[threadIdx.x / kWarp] = best_i;
-  __syncthreads();
+  block_argmax(best, best_i);
   if (threadIdx.x == 0) {
-    for (int w = 1; w < kWarps; ++w)
-      if (vals[w] > best || (vals[w] == best && idxs[w] < best_i)) best = vals[w], best_i = idxs[w];
     s.best = best_i == INT_MAX ? 0 : best_i;
     s.max_logit = best;
   }
