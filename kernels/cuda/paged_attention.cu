@@ -37,9 +37,9 @@ struct ValuesLayout {
   static constexpr int kVRounds = 4 / kVChunks;
   static constexpr int kWarpSpan = kVPos * kVRounds;  // positions a warp takes per iteration
   // Scores: positions per 4-lane group issued together (8 loads of 8 bytes each at kMaxD 128).
-  // One: two unrolled rounds (and 8 V rounds) made the kernel 98 KB of code where it is 52 now,
-  // code that a decode launch mostly runs once, cold (its instruction fetch is the latency of a
-  // batch-1 launch, ~20 us on an H200 whatever the split count).
+  // One: two unrolled rounds (and 8 V rounds) made the kernel 98 KB of code where it is 52 now.
+  // A decode launch runs most of its code once, cold; halving it took batch-1 attention from
+  // 18.8 to 15.2 us a layer on an H200 (benchmarks/RESULTS.md), where a split count changes little.
   static constexpr int kKRounds = 1;
 };
 
@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
   extern __shared__ __align__(16) unsigned char attn_dynamic_smem[];
   __nv_bfloat16* v_s = reinterpret_cast<__nv_bfloat16*>(attn_dynamic_smem);  // [kAttnTile][kMaxD]: the tile's V rows
   // Head counts, positions and block sizes fit int: 32-bit index math (a 64-bit division is a
-  // long instruction sequence, and at batch 1 the kernel's time is mostly its code's first run).
+  // long instruction sequence, and a batch-1 launch runs most of its code only once).
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, bs = static_cast<int>(block_size);
   const int group = static_cast<int>(heads / kv_heads), chunks = (group + kAttnGroup - 1) / kAttnGroup;
   const std::int64_t t = blockIdx.x;
