@@ -39,7 +39,7 @@ int sample_token(const float* logits, int vocab, const SamplingParams& p, double
   const auto weight = [&](int i) { return static_cast<double>(std::exp((logits[i] - max_logit) / t)); };
   if (p.min_p <= 0.0f && p.top_k <= 0 && p.top_p >= 1.0f) {
     // The whole distribution: no order, and no table of probabilities either (a 1.2 MB double
-    // array a row, written and read back, is memory traffic 256 threads' rows share): the walk
+    // array a row, written and read back, is memory traffic the sampling threads share): the walk
     // recomputes each weight, the same value the sum saw.
     double z = 0;
     for (int i = 0; i < vocab; ++i) z += weight(i);
