@@ -284,17 +284,21 @@ float* CudaDenseTransformer::local_logits(const ForwardBatch& b) {
   return local;
 }
 
-std::span<const float> CudaDenseTransformer::forward(const ForwardBatch& b) {
+float* CudaDenseTransformer::gathered_logits(const ForwardBatch& b) {
   float* local = local_logits(b);
-  if (!local) return {};
+  if (!local || tp_.size() == 1) return local;
+  const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows;
+  float* gathered = ws_->grow<float>(ws_->gathered, tp_.size() * R * VR);
+  tp_.all_gather(local, gathered, static_cast<std::size_t>(R * VR), DType::F32);
+  return gathered;
+}
+
+std::span<const float> CudaDenseTransformer::forward(const ForwardBatch& b) {
+  const float* gathered = gathered_logits(b);
+  if (!gathered) return {};
   Workspace& w = *ws_;
   const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows, V = config_.vocab_size;
   const int n = tp_.size();
-  float* gathered = local;
-  if (n > 1) {
-    gathered = w.grow<float>(w.gathered, n * R * VR);
-    tp_.all_gather(local, gathered, static_cast<std::size_t>(R * VR), DType::F32);
-  }
   const std::size_t count = static_cast<std::size_t>(n * R * VR);
   auto* staged = static_cast<float*>(w.pinned(count * sizeof(float)));
   LS_CUDA_CHECK(cudaMemcpyAsync(staged, gathered, count * sizeof(float), cudaMemcpyDeviceToHost, ctx_.stream()));
@@ -347,17 +351,12 @@ std::vector<int> CudaDenseTransformer::forward_argmax(const ForwardBatch& b) {
 
 std::vector<int> CudaDenseTransformer::forward_sample(const ForwardBatch& b, std::span<const RowSampling> rows) {
   if (!gpu_sampling_ || config_.vocab_size > kMaxSamplingVocab) return ForwardModel::forward_sample(b, rows);
-  float* local = local_logits(b);
-  if (!local) return {};
+  const float* gathered = gathered_logits(b);  // the kernel reads the ranks' slices in place
+  if (!gathered) return {};
   Workspace& w = *ws_;
   const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows, V = config_.vocab_size;
   LS_CHECK(static_cast<std::int64_t>(rows.size()) == R, "forward_sample: " << rows.size() << " draws for " << R << " rows");
   const int n = tp_.size();
-  float* gathered = local;  // [tp, R, VR]: the kernel reads the ranks' slices in place
-  if (n > 1) {
-    gathered = w.grow<float>(w.gathered, n * R * VR);
-    tp_.all_gather(local, gathered, static_cast<std::size_t>(R * VR), DType::F32);
-  }
   const cudaStream_t stream = ctx_.stream();
   auto* draws = w.grow<RowSampling>(w.draws, R);
   int* drawn = w.grow<int>(w.drawn, R);

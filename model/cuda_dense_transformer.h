@@ -55,6 +55,8 @@ class CudaDenseTransformer final : public ForwardModel {
   // Runs the stage; on the last stage returns the logit rows' vocab-parallel logits [rows,
   // vocab_rows] on the GPU, else (or with no rows) nullptr.
   float* local_logits(const ForwardBatch& batch);
+  // The same on every TP rank, gathered: [tp, rows, vocab_rows] on the GPU, or nullptr.
+  float* gathered_logits(const ForwardBatch& batch);
 
   ModelConfig config_;
   TensorParallelSlice slice_;

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "kernels/sampling.h"
-
 #include "model/model_config.h"
 
 namespace lockstep {

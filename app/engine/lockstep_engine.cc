@@ -71,10 +71,9 @@ StepPlan LockstepEngine::build_plan(const std::vector<ScheduledChunk>& chunks) {
 std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan& plan) {
   const int rows = static_cast<int>(plan.batch.logit_rows.size());
   std::vector<SampledRow> out(rows);
-  // Every rank decides the same from the plan: rows that are all greedy, without penalties or
-  // logprobs, need only each row's argmax, which the model finds where the logits are.
-  // Rows that are only drawn (no penalties, logit bias or logprobs) go to the model's
-  // forward_sample, which may draw them where the logits are.
+  // Every rank decides the same from the plan. Rows that are only drawn (no penalties, logit
+  // bias or logprobs) need no logits on the host: all greedy, each row's argmax; else the
+  // model's forward_sample, which may draw them where the logits are.
   const auto only_drawn = [](const SamplingParams& sp) {
     return !sp.has_penalties() && sp.logprobs < 0 && sp.logit_bias.empty();
   };
