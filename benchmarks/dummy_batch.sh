@@ -32,7 +32,7 @@ for i in range(b):
 " >"$f.jsonl"
   rm -f "$f.out"
   mpirun --bind-to none -np "$np" -x LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}" -x NCCL_NVLS_ENABLE="${NCCL_NVLS_ENABLE:-0}" \
-    -x LOCKSTEP_GPU_SAMPLING="${LOCKSTEP_GPU_SAMPLING:-0}" \
+    -x LOCKSTEP_GPU_SAMPLING="${LOCKSTEP_GPU_SAMPLING:-1}" \
     "$lockstep" batch --model "$out/model" --load-format dummy --input "$f.jsonl" --output "$f.out" \
     --max-num-seqs "${MAX_NUM_SEQS:-256}" "$@" >"$f.log" 2>&1 || { tail -20 "$f.log" >&2; return 1; }
   python3 -c "

@@ -99,7 +99,7 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
       ws_(std::make_unique<Workspace>()),
       graphs_(cuda_graphs ? std::make_unique<CudaGraphCache>() : nullptr) {
   const char* gpu_sampling = std::getenv("LOCKSTEP_GPU_SAMPLING");
-  gpu_sampling_ = gpu_sampling && std::string(gpu_sampling) == "1";
+  gpu_sampling_ = !(gpu_sampling && std::string(gpu_sampling) == "0");
   LS_CHECK(tp.stream() && tp.stream() == pp.stream(),
            "the CUDA backend needs NCCL collectives that share one stream (--device cuda with --backend nccl)");
   LS_CHECK(c.head_dim <= 256 && c.head_dim % 4 == 0,

@@ -38,9 +38,8 @@ class CudaDenseTransformer final : public ForwardModel {
   std::span<const float> forward(const ForwardBatch& batch) override;
   // Argmax on the GPU: only [tp, rows] (value, id) pairs cross NVLink and PCIe.
   std::vector<int> forward_argmax(const ForwardBatch& batch) override;
-  // Drawn on the GPU (cuda::sample_rows on the gathered logits: only the ids come back) when
-  // LOCKSTEP_GPU_SAMPLING=1; else, and for vocabularies over 2^18, on the host. Off by default
-  // until the kernel has passed its test on a GPU (cuda_dense_ops_test SampleRowsAsTheCpuRule).
+  // Drawn on the GPU (cuda::sample_rows on the gathered logits: only the ids come back); on the
+  // host for vocabularies over 2^18, or with LOCKSTEP_GPU_SAMPLING=0 (for comparison).
   std::vector<int> forward_sample(const ForwardBatch& batch, std::span<const RowSampling> rows) override;
   const ModelConfig& config() const override { return config_; }
   int block_size() const override { return block_size_; }

@@ -88,8 +88,8 @@ for s in $steps; do
       step offline "rc=$?"; cat "$out/offline.txt"; grep -E 'KV cache|error' /tmp/offline/*.log | head -3 ;;
     offline_sampled)
       # Sampled requests (256 prompts of 256 tokens, 256 new): greedy, then vLLM's temperature 1.0
-      # and DeepSeek-R1's 0.6 / top_p 0.95, each drawn on the host and on the GPU
-      # (LOCKSTEP_GPU_SAMPLING=1).
+      # and DeepSeek-R1's 0.6 / top_p 0.95, each drawn on the host (LOCKSTEP_GPU_SAMPLING=0) and
+      # on the GPU (the default).
       for sampling in '' '{"temperature": 1.0}' '{"temperature": 0.6, "top_p": 0.95}'; do
         for gpu_sampling in 0 1; do
           [ -z "$sampling" ] && [ $gpu_sampling = 1 ] && continue
