@@ -294,7 +294,7 @@ void bm_argmax(benchmark::State& state, std::int64_t rows) {
 // Sampling on the GPU (kernels/sampling.h): `rows` rows of the 152k vocabulary, logits ~ N(0, 1)
 // (flat, as random weights give: top-p keeps most of the row, the hardest case for the
 // selections); bytes count the logits read once.
-void bm_sample_rows(benchmark::State& state, std::int64_t rows, RowSampling params) {
+void bm_sample_rows(benchmark::State& state, std::int64_t rows, RowSampling params, int cluster) {
   std::vector<float> host_logits(static_cast<std::size_t>(rows * kVocab));
   std::mt19937 gen(21);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -304,7 +304,8 @@ void bm_sample_rows(benchmark::State& state, std::int64_t rows, RowSampling para
   DeviceBuffer logits = to_device(host_logits), d_params = to_device(host_params);
   DeviceBuffer ids(DeviceKind::Cuda, rows * sizeof(int));
   run_timed(state, 4.0 * rows * kVocab, 0, [&] {
-    cuda::sample_rows(*g.ctx, as<float>(logits), rows, kVocab, 1, kVocab, as<RowSampling>(d_params), as<int>(ids));
+    cuda::sample_rows(*g.ctx, as<float>(logits), rows, kVocab, 1, kVocab, as<RowSampling>(d_params), as<int>(ids),
+                      cluster);
   });
 }
 
@@ -376,11 +377,14 @@ void register_benchmarks() {
   plain.temperature = 1.0f;  // vLLM's benchmark_throughput
   top_p.temperature = 0.6f, top_p.top_p = 0.95f;  // DeepSeek-R1's recommended
   top_k.temperature = 0.6f, top_k.top_k = 50;
-  for (const std::int64_t rows : {1, 256})
-    for (const auto& [name, params] : {std::pair{"temperature_1", plain}, std::pair{"top_p_0.95", top_p},
-                                       std::pair{"top_k_50", top_k}})
-      add(std::string("sample_rows/") + name + "/rows:" + std::to_string(rows),
-          [=](benchmark::State& st) { bm_sample_rows(st, rows, params); });
+  // cluster 0: blocks per row chosen by the row count (8 at 1 row); 1: a block per row.
+  for (const std::int64_t rows : {1, 8, 256})
+    for (const int cluster : {0, 1})
+      for (const auto& [name, params] : {std::pair{"temperature_1", plain}, std::pair{"top_p_0.95", top_p},
+                                         std::pair{"top_k_50", top_k}})
+        if (cluster == 0 || rows < 256)
+          add(std::string("sample_rows/") + name + "/rows:" + std::to_string(rows) + "/cluster:" + std::to_string(cluster),
+              [=](benchmark::State& st) { bm_sample_rows(st, rows, params, cluster); });
 }
 
 }  // namespace

@@ -10,7 +10,8 @@
 // bits), so any summation order gives the same sums and a row's token depends on its logits and
 // u alone, on any device; w itself is exp in double rounded to float, which CPU and GPU agree on
 // (bar one case in ~2^29). The cut points are found by a 4-level radix select over w's float
-// bits (positive floats order as their bits), not by sorting: a few passes over the row.
+// bits (positive floats order as their bits), not by sorting: a few passes over the row. The
+// integer masses also make the GPU's split of a row over several blocks give the same sums.
 #pragma once
 
 #include <cstdint>
@@ -39,9 +40,10 @@ namespace cuda {
 // The same on the GPU, for logits laid out as the TP ranks' vocabulary slices gathered one after
 // another, [slices, rows, slice_width] (slice s holds ids s * slice_width ...; the last may be
 // padded past vocab), or [rows, vocab] with slices 1 and slice_width = vocab. params and ids are
-// device arrays of rows entries. Scratch: 4 bytes per logit.
+// device arrays of rows entries. Scratch: 4 bytes per logit. cluster: blocks per row (1, 2, 4
+// or 8, on GPUs with thread-block clusters); 0 chooses by the row count. The ids do not depend on it.
 void sample_rows(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, std::int64_t slices,
-                 std::int64_t slice_width, const RowSampling* params, int* ids);
+                 std::int64_t slice_width, const RowSampling* params, int* ids, int cluster = 0);
 }  // namespace cuda
 
 }  // namespace lockstep

@@ -96,10 +96,13 @@ TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnBf16RoundedInputs) {
   cuda::linear(ctx(), static_cast<const float*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);  // no rows: no-op
   cuda::linear(ctx(), static_cast<const bf16*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);
   ctx().synchronize();
-  // Up to kGemvMaxRows (2) rows with `in` a multiple of 8 take the GEMV (kernels/cuda/gemv.h), the rest cuBLAS.
+  // Up to kGemvMaxRows (2) rows with `in` a multiple of 8 take the GEMV (kernels/cuda/gemv.h), the rest cuBLAS;
+  // the GEMV's rows of 3584 (one batch of loads a lane, part empty), 4104 (a batch and a lane's
+  // tail) and 18944 (several).
   for (const Shape s : {Shape{1, 96, 200, false}, Shape{7, 96, 200, true}, Shape{64, 256, 384, true},
                         Shape{3, 3584, 512, false}, Shape{1, 18944, 64, false}, Shape{4, 3584, 4608, true},
-                        Shape{2, 8, 13, true}, Shape{2, 100, 50, true}, Shape{5, 256, 130, true}}) {
+                        Shape{2, 8, 13, true}, Shape{2, 100, 50, true}, Shape{5, 256, 130, true},
+                        Shape{2, 3584, 300, true}, Shape{1, 4104, 24, false}}) {
     SCOPED_TRACE(::testing::Message() << "rows " << s.rows << " in " << s.in << " out " << s.out);
     std::vector<float> x = normal(static_cast<std::size_t>(s.rows) * s.in);
     const std::vector<bf16> w = normal_bf16(static_cast<std::size_t>(s.out) * s.in, 1.0f / std::sqrt(s.in));
@@ -355,20 +358,34 @@ TEST_F(CudaDenseOps, SampleRowsAsTheCpuRule) {
           logits.insert(logits.end(), row.begin(), row.end());
           params.push_back({f.t, f.top_k, f.top_p, f.min_p, draw == 0 ? uniform(rng_) : 0.999999});
         }
-    const int rows = static_cast<int>(params.size());
-    std::vector<int> want(rows);
-    cpu::sample_rows(logits.data(), rows, vocab, params.data(), want.data());
-    for (const int slices : {1, 2}) {
-      SCOPED_TRACE(::testing::Message() << slices << " slices");
-      const int width = slices == 1 ? vocab : (vocab + 1) / 2 + 3;
-      std::vector<float> gathered(static_cast<std::size_t>(slices) * rows * width, 1e30f);
-      for (int s = 0; s < slices; ++s)
-        for (int r = 0; r < rows; ++r)
-          for (int j = 0; j < width && s * width + j < vocab; ++j)
-            gathered[(static_cast<std::size_t>(s) * rows + r) * width + j] = logits[static_cast<std::size_t>(r) * vocab + s * width + j];
-      int* ids = poisoned<int>(rows);
-      cuda::sample_rows(ctx(), dev(gathered), rows, vocab, slices, width, dev(params), ids);
-      EXPECT_EQ(host(ids, rows), want);
+    const int all_rows = static_cast<int>(params.size());
+    std::vector<int> want(all_rows);
+    cpu::sample_rows(logits.data(), all_rows, vocab, params.data(), want.data());
+    // A row over 1, 2, 4 or 8 blocks (a thread-block cluster; 0: chosen by the row count, 8 for
+    // one row), and the TP layout of two vocabulary slices with padding. The rows are the first
+    // `rows` of the set, so the one-row launches take each filter in turn over the calls.
+    for (const int rows : {1, 5, all_rows})
+      for (const int cluster : {0, 1, 2, 8})
+        for (const int slices : {1, 2}) {
+          SCOPED_TRACE(::testing::Message() << rows << " rows, cluster " << cluster << ", " << slices << " slices");
+          const int width = slices == 1 ? vocab : (vocab + 1) / 2 + 3;
+          std::vector<float> gathered(static_cast<std::size_t>(slices) * rows * width, 1e30f);
+          for (int s = 0; s < slices; ++s)
+            for (int r = 0; r < rows; ++r)
+              for (int j = 0; j < width && s * width + j < vocab; ++j)
+                gathered[(static_cast<std::size_t>(s) * rows + r) * width + j] =
+                    logits[static_cast<std::size_t>(r) * vocab + s * width + j];
+          int* ids = poisoned<int>(rows);
+          cuda::sample_rows(ctx(), dev(gathered), rows, vocab, slices, width, dev(params), ids, cluster);
+          EXPECT_EQ(host(ids, rows), std::vector<int>(want.begin(), want.begin() + rows));
+        }
+    for (int first = 0; first < all_rows; first += 3) {  // single rows of every filter, 8 blocks each
+      SCOPED_TRACE(::testing::Message() << "row " << first << " alone");
+      int* ids = poisoned<int>(1);
+      cuda::sample_rows(ctx(), dev(std::vector<float>(logits.begin() + static_cast<std::ptrdiff_t>(first) * vocab,
+                                                      logits.begin() + static_cast<std::ptrdiff_t>(first + 1) * vocab)),
+                        1, vocab, 1, vocab, dev(std::vector<RowSampling>{params[first]}), ids, 8);
+      EXPECT_EQ(host(ids, 1)[0], want[first]);
     }
   }
 }
