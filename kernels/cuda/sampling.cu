@@ -34,42 +34,28 @@ constexpr int kThreads = 512, kWarps = kThreads / kWarp;
 constexpr int kMaxCluster = 8;  // the portable cluster size
 constexpr int kLoads = 4;       // keys a thread loads before it uses any
 
-// The blocks of this row: a cluster on Hopper and newer, else the block alone.
+// The blocks of this row: a cluster on Hopper and newer, else the block alone. sync() is a
+// barrier over them that also orders their shared-memory writes before it against the reads
+// after it; at(p, r) is the shared variable p of block r.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 struct Row {
-  __device__ static int rank() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    return static_cast<int>(cooperative_groups::this_cluster().block_rank());
-#else
-    return 0;
-#endif
-  }
-  __device__ static int size() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    return static_cast<int>(cooperative_groups::this_cluster().num_blocks());
-#else
-    return 1;
-#endif
-  }
-  // A barrier over the row's blocks that also orders their shared-memory writes before it
-  // against the reads after it.
-  __device__ static void sync() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    cooperative_groups::this_cluster().sync();
-#else
-    __syncthreads();
-#endif
-  }
-  // The same shared variable in block `rank` of the row.
+  __device__ static int rank() { return static_cast<int>(cooperative_groups::this_cluster().block_rank()); }
+  __device__ static int size() { return static_cast<int>(cooperative_groups::this_cluster().num_blocks()); }
+  __device__ static void sync() { cooperative_groups::this_cluster().sync(); }
   template <typename T>
   __device__ static T* at(T* p, int rank) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     return cooperative_groups::this_cluster().map_shared_rank(p, static_cast<unsigned>(rank));
-#else
-    (void)rank;
-    return p;
-#endif
   }
 };
+#else
+struct Row {
+  __device__ static int rank() { return 0; }
+  __device__ static int size() { return 1; }
+  __device__ static void sync() { __syncthreads(); }
+  template <typename T>
+  __device__ static T* at(T* p, int) { return p; }
+};
+#endif
 
 __device__ __forceinline__ u64 mass_of(unsigned key) { return __float2ull_rz(__uint_as_float(key) * 0x1p45f); }
 
@@ -164,19 +150,26 @@ __device__ u64 exchange_totals(u64 block_total, Shared& s, int& x, u64* all) {
   return before;
 }
 
-// The row's count (by_mass false) or mass of the elements in the cut.
-__device__ u64 total_in(const unsigned* keys, Part part, Cut cut, bool by_mass, Shared& s, int& x) {
-  u64 mine = 0;
+// f(key, id) for the block's part of the row, the threads strided over it (coalesced), each
+// loading kLoads keys before it uses any.
+template <typename F>
+__device__ void for_each_key(const unsigned* keys, Part part, F&& f) {
   for (int i0 = part.lo + threadIdx.x; i0 < part.hi; i0 += kLoads * kThreads) {
     unsigned k[kLoads];
 #pragma unroll
     for (int u = 0; u < kLoads; ++u) k[u] = i0 + u * kThreads < part.hi ? keys[i0 + u * kThreads] : 0u;
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      const int i = i0 + u * kThreads;
-      if (i < part.hi && in_cut(k[u], i, cut)) mine += by_mass ? mass_of(k[u]) : 1ull;
-    }
+    for (int u = 0; u < kLoads; ++u)
+      if (i0 + u * kThreads < part.hi) f(k[u], i0 + u * kThreads);
   }
+}
+
+// The row's count (by_mass false) or mass of the elements in the cut.
+__device__ u64 total_in(const unsigned* keys, Part part, Cut cut, bool by_mass, Shared& s, int& x) {
+  u64 mine = 0;
+  for_each_key(keys, part, [&](unsigned key, int i) {
+    if (in_cut(key, i, cut)) mine += by_mass ? mass_of(key) : 1ull;
+  });
   u64 all = 0;
   exchange_totals(block_sum(mine, s), s, x, &all);
   return all;
@@ -193,18 +186,10 @@ __device__ Cut select(const unsigned* keys, Part part, Cut within, bool by_mass,
     u64* mine = s.warp_hist[warp];
     for (int b = lane; b < 256; b += kWarp) mine[b] = 0;
     __syncwarp();
-    for (int i0 = part.lo + threadIdx.x; i0 < part.hi; i0 += kLoads * kThreads) {
-      unsigned k[kLoads];
-#pragma unroll
-      for (int u = 0; u < kLoads; ++u) k[u] = i0 + u * kThreads < part.hi ? keys[i0 + u * kThreads] : 0u;
-#pragma unroll
-      for (int u = 0; u < kLoads; ++u) {
-        const int i = i0 + u * kThreads;
-        if (i >= part.hi || !in_cut(k[u], i, within) || (level > 0 && k[u] >> (shift + 8) != prefix >> (shift + 8)))
-          continue;
-        atomicAdd(&mine[k[u] >> shift & 255u], by_mass ? mass_of(k[u]) : 1ull);
-      }
-    }
+    for_each_key(keys, part, [&](unsigned key, int i) {
+      if (in_cut(key, i, within) && (level == 0 || key >> (shift + 8) == prefix >> (shift + 8)))
+        atomicAdd(&mine[key >> shift & 255u], by_mass ? mass_of(key) : 1ull);
+    });
     __syncthreads();
     Published& pub = s.pub[x++ % 2];
     for (int b = threadIdx.x; b < 256; b += kThreads) {  // the block's: the warps' summed in warp order
