@@ -16,9 +16,9 @@
 // a block holding several runs does them one after the other. Per run the warps split the rows
 // in row tiles of 16 and, when there are fewer than 4 row tiles, the tile's positions between
 // them (kv ways), merging their (m, l, acc) at the end. K and V tiles of 64 positions are copied
-// to shared memory with cp.async, 2 (prefill) or 3 (decode) stages: the next tiles are in flight
-// while this one computes. Decode blocks (one token) may also split the context over gridDim.z
-// blocks (split_kv_merge.cuh), as the CUDA-core kernel does.
+// to shared memory with cp.async, double-buffered: the next tile is in flight while this one
+// computes. Decode blocks (one token) may also split the context over gridDim.z blocks
+// (split_kv_merge.cuh), as the CUDA-core kernel does.
 #include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 
@@ -43,23 +43,17 @@ constexpr int kPositions = 64;   // K/V positions per shared-memory tile
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Shared memory, in bf16 rows of kMaxD + 8 (the 16-byte pad spreads a fragment's rows over all
-// banks): K and V tiles for kStages stages, then q split in high and low parts. Prefill blocks
-// (up to kRows query rows) double-buffer; decode blocks (one token: at most kHeadChunk rows)
-// spend the smaller q area on a third stage, so two tiles stay in flight while one computes:
-// decode reads K/V and nothing else, and with one tile in flight a block waited on each.
-template <int kMaxD, bool kDecode>
+// banks): K and V tiles for 2 stages, then q split in high and low parts.
+template <int kMaxD>
 struct Smem {
-  static constexpr int kStages = kDecode ? 3 : 2;
-  static constexpr int kQRows = kDecode ? kHeadChunk : kRows;
   static constexpr int kStride = kMaxD + 8;
   static constexpr int kTileElems = kPositions * kStride;
-  static constexpr int kTilesElems = 2 * kStages * kTileElems;
-  static constexpr int kQElems = kQRows * kStride;
-  static constexpr std::size_t kBytes = (kTilesElems + 2 * kQElems) * sizeof(__nv_bfloat16);
-  // After the tiles: the ways' summed acc, kQRows rows of kMaxD + 4 floats, over the K/V area.
+  static constexpr int kQElems = kRows * kStride;
+  static constexpr std::size_t kBytes = (4 * kTileElems + 2 * kQElems) * sizeof(__nv_bfloat16);
+  // After the tiles: the ways' summed acc, kRows rows of kMaxD + 4 floats, over the K/V area.
   static constexpr int kAccStride = kMaxD + 4;
-  static_assert(kQRows * kAccStride * sizeof(float) <= kTilesElems * sizeof(__nv_bfloat16), "acc fits the tiles");
-  static_assert(kHeadChunk * kMaxSplits * sizeof(float) <= kTilesElems * sizeof(__nv_bfloat16), "merge fits");
+  static_assert(kRows * kAccStride * sizeof(float) <= 4 * kTileElems * sizeof(__nv_bfloat16), "acc fits the tiles");
+  static_assert(kHeadChunk * kMaxSplits * sizeof(float) <= 4 * kTileElems * sizeof(__nv_bfloat16), "merge fits");
 };
 
 __device__ __forceinline__ unsigned as_u32(__nv_bfloat162 v) { return *reinterpret_cast<unsigned*>(&v); }
@@ -99,53 +93,27 @@ struct StageLayout {
       : piece(threadIdx.x % (D / 8)), row0(threadIdx.x / (D / 8)), rows_per_pass(kThreads / (D / 8)) {}
 };
 
-// The block-table entries of the K/V rows a thread copies for one tile (at most kMax rows: D / 8
-// pieces a row, kThreads / (D / 8) rows side by side). They are loaded a tile ahead of the copy
-// that needs them, so the copy's issue does not wait on a round trip for its address.
-template <int kMaxD>
-struct TileBlocks {
-  static constexpr int kMax = kPositions * (kMaxD / 8) / kThreads;
-  int entry[kMax];
-};
-
-// A tile's position for row r: positions from `end` on copy position `begin` instead: finite
+// Positions [p0, p0 + kPositions) of K and V (head kvh) into the stage's tiles, D bf16 a row in
+// 16-byte copies (D % 8 == 0), one block-table lookup per row a thread copies (32-bit: positions
+// fit int, the max model len). Positions from `end` on copy position `begin` instead: finite
 // values whose probability is 0, where stale or unwritten shared memory could hold NaNs.
-__device__ __forceinline__ int tile_position(std::int64_t p0, int r, std::int64_t begin, std::int64_t end) {
-  return static_cast<int>(p0 + r < end ? p0 + r : begin);  // 32-bit: positions fit int (the max model len)
-}
-
 template <int kMaxD>
-__device__ void load_tile_blocks(TileBlocks<kMaxD>& blocks, const StageLayout& layout, const int* table,
-                                 int block_size, std::int64_t p0, std::int64_t begin, std::int64_t end) {
-#pragma unroll
-  for (int k = 0; k < TileBlocks<kMaxD>::kMax; ++k) {
-    const int r = layout.row0 + k * layout.rows_per_pass;
-    if (layout.row0 < layout.rows_per_pass && r < kPositions)
-      blocks.entry[k] = table[tile_position(p0, r, begin, end) / block_size];
-  }
-}
-
-// Positions [p0, p0 + kPositions) of K and V (head kvh) into a stage's tiles, D bf16 a row in
-// 16-byte copies (D % 8 == 0); the caller commits the copies as one group.
-template <int kMaxD, bool kDecode>
 __device__ void stage_kv(__nv_bfloat16* k_s, __nv_bfloat16* v_s, const __nv_bfloat16* k_cache,
                          const __nv_bfloat16* v_cache, std::int64_t row, std::int64_t head_offset,
-                         const StageLayout& layout, const TileBlocks<kMaxD>& blocks, int block_size, std::int64_t p0,
+                         const StageLayout& layout, const int* table, int block_size, std::int64_t p0,
                          std::int64_t begin, std::int64_t end) {
   const int c = layout.piece * 8;
-#pragma unroll
-  for (int k = 0; k < TileBlocks<kMaxD>::kMax; ++k) {
-    const int r = layout.row0 + k * layout.rows_per_pass;
-    if (layout.row0 >= layout.rows_per_pass || r >= kPositions) continue;
-    const int p = tile_position(p0, r, begin, end);
-    const std::int64_t slot = static_cast<std::int64_t>(blocks.entry[k]) * block_size + p % block_size;
+  for (int r = layout.row0; r < kPositions && layout.row0 < layout.rows_per_pass; r += layout.rows_per_pass) {
+    const int p = static_cast<int>(p0 + r < end ? p0 + r : begin);
+    const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
     const std::int64_t offset = slot * row + head_offset + c;
-    __pipeline_memcpy_async(k_s + r * Smem<kMaxD, kDecode>::kStride + c, k_cache + offset, 16);
-    __pipeline_memcpy_async(v_s + r * Smem<kMaxD, kDecode>::kStride + c, v_cache + offset, 16);
+    __pipeline_memcpy_async(k_s + r * Smem<kMaxD>::kStride + c, k_cache + offset, 16);
+    __pipeline_memcpy_async(v_s + r * Smem<kMaxD>::kStride + c, v_cache + offset, 16);
   }
+  __pipeline_commit();
 }
 
-template <int kMaxD, bool kDecode>
+template <int kMaxD>
 __global__ void __launch_bounds__(kThreads)
     tensor_core_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, int D,
                                  std::int64_t tokens, std::int64_t heads, std::int64_t kv_heads,
@@ -153,11 +121,11 @@ __global__ void __launch_bounds__(kThreads)
                                  std::int64_t max_blocks, float scale, int tile_tokens, float* out, float* partial,
                                  int* counters) {
   dependent_launch_enter();
-  using S = Smem<kMaxD, kDecode>;
-  constexpr int kStride = S::kStride, kDSteps = kMaxD / 16, kDTiles = kMaxD / 8, kStages = S::kStages;
+  using S = Smem<kMaxD>;
+  constexpr int kStride = S::kStride, kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
   extern __shared__ __align__(16) unsigned char tc_attention_smem[];
   auto* tiles = reinterpret_cast<__nv_bfloat16*>(tc_attention_smem);  // [stage][K, V][kPositions][kStride]
-  __nv_bfloat16* q_hi = tiles + S::kTilesElems;                        // [kQRows][kStride]
+  __nv_bfloat16* q_hi = tiles + 4 * S::kTileElems;                     // [kRows][kStride]
   __nv_bfloat16* q_lo = q_hi + S::kQElems;
   float* acc_s = reinterpret_cast<float*>(tc_attention_smem);          // after the tiles: [kRows][kAccStride]
   __shared__ int limit_s[kRows];                                       // a row's last visible position
@@ -198,9 +166,9 @@ __global__ void __launch_bounds__(kThreads)
       if (d == 0) limit_s[r] = valid ? pos[run + j] : -1;
     }
     // K's dims [D, d_pad) meet q's zero padding: they must be finite, and no copy writes them.
-    for (int e = tid; e < kStages * kPositions * (d_pad - D); e += kThreads) {
-      const int r = e / (d_pad - D), d = D + e % (d_pad - D);  // r: stage * kPositions + row
-      tiles[2 * (r / kPositions) * S::kTileElems + r % kPositions * kStride + d] = __float2bfloat16_rn(0.0f);
+    for (int e = tid; e < 2 * kPositions * (d_pad - D); e += kThreads) {
+      const int r = e / (d_pad - D), d = D + e % (d_pad - D);
+      tiles[r * kStride + d] = tiles[2 * S::kTileElems + r * kStride + d] = __float2bfloat16_rn(0.0f);
     }
     // This block's split of the context, in whole tiles.
     const std::int64_t split_len = ((context + gridDim.z - 1) / gridDim.z + kPositions - 1) / kPositions * kPositions;
@@ -216,32 +184,20 @@ __global__ void __launch_bounds__(kThreads)
     for (int n = 0; n < kDTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
 
-    // The pipeline: tile n lands in stage n % kStages; kStages - 1 tiles are issued ahead, each
-    // as one commit group (empty past the last tile, so that waiting for all but the newest
-    // kStages - 1 groups always means tile n has landed).
-    const int n_tiles = begin < end ? static_cast<int>((end - begin + kPositions - 1) / kPositions) : 0;
-    TileBlocks<kMaxD> next_blocks;  // the entries of tile `issued`, the next to copy
-    int issued = 0;
-    auto issue_next = [&] {
-      if (issued < n_tiles) {
-        __nv_bfloat16* k_next = tiles + 2 * (issued % kStages) * S::kTileElems;
-        stage_kv<kMaxD, kDecode>(k_next, k_next + S::kTileElems, k_cache, v_cache, row, head_offset, layout,
-                                 next_blocks, bs, begin + static_cast<std::int64_t>(issued) * kPositions, begin, end);
-        if (++issued < n_tiles)
-          load_tile_blocks<kMaxD>(next_blocks, layout, table, bs, begin + static_cast<std::int64_t>(issued) * kPositions,
-                                  begin, end);
+    if (begin < end)
+      stage_kv<kMaxD>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs, begin,
+                      begin, end);
+    for (std::int64_t p0 = begin, stage = 0; p0 < end; p0 += kPositions, stage ^= 1) {
+      if (p0 + kPositions < end) {
+        __nv_bfloat16* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
+        stage_kv<kMaxD>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
+                        p0 + kPositions, begin, end);
+        __pipeline_wait_prior(1);
+      } else {
+        __pipeline_wait_prior(0);
       }
-      __pipeline_commit();
-    };
-    if (n_tiles > 0) load_tile_blocks<kMaxD>(next_blocks, layout, table, bs, begin, begin, end);
-#pragma unroll 1
-    for (int i = 0; i < kStages - 1; ++i) issue_next();
-    for (int n = 0; n < n_tiles; ++n) {
-      const std::int64_t p0 = begin + static_cast<std::int64_t>(n) * kPositions;
-      issue_next();
-      __pipeline_wait_prior(kStages - 1);
       __syncthreads();
-      const __nv_bfloat16* k_s = tiles + 2 * (n % kStages) * S::kTileElems;
+      const __nv_bfloat16* k_s = tiles + 2 * stage * S::kTileElems;
       const __nv_bfloat16* v_s = k_s + S::kTileElems;
       const int span = kPositions / ways;
       for (int s0 = my_way * span; s0 < (my_way + 1) * span && p0 + s0 < end; s0 += 16) {
@@ -388,26 +344,25 @@ __global__ void __launch_bounds__(kThreads)
                          reinterpret_cast<float*>(tc_attention_smem), out);
 }
 
-template <int kMaxD, bool kDecode>
+template <int kMaxD>
 auto allow_smem() {
   static const bool allowed = [] {
-    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<kMaxD, kDecode>,
+    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<kMaxD>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(Smem<kMaxD, kDecode>::kBytes)));
-    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<kMaxD, kDecode>,
+                                       static_cast<int>(Smem<kMaxD>::kBytes)));
+    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<kMaxD>,
                                        cudaFuncAttributePreferredSharedMemoryCarveout,
                                        static_cast<int>(cudaSharedmemCarveoutMaxShared)));
     return true;
   }();
   (void)allowed;
-  return tensor_core_attention_kernel<kMaxD, kDecode>;
+  return tensor_core_attention_kernel<kMaxD>;
 }
 
 }  // namespace
 
 bool tensor_core_attention_supports(const GpuContext& ctx, std::int64_t head_dim) {
-  const std::size_t smem = head_dim <= 64 ? std::max(Smem<64, false>::kBytes, Smem<64, true>::kBytes)
-                                          : std::max(Smem<128, false>::kBytes, Smem<128, true>::kBytes);
+  const std::size_t smem = head_dim <= 64 ? Smem<64>::kBytes : Smem<128>::kBytes;
   return head_dim > 0 && head_dim <= 128 && head_dim % 8 == 0 && ctx.compute_capability() >= 80 &&
          ctx.max_block_shared_memory() >= smem;
 }
@@ -448,10 +403,8 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const bf16* k_cache,
                      static_cast<int>(head_dim), tokens, heads, kv_heads, block_size, seq_of, pos, block_tables,
                      max_blocks, scale, tile_tokens, out, partial, counters);
   };
-  if (head_dim <= 64 && tile_tokens == 1) attend(allow_smem<64, true>(), Smem<64, true>::kBytes);
-  else if (head_dim <= 64) attend(allow_smem<64, false>(), Smem<64, false>::kBytes);
-  else if (tile_tokens == 1) attend(allow_smem<128, true>(), Smem<128, true>::kBytes);
-  else attend(allow_smem<128, false>(), Smem<128, false>::kBytes);
+  if (head_dim <= 64) attend(allow_smem<64>(), Smem<64>::kBytes);
+  else attend(allow_smem<128>(), Smem<128>::kBytes);
 }
 
 }  // namespace lockstep::cuda
