@@ -28,17 +28,8 @@ __device__ void load8(const float* x, std::int64_t c, float* f) {
   for (int i = 0; i < 8; ++i) f[i] = __bfloat162float(__float2bfloat16_rn(v[i]));
 }
 
-// A warp's weight loads per batch, all issued before any is used (the last batch's past the row
-// predicated off): a row of `in` = 3584 (q|k|v, o) is 14 loads a lane, two batches. With
-// `#pragma unroll 4` over one loop the loads went 4 at a time and the 2 left over one by one, a
-// round trip to HBM each, and those short rows ran at 0.44-0.54 of copy bandwidth. 16 a batch
-// took 93 registers: 2 blocks an SM, the grid in 2-3 waves, slower (benchmarks/RESULTS.md); 8
-// fit the 48 registers that keep 5 blocks (40 warps) an SM, one wave for q|k|v, o and down at
-// 7B shapes on an H200.
-constexpr int kLoadsInFlight = 8;
-
 template <int R, typename X>
-__global__ void __launch_bounds__(kWarp * kWarpsPerBlock, R == 1 ? 5 : 4)
+__global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     gemv_kernel(const X* __restrict__ x, std::int64_t in, const __nv_bfloat16* __restrict__ w, std::int64_t out,
                 const __nv_bfloat16* __restrict__ bias, float* __restrict__ y) {
   dependent_launch_enter();
@@ -46,30 +37,20 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock, R == 1 ? 5 : 4)
   if (o >= out) return;  // the whole warp: o is the same for its lanes
   const int lane = threadIdx.x % kWarp;
   const uint4* wr = reinterpret_cast<const uint4*>(w + o * in);
-  const int chunks = static_cast<int>(in / 8);  // 16-byte pieces of the row (in < 2^34)
+  const std::int64_t chunks = in / 8;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  for (int c0 = lane; c0 < chunks; c0 += kWarp * kLoadsInFlight) {
-    uint4 raw[kLoadsInFlight];
+#pragma unroll 4
+  for (std::int64_t c = lane; c < chunks; c += kWarp) {
+    float wf[8];
+    unpack_bf16x8(__ldcs(wr + c), wf);  // read once: stream past the caches, keep x there
 #pragma unroll
-    for (int u = 0; u < kLoadsInFlight; ++u) {
-      const int c = c0 + u * kWarp;
-      raw[u] = c < chunks ? __ldcs(wr + c) : make_uint4(0u, 0u, 0u, 0u);  // read once: stream past the caches
-    }
+    for (int r = 0; r < R; ++r) {
+      float xf[8];
+      load8(x + r * in, c, xf);
 #pragma unroll
-    for (int u = 0; u < kLoadsInFlight; ++u) {
-      const int c = c0 + u * kWarp;
-      if (c >= chunks) break;
-      float wf[8];
-      unpack_bf16x8(raw[u], wf);
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        float xf[8];
-        load8(x + r * in, c, xf);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
-      }
+      for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
     }
   }
   const float b = bias ? __bfloat162float(bias[o]) : 0.0f;
@@ -85,7 +66,7 @@ bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 
 template <typename X>
 bool launch_gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
             const bf16* bias, float* y) {
-  if (rows < 1 || rows > kGemvMaxRows || in % 8 != 0 || in / 8 > INT32_MAX || !aligned16(x) || !aligned16(w)) return false;
+  if (rows < 1 || rows > kGemvMaxRows || in % 8 != 0 || !aligned16(x) || !aligned16(w)) return false;
   const auto* wb = reinterpret_cast<const __nv_bfloat16*>(w);
   const auto* bb = reinterpret_cast<const __nv_bfloat16*>(bias);
   const unsigned blocks = static_cast<unsigned>((out + kWarpsPerBlock - 1) / kWarpsPerBlock);
