@@ -2,7 +2,10 @@
 // the weight row in 16-byte loads (8 bf16), multiply them with the same slice of each of the
 // (at most kGemvMaxRows) input rows, and sum across the warp. Every weight byte is read once, in
 // full 512-byte warp transactions, and the many independent warps keep enough loads in flight
-// to approach copy bandwidth; the input rows are small and stay in L1/L2.
+// to approach copy bandwidth; the input rows are small and stay in L1/L2. Issuing more of a
+// row's loads before using any measured slower on an H200 (16 a lane: 93 registers, the grid
+// in waves; 8 a lane within 48 registers: q|k|v 0.54 -> 0.48, down 0.76 -> 0.56 of copy), so
+// the loop below stays `#pragma unroll 4` (benchmarks/RESULTS.md, 2026-12-02 third session).
 #include <cuda_bf16.h>
 
 #include <cstdint>
