@@ -18,7 +18,9 @@
 // them (kv ways), merging their (m, l, acc) at the end. K and V tiles of 64 positions are copied
 // to shared memory with cp.async, double-buffered: the next tile is in flight while this one
 // computes. Decode blocks (one token) may also split the context over gridDim.z blocks
-// (split_kv_merge.cuh), as the CUDA-core kernel does.
+// (split_kv_merge.cuh), as the CUDA-core kernel does. A decode variant with 3 stages (its q
+// area cut to 16 rows) and each tile's block-table entries loaded a tile ahead measured slower
+// on an H200 (batch 256 x 1536 positions: 374 -> 524 us; benchmarks/RESULTS.md, 2026-12-02).
 #include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 
