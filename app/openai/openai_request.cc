@@ -81,6 +81,35 @@ void check_token_ids(const std::vector<int>& ids, const ModelContext& m, const c
                               std::to_string(m.vocab_size - 1) + ")", param);
 }
 
+namespace {
+
+// Requests whose output must follow a grammar (JSON mode, a JSON schema, vLLM's guided_* and
+// structured_outputs, a forced tool call) need constrained decoding, which this server does not
+// do: a 400 naming the parameter, rather than free text the client would take as conforming.
+void reject_constrained_decoding(const nlohmann::ordered_json& b) {
+  auto present = [&](const char* key) { return b.contains(key) && !b[key].is_null(); };
+  if (present("response_format")) {
+    const auto& f = b["response_format"];
+    const std::string type = f.is_object() && f.contains("type") && f["type"].is_string() ? f["type"].get<std::string>() : "";
+    if (type != "text")
+      throw ApiError(400, "'response_format' " + (type.empty() ? f.dump() : "of type '" + type + "'") +
+                              " needs structured output (constrained decoding), which this server does not support yet;"
+                              " only {\"type\": \"text\"}",
+                     "response_format");
+  }
+  for (const char* key : {"guided_json", "guided_regex", "guided_choice", "guided_grammar", "structured_outputs"})
+    if (present(key))
+      throw ApiError(400, std::string("'") + key + "' (constrained decoding) is not supported by this server yet", key);
+  if (present("tool_choice")) {
+    const auto& c = b["tool_choice"];
+    if (!(c.is_string() && (c == "none" || c == "auto")))
+      throw ApiError(400, "'tool_choice' " + c.dump() + " forces a tool call (constrained decoding), which this server "
+                              "does not support yet; use \"auto\" or \"none\"", "tool_choice");
+  }
+}
+
+}  // namespace
+
 OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const ModelContext& m) {
   if (!b.is_object()) throw ApiError(400, "the request body must be a JSON object");
   OpenAIRequest r;
@@ -211,6 +240,7 @@ OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const Model
   }
   if (b.contains("echo") && b["echo"].is_boolean() && b["echo"].get<bool>())
     throw ApiError(400, "'echo' is not supported by this server yet", "echo");
+  reject_constrained_decoding(b);
   return r;
 }
 

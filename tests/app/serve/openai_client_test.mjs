@@ -168,6 +168,20 @@ async function errors() {
   await expectError(400, () => client.completions.create({ model: modelName, prompt: [[1, 2, 99999]], max_tokens: 2 }), "token id outside the vocabulary");
   await expectError(400, () => client.chat.completions.create({ model: modelName, messages: [{ role: "wizard", content: "x" }] }), "unknown role");
   await expectError(400, () => client.chat.completions.create({ model: modelName, messages: [] }), "no messages");
+  // Output that must follow a grammar (constrained decoding) is refused, not answered with free text.
+  const hi = [{ role: "user", content: "x" }];
+  await expectError(400, () => client.chat.completions.create({ model: modelName, messages: hi, max_tokens: 2,
+    response_format: { type: "json_object" } }), "JSON mode");
+  await expectError(400, () => client.chat.completions.create({ model: modelName, messages: hi, max_tokens: 2,
+    response_format: { type: "json_schema", json_schema: { name: "s", schema: { type: "object" } } } }), "JSON schema");
+  await expectError(400, () => client.completions.create({ model: modelName, prompt: "x", max_tokens: 2,
+    guided_choice: ["a", "b"] }), "vLLM guided_choice");
+  const tools = [{ type: "function", function: { name: "f", parameters: { type: "object", properties: {} } } }];
+  await expectError(400, () => client.chat.completions.create({ model: modelName, messages: hi, max_tokens: 2, tools,
+    tool_choice: "required" }), "tool_choice required");
+  const plain = await client.chat.completions.create({ model: modelName, messages: hi, max_tokens: 2,
+    response_format: { type: "text" }, tools, tool_choice: "auto" });
+  check(plain.choices.length === 1, "response_format text and tool_choice auto are served", JSON.stringify(plain));
   const noKey = new OpenAI({ baseURL, apiKey: "wrong-key", maxRetries: 0 });
   await expectError(401, () => noKey.models.list(), "wrong API key");
   // The server still answers after all of that.
