@@ -4,6 +4,7 @@
 #include "app/openai/api_error.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <string>
 
@@ -15,10 +16,24 @@ using json = nlohmann::ordered_json;
 template <typename T>
 std::optional<T> opt(const json& b, const char* key) {
   if (!b.contains(key) || b[key].is_null()) return std::nullopt;
-  try {
-    return b[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw ApiError(400, std::string("'") + key + "' has the wrong type: " + b[key].dump(), key);
+  const json& v = b[key];
+  const auto wrong = [&](const char* why) {
+    return ApiError(400, std::string("'") + key + "' " + why + ": " + v.dump(), key);
+  };
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // An integer (3 or 3.0, as the OpenAI API's validation takes them) that fits T: json's own
+    // conversion would truncate 3.5 and wrap 1e10.
+    const double d = v.is_number() ? v.get<double>() : 0.5;
+    if (std::trunc(d) != d) throw wrong("must be an integer");
+    if (d < static_cast<double>(std::numeric_limits<T>::min()) || d > static_cast<double>(std::numeric_limits<T>::max()))
+      throw wrong("is out of range");
+    return v.is_number_float() ? static_cast<T>(d) : v.get<T>();
+  } else {
+    try {
+      return v.get<T>();
+    } catch (const nlohmann::json::exception&) {
+      throw wrong("has the wrong type");
+    }
   }
 }
 
