@@ -43,6 +43,26 @@ std::string format_eta(double seconds) {
   return buf;
 }
 
+// Why the input cannot run as a whole, or "": a custom_id given twice (results are matched, and
+// --resume skips requests, by custom_id, so a repeat would be ambiguous; the OpenAI Batch API
+// refuses such a file too). Lines that do not parse are left to their own error lines.
+std::string repeated_custom_id(const std::string& path) {
+  std::map<std::string, long> first_line;
+  std::ifstream in(path);
+  long line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("custom_id") || !j["custom_id"].is_string()) continue;
+    const auto [it, fresh] = first_line.emplace(j["custom_id"].get<std::string>(), line_no);
+    if (!fresh)
+      return "custom_id \"" + it->first + "\" is on lines " + std::to_string(it->second) + " and " +
+             std::to_string(line_no) + " of --input; custom_ids must be unique (results are matched, and --resume " +
+             "skips requests, by them)";
+  }
+  return "";
+}
+
 }  // namespace
 
 CLI::App* add_batch_command(CLI::App& app, BatchOptions& o) {
@@ -64,6 +84,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
     std::ifstream existing(o.output);
     if (problem.empty() && existing && existing.peek() != std::ifstream::traits_type::eof() && !o.resume)
       problem = "--output " + o.output + " already holds results; pass --resume to continue it, or remove it";
+    if (problem.empty()) problem = repeated_custom_id(o.input);
     ok = problem.empty();
     if (!ok) std::fprintf(stderr, "lockstep batch: error: %s\n", problem.c_str());
   }

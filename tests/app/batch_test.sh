@@ -85,6 +85,15 @@ grep -q "2 succeeded, 0 failed, 13 skipped" "$tmp/log" || fail "resume should re
 run; [ $? -eq 2 ] || fail "an existing output must not be overwritten without --resume"
 grep -q "already holds results; pass --resume" "$tmp/log" || fail "overwrite message"
 
+# A custom_id given twice: refused before the model loads, nothing written.
+cp "$tmp/in.jsonl" "$tmp/all.jsonl" && rm "$tmp/out.jsonl"
+{ head -2 "$tmp/all.jsonl"; head -1 "$tmp/all.jsonl"; } >"$tmp/in.jsonl"
+run; [ $? -eq 2 ] || fail "a repeated custom_id must be refused"
+grep -q 'custom_id "ids-0" is on lines 1 and 3 of --input; custom_ids must be unique' "$tmp/log" || fail "repeat message"
+grep -q "loading weights" "$tmp/log" && fail "a repeated custom_id must be found before the weights load"
+[ ! -e "$tmp/out.jsonl" ] || fail "a refused input wrote results"
+mv "$tmp/all.jsonl" "$tmp/in.jsonl"
+
 # --device cuda where no rank has a GPU (CI): one clear error, every rank exits, no hang.
 if ! nvidia-smi -L >/dev/null 2>&1; then
   rm -f "$tmp/out.jsonl"
