@@ -365,8 +365,8 @@ void sample_rows(GpuContext& ctx, const float* logits, std::int64_t rows, std::i
            "sample_rows: cluster " << cluster << " is not 0 (chosen here) or a power of 2 up to " << kMaxCluster);
   if (rows == 0) return;
   LS_CHECK(rows * kMaxCluster <= INT32_MAX, "sample_rows: " << rows << " rows");
-  // Blocks per row: as many as keep the grid within one block per SM (batch 1: 8 SMs a row;
-  // from 132 rows on an H200, one), on GPUs with clusters.
+  // Blocks per row: a power of 2 up to 8 that keeps the grid within one block per SM (on an
+  // H200's 132 SMs: 8 for up to 16 rows, 1 from 67 rows on), on GPUs with clusters.
   if (cluster == 0) {
     cluster = 1;
     while (cluster < kMaxCluster && rows * cluster * 2 <= ctx.sm_count()) cluster *= 2;
