@@ -136,24 +136,32 @@ OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const Model
   if (endpoint == Endpoint::Completions) {
     if (!b.contains("prompt")) throw ApiError(400, "'prompt' is required", "prompt");
     const json& p = b["prompt"];
+    const bool echo = opt<bool>(b, "echo").value_or(false);
     auto add_text = [&](const std::string& text) {
       if (!m.tokenizer) throw ApiError(400, "this model has no tokenizer: send prompts as token ids", "prompt");
       r.prompts.push_back(m.tokenizer->encode(text, /*add_special_tokens=*/true));
+      if (echo) r.echo_texts.push_back(text);
+    };
+    auto add_ids = [&](std::vector<int> ids) {
+      if (echo) r.echo_texts.push_back(m.tokenizer ? m.tokenizer->decode(ids, /*skip_special_tokens=*/false) : "");
+      r.prompts.push_back(std::move(ids));
     };
     if (p.is_string()) {
       add_text(p.get<std::string>());
     } else if (is_token_list(p)) {
-      r.prompts.push_back(p.get<std::vector<int>>());
+      add_ids(p.get<std::vector<int>>());
     } else if (p.is_array() && !p.empty()) {
       for (const json& item : p) {
         if (item.is_string()) add_text(item.get<std::string>());
-        else if (is_token_list(item)) r.prompts.push_back(item.get<std::vector<int>>());
+        else if (is_token_list(item)) add_ids(item.get<std::vector<int>>());
         else throw ApiError(400, "each prompt must be a string or a non-empty list of token ids", "prompt");
       }
     } else {
       throw ApiError(400, "'prompt' must be a string, a list of strings, or (a list of) token-id lists", "prompt");
     }
   } else {
+    if (opt<bool>(b, "echo").value_or(false))
+      throw ApiError(400, "'echo' is not supported for chat completions yet", "echo");
     const std::string text = render_chat_prompt(b, m);
     r.prompts.push_back(m.tokenizer->encode(text, /*add_special_tokens=*/false));
   }
@@ -253,8 +261,8 @@ OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const Model
       g.sampling.logit_bias.emplace_back(static_cast<int>(id), std::clamp(value.get<float>(), -100.0f, 100.0f));
     }
   }
-  if (b.contains("echo") && b["echo"].is_boolean() && b["echo"].get<bool>())
-    throw ApiError(400, "'echo' is not supported by this server yet", "echo");
+  if (!r.echo_texts.empty() && g.sampling.logprobs >= 0)
+    throw ApiError(400, "'echo' with 'logprobs' (the prompt's log-probabilities) is not supported yet", "echo");
   reject_constrained_decoding(b);
   return r;
 }

@@ -41,6 +41,9 @@ struct OpenAIRequest {
   bool skip_special_tokens = true;
   bool include_stop_str_in_output = false;
   std::vector<std::string> stop;          // stop strings, matched on the output text
+  // Completions with "echo": each prompt's text (as sent, or its token ids decoded), put before
+  // its choices' text (streams: in the choice's first chunk); empty without echo.
+  std::vector<std::string> echo_texts;
   GenerationRequest generation;           // sampling and stop rules; prompt filled per choice
 };
 

@@ -73,7 +73,7 @@ nlohmann::ordered_json build_response(const OpenAIRequest& r, const ModelContext
       message["tool_calls"] = json::array();
       choice["message"] = message;
     } else {
-      choice["text"] = c.text();
+      choice["text"] = r.echo_texts.empty() ? c.text() : r.echo_texts[choices[i].prompt_index] + c.text();
     }
     if (r.generation.sampling.logprobs >= 0)
       choice["logprobs"] = LogprobsOutput(r, m.tokenizer.get()).build(c.token_ids(), c.logprobs(), 0, c.token_ids().size());

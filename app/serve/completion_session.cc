@@ -131,7 +131,11 @@ std::optional<json> CompletionSession::response(const ClientGone& client_gone) {
 json CompletionSession::stream_choice(Choice& c, std::size_t index) {
   const bool chat = request_.endpoint == Endpoint::ChatCompletions;
   const bool finishing = c.done && !c.finish_sent;
-  const std::string text = std::exchange(c.new_text, {});
+  std::string text = std::exchange(c.new_text, {});
+  if (!request_.echo_texts.empty() && !c.echo_sent) {  // echo: the prompt opens the choice's first chunk
+    text = request_.echo_texts[c.prompt_index] + text;
+    c.echo_sent = true;
+  }
   json choice;
   choice["index"] = index;
   if (chat) {

@@ -51,7 +51,7 @@ class CompletionSession {
     // Streaming bookkeeping.
     std::string new_text;
     std::size_t tokens_sent = 0;
-    bool role_sent = false, finish_sent = false;
+    bool role_sent = false, finish_sent = false, echo_sent = false;
     ReasoningStream reasoning;
     std::unique_ptr<LogprobsOutput> logprobs;  // when asked
   };

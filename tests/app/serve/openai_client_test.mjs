@@ -299,7 +299,39 @@ async function penalties() {
   await expectError(400, () => client.completions.create({ model: modelName, prompt: "x", repetition_penalty: 0 }), "repetition_penalty 0");
 }
 
-const tests = { models, completionsTokenIds, chat, stops, nChoices, logprobs, penalties, errors, concurrent, disconnect };
+// echo (completions): each choice's text starts with its prompt's text (a text prompt as sent,
+// token ids decoded), streamed in the choice's first chunk; not with logprobs, not for chat.
+async function echo() {
+  const c = expected.cases[0];
+  const params = { model: modelName, prompt: c.prompt, max_tokens: 6, ...greedy };
+  const plain = await client.completions.create(params);
+  const echoed = await client.completions.create({ ...params, echo: true });
+  check(echoed.choices[0].text === c.prompt + plain.choices[0].text, "echo: prompt text, then the completion",
+        JSON.stringify([echoed.choices[0].text, c.prompt, plain.choices[0].text]));
+  check(same(echoed.choices[0].token_ids, plain.choices[0].token_ids) && echoed.usage.completion_tokens === 6,
+        "echo: the generated tokens and usage unchanged");
+  let streamed = "";
+  let first = null;
+  for await (const chunk of await client.completions.create({ ...params, echo: true, stream: true }))
+    for (const ch of chunk.choices) {
+      if (first === null) first = ch.text;
+      streamed += ch.text;
+    }
+  check(streamed === echoed.choices[0].text, "echo, streamed: the same text", JSON.stringify([streamed, echoed.choices[0].text]));
+  check(first !== null && first.startsWith(c.prompt), "echo, streamed: the prompt in the first chunk", JSON.stringify(first));
+  const ids = await client.completions.create({ model: modelName, prompt: [c.prompt_ids, c.prompt_ids], max_tokens: 2, echo: true,
+                                                ...greedy });
+  const decoded = await (await fetch(`${baseURL.replace(/\/v1$/, "")}/detokenize`, {
+    method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
+    body: JSON.stringify({ model: modelName, tokens: c.prompt_ids }) })).json();
+  check(ids.choices.length === 2 && ids.choices.every((ch) => ch.text.startsWith(decoded.prompt)),
+        "echo, token-id prompts: the decoded prompt first", JSON.stringify([ids.choices.map((ch) => ch.text), decoded]));
+  await expectError(400, () => client.completions.create({ ...params, echo: true, logprobs: 1 }), "echo with logprobs");
+  await expectError(400, () => client.chat.completions.create({ model: modelName, messages: [{ role: "user", content: "x" }],
+    max_tokens: 2, echo: true }), "echo in chat");
+}
+
+const tests = { models, completionsTokenIds, chat, stops, nChoices, logprobs, penalties, echo, errors, concurrent, disconnect };
 for (const [name, fn] of Object.entries(tests)) {
   try {
     await fn();
