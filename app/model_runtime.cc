@@ -40,7 +40,13 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
       ->check(CLI::PositiveNumber);
   cmd.add_option("--block-size", o.block_size, "Tokens per KV-cache block")->check(CLI::PositiveNumber);
   cmd.add_option("--kv-cache-memory", o.kv_cache_memory, "KV-cache memory per rank on the CPU backend, e.g. 4G");
-  cmd.add_option("--gpu-memory-utilization", o.gpu_memory_utilization, "GPU memory fraction (CUDA backend)");
+  cmd.add_option("--gpu-memory-utilization", o.gpu_memory_utilization, "GPU memory fraction (CUDA backend)")
+      ->check(CLI::Validator(
+          [](const std::string& v) {
+            const double f = std::strtod(v.c_str(), nullptr);
+            return f > 0.0 && f <= 1.0 ? std::string() : "--gpu-memory-utilization " + v + " is not in (0, 1]";
+          },
+          "(0, 1]"));
   cmd.add_flag("--enforce-eager", o.enforce_eager, "Launch every kernel (no CUDA graphs for decode steps)");
   cmd.add_flag("--enable-prefix-caching", o.enable_prefix_caching, "Reuse KV blocks of shared prompt prefixes (default on)");
   cmd.add_flag("--no-enable-prefix-caching", o.no_enable_prefix_caching, "Turn prefix caching off");
@@ -91,6 +97,15 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
     rt->weights_ = std::make_unique<CheckpointWeights>(*rt->checkpoint_);
   }
   const int max_model_len = o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
+  // As vLLM: past the positions the model was trained on, RoPE attention degrades or goes to NaN,
+  // so a longer --max-model-len needs the user to say so.
+  const char* allow_long = std::getenv("LOCKSTEP_ALLOW_LONG_MAX_MODEL_LEN");
+  if (!allow_long) allow_long = std::getenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN");
+  if (max_model_len > c.max_position_embeddings && !(allow_long && std::string(allow_long) == "1"))
+    throw std::runtime_error("--max-model-len " + std::to_string(max_model_len) + " is greater than the model's " +
+                             "max_position_embeddings (" + std::to_string(c.max_position_embeddings) + " in " + o.model +
+                             "/config.json); positions past it are untrained. Set LOCKSTEP_ALLOW_LONG_MAX_MODEL_LEN=1 "
+                             "(or VLLM_ALLOW_LONG_MAX_MODEL_LEN=1) to allow it");
   const auto stages = pipeline_layer_ranges(c.num_hidden_layers, rt->grid_->layout().pp, o.pipeline_layer_partition);
   const LayerRange mine = stages[rt->grid_->pp_rank()];
 

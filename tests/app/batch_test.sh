@@ -94,6 +94,19 @@ grep -q "loading weights" "$tmp/log" && fail "a repeated custom_id must be found
 [ ! -e "$tmp/out.jsonl" ] || fail "a refused input wrote results"
 mv "$tmp/all.jsonl" "$tmp/in.jsonl"
 
+# Startup checks as vLLM's: --max-model-len past the model's max_position_embeddings (512 here)
+# needs LOCKSTEP_ALLOW_LONG_MAX_MODEL_LEN=1; --gpu-memory-utilization must be in (0, 1].
+rm -f "$tmp/out.jsonl"
+run --max-model-len 600; [ $? -ne 0 ] || fail "--max-model-len past max_position_embeddings was accepted"
+grep -q "max-model-len 600 is greater than the model's max_position_embeddings (512" "$tmp/log" || fail "long max-model-len message"
+[ ! -s "$tmp/out.jsonl" ] || fail "a refused --max-model-len wrote results"
+LOCKSTEP_ALLOW_LONG_MAX_MODEL_LEN=1 run --max-model-len 600 ||
+  fail "LOCKSTEP_ALLOW_LONG_MAX_MODEL_LEN=1 should allow it"
+grep -q "max model len 600" "$tmp/log" || fail "the allowed --max-model-len is used"
+rm -f "$tmp/out.jsonl"
+run --gpu-memory-utilization 1.5; [ $? -ne 0 ] || fail "--gpu-memory-utilization 1.5 was accepted"
+grep -q "gpu-memory-utilization 1.5 is not in (0, 1]" "$tmp/log" || fail "gpu-memory-utilization message"
+
 # --device cuda where no rank has a GPU (CI): one clear error, every rank exits, no hang.
 if ! nvidia-smi -L >/dev/null 2>&1; then
   rm -f "$tmp/out.jsonl"
