@@ -66,7 +66,10 @@ nlohmann::ordered_json build_response(const OpenAIRequest& r, const ModelContext
       if (m.reasoning_parser) {
         const auto [reasoning, content] = split_reasoning(c.text());
         message["content"] = content ? json(*content) : json(nullptr);
-        message["reasoning_content"] = reasoning ? json(*reasoning) : json(nullptr);
+        // Both names: `reasoning` is vLLM's since late 2025 (OpenAI's guidance for chains of
+        // thought), `reasoning_content` DeepSeek's own API's and the clients built on it.
+        message["reasoning"] = reasoning ? json(*reasoning) : json(nullptr);
+        message["reasoning_content"] = message["reasoning"];
       } else {
         message["content"] = c.text();
       }

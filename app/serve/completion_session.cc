@@ -147,7 +147,7 @@ json CompletionSession::stream_choice(Choice& c, std::size_t index) {
         d.reasoning += tail.reasoning;
         d.content += tail.content;
       }
-      if (!d.reasoning.empty()) delta["reasoning_content"] = d.reasoning;
+      if (!d.reasoning.empty()) delta["reasoning"] = delta["reasoning_content"] = d.reasoning;  // both names: see build_response
       if (!d.content.empty()) delta["content"] = d.content;
     } else if (!text.empty()) {
       delta["content"] = text;

@@ -85,6 +85,8 @@ async function collectChatStream(params) {
     if (chunk.usage) out.usage = chunk.usage;
     for (const ch of chunk.choices) {
       if (ch.delta.role) out.role = ch.delta.role;
+      // Reasoning under both names: vLLM's `reasoning` and DeepSeek's `reasoning_content`.
+      check((ch.delta.reasoning ?? null) === (ch.delta.reasoning_content ?? null), "chat stream: reasoning under both names");
       out.reasoning += ch.delta.reasoning_content ?? "";
       out.content += ch.delta.content ?? "";
       out.ids.push(...(ch.token_ids ?? []));
@@ -112,6 +114,7 @@ async function chat() {
     check(same(r.prompt_token_ids, c.prompt_ids), `chat ${i}: prompt token ids equal apply_chat_template's`);
     if (firm(c) < c.greedy_ids.length) check(typeof (m.reasoning_content ?? m.content) === "string", `chat ${i}: a message`);
     else if (reasoningModel) check(m.reasoning_content === c.greedy_text && m.content === null, `chat ${i}: reasoning_content`);
+    if (reasoningModel) check(m.reasoning === m.reasoning_content, `chat ${i}: reasoning under both names`);
     else check(m.content === c.greedy_text, `chat ${i}: content`);
     check(r.usage.total_tokens === c.prompt_ids.length + c.greedy_ids.length, `chat ${i}: usage`);
   }
