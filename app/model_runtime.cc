@@ -53,8 +53,8 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--seed", o.seed, "Seed of requests that give none");
   cmd.add_option("--pipeline-layer-partition", o.pipeline_layer_partition,
                  "Layers per pipeline stage, e.g. 16,15,15,15 (default: even, remainder to the first stages)");
-  cmd.add_option("--reasoning-parser", o.reasoning_parser, "deepseek_r1: <think> text goes to reasoning_content "
-                                                           "(auto: on when the chat template opens <think>)")
+  cmd.add_option("--reasoning-parser", o.reasoning_parser, "deepseek_r1: <think> text goes to reasoning (and "
+                                                           "reasoning_content); auto: on when the chat template opens <think>")
       ->check(CLI::IsMember({"auto", "deepseek_r1", "none"}));
   cmd.add_flag("--trust-remote-code", o.trust_remote_code, "Accepted for vLLM command lines; has no effect");
   cmd.add_flag("--disable-custom-all-reduce", o.disable_custom_all_reduce, "Accepted for vLLM command lines; no effect");
