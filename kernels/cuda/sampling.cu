@@ -164,6 +164,33 @@ __device__ void for_each_key(const unsigned* keys, Part part, F&& f) {
   }
 }
 
+// The first id of the row, in id order (a thread's run in order, the threads' in thread order,
+// the blocks' in rank order), where the running sum of weight(key, id) reaches
+// target_of(the row's total); -1 if none does. Every thread of every block gets it.
+template <typename Weight, typename Target>
+__device__ int first_reaching(const unsigned* keys, Part part, Weight&& weight, Target&& target_of, Shared& s, int& x) {
+  u64 mine = 0;
+  for (int i = part.clo; i < part.chi; ++i) mine += weight(keys[i], i);
+  u64 block_total = 0, total = 0;
+  const u64 before = block_exclusive_scan(mine, s, &block_total) + exchange_totals(block_total, s, x, &total);
+  const u64 target = target_of(total);
+  Published& pub = s.pub[x++ % 2];
+  if (threadIdx.x == 0) pub.found = -1;
+  __syncthreads();
+  if (before < target && target <= before + mine) {
+    u64 cum = before;
+    for (int i = part.clo; i < part.chi; ++i)
+      if ((cum += weight(keys[i], i)) >= target) {
+        pub.found = i;
+        break;
+      }
+  }
+  Row::sync();
+  int index = -1;
+  for (int r = 0; r < Row::size(); ++r) index = max(index, Row::at(&pub, r)->found);
+  return index;
+}
+
 // The row's count (by_mass false) or mass of the elements in the cut.
 __device__ u64 total_in(const unsigned* keys, Part part, Cut cut, bool by_mass, Shared& s, int& x) {
   u64 mine = 0;
@@ -240,24 +267,9 @@ __device__ Cut select(const unsigned* keys, Part part, Cut within, bool by_mass,
   // prefix is the exact key; the target lies among its ties (equal masses), taken in id order.
   const u64 tie_mass = mass_of(prefix);
   const u64 need = !by_mass ? target - base : tie_mass > 0 ? (target - base + tie_mass - 1) / tie_mass : 1;
-  u64 mine = 0;
-  for (int i = part.clo; i < part.chi; ++i) mine += keys[i] == prefix && in_cut(prefix, i, within);
-  u64 block_ties = 0, row_ties = 0;
-  const u64 before = block_exclusive_scan(mine, s, &block_ties) + exchange_totals(block_ties, s, x, &row_ties);
-  Published& pub = s.pub[x++ % 2];
-  if (threadIdx.x == 0) pub.found = -1;
-  __syncthreads();
-  if (before < need && need <= before + mine) {
-    u64 c = before;
-    for (int i = part.clo; i < part.chi; ++i)
-      if (keys[i] == prefix && in_cut(prefix, i, within) && ++c == need) {
-        pub.found = i;
-        break;
-      }
-  }
-  Row::sync();
-  int index = -1;
-  for (int r = 0; r < Row::size(); ++r) index = max(index, Row::at(&pub, r)->found);
+  const int index = first_reaching(
+      keys, part, [&](unsigned key, int i) -> u64 { return key == prefix && in_cut(prefix, i, within); },
+      [need](u64) { return need; }, s, x);
   return Cut{prefix, index};
 }
 
@@ -299,27 +311,10 @@ __device__ int sample_row(const float* logits, int row, int rows, int vocab, int
   }
   __syncthreads();  // a block reads only the keys it wrote: no sync across the row needed
   if (p.min_p <= 0.0f && p.top_k <= 0 && p.top_p >= 1.0f) {
-    // No filter: the draw in id order (a thread's run in order, the threads' in thread order,
-    // the blocks' in rank order).
-    u64 mine = 0;
-    for (int i = part.clo; i < part.chi; ++i) mine += mass_of(keys[i]);
-    u64 block_total = 0, total = 0;
-    const u64 before = block_exclusive_scan(mine, s, &block_total) + exchange_totals(block_total, s, x, &total);
-    const u64 target = static_cast<u64>(floor(p.u * static_cast<double>(total))) + 1;
-    Published& pub = s.pub[x++ % 2];
-    if (threadIdx.x == 0) pub.found = -1;
-    __syncthreads();
-    if (before < target && target <= before + mine) {
-      u64 cum = before;
-      for (int i = part.clo; i < part.chi; ++i)
-        if ((cum += mass_of(keys[i])) >= target) {
-          pub.found = i;
-          break;
-        }
-    }
-    Row::sync();
-    int index = -1;
-    for (int r = 0; r < Row::size(); ++r) index = max(index, Row::at(&pub, r)->found);
+    // No filter: the draw in id order.
+    const int index = first_reaching(
+        keys, part, [](unsigned key, int) { return mass_of(key); },
+        [&](u64 total) { return static_cast<u64>(floor(p.u * static_cast<double>(total))) + 1; }, s, x);
     return index >= 0 ? index : best_i;  // out of reach (rounding): the argmax, as the host sampler
   }
   const Cut everything{0u, vocab - 1};
