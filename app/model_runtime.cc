@@ -9,6 +9,7 @@
 
 #include "app/commbench/byte_size.h"
 #include "app/commbench/cpu_affinity.h"
+#include "app/model_dtype.h"
 #include "comm/mpi_check.h"
 #include "comm/mpi_env.h"
 #include "kernels/dense_ops.h"
@@ -29,8 +30,10 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--load-format", o.load_format, "auto/safetensors: the checkpoint; dummy: random weights at the "
                                                   "config's shapes (benchmarks)")
       ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
-  cmd.add_option("--dtype", o.dtype, "auto or bfloat16 (the CPU backend computes in fp32 over bf16 weights)")
-      ->check(CLI::IsMember({"auto", "bfloat16", "bf16"}));
+  cmd.add_option("--dtype", o.dtype, "Weights, KV cache and GEMM inputs: auto (the checkpoint's float16 or "
+                                    "bfloat16; float32 checkpoints run in bfloat16, or float16 on GPUs before Ampere), "
+                                    "bfloat16, half / float16. The CPU backend computes in fp32 over them")
+      ->check(CLI::IsMember(kDTypeFlagNames));
   cmd.add_option("--device", o.device, "Where the model runs: cuda (one GPU per rank, NCCL), cpu (MPI), or auto "
                                       "(cuda when every rank has a GPU)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
@@ -87,8 +90,11 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
                            : o.device == "cuda" ? CommBackend::Nccl  // checked above
                                                 : resolve_backend(backend, *rt->grid_);
   const bool on_gpu = comm == CommBackend::Nccl;
+  int capability = on_gpu ? gpu_compute_capability(rt->grid_->gpu()) : 0;  // the job's oldest GPU decides --dtype auto
+  LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &capability, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   rt->groups_ = std::make_unique<CommGroups>(*rt->grid_, comm);
   rt->config_ = ModelConfig::from_dir(o.model);
+  rt->config_.dtype = resolve_model_dtype(o.dtype, rt->config_.torch_dtype, capability);
   const ModelConfig& c = rt->config_;
   if (o.load_format == "dummy") {
     rt->weights_ = std::make_unique<DummyWeights>(o.seed);
@@ -179,7 +185,8 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   SchedulerConfig sc{o.max_num_seqs, o.max_num_batched_tokens, max_model_len, eos};
   rt->scheduler_ = std::make_unique<Scheduler>(sc, *rt->blocks_);
   rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, rt->scheduler_.get(), o.seed);
-  LS_INFO("model " << c.architecture << " with " << c.num_hidden_layers << " layers on "
+  LS_INFO("model " << c.architecture << " (" << (c.dtype == DType::F16 ? "float16" : "bfloat16") << ") with "
+                   << c.num_hidden_layers << " layers on "
                    << (on_gpu ? std::string(o.enforce_eager ? "GPUs (eager)" : "GPUs (CUDA graphs for decode)")
                                : "CPUs (" + std::to_string(cpu::threads()) + " threads per rank)")
                    << ", TP" << rt->grid_->layout().tp

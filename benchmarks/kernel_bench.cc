@@ -44,13 +44,14 @@ Bench g;
 
 // ---- Device buffers with deterministic contents.
 
-// count values of T (float or bf16) from the verification pattern (kernels/pattern.h: hashed
+// count values of T (float, bf16 or fp16) from the verification pattern (kernels/pattern.h: hashed
 // values in {-2, -1, 1, 2}, written on the GPU), so rows and tensors all differ and no weight
 // is zero (zeros would run faster than any real weight).
 template <class T>
 DeviceBuffer filled(std::size_t count, std::uint32_t seed) {
   DeviceBuffer buf(DeviceKind::Cuda, count * sizeof(T));
-  fill_pattern(DeviceKind::Cuda, buf.data(), count, std::is_same_v<T, bf16> ? DType::BF16 : DType::F32, seed, 0,
+  fill_pattern(DeviceKind::Cuda, buf.data(), count,
+               std::is_same_v<T, bf16> ? DType::BF16 : std::is_same_v<T, fp16> ? DType::F16 : DType::F32, seed, 0,
                g.ctx->stream());
   g.ctx->synchronize();
   return buf;
@@ -162,14 +163,16 @@ void run_timed(benchmark::State& state, double bytes, double flops, Op&& op, boo
 // ---- The ops.
 
 // As the model calls them: q|k|v, gate|up and down read bf16 activations (the norms and
-// silu_mul write bf16), o and lm_head fp32 ones (rounded to bf16 by linear first).
+// silu_mul write bf16), o and lm_head fp32 ones (rounded to bf16 by linear first). W: the
+// model's dtype (fp16 for --dtype half).
+template <HalfFloat W = bf16>
 void bm_linear(benchmark::State& state, std::int64_t rows, std::int64_t in, std::int64_t out, bool fp32_input) {
-  DeviceBuffer x = fp32_input ? filled<float>(rows * in, 1) : filled<bf16>(rows * in, 1);
-  DeviceBuffer w = filled<bf16>(in * out, 2), y(DeviceKind::Cuda, rows * out * sizeof(float));
+  DeviceBuffer x = fp32_input ? filled<float>(rows * in, 1) : filled<W>(rows * in, 1);
+  DeviceBuffer w = filled<W>(in * out, 2), y(DeviceKind::Cuda, rows * out * sizeof(float));
   const double bytes = 2.0 * in * out + (fp32_input ? 4.0 : 2.0) * rows * in + 4.0 * rows * out;
   run_timed(state, bytes, 2.0 * rows * in * out, [&] {
-    if (fp32_input) cuda::linear(*g.ctx, as<float>(x), rows, in, as<bf16>(w), out, nullptr, as<float>(y));
-    else cuda::linear(*g.ctx, as<bf16>(x), rows, in, as<bf16>(w), out, nullptr, as<float>(y));
+    if (fp32_input) cuda::linear(*g.ctx, as<float>(x), rows, in, as<W>(w), out, nullptr, as<float>(y));
+    else cuda::linear(*g.ctx, as<W>(x), rows, in, as<W>(w), out, nullptr, as<float>(y));
   });
 }
 
@@ -238,12 +241,14 @@ const char* kernel_name(cuda::AttentionKernel kernel) {
   return kernel == cuda::AttentionKernel::TensorCores ? "tensor_cores" : "cuda_cores";
 }
 
-// Decode: `batch` sequences at `context` positions each, one query token per sequence.
+// Decode: `batch` sequences at `context` positions each, one query token per sequence; a W
+// (bf16 or fp16) cache.
+template <HalfFloat W = bf16>
 void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context,
                         cuda::AttentionKernel kernel, int splits = 0, bool warm = false) {
   const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
   const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
-  DeviceBuffer k = filled<bf16>(cache_floats, 10), v = filled<bf16>(cache_floats, 11);
+  DeviceBuffer k = filled<W>(cache_floats, 10), v = filled<W>(cache_floats, 11);
   DeviceBuffer q = filled<float>(batch * kHeads * kHeadDim, 12);
   DeviceBuffer out(DeviceKind::Cuda, batch * kHeads * kHeadDim * sizeof(float));
   std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
@@ -251,11 +256,11 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
   std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
   std::iota(seq_of.begin(), seq_of.end(), 0);
   DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
-  const double bytes = 2.0 * 2.0 * batch * context * kKvHeads * kHeadDim;  // K and V read (bf16)
+  const double bytes = 2.0 * 2.0 * batch * context * kKvHeads * kHeadDim;  // K and V read (16 bits)
   const double flops = 4.0 * batch * context * kHeads * kHeadDim;          // q.k and p.v
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   run_timed(state, bytes, flops, [&] {
-    cuda::paged_attention(*g.ctx, as<float>(q), as<bf16>(k), as<bf16>(v), batch, kHeads, kKvHeads, kHeadDim,
+    cuda::paged_attention(*g.ctx, as<float>(q), as<W>(k), as<W>(v), batch, kHeads, kKvHeads, kHeadDim,
                           kBlockSize, as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale,
                           as<float>(out), context, 1, kernel, splits);
   }, warm);
@@ -338,6 +343,11 @@ void register_benchmarks() {
         add("cublas_linear/" + shape_name(s) + "/rows:" + std::to_string(rows),
             [=](benchmark::State& st) { bm_cublas_linear(st, rows, s.in, s.out); });
     }
+  // --dtype half: the same GEMV (rows 1) and cuBLAS GEMM (4096) in fp16.
+  for (const std::int64_t rows : {1, 4096})
+    for (const Shape& s : shapes)
+      add("linear_fp16/" + shape_name(s) + "/rows:" + std::to_string(rows),
+          [=](benchmark::State& st) { bm_linear<fp16>(st, rows, s.in, s.out, s.fp32_input); });
   for (const bool add_first : {false, true})
     for (const std::int64_t rows : {1, 32, 4096})
       add(std::string(add_first ? "add_rms_norm" : "rms_norm") + "/rows:" + std::to_string(rows),
@@ -356,6 +366,9 @@ void register_benchmarks() {
     // The 1k-in/1k-out offline run's decode: 256 sequences at 1.5k positions on average, and its
     // prefill steps: 8 prompts of 1024 tokens.
     add(prefix + "/batch:256/ctx:1536", [=](benchmark::State& st) { bm_paged_attention(st, 256, 1536, kernel); });
+    for (const std::int64_t batch : {1, 256})  // an fp16 cache (--dtype half)
+      add(prefix + "/fp16/batch:" + std::to_string(batch) + "/ctx:1536",
+          [=](benchmark::State& st) { bm_paged_attention<fp16>(st, batch, 1536, kernel); });
     add(std::string("prefill_attention/") + kernel_name(kernel) + "/seqs:8/prompt:1024",
         [=](benchmark::State& st) { bm_prefill_attention(st, 8, 1024, kernel); });
     // Batch-1 decode is a latency chain (the block's loads, its split's partial, the merge): how

@@ -1,9 +1,11 @@
 // The dense-transformer ops: cpu:: is the CPU backend and the reference every CUDA kernel
 // is checked against; cuda:: runs the same ops on device pointers, enqueued on the context's
-// stream. fp32 activations, bf16 weights. Shapes in each comment; all tensors row-major.
+// stream. fp32 activations; weights W in the model's 16-bit type (bf16, or fp16 for --dtype
+// half), each op instantiated for both. Shapes in each comment; all tensors row-major.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/dtype.h"
 
@@ -17,20 +19,25 @@ namespace lockstep::cpu {
 void set_threads(int threads);
 int threads();
 
-// y[rows, out] = x[rows, in] . w[out, in]^T (+ bias[out]).
-void linear(const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
-            const bf16* bias, float* y);
+// y[rows, out] = x[rows, in] . w[out, in]^T (+ bias[out]). (Nullable arguments are
+// std::type_identity_t so that nullptr passes: W comes from the weights.)
+template <HalfFloat W>
+void linear(const float* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
+            std::type_identity_t<const W*> bias, float* y);
 
 // y[rows, dim] = x / sqrt(mean(x^2) + eps) * weight[dim]   (y may alias x).
-void rms_norm(const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps, float* y);
+template <HalfFloat W>
+void rms_norm(const float* x, std::int64_t rows, std::int64_t dim, const W* weight, float eps, float* y);
 
 // residual[rows, dim] += delta; y = rms_norm(residual) (the pre-norm block's add + norm).
-void add_rms_norm(float* residual, const float* delta, std::int64_t rows, std::int64_t dim, const bf16* weight,
+template <HalfFloat W>
+void add_rms_norm(float* residual, const float* delta, std::int64_t rows, std::int64_t dim, const W* weight,
                   float eps, float* y);
 
 // out[tokens, hidden] = table[ids[t] - vocab_begin] for ids in [vocab_begin, vocab_begin +
 // vocab_rows), else 0 (a vocab-parallel embedding: another rank holds that row).
-void embedding(const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
+template <HalfFloat W>
+void embedding(const int* ids, std::int64_t tokens, const W* table, std::int64_t vocab_begin,
                std::int64_t vocab_rows, std::int64_t hidden, float* out);
 
 // ids[r] = the index of the largest of logits[r, 0 .. vocab) (the first one on ties; 0 when no
@@ -45,9 +52,10 @@ void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids
 // pairs (i, i + head_dim/2) with frequency inv_freq[i]), writes q[tokens, q_heads, head_dim]
 // and token t's k/v rows to slot slots[t] (= block * block_size + offset) of the layer's paged
 // caches, each [num_blocks, block_size, kv_heads, head_dim].
+template <HalfFloat W>
 void split_qkv_rope_cache(const float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads,
-                          std::int64_t head_dim, const bf16* bias, const int* positions, const float* inv_freq,
-                          const std::int64_t* slots, float* q, float* k_cache, float* v_cache);
+                          std::int64_t head_dim, std::type_identity_t<const W*> bias, const int* positions,
+                          const float* inv_freq, const std::int64_t* slots, float* q, float* k_cache, float* v_cache);
 
 // out[rows, ffn] = silu(gate) * up, where gate_up[rows, 2 ffn] holds each row's gate then up
 // (the fused gate|up projection).
@@ -66,26 +74,35 @@ void paged_attention(const float* q, const float* k_cache, const float* v_cache,
 namespace lockstep::cuda {
 
 // Same contracts as cpu::, every pointer on the context's GPU; enqueued on ctx.stream() (read
-// results after ctx.synchronize()); zero rows or tokens are a no-op. linear rounds x to bf16
-// and multiplies with fp32 accumulation (so it differs from cpu::linear by that rounding): a
-// cuBLAS bf16 GEMM, or for decode-sized steps a bandwidth-bound GEMV (kernels/cuda/gemv.h); the
+// results after ctx.synchronize()); zero rows or tokens are a no-op. linear rounds x to W and
+// multiplies with fp32 accumulation (so it differs from cpu::linear by that rounding): a
+// cuBLAS GEMM in W, or for decode-sized steps a bandwidth-bound GEMV (kernels/cuda/gemv.h); the
 // others compute in fp32 exactly as cpu:: does, up to the order of sums.
-void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
-            const bf16* bias, float* y);
-void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
-              float* y);
+template <HalfFloat W>
+void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
+            std::type_identity_t<const W*> bias, float* y);
+// Out: float, or W for an activation that only feeds linears (below).
+template <HalfFloat W, typename Out>
+void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const W* weight, float eps,
+              Out* y);
+template <HalfFloat W, typename Out>
 void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int64_t rows, std::int64_t dim,
-                  const bf16* weight, float eps, float* y);
-void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
+                  const W* weight, float eps, Out* y);
+template <HalfFloat W>
+void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const W* table, std::int64_t vocab_begin,
                std::int64_t vocab_rows, std::int64_t hidden, float* out);
 void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids,
             std::int64_t stride = 0, float* values = nullptr);
-void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out);
-// The GPU's KV cache is bf16 (the model's dtype, as transformers and vLLM keep it): k and v are
+// Out: float or a HalfFloat.
+template <typename Out>
+void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out);
+// The GPU's KV cache is in W (the model's dtype, as transformers and vLLM keep it): k and v are
 // rounded as they are written, and attention reads them as written.
+template <HalfFloat W>
 void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens, std::int64_t q_heads,
-                          std::int64_t kv_heads, std::int64_t head_dim, const bf16* bias, const int* positions,
-                          const float* inv_freq, const std::int64_t* slots, float* q, bf16* k_cache, bf16* v_cache);
+                          std::int64_t kv_heads, std::int64_t head_dim, std::type_identity_t<const W*> bias,
+                          const int* positions, const float* inv_freq, const std::int64_t* slots, float* q,
+                          W* k_cache, W* v_cache);
 // head_dim a multiple of 4 up to 256. max_context: an upper bound of pos[t] + 1 over the tokens (0: the block
 // tables' capacity); when the batch alone does not fill the GPU, contexts are split across
 // blocks and merged (scratch). query_run: the longest run of consecutive tokens of one sequence
@@ -97,21 +114,18 @@ void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens
 // the CUDA-core one. splits: the blocks a decode token's context is cut over (at most 64; 0:
 // chosen to fill the GPU), for benchmarks that compare them.
 enum class AttentionKernel { Auto, CudaCores, TensorCores };
-void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
+template <HalfFloat W>
+void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
                      float* out, std::int64_t max_context = 0, std::int64_t query_run = 1,
                      AttentionKernel kernel = AttentionKernel::Auto, int splits = 0);
 
-// bf16 activations: linear rounds its input to bf16 anyway, so an op whose output only feeds
-// linears may write bf16 itself (these rms_norm, add_rms_norm and silu_mul) and the linear take
-// it as it is (the bf16* x linear): the same numbers with one conversion pass fewer.
-void linear(GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
-            const bf16* bias, float* y);
-void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
-              bf16* y);
-void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int64_t rows, std::int64_t dim,
-                  const bf16* weight, float eps, bf16* y);
-void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, bf16* out);
+// Activations in W: linear rounds its input to W anyway, so an op whose output only feeds
+// linears may write W itself (rms_norm, add_rms_norm and silu_mul with Out = W) and the linear
+// take it as it is (this W* x linear): the same numbers with one conversion pass fewer.
+template <HalfFloat W>
+void linear(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
+            std::type_identity_t<const W*> bias, float* y);
 
 }  // namespace lockstep::cuda

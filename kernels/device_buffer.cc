@@ -30,6 +30,21 @@ std::string gpu_name(int gpu) {
 #endif
 }
 
+int gpu_compute_capability(int gpu) {
+#if LOCKSTEP_WITH_CUDA
+  int major = 0, minor = 0;
+  if (gpu < 0 || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, gpu) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, gpu) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return major * 10 + minor;
+#else
+  (void)gpu;
+  return 0;
+#endif
+}
+
 int visible_gpu_count() {
 #if LOCKSTEP_WITH_CUDA
   int n = 0;

@@ -18,6 +18,8 @@ void select_gpu(int gpu);
 std::string gpu_pci_bus_id(int gpu);
 // Marketing name of a GPU ("NVIDIA H200"), or "" when there is none.
 std::string gpu_name(int gpu);
+// Compute capability as major * 10 + minor (90 for Hopper), or 0 when there is none.
+int gpu_compute_capability(int gpu);
 // Free and total memory of a GPU in bytes (zeros without CUDA).
 struct GpuMemory {
   std::size_t free = 0, total = 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <bit>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -54,6 +55,24 @@ constexpr bf16 float_to_bf16(float f) {
 
 float fp16_to_float(fp16 v);
 fp16 float_to_fp16(float f);
+
+// The 16-bit float types a model runs in (`--dtype`): its weights, the GPU's KV cache and the
+// inputs of its linears are all of one of them. bf16 is the default (DeepSeek's checkpoints are
+// bf16); fp16 is `--dtype half`, for GPUs before Ampere (no bf16 tensor cores) and fp16 models.
+template <typename T>
+concept HalfFloat = std::same_as<T, bf16> || std::same_as<T, fp16>;
+
+template <HalfFloat T>
+inline constexpr DType dtype_of = std::same_as<T, bf16> ? DType::BF16 : DType::F16;
+
+inline float to_float(bf16 v) { return bf16_to_float(v); }
+inline float to_float(fp16 v) { return fp16_to_float(v); }
+// f rounded to nearest even in T (fp16: past 65504 is +-inf, as a cast in PyTorch).
+template <HalfFloat T>
+T from_float(float f) {
+  if constexpr (std::same_as<T, bf16>) return float_to_bf16(f);
+  else return float_to_fp16(f);
+}
 
 // Reads element i of a buffer of type t as float (int32 converted exactly up to 2^24).
 float load_as_float(const void* data, std::size_t i, DType t);

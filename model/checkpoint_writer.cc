@@ -90,7 +90,7 @@ void write_dummy_checkpoint(const ModelConfig& c, const std::string& dir, const 
     out.write(reinterpret_cast<const char*>(&header_len), 8);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     for (const TensorSpec* t : shards[k]) {
-      const std::vector<bf16> data = values.read_all(t->name, t->shape);
+      const std::vector<bf16> data = values.read_all<bf16>(t->name, t->shape);
       out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size() * sizeof(bf16)));
       written += data.size() * sizeof(bf16);
       if (o.progress) o.progress(written, total);

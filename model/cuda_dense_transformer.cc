@@ -1,5 +1,6 @@
 // CudaDenseTransformer (see cuda_dense_transformer.h). Mirrors DenseTransformer step for step;
-// the difference is where the tensors live and that the linears round activations to bf16.
+// the difference is where the tensors live and that the linears round activations to W (the
+// model's dtype, bf16 or fp16).
 #include "model/cuda_dense_transformer.h"
 
 #include <cublas_v2.h>
@@ -15,14 +16,22 @@
 
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda_graph_cache.h"
 #include "kernels/dense_ops.h"
+#include "kernels/device_buffer.h"
+#include "kernels/gpu_context.h"
 #include "kernels/log.h"
 #include "kernels/pinned_uploader.h"
+#include "model/weight_type.h"
 
 namespace lockstep {
 namespace {
 
-const bf16* bf16_ptr(const DeviceBuffer& b) { return b.bytes() ? static_cast<const bf16*>(b.data()) : nullptr; }
+// A weight (or KV cache) buffer as W; null when empty (no qkv bias).
+template <HalfFloat W>
+const W* ptr(const DeviceBuffer& b) {
+  return b.bytes() ? static_cast<const W*>(b.data()) : nullptr;
+}
 
 // Decode steps of up to this many sequences replay captured CUDA graphs (unless --enforce-eager).
 constexpr std::int64_t kMaxGraphTokens = 64;
@@ -36,16 +45,14 @@ bool is_decode_step(const ForwardBatch& b) {
   return true;
 }
 
-}  // namespace
-
-struct CudaDenseTransformer::Layer {
+struct Layer {
   DeviceBuffer input_norm, post_norm, qkv, qkv_bias, o, gate_up, down;
   DeviceBuffer k_cache, v_cache;
 };
 
 // Per-step activations and batch metadata, grown to the largest step seen. x (the normed
-// hidden state) and act (silu(gate) * up) only feed linears, so they are bf16.
-struct CudaDenseTransformer::Workspace {
+// hidden state) and act (silu(gate) * up) only feed linears, so they are in W.
+struct Workspace {
   // Grows a buffer to hold `count` elements of T (contents are not kept); a move bumps the
   // generation, so that graphs captured with the old address are captured again.
   template <typename T>
@@ -86,9 +93,88 @@ struct CudaDenseTransformer::Workspace {
   }
 };
 
+}  // namespace
+
+class CudaDenseTransformer::Stage : public ForwardModel {
+ public:
+  virtual std::uint64_t kv_block_bytes() const = 0;
+  virtual void allocate_kv_cache(int num_blocks) = 0;
+  virtual std::uint64_t workspace_bytes(int max_tokens, int max_rows) const = 0;
+};
+
+template <HalfFloat W>
+class CudaDenseTransformer::StageIn final : public Stage {
+ public:
+  StageIn(const ModelConfig& config, const WeightSource& weights, Collectives& tp, Collectives& pp,
+          const LayerRange& layers, int gpu, int block_size, bool cuda_graphs);
+  ~StageIn() override;
+
+  std::uint64_t kv_block_bytes() const override;
+  void allocate_kv_cache(int num_blocks) override;
+  std::uint64_t workspace_bytes(int max_tokens, int max_rows) const override;
+  std::span<const float> forward(const ForwardBatch& batch) override;
+  std::vector<int> forward_argmax(const ForwardBatch& batch) override;
+  std::vector<int> forward_sample(const ForwardBatch& batch, std::span<const RowSampling> rows) override;
+  const ModelConfig& config() const override { return config_; }
+  int block_size() const override { return block_size_; }
+  int num_kv_blocks() const override { return num_kv_blocks_; }
+
+ private:
+  void attention(Layer& L, std::int64_t T, const W* x, float* out);
+  void mlp(Layer& L, std::int64_t T, const W* x, float* out);
+  void run_layers(std::int64_t tokens);
+  // Runs the stage; on the last stage returns the logit rows' vocab-parallel logits [rows,
+  // vocab_rows] on the GPU, else (or with no rows) nullptr.
+  float* local_logits(const ForwardBatch& batch);
+  // The same on every TP rank, gathered: [tp, rows, vocab_rows] on the GPU, or nullptr.
+  float* gathered_logits(const ForwardBatch& batch);
+
+  ModelConfig config_;
+  TensorParallelSlice slice_;
+  Collectives& tp_;
+  Collectives& pp_;
+  LayerRange layers_;
+  int block_size_;
+  int num_kv_blocks_ = 0;
+  int max_blocks_ = 0;  // this step's block-table width
+  int max_context_ = 0;  // this step's longest context (largest position + 1)
+  std::int64_t query_run_ = 1;  // this step's longest run of one sequence's tokens
+  GpuContext ctx_;
+  DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_;
+  std::vector<std::unique_ptr<Layer>> layer_;
+  std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<CudaGraphCache> graphs_;  // null: eager
+  bool gpu_sampling_ = false;
+  std::vector<float> host_logits_;  // the last forward's at TP > 1 (at TP1 it returns the pinned staging)
+};
+
 CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSource& w, Collectives& tp,
                                            Collectives& pp, const LayerRange& layers, int gpu, int block_size,
                                            bool cuda_graphs)
+    : stage_(with_weight_type(c.dtype, [&]<HalfFloat W>(W) -> std::unique_ptr<Stage> {
+        return std::make_unique<StageIn<W>>(c, w, tp, pp, layers, gpu, block_size, cuda_graphs);
+      })) {}
+
+CudaDenseTransformer::~CudaDenseTransformer() = default;
+
+std::uint64_t CudaDenseTransformer::kv_block_bytes() const { return stage_->kv_block_bytes(); }
+void CudaDenseTransformer::allocate_kv_cache(int num_blocks) { stage_->allocate_kv_cache(num_blocks); }
+std::uint64_t CudaDenseTransformer::workspace_bytes(int max_tokens, int max_rows) const {
+  return stage_->workspace_bytes(max_tokens, max_rows);
+}
+std::span<const float> CudaDenseTransformer::forward(const ForwardBatch& b) { return stage_->forward(b); }
+std::vector<int> CudaDenseTransformer::forward_argmax(const ForwardBatch& b) { return stage_->forward_argmax(b); }
+std::vector<int> CudaDenseTransformer::forward_sample(const ForwardBatch& b, std::span<const RowSampling> rows) {
+  return stage_->forward_sample(b, rows);
+}
+const ModelConfig& CudaDenseTransformer::config() const { return stage_->config(); }
+int CudaDenseTransformer::block_size() const { return stage_->block_size(); }
+int CudaDenseTransformer::num_kv_blocks() const { return stage_->num_kv_blocks(); }
+
+template <HalfFloat W>
+CudaDenseTransformer::StageIn<W>::StageIn(const ModelConfig& c, const WeightSource& w, Collectives& tp,
+                                          Collectives& pp, const LayerRange& layers, int gpu, int block_size,
+                                          bool cuda_graphs)
     : config_(c),
       slice_(TensorParallelSlice::make(c, tp.rank(), tp.size())),
       tp_(tp),
@@ -106,10 +192,10 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
            "head_dim " << c.head_dim << " is not a multiple of 4 up to 256, which the GPU attention takes");
   const LoadProgress progress(w, tp.rank(), pp.rank(), " to GPU " + std::to_string(gpu));
   // The next layer is read while this one uploads; the copies are pinned and asynchronous.
-  LayerPrefetcher prefetch(c, w, slice_, layers.begin, layers.end);
+  LayerPrefetcher<W> prefetch(c, w, slice_, layers.begin, layers.end);
   PinnedUploader uploader;
   {
-    const StageEdgeWeights edge = read_edge_weights(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
+    const StageEdgeWeights<W> edge = read_edge_weights<W>(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
     embed_ = uploader.upload(edge.embed);
     lm_head_ = uploader.upload(edge.lm_head);
     final_norm_ = uploader.upload(edge.final_norm);
@@ -118,7 +204,7 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
   inv_freq_ = DeviceBuffer(DeviceKind::Cuda, inv_freq.size() * sizeof(float));
   inv_freq_.copy_from_host(inv_freq.data(), inv_freq_.bytes());
   for (int l = layers.begin; l < layers.end; ++l) {
-    const LayerWeights h = prefetch.next();
+    const LayerWeights<W> h = prefetch.next();
     auto L = std::make_unique<Layer>();
     L->input_norm = uploader.upload(h.input_norm);
     L->post_norm = uploader.upload(h.post_norm);
@@ -133,29 +219,33 @@ CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSou
   uploader.finish();
 }
 
-CudaDenseTransformer::~CudaDenseTransformer() {
+template <HalfFloat W>
+CudaDenseTransformer::StageIn<W>::~StageIn() {
   cudaStreamSynchronize(ctx_.stream());  // nothing of ours (graphs, buffers) is freed while in use
 }
 
-std::uint64_t CudaDenseTransformer::kv_block_bytes() const {
-  return static_cast<std::uint64_t>(block_size_) * slice_.kv_heads * config_.head_dim * sizeof(bf16) * 2 *
+template <HalfFloat W>
+std::uint64_t CudaDenseTransformer::StageIn<W>::kv_block_bytes() const {
+  return static_cast<std::uint64_t>(block_size_) * slice_.kv_heads * config_.head_dim * sizeof(W) * 2 *
          std::max<std::size_t>(layer_.size(), 1);
 }
 
-std::uint64_t CudaDenseTransformer::workspace_bytes(int max_tokens, int max_rows) const {
+template <HalfFloat W>
+std::uint64_t CudaDenseTransformer::StageIn<W>::workspace_bytes(int max_tokens, int max_rows) const {
   const std::uint64_t T = max_tokens, R = max_rows, H = config_.hidden_size, hd = config_.head_dim;
   const std::uint64_t qh = slice_.q_heads, kvh = slice_.kv_heads, F = slice_.ffn, VR = slice_.vocab_rows;
   const std::uint64_t fp32_per_token = 2 * H + (qh + 2 * kvh) * hd + 2 * qh * hd + 2 * F;  // h out qkv q att gate_up
-  const std::uint64_t bf16_per_token = H + F + qh * hd;  // x, act, the attention output rounded for o
+  const std::uint64_t w_per_token = H + F + qh * hd;  // x, act, the attention output rounded for o
   const std::uint64_t logits = R * (H + VR * (1 + static_cast<std::uint64_t>(tp_.size())));
-  const std::uint64_t bytes = (T * fp32_per_token + logits) * sizeof(float) + T * bf16_per_token * sizeof(bf16);
+  const std::uint64_t bytes = (T * fp32_per_token + logits) * sizeof(float) + T * w_per_token * sizeof(W);
   return bytes + bytes / 2 + (512ull << 20);  // growth slack, cuBLAS and NCCL internals
 }
 
-void CudaDenseTransformer::allocate_kv_cache(int num_blocks) {
+template <HalfFloat W>
+void CudaDenseTransformer::StageIn<W>::allocate_kv_cache(int num_blocks) {
   num_kv_blocks_ = num_blocks;
   const std::size_t bytes =
-      static_cast<std::size_t>(num_blocks) * block_size_ * slice_.kv_heads * config_.head_dim * sizeof(bf16);
+      static_cast<std::size_t>(num_blocks) * block_size_ * slice_.kv_heads * config_.head_dim * sizeof(W);
   for (auto& L : layer_) {
     L->k_cache = DeviceBuffer(DeviceKind::Cuda, bytes);
     L->v_cache = DeviceBuffer(DeviceKind::Cuda, bytes);
@@ -164,47 +254,50 @@ void CudaDenseTransformer::allocate_kv_cache(int num_blocks) {
   }
 }
 
-void CudaDenseTransformer::attention(Layer& L, std::int64_t T, const bf16* x, float* out) {
+template <HalfFloat W>
+void CudaDenseTransformer::StageIn<W>::attention(Layer& L, std::int64_t T, const W* x, float* out) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size, hd = config_.head_dim, qh = slice_.q_heads, kvh = slice_.kv_heads;
   float* qkv = w.grow<float>(w.qkv, T * (qh + 2 * kvh) * hd);
   float* q = w.grow<float>(w.q, T * qh * hd);
   float* att = w.grow<float>(w.att, T * qh * hd);
   const int* positions = static_cast<const int*>(w.positions.data());
-  cuda::linear(ctx_, x, T, H, bf16_ptr(L.qkv), (qh + 2 * kvh) * hd, nullptr, qkv);
-  cuda::split_qkv_rope_cache(ctx_, qkv, T, qh, kvh, hd, bf16_ptr(L.qkv_bias), positions,
+  cuda::linear(ctx_, x, T, H, ptr<W>(L.qkv), (qh + 2 * kvh) * hd, nullptr, qkv);
+  cuda::split_qkv_rope_cache(ctx_, qkv, T, qh, kvh, hd, ptr<W>(L.qkv_bias), positions,
                              static_cast<const float*>(inv_freq_.data()), static_cast<const std::int64_t*>(w.slots.data()),
-                             q, static_cast<bf16*>(L.k_cache.data()), static_cast<bf16*>(L.v_cache.data()));
-  cuda::paged_attention(ctx_, q, bf16_ptr(L.k_cache), bf16_ptr(L.v_cache),
+                             q, static_cast<W*>(L.k_cache.data()), static_cast<W*>(L.v_cache.data()));
+  cuda::paged_attention(ctx_, q, ptr<W>(L.k_cache), ptr<W>(L.v_cache),
                         T, qh, kvh, hd, block_size_, static_cast<const int*>(w.seq_of.data()), positions,
                         static_cast<const int*>(w.tables.data()), max_blocks_, 1.0f / std::sqrt(static_cast<float>(hd)),
                         att, max_context_, query_run_);
-  cuda::linear(ctx_, att, T, qh * hd, bf16_ptr(L.o), H, nullptr, out);
+  cuda::linear(ctx_, att, T, qh * hd, ptr<W>(L.o), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
 
-void CudaDenseTransformer::mlp(Layer& L, std::int64_t T, const bf16* x, float* out) {
+template <HalfFloat W>
+void CudaDenseTransformer::StageIn<W>::mlp(Layer& L, std::int64_t T, const W* x, float* out) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size, F = slice_.ffn;
   float* gate_up = w.grow<float>(w.gate_up, T * 2 * F);
-  bf16* act = w.grow<bf16>(w.act, T * F);
-  cuda::linear(ctx_, x, T, H, bf16_ptr(L.gate_up), 2 * F, nullptr, gate_up);
+  W* act = w.grow<W>(w.act, T * F);
+  cuda::linear(ctx_, x, T, H, ptr<W>(L.gate_up), 2 * F, nullptr, gate_up);
   cuda::silu_mul(ctx_, gate_up, T, F, act);
-  cuda::linear(ctx_, act, T, F, bf16_ptr(L.down), H, nullptr, out);
+  cuda::linear(ctx_, act, T, F, ptr<W>(L.down), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
 
 // Embedding (or the previous stage's activations), the layers, and on to the next stage: only
 // enqueued work on the stream, no host waits or allocations once the buffers are sized, so it
 // can be captured as a graph.
-void CudaDenseTransformer::run_layers(std::int64_t T) {
+template <HalfFloat W>
+void CudaDenseTransformer::StageIn<W>::run_layers(std::int64_t T) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size;
   float* h = static_cast<float*>(w.h.data());
-  bf16* x = static_cast<bf16*>(w.x.data());
+  W* x = static_cast<W*>(w.x.data());
   float* out = static_cast<float*>(w.out.data());
   if (pp_.rank() == 0) {
-    cuda::embedding(ctx_, static_cast<const int*>(w.ids.data()), T, bf16_ptr(embed_), slice_.vocab_begin,
+    cuda::embedding(ctx_, static_cast<const int*>(w.ids.data()), T, ptr<W>(embed_), slice_.vocab_begin,
                     slice_.vocab_rows, H, h);
     if (tp_.size() > 1) tp_.all_reduce(h, h, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
   } else {
@@ -213,10 +306,10 @@ void CudaDenseTransformer::run_layers(std::int64_t T) {
   const float eps = static_cast<float>(config_.rms_norm_eps);
   for (std::size_t i = 0; i < layer_.size(); ++i) {
     Layer& L = *layer_[i];
-    if (i == 0) cuda::rms_norm(ctx_, h, T, H, bf16_ptr(L.input_norm), eps, x);
-    else cuda::add_rms_norm(ctx_, h, out, T, H, bf16_ptr(L.input_norm), eps, x);  // h += previous mlp
+    if (i == 0) cuda::rms_norm(ctx_, h, T, H, ptr<W>(L.input_norm), eps, x);
+    else cuda::add_rms_norm(ctx_, h, out, T, H, ptr<W>(L.input_norm), eps, x);  // h += previous mlp
     attention(L, T, x, out);
-    cuda::add_rms_norm(ctx_, h, out, T, H, bf16_ptr(L.post_norm), eps, x);
+    cuda::add_rms_norm(ctx_, h, out, T, H, ptr<W>(L.post_norm), eps, x);
     mlp(L, T, x, out);
   }
   if (!layer_.empty()) {
@@ -226,7 +319,8 @@ void CudaDenseTransformer::run_layers(std::int64_t T) {
   if (pp_.rank() < pp_.size() - 1) pp_.send(h, static_cast<std::size_t>(T * H), DType::F32, pp_.rank() + 1);
 }
 
-float* CudaDenseTransformer::local_logits(const ForwardBatch& b) {
+template <HalfFloat W>
+float* CudaDenseTransformer::StageIn<W>::local_logits(const ForwardBatch& b) {
   LS_CHECK(num_kv_blocks_ > 0, "forward before allocate_kv_cache");
   Workspace& w = *ws_;
   const cudaStream_t stream = ctx_.stream();
@@ -257,7 +351,7 @@ float* CudaDenseTransformer::local_logits(const ForwardBatch& b) {
   w.upload(w.tables, tables, stream);
   w.upload(w.slots, slots, stream);
   w.grow<float>(w.h, T * H);
-  w.grow<bf16>(w.x, T * H);
+  w.grow<W>(w.x, T * H);
   w.grow<float>(w.out, T * H);
   if (graph) {
     const std::uint64_t key = static_cast<std::uint64_t>(T) << 32 | static_cast<std::uint32_t>(width);
@@ -278,13 +372,14 @@ float* CudaDenseTransformer::local_logits(const ForwardBatch& b) {
     LS_CUDA_CHECK(cudaMemcpyAsync(rows + i * H, h + static_cast<std::int64_t>(b.logit_rows[i]) * H,
                                   run * H * sizeof(float), cudaMemcpyDeviceToDevice, stream));
   }
-  cuda::rms_norm(ctx_, rows, R, H, bf16_ptr(final_norm_), eps, rows);
+  cuda::rms_norm(ctx_, rows, R, H, ptr<W>(final_norm_), eps, rows);
   float* local = w.grow<float>(w.local_logits, R * VR);
-  cuda::linear(ctx_, rows, R, H, bf16_ptr(lm_head_), VR, nullptr, local);
+  cuda::linear(ctx_, rows, R, H, ptr<W>(lm_head_), VR, nullptr, local);
   return local;
 }
 
-float* CudaDenseTransformer::gathered_logits(const ForwardBatch& b) {
+template <HalfFloat W>
+float* CudaDenseTransformer::StageIn<W>::gathered_logits(const ForwardBatch& b) {
   float* local = local_logits(b);
   if (!local || tp_.size() == 1) return local;
   const std::int64_t R = b.logit_rows.size(), VR = slice_.vocab_rows;
@@ -293,7 +388,8 @@ float* CudaDenseTransformer::gathered_logits(const ForwardBatch& b) {
   return gathered;
 }
 
-std::span<const float> CudaDenseTransformer::forward(const ForwardBatch& b) {
+template <HalfFloat W>
+std::span<const float> CudaDenseTransformer::StageIn<W>::forward(const ForwardBatch& b) {
   const float* gathered = gathered_logits(b);
   if (!gathered) return {};
   Workspace& w = *ws_;
@@ -316,7 +412,8 @@ std::span<const float> CudaDenseTransformer::forward(const ForwardBatch& b) {
   return host_logits_;
 }
 
-std::vector<int> CudaDenseTransformer::forward_argmax(const ForwardBatch& b) {
+template <HalfFloat W>
+std::vector<int> CudaDenseTransformer::StageIn<W>::forward_argmax(const ForwardBatch& b) {
   const float* local = local_logits(b);
   if (!local) return {};
   Workspace& w = *ws_;
@@ -349,7 +446,9 @@ std::vector<int> CudaDenseTransformer::forward_argmax(const ForwardBatch& b) {
   return best;
 }
 
-std::vector<int> CudaDenseTransformer::forward_sample(const ForwardBatch& b, std::span<const RowSampling> rows) {
+template <HalfFloat W>
+std::vector<int> CudaDenseTransformer::StageIn<W>::forward_sample(const ForwardBatch& b,
+                                                                  std::span<const RowSampling> rows) {
   if (!gpu_sampling_ || config_.vocab_size > kMaxSamplingVocab) return ForwardModel::forward_sample(b, rows);
   const float* gathered = gathered_logits(b);  // the kernel reads the ranks' slices in place
   if (!gathered) return {};

@@ -3,22 +3,64 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "kernels/dense_ops.h"
 #include "kernels/fatal.h"
 #include "kernels/log.h"
+#include "model/weight_type.h"
 
 namespace lockstep {
 
-struct DenseTransformer::Layer : LayerWeights {
-  std::vector<float> k_cache, v_cache;
+template <HalfFloat W>
+class DenseTransformer::StageIn final : public ForwardModel {
+ public:
+  StageIn(const ModelConfig& config, const WeightSource& weights, const TensorParallelSlice& slice, Collectives& tp,
+          Collectives& pp, const LayerRange& layers, int num_kv_blocks, int block_size);
+
+  std::span<const float> forward(const ForwardBatch& batch) override;
+  const ModelConfig& config() const override { return config_; }
+  int block_size() const override { return block_size_; }
+  int num_kv_blocks() const override { return num_kv_blocks_; }
+
+ private:
+  struct Layer : LayerWeights<W> {
+    std::vector<float> k_cache, v_cache;
+  };
+  void attention(Layer& layer, const ForwardBatch& b, const std::vector<float>& x, std::vector<float>& out);
+  void mlp(Layer& layer, const std::vector<float>& x, std::int64_t tokens, std::vector<float>& out);
+  void embed(const ForwardBatch& b, std::vector<float>& h);
+  std::vector<float> logits(const std::vector<float>& h, const ForwardBatch& b);
+
+  ModelConfig config_;
+  TensorParallelSlice slice_;
+  Collectives& tp_;
+  Collectives& pp_;
+  LayerRange layers_;
+  int num_kv_blocks_, block_size_;
+  std::vector<float> inv_freq_;
+  StageEdgeWeights<W> edge_;
+  std::vector<std::unique_ptr<Layer>> layer_;
+  std::vector<float> logits_;  // the last forward's, which it returns a view of
 };
 
-DenseTransformer::DenseTransformer(const ModelConfig& c, const WeightSource& w, Collectives& tp,
-                                   Collectives& pp, const LayerRange& layers, int num_kv_blocks, int block_size)
+DenseTransformer::DenseTransformer(const ModelConfig& c, const WeightSource& w, Collectives& tp, Collectives& pp,
+                                   const LayerRange& layers, int num_kv_blocks, int block_size)
+    : slice_(TensorParallelSlice::make(c, tp.rank(), tp.size())),
+      stage_(with_weight_type(c.dtype, [&]<HalfFloat W>(W) -> std::unique_ptr<ForwardModel> {
+        return std::make_unique<StageIn<W>>(c, w, slice_, tp, pp, layers, num_kv_blocks, block_size);
+      })) {}
+
+DenseTransformer::~DenseTransformer() = default;
+
+template <HalfFloat W>
+DenseTransformer::StageIn<W>::StageIn(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& slice,
+                                      Collectives& tp, Collectives& pp, const LayerRange& layers, int num_kv_blocks,
+                                      int block_size)
     : config_(c),
-      slice_(TensorParallelSlice::make(c, tp.rank(), tp.size())),
+      slice_(slice),
       tp_(tp),
       pp_(pp),
       layers_(layers),
@@ -26,12 +68,12 @@ DenseTransformer::DenseTransformer(const ModelConfig& c, const WeightSource& w, 
       block_size_(block_size),
       inv_freq_(rope_inverse_frequencies(c)) {
   const LoadProgress progress(w, tp.rank(), pp.rank(), "");
-  edge_ = read_edge_weights(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
+  edge_ = read_edge_weights<W>(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
   const std::int64_t cache = static_cast<std::int64_t>(num_kv_blocks) * block_size * slice_.kv_heads * c.head_dim;
-  LayerPrefetcher prefetch(c, w, slice_, layers.begin, layers.end);
+  LayerPrefetcher<W> prefetch(c, w, slice_, layers.begin, layers.end);
   for (int l = layers.begin; l < layers.end; ++l) {
     auto L = std::make_unique<Layer>();
-    static_cast<LayerWeights&>(*L) = prefetch.next();
+    static_cast<LayerWeights<W>&>(*L) = prefetch.next();
     L->k_cache.assign(cache, 0.0f);
     L->v_cache.assign(cache, 0.0f);
     layer_.push_back(std::move(L));
@@ -39,29 +81,30 @@ DenseTransformer::DenseTransformer(const ModelConfig& c, const WeightSource& w, 
   }
 }
 
-DenseTransformer::~DenseTransformer() = default;
-
-void DenseTransformer::embed(const ForwardBatch& b, std::vector<float>& h) {
+template <HalfFloat W>
+void DenseTransformer::StageIn<W>::embed(const ForwardBatch& b, std::vector<float>& h) {
   const std::int64_t T = b.token_ids.size(), H = config_.hidden_size;
   h.assign(T * H, 0.0f);
   for (std::int64_t t = 0; t < T; ++t) {
     const int id = b.token_ids[t];
     const int local = id - slice_.vocab_begin;
     if (local < 0 || local >= slice_.vocab_rows) continue;  // another rank's rows (or padding)
-    for (std::int64_t i = 0; i < H; ++i) h[t * H + i] = bf16_to_float(edge_.embed[local * H + i]);
+    for (std::int64_t i = 0; i < H; ++i) h[t * H + i] = to_float(edge_.embed[local * H + i]);
   }
   if (tp_.size() > 1) tp_.all_reduce(h.data(), h.data(), h.size(), DType::F32, ReduceOp::Sum);
 }
 
-void DenseTransformer::attention(Layer& L, const ForwardBatch& b, const std::vector<float>& x, std::vector<float>& out) {
+template <HalfFloat W>
+void DenseTransformer::StageIn<W>::attention(Layer& L, const ForwardBatch& b, const std::vector<float>& x,
+                                             std::vector<float>& out) {
   const std::int64_t T = b.token_ids.size(), H = config_.hidden_size, hd = config_.head_dim;
   const std::int64_t qh = slice_.q_heads, kvh = slice_.kv_heads;
   std::vector<float> qkv(T * (qh + 2 * kvh) * hd), q(T * qh * hd), att(T * qh * hd);
   cpu::linear(x.data(), T, H, L.qkv.data(), (qh + 2 * kvh) * hd, nullptr, qkv.data());
   const std::vector<std::int64_t> slots = kv_cache_slots(b, block_size_, num_kv_blocks_);
-  cpu::split_qkv_rope_cache(qkv.data(), T, qh, kvh, hd, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(),
-                            b.positions.data(), inv_freq_.data(), slots.data(), q.data(), L.k_cache.data(),
-                            L.v_cache.data());
+  cpu::split_qkv_rope_cache<W>(qkv.data(), T, qh, kvh, hd, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(),
+                               b.positions.data(), inv_freq_.data(), slots.data(), q.data(), L.k_cache.data(),
+                               L.v_cache.data());
   cpu::paged_attention(q.data(), L.k_cache.data(), L.v_cache.data(), T, qh, kvh, hd, block_size_,
                        b.seq_of_token.data(), b.positions.data(), b.block_tables.data(), b.max_blocks,
                        1.0f / std::sqrt(static_cast<float>(hd)), att.data());
@@ -70,7 +113,8 @@ void DenseTransformer::attention(Layer& L, const ForwardBatch& b, const std::vec
   if (tp_.size() > 1) tp_.all_reduce(out.data(), out.data(), out.size(), DType::F32, ReduceOp::Sum);
 }
 
-void DenseTransformer::mlp(Layer& L, const std::vector<float>& x, std::int64_t T, std::vector<float>& out) {
+template <HalfFloat W>
+void DenseTransformer::StageIn<W>::mlp(Layer& L, const std::vector<float>& x, std::int64_t T, std::vector<float>& out) {
   const std::int64_t H = config_.hidden_size, F = slice_.ffn;
   std::vector<float> gate_up(T * 2 * F), act(T * F);
   cpu::linear(x.data(), T, H, L.gate_up.data(), 2 * F, nullptr, gate_up.data());
@@ -80,7 +124,8 @@ void DenseTransformer::mlp(Layer& L, const std::vector<float>& x, std::int64_t T
   if (tp_.size() > 1) tp_.all_reduce(out.data(), out.data(), out.size(), DType::F32, ReduceOp::Sum);
 }
 
-std::vector<float> DenseTransformer::logits(const std::vector<float>& h, const ForwardBatch& b) {
+template <HalfFloat W>
+std::vector<float> DenseTransformer::StageIn<W>::logits(const std::vector<float>& h, const ForwardBatch& b) {
   const std::int64_t H = config_.hidden_size, R = b.logit_rows.size(), VR = slice_.vocab_rows;
   std::vector<float> rows(R * H);
   for (std::int64_t i = 0; i < R; ++i)
@@ -103,7 +148,8 @@ std::vector<float> DenseTransformer::logits(const std::vector<float>& h, const F
   return out;
 }
 
-std::span<const float> DenseTransformer::forward(const ForwardBatch& b) {
+template <HalfFloat W>
+std::span<const float> DenseTransformer::StageIn<W>::forward(const ForwardBatch& b) {
   const std::int64_t T = b.token_ids.size(), H = config_.hidden_size;
   std::vector<float> h;
   if (pp_.rank() == 0) {

@@ -6,9 +6,7 @@
 // rows, the vocabulary padded to a multiple of TP; KV heads replicated when TP > KV heads.
 #pragma once
 
-#include <cstdint>
 #include <memory>
-#include <vector>
 
 #include "comm/collectives.h"
 #include "model/forward_model.h"
@@ -19,39 +17,29 @@
 
 namespace lockstep {
 
-
 class DenseTransformer final : public ForwardModel {
  public:
-  // tp / pp: this rank's groups; tp.rank()/size() and pp.rank()/size() place it.
+  // tp / pp: this rank's groups; tp.rank()/size() and pp.rank()/size() place it. Runs in
+  // config.dtype (BF16 or F16, else CheckpointError): the weights are kept in it; activations
+  // and the KV cache are fp32.
   // Loading logs progress (layers, MB, GB/s) on the rank with tp 0 of each stage.
   DenseTransformer(const ModelConfig& config, const WeightSource& weights, Collectives& tp, Collectives& pp,
                    const LayerRange& layers, int num_kv_blocks, int block_size);
-  ~DenseTransformer();
+  ~DenseTransformer() override;
 
-  std::span<const float> forward(const ForwardBatch& batch) override;
+  std::span<const float> forward(const ForwardBatch& batch) override { return stage_->forward(batch); }
 
-  const ModelConfig& config() const override { return config_; }
+  const ModelConfig& config() const override { return stage_->config(); }
   const TensorParallelSlice& slice() const { return slice_; }
-  int block_size() const override { return block_size_; }
-  int num_kv_blocks() const override { return num_kv_blocks_; }
+  int block_size() const override { return stage_->block_size(); }
+  int num_kv_blocks() const override { return stage_->num_kv_blocks(); }
 
  private:
-  struct Layer;
-  void attention(Layer& layer, const ForwardBatch& b, const std::vector<float>& x, std::vector<float>& out);
-  void mlp(Layer& layer, const std::vector<float>& x, std::int64_t tokens, std::vector<float>& out);
-  void embed(const ForwardBatch& b, std::vector<float>& h);
-  std::vector<float> logits(const std::vector<float>& h, const ForwardBatch& b);
-
-  ModelConfig config_;
+  // The stage with its weights in W (bf16 or fp16), chosen once from config.dtype.
+  template <HalfFloat W>
+  class StageIn;
   TensorParallelSlice slice_;
-  Collectives& tp_;
-  Collectives& pp_;
-  LayerRange layers_;
-  int num_kv_blocks_, block_size_;
-  std::vector<float> inv_freq_;
-  StageEdgeWeights edge_;
-  std::vector<std::unique_ptr<Layer>> layer_;
-  std::vector<float> logits_;  // the last forward's, which it returns a view of
+  std::unique_ptr<ForwardModel> stage_;
 };
 
 }  // namespace lockstep

@@ -12,10 +12,11 @@ namespace lockstep {
 namespace {
 
 // The parts one after the other (row-major [out, in] slices stack by output rows).
-std::vector<bf16> stacked(std::initializer_list<std::vector<bf16>> parts) {
+template <HalfFloat W>
+std::vector<W> stacked(std::initializer_list<std::vector<W>> parts) {
   std::size_t n = 0;
   for (const auto& p : parts) n += p.size();
-  std::vector<bf16> all;
+  std::vector<W> all;
   all.reserve(n);
   for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
   return all;
@@ -51,7 +52,8 @@ TensorParallelSlice TensorParallelSlice::make(const ModelConfig& c, int r, int n
   return s;
 }
 
-LayerWeights read_layer_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int l) {
+template <HalfFloat W>
+LayerWeights<W> read_layer_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int l) {
   const std::int64_t H = c.hidden_size, hd = c.head_dim, I = c.intermediate_size;
   const std::int64_t q0 = s.q_head_begin * hd, q1 = (s.q_head_begin + s.q_heads) * hd;
   const std::int64_t k0 = s.kv_head_begin * hd, k1 = (s.kv_head_begin + s.kv_heads) * hd;
@@ -59,53 +61,69 @@ LayerWeights read_layer_weights(const ModelConfig& c, const WeightSource& w, con
   const std::int64_t QH = static_cast<std::int64_t>(c.num_attention_heads) * hd;
   const std::int64_t KH = static_cast<std::int64_t>(c.num_key_value_heads) * hd;
   const std::string p = "model.layers." + std::to_string(l) + ".";
-  LayerWeights L;
-  L.input_norm = w.read_all(p + "input_layernorm.weight", {H});
-  L.post_norm = w.read_all(p + "post_attention_layernorm.weight", {H});
-  L.qkv = stacked({w.read(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H),
-                    w.read(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H),
-                    w.read(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H)});
+  LayerWeights<W> L;
+  L.input_norm = w.read_all<W>(p + "input_layernorm.weight", {H});
+  L.post_norm = w.read_all<W>(p + "post_attention_layernorm.weight", {H});
+  L.qkv = stacked({w.read<W>(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H),
+                   w.read<W>(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H),
+                   w.read<W>(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H)});
   if (c.attention_bias)
-    L.qkv_bias = stacked({w.read(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1),
-                          w.read(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1),
-                          w.read(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1)});
-  L.o = w.read(p + "self_attn.o_proj.weight", {H, QH}, 0, H, q0, q1);
-  L.gate_up = stacked({w.read(p + "mlp.gate_proj.weight", {I, H}, f0, f1, 0, H),
-                       w.read(p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H)});
-  L.down = w.read(p + "mlp.down_proj.weight", {H, I}, 0, H, f0, f1);
+    L.qkv_bias = stacked({w.read<W>(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1),
+                          w.read<W>(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1),
+                          w.read<W>(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1)});
+  L.o = w.read<W>(p + "self_attn.o_proj.weight", {H, QH}, 0, H, q0, q1);
+  L.gate_up = stacked({w.read<W>(p + "mlp.gate_proj.weight", {I, H}, f0, f1, 0, H),
+                       w.read<W>(p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H)});
+  L.down = w.read<W>(p + "mlp.down_proj.weight", {H, I}, 0, H, f0, f1);
   return L;
 }
 
-LayerPrefetcher::LayerPrefetcher(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int begin,
-                                 int end)
+template <HalfFloat W>
+LayerPrefetcher<W>::LayerPrefetcher(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
+                                    int begin, int end)
     : config_(c), weights_(w), slice_(s), next_(begin), end_(end) {
   if (next_ < end_) pending_ = start(next_);
 }
 
-std::future<LayerWeights> LayerPrefetcher::start(int layer) const {
-  return std::async(std::launch::async, [this, layer] { return read_layer_weights(config_, weights_, slice_, layer); });
+template <HalfFloat W>
+std::future<LayerWeights<W>> LayerPrefetcher<W>::start(int layer) const {
+  return std::async(std::launch::async,
+                    [this, layer] { return read_layer_weights<W>(config_, weights_, slice_, layer); });
 }
 
-LayerWeights LayerPrefetcher::next() {
+template <HalfFloat W>
+LayerWeights<W> LayerPrefetcher<W>::next() {
   LS_CHECK(next_ < end_, "LayerPrefetcher: read past the stage's last layer");
-  LayerWeights layer = pending_.get();
+  LayerWeights<W> layer = pending_.get();
   if (++next_ < end_) pending_ = start(next_);
   return layer;
 }
 
-StageEdgeWeights read_edge_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
-                                   bool first, bool last) {
+template <HalfFloat W>
+StageEdgeWeights<W> read_edge_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
+                                      bool first, bool last) {
   const std::int64_t H = c.hidden_size, V = c.vocab_size;
   const std::int64_t v0 = s.vocab_begin, v1 = s.vocab_begin + s.vocab_rows;
-  StageEdgeWeights e;
-  if (first || (last && c.tie_word_embeddings)) e.embed = w.read("model.embed_tokens.weight", {V, H}, v0, v1, 0, H);
+  StageEdgeWeights<W> e;
+  if (first || (last && c.tie_word_embeddings)) e.embed = w.read<W>("model.embed_tokens.weight", {V, H}, v0, v1, 0, H);
   if (last) {
-    e.final_norm = w.read_all("model.norm.weight", {H});
-    e.lm_head = c.tie_word_embeddings ? e.embed : w.read("lm_head.weight", {V, H}, v0, v1, 0, H);
+    e.final_norm = w.read_all<W>("model.norm.weight", {H});
+    e.lm_head = c.tie_word_embeddings ? e.embed : w.read<W>("lm_head.weight", {V, H}, v0, v1, 0, H);
   }
   if (!first) e.embed.clear();  // only stage 0 embeds; a tied lm_head keeps its own copy
   return e;
 }
+
+// The model runs in one of these (weight_type.h).
+#define LOCKSTEP_LAYER_WEIGHTS(W)                                                                                   \
+  template LayerWeights<W> read_layer_weights<W>(const ModelConfig&, const WeightSource&, const TensorParallelSlice&, \
+                                                 int);                                                             \
+  template class LayerPrefetcher<W>;                                                                                \
+  template StageEdgeWeights<W> read_edge_weights<W>(const ModelConfig&, const WeightSource&,                        \
+                                                    const TensorParallelSlice&, bool, bool);
+LOCKSTEP_LAYER_WEIGHTS(bf16)
+LOCKSTEP_LAYER_WEIGHTS(fp16)
+#undef LOCKSTEP_LAYER_WEIGHTS
 
 LoadProgress::LoadProgress(const WeightSource& weights, int tp_rank, int stage, std::string where)
     : weights_(weights), log_(tp_rank == 0), stage_(stage), where_(std::move(where)) {}

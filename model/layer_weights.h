@@ -1,8 +1,9 @@
 // Which slice of every weight a rank holds (vLLM's sharding) and reading it from a
-// WeightSource into host memory; the CPU stage keeps these vectors, the CUDA stage uploads
-// them. q/k/v and gate/up are split by output rows (column-parallel), o and down by input
-// columns (row-parallel, then all-reduce); embedding and lm_head by vocabulary rows, the
-// vocabulary padded to a multiple of TP; KV heads replicated when TP > KV heads.
+// WeightSource into host memory, in the model's dtype W (bf16 or fp16); the CPU stage keeps
+// these vectors, the CUDA stage uploads them. q/k/v and gate/up are split by output rows
+// (column-parallel), o and down by input columns (row-parallel, then all-reduce); embedding
+// and lm_head by vocabulary rows, the vocabulary padded to a multiple of TP; KV heads
+// replicated when TP > KV heads.
 #pragma once
 
 #include <chrono>
@@ -27,44 +28,50 @@ struct TensorParallelSlice {
   static TensorParallelSlice make(const ModelConfig& c, int tp_rank, int tp_size);
 };
 
-// One decoder layer's weights as this rank holds them (bf16, row-major, [out, in]). The
-// projections that read the same input are stacked by output rows, so each is one GEMM (with
-// a wider, more efficient output at decode): q|k|v and gate|up.
+// One decoder layer's weights as this rank holds them (W: the model's dtype, bf16 or fp16;
+// row-major, [out, in]). The projections that read the same input are stacked by output rows,
+// so each is one GEMM (with a wider, more efficient output at decode): q|k|v and gate|up.
+template <HalfFloat W>
 struct LayerWeights {
-  std::vector<bf16> input_norm, post_norm;  // [hidden]
-  std::vector<bf16> qkv;                    // [(q_heads + 2 kv_heads) * head_dim, hidden]: q rows, k rows, v rows
-  std::vector<bf16> qkv_bias;               // [(q_heads + 2 kv_heads) * head_dim] when the config has biases
-  std::vector<bf16> o;                      // [hidden, q_heads * head_dim]
-  std::vector<bf16> gate_up;                // [2 ffn, hidden]: gate rows, then up rows
-  std::vector<bf16> down;                   // [hidden, ffn]
+  std::vector<W> input_norm, post_norm;  // [hidden]
+  std::vector<W> qkv;                    // [(q_heads + 2 kv_heads) * head_dim, hidden]: q rows, k rows, v rows
+  std::vector<W> qkv_bias;               // [(q_heads + 2 kv_heads) * head_dim] when the config has biases
+  std::vector<W> o;                      // [hidden, q_heads * head_dim]
+  std::vector<W> gate_up;                // [2 ffn, hidden]: gate rows, then up rows
+  std::vector<W> down;                   // [hidden, ffn]
 };
-LayerWeights read_layer_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int layer);
+template <HalfFloat W>
+LayerWeights<W> read_layer_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
+                                   int layer);
 
 // Reads a stage's layers in order on a background thread, one layer ahead of the caller, so
 // that reading layer l + 1 (file pages, dtype conversion, dummy values) overlaps with what the
 // caller does with layer l (the CUDA stage uploads it). A reader's error is rethrown by next().
+template <HalfFloat W>
 class LayerPrefetcher {
  public:
   LayerPrefetcher(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int begin, int end);
   // The next layer's weights (begin, begin + 1, ...); at most end - begin calls.
-  LayerWeights next();
+  LayerWeights<W> next();
 
  private:
-  std::future<LayerWeights> start(int layer) const;
+  std::future<LayerWeights<W>> start(int layer) const;
   const ModelConfig& config_;
   const WeightSource& weights_;
   const TensorParallelSlice& slice_;
   int next_, end_;
-  std::future<LayerWeights> pending_;
+  std::future<LayerWeights<W>> pending_;
 };
 
 // The embedding (stage 0), and the final norm and lm_head (last stage; the embedding's rows
-// when tied). Each [vocab_rows, hidden]; empty on stages that do not use them.
+// when tied). Each [vocab_rows, hidden] in W; empty on stages that do not use them.
+template <HalfFloat W>
 struct StageEdgeWeights {
-  std::vector<bf16> embed, lm_head, final_norm;
+  std::vector<W> embed, lm_head, final_norm;
 };
-StageEdgeWeights read_edge_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
-                                   bool first_stage, bool last_stage);
+template <HalfFloat W>
+StageEdgeWeights<W> read_edge_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
+                                      bool first_stage, bool last_stage);
 
 // Weight-loading progress, logged by TP rank 0 of each stage after every layer:
 // "loading weights<where>, stage S: layer i/n, MB, GB/s".

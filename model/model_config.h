@@ -40,7 +40,10 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v biases (always on for qwen2)
-  std::string torch_dtype = "bfloat16";
+  std::string torch_dtype = "bfloat16";  // as the checkpoint states it
+  // What the model runs in (weights, the GPU's KV cache, linears' inputs): BF16 or F16. Not read
+  // from config.json: the app resolves it from --dtype and torch_dtype (resolve_model_dtype).
+  DType dtype = DType::BF16;
   std::vector<int> eos_token_ids;
   std::optional<int> bos_token_id;
 

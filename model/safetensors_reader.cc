@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <concepts>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -173,23 +175,29 @@ const TensorInfo& SafetensorsCheckpoint::get(const std::string& name, const std:
   return it->second;
 }
 
-std::vector<bf16> SafetensorsCheckpoint::read_bf16(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end,
-                                                   std::int64_t col_begin, std::int64_t col_end) const {
+template <HalfFloat W>
+void SafetensorsCheckpoint::read_into(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end,
+                                      std::int64_t col_begin, std::int64_t col_end, W* out) const {
+  constexpr WeightDType stored_as_w = std::same_as<W, bf16> ? WeightDType::BF16 : WeightDType::F16;
   const std::int64_t cols = t.cols(), width = col_end - col_begin;
-  std::vector<bf16> out(static_cast<std::size_t>((row_end - row_begin) * width), bf16{0});
   const std::int64_t last = std::min(row_end, t.rows());
   for (std::int64_t r = row_begin; r < last; ++r) {
-    bf16* dst = out.data() + (r - row_begin) * width;
+    W* dst = out + (r - row_begin) * width;
     const std::size_t first = static_cast<std::size_t>(r * cols + col_begin);
-    if (t.dtype == WeightDType::BF16) {
-      std::memcpy(dst, t.data + first * 2, width * 2);
+    if (t.dtype == stored_as_w) {
+      std::memcpy(dst, t.data + first * sizeof(W), width * sizeof(W));
     } else {
-      for (std::int64_t c = 0; c < width; ++c) dst[c] = float_to_bf16(weight_to_float(t.data, first + c, t.dtype));
+      for (std::int64_t c = 0; c < width; ++c) dst[c] = from_float<W>(weight_to_float(t.data, first + c, t.dtype));
     }
   }
-  bytes_read_ += static_cast<std::uint64_t>(std::max<std::int64_t>(0, last - row_begin)) * width *
-                 weight_dtype_size(t.dtype);
-  return out;
+  const std::int64_t real_rows = std::max<std::int64_t>(0, last - row_begin);
+  std::fill(out + real_rows * width, out + (row_end - row_begin) * width, W{0});
+  bytes_read_ += static_cast<std::uint64_t>(real_rows) * width * weight_dtype_size(t.dtype);
 }
+
+template void SafetensorsCheckpoint::read_into<bf16>(const TensorInfo&, std::int64_t, std::int64_t, std::int64_t,
+                                                     std::int64_t, bf16*) const;
+template void SafetensorsCheckpoint::read_into<fp16>(const TensorInfo&, std::int64_t, std::int64_t, std::int64_t,
+                                                     std::int64_t, fp16*) const;
 
 }  // namespace lockstep

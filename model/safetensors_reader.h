@@ -45,12 +45,23 @@ class SafetensorsCheckpoint {
   const TensorInfo& get(const std::string& name, const std::vector<std::int64_t>& expected_shape = {}) const;
   std::size_t tensor_count() const { return tensors_.size(); }
 
-  // Rows [row_begin, row_end) x columns [col_begin, col_end) of a 1-D/2-D tensor, converted
-  // to bf16 (how the CPU backend keeps weights); rows past the tensor's end are zero (vocab
-  // padding). Counts the bytes it reads in bytes_read().
-  std::vector<bf16> read_bf16(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end,
-                              std::int64_t col_begin, std::int64_t col_end) const;
-  std::vector<bf16> read_bf16(const TensorInfo& t) const { return read_bf16(t, 0, t.rows(), 0, t.cols()); }
+  // Rows [row_begin, row_end) x columns [col_begin, col_end) of a 1-D/2-D tensor in W (the
+  // model's dtype, bf16 or fp16) into out[(row_end - row_begin) * (col_end - col_begin)]: the
+  // stored bits when the tensor is W, else converted through float (round to nearest even; in
+  // fp16 what rounds past 65504 is +-inf, as a cast in PyTorch); rows past the tensor's end are
+  // zero (vocab padding). Counts the bytes it reads in bytes_read().
+  template <HalfFloat W>
+  void read_into(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end, std::int64_t col_begin,
+                 std::int64_t col_end, W* out) const;
+  template <HalfFloat W>
+  std::vector<W> read(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end, std::int64_t col_begin,
+                      std::int64_t col_end) const {
+    std::vector<W> out(static_cast<std::size_t>((row_end - row_begin) * (col_end - col_begin)));
+    read_into(t, row_begin, row_end, col_begin, col_end, out.data());
+    return out;
+  }
+  template <HalfFloat W>
+  std::vector<W> read(const TensorInfo& t) const { return read<W>(t, 0, t.rows(), 0, t.cols()); }
   std::uint64_t bytes_read() const { return bytes_read_; }
 
  private:

@@ -5,31 +5,28 @@
 #include <thread>
 
 #include "model/safetensors_reader.h"
+#include "model/weight_type.h"
 
 namespace lockstep {
 
-std::vector<bf16> WeightSource::read_all(const std::string& name, const std::vector<std::int64_t>& shape) const {
-  std::int64_t cols = 1;
-  for (std::size_t i = 1; i < shape.size(); ++i) cols *= shape[i];
-  return read(name, shape, 0, shape.empty() ? 1 : shape[0], 0, cols);
-}
-
-std::vector<bf16> CheckpointWeights::read(const std::string& name, const std::vector<std::int64_t>& shape,
-                                          std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1) const {
-  return ckpt_.read_bf16(ckpt_.get(name, shape), r0, r1, c0, c1);
+void CheckpointWeights::read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
+                                  std::int64_t r1, std::int64_t c0, std::int64_t c1, DType to, void* out) const {
+  const TensorInfo& t = ckpt_.get(name, shape);
+  with_weight_type(to, [&]<HalfFloat W>(W) { ckpt_.read_into(t, r0, r1, c0, c1, static_cast<W*>(out)); });
 }
 
 std::uint64_t CheckpointWeights::bytes_read() const { return ckpt_.bytes_read(); }
 
-std::vector<bf16> DummyWeights::read(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
-                                     std::int64_t r1, std::int64_t c0, std::int64_t c1) const {
+template <HalfFloat W>
+void DummyWeights::fill(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
+                        std::int64_t r1, std::int64_t c0, std::int64_t c1, W* out) const {
   const bool norm = name.find("norm") != std::string::npos;
   std::uint64_t name_hash = 1469598103934665603ull ^ seed_;
   for (char ch : name) name_hash = (name_hash ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
   std::int64_t cols = 1;
   for (std::size_t i = 1; i < shape.size(); ++i) cols *= shape[i];
   const std::int64_t rows = shape.empty() ? 1 : shape[0];
-  std::vector<bf16> out(static_cast<std::size_t>((r1 - r0) * (c1 - c0)), bf16{0});
+  const std::size_t count = static_cast<std::size_t>((r1 - r0) * (c1 - c0));
   auto fill_rows = [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t r = begin; r < end; ++r)
       for (std::int64_t c = c0; c < c1; ++c) {
@@ -41,18 +38,23 @@ std::vector<bf16> DummyWeights::read(const std::string& name, const std::vector<
           h ^= h >> 29;
           v = scale_ * (static_cast<float>(h >> 40) / static_cast<float>(1ull << 24) * 2.0f - 1.0f);
         }
-        out[(r - r0) * (c1 - c0) + (c - c0)] = float_to_bf16(v);
+        out[(r - r0) * (c1 - c0) + (c - c0)] = from_float<W>(v);
       }
   };
   // Billions of values at real model shapes: spread big tensors over the host's cores.
   const std::int64_t last = std::min(r1, rows);
-  const std::int64_t threads = out.size() < (1u << 22) ? 1 : std::max(1u, std::thread::hardware_concurrency());
+  const std::int64_t threads = count < (1u << 22) ? 1 : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> pool;
   const std::int64_t per = (last - r0 + threads - 1) / threads;
   for (std::int64_t b = r0; b < last; b += per) pool.emplace_back(fill_rows, b, std::min(last, b + per));
   for (std::thread& t : pool) t.join();
-  bytes_ += out.size() * sizeof(bf16);
-  return out;
+  std::fill(out + std::max<std::int64_t>(0, last - r0) * (c1 - c0), out + count, W{0});  // vocabulary padding
+  bytes_ += count * sizeof(W);
+}
+
+void DummyWeights::read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
+                             std::int64_t r1, std::int64_t c0, std::int64_t c1, DType to, void* out) const {
+  with_weight_type(to, [&]<HalfFloat W>(W) { fill(name, shape, r0, r1, c0, c1, static_cast<W*>(out)); });
 }
 
 }  // namespace lockstep

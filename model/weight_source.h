@@ -1,7 +1,9 @@
 // Where a rank's weights come from: a hub checkpoint (SafetensorsCheckpoint) or, for
 // `--load-format dummy`, deterministic random values at the right shapes (benchmarks without
 // downloading a model). Callers always state the shape they expect, so a checkpoint whose
-// tensors do not fit its config.json fails with the tensor's name.
+// tensors do not fit its config.json fails with the tensor's name. Weights are read in the
+// 16-bit type the model runs in (W: bf16, or fp16 for --dtype half), whatever the checkpoint
+// stores.
 #pragma once
 
 #include <atomic>
@@ -19,35 +21,54 @@ class WeightSource {
  public:
   virtual ~WeightSource() = default;
   // Rows [r0, r1) x columns [c0, c1) of tensor `name` whose shape must be `shape` (a vector
-  // has one column); rows past the end read as zero (vocabulary padding). Safe to call from
-  // several threads at once (LayerPrefetcher reads ahead while the stage reads its edges).
-  virtual std::vector<bf16> read(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
-                                 std::int64_t r1, std::int64_t c0, std::int64_t c1) const = 0;
-  std::vector<bf16> read_all(const std::string& name, const std::vector<std::int64_t>& shape) const;
+  // has one column), in W; rows past the end read as zero (vocabulary padding). Safe to call
+  // from several threads at once (LayerPrefetcher reads ahead while the stage reads its edges).
+  template <HalfFloat W>
+  std::vector<W> read(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
+                      std::int64_t r1, std::int64_t c0, std::int64_t c1) const {
+    std::vector<W> out(static_cast<std::size_t>((r1 - r0) * (c1 - c0)));
+    read_into(name, shape, r0, r1, c0, c1, dtype_of<W>, out.data());
+    return out;
+  }
+  template <HalfFloat W>
+  std::vector<W> read_all(const std::string& name, const std::vector<std::int64_t>& shape) const {
+    std::int64_t cols = 1;
+    for (std::size_t i = 1; i < shape.size(); ++i) cols *= shape[i];
+    return read<W>(name, shape, 0, shape.empty() ? 1 : shape[0], 0, cols);
+  }
+  // What read does, for implementations: writes the (r1 - r0) x (c1 - c0) values as `to`
+  // (BF16 or F16; CheckpointError otherwise) to `out`, padding rows included.
+  virtual void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
+                         std::int64_t r1, std::int64_t c0, std::int64_t c1, DType to, void* out) const = 0;
   virtual std::uint64_t bytes_read() const = 0;
 };
 
+// Copies the stored bits when the checkpoint holds the tensor in the requested type; converts
+// through float otherwise (SafetensorsCheckpoint::read_into).
 class CheckpointWeights final : public WeightSource {
  public:
   explicit CheckpointWeights(const SafetensorsCheckpoint& ckpt) : ckpt_(ckpt) {}
-  std::vector<bf16> read(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
-                         std::int64_t r1, std::int64_t c0, std::int64_t c1) const override;
+  void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
+                 std::int64_t c0, std::int64_t c1, DType to, void* out) const override;
   std::uint64_t bytes_read() const override;
 
  private:
   const SafetensorsCheckpoint& ckpt_;
 };
 
-// Values ~ U(-scale, scale) from a hash of (seed, name, row, column): every rank computes the
-// same full tensor no matter how it is sliced; norms are 1.
+// Values ~ U(-scale, scale) from a hash of (seed, name, row, column), rounded to the requested
+// type: every rank computes the same full tensor no matter how it is sliced; norms are 1.
 class DummyWeights final : public WeightSource {
  public:
   explicit DummyWeights(std::uint64_t seed = 0, float scale = 0.02f) : seed_(seed), scale_(scale) {}
-  std::vector<bf16> read(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
-                         std::int64_t r1, std::int64_t c0, std::int64_t c1) const override;
+  void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
+                 std::int64_t c0, std::int64_t c1, DType to, void* out) const override;
   std::uint64_t bytes_read() const override { return bytes_; }
 
  private:
+  template <HalfFloat W>
+  void fill(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
+            std::int64_t c0, std::int64_t c1, W* out) const;
   std::uint64_t seed_;
   float scale_;
   mutable std::atomic<std::uint64_t> bytes_{0};

@@ -2,8 +2,8 @@
 # On a GPU host (the `device` machines): build, then the CUDA backend's correctness checks and
 # benchmarks, each step's output in OUT_DIR. Steps: kernels (every cuda:: op against the CPU
 # reference, and the CUDA graph cache), parity (transformers fixtures on the CUDA backend, the model stage and the whole
-# engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4), serve (the OpenAI-client end-to-end test on GPUs, at the
-# largest layout the GPUs allow; needs node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
+# engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4; bf16 and fp16), serve (the OpenAI-client end-to-end test on
+# GPUs, at the largest layout the GPUs allow, --dtype auto and half; needs node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
 # (transformers' generate() on the same shapes, in the same call), offline (1k-in/1k-out
 # throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
@@ -54,12 +54,16 @@ for s in $steps; do
       if command -v node >/dev/null && [ -d tests/app/serve/node_modules ]; then
         if [ "$gpus" -ge 4 ]; then np=4 layout="-tp 2 -pp 2"; elif [ "$gpus" -ge 2 ]; then np=2 layout="-tp 2"; else np=1 layout="-tp 1"; fi
         rc=0
-        for fixture in qwen2-tiny llama-tiny; do
-          SERVE_TEST_NP=$np SERVE_TEST_LAYOUT=$layout SERVE_TEST_FLAGS="--device cuda" LOCKSTEP_SERVE_TEST_MIN_MARGIN=0.2 \
-            bash tests/app/serve/serve_test.sh mpirun "$BUILD/app/lockstep" tests/fixtures/models $fixture \
-            >"$out/serve_$fixture.txt" 2>&1 || rc=1
+        # SERVE_DTYPES: the --dtype values to serve with (auto is the fixtures' bfloat16).
+        for dtype in ${SERVE_DTYPES:-auto half}; do
+          for fixture in qwen2-tiny llama-tiny; do
+            SERVE_TEST_NP=$np SERVE_TEST_LAYOUT=$layout SERVE_TEST_FLAGS="--device cuda --dtype $dtype" \
+              LOCKSTEP_SERVE_TEST_MIN_MARGIN=0.2 \
+              bash tests/app/serve/serve_test.sh mpirun "$BUILD/app/lockstep" tests/fixtures/models $fixture \
+              >"$out/serve_${fixture}_$dtype.txt" 2>&1 || rc=1
+          done
         done
-        step serve "rc=$rc ($layout) $(grep -hE 'checks passed|^PASS|^FAIL' "$out"/serve_*.txt | head -6 | tr '\n' ' ')"
+        step serve "rc=$rc ($layout) $(grep -hE 'checks passed|^PASS|^FAIL' "$out"/serve_*.txt | head -12 | tr '\n' ' ')"
         grep -h "^FAIL" "$out"/serve_*.txt | head -20
         [ $rc = 0 ] || status=1
       else
@@ -71,9 +75,11 @@ for s in $steps; do
       step kernel_bench "rc=$?"; grep -v "^\*\*\*" "$out/kernel_bench.txt" | head -100 ;;
     decode)
       # With CUDA graphs (the default), and eager for comparison (also the fallback's figures);
-      # DECODE_MODES may add no-pdl: graphs without programmatic dependent launch.
+      # DECODE_MODES may add no-pdl: graphs without programmatic dependent launch; half: graphs
+      # with --dtype half (fp16 weights and KV cache).
       for mode in ${DECODE_MODES:-graphs eager}; do
         flags=(--device cuda); [ $mode = eager ] && flags+=(--enforce-eager)
+        [ $mode = half ] && flags+=(--dtype half)
         [ $mode = no-pdl ] && export LOCKSTEP_DEPENDENT_LAUNCH=0
         bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
           tests/fixtures/models/qwen2-tiny /tmp/decode_$mode 1 "1 32" 128 256 -- "${flags[@]}" \

@@ -18,7 +18,8 @@ namespace lockstep::testing {
 inline bool on_gpu() { return test_backend() == CommBackend::Nccl; }
 
 // Greedy tokens must match transformers wherever its top-2 logits differ by more than this:
-// fp32 on the CPU; on the GPU every GEMM input is rounded to bf16 (see model_parity_test).
+// fp32 on the CPU; on the GPU every GEMM input is rounded to the model's dtype (see
+// model_parity_test), bf16 or the finer fp16, which the same margin covers.
 inline float clear_margin() { return on_gpu() ? 6e-2f : 1e-2f; }
 
 inline std::unique_ptr<ForwardModel> make_stage(const ModelConfig& config, const WeightSource& weights,

@@ -29,8 +29,9 @@ float dot(const float* a, const float* b, std::int64_t n) {
 void set_threads(int threads) { omp_set_num_threads(std::max(1, threads)); }
 int threads() { return omp_get_max_threads(); }
 
-void linear(const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out, const bf16* bias,
-            float* y) {
+template <HalfFloat W>
+void linear(const float* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
+            std::type_identity_t<const W*> bias, float* y) {
   // Each thread takes whole output features: its weight row converted once, then every x row.
 #pragma omp parallel if (rows * in * out >= kParallelWork)
   {
@@ -38,30 +39,33 @@ void linear(const float* x, std::int64_t rows, std::int64_t in, const bf16* w, s
 #pragma omp for schedule(static)
     for (std::int64_t o = 0; o < out; ++o) {
 #pragma omp simd
-      for (std::int64_t k = 0; k < in; ++k) wrow[k] = bf16_to_float(w[o * in + k]);
-      const float b = bias ? bf16_to_float(bias[o]) : 0.0f;
+      for (std::int64_t k = 0; k < in; ++k) wrow[k] = to_float(w[o * in + k]);
+      const float b = bias ? to_float(bias[o]) : 0.0f;
       for (std::int64_t r = 0; r < rows; ++r) y[r * out + o] = dot(x + r * in, wrow.data(), in) + b;
     }
   }
 }
 
-void rms_norm(const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps, float* y) {
+template <HalfFloat W>
+void rms_norm(const float* x, std::int64_t rows, std::int64_t dim, const W* weight, float eps, float* y) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * dim;
     float ss = 0.0f;
     for (std::int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
     const float inv = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
-    for (std::int64_t i = 0; i < dim; ++i) y[r * dim + i] = xr[i] * inv * bf16_to_float(weight[i]);
+    for (std::int64_t i = 0; i < dim; ++i) y[r * dim + i] = xr[i] * inv * to_float(weight[i]);
   }
 }
 
-void add_rms_norm(float* residual, const float* delta, std::int64_t rows, std::int64_t dim, const bf16* weight,
+template <HalfFloat W>
+void add_rms_norm(float* residual, const float* delta, std::int64_t rows, std::int64_t dim, const W* weight,
                   float eps, float* y) {
   for (std::int64_t i = 0; i < rows * dim; ++i) residual[i] += delta[i];
   rms_norm(residual, rows, dim, weight, eps, y);
 }
 
-void embedding(const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
+template <HalfFloat W>
+void embedding(const int* ids, std::int64_t tokens, const W* table, std::int64_t vocab_begin,
                std::int64_t vocab_rows, std::int64_t hidden, float* out) {
   for (std::int64_t t = 0; t < tokens; ++t) {
     const std::int64_t local = ids[t] - vocab_begin;
@@ -70,7 +74,7 @@ void embedding(const int* ids, std::int64_t tokens, const bf16* table, std::int6
       std::fill(o, o + hidden, 0.0f);
       continue;
     }
-    for (std::int64_t i = 0; i < hidden; ++i) o[i] = bf16_to_float(table[local * hidden + i]);
+    for (std::int64_t i = 0; i < hidden; ++i) o[i] = to_float(table[local * hidden + i]);
   }
 }
 
@@ -88,14 +92,15 @@ void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids
   }
 }
 
+template <HalfFloat W>
 void split_qkv_rope_cache(const float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads,
-                          std::int64_t head_dim, const bf16* bias, const int* positions, const float* inv_freq,
-                          const std::int64_t* slots, float* q, float* k_cache, float* v_cache) {
+                          std::int64_t head_dim, std::type_identity_t<const W*> bias, const int* positions,
+                          const float* inv_freq, const std::int64_t* slots, float* q, float* k_cache, float* v_cache) {
   const std::int64_t half = head_dim / 2, rotated = q_heads + kv_heads, row = (rotated + kv_heads) * head_dim;
   const std::int64_t kv_row = kv_heads * head_dim;
   std::vector<float> x(row);
   for (std::int64_t t = 0; t < tokens; ++t) {
-    for (std::int64_t e = 0; e < row; ++e) x[e] = qkv[t * row + e] + (bias ? bf16_to_float(bias[e]) : 0.0f);
+    for (std::int64_t e = 0; e < row; ++e) x[e] = qkv[t * row + e] + (bias ? to_float(bias[e]) : 0.0f);
     for (std::int64_t i = 0; i < half; ++i) {
       const float angle = static_cast<float>(positions[t]) * inv_freq[i];
       const float c = std::cos(angle), s = std::sin(angle);
@@ -159,5 +164,18 @@ void paged_attention(const float* q, const float* k_cache, const float* v_cache,
     }
   }
 }
+
+#define LOCKSTEP_CPU_OPS(W)                                                                                   \
+  template void linear<W>(const float*, std::int64_t, std::int64_t, const W*, std::int64_t, const W*, float*);  \
+  template void rms_norm<W>(const float*, std::int64_t, std::int64_t, const W*, float, float*);                 \
+  template void add_rms_norm<W>(float*, const float*, std::int64_t, std::int64_t, const W*, float, float*);     \
+  template void embedding<W>(const int*, std::int64_t, const W*, std::int64_t, std::int64_t, std::int64_t,      \
+                             float*);                                                                           \
+  template void split_qkv_rope_cache<W>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,   \
+                                        const W*, const int*, const float*, const std::int64_t*, float*, float*, \
+                                        float*);
+LOCKSTEP_CPU_OPS(bf16)
+LOCKSTEP_CPU_OPS(fp16)
+#undef LOCKSTEP_CPU_OPS
 
 }  // namespace lockstep::cpu

@@ -3,9 +3,11 @@
 // (dependent_launch.cuh) and is checked.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
@@ -31,16 +33,18 @@ __device__ float block_sum(float v) {
   return warp_sum(v);
 }
 
-__global__ void to_bf16_kernel(const float* x, std::int64_t n, __nv_bfloat16* y) {
+template <typename T>
+__global__ void round_kernel(const float* x, std::int64_t n, T* y) {
   dependent_launch_enter();
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n) y[i] = __float2bfloat16_rn(x[i]);
+  if (i < n) store(y + i, x[i]);
 }
 
-__global__ void add_bias_kernel(float* y, std::int64_t rows, std::int64_t out, const __nv_bfloat16* bias) {
+template <typename T>
+__global__ void add_bias_kernel(float* y, std::int64_t rows, std::int64_t out, const T* bias) {
   dependent_launch_enter();
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i < rows * out) y[i] += __bfloat162float(bias[i % out]);
+  if (i < rows * out) y[i] += to_float(bias[i % out]);
 }
 
 // One block per row. With `delta`, residual += delta first (and is written back). A row of
@@ -48,9 +52,9 @@ __global__ void add_bias_kernel(float* y, std::int64_t rows, std::int64_t out, c
 // flight together (decode's rows are a single block each: latency is all there is); other
 // rows take the plain loop.
 constexpr int kNormVec = 8;
-template <typename Out>
+template <typename T, typename Out>
 __global__ void __launch_bounds__(1024)
-    rms_norm_kernel(float* x, const float* delta, std::int64_t dim, const __nv_bfloat16* weight, float eps, Out* y) {
+    rms_norm_kernel(float* x, const float* delta, std::int64_t dim, const T* weight, float eps, Out* y) {
   dependent_launch_enter();
   float* xr = x + blockIdx.x * dim;
   const float* dr = delta ? delta + blockIdx.x * dim : nullptr;
@@ -85,12 +89,12 @@ __global__ void __launch_bounds__(1024)
     for (int k = 0; k < kNormVec; ++k) {
       const int j = tid + k * threads;
       if (j >= n4) break;
-      const __nv_bfloat16* w = weight + 4 * j;  // 2-byte aligned only: element loads
+      const T* w = weight + 4 * j;  // 2-byte aligned only: element loads
       Out* o = yr + 4 * j;
-      store(o, v[k].x * inv * __bfloat162float(w[0]));
-      store(o + 1, v[k].y * inv * __bfloat162float(w[1]));
-      store(o + 2, v[k].z * inv * __bfloat162float(w[2]));
-      store(o + 3, v[k].w * inv * __bfloat162float(w[3]));
+      store(o, v[k].x * inv * to_float(w[0]));
+      store(o + 1, v[k].y * inv * to_float(w[1]));
+      store(o + 2, v[k].z * inv * to_float(w[2]));
+      store(o + 3, v[k].w * inv * to_float(w[3]));
     }
     return;
   }
@@ -101,17 +105,18 @@ __global__ void __launch_bounds__(1024)
     ss += v * v;
   }
   const float inv = rsqrtf(block_sum(ss) / static_cast<float>(dim) + eps);
-  for (std::int64_t i = tid; i < dim; i += threads) store(yr + i, xr[i] * inv * __bfloat162float(weight[i]));
+  for (std::int64_t i = tid; i < dim; i += threads) store(yr + i, xr[i] * inv * to_float(weight[i]));
 }
 
-__global__ void embedding_kernel(const int* ids, const __nv_bfloat16* table, std::int64_t vocab_begin,
+template <typename T>
+__global__ void embedding_kernel(const int* ids, const T* table, std::int64_t vocab_begin,
                                  std::int64_t vocab_rows, std::int64_t hidden, float* out) {
   dependent_launch_enter();
   const std::int64_t local = ids[blockIdx.x] - vocab_begin;
   float* o = out + blockIdx.x * hidden;
   const bool mine = local >= 0 && local < vocab_rows;
   for (std::int64_t i = threadIdx.x; i < hidden; i += blockDim.x)
-    o[i] = mine ? __bfloat162float(table[local * hidden + i]) : 0.0f;
+    o[i] = mine ? to_float(table[local * hidden + i]) : 0.0f;
 }
 
 // One block per row: the largest value, the lowest index among equals. Each thread issues
@@ -141,10 +146,10 @@ __global__ void argmax_kernel(const float* logits, std::int64_t vocab, std::int6
 // Token t is blockIdx.x; its fused q|k|v row plus bias is cut into items, one per thread over
 // gridDim.y blocks (a single block per token left decode latency-bound): first the (head,
 // i < head_dim / 2) pairs of the q and k heads (rotated, to q or the K cache), then the V elements.
-__global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int kv_heads, int head_dim,
-                                            const __nv_bfloat16* bias, const int* positions, const float* inv_freq,
-                                            const std::int64_t* slots, float* q, __nv_bfloat16* k_cache,
-                                            __nv_bfloat16* v_cache) {
+template <typename T>
+__global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int kv_heads, int head_dim, const T* bias,
+                                            const int* positions, const float* inv_freq, const std::int64_t* slots,
+                                            float* q, T* k_cache, T* v_cache) {
   dependent_launch_enter();
   const std::int64_t t = blockIdx.x;
   const int half = head_dim / 2, rotated = q_heads + kv_heads, pairs = rotated * half, kv_row = kv_heads * head_dim;
@@ -153,7 +158,7 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int k
   if (g < pairs) {
     const int h = g / half, i = g - h * half, e = h * head_dim + i;
     float a = x[e], b = x[e + half];
-    if (bias) a += __bfloat162float(bias[e]), b += __bfloat162float(bias[e + half]);
+    if (bias) a += to_float(bias[e]), b += to_float(bias[e + half]);
     float s, c;
     sincosf(static_cast<float>(positions[t]) * inv_freq[i], &s, &c);
     const float lo = a * c - b * s, hi = b * c + a * s;
@@ -161,21 +166,21 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int k
       float* qt = q + t * q_heads * head_dim;
       qt[e] = lo, qt[e + half] = hi;
     } else {
-      __nv_bfloat16* k_out = k_cache + slots[t] * kv_row + (e - q_heads * head_dim);
+      T* k_out = k_cache + slots[t] * kv_row + (e - q_heads * head_dim);
       store(k_out, lo), store(k_out + half, hi);
     }
   } else if (g < pairs + kv_row) {
     const int e = g - pairs, src = rotated * head_dim + e;
-    store(v_cache + slots[t] * kv_row + e, x[src] + (bias ? __bfloat162float(bias[src]) : 0.0f));
+    store(v_cache + slots[t] * kv_row + e, x[src] + (bias ? to_float(bias[src]) : 0.0f));
   }
 }
 
 __device__ __forceinline__ float silu_times(float gate, float up) { return gate / (1.0f + expf(-gate)) * up; }
 
 __device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
-__device__ __forceinline__ void store4(__nv_bfloat16* p, float4 v) {
-  const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
-  *reinterpret_cast<uint2*>(p) = make_uint2(*reinterpret_cast<const unsigned*>(&a), *reinterpret_cast<const unsigned*>(&b));
+template <typename T>
+__device__ __forceinline__ void store4(T* p, float4 v) {
+  *reinterpret_cast<uint2*>(p) = make_uint2(pack2<T>(v.x, v.y), pack2<T>(v.z, v.w));
 }
 
 // A thread takes 4 consecutive columns of a row (16-byte loads when ffn % 4 == 0), blockIdx.y
@@ -202,77 +207,64 @@ __global__ void silu_mul_kernel(const float* gate_up, std::int64_t rows, std::in
   }
 }
 
+template <HalfFloat W> constexpr cudaDataType_t kBlasType = std::is_same_v<W, bf16> ? CUDA_R_16BF : CUDA_R_16F;
+
 }  // namespace
 
-void linear(GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
-            const bf16* bias, float* y) {
+template <HalfFloat W>
+void linear(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
+            std::type_identity_t<const W*> bias, float* y) {
   if (rows == 0 || out == 0) return;  // e.g. a step whose prefill chunks sample no row
   if (gemv(ctx, x, rows, in, w, out, bias, y)) return;  // decode-sized: bandwidth-bound
   // Row-major y[rows, out] is column-major [out, rows] = w[out, in] . x^T: A = w read as the
   // column-major [in, out] it is in memory, transposed.
   const float alpha = 1.0f, beta = 0.0f;
   LS_CUBLAS_CHECK(cublasGemmEx(ctx.blas(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
-                               static_cast<int>(in), &alpha, w, CUDA_R_16BF, static_cast<int>(in), x, CUDA_R_16BF,
+                               static_cast<int>(in), &alpha, w, kBlasType<W>, static_cast<int>(in), x, kBlasType<W>,
                                static_cast<int>(in), &beta, y, CUDA_R_32F, static_cast<int>(out), CUBLAS_COMPUTE_32F,
                                CUBLAS_GEMM_DEFAULT));
   if (bias) {
-    launch(ctx, add_bias_kernel, blocks_for(rows * out, 256), 256, y, rows, out, as_bf16(bias));
+    launch(ctx, add_bias_kernel<device_t<W>>, blocks_for(rows * out, 256), 256, y, rows, out, on_device(bias));
   }
 }
 
-void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
-            const bf16* bias, float* y) {
+template <HalfFloat W>
+void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
+            std::type_identity_t<const W*> bias, float* y) {
   if (rows == 0 || out == 0) return;
-  if (gemv(ctx, x, rows, in, w, out, bias, y)) return;  // rounds x to bf16 as it reads it
-  auto* xb = static_cast<bf16*>(ctx.scratch(static_cast<std::size_t>(rows * in) * sizeof(bf16)));
-  launch(ctx, to_bf16_kernel, blocks_for(rows * in, 256), 256, x, rows * in, as_bf16(xb));
-  linear(ctx, xb, rows, in, w, out, bias, y);
+  if (gemv(ctx, x, rows, in, w, out, bias, y)) return;  // rounds x to W as it reads it
+  auto* xw = static_cast<W*>(ctx.scratch(static_cast<std::size_t>(rows * in) * sizeof(W)));
+  launch(ctx, round_kernel<device_t<W>>, blocks_for(rows * in, 256), 256, x, rows * in, on_device(xw));
+  linear(ctx, static_cast<const W*>(xw), rows, in, w, out, bias, y);
 }
 
 namespace {
 
 int norm_threads(std::int64_t dim) { return dim >= 4096 ? 1024 : dim >= 1024 ? 512 : 128; }
 
-template <typename Out>
-void launch_rms_norm(GpuContext& ctx, float* x, const float* delta, std::int64_t rows, std::int64_t dim,
-                     const bf16* weight, float eps, Out* y) {
-  if (rows == 0) return;
-  launch(ctx, rms_norm_kernel<Out>, static_cast<unsigned>(rows), norm_threads(dim), x, delta, dim, as_bf16(weight), eps,
-         y);
-}
-
-template <typename Out>
-void launch_silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
-  if (rows * ffn == 0) return;
-  const dim3 grid(blocks_for((ffn + 3) / 4, 256), static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
-  launch(ctx, silu_mul_kernel<Out>, grid, 256, gate_up, rows, ffn, out);
-}
-
 }  // namespace
 
 // x is only read when delta is null.
-void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
-              float* y) {
-  launch_rms_norm(ctx, const_cast<float*>(x), nullptr, rows, dim, weight, eps, y);
-}
-void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const bf16* weight, float eps,
-              bf16* y) {
-  launch_rms_norm(ctx, const_cast<float*>(x), nullptr, rows, dim, weight, eps, as_bf16(y));
-}
-void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int64_t rows, std::int64_t dim,
-                  const bf16* weight, float eps, float* y) {
-  launch_rms_norm(ctx, residual, delta, rows, dim, weight, eps, y);
-}
-void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int64_t rows, std::int64_t dim,
-                  const bf16* weight, float eps, bf16* y) {
-  launch_rms_norm(ctx, residual, delta, rows, dim, weight, eps, as_bf16(y));
+template <HalfFloat W, typename Out>
+void rms_norm(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t dim, const W* weight, float eps,
+              Out* y) {
+  add_rms_norm(ctx, const_cast<float*>(x), nullptr, rows, dim, weight, eps, y);
 }
 
-void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const bf16* table, std::int64_t vocab_begin,
+template <HalfFloat W, typename Out>
+void add_rms_norm(GpuContext& ctx, float* residual, const float* delta, std::int64_t rows, std::int64_t dim,
+                  const W* weight, float eps, Out* y) {
+  if (rows == 0) return;
+  launch(ctx, rms_norm_kernel<device_t<W>, device_t<Out>>, static_cast<unsigned>(rows), norm_threads(dim), residual,
+         delta, dim, on_device(weight), eps, on_device(y));
+}
+
+template <HalfFloat W>
+void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const W* table, std::int64_t vocab_begin,
                std::int64_t vocab_rows, std::int64_t hidden, float* out) {
   if (tokens == 0) return;
-  launch(ctx, embedding_kernel, static_cast<unsigned>(tokens), 256, ids, as_bf16(table), vocab_begin, vocab_rows,
-         hidden, out);
+  launch(ctx, embedding_kernel<device_t<W>>, static_cast<unsigned>(tokens), 256, ids, on_device(table), vocab_begin,
+         vocab_rows, hidden, out);
 }
 
 void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids,
@@ -281,21 +273,45 @@ void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_
   launch(ctx, argmax_kernel, static_cast<unsigned>(rows), 1024, logits, vocab, stride ? stride : vocab, ids, values);
 }
 
+template <HalfFloat W>
 void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens, std::int64_t q_heads,
-                          std::int64_t kv_heads, std::int64_t head_dim, const bf16* bias, const int* positions,
-                          const float* inv_freq, const std::int64_t* slots, float* q, bf16* k_cache, bf16* v_cache) {
+                          std::int64_t kv_heads, std::int64_t head_dim, std::type_identity_t<const W*> bias,
+                          const int* positions, const float* inv_freq, const std::int64_t* slots, float* q,
+                          W* k_cache, W* v_cache) {
   if (tokens == 0) return;
   const std::int64_t items = (q_heads + kv_heads) * (head_dim / 2) + kv_heads * head_dim;
-  launch(ctx, split_qkv_rope_cache_kernel, dim3(static_cast<unsigned>(tokens), blocks_for(items, 256)), 256, qkv,
-         static_cast<int>(q_heads), static_cast<int>(kv_heads), static_cast<int>(head_dim),
-         bias ? as_bf16(bias) : nullptr, positions, inv_freq, slots, q, as_bf16(k_cache), as_bf16(v_cache));
+  launch(ctx, split_qkv_rope_cache_kernel<device_t<W>>, dim3(static_cast<unsigned>(tokens), blocks_for(items, 256)),
+         256, qkv, static_cast<int>(q_heads), static_cast<int>(kv_heads), static_cast<int>(head_dim), on_device(bias),
+         positions, inv_freq, slots, q, on_device(k_cache), on_device(v_cache));
 }
 
-void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out) {
-  launch_silu_mul(ctx, gate_up, rows, ffn, out);
+template <typename Out>
+void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
+  if (rows * ffn == 0) return;
+  const dim3 grid(blocks_for((ffn + 3) / 4, 256), static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
+  launch(ctx, silu_mul_kernel<device_t<Out>>, grid, 256, gate_up, rows, ffn, on_device(out));
 }
-void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, bf16* out) {
-  launch_silu_mul(ctx, gate_up, rows, ffn, as_bf16(out));
-}
+
+#define LOCKSTEP_CUDA_OPS(W)                                                                                          \
+  template void linear<W>(GpuContext&, const W*, std::int64_t, std::int64_t, const W*, std::int64_t, const W*,        \
+                          float*);                                                                                    \
+  template void linear<W>(GpuContext&, const float*, std::int64_t, std::int64_t, const W*, std::int64_t, const W*,    \
+                          float*);                                                                                    \
+  template void rms_norm<W, float>(GpuContext&, const float*, std::int64_t, std::int64_t, const W*, float, float*);   \
+  template void rms_norm<W, W>(GpuContext&, const float*, std::int64_t, std::int64_t, const W*, float, W*);           \
+  template void add_rms_norm<W, float>(GpuContext&, float*, const float*, std::int64_t, std::int64_t, const W*,      \
+                                       float, float*);                                                                \
+  template void add_rms_norm<W, W>(GpuContext&, float*, const float*, std::int64_t, std::int64_t, const W*, float,   \
+                                   W*);                                                                               \
+  template void embedding<W>(GpuContext&, const int*, std::int64_t, const W*, std::int64_t, std::int64_t,            \
+                             std::int64_t, float*);                                                                   \
+  template void split_qkv_rope_cache<W>(GpuContext&, const float*, std::int64_t, std::int64_t, std::int64_t,         \
+                                        std::int64_t, const W*, const int*, const float*, const std::int64_t*,       \
+                                        float*, W*, W*);                                                              \
+  template void silu_mul<W>(GpuContext&, const float*, std::int64_t, std::int64_t, W*);
+LOCKSTEP_CUDA_OPS(bf16)
+LOCKSTEP_CUDA_OPS(fp16)
+#undef LOCKSTEP_CUDA_OPS
+template void silu_mul<float>(GpuContext&, const float*, std::int64_t, std::int64_t, float*);
 
 }  // namespace lockstep::cuda

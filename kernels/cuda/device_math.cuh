@@ -1,10 +1,13 @@
-// Small device helpers the CUDA kernel files share: warp reductions, bf16 unpacking, stores that
-// round to an activation's type, and grid sizing.
+// Small device helpers the CUDA kernel files share: the device types of the model's 16-bit
+// float (bf16 -> __nv_bfloat16, fp16 -> __half), unpacking them, stores that round to an
+// activation's type, warp reductions, and grid sizing.
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/dtype.h"
 
@@ -12,12 +15,39 @@ namespace lockstep::cuda {
 
 constexpr int kWarp = 32;
 
-inline const __nv_bfloat16* as_bf16(const bf16* p) { return reinterpret_cast<const __nv_bfloat16*>(p); }
-inline __nv_bfloat16* as_bf16(bf16* p) { return reinterpret_cast<__nv_bfloat16*>(p); }
+// The CUDA type of a host-side 16-bit float (same bits), and a pointer's cast to it.
+template <typename T> struct DeviceTypeOf { using type = T; };  // float stays float
+template <> struct DeviceTypeOf<bf16> { using type = __nv_bfloat16; };
+template <> struct DeviceTypeOf<fp16> { using type = __half; };
+template <typename T> using device_t = typename DeviceTypeOf<T>::type;
+template <typename T> const device_t<T>* on_device(const T* p) { return reinterpret_cast<const device_t<T>*>(p); }
+template <typename T> device_t<T>* on_device(T* p) { return reinterpret_cast<device_t<T>*>(p); }
 
-// An activation written as fp32, or rounded to bf16 for a linear that reads it.
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+
+// v rounded to nearest even in T (T = float: v).
+template <typename T> __device__ __forceinline__ T round_to(float v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16_rn(v);
+  else if constexpr (std::is_same_v<T, __half>) return __float2half_rn(v);
+  else return v;
+}
+
+// An activation written as fp32, or rounded to bf16 / fp16 for a linear that reads it.
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
+
+// (a, b) rounded to T, packed in 32 bits (a in the low half, the lower address).
+template <typename T> __device__ __forceinline__ unsigned pack2(float a, float b) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<const unsigned*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const unsigned*>(&v);
+  }
+}
 
 inline unsigned blocks_for(std::int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
@@ -49,22 +79,27 @@ __device__ inline void block_argmax(float& best, int& best_i) {
       if (vals[w] > best || (vals[w] == best && idxs[w] < best_i)) best = vals[w], best_i = idxs[w];
 }
 
-// Two bf16 packed in 32 bits (the lower address in the low half) as floats.
-__device__ __forceinline__ void unpack_bf16x2(unsigned u, float& lo, float& hi) {
-  lo = __uint_as_float(u << 16);
-  hi = __uint_as_float(u & 0xffff0000u);
+// Two T (bf16 or fp16) packed in 32 bits (the lower address in the low half) as floats.
+template <typename T> __device__ __forceinline__ void unpack_x2(unsigned u, float& lo, float& hi) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    lo = __uint_as_float(u << 16);
+    hi = __uint_as_float(u & 0xffff0000u);
+  } else {
+    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&u));
+    lo = f.x, hi = f.y;
+  }
 }
 
-// 4 bf16 (one 8-byte load) as floats.
-__device__ __forceinline__ void unpack_bf16x4(uint2 u, float* f) {
-  unpack_bf16x2(u.x, f[0], f[1]);
-  unpack_bf16x2(u.y, f[2], f[3]);
+// 4 T (one 8-byte load) as floats.
+template <typename T> __device__ __forceinline__ void unpack_x4(uint2 u, float* f) {
+  unpack_x2<T>(u.x, f[0], f[1]);
+  unpack_x2<T>(u.y, f[2], f[3]);
 }
 
-// 8 bf16 (one 16-byte load) as floats.
-__device__ __forceinline__ void unpack_bf16x8(uint4 u, float* f) {
-  unpack_bf16x4(make_uint2(u.x, u.y), f);
-  unpack_bf16x4(make_uint2(u.z, u.w), f + 4);
+// 8 T (one 16-byte load) as floats.
+template <typename T> __device__ __forceinline__ void unpack_x8(uint4 u, float* f) {
+  unpack_x4<T>(make_uint2(u.x, u.y), f);
+  unpack_x4<T>(make_uint2(u.z, u.w), f + 4);
 }
 
 }  // namespace lockstep::cuda

@@ -1,5 +1,5 @@
 // A bandwidth-bound GEMV for decode (see gemv.h). One warp per output feature: its lanes stream
-// the weight row in 16-byte loads (8 bf16), multiply them with the same slice of each of the
+// the weight row in 16-byte loads (8 bf16 or fp16), multiply them with the same slice of each of the
 // (at most kGemvMaxRows) input rows, and sum across the warp. Every weight byte is read once, in
 // full 512-byte warp transactions, and the many independent warps keep enough loads in flight
 // to approach copy bandwidth; the input rows are small and stay in L1/L2. Issuing more of a
@@ -7,6 +7,7 @@
 // in waves; 8 a lane within 48 registers: q|k|v 0.54 -> 0.48, down 0.76 -> 0.56 of copy), so
 // the loop below stays `#pragma unroll 4` (benchmarks/RESULTS.md, 2026-12-02 third session).
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <cstdint>
 
@@ -20,21 +21,24 @@ namespace {
 
 constexpr int kWarpsPerBlock = 8;
 
-// x[8c .. 8c + 8) as floats; fp32 inputs are rounded to bf16 as the GEMM path does.
-__device__ void load8(const __nv_bfloat16* x, std::int64_t c, float* f) {
-  unpack_bf16x8(reinterpret_cast<const uint4*>(x)[c], f);
+// x[8c .. 8c + 8) as floats; fp32 inputs are rounded to T (the weights' type) as the GEMM
+// path does.
+template <typename T>
+__device__ void load8(const T* x, std::int64_t c, float* f) {
+  unpack_x8<T>(reinterpret_cast<const uint4*>(x)[c], f);
 }
+template <typename T>
 __device__ void load8(const float* x, std::int64_t c, float* f) {
   const float4 a = reinterpret_cast<const float4*>(x)[2 * c], b = reinterpret_cast<const float4*>(x)[2 * c + 1];
   const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
-  for (int i = 0; i < 8; ++i) f[i] = __bfloat162float(__float2bfloat16_rn(v[i]));
+  for (int i = 0; i < 8; ++i) f[i] = to_float(round_to<T>(v[i]));
 }
 
-template <int R, typename X>
+template <int R, typename X, typename T>
 __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
-    gemv_kernel(const X* __restrict__ x, std::int64_t in, const __nv_bfloat16* __restrict__ w, std::int64_t out,
-                const __nv_bfloat16* __restrict__ bias, float* __restrict__ y) {
+    gemv_kernel(const X* __restrict__ x, std::int64_t in, const T* __restrict__ w, std::int64_t out,
+                const T* __restrict__ bias, float* __restrict__ y) {
   dependent_launch_enter();
   const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   if (o >= out) return;  // the whole warp: o is the same for its lanes
@@ -47,16 +51,16 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
 #pragma unroll 4
   for (std::int64_t c = lane; c < chunks; c += kWarp) {
     float wf[8];
-    unpack_bf16x8(__ldcs(wr + c), wf);  // read once: stream past the caches, keep x there
+    unpack_x8<T>(__ldcs(wr + c), wf);  // read once: stream past the caches, keep x there
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       float xf[8];
-      load8(x + r * in, c, xf);
+      load8<T>(x + r * in, c, xf);
 #pragma unroll
       for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
     }
   }
-  const float b = bias ? __bfloat162float(bias[o]) : 0.0f;
+  const float b = bias ? to_float(bias[o]) : 0.0f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const float s = warp_sum(acc[r]);
@@ -66,33 +70,33 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
-template <typename X>
-bool launch_gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
-            const bf16* bias, float* y) {
-  if (rows < 1 || rows > kGemvMaxRows || in % 8 != 0 || !aligned16(x) || !aligned16(w)) return false;
-  const auto* wb = reinterpret_cast<const __nv_bfloat16*>(w);
-  const auto* bb = reinterpret_cast<const __nv_bfloat16*>(bias);
-  const unsigned blocks = static_cast<unsigned>((out + kWarpsPerBlock - 1) / kWarpsPerBlock);
-  const unsigned threads = kWarp * kWarpsPerBlock;
-  switch (rows) {
-    case 1: launch(ctx, gemv_kernel<1, X>, blocks, threads, x, in, wb, out, bb, y); break;
-    case 2: launch(ctx, gemv_kernel<2, X>, blocks, threads, x, in, wb, out, bb, y); break;
-  }
-  return true;
-}
-
 }  // namespace
 
 static_assert(kGemvMaxRows == 2, "gemv's launch switch covers 1..2 rows");
 
-bool gemv(const GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
-          const bf16* bias, float* y) {
-  return launch_gemv(ctx, reinterpret_cast<const __nv_bfloat16*>(x), rows, in, w, out, bias, y);
+template <typename X, HalfFloat W>
+bool gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
+          const W* bias, float* y) {
+  if (rows < 1 || rows > kGemvMaxRows || in % 8 != 0 || !aligned16(x) || !aligned16(w)) return false;
+  using T = device_t<W>;
+  using DX = device_t<X>;
+  const auto* xd = on_device(x);
+  const unsigned blocks = static_cast<unsigned>((out + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  const unsigned threads = kWarp * kWarpsPerBlock;
+  switch (rows) {
+    case 1: launch(ctx, gemv_kernel<1, DX, T>, blocks, threads, xd, in, on_device(w), out, on_device(bias), y); break;
+    case 2: launch(ctx, gemv_kernel<2, DX, T>, blocks, threads, xd, in, on_device(w), out, on_device(bias), y); break;
+  }
+  return true;
 }
 
-bool gemv(const GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
-          const bf16* bias, float* y) {
-  return launch_gemv(ctx, x, rows, in, w, out, bias, y);
-}
+template bool gemv<bf16, bf16>(const GpuContext&, const bf16*, std::int64_t, std::int64_t, const bf16*, std::int64_t,
+                               const bf16*, float*);
+template bool gemv<float, bf16>(const GpuContext&, const float*, std::int64_t, std::int64_t, const bf16*,
+                                std::int64_t, const bf16*, float*);
+template bool gemv<fp16, fp16>(const GpuContext&, const fp16*, std::int64_t, std::int64_t, const fp16*, std::int64_t,
+                               const fp16*, float*);
+template bool gemv<float, fp16>(const GpuContext&, const float*, std::int64_t, std::int64_t, const fp16*,
+                                std::int64_t, const fp16*, float*);
 
 }  // namespace lockstep::cuda

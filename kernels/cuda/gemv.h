@@ -11,12 +11,11 @@ namespace lockstep::cuda {
 
 constexpr std::int64_t kGemvMaxRows = 2;
 
-// y[rows, out] = x[rows, in] . w[out, in]^T (+ bias[out]), x rounded to bf16 first when fp32,
+// y[rows, out] = x[rows, in] . w[out, in]^T (+ bias[out]), x rounded to W first when fp32,
 // fp32 sums. Returns false, and enqueues nothing, when the shape does not fit: more than
-// kGemvMaxRows rows, `in` not a multiple of 8, or x / w not 16-byte aligned.
-bool gemv(const GpuContext& ctx, const bf16* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
-          const bf16* bias, float* y);
-bool gemv(const GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in, const bf16* w, std::int64_t out,
-          const bf16* bias, float* y);
+// kGemvMaxRows rows, `in` not a multiple of 8, or x / w not 16-byte aligned. X: W or float.
+template <typename X, HalfFloat W>
+bool gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
+          const W* bias, float* y);
 
 }  // namespace lockstep::cuda

@@ -1,7 +1,6 @@
-// Causal GQA attention over the paged bf16 KV cache (cuda::paged_attention, see
+// Causal GQA attention over the paged KV cache, bf16 or fp16 (cuda::paged_attention, see
 // kernels/dense_ops.h): one kernel for decode and prefill chunks, split-KV with the merge in the
 // last split's block; cpu::paged_attention is the reference it is tested against.
-#include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 
 #include <algorithm>
@@ -25,9 +24,9 @@ constexpr int kAttnThreads = 256, kAttnWarps = kAttnThreads / kWarp, kAttnTile =
 
 static_assert(kAttnTile >= kMaxSplits, "the merge keeps its weights in the scores' shared memory");
 
-// How the values phase spreads a K/V row of kMaxD bf16 (kMaxD / 4 chunks of 8 bytes) over a
-// warp: kVLanes lanes per position, kVPos positions side by side, kVChunks chunks per lane, and
-// kVRounds positions per lane read together (from the V rows staged in shared memory).
+// How the values phase spreads a K/V row of kMaxD bf16 or fp16 (kMaxD / 4 chunks of 8 bytes)
+// over a warp: kVLanes lanes per position, kVPos positions side by side, kVChunks chunks per lane,
+// and kVRounds positions per lane read together (from the V rows staged in shared memory).
 template <int kMaxD>
 struct ValuesLayout {
   static constexpr int kChunks = kMaxD / 4;
@@ -43,11 +42,12 @@ struct ValuesLayout {
   static constexpr int kKRounds = 1;
 };
 
-// Copies rows[slots[r]] (each `len` bf16 of a cache row `row_stride` elements apart, starting
+// Copies rows[slots[r]] (each `len` T of a cache row `row_stride` elements apart, starting
 // at `src`) to dst[r * dst_stride] for r < count, asynchronously (cp.async: the copies stay in
 // flight without registers while the block computes; wait with __pipeline_wait_prior(0) and a
 // barrier). 16-byte pieces where the rows allow, else 8-byte ones (len is a multiple of 4).
-__device__ void stage_rows_async(__nv_bfloat16* dst, int dst_stride, const __nv_bfloat16* src, std::int64_t row_stride,
+template <typename T>
+__device__ void stage_rows_async(T* dst, int dst_stride, const T* src, std::int64_t row_stride,
                                  const std::int64_t* slots, int count, int len) {
   const bool wide = len % 8 == 0 && row_stride % 8 == 0 && reinterpret_cast<std::uintptr_t>(src) % 16 == 0;
   const int piece = wide ? 8 : 4, pieces = len / piece;  // elements per copy, copies per row
@@ -56,7 +56,7 @@ __device__ void stage_rows_async(__nv_bfloat16* dst, int dst_stride, const __nv_
   if (static_cast<int>(threadIdx.x) < rows_per_pass * pieces) {
     const int c = threadIdx.x % pieces * piece;
     for (int r = threadIdx.x / pieces; r < count; r += rows_per_pass) {
-      const __nv_bfloat16* from = src + slots[r] * row_stride + c;
+      const T* from = src + slots[r] * row_stride + c;
       if (wide) __pipeline_memcpy_async(dst + r * dst_stride + c, from, 16);
       else __pipeline_memcpy_async(dst + r * dst_stride + c, from, 8);
     }
@@ -82,13 +82,13 @@ __device__ void stage_rows_async(__nv_bfloat16* dst, int dst_stride, const __nv_
 // The lanes' and warps' acc are then summed in a fixed order (deterministic). One split writes
 // the output; several write their unnormalised partial (m, l, acc) and the last of them merges
 // (flash-decoding: batch 1 still fills the GPU). head_dim is a multiple of 4, at most kMaxD (64,
-// 128 or 256).
-template <int kMaxD>
+// 128 or 256). T: the cache's device type, __nv_bfloat16 or __half.
+template <typename T, int kMaxD>
 __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: acc alone takes 64 registers
-    paged_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, int D,
-                           std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size, const int* seq_of,
-                           const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* out,
-                           float* partial, int* counters) {
+    paged_attention_kernel(const float* q, const T* k_cache, const T* v_cache, int D, std::int64_t heads,
+                           std::int64_t kv_heads, std::int64_t block_size, const int* seq_of, const int* pos,
+                           const int* block_tables, std::int64_t max_blocks, float scale, float* out, float* partial,
+                           int* counters) {
   dependent_launch_enter();
   using VL = ValuesLayout<kMaxD>;
   constexpr int kQkSteps = kMaxD / 16;
@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
   __shared__ std::int64_t slot_s[kAttnTile];
   __shared__ float m_s[kAttnGroup], l_s[kAttnGroup], c_s[kAttnGroup];
   extern __shared__ __align__(16) unsigned char attn_dynamic_smem[];
-  __nv_bfloat16* v_s = reinterpret_cast<__nv_bfloat16*>(attn_dynamic_smem);  // [kAttnTile][kMaxD]: the tile's V rows
+  T* v_s = reinterpret_cast<T*>(attn_dynamic_smem);  // [kAttnTile][kMaxD]: the tile's V rows
   // Head counts, positions and block sizes fit int: 32-bit index math (a 64-bit division is a
   // long instruction sequence, and a batch-1 launch runs most of its code only once).
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, bs = static_cast<int>(block_size);
@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
 #pragma unroll
       for (int u = 0; u < VL::kKRounds; ++u) {
         const int pp = pp0 + u * kAttnThreads / 4;
-        const __nv_bfloat16* kp = k_cache + (pp < tile ? slot_s[pp] : 0) * row + kvh * D;
+        const T* kp = k_cache + (pp < tile ? slot_s[pp] : 0) * row + kvh * D;
 #pragma unroll
         for (int j = 0; j < kQkSteps; ++j) {
           const int d = 16 * j + 4 * quad;  // D % 4 == 0: a lane's 4 dims are all in or all out
@@ -163,7 +163,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
           const int d = 16 * j + 4 * quad;
           if (d >= D) continue;
           float k4[4];
-          unpack_bf16x4(raw[u][j], k4);
+          unpack_x4<T>(raw[u][j], k4);
 #pragma unroll
           for (int i = 0; i < kAttnGroup; ++i) {
             if (i >= n) break;
@@ -223,7 +223,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
 #pragma unroll
       for (int u = 0; u < VL::kVRounds; ++u) {
         const int pp = base + u * VL::kVPos + vsub;
-        const __nv_bfloat16* vp = v_s + (pp < tile ? pp : 0) * kMaxD;
+        const T* vp = v_s + (pp < tile ? pp : 0) * kMaxD;
 #pragma unroll
         for (int ch = 0; ch < VL::kVChunks; ++ch) {
           const int d = 4 * (vlane + ch * VL::kVLanes);
@@ -236,7 +236,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
         if (pp >= tile) continue;  // no shuffles below: lanes may leave
         float v[VL::kVChunks][4];
 #pragma unroll
-        for (int ch = 0; ch < VL::kVChunks; ++ch) unpack_bf16x4(raw[u][ch], v[ch]);
+        for (int ch = 0; ch < VL::kVChunks; ++ch) unpack_x4<T>(raw[u][ch], v[ch]);
 #pragma unroll
         for (int i = 0; i < kAttnGroup; ++i) {
           if (i >= n) break;
@@ -303,24 +303,27 @@ namespace {
 // The attention kernel keeps a tile's V rows in dynamic shared memory: up to 128 KB, past the
 // 48 KB a launch gets unasked. Allowed once per instantiation; the carveout favours shared
 // memory over L1, which the streamed K rows gain little from.
-std::size_t v_tile_bytes(int max_d) { return static_cast<std::size_t>(kAttnTile) * max_d * sizeof(bf16); }
+template <typename T>
+std::size_t v_tile_bytes(int max_d) { return static_cast<std::size_t>(kAttnTile) * max_d * sizeof(T); }
 
-template <int kMaxD>
+template <typename T, int kMaxD>
 auto allow_v_tile() {
   static const bool allowed = [] {
-    LS_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<kMaxD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(v_tile_bytes(kMaxD))));
-    LS_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<kMaxD>, cudaFuncAttributePreferredSharedMemoryCarveout,
+    LS_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<T, kMaxD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(v_tile_bytes<T>(kMaxD))));
+    LS_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<T, kMaxD>,
+                                       cudaFuncAttributePreferredSharedMemoryCarveout,
                                        static_cast<int>(cudaSharedmemCarveoutMaxShared)));
     return true;
   }();
   (void)allowed;
-  return paged_attention_kernel<kMaxD>;
+  return paged_attention_kernel<T, kMaxD>;
 }
 
 }  // namespace
 
-void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache, std::int64_t tokens,
+template <HalfFloat W>
+void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
                      float* out, std::int64_t max_context, std::int64_t query_run, AttentionKernel kernel,
@@ -366,14 +369,22 @@ void paged_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const
   float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(partial_bytes)) : nullptr;
   int* counters = splits > 1 ? ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks)) : nullptr;
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
+  using T = device_t<W>;
   auto attend = [&](auto kernel, int max_d) {
-    launch_with_smem(ctx, kernel, grid, kAttnThreads, v_tile_bytes(max_d), q, as_bf16(k_cache), as_bf16(v_cache),
-                     static_cast<int>(head_dim), heads, kv_heads, block_size, seq_of, pos, block_tables, max_blocks,
-                     scale, out, partial, counters);
+    launch_with_smem(ctx, kernel, grid, kAttnThreads, v_tile_bytes<T>(max_d), q, on_device(k_cache),
+                     on_device(v_cache), static_cast<int>(head_dim), heads, kv_heads, block_size, seq_of, pos,
+                     block_tables, max_blocks, scale, out, partial, counters);
   };
-  if (head_dim <= 64) attend(allow_v_tile<64>(), 64);
-  else if (head_dim <= 128) attend(allow_v_tile<128>(), 128);
-  else attend(allow_v_tile<256>(), 256);
+  if (head_dim <= 64) attend(allow_v_tile<T, 64>(), 64);
+  else if (head_dim <= 128) attend(allow_v_tile<T, 128>(), 128);
+  else attend(allow_v_tile<T, 256>(), 256);
 }
+
+template void paged_attention<bf16>(GpuContext&, const float*, const bf16*, const bf16*, std::int64_t, std::int64_t,
+                                    std::int64_t, std::int64_t, std::int64_t, const int*, const int*, const int*,
+                                    std::int64_t, float, float*, std::int64_t, std::int64_t, AttentionKernel, int);
+template void paged_attention<fp16>(GpuContext&, const float*, const fp16*, const fp16*, std::int64_t, std::int64_t,
+                                    std::int64_t, std::int64_t, std::int64_t, const int*, const int*, const int*,
+                                    std::int64_t, float, float*, std::int64_t, std::int64_t, AttentionKernel, int);
 
 }  // namespace lockstep::cuda

@@ -1,14 +1,16 @@
-// Causal GQA attention over the paged bf16 KV cache on tensor cores (mma.sync m16n8k16, bf16 in,
-// fp32 accumulate), flash-attention style: the scores and probabilities of a tile stay in
-// registers, with an online softmax. Prefill chunks are where it pays most: the query rows of
-// several tokens of one sequence share every K/V tile (the CUDA-core kernel in
+// Causal GQA attention over the paged KV cache on tensor cores (mma.sync m16n8k16, bf16 or fp16
+// in as the cache is, fp32 accumulate), flash-attention style: the scores and probabilities of a
+// tile stay in registers, with an online softmax. Prefill chunks are where it pays most: the
+// query rows of several tokens of one sequence share every K/V tile (the CUDA-core kernel in
 // paged_attention.cu reads the context once per token: 8 prompts of 1024 tokens took 2.5 ms here,
 // 7.4 there, on an H200). It takes decode steps too (a block per token, split-KV): large batches
 // and long contexts, where it is faster than the CUDA-core kernel (benchmarks/RESULTS.md).
 //
-// Exactness: q and the probabilities are fp32; each is split into a bf16 high part and a bf16
-// remainder, and both go through the MMA (2 products where one would round q or p to bf16), so
-// the result matches cpu::paged_attention to fp32 accumulation error (K and V are bf16 already).
+// Exactness: q and the probabilities are fp32; each is split into a high part in the cache's
+// type (bf16 or fp16) and the remainder in it, and both go through the MMA (2 products where one
+// would round q or p), so the result matches cpu::paged_attention to fp32 accumulation error (K
+// and V are in that type already). fp16's parts hold 22 bits (bf16's 16) but its range is
+// narrower: a remainder below 2^-14 keeps an absolute 2^-25, and q past 65504 would overflow.
 //
 // A block takes up to kTileTokens consecutive tokens (one token at decode) and one KV head's
 // query heads (up to kHeadChunk of them): its rows are (token, head) pairs, at most kRows = 64,
@@ -21,12 +23,12 @@
 // (split_kv_merge.cuh), as the CUDA-core kernel does. A decode variant with 3 stages (its q
 // area cut to 16 rows) and each tile's block-table entries loaded a tile ahead measured slower
 // on an H200 (batch 256 x 1536 positions: 374 -> 524 us; benchmarks/RESULTS.md, 2026-12-02).
-#include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dependent_launch.cuh"
@@ -44,45 +46,60 @@ constexpr int kHeadChunk = 16;   // query heads of one KV head per block
 constexpr int kPositions = 64;   // K/V positions per shared-memory tile
 constexpr float kLog2e = 1.4426950408889634f;
 
-// Shared memory, in bf16 rows of kMaxD + 8 (the 16-byte pad spreads a fragment's rows over all
-// banks): K and V tiles for 2 stages, then q split in high and low parts.
+// Shared memory, in rows of kMaxD + 8 elements (the 16-byte pad spreads a fragment's rows over
+// all banks): K and V tiles for 2 stages, then q split in high and low parts.
 template <int kMaxD>
 struct Smem {
+  static constexpr std::size_t kElem = sizeof(std::uint16_t);  // bf16 or fp16: one layout for both
   static constexpr int kStride = kMaxD + 8;
   static constexpr int kTileElems = kPositions * kStride;
   static constexpr int kQElems = kRows * kStride;
-  static constexpr std::size_t kBytes = (4 * kTileElems + 2 * kQElems) * sizeof(__nv_bfloat16);
+  static constexpr std::size_t kBytes = (4 * kTileElems + 2 * kQElems) * kElem;
   // After the tiles: the ways' summed acc, kRows rows of kMaxD + 4 floats, over the K/V area.
   static constexpr int kAccStride = kMaxD + 4;
-  static_assert(kRows * kAccStride * sizeof(float) <= 4 * kTileElems * sizeof(__nv_bfloat16), "acc fits the tiles");
-  static_assert(kHeadChunk * kMaxSplits * sizeof(float) <= 4 * kTileElems * sizeof(__nv_bfloat16), "merge fits");
+  static_assert(kRows * kAccStride * sizeof(float) <= 4 * kTileElems * kElem, "acc fits the tiles");
+  static_assert(kHeadChunk * kMaxSplits * sizeof(float) <= 4 * kTileElems * kElem, "merge fits");
 };
 
-__device__ __forceinline__ unsigned as_u32(__nv_bfloat162 v) { return *reinterpret_cast<unsigned*>(&v); }
-
-// (a, b) rounded to bf16 (hi, a in the low half) and what that rounding left out (lo).
-__device__ __forceinline__ void split_bf16x2(float a, float b, unsigned& hi, unsigned& lo) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-  const float2 hf = __bfloat1622float2(h);
-  hi = as_u32(h);
-  lo = as_u32(__floats2bfloat162_rn(a - hf.x, b - hf.y));
+// (a, b) rounded to T (hi, a in the low half) and what that rounding left out (lo), also in T.
+// hi is read back with to_float, not unpack_x2: for bf16 that is the code the bf16-only kernel
+// had, instruction for instruction (unpack_x2's shifts changed it).
+template <typename T>
+__device__ __forceinline__ void split_x2(float a, float b, unsigned& hi, unsigned& lo) {
+  hi = pack2<T>(a, b);
+  const T* h = reinterpret_cast<const T*>(&hi);
+  const float ha = to_float(h[0]), hb = to_float(h[1]);
+  lo = pack2<T>(a - ha, b - hb);
 }
 
-// d += a (16 x 16, row-major fragment) * b (16 x 8, column-major fragment).
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+// d += a (16 x 16, row-major fragment) * b (16 x 8, column-major fragment), in T.
+template <typename T>
+__device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-  __trap();  // no bf16 MMA before Ampere: tensor_core_attention_supports() keeps such GPUs away
+  __trap();  // no m16n8k16 MMA before Ampere: tensor_core_attention_supports() keeps such GPUs away
 #else
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 #endif
 }
 
-__device__ __forceinline__ unsigned pack_bf16(__nv_bfloat16 lo, __nv_bfloat16 hi) {
-  return static_cast<unsigned>(__bfloat16_as_ushort(lo)) | static_cast<unsigned>(__bfloat16_as_ushort(hi)) << 16;
+// Two T as 32 bits, lo in the low half (an MMA operand from two values not side by side).
+template <typename T>
+__device__ __forceinline__ unsigned pack_pair(T lo, T hi) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return static_cast<unsigned>(__bfloat16_as_ushort(lo)) | static_cast<unsigned>(__bfloat16_as_ushort(hi)) << 16;
+  else
+    return static_cast<unsigned>(__half_as_ushort(lo)) | static_cast<unsigned>(__half_as_ushort(hi)) << 16;
 }
 
 // Which 16-byte piece of which tile rows a thread copies: D / 8 pieces a row, kThreads / (D / 8)
@@ -95,13 +112,12 @@ struct StageLayout {
       : piece(threadIdx.x % (D / 8)), row0(threadIdx.x / (D / 8)), rows_per_pass(kThreads / (D / 8)) {}
 };
 
-// Positions [p0, p0 + kPositions) of K and V (head kvh) into the stage's tiles, D bf16 a row in
+// Positions [p0, p0 + kPositions) of K and V (head kvh) into the stage's tiles, D T a row in
 // 16-byte copies (D % 8 == 0), one block-table lookup per row a thread copies (32-bit: positions
 // fit int, the max model len). Positions from `end` on copy position `begin` instead: finite
 // values whose probability is 0, where stale or unwritten shared memory could hold NaNs.
-template <int kMaxD>
-__device__ void stage_kv(__nv_bfloat16* k_s, __nv_bfloat16* v_s, const __nv_bfloat16* k_cache,
-                         const __nv_bfloat16* v_cache, std::int64_t row, std::int64_t head_offset,
+template <typename T, int kMaxD>
+__device__ void stage_kv(T* k_s, T* v_s, const T* k_cache, const T* v_cache, std::int64_t row, std::int64_t head_offset,
                          const StageLayout& layout, const int* table, int block_size, std::int64_t p0,
                          std::int64_t begin, std::int64_t end) {
   const int c = layout.piece * 8;
@@ -115,20 +131,21 @@ __device__ void stage_kv(__nv_bfloat16* k_s, __nv_bfloat16* v_s, const __nv_bflo
   __pipeline_commit();
 }
 
-template <int kMaxD>
+// T: the cache's device type, __nv_bfloat16 or __half.
+template <typename T, int kMaxD>
 __global__ void __launch_bounds__(kThreads)
-    tensor_core_attention_kernel(const float* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, int D,
-                                 std::int64_t tokens, std::int64_t heads, std::int64_t kv_heads,
-                                 std::int64_t block_size, const int* seq_of, const int* pos, const int* block_tables,
+    tensor_core_attention_kernel(const float* q, const T* k_cache, const T* v_cache, int D, std::int64_t tokens,
+                                 std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
+                                 const int* seq_of, const int* pos, const int* block_tables,
                                  std::int64_t max_blocks, float scale, int tile_tokens, float* out, float* partial,
                                  int* counters) {
   dependent_launch_enter();
   using S = Smem<kMaxD>;
   constexpr int kStride = S::kStride, kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
   extern __shared__ __align__(16) unsigned char tc_attention_smem[];
-  auto* tiles = reinterpret_cast<__nv_bfloat16*>(tc_attention_smem);  // [stage][K, V][kPositions][kStride]
-  __nv_bfloat16* q_hi = tiles + 4 * S::kTileElems;                     // [kRows][kStride]
-  __nv_bfloat16* q_lo = q_hi + S::kQElems;
+  auto* tiles = reinterpret_cast<T*>(tc_attention_smem);              // [stage][K, V][kPositions][kStride]
+  T* q_hi = tiles + 4 * S::kTileElems;                                 // [kRows][kStride]
+  T* q_lo = q_hi + S::kQElems;
   float* acc_s = reinterpret_cast<float*>(tc_attention_smem);          // after the tiles: [kRows][kAccStride]
   __shared__ int limit_s[kRows];                                       // a row's last visible position
   __shared__ float m_s[kWarps][kRows / 4], l_s[kWarps][kRows / 4];     // per way, per row of its row tile
@@ -155,22 +172,22 @@ __global__ void __launch_bounds__(kThreads)
     const int rows = static_cast<int>((run_end - run) * hc);
     const int row_tiles = rows <= 16 ? 1 : rows <= 32 ? 2 : 4, ways = kWarps / row_tiles;
     const int my_tile = warp % row_tiles, my_way = warp / row_tiles;
-    // q rows (token j, head i) = row j * hc + i, split in bf16 high and low parts; padding rows
+    // q rows (token j, head i) = row j * hc + i, split in high and low parts; padding rows
     // and dims are 0 (and a padding row sees no position).
     const int d_pad = (D + 15) / 16 * 16;  // the MMA's k steps run to here
     for (int e = tid; e < row_tiles * 16 * d_pad; e += kThreads) {
       const int r = e / d_pad, d = e % d_pad, j = r / static_cast<int>(hc), i = r % static_cast<int>(hc);
       const bool valid = r < rows && i < nh;
       const float v = valid && d < D ? q[((run + j) * heads + h0 + i) * D + d] : 0.0f;
-      const __nv_bfloat16 hi = __float2bfloat16_rn(v);
+      const T hi = round_to<T>(v);
       q_hi[r * kStride + d] = hi;
-      q_lo[r * kStride + d] = __float2bfloat16_rn(v - __bfloat162float(hi));
+      q_lo[r * kStride + d] = round_to<T>(v - to_float(hi));
       if (d == 0) limit_s[r] = valid ? pos[run + j] : -1;
     }
     // K's dims [D, d_pad) meet q's zero padding: they must be finite, and no copy writes them.
     for (int e = tid; e < 2 * kPositions * (d_pad - D); e += kThreads) {
       const int r = e / (d_pad - D), d = D + e % (d_pad - D);
-      tiles[r * kStride + d] = tiles[2 * S::kTileElems + r * kStride + d] = __float2bfloat16_rn(0.0f);
+      tiles[r * kStride + d] = tiles[2 * S::kTileElems + r * kStride + d] = round_to<T>(0.0f);
     }
     // This block's split of the context, in whole tiles.
     const std::int64_t split_len = ((context + gridDim.z - 1) / gridDim.z + kPositions - 1) / kPositions * kPositions;
@@ -187,20 +204,20 @@ __global__ void __launch_bounds__(kThreads)
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
 
     if (begin < end)
-      stage_kv<kMaxD>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs, begin,
-                      begin, end);
+      stage_kv<T, kMaxD>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
+                         begin, begin, end);
     for (std::int64_t p0 = begin, stage = 0; p0 < end; p0 += kPositions, stage ^= 1) {
       if (p0 + kPositions < end) {
-        __nv_bfloat16* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
-        stage_kv<kMaxD>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
-                        p0 + kPositions, begin, end);
+        T* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
+        stage_kv<T, kMaxD>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
+                           p0 + kPositions, begin, end);
         __pipeline_wait_prior(1);
       } else {
         __pipeline_wait_prior(0);
       }
       __syncthreads();
-      const __nv_bfloat16* k_s = tiles + 2 * stage * S::kTileElems;
-      const __nv_bfloat16* v_s = k_s + S::kTileElems;
+      const T* k_s = tiles + 2 * stage * S::kTileElems;
+      const T* v_s = k_s + S::kTileElems;
       const int span = kPositions / ways;
       for (int s0 = my_way * span; s0 < (my_way + 1) * span && p0 + s0 < end; s0 += 16) {
         // Scores of 16 positions: 2 tiles of 8, this lane's (row g / g + 8, position 2 tq, +1). q's
@@ -221,10 +238,10 @@ __global__ void __launch_bounds__(kThreads)
           al[3] = *reinterpret_cast<const unsigned*>(q_lo + row_b * kStride + c + 8);
 #pragma unroll
           for (int nt = 0; nt < 2; ++nt) {
-            const __nv_bfloat16* kr = k_s + (s0 + nt * 8 + g) * kStride + c;
+            const T* kr = k_s + (s0 + nt * 8 + g) * kStride + c;
             const unsigned b0 = *reinterpret_cast<const unsigned*>(kr), b1 = *reinterpret_cast<const unsigned*>(kr + 8);
-            mma_bf16(sc[nt], ah, b0, b1);
-            mma_bf16(sc_lo[nt], al, b0, b1);
+            mma<T>(sc[nt], ah, b0, b1);
+            mma<T>(sc_lo[nt], al, b0, b1);
           }
         }
 #pragma unroll
@@ -267,18 +284,18 @@ __global__ void __launch_bounds__(kThreads)
         for (int n = 0; n < kDTiles; ++n) o[n][0] *= c_a, o[n][1] *= c_a, o[n][2] *= c_b, o[n][3] *= c_b;
         // The probabilities as the A fragment (16 rows x 16 positions), high and low parts.
         unsigned ph[4], pl[4];
-        split_bf16x2(pr[0][0], pr[0][1], ph[0], pl[0]);
-        split_bf16x2(pr[0][2], pr[0][3], ph[1], pl[1]);
-        split_bf16x2(pr[1][0], pr[1][1], ph[2], pl[2]);
-        split_bf16x2(pr[1][2], pr[1][3], ph[3], pl[3]);
-        const __nv_bfloat16* v0 = v_s + (s0 + 2 * tq) * kStride + g;
+        split_x2<T>(pr[0][0], pr[0][1], ph[0], pl[0]);
+        split_x2<T>(pr[0][2], pr[0][3], ph[1], pl[1]);
+        split_x2<T>(pr[1][0], pr[1][1], ph[2], pl[2]);
+        split_x2<T>(pr[1][2], pr[1][3], ph[3], pl[3]);
+        const T* v0 = v_s + (s0 + 2 * tq) * kStride + g;
 #pragma unroll
         for (int n = 0; n < kDTiles; ++n) {
           if (n * 8 >= D) break;
-          const __nv_bfloat16* v = v0 + n * 8;  // V[position][dim], positions 2 tq, +1, +8, +9
-          const unsigned b0 = pack_bf16(v[0], v[kStride]), b1 = pack_bf16(v[8 * kStride], v[9 * kStride]);
-          mma_bf16(o[n], ph, b0, b1);
-          mma_bf16(o[n], pl, b0, b1);
+          const T* v = v0 + n * 8;  // V[position][dim], positions 2 tq, +1, +8, +9
+          const unsigned b0 = pack_pair(v[0], v[kStride]), b1 = pack_pair(v[8 * kStride], v[9 * kStride]);
+          mma<T>(o[n], ph, b0, b1);
+          mma<T>(o[n], pl, b0, b1);
         }
       }
       __syncthreads();  // the next stage's copy overwrites this tile
@@ -346,19 +363,19 @@ __global__ void __launch_bounds__(kThreads)
                          reinterpret_cast<float*>(tc_attention_smem), out);
 }
 
-template <int kMaxD>
+template <typename T, int kMaxD>
 auto allow_smem() {
   static const bool allowed = [] {
-    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<kMaxD>,
+    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<T, kMaxD>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(Smem<kMaxD>::kBytes)));
-    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<kMaxD>,
+    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<T, kMaxD>,
                                        cudaFuncAttributePreferredSharedMemoryCarveout,
                                        static_cast<int>(cudaSharedmemCarveoutMaxShared)));
     return true;
   }();
   (void)allowed;
-  return tensor_core_attention_kernel<kMaxD>;
+  return tensor_core_attention_kernel<T, kMaxD>;
 }
 
 }  // namespace
@@ -369,7 +386,8 @@ bool tensor_core_attention_supports(const GpuContext& ctx, std::int64_t head_dim
          ctx.max_block_shared_memory() >= smem;
 }
 
-void tensor_core_attention(GpuContext& ctx, const float* q, const bf16* k_cache, const bf16* v_cache,
+template <HalfFloat W>
+void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache,
                            std::int64_t tokens, std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim,
                            std::int64_t block_size, const int* seq_of, const int* pos, const int* block_tables,
                            std::int64_t max_blocks, float scale, float* out, std::int64_t max_context,
@@ -400,13 +418,23 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const bf16* k_cache,
     counters = ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks));
   }
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
+  using T = device_t<W>;
   auto attend = [&](auto kernel, std::size_t smem) {
-    launch_with_smem(ctx, kernel, grid, kThreads, smem, q, as_bf16(k_cache), as_bf16(v_cache),
+    launch_with_smem(ctx, kernel, grid, kThreads, smem, q, on_device(k_cache), on_device(v_cache),
                      static_cast<int>(head_dim), tokens, heads, kv_heads, block_size, seq_of, pos, block_tables,
                      max_blocks, scale, tile_tokens, out, partial, counters);
   };
-  if (head_dim <= 64) attend(allow_smem<64>(), Smem<64>::kBytes);
-  else attend(allow_smem<128>(), Smem<128>::kBytes);
+  if (head_dim <= 64) attend(allow_smem<T, 64>(), Smem<64>::kBytes);
+  else attend(allow_smem<T, 128>(), Smem<128>::kBytes);
 }
+
+template void tensor_core_attention<bf16>(GpuContext&, const float*, const bf16*, const bf16*, std::int64_t,
+                                          std::int64_t, std::int64_t, std::int64_t, std::int64_t, const int*,
+                                          const int*, const int*, std::int64_t, float, float*, std::int64_t,
+                                          std::int64_t, int);
+template void tensor_core_attention<fp16>(GpuContext&, const float*, const fp16*, const fp16*, std::int64_t,
+                                          std::int64_t, std::int64_t, std::int64_t, std::int64_t, const int*,
+                                          const int*, const int*, std::int64_t, float, float*, std::int64_t,
+                                          std::int64_t, int);
 
 }  // namespace lockstep::cuda

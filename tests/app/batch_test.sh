@@ -4,7 +4,7 @@
 # stop strings and stop token ids end choices with the right reasons, n > 1 gives n choices,
 # logit_bias moves greedy choices (and bad biases are refused),
 # malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones,
-# and an existing output is never overwritten by accident.
+# an existing output is never overwritten by accident, and --dtype half / float32.
 # usage: batch_test.sh MPIRUN LOCKSTEP FIXTURES_DIR
 set -u
 mpirun=$1 lockstep=$2 fixtures=$3
@@ -43,6 +43,7 @@ echo '{"custom_id": "bias-bad-id", "url": "/v1/completions", "body": {"prompt": 
 echo '{"custom_id": "bias-bad-key", "url": "/v1/completions", "body": {"prompt": [1, 2], "max_tokens": 2, "logit_bias": {"x7": 1}}}' >>"$tmp/in.jsonl"
 
 run || fail "batch exited non-zero"
+cp "$tmp/log" "$tmp/log.auto"
 grep -q "^\[batch\] done: 10 succeeded, 5 failed, 0 skipped" "$tmp/log" || fail "summary line"
 [ "$(wc -l <"$tmp/out.jsonl")" -eq 15 ] || fail "expected one output line per input line"
 get() { jq -c --arg id "$1" "select(.custom_id == \$id) | .response.body$2" "$tmp/out.jsonl"; }
@@ -106,6 +107,26 @@ grep -q "max model len 600" "$tmp/log" || fail "the allowed --max-model-len is u
 rm -f "$tmp/out.jsonl"
 run --gpu-memory-utilization 1.5; [ $? -ne 0 ] || fail "--gpu-memory-utilization 1.5 was accepted"
 grep -q "gpu-memory-utilization 1.5 is not in (0, 1]" "$tmp/log" || fail "gpu-memory-utilization message"
+
+# --dtype: auto runs this bf16 checkpoint in bfloat16; half in float16 (weights converted as they
+# load), with the same greedy ids as transformers here; float32 is refused before loading.
+grep -q "model llama (bfloat16)" "$tmp/log.auto" || fail "--dtype auto on a bf16 checkpoint: bfloat16"
+for i in 0 1 2; do
+  jq -c --argjson i "$i" '{custom_id: ("ids-\($i)"), url: "/v1/completions",
+        body: {prompt: .cases[$i].prompt_ids, max_tokens: 8, temperature: 0, ignore_eos: true, return_token_ids: true}}' "$exp"
+done >"$tmp/in.jsonl"
+rm -f "$tmp/out.jsonl"
+run --dtype half || fail "--dtype half exited non-zero"
+grep -q "model llama (float16)" "$tmp/log" || fail "--dtype half: the model runs in float16"
+for i in 0 1 2; do
+  want=$(jq -c --argjson i "$i" '.cases[$i].greedy_ids' "$exp")
+  [ "$(get "ids-$i" '.choices[0].token_ids')" = "$want" ] || fail "--dtype half, ids-$i: tokens differ from transformers ($want)"
+done
+rm -f "$tmp/out.jsonl"
+run --dtype float32; [ $? -ne 0 ] || fail "--dtype float32 was accepted"
+grep -q -e "--dtype float32 is not supported" "$tmp/log" || fail "--dtype float32 message"
+grep -q "loading weights" "$tmp/log" && fail "--dtype float32: weights were loaded before the refusal"
+[ ! -s "$tmp/out.jsonl" ] || fail "a refused --dtype wrote results"
 
 # --device cuda where no rank has a GPU (CI): one clear error, every rank exits, no hang.
 if ! nvidia-smi -L >/dev/null 2>&1; then

@@ -21,19 +21,26 @@ std::vector<float> normal(std::size_t n, std::mt19937& rng) {
   return v;
 }
 
-std::vector<bf16> normal_bf16(std::size_t n, std::mt19937& rng, float sigma) {
-  std::vector<bf16> v(n);
+template <HalfFloat W = bf16>
+std::vector<W> normal_half(std::size_t n, std::mt19937& rng, float sigma) {
+  std::vector<W> v(n);
   const std::vector<float> f = normal(n, rng);
-  for (std::size_t i = 0; i < n; ++i) v[i] = float_to_bf16(f[i] * sigma);
+  for (std::size_t i = 0; i < n; ++i) v[i] = from_float<W>(f[i] * sigma);
   return v;
 }
 
-TEST(CpuDenseOps, LinearRowsDoNotDependOnTheirBatch) {
+template <typename W>
+class CpuLinear : public ::testing::Test {};
+using ModelDTypes = ::testing::Types<bf16, fp16>;
+TYPED_TEST_SUITE(CpuLinear, ModelDTypes);
+
+TYPED_TEST(CpuLinear, RowsDoNotDependOnTheirBatch) {
+  using W = TypeParam;
   std::mt19937 rng(1);
   const int in = 512, out = 640, rows = 7;  // 2.3 M multiply-adds: the threaded path
   const std::vector<float> x = normal(static_cast<std::size_t>(rows) * in, rng);
-  const std::vector<bf16> w = normal_bf16(static_cast<std::size_t>(out) * in, rng, 0.05f);
-  const std::vector<bf16> bias = normal_bf16(out, rng, 1.0f);
+  const std::vector<W> w = normal_half<W>(static_cast<std::size_t>(out) * in, rng, 0.05f);
+  const std::vector<W> bias = normal_half<W>(out, rng, 1.0f);
   std::vector<float> all(static_cast<std::size_t>(rows) * out);
   cpu::linear(x.data(), rows, in, w.data(), out, bias.data(), all.data());
   for (int r = 0; r < rows; ++r) {
@@ -41,8 +48,8 @@ TEST(CpuDenseOps, LinearRowsDoNotDependOnTheirBatch) {
     cpu::linear(x.data() + r * in, 1, in, w.data(), out, bias.data(), alone.data());
     EXPECT_EQ(std::memcmp(alone.data(), all.data() + r * out, out * sizeof(float)), 0) << "row " << r;
     for (int o = 0; o < out; o += 97) {  // and it is the product, to fp32 rounding
-      double want = bf16_to_float(bias[o]);
-      for (int k = 0; k < in; ++k) want += static_cast<double>(x[r * in + k]) * bf16_to_float(w[o * in + k]);
+      double want = to_float(bias[o]);
+      for (int k = 0; k < in; ++k) want += static_cast<double>(x[r * in + k]) * to_float(w[o * in + k]);
       EXPECT_NEAR(alone[o], want, 1e-4) << "row " << r << " out " << o;
     }
   }
@@ -70,13 +77,13 @@ TEST(CpuDenseOps, SplitQkvRopeCacheAddsBiasRotatesAndScatters) {
   const int qh = 3, kvh = 2, hd = 8, tokens = 2, half = hd / 2, kv_row = kvh * hd;
   const int width = (qh + 2 * kvh) * hd;
   const std::vector<float> qkv = normal(static_cast<std::size_t>(tokens) * width, rng);
-  const std::vector<bf16> bias = normal_bf16(width, rng, 1.0f);
+  const std::vector<bf16> bias = normal_half(width, rng, 1.0f);
   const std::vector<int> positions = {5, 1000};
   std::vector<float> inv_freq(half);
   for (int i = 0; i < half; ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / hd);
   const std::vector<std::int64_t> slots = {3, 0};
   std::vector<float> q(static_cast<std::size_t>(tokens) * qh * hd), k_cache(4 * kv_row, 7.0f), v_cache(4 * kv_row, 7.0f);
-  cpu::split_qkv_rope_cache(qkv.data(), tokens, qh, kvh, hd, bias.data(), positions.data(), inv_freq.data(),
+  cpu::split_qkv_rope_cache<bf16>(qkv.data(), tokens, qh, kvh, hd, bias.data(), positions.data(), inv_freq.data(),
                             slots.data(), q.data(), k_cache.data(), v_cache.data());
   for (int t = 0; t < tokens; ++t) {
     auto in = [&](int e) { return static_cast<double>(qkv[t * width + e]) + bf16_to_float(bias[e]); };

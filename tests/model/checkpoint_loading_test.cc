@@ -1,6 +1,6 @@
-// config.json in both spellings, RoPE frequencies, pipeline layer splits, and the loader's
-// clear errors: missing files, unsupported architectures, missing tensors, wrong shapes,
-// corrupt safetensors headers.
+// config.json in both spellings, RoPE frequencies, pipeline layer splits, weights read as bf16
+// or fp16, and the loader's clear errors: missing files, unsupported architectures, missing
+// tensors, wrong shapes, corrupt safetensors headers.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include "model/dense_transformer.h"
 #include "model/layer_weights.h"
@@ -107,7 +109,7 @@ TEST(SafetensorsCheckpoint, ReadsShardsThroughTheIndex) {
   EXPECT_EQ(ckpt.tensor_count(), 39u);
   const TensorInfo& t = ckpt.get("model.embed_tokens.weight", {301, 64});
   EXPECT_EQ(t.dtype, WeightDType::BF16);
-  const auto rows = ckpt.read_bf16(t, 300, 302, 0, 64);  // last real row + one padding row
+  const auto rows = ckpt.read<bf16>(t, 300, 302, 0, 64);  // last real row + one padding row
   ASSERT_EQ(rows.size(), 128u);
   EXPECT_EQ(rows[64].bits, 0);
   EXPECT_NE(rows[0].bits, 0);
@@ -145,6 +147,103 @@ TEST(SafetensorsCheckpoint, ClearErrors) {
   EXPECT_NE(error_of([&] { SafetensorsCheckpoint c(dir.string()); }).find("data offsets do not match"),
             std::string::npos);
   fs::remove_all(dir);
+}
+
+// --dtype: weights are read in the type the model runs in. A bf16 tensor read as bf16 is its
+// stored bits; read as fp16 it keeps its value (bf16's 8 significant bits fit in fp16's 11)
+// wherever that is a normal fp16 number, and rounds at fp16's 2^-24 quantum below 2^-14.
+TEST(SafetensorsCheckpoint, ReadsABf16TensorAsBf16AndAsFp16) {
+  SafetensorsCheckpoint ckpt(kFixtures + "/qwen2-tiny");
+  const TensorInfo& t = ckpt.get("model.layers.0.mlp.down_proj.weight");
+  ASSERT_EQ(t.dtype, WeightDType::BF16);
+  const std::vector<bf16> same = ckpt.read<bf16>(t);
+  ASSERT_EQ(same.size() * sizeof(bf16), t.bytes);
+  EXPECT_EQ(std::memcmp(same.data(), t.data, t.bytes), 0);
+  const std::vector<fp16> half = ckpt.read<fp16>(t);
+  ASSERT_EQ(half.size(), same.size());
+  std::size_t normal = 0;
+  for (std::size_t i = 0; i < same.size(); ++i) {
+    const float want = to_float(same[i]), got = to_float(half[i]);
+    if (std::fabs(want) >= 0x1p-14f) {
+      ++normal;
+      EXPECT_EQ(got, want) << "element " << i;
+    } else {
+      EXPECT_LE(std::fabs(got - want), 0x1p-25f) << "element " << i;
+    }
+  }
+  EXPECT_GT(normal, same.size() / 2);  // the exact comparison is not vacuous
+}
+
+// A one-shard checkpoint of tensors given as (name, safetensors dtype, shape, raw bytes).
+struct RawTensor {
+  std::string name, dtype;
+  std::vector<std::int64_t> shape;
+  std::string bytes;
+};
+template <HalfFloat T>
+std::string raw(std::initializer_list<float> values) {
+  std::string bytes;
+  for (float v : values) {
+    const T x = from_float<T>(v);
+    bytes.append(reinterpret_cast<const char*>(&x), sizeof x);
+  }
+  return bytes;
+}
+void write_checkpoint(const fs::path& dir, const std::vector<RawTensor>& tensors) {
+  std::string header = "{", data;
+  for (const RawTensor& t : tensors) {
+    std::string shape;
+    for (std::int64_t d : t.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    header += (header.size() > 1 ? ", \"" : "\"") + t.name + "\": {\"dtype\": \"" + t.dtype + "\", \"shape\": [" +
+              shape + "], \"data_offsets\": [" + std::to_string(data.size()) + ", " +
+              std::to_string(data.size() + t.bytes.size()) + "]}";
+    data += t.bytes;
+  }
+  header += "}";
+  fs::create_directories(dir);
+  std::ofstream f(dir / "model.safetensors", std::ios::binary);
+  const std::uint64_t len = header.size();
+  f.write(reinterpret_cast<const char*>(&len), 8);
+  f << header << data;
+}
+
+// Conversions as a cast in PyTorch: bf16 -> fp16 overflows to inf past 65504 (65280 is the
+// largest bf16 value below it); fp16 -> bf16 rounds to 8 significant bits; a tensor already
+// in the requested type is copied bit for bit.
+TEST(CheckpointWeights, ConvertsToTheModelDtypeAsPyTorchCasts) {
+  const fs::path dir = fs::temp_directory_path() / "lockstep-dtype-ckpt";
+  const std::string b = raw<bf16>({1.0f, -2.5f, 65280.0f, 65536.0f, -1.0e6f, 0x1p-20f});
+  const std::string h = raw<fp16>({1.0f, 1.0f + 0x1p-10f, 65504.0f});
+  write_checkpoint(dir, {{"b", "BF16", {2, 3}, b}, {"h", "F16", {3}, h}});
+  SafetensorsCheckpoint ckpt(dir.string());
+  const CheckpointWeights w(ckpt);
+  const float inf = std::numeric_limits<float>::infinity();
+  auto values = [](const auto& v) {
+    std::vector<float> f;
+    for (const auto& x : v) f.push_back(to_float(x));
+    return f;
+  };
+  EXPECT_EQ(values(w.read_all<fp16>("b", {2, 3})), (std::vector<float>{1.0f, -2.5f, 65280.0f, inf, -inf, 0x1p-20f}));
+  EXPECT_EQ(values(w.read_all<bf16>("h", {3})), (std::vector<float>{1.0f, 1.0f, 65536.0f}));
+  const std::vector<bf16> b_as_is = w.read_all<bf16>("b", {2, 3});
+  const std::vector<fp16> h_as_is = w.read_all<fp16>("h", {3});
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(b_as_is.data()), b.size()), b);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(h_as_is.data()), h.size()), h);
+  // Rows past the end are zero in either type (vocabulary padding).
+  EXPECT_EQ(values(w.read<fp16>("b", {2, 3}, 1, 3, 0, 3)), (std::vector<float>{inf, -inf, 0x1p-20f, 0, 0, 0}));
+  fs::remove_all(dir);
+}
+
+// --load-format dummy with --dtype half: the same random values, rounded to fp16 instead.
+TEST(DummyWeights, GivesTheSameValuesInEitherDtype) {
+  const DummyWeights w(/*seed=*/3, /*scale=*/0.5f);
+  const std::vector<bf16> b = w.read<bf16>("x.weight", {8, 16}, 2, 10, 0, 16);  // two padding rows
+  const std::vector<fp16> h = w.read<fp16>("x.weight", {8, 16}, 2, 10, 0, 16);
+  ASSERT_EQ(b.size(), h.size());
+  for (std::size_t i = 0; i < b.size(); ++i)  // each within half a bf16 step plus half an fp16 step of the value
+    EXPECT_LE(std::fabs(to_float(h[i]) - to_float(b[i])), std::fabs(to_float(b[i])) * 0x1p-8f + 0x1p-24f) << i;
+  for (std::size_t i = 6 * 16; i < b.size(); ++i) EXPECT_EQ(to_float(h[i]), 0.0f) << i;
+  EXPECT_EQ(to_float(w.read_all<fp16>("model.norm.weight", {4})[3]), 1.0f);
 }
 
 TEST(TensorParallelSlice, ReplicatesKvHeadsAndPadsVocab) {
@@ -185,17 +284,17 @@ TEST(LayerWeights, StacksQkvAndGateUpByOutputRows) {
   for (const int tp : {1, 2}) {
     SCOPED_TRACE(::testing::Message() << "TP" << tp);
     const TensorParallelSlice s = TensorParallelSlice::make(c, tp - 1, tp);
-    const LayerWeights L = read_layer_weights(c, w, s, 1);
+    const LayerWeights<bf16> L = read_layer_weights<bf16>(c, w, s, 1);
     const std::int64_t q0 = s.q_head_begin * hd, q1 = q0 + s.q_heads * hd;
     const std::int64_t k0 = s.kv_head_begin * hd, k1 = k0 + s.kv_heads * hd, f0 = s.ffn_begin, f1 = f0 + s.ffn;
-    EXPECT_EQ(bits(L.qkv), cat({w.read(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H),
-                                w.read(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H),
-                                w.read(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H)}));
-    EXPECT_EQ(bits(L.qkv_bias), cat({w.read(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1),
-                                     w.read(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1),
-                                     w.read(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1)}));
-    EXPECT_EQ(bits(L.gate_up), cat({w.read(p + "mlp.gate_proj.weight", {F, H}, f0, f1, 0, H),
-                                    w.read(p + "mlp.up_proj.weight", {F, H}, f0, f1, 0, H)}));
+    EXPECT_EQ(bits(L.qkv), cat({w.read<bf16>(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H),
+                                w.read<bf16>(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H),
+                                w.read<bf16>(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H)}));
+    EXPECT_EQ(bits(L.qkv_bias), cat({w.read<bf16>(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1),
+                                     w.read<bf16>(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1),
+                                     w.read<bf16>(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1)}));
+    EXPECT_EQ(bits(L.gate_up), cat({w.read<bf16>(p + "mlp.gate_proj.weight", {F, H}, f0, f1, 0, H),
+                                    w.read<bf16>(p + "mlp.up_proj.weight", {F, H}, f0, f1, 0, H)}));
   }
 }
 
@@ -203,11 +302,11 @@ TEST(LayerWeights, StacksQkvAndGateUpByOutputRows) {
 class FailingWeights final : public WeightSource {
  public:
   FailingWeights(const WeightSource& inner, int bad) : inner_(inner), bad_(bad) {}
-  std::vector<bf16> read(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
-                         std::int64_t r1, std::int64_t c0, std::int64_t c1) const override {
+  void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
+                 std::int64_t c0, std::int64_t c1, DType to, void* out) const override {
     if (name.rfind("model.layers." + std::to_string(bad_) + ".", 0) == 0)
       throw CheckpointError("tensor " + name + " is missing");
-    return inner_.read(name, shape, r0, r1, c0, c1);
+    inner_.read_into(name, shape, r0, r1, c0, c1, to, out);
   }
   std::uint64_t bytes_read() const override { return inner_.bytes_read(); }
 
@@ -221,16 +320,16 @@ TEST(LayerPrefetcher, GivesTheStageLayersInOrderAndRethrowsAReadError) {
   SafetensorsCheckpoint ckpt(kFixtures + "/llama-tiny");
   const CheckpointWeights w(ckpt);
   const TensorParallelSlice s = TensorParallelSlice::make(c, 0, 1);
-  LayerPrefetcher prefetch(c, w, s, 1, c.num_hidden_layers);
+  LayerPrefetcher<bf16> prefetch(c, w, s, 1, c.num_hidden_layers);
   for (int l = 1; l < c.num_hidden_layers; ++l) {
-    const LayerWeights got = prefetch.next(), want = read_layer_weights(c, w, s, l);
+    const LayerWeights<bf16> got = prefetch.next(), want = read_layer_weights<bf16>(c, w, s, l);
     ASSERT_EQ(got.down.size(), want.down.size());
     EXPECT_TRUE(std::equal(got.down.begin(), got.down.end(), want.down.begin(),
                            [](bf16 a, bf16 b) { return a.bits == b.bits; }))
         << "layer " << l;
   }
   const FailingWeights failing(w, 2);
-  LayerPrefetcher broken(c, failing, s, 1, 3);
+  LayerPrefetcher<bf16> broken(c, failing, s, 1, 3);
   EXPECT_NO_THROW(broken.next());
   EXPECT_NE(error_of([&] { broken.next(); }).find("tensor model.layers.2."), std::string::npos);
 }
