@@ -10,6 +10,10 @@
 #include "comm/nccl_check.h"
 #include "comm/nccl_collectives.h"
 #include "comm/nccl_communicators.h"
+#else
+namespace lockstep {
+class NcclCommunicators {};  // builds without CUDA have none (nccl_ stays null), but destroy the pointer
+}  // namespace lockstep
 #endif
 
 namespace lockstep {

@@ -68,6 +68,7 @@ void write_dummy_checkpoint(const ModelConfig& c, const std::string& dir, const 
     total += bytes;
   }
   const DummyWeights values(o.seed);
+  const bool f16 = c.torch_dtype == "float16";  // else bf16 (float32 configs too: half the size)
   nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
   std::uint64_t written = 0;
   const int n = static_cast<int>(shards.size());
@@ -78,7 +79,7 @@ void write_dummy_checkpoint(const ModelConfig& c, const std::string& dir, const 
     std::uint64_t offset = 0;
     for (const TensorSpec* t : shards[k]) {
       const std::uint64_t bytes = element_count(t->shape) * 2;
-      header[t->name] = {{"dtype", "BF16"}, {"shape", t->shape}, {"data_offsets", {offset, offset + bytes}}};
+      header[t->name] = {{"dtype", f16 ? "F16" : "BF16"}, {"shape", t->shape}, {"data_offsets", {offset, offset + bytes}}};
       offset += bytes;
       weight_map[t->name] = name;
     }
@@ -90,9 +91,13 @@ void write_dummy_checkpoint(const ModelConfig& c, const std::string& dir, const 
     out.write(reinterpret_cast<const char*>(&header_len), 8);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     for (const TensorSpec* t : shards[k]) {
-      const std::vector<bf16> data = values.read_all<bf16>(t->name, t->shape);
-      out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size() * sizeof(bf16)));
-      written += data.size() * sizeof(bf16);
+      const auto write = [&](const auto& data) {
+        const auto size = data.size() * sizeof(data[0]);
+        out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(size));
+        written += size;
+      };
+      if (f16) write(values.read_all<fp16>(t->name, t->shape));
+      else write(values.read_all<bf16>(t->name, t->shape));
       if (o.progress) o.progress(written, total);
     }
     out.close();

@@ -1,4 +1,5 @@
-// Writes a checkpoint in the hub layout for any supported config.json: bf16 tensors named and
+// Writes a checkpoint in the hub layout for any supported config.json: tensors (F16 when its
+// torch_dtype is float16, else BF16) named and
 // shaped as transformers saves qwen2/llama models, sharded into model-0000k-of-0000n.safetensors
 // with model.safetensors.index.json. The values are --load-format dummy's for the same seed, so
 // a written checkpoint and `--load-format dummy --seed S` run the same model. Used by

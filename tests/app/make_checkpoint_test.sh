@@ -50,6 +50,24 @@ for model in qwen2-tiny llama-tiny; do
   echo "ok $model: $shards shards, tokens equal --load-format dummy"
 done
 
+# A float16 config gives F16 tensors; --dtype auto runs them in float16, with the tokens of
+# --load-format dummy --dtype half (the same values rounded to fp16).
+jq '.torch_dtype = "float16"' "$fixtures/llama-tiny/config.json" >"$tmp/f16.json"
+"$lockstep" make-checkpoint --config "$tmp/f16.json" --tokenizer "$fixtures/llama-tiny" --output "$tmp/f16" --seed 11 \
+    >"$tmp/log" 2>&1 || fail "float16 make-checkpoint"
+head -c 4096 "$tmp"/f16/model-*.safetensors | grep -a -q '"dtype":"F16"' || fail "float16 config: F16 tensors"
+head -c 4096 "$tmp"/f16/model-*.safetensors | grep -a -q '"dtype":"BF16"' && fail "float16 config: BF16 tensors"
+rm -f "$tmp"/ckpt.jsonl "$tmp"/dummy.jsonl
+timeout 300 "$lockstep" batch --model "$tmp/f16" --kv-cache-memory 2M --input "$tmp/in.jsonl" --output "$tmp/ckpt.jsonl" \
+    >"$tmp/log" 2>&1 || fail "batch on the float16 checkpoint"
+grep -q "model llama (float16)" "$tmp/log" || fail "--dtype auto on a float16 checkpoint runs in float16"
+timeout 300 "$lockstep" batch --model "$tmp/f16" --load-format dummy --seed 11 --dtype half --kv-cache-memory 2M \
+    --input "$tmp/in.jsonl" --output "$tmp/dummy.jsonl" >"$tmp/log" 2>&1 || fail "batch --dtype half, dummy weights"
+a=$(ids "$tmp/ckpt.jsonl") b=$(ids "$tmp/dummy.jsonl")
+[ "$(jq 'flatten | length' <<<"$a")" = 24 ] || fail "float16: expected 2 x 12 tokens, got $a"
+[ "$a" = "$b" ] || fail "float16 checkpoint tokens $a differ from --load-format dummy --dtype half $b"
+echo "ok float16 checkpoint: F16 tensors, run in float16"
+
 # Errors: existing output without --force leaves it alone; --force overwrites.
 out=$tmp/qwen2-tiny
 before=$(md5sum "$out"/*.safetensors | md5sum)
