@@ -19,21 +19,21 @@ std::uint64_t Histogram::count() const {
   return total_;
 }
 
-void Histogram::render(const std::string& name, const std::string& help, std::string& out) const {
+void Histogram::render(const std::string& name, const std::string& help, const std::string& labels,
+                       std::string& out) const {
   std::lock_guard lock(mu_);
   out += "# HELP " + name + " " + help + "\n# TYPE " + name + " histogram\n";
   std::uint64_t cumulative = 0;
-  char line[256];
+  char number[64];
   for (std::size_t i = 0; i < bounds_.size(); ++i) {
     cumulative += counts_[i];
-    std::snprintf(line, sizeof line, "%s_bucket{le=\"%g\"} %llu\n", name.c_str(), bounds_[i],
-                  static_cast<unsigned long long>(cumulative));
-    out += line;
+    std::snprintf(number, sizeof number, "%g", bounds_[i]);
+    out += name + "_bucket{" + labels + ",le=\"" + number + "\"} " + std::to_string(cumulative) + "\n";
   }
-  std::snprintf(line, sizeof line, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name.c_str(),
-                static_cast<unsigned long long>(total_), name.c_str(), sum_, name.c_str(),
-                static_cast<unsigned long long>(total_));
-  out += line;
+  std::snprintf(number, sizeof number, "%.6f", sum_);
+  out += name + "_bucket{" + labels + ",le=\"+Inf\"} " + std::to_string(total_) + "\n";
+  out += name + "_sum{" + labels + "} " + number + "\n";
+  out += name + "_count{" + labels + "} " + std::to_string(total_) + "\n";
 }
 
 ServingMetrics::ServingMetrics()
@@ -42,34 +42,49 @@ ServingMetrics::ServingMetrics()
                    1.0, 2.5}),
       e2e({0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0}) {}
 
+// Every metric is `lockstep:<name>`; those vLLM also exports are written again as `vllm:<name>`
+// (same meaning, labels and buckets), so Grafana dashboards and alerts made for vLLM work as
+// they are. lockstep-only ones (prefix_cache_hit_rate, request_aborted_total) have no vllm: copy.
 std::string ServingMetrics::render(const Snapshot& s, const std::string& model) const {
   std::string out;
-  char line[512];
-  const std::string label = "{model_name=\"" + model + "\"}";
-  auto gauge = [&](const char* name, const char* help, double v) {
-    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s gauge\n%s%s %g\n", name, help, name, name, label.c_str(), v);
-    out += line;
+  char value[64];
+  std::string escaped;  // a label value escapes \, " and newlines (Prometheus' text format)
+  for (const char c : model) escaped += c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : std::string(1, c);
+  const std::string labels = "model_name=\"" + escaped + "\"", label = "{" + labels + "}";
+  enum Prefixes { LockstepOnly, AlsoVllm };
+  auto each_name = [](const char* name, Prefixes p, auto&& emit) {
+    emit(std::string("lockstep:") + name);
+    if (p == AlsoVllm) emit(std::string("vllm:") + name);
   };
-  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
-    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s counter\n%s%s %llu\n", name, help, name, name,
-                  label.c_str(), static_cast<unsigned long long>(v));
-    out += line;
+  auto gauge = [&](const char* name, Prefixes p, const char* help, double v) {
+    std::snprintf(value, sizeof value, "%g", v);
+    each_name(name, p, [&](const std::string& n) {
+      out += "# HELP " + n + " " + help + "\n# TYPE " + n + " gauge\n" + n + label + " " + value + "\n";
+    });
   };
-  gauge("lockstep:num_requests_running", "Requests in the running batch.", static_cast<double>(s.running));
-  gauge("lockstep:num_requests_waiting", "Requests waiting to be scheduled.", static_cast<double>(s.waiting));
-  gauge("lockstep:kv_cache_usage_perc", "Fraction of KV-cache blocks in use (1 = full).", s.kv_usage);
-  gauge("lockstep:prefix_cache_hit_rate", "Prompt tokens found in the prefix cache / tokens looked up.",
+  auto counter = [&](const char* name, Prefixes p, const char* help, std::uint64_t v) {
+    each_name(name, p, [&](const std::string& n) {
+      out += "# HELP " + n + " " + help + "\n# TYPE " + n + " counter\n" + n + label + " " + std::to_string(v) + "\n";
+    });
+  };
+  auto histogram = [&](const Histogram& h, const char* name, const char* help) {
+    each_name(name, AlsoVllm, [&](const std::string& n) { h.render(n, help, labels, out); });
+  };
+  gauge("num_requests_running", AlsoVllm, "Requests in the running batch.", static_cast<double>(s.running));
+  gauge("num_requests_waiting", AlsoVllm, "Requests waiting to be scheduled.", static_cast<double>(s.waiting));
+  gauge("kv_cache_usage_perc", AlsoVllm, "Fraction of KV-cache blocks in use (1 = full).", s.kv_usage);
+  gauge("prefix_cache_hit_rate", LockstepOnly, "Prompt tokens found in the prefix cache / tokens looked up.",
         s.prefix_hit_rate);
-  counter("lockstep:prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.", s.prefix_queries);
-  counter("lockstep:prefix_cache_hits_total", "Prompt tokens found in the prefix cache.", s.prefix_hits);
-  counter("lockstep:prompt_tokens_total", "Prompt tokens of admitted requests.", prompt_tokens.load());
-  counter("lockstep:generation_tokens_total", "Generated tokens.", generation_tokens.load());
-  counter("lockstep:request_success_total", "Requests that finished (stop or length).", requests_finished.load());
-  counter("lockstep:request_aborted_total", "Requests aborted (client gone, shutdown).", requests_aborted.load());
-  counter("lockstep:num_preemptions_total", "Sequences preempted for KV space and recomputed.", preemptions.load());
-  ttft.render("lockstep:time_to_first_token_seconds", "Time from arrival to the first generated token.", out);
-  inter_token.render("lockstep:inter_token_latency_seconds", "Time between successive generated tokens.", out);
-  e2e.render("lockstep:e2e_request_latency_seconds", "Time from arrival to the last token.", out);
+  counter("prefix_cache_queries_total", AlsoVllm, "Prompt tokens looked up in the prefix cache.", s.prefix_queries);
+  counter("prefix_cache_hits_total", AlsoVllm, "Prompt tokens found in the prefix cache.", s.prefix_hits);
+  counter("prompt_tokens_total", AlsoVllm, "Prompt tokens of admitted requests.", prompt_tokens.load());
+  counter("generation_tokens_total", AlsoVllm, "Generated tokens.", generation_tokens.load());
+  counter("request_success_total", AlsoVllm, "Requests that finished (stop or length).", requests_finished.load());
+  counter("request_aborted_total", LockstepOnly, "Requests aborted (client gone, shutdown).", requests_aborted.load());
+  counter("num_preemptions_total", AlsoVllm, "Sequences preempted for KV space and recomputed.", preemptions.load());
+  histogram(ttft, "time_to_first_token_seconds", "Time from arrival to the first generated token.");
+  histogram(inter_token, "inter_token_latency_seconds", "Time between successive generated tokens.");
+  histogram(e2e, "e2e_request_latency_seconds", "Time from arrival to the last token.");
   return out;
 }
 

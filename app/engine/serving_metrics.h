@@ -17,7 +17,8 @@ class Histogram {
   explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
   void observe(double v);
   // Appends "# TYPE name histogram" and its _bucket/_sum/_count lines.
-  void render(const std::string& name, const std::string& help, std::string& out) const;
+  // labels: `key="value",...` without braces (every line carries them, then le= on buckets).
+  void render(const std::string& name, const std::string& help, const std::string& labels, std::string& out) const;
   std::uint64_t count() const;
 
  private:

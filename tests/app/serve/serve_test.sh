@@ -62,6 +62,13 @@ for m in num_requests_running num_requests_waiting kv_cache_usage_perc prefix_ca
   grep -q "^lockstep:$m" "$tmp/metrics" || fail "/metrics lacks lockstep:$m"
 done
 awk '/^lockstep:generation_tokens_total/ {exit !($NF >= 512)}' "$tmp/metrics" || fail "generation token counter"
+# vLLM's names too (dashboards made for vLLM), with the same values.
+for m in num_requests_running kv_cache_usage_perc time_to_first_token_seconds_count e2e_request_latency_seconds_sum \
+         prompt_tokens_total generation_tokens_total request_success_total; do
+  a=$(grep "^lockstep:$m{" "$tmp/metrics" | awk '{print $NF}') b=$(grep "^vllm:$m{" "$tmp/metrics" | awk '{print $NF}')
+  [ -n "$a" ] && [ "$a" = "$b" ] || fail "/metrics: vllm:$m ($b) should equal lockstep:$m ($a)"
+done
+grep -q '^vllm:generation_tokens_total{model_name="' "$tmp/metrics" || fail "/metrics: vllm: metrics carry model_name"
 
 # SIGTERM to rank 0 while a request streams: it finishes, then every rank exits 0.
 curl -sN "${auth[@]}" "$url/completions" -d "$(jq -c '{prompt: .prompt_ids, max_tokens: 48, temperature: 0,
