@@ -93,13 +93,39 @@ __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], unsig
 #endif
 }
 
-// Two T as 32 bits, lo in the low half (an MMA operand from two values not side by side).
-template <typename T>
-__device__ __forceinline__ unsigned pack_pair(T lo, T hi) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return static_cast<unsigned>(__bfloat16_as_ushort(lo)) | static_cast<unsigned>(__bfloat16_as_ushort(hi)) << 16;
-  else
-    return static_cast<unsigned>(__half_as_ushort(lo)) | static_cast<unsigned>(__half_as_ushort(hi)) << 16;
+// ldmatrix: the warp loads four 8 x 8 matrices of 16-bit values from shared memory, lane t
+// giving the address of row t % 8 of matrix t / 8 (16 contiguous bytes); r[i] of lane t is
+// matrix i's (row t / 4, columns 2 (t % 4), +1), or with .trans its (rows 2 (t % 4), +1, column
+// t / 4): the MMA fragments, one instruction for what took 4 to 16 scalar loads and packs.
+__device__ __forceinline__ unsigned shared_address(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();  // see mma(): Ampere on only
+#else
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address(p)));
+#endif
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();
+#else
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address(p)));
+#endif
+}
+__device__ __forceinline__ void ldmatrix_x2_trans(unsigned& r0, unsigned& r1, const void* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();
+#else
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r0), "=r"(r1)
+               : "r"(shared_address(p)));
+#endif
 }
 
 // Which 16-byte piece of which tile rows a thread copies: D / 8 pieces a row, kThreads / (D / 8)
@@ -197,6 +223,11 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
 
     const int row_a = my_tile * 16 + g, row_b = row_a + 8;
+    // Where this lane points its ldmatrix row (see ldmatrix_x4): q rows of the row tile, K and V
+    // positions of a 16-position step, and the dim offset within a 16- (q, K) or 8-wide (V) step.
+    const int q_row = my_tile * 16 + (lane & 7) + (lane >> 3 & 1) * 8, q_col = (lane >> 4) * 8;
+    const int k_row = (lane >> 4) * 8 + (lane & 7), k_col = (lane >> 3 & 1) * 8;
+    const int v_row = (lane >> 3 & 1) * 8 + (lane & 7), v_col = (lane >> 4) * 8;
     const int limit_a = limit_s[row_a], limit_b = limit_s[row_b];
     float o[kDTiles][4];
 #pragma unroll
@@ -226,22 +257,16 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int ks = 0; ks < kDSteps; ++ks) {
           if (ks * 16 >= D) break;
-          const int c = ks * 16 + 2 * tq;
-          unsigned ah[4], al[4];
-          ah[0] = *reinterpret_cast<const unsigned*>(q_hi + row_a * kStride + c);
-          ah[1] = *reinterpret_cast<const unsigned*>(q_hi + row_b * kStride + c);
-          ah[2] = *reinterpret_cast<const unsigned*>(q_hi + row_a * kStride + c + 8);
-          ah[3] = *reinterpret_cast<const unsigned*>(q_hi + row_b * kStride + c + 8);
-          al[0] = *reinterpret_cast<const unsigned*>(q_lo + row_a * kStride + c);
-          al[1] = *reinterpret_cast<const unsigned*>(q_lo + row_b * kStride + c);
-          al[2] = *reinterpret_cast<const unsigned*>(q_lo + row_a * kStride + c + 8);
-          al[3] = *reinterpret_cast<const unsigned*>(q_lo + row_b * kStride + c + 8);
+          // A: the row tile's q (matrices: rows 0-7 / 8-15 x dims +0 / +8); B: K of positions
+          // 0-7 then 8-15 (dims +0, +8 each): b[2 nt], b[2 nt + 1] for position tile nt.
+          unsigned ah[4], al[4], kb[4];
+          ldmatrix_x4(ah, q_hi + q_row * kStride + ks * 16 + q_col);
+          ldmatrix_x4(al, q_lo + q_row * kStride + ks * 16 + q_col);
+          ldmatrix_x4(kb, k_s + (s0 + k_row) * kStride + ks * 16 + k_col);
 #pragma unroll
           for (int nt = 0; nt < 2; ++nt) {
-            const T* kr = k_s + (s0 + nt * 8 + g) * kStride + c;
-            const unsigned b0 = *reinterpret_cast<const unsigned*>(kr), b1 = *reinterpret_cast<const unsigned*>(kr + 8);
-            mma<T>(sc[nt], ah, b0, b1);
-            mma<T>(sc_lo[nt], al, b0, b1);
+            mma<T>(sc[nt], ah, kb[2 * nt], kb[2 * nt + 1]);
+            mma<T>(sc_lo[nt], al, kb[2 * nt], kb[2 * nt + 1]);
           }
         }
 #pragma unroll
@@ -288,14 +313,25 @@ __global__ void __launch_bounds__(kThreads)
         split_x2<T>(pr[0][2], pr[0][3], ph[1], pl[1]);
         split_x2<T>(pr[1][0], pr[1][1], ph[2], pl[2]);
         split_x2<T>(pr[1][2], pr[1][3], ph[3], pl[3]);
-        const T* v0 = v_s + (s0 + 2 * tq) * kStride + g;
+        // B: V[position][dim] transposed, positions 0-7 / 8-15 of dims 8 n .. 8 n + 7, two dim
+        // tiles a load (the last alone when D / 8 is odd).
+        const T* v0 = v_s + (s0 + v_row) * kStride + v_col;
 #pragma unroll
-        for (int n = 0; n < kDTiles; ++n) {
+        for (int n = 0; n < kDTiles; n += 2) {
           if (n * 8 >= D) break;
-          const T* v = v0 + n * 8;  // V[position][dim], positions 2 tq, +1, +8, +9
-          const unsigned b0 = pack_pair(v[0], v[kStride]), b1 = pack_pair(v[8 * kStride], v[9 * kStride]);
-          mma<T>(o[n], ph, b0, b1);
-          mma<T>(o[n], pl, b0, b1);
+          if ((n + 1) * 8 < D) {
+            unsigned vb[4];
+            ldmatrix_x4_trans(vb, v0 + n * 8);
+            mma<T>(o[n], ph, vb[0], vb[1]);
+            mma<T>(o[n], pl, vb[0], vb[1]);
+            mma<T>(o[n + 1], ph, vb[2], vb[3]);
+            mma<T>(o[n + 1], pl, vb[2], vb[3]);
+          } else {
+            unsigned b0, b1;
+            ldmatrix_x2_trans(b0, b1, v0 + n * 8);
+            mma<T>(o[n], ph, b0, b1);
+            mma<T>(o[n], pl, b0, b1);
+          }
         }
       }
       __syncthreads();  // the next stage's copy overwrites this tile
