@@ -147,6 +147,7 @@ TokenLogprobs token_logprobs(const float* logits, int vocab, int sampled, int to
   const double log_z = max_logit + std::log(z);
   TokenLogprobs out;
   out.logprob = static_cast<float>(logits[sampled] - log_z);
+  out.rank = 1 + static_cast<std::int32_t>(std::count_if(logits, logits + vocab, [&](float v) { return v > logits[sampled]; }));
   out.num_top = std::clamp(top, 0, std::min(kMaxLogprobs, vocab));
   std::vector<int> order(vocab);
   std::iota(order.begin(), order.end(), 0);

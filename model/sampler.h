@@ -26,6 +26,10 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;
   float presence_penalty = 0.0f;
   int logprobs = -1;  // -1: none; k >= 0: the sampled token's log-probability and the top k
+  // -1: none; k >= 0: each prompt token's log-probability given the tokens before it, its rank
+  // and the top k (vLLM's prompt_logprobs; completions' echo with logprobs). Such a prompt is
+  // computed whole (no prefix-cache reuse): every position's logits are needed.
+  int prompt_logprobs = -1;
   // OpenAI's logit_bias: (token id, bias in [-100, 100]) added to those logits before the
   // penalties (vLLM's order); log-probabilities stay those of the raw logits.
   std::vector<std::pair<int, float>> logit_bias;
@@ -42,6 +46,7 @@ constexpr int kMaxLogprobs = 20;
 // and filtering: vLLM's default "raw_logprobs"). Fixed size so a step's rows travel as one block.
 struct TokenLogprobs {
   float logprob = 0.0f;  // the sampled token's
+  std::int32_t rank = 0;  // its rank in the distribution: 1 + the tokens of higher logit (vLLM's)
   std::int32_t num_top = 0;
   std::int32_t top_ids[kMaxLogprobs] = {};
   float top_logprobs[kMaxLogprobs] = {};

@@ -210,11 +210,12 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
 
   while (!rt->scheduler().idle()) {
     StepOutput step = rt->engine().step();
-    for (const TokenEvent& e : step.tokens) {
+    for (TokenEvent& e : step.tokens) {
       auto it = by_seq.find(e.id);
       if (it == by_seq.end()) continue;
       auto [p, c] = it->second;
       ChoiceOutput& choice = *p->choices[c];
+      if (!e.prompt_logprobs.empty()) choice.set_prompt_logprobs(std::move(e.prompt_logprobs));
       ++generated;
       choice.on_token(e.token, e.logprobs ? &*e.logprobs : nullptr);
       FinishReason reason = e.finish;

@@ -20,6 +20,7 @@ RequestStream::Update RequestStream::take(std::chrono::milliseconds timeout) {
   Update u;
   u.tokens.swap(pending_);
   u.logprobs.swap(pending_logprobs_);
+  u.prompt_logprobs.swap(pending_prompt_logprobs_);
   u.done = done_;
   u.finish = finish_;
   u.error = error_;
@@ -27,11 +28,13 @@ RequestStream::Update RequestStream::take(std::chrono::milliseconds timeout) {
   return u;
 }
 
-void RequestStream::push(int token, FinishReason finish, const std::optional<TokenLogprobs>& logprobs) {
+void RequestStream::push(int token, FinishReason finish, const std::optional<TokenLogprobs>& logprobs,
+                         std::vector<TokenLogprobs> prompt_logprobs) {
   {
     std::lock_guard lock(mu_);
     pending_.push_back(token);
     if (logprobs) pending_logprobs_.push_back(*logprobs);
+    if (!prompt_logprobs.empty()) pending_prompt_logprobs_ = std::move(prompt_logprobs);
     if (finish != FinishReason::None) {
       done_ = true;
       finish_ = finish;
@@ -107,7 +110,7 @@ void EngineService::deliver(StepOutput& out) {
   struct Timing { Clock::time_point arrival, last; bool first = true; };
   static thread_local std::map<std::uint64_t, Timing> timing;
   const auto now = Clock::now();
-  for (const TokenEvent& e : out.tokens) {
+  for (TokenEvent& e : out.tokens) {
     auto it = streams_.find(e.id);
     if (it == streams_.end()) continue;
     Timing& t = timing.try_emplace(e.id, Timing{now, now, true}).first->second;
@@ -116,7 +119,7 @@ void EngineService::deliver(StepOutput& out) {
     t.first = false;
     t.last = now;
     ++metrics_.generation_tokens;
-    it->second->push(e.token, e.finish, e.logprobs);
+    it->second->push(e.token, e.finish, e.logprobs, std::move(e.prompt_logprobs));
     if (e.finish != FinishReason::None) {
       metrics_.e2e.observe(std::chrono::duration<double>(now - t.arrival).count());
       ++metrics_.requests_finished;

@@ -35,6 +35,7 @@ class RequestStream {
   struct Update {
     std::vector<int> tokens;  // new since the previous take
     std::vector<TokenLogprobs> logprobs;  // one per token when the request asked for them
+    std::vector<TokenLogprobs> prompt_logprobs;  // once, with the first token, when asked (TokenEvent's)
     bool done = false;
     FinishReason finish = FinishReason::None;
     std::string error;        // the request was refused or cut short (done is true)
@@ -44,7 +45,8 @@ class RequestStream {
   Update take(std::chrono::milliseconds timeout);
 
   // Engine side.
-  void push(int token, FinishReason finish, const std::optional<TokenLogprobs>& logprobs = std::nullopt);
+  void push(int token, FinishReason finish, const std::optional<TokenLogprobs>& logprobs = std::nullopt,
+            std::vector<TokenLogprobs> prompt_logprobs = {});
   void fail(int status, const std::string& error);
 
  private:
@@ -53,6 +55,7 @@ class RequestStream {
   std::condition_variable cv_;
   std::vector<int> pending_;
   std::vector<TokenLogprobs> pending_logprobs_;
+  std::vector<TokenLogprobs> pending_prompt_logprobs_;
   bool done_ = false;
   FinishReason finish_ = FinishReason::None;
   std::string error_;

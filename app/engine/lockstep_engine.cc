@@ -44,14 +44,33 @@ StepPlan LockstepEngine::build_plan(const std::vector<ScheduledChunk>& chunks) {
     std::vector<int> table = c.seq->blocks;
     table.resize(b.max_blocks, 0);
     b.block_tables.insert(b.block_tables.end(), table.begin(), table.end());
+    const int first_token = static_cast<int>(b.token_ids.size());
     for (int t = c.start; t < c.start + c.count; ++t) {
       b.token_ids.push_back(c.seq->tokens[t]);
       b.positions.push_back(t);
       b.seq_of_token.push_back(static_cast<int>(i));
     }
+    // Prompt logprobs: position t's row scores prompt token t + 1 (no draw, no penalties).
+    const int prompt_rows = c.seq->prompt_rows(c.start, c.count);
+    for (int k = 0; k < prompt_rows; ++k) {
+      if (p.forced_ids.empty()) p.forced_ids.assign(p.sampling.size(), -1);
+      b.logit_rows.push_back(first_token + k);
+      SamplingParams score = c.seq->sampling;
+      score.logprobs = score.prompt_logprobs;
+      score.logit_bias.clear();
+      score.repetition_penalty = 1.0f, score.frequency_penalty = 0.0f, score.presence_penalty = 0.0f;
+      p.sampling.push_back(std::move(score));
+      p.forced_ids.push_back(c.seq->tokens[c.start + k + 1]);
+      p.sample_seeds.push_back(0);
+      if (!p.history_offsets.empty()) {
+        p.history_prompt_len.push_back(0);
+        p.history_offsets.push_back(static_cast<std::int64_t>(p.history.size()));
+      }
+    }
     if (c.sample) {
       b.logit_rows.push_back(static_cast<int>(b.token_ids.size()) - 1);
       p.sampling.push_back(c.seq->sampling);
+      if (!p.forced_ids.empty()) p.forced_ids.push_back(-1);
       if (c.seq->sampling.has_penalties()) {
         if (p.history_offsets.empty()) p.history_offsets.assign(p.sampling.size(), 0);
         p.history_prompt_len.resize(p.sampling.size() - 1, 0);
@@ -77,9 +96,10 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan
   const auto only_drawn = [](const SamplingParams& sp) {
     return !sp.has_penalties() && sp.logprobs < 0 && sp.logit_bias.empty();
   };
-  const bool argmax_only = std::all_of(plan.sampling.begin(), plan.sampling.end(),
-                                       [&](const SamplingParams& sp) { return sp.greedy() && only_drawn(sp); });
-  const bool draws_only = std::all_of(plan.sampling.begin(), plan.sampling.end(), only_drawn);
+  const bool scores_prompts = !plan.forced_ids.empty();  // prompt rows need their logits on the host
+  const bool argmax_only = !scores_prompts && std::all_of(plan.sampling.begin(), plan.sampling.end(),
+                                                          [&](const SamplingParams& sp) { return sp.greedy() && only_drawn(sp); });
+  const bool draws_only = !scores_prompts && std::all_of(plan.sampling.begin(), plan.sampling.end(), only_drawn);
   if (argmax_only || draws_only) {
     std::vector<int> ids;
     if (argmax_only) {
@@ -108,6 +128,11 @@ std::vector<LockstepEngine::SampledRow> LockstepEngine::run_stage(const StepPlan
       for (int r = begin; r < end; ++r) {
         const SamplingParams& sp = plan.sampling[r];
         const float* raw = &logits[static_cast<std::size_t>(r) * V];
+        if (scores_prompts && plan.forced_ids[r] >= 0) {  // a prompt row: its next token's logprobs
+          out[r].id = plan.forced_ids[r];
+          out[r].logprobs = token_logprobs(raw, V, out[r].id, sp.logprobs);
+          continue;
+        }
         const float* row = raw;
         const bool penalties = sp.has_penalties() && !plan.history_offsets.empty();
         if (penalties || !sp.logit_bias.empty()) {
@@ -165,15 +190,25 @@ StepOutput LockstepEngine::retire() {
   const std::vector<ScheduledChunk>& chunks = f.chunks;
   std::vector<int> sampled(chunks.size(), -1);
   StepOutput out;
-  for (std::size_t i = 0, row = 0; i < chunks.size(); ++i)
+  for (std::size_t i = 0, row = 0; i < chunks.size(); ++i) {
+    Sequence& seq = *chunks[i].seq;
+    const int prompt_rows = seq.prompt_rows(chunks[i].start, chunks[i].count);
+    if (prompt_rows > 0 && seq.prompt_logprobs.empty()) seq.prompt_logprobs.resize(seq.prompt_len);
+    for (int k = 0; k < prompt_rows; ++k) seq.prompt_logprobs[chunks[i].start + k + 1] = f.rows[row++].logprobs;
     if (chunks[i].sample) {
       const SampledRow& s = f.rows[row++];
       sampled[i] = s.id;
-      if (chunks[i].seq->abort_requested) continue;  // aborted while in flight: no token
-      TokenEvent e{chunks[i].seq->id, s.id, FinishReason::None, std::nullopt};
-      if (chunks[i].seq->sampling.logprobs >= 0) e.logprobs = s.logprobs;
+      if (seq.abort_requested) continue;  // aborted while in flight: no token
+      TokenEvent e{seq.id, s.id, FinishReason::None, std::nullopt, {}};
+      if (seq.sampling.logprobs >= 0) e.logprobs = s.logprobs;
+      if (seq.sampling.prompt_logprobs >= 0 && !seq.prompt_logprobs_sent) {
+        seq.prompt_logprobs.resize(seq.prompt_len);  // a one-token prompt has no row
+        e.prompt_logprobs = seq.prompt_logprobs;
+        seq.prompt_logprobs_sent = true;
+      }
       out.tokens.push_back(std::move(e));
     }
+  }
   out.finished = scheduler_->complete(chunks, sampled);
   for (const auto& fin : out.finished)
     for (TokenEvent& e : out.tokens)

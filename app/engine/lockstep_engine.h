@@ -30,6 +30,9 @@ struct TokenEvent {
   int token = 0;
   FinishReason finish = FinishReason::None;
   std::optional<TokenLogprobs> logprobs;  // when the request asked for them
+  // With the first token of a request that asked for prompt logprobs: one entry per prompt
+  // token, entry 0 (no context) unused.
+  std::vector<TokenLogprobs> prompt_logprobs;
 };
 
 struct StepOutput {

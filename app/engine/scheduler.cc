@@ -67,9 +67,29 @@ Sequence* Scheduler::newest_preemptible() const {
   return nullptr;
 }
 
+namespace {
+
+// Logit rows of the chunk [s.num_computed, + n): its prompt rows and its sampled one.
+int chunk_rows(const Sequence& s, int n) {
+  return s.prompt_rows(s.num_computed, n) + (s.num_computed + n == static_cast<int>(s.tokens.size()) ? 1 : 0);
+}
+
+// The longest chunk of at most n tokens whose logit rows fit `rows`: a step returns at most
+// max_num_seqs rows (what the GPU sized its logits for), and prompt-logprob chunks take a row a
+// token. 0 when not even one token fits.
+int fit_rows(const Sequence& s, int n, int rows) {
+  if (chunk_rows(s, n) <= rows) return n;
+  n = std::min(n, std::max(rows, 0) + 1);
+  while (n > 0 && chunk_rows(s, n) > rows) --n;
+  return n;
+}
+
+}  // namespace
+
 std::vector<ScheduledChunk> Scheduler::schedule() {
   std::vector<ScheduledChunk> out;
   int budget = config_.max_num_batched_tokens;
+  int rows = config_.max_num_seqs;  // logit rows left this step
   // With several plans in flight each takes its share of the sequences.
   const std::size_t total = running_.size() + waiting_.size();
   const std::size_t depth = static_cast<std::size_t>(config_.pipeline_depth);
@@ -81,7 +101,19 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
       ++i;
       continue;
     }
-    const int n = std::min(s->remaining(), budget);
+    // Keep a row for each sequence after this one, so a long prompt-logprob prefill does not
+    // stall the others' decoding.
+    int my_rows = rows;
+    if (s->sampling.prompt_logprobs >= 0) {
+      int later = 0;
+      for (std::size_t j = i + 1; j < running_.size(); ++j) later += !running_[j]->in_flight;
+      my_rows = std::min(rows, std::max(1, rows - later));
+    }
+    const int n = fit_rows(*s, std::min(s->remaining(), budget), my_rows);
+    if (n == 0) {
+      ++i;
+      continue;
+    }
     bool self_preempted = false;
     while (!blocks_.ensure_capacity(s->blocks, s->num_computed + n)) {
       // From the back of running_: s at the latest (it is not in flight), never one before it.
@@ -96,14 +128,18 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
     if (self_preempted) continue;  // running_[i] is now the next sequence (or past the end)
     out.push_back({s, s->num_computed, n, s->num_computed + n == static_cast<int>(s->tokens.size())});
     budget -= n;
+    rows -= chunk_rows(*s, n);
     ++i;
   }
   // Admit new work only when nothing had to be preempted this step (it would thrash).
   while (!preempted && !waiting_.empty() && budget > 0 && out.size() < cap &&
          static_cast<int>(running_.size()) < config_.max_num_seqs) {
     Sequence* s = waiting_.front();
-    if (s->blocks.empty()) s->num_computed = blocks_.acquire_cached_prefix(s->tokens, s->blocks);
-    const int n = std::min(s->remaining(), budget);
+    // Prompt logprobs need every prompt position's logits: no cached prefix.
+    if (s->blocks.empty() && s->sampling.prompt_logprobs < 0)
+      s->num_computed = blocks_.acquire_cached_prefix(s->tokens, s->blocks);
+    const int n = fit_rows(*s, std::min(s->remaining(), budget), rows);
+    if (n == 0) break;
     if (!blocks_.ensure_capacity(s->blocks, s->num_computed + n)) {
       blocks_.release(s->blocks);  // do not hold cached blocks while waiting
       s->num_computed = 0;
@@ -113,6 +149,7 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
     running_.push_back(s);
     out.push_back({s, s->num_computed, n, s->num_computed + n == static_cast<int>(s->tokens.size())});
     budget -= n;
+    rows -= chunk_rows(*s, n);
   }
   for (const ScheduledChunk& c : out) c.seq->in_flight = true;
   return out;

@@ -2,6 +2,7 @@
 // them are in the KV cache, its blocks, its sampling and stopping rules, and why it ended.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,18 @@ struct Sequence {
   int preemptions = 0;
   bool in_flight = false;        // in a plan the pipeline is still computing
   bool abort_requested = false;  // aborted while in flight: removed when its plan completes
+  // With sampling.prompt_logprobs: entry t (1 <= t < prompt_len) is prompt token t's, filled as
+  // the prompt's chunks compute (again after a preemption: the same values); handed out with the
+  // first generated token.
+  std::vector<TokenLogprobs> prompt_logprobs;
+  bool prompt_logprobs_sent = false;
+
+  // Logit rows a chunk [start, start + count) of this sequence scores besides its sampled one:
+  // the prompt positions whose next token is a prompt token.
+  int prompt_rows(int start, int count) const {
+    if (sampling.prompt_logprobs < 0) return 0;
+    return std::max(0, std::min(start + count, prompt_len - 1) - start);
+  }
 
   int generated() const { return static_cast<int>(tokens.size()) - prompt_len; }
   int remaining() const { return static_cast<int>(tokens.size()) - num_computed; }

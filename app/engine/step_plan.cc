@@ -79,6 +79,7 @@ std::vector<std::uint8_t> StepPlan::serialize() const {
                  p.presence_penalty, p.logprobs});
   w.vec(s);
   w.vec(sample_seeds);
+  w.vec(forced_ids);
   w.vec(history);
   w.vec(history_offsets);
   w.vec(history_prompt_len);
@@ -122,6 +123,7 @@ StepPlan StepPlan::deserialize(const std::vector<std::uint8_t>& bytes) {
     p.sampling.push_back(sp);
   }
   p.sample_seeds = r.vec<std::uint64_t>();
+  p.forced_ids = r.vec<int>();
   p.history = r.vec<int>();
   p.history_offsets = r.vec<std::int64_t>();
   p.history_prompt_len = r.vec<int>();
@@ -143,7 +145,7 @@ StepPlan StepPlan::deserialize(const std::vector<std::uint8_t>& bytes) {
   }
   const std::size_t T = p.batch.token_ids.size();
   if (p.batch.positions.size() != T || p.batch.seq_of_token.size() != T || p.sampling.size() != p.batch.logit_rows.size() ||
-      p.sample_seeds.size() != p.sampling.size())
+      p.sample_seeds.size() != p.sampling.size() || (!p.forced_ids.empty() && p.forced_ids.size() != p.sampling.size()))
     throw std::runtime_error("step plan fields disagree in length");
   if (!p.history_offsets.empty()) {
     if (p.history_offsets.size() != p.sampling.size() + 1 || p.history_prompt_len.size() != p.sampling.size() ||

@@ -22,6 +22,9 @@ struct StepPlan {
   // row has a bias).
   std::vector<SamplingParams> sampling;
   std::vector<std::uint64_t> sample_seeds;  // one per row: the draw's seed (request seed + position)
+  // One per row, or empty when no row is forced: >= 0, a prompt row's next token, whose
+  // log-probability the row reports instead of drawing (prompt logprobs); -1, a drawn row.
+  std::vector<int> forced_ids;
   // Rows with penalties carry their sequence (prompt then output) so the last stage can count;
   // row r's tokens are history[history_offsets[r] .. history_offsets[r + 1]).
   std::vector<int> history;

@@ -31,6 +31,10 @@ class ChoiceOutput {
   bool finished() const { return finished_; }
   const std::vector<int>& token_ids() const { return token_ids_; }
   const std::vector<TokenLogprobs>& logprobs() const { return logprobs_; }  // one per token, if asked
+  // The prompt's (entry t: prompt token t's; entry 0 unused), when asked; the engine hands them
+  // over with the first token.
+  void set_prompt_logprobs(std::vector<TokenLogprobs> lps) { prompt_logprobs_ = std::move(lps); }
+  const std::vector<TokenLogprobs>& prompt_logprobs() const { return prompt_logprobs_; }
   const std::string& text() const { return text_; }
   std::string finish_reason() const;
   nlohmann::ordered_json stop_reason() const;  // the stop string or stop token id, else null
@@ -42,6 +46,7 @@ class ChoiceOutput {
   std::unique_ptr<IncrementalDetokenizer> detok_;
   std::vector<int> token_ids_;
   std::vector<TokenLogprobs> logprobs_;
+  std::vector<TokenLogprobs> prompt_logprobs_;
   std::string text_;
   std::size_t emitted_ = 0;  // bytes of text_ handed out by on_token/finish
   std::optional<std::string> stop_hit_;

@@ -63,4 +63,52 @@ json LogprobsOutput::build(const std::vector<int>& ids, const std::vector<TokenL
           {"tokens", std::move(tokens)}, {"top_logprobs", std::move(top_logprobs)}};
 }
 
+json LogprobsOutput::build_prompt(const std::vector<int>& prompt, const std::vector<TokenLogprobs>& lps) {
+  json tokens = json::array(), token_logprobs = json::array(), top_logprobs = json::array(), offsets = json::array();
+  for (std::size_t i = 0; i < prompt.size(); ++i) {
+    const std::string tok = token_text(prompt[i]);
+    tokens.push_back(tok);
+    offsets.push_back(text_offset_);
+    text_offset_ += code_points(tok);
+    if (i == 0 || i >= lps.size()) {
+      token_logprobs.push_back(nullptr);
+      top_logprobs.push_back(nullptr);
+      continue;
+    }
+    token_logprobs.push_back(finite(lps[i].logprob));
+    json top = json::object();
+    for (int k = 0; k < lps[i].num_top; ++k) top[token_text(lps[i].top_ids[k])] = finite(lps[i].top_logprobs[k]);
+    top[tok] = finite(lps[i].logprob);
+    top_logprobs.push_back(std::move(top));
+  }
+  return {{"text_offset", std::move(offsets)}, {"token_logprobs", std::move(token_logprobs)},
+          {"tokens", std::move(tokens)}, {"top_logprobs", std::move(top_logprobs)}};
+}
+
+json LogprobsOutput::concat(json prompt_part, const json& generated) {
+  for (auto& [key, values] : prompt_part.items())
+    for (const json& v : generated.at(key)) values.push_back(v);
+  return prompt_part;
+}
+
+json LogprobsOutput::prompt_logprobs_field(const std::vector<int>& prompt, const std::vector<TokenLogprobs>& lps) const {
+  json out = json::array();
+  for (std::size_t i = 0; i < prompt.size(); ++i) {
+    if (i == 0 || i >= lps.size()) {
+      out.push_back(nullptr);
+      continue;
+    }
+    const TokenLogprobs& lp = lps[i];
+    json entry = json::object();
+    entry[std::to_string(prompt[i])] = {{"logprob", finite(lp.logprob)}, {"rank", lp.rank},
+                                        {"decoded_token", token_text(prompt[i])}};
+    for (int k = 0; k < lp.num_top; ++k)
+      if (!entry.contains(std::to_string(lp.top_ids[k])))
+        entry[std::to_string(lp.top_ids[k])] = {{"logprob", finite(lp.top_logprobs[k])}, {"rank", k + 1},
+                                                {"decoded_token", token_text(lp.top_ids[k])}};
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
 }  // namespace lockstep

@@ -22,6 +22,15 @@ class LogprobsOutput {
   // Tokens [from, to) of a choice; text_offset (completions) continues from earlier calls.
   nlohmann::ordered_json build(const std::vector<int>& ids, const std::vector<TokenLogprobs>& logprobs,
                                std::size_t from, std::size_t to);
+  // Completions with echo: the prompt's tokens in the same shape, the first one's log-probability
+  // and top entries null (nothing precedes it); text_offset starts at 0, and build() continues it.
+  nlohmann::ordered_json build_prompt(const std::vector<int>& prompt, const std::vector<TokenLogprobs>& logprobs);
+  // echo's prompt part followed by a build() part, array by array.
+  static nlohmann::ordered_json concat(nlohmann::ordered_json prompt_part, const nlohmann::ordered_json& generated);
+  // vLLM's "prompt_logprobs": [null, {"<id>": {"logprob", "rank", "decoded_token"}, ...}, ...],
+  // each entry the prompt token and the top k.
+  nlohmann::ordered_json prompt_logprobs_field(const std::vector<int>& prompt,
+                                               const std::vector<TokenLogprobs>& logprobs) const;
 
  private:
   std::string token_text(int id) const;

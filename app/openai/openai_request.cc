@@ -261,8 +261,18 @@ OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const Model
       g.sampling.logit_bias.emplace_back(static_cast<int>(id), std::clamp(value.get<float>(), -100.0f, 100.0f));
     }
   }
+  // Prompt log-probabilities: vLLM's prompt_logprobs (not streamed, as in vLLM), and echo with
+  // logprobs (the legacy completions way, e.g. lm-evaluation-harness' loglikelihood requests).
+  if (b.contains("prompt_logprobs") && !b["prompt_logprobs"].is_null()) {
+    const auto k = opt<int>(b, "prompt_logprobs");
+    if (!k || *k < 0 || *k > kMaxLogprobs)
+      throw ApiError(400, "'prompt_logprobs' must be between 0 and " + std::to_string(kMaxLogprobs), "prompt_logprobs");
+    if (r.stream) throw ApiError(400, "'prompt_logprobs' are not available when 'stream' is true", "prompt_logprobs");
+    g.sampling.prompt_logprobs = *k;
+    r.prompt_logprobs_field = true;
+  }
   if (!r.echo_texts.empty() && g.sampling.logprobs >= 0)
-    throw ApiError(400, "'echo' with 'logprobs' (the prompt's log-probabilities) is not supported yet", "echo");
+    g.sampling.prompt_logprobs = std::max(g.sampling.prompt_logprobs, g.sampling.logprobs);
   reject_constrained_decoding(b);
   return r;
 }

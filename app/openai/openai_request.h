@@ -44,6 +44,10 @@ struct OpenAIRequest {
   // Completions with "echo": each prompt's text (as sent, or its token ids decoded), put before
   // its choices' text (streams: in the choice's first chunk); empty without echo.
   std::vector<std::string> echo_texts;
+  // vLLM's "prompt_logprobs": k: every choice (completions) or the response (chat) carries each
+  // prompt token's log-probability, rank and top k. Echo with logprobs computes them too
+  // (generation.sampling.prompt_logprobs) to put in the logprobs field instead.
+  bool prompt_logprobs_field = false;
   GenerationRequest generation;           // sampling and stop rules; prompt filled per choice
 };
 

@@ -78,12 +78,22 @@ nlohmann::ordered_json build_response(const OpenAIRequest& r, const ModelContext
     } else {
       choice["text"] = r.echo_texts.empty() ? c.text() : r.echo_texts[choices[i].prompt_index] + c.text();
     }
-    if (r.generation.sampling.logprobs >= 0)
-      choice["logprobs"] = LogprobsOutput(r, m.tokenizer.get()).build(c.token_ids(), c.logprobs(), 0, c.token_ids().size());
-    else
+    const std::vector<int>& prompt = r.prompts[choices[i].prompt_index];
+    if (r.generation.sampling.logprobs >= 0) {
+      LogprobsOutput lo(r, m.tokenizer.get());
+      if (!r.echo_texts.empty()) {  // echo: the prompt's tokens first
+        json prompt_part = lo.build_prompt(prompt, c.prompt_logprobs());
+        choice["logprobs"] = LogprobsOutput::concat(std::move(prompt_part), lo.build(c.token_ids(), c.logprobs(), 0, c.token_ids().size()));
+      } else {
+        choice["logprobs"] = lo.build(c.token_ids(), c.logprobs(), 0, c.token_ids().size());
+      }
+    } else {
       choice["logprobs"] = nullptr;
+    }
     choice["finish_reason"] = c.finish_reason();
     choice["stop_reason"] = c.stop_reason();
+    if (r.prompt_logprobs_field && !chat)
+      choice["prompt_logprobs"] = LogprobsOutput(r, m.tokenizer.get()).prompt_logprobs_field(prompt, c.prompt_logprobs());
     if (r.return_token_ids) {
       choice["token_ids"] = c.token_ids();
       choice["prompt_token_ids"] = r.prompts[choices[i].prompt_index];
@@ -91,6 +101,9 @@ nlohmann::ordered_json build_response(const OpenAIRequest& r, const ModelContext
     list.push_back(std::move(choice));
   }
   out["choices"] = std::move(list);
+  if (r.prompt_logprobs_field && chat && !choices.empty())  // vLLM: the chat prompt's, once per response
+    out["prompt_logprobs"] =
+        LogprobsOutput(r, m.tokenizer.get()).prompt_logprobs_field(r.prompts[0], choices[0].output->prompt_logprobs());
   out["usage"] = usage_json(prompt_token_count(r), completion_tokens);
   if (r.return_token_ids && r.prompts.size() == 1) out["prompt_token_ids"] = r.prompts[0];
   return out;

@@ -44,6 +44,7 @@ bool CompletionSession::poll(std::chrono::milliseconds wait) {
   bool changed = false;
   auto drain = [&](Choice& c, std::chrono::milliseconds timeout) {
     RequestStream::Update u = c.stream->take(timeout);
+    if (!u.prompt_logprobs.empty()) c.output->set_prompt_logprobs(std::move(u.prompt_logprobs));
     for (std::size_t i = 0; i < u.tokens.size(); ++i) {
       if (c.done) break;
       c.new_text += c.output->on_token(u.tokens[i], i < u.logprobs.size() ? &u.logprobs[i] : nullptr);
@@ -132,9 +133,11 @@ json CompletionSession::stream_choice(Choice& c, std::size_t index) {
   const bool chat = request_.endpoint == Endpoint::ChatCompletions;
   const bool finishing = c.done && !c.finish_sent;
   std::string text = std::exchange(c.new_text, {});
+  json prompt_logprobs;  // echo with logprobs: the prompt's, before the first chunk's tokens
   if (!request_.echo_texts.empty() && !c.echo_sent) {  // echo: the prompt opens the choice's first chunk
     text = request_.echo_texts[c.prompt_index] + text;
     c.echo_sent = true;
+    if (c.logprobs) prompt_logprobs = c.logprobs->build_prompt(request_.prompts[c.prompt_index], c.output->prompt_logprobs());
   }
   json choice;
   choice["index"] = index;
@@ -160,6 +163,7 @@ json CompletionSession::stream_choice(Choice& c, std::size_t index) {
   }
   const auto& ids = c.output->token_ids();
   choice["logprobs"] = c.logprobs ? c.logprobs->build(ids, c.output->logprobs(), c.tokens_sent, ids.size()) : json(nullptr);
+  if (!prompt_logprobs.is_null()) choice["logprobs"] = LogprobsOutput::concat(std::move(prompt_logprobs), choice["logprobs"]);
   choice["finish_reason"] = finishing ? json(c.output->finish_reason()) : json(nullptr);
   choice["stop_reason"] = finishing ? c.output->stop_reason() : json(nullptr);
   if (request_.return_token_ids)

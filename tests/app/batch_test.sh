@@ -4,7 +4,8 @@
 # stop strings and stop token ids end choices with the right reasons, n > 1 gives n choices,
 # logit_bias moves greedy choices (and bad biases are refused),
 # malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones,
-# an existing output is never overwritten by accident, and --dtype half / float32.
+# an existing output is never overwritten by accident, --dtype half / float32, and prompt
+# log-probabilities.
 # usage: batch_test.sh MPIRUN LOCKSTEP FIXTURES_DIR
 set -u
 mpirun=$1 lockstep=$2 fixtures=$3
@@ -122,6 +123,45 @@ for i in 0 1 2; do
   want=$(jq -c --argjson i "$i" '.cases[$i].greedy_ids' "$exp")
   [ "$(get "ids-$i" '.choices[0].token_ids')" = "$want" ] || fail "--dtype half, ids-$i: tokens differ from transformers ($want)"
 done
+# Prompt log-probabilities (echo with logprobs; vLLM's prompt_logprobs): scoring the prompt P + G
+# (G: P's greedy continuation) gives G's tokens the log-probabilities they had when generated.
+jq -c '{custom_id: "gen", url: "/v1/completions", body: {prompt: .cases[0].prompt_ids, max_tokens: 4, temperature: 0,
+       ignore_eos: true, logprobs: 2, return_token_ids: true}}' "$exp" >"$tmp/in.jsonl"
+rm -f "$tmp/out.jsonl"
+run || fail "prompt logprobs: the generating run"
+plen=$(jq '.cases[0].prompt_ids | length' "$exp")
+gen_ids=$(get gen '.choices[0].token_ids') gen_lps=$(get gen '.choices[0].logprobs.token_logprobs')
+jq -c --argjson g "$gen_ids" '{custom_id: "echo", url: "/v1/completions", body: {prompt: (.cases[0].prompt_ids + $g[0:3]),
+       max_tokens: 1, temperature: 0, ignore_eos: true, echo: true, logprobs: 2, return_token_ids: true}}' "$exp" >"$tmp/in.jsonl"
+jq -c --argjson g "$gen_ids" '{custom_id: "plp", url: "/v1/completions", body: {prompt: (.cases[0].prompt_ids + $g[0:3]),
+       max_tokens: 1, temperature: 0, ignore_eos: true, prompt_logprobs: 3}}' "$exp" >>"$tmp/in.jsonl"
+jq -c --argjson g "$gen_ids" '{custom_id: "chat-plp", url: "/v1/chat/completions", body: {messages: [{role: "user",
+       content: "hello"}], max_tokens: 1, temperature: 0, prompt_logprobs: 1, return_token_ids: true}}' "$exp" >>"$tmp/in.jsonl"
+rm -f "$tmp/out.jsonl"
+run || fail "prompt logprobs: the scoring run"
+close() { jq -n --argjson a "$1" --argjson b "$2" '($a - $b) | fabs < 1e-4' | grep -q true; }
+echo_lps=$(get echo '.choices[0].logprobs.token_logprobs')
+[ "$(jq 'length' <<<"$echo_lps")" = $((plen + 4)) ] || fail "echo + logprobs: one entry per prompt and generated token"
+[ "$(jq '.[0]' <<<"$echo_lps")" = null ] || fail "echo + logprobs: the first prompt token has no log-probability"
+[ "$(jq '.choices[0].logprobs.top_logprobs[0]' <<<"$(get echo '')")" = null ] || fail "echo: first top_logprobs null"
+for k in 0 1 2 3; do
+  close "$(jq ".[$((plen + k))]" <<<"$echo_lps")" "$(jq ".[$k]" <<<"$gen_lps")" ||
+    fail "echo + logprobs: token $k of the continuation scored $(jq ".[$((plen + k))]" <<<"$echo_lps"), generated with $(jq ".[$k]" <<<"$gen_lps")"
+done
+[ "$(get echo '.choices[0].token_ids[0]')" = "$(jq '.[3]' <<<"$gen_ids")" ] || fail "echo: the generated token"
+[ "$(get echo '.choices[0].text | length > 0')" = true ] || fail "echo: text"
+plp=$(get plp '.choices[0].prompt_logprobs')
+[ "$(jq 'length' <<<"$plp")" = $((plen + 3)) ] && [ "$(jq '.[0]' <<<"$plp")" = null ] || fail "prompt_logprobs: one per prompt token, the first null"
+for k in 0 1 2; do
+  id=$(jq ".[$k]" <<<"$gen_ids")
+  close "$(jq ".[$((plen + k))][\"$id\"].logprob" <<<"$plp")" "$(jq ".[$k]" <<<"$gen_lps")" || fail "prompt_logprobs: token $k"
+  [ "$(jq ".[$((plen + k))][\"$id\"].rank >= 1" <<<"$plp")" = true ] || fail "prompt_logprobs: rank"
+done
+[ "$(jq '[.[1:][] | length] | min >= 3' <<<"$plp")" = true ] || fail "prompt_logprobs: 3 top entries besides the token"
+[ "$(get plp '.choices[0].logprobs')" = null ] || fail "prompt_logprobs alone: no logprobs field"
+[ "$(get chat-plp '.prompt_logprobs | length')" = "$(get chat-plp '.prompt_token_ids | length')" ] ||
+  fail "chat prompt_logprobs: one per prompt token, at the response's top level"
+
 rm -f "$tmp/out.jsonl"
 run --dtype float32; [ $? -ne 0 ] || fail "--dtype float32 was accepted"
 grep -q -e "--dtype float32 is not supported" "$tmp/log" || fail "--dtype float32 message"

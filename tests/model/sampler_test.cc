@@ -240,6 +240,8 @@ TEST(Sampler, RawLogprobsAndTopK) {
   ASSERT_EQ(lp.num_top, 3);
   EXPECT_EQ((std::vector<int>{lp.top_ids[0], lp.top_ids[1], lp.top_ids[2]}), (std::vector<int>{1, 4, 2}));
   EXPECT_NEAR(lp.top_logprobs[0], 3.0 - std::log(z), 1e-5);
+  EXPECT_EQ(lp.rank, 3);  // ids 1 and 4 have larger logits (vLLM's rank: 1 + those above)
+  EXPECT_EQ(token_logprobs(kLogits.data(), kLogits.size(), 1, 0).rank, 1);
   EXPECT_EQ(token_logprobs(kLogits.data(), kLogits.size(), 0, 50).num_top, 5);  // capped by the vocabulary
   EXPECT_EQ(token_logprobs(kLogits.data(), kLogits.size(), 0, 0).num_top, 0);
 }

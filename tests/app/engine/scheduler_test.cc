@@ -67,6 +67,35 @@ TEST(Scheduler, DecodesGoFirstAndTheSequenceLimitHolds) {
   EXPECT_EQ(c[1].count, 1);
 }
 
+// Prompt logprobs: a row per prompt position, so a chunk is cut to the step's rows
+// (max_num_seqs), a row is kept for each other running sequence, and no cached prefix is used.
+TEST(Scheduler, PromptLogprobChunksFitTheRowsAndSkipThePrefixCache) {
+  BlockManager bm(64, 4, true);
+  Scheduler s({4, 100, 512, {}}, bm);
+  ASSERT_FALSE(s.add(make_seq(1, 12, 2)));  // caches its prompt's blocks
+  auto c = s.schedule();
+  s.complete(c, sample_all(c));
+  auto scored = make_seq(2, 12, 2);  // the same prompt
+  scored->sampling.prompt_logprobs = 1;
+  ASSERT_FALSE(s.add(std::move(scored)));
+  c = s.schedule();
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].count, 1);  // sequence 1 decodes (its row)
+  EXPECT_EQ(c[1].start, 0);  // no cached prefix
+  EXPECT_EQ(c[1].count, 3);  // 4 rows - 1 taken: 3 prompt positions
+  EXPECT_FALSE(c[1].sample);
+  EXPECT_EQ(c[1].seq->prompt_rows(c[1].start, c[1].count), 3);
+  s.complete(c, sample_all(c));
+  for (int step = 0; step < 8 && !c.empty(); ++step) {
+    c = s.schedule();
+    int rows = 0;
+    for (const ScheduledChunk& k : c) rows += k.seq->prompt_rows(k.start, k.count) + (k.sample ? 1 : 0);
+    EXPECT_LE(rows, 4) << "step " << step;
+    s.complete(c, sample_all(c));
+  }
+  EXPECT_TRUE(s.idle());
+}
+
 TEST(Scheduler, StopsOnEosStopTokensAndContextLength) {
   BlockManager bm(64, 4, false);
   Scheduler s({8, 100, 12, {2}}, bm);

@@ -56,6 +56,21 @@ TEST(StepPlan, RoundTrips) {
   EXPECT_EQ(q.history_prompt_len, p.history_prompt_len);
   EXPECT_TRUE(q.sampling[0].logit_bias.empty());
   EXPECT_EQ(q.sampling[1].logit_bias, b.logit_bias);
+  EXPECT_TRUE(q.forced_ids.empty());
+}
+
+TEST(StepPlan, ForcedPromptRowsRoundTripAndMustMatchTheRows) {
+  StepPlan p;
+  p.batch.token_ids = {1, 2};
+  p.batch.positions = {0, 1};
+  p.batch.seq_of_token = {0, 0};
+  p.batch.logit_rows = {0, 1};
+  p.sampling = {SamplingParams{}, SamplingParams{}};
+  p.sample_seeds = {0, 1};
+  p.forced_ids = {2, -1};  // row 0 scores prompt token 2; row 1 is drawn
+  EXPECT_EQ(StepPlan::deserialize(p.serialize()).forced_ids, p.forced_ids);
+  p.forced_ids = {2};
+  EXPECT_THROW(StepPlan::deserialize(p.serialize()), std::runtime_error);
 }
 
 // One token of one sequence, its row sampled with `sp`.

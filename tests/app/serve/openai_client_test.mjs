@@ -303,7 +303,8 @@ async function penalties() {
 }
 
 // echo (completions): each choice's text starts with its prompt's text (a text prompt as sent,
-// token ids decoded), streamed in the choice's first chunk; not with logprobs, not for chat.
+// token ids decoded), streamed in the choice's first chunk; with logprobs, the prompt's tokens
+// scored too; not for chat. And vLLM's prompt_logprobs.
 async function echo() {
   const c = expected.cases[0];
   const params = { model: modelName, prompt: c.prompt, max_tokens: 6, ...greedy };
@@ -329,7 +330,34 @@ async function echo() {
     body: JSON.stringify({ model: modelName, tokens: c.prompt_ids }) })).json();
   check(ids.choices.length === 2 && ids.choices.every((ch) => ch.text.startsWith(decoded.prompt)),
         "echo, token-id prompts: the decoded prompt first", JSON.stringify([ids.choices.map((ch) => ch.text), decoded]));
-  await expectError(400, () => client.completions.create({ ...params, echo: true, logprobs: 1 }), "echo with logprobs");
+  // echo with logprobs: the prompt's tokens scored first (the first with null), then the
+  // generated ones as without echo; streamed, the same entries over the chunks.
+  const scored = await client.completions.create({ ...params, logprobs: 1 });
+  const both = await client.completions.create({ ...params, echo: true, logprobs: 1 });
+  const lp = both.choices[0].logprobs, n = c.prompt_ids.length;
+  const near = (a, b) => a.length === b.length && a.every((v, i) => (v === null && b[i] === null) || Math.abs(v - b[i]) < 1e-3);
+  check(lp.tokens.length === n + 6 && lp.token_logprobs[0] === null && lp.top_logprobs[0] === null &&
+        lp.token_logprobs.slice(1, n).every((v) => typeof v === "number" && v <= 0),
+        "echo + logprobs: the prompt's tokens first, the first unscored", JSON.stringify(lp.token_logprobs.slice(0, 3)));
+  check(near(lp.token_logprobs.slice(n), scored.choices[0].logprobs.token_logprobs),
+        "echo + logprobs: the generated tokens' as without echo");
+  check(lp.text_offset.every((o, i) => i === 0 || o >= lp.text_offset[i - 1]) && lp.text_offset[0] === 0,
+        "echo + logprobs: text offsets from the prompt's start");
+  const streamedLps = [];
+  for await (const chunk of await client.completions.create({ ...params, echo: true, logprobs: 1, stream: true }))
+    for (const ch of chunk.choices) streamedLps.push(...(ch.logprobs?.token_logprobs ?? []));
+  check(near(streamedLps, lp.token_logprobs), "echo + logprobs, streamed: the same entries", JSON.stringify(streamedLps.slice(0, 4)));
+  // vLLM's prompt_logprobs: its own field, not streamed.
+  const plp = await client.completions.create({ ...params, prompt_logprobs: 2 });
+  const field = plp.choices[0].prompt_logprobs;
+  check(Array.isArray(field) && field.length === n && field[0] === null &&
+        field.slice(1).every((e, i) => e[String(c.prompt_ids[i + 1])]?.rank >= 1 && Object.keys(e).length >= 2),
+        "prompt_logprobs: each prompt token's, with its rank and the top 2",
+        JSON.stringify(field?.slice(0, 3)));
+  check(near(field.slice(1).map((e, i) => e[String(c.prompt_ids[i + 1])].logprob), lp.token_logprobs.slice(1, n)),
+        "prompt_logprobs: the same values as echo's");
+  await expectError(400, () => client.completions.create({ ...params, prompt_logprobs: 1, stream: true }), "prompt_logprobs streamed");
+  await expectError(400, () => client.completions.create({ ...params, prompt_logprobs: 21 }), "prompt_logprobs > 20");
   await expectError(400, () => client.chat.completions.create({ model: modelName, messages: [{ role: "user", content: "x" }],
     max_tokens: 2, echo: true }), "echo in chat");
 }
