@@ -253,10 +253,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int s0 = my_way * span; s0 < (my_way + 1) * span && p0 + s0 < end; s0 += 16) {
         // Scores of 16 positions: 2 tiles of 8, this lane's (row g / g + 8, position 2 tq, +1). q's
         // high and low parts accumulate apart: two MMA chains half as long.
-        // Four accumulator sets a position tile, q's high and low parts and even and odd k steps
-        // apart: MMA chains a quarter as long (at 2 warps a scheduler, the kernel waited on each
-        // MMA's result: ncu, 2026-12-02).
-        float acc[2][2][4] = {}, acc_lo[2][2][4] = {};  // [ks % 2][nt]
+        float sc[2][4] = {}, sc_lo[2][4] = {};
 #pragma unroll
         for (int ks = 0; ks < kDSteps; ++ks) {
           if (ks * 16 >= D) break;
@@ -268,16 +265,14 @@ __global__ void __launch_bounds__(kThreads)
           ldmatrix_x4(kb, k_s + (s0 + k_row) * kStride + ks * 16 + k_col);
 #pragma unroll
           for (int nt = 0; nt < 2; ++nt) {
-            mma<T>(acc[ks & 1][nt], ah, kb[2 * nt], kb[2 * nt + 1]);
-            mma<T>(acc_lo[ks & 1][nt], al, kb[2 * nt], kb[2 * nt + 1]);
+            mma<T>(sc[nt], ah, kb[2 * nt], kb[2 * nt + 1]);
+            mma<T>(sc_lo[nt], al, kb[2 * nt], kb[2 * nt + 1]);
           }
         }
-        float sc[2][4];
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-          for (int e = 0; e < 4; ++e)
-            sc[nt][e] = (acc[0][nt][e] + acc_lo[0][nt][e]) + (acc[1][nt][e] + acc_lo[1][nt][e]);
+          for (int e = 0; e < 4; ++e) sc[nt][e] += sc_lo[nt][e];
         // Causal mask and the split's end; the online softmax per row (the 4 lanes of a row agree).
         float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
