@@ -47,42 +47,36 @@ json LogprobsOutput::build(const std::vector<int>& ids, const std::vector<TokenL
     }
     return {{"content", std::move(content)}};
   }
-  json tokens = json::array(), token_logprobs = json::array(), top_logprobs = json::array(), offsets = json::array();
-  for (std::size_t i = from; i < to; ++i) {
-    const std::string tok = token_text(ids[i]);
-    tokens.push_back(tok);
-    token_logprobs.push_back(finite(lps[i].logprob));
-    json top = json::object();
-    for (int k = 0; k < lps[i].num_top; ++k) top[token_text(lps[i].top_ids[k])] = finite(lps[i].top_logprobs[k]);
-    top[tok] = finite(lps[i].logprob);  // the sampled token is always listed
-    top_logprobs.push_back(std::move(top));
-    offsets.push_back(text_offset_);
-    text_offset_ += code_points(tok);
+  json out = {{"text_offset", json::array()}, {"token_logprobs", json::array()}, {"tokens", json::array()},
+              {"top_logprobs", json::array()}};
+  for (std::size_t i = from; i < to; ++i) add_completion_token(out, ids[i], &lps[i]);
+  return out;
+}
+
+// One token of the completions shape: its text and offset, and (unless lp is null: the
+// prompt's first token) its log-probability and top entries, the token itself always listed.
+void LogprobsOutput::add_completion_token(json& out, int id, const TokenLogprobs* lp) {
+  const std::string tok = token_text(id);
+  out["tokens"].push_back(tok);
+  out["text_offset"].push_back(text_offset_);
+  text_offset_ += code_points(tok);
+  if (!lp) {
+    out["token_logprobs"].push_back(nullptr);
+    out["top_logprobs"].push_back(nullptr);
+    return;
   }
-  return {{"text_offset", std::move(offsets)}, {"token_logprobs", std::move(token_logprobs)},
-          {"tokens", std::move(tokens)}, {"top_logprobs", std::move(top_logprobs)}};
+  out["token_logprobs"].push_back(finite(lp->logprob));
+  json top = json::object();
+  for (int k = 0; k < lp->num_top; ++k) top[token_text(lp->top_ids[k])] = finite(lp->top_logprobs[k]);
+  top[tok] = finite(lp->logprob);  // the sampled (or prompt) token is always listed
+  out["top_logprobs"].push_back(std::move(top));
 }
 
 json LogprobsOutput::build_prompt(const std::vector<int>& prompt, const std::vector<TokenLogprobs>& lps) {
-  json tokens = json::array(), token_logprobs = json::array(), top_logprobs = json::array(), offsets = json::array();
-  for (std::size_t i = 0; i < prompt.size(); ++i) {
-    const std::string tok = token_text(prompt[i]);
-    tokens.push_back(tok);
-    offsets.push_back(text_offset_);
-    text_offset_ += code_points(tok);
-    if (i == 0 || i >= lps.size()) {
-      token_logprobs.push_back(nullptr);
-      top_logprobs.push_back(nullptr);
-      continue;
-    }
-    token_logprobs.push_back(finite(lps[i].logprob));
-    json top = json::object();
-    for (int k = 0; k < lps[i].num_top; ++k) top[token_text(lps[i].top_ids[k])] = finite(lps[i].top_logprobs[k]);
-    top[tok] = finite(lps[i].logprob);
-    top_logprobs.push_back(std::move(top));
-  }
-  return {{"text_offset", std::move(offsets)}, {"token_logprobs", std::move(token_logprobs)},
-          {"tokens", std::move(tokens)}, {"top_logprobs", std::move(top_logprobs)}};
+  json out = {{"text_offset", json::array()}, {"token_logprobs", json::array()}, {"tokens", json::array()},
+              {"top_logprobs", json::array()}};
+  for (std::size_t i = 0; i < prompt.size(); ++i) add_completion_token(out, prompt[i], i > 0 && i < lps.size() ? &lps[i] : nullptr);
+  return out;
 }
 
 json LogprobsOutput::concat(json prompt_part, const json& generated) {

@@ -34,6 +34,7 @@ class LogprobsOutput {
 
  private:
   std::string token_text(int id) const;
+  void add_completion_token(nlohmann::ordered_json& out, int id, const TokenLogprobs* lp);
 
   const OpenAIRequest& request_;
   const Tokenizer* tokenizer_;
