@@ -4,9 +4,10 @@
 // are running, then waits until the previous kernel has finished and its writes are visible.
 // The next kernel's launch and block scheduling thus overlap this one's run. A 7B decode step is
 // ~280 kernels of a few microseconds, and even replayed as a CUDA graph the GPU sat idle 12% of
-// the step between them (benchmarks/kernel_profile). Nothing is touched before the wait, so the
-// order of memory accesses is the plain stream order; kernels of others (cuBLAS, NCCL) and
-// copies keep ordinary stream semantics on either side.
+// the step between them (benchmarks/kernel_profile). Most kernels touch nothing before the wait,
+// so their memory accesses keep the plain stream order; the GEMV and the CUDA-core attention
+// start their loads of constant memory before it (see prefetch_l2 below for the rule). Kernels
+// of others (cuBLAS, NCCL) and copies keep ordinary stream semantics on either side.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -19,11 +20,29 @@
 
 namespace lockstep::cuda {
 
-__device__ __forceinline__ void dependent_launch_enter() {
+__device__ __forceinline__ void dependent_launch_trigger() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void dependent_launch_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+}
+__device__ __forceinline__ void dependent_launch_enter() {
+  dependent_launch_trigger();
+  dependent_launch_wait();
+}
+
+// What a kernel may read between dependent_launch_trigger() and dependent_launch_wait(): only
+// memory no kernel of the step writes. The previous kernels may still be running then (each
+// triggers its successor first thing, so the chain can run ahead), but every copy and every
+// non-dependent launch (cuBLAS, NCCL) before it has finished: the weights, and the step's
+// inputs uploaded before its first kernel (positions, sequence ids, block tables). A prefetch
+// into L2 may touch anything (L2 is where every SM's writes meet: it cannot serve stale data).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
 // kernel<<<grid, block, dynamic_smem, ctx.stream()>>>(args...), as a dependent launch where the

@@ -12,9 +12,9 @@
 // and V are in that type already). fp16's parts hold 22 bits (bf16's 16) but its range is
 // narrower: a remainder below 2^-14 keeps an absolute 2^-25, and q past 65504 would overflow.
 //
-// A block takes up to kTileTokens consecutive tokens (one token at decode) and one KV head's
-// query heads (up to kHeadChunk of them): its rows are (token, head) pairs, at most kRows = 64,
-// run by 4 warps. The tokens of a block that belong to one sequence (a run) are done together;
+// A block takes up to kRows / (heads a block) consecutive tokens (one token at decode) and one KV
+// head's query heads (up to kHeadChunk of them): its rows are (token, head) pairs, at most kRows
+// (64 for prefill runs, 16 at decode), run by 4 warps. The tokens of a block that belong to one sequence (a run) are done together;
 // a block holding several runs does them one after the other. Per run the warps split the rows
 // in row tiles of 16 and, when there are fewer than 4 row tiles, the tile's positions between
 // them (kv ways), merging their (m, l, acc) at the end. K and V tiles of 64 positions are copied
@@ -23,6 +23,9 @@
 // (split_kv_merge.cuh), as the CUDA-core kernel does. A decode variant with 3 stages (its q
 // area cut to 16 rows) and each tile's block-table entries loaded a tile ahead measured slower
 // on an H200 (batch 256 x 1536 positions: 374 -> 524 us; benchmarks/RESULTS.md, 2026-12-02).
+// Decode is latency-bound on too few warps (Nsight Compute: 2 blocks an SM, limited by shared
+// memory), so its blocks hold 16 query rows, not 64, and the tiles are unpadded with their
+// 16-byte pieces XOR-swizzled (see Smem) instead of a 16-byte pad a row: 72 KB a block, 3 an SM.
 #include <cuda_pipeline.h>
 
 #include <algorithm>
@@ -41,24 +44,30 @@ namespace lockstep::cuda {
 namespace {
 
 constexpr int kThreads = 128, kWarps = kThreads / kWarp;
-constexpr int kRows = 64;        // query rows per block: 4 row tiles of 16
+constexpr int kRunRows = 64;     // query rows of a prefill block: 4 row tiles of 16
+constexpr int kDecodeRows = 16;  // of a decode block (one token): a row tile
 constexpr int kHeadChunk = 16;   // query heads of one KV head per block
+static_assert(kHeadChunk <= kDecodeRows, "a decode block's heads fit its rows");
 constexpr int kPositions = 64;   // K/V positions per shared-memory tile
 constexpr float kLog2e = 1.4426950408889634f;
 
-// Shared memory, in rows of kMaxD + 8 elements (the 16-byte pad spreads a fragment's rows over
-// all banks): K and V tiles for 2 stages, then q split in high and low parts.
-template <int kMaxD>
+// Shared memory: K and V tiles for 2 stages, then q split in high and low parts, all in rows of
+// kMaxD 16-bit elements whose 16-byte pieces are XOR-swizzled by the row (piece c of row r sits at
+// c ^ (r % 8)): an ldmatrix reads 8 rows at one logical piece, which land in 8 different bank
+// groups instead of all in one (rows are 128 or 256 bytes apart), without a pad a row.
+template <int kMaxD, int kRows>
 struct Smem {
+  static_assert(kMaxD % 64 == 0, "8 pieces or more a row: the swizzle stays within the row");
   static constexpr std::size_t kElem = sizeof(std::uint16_t);  // bf16 or fp16: one layout for both
-  static constexpr int kStride = kMaxD + 8;
-  static constexpr int kTileElems = kPositions * kStride;
-  static constexpr int kQElems = kRows * kStride;
+  static constexpr int kTileElems = kPositions * kMaxD;
+  static constexpr int kQElems = kRows * kMaxD;
   static constexpr std::size_t kBytes = (4 * kTileElems + 2 * kQElems) * kElem;
   // After the tiles: the ways' summed acc, kRows rows of kMaxD + 4 floats, over the K/V area.
   static constexpr int kAccStride = kMaxD + 4;
   static_assert(kRows * kAccStride * sizeof(float) <= 4 * kTileElems * kElem, "acc fits the tiles");
   static_assert(kHeadChunk * kMaxSplits * sizeof(float) <= 4 * kTileElems * kElem, "merge fits");
+  // Element (r, col) of a tile or the q area.
+  __device__ static int at(int r, int col) { return r * kMaxD + (((col >> 3) ^ (r & 7)) << 3) + (col & 7); }
 };
 
 // (a, b) rounded to T (hi, a in the low half) and what that rounding left out (lo), also in T.
@@ -142,7 +151,7 @@ struct StageLayout {
 // 16-byte copies (D % 8 == 0), one block-table lookup per row a thread copies (32-bit: positions
 // fit int, the max model len). Positions from `end` on copy position `begin` instead: finite
 // values whose probability is 0, where stale or unwritten shared memory could hold NaNs.
-template <typename T, int kMaxD>
+template <typename T, int kMaxD, int kRows>
 __device__ void stage_kv(T* k_s, T* v_s, const T* k_cache, const T* v_cache, std::int64_t row, std::int64_t head_offset,
                          const StageLayout& layout, const int* table, int block_size, std::int64_t p0,
                          std::int64_t begin, std::int64_t end) {
@@ -151,30 +160,32 @@ __device__ void stage_kv(T* k_s, T* v_s, const T* k_cache, const T* v_cache, std
     const int p = static_cast<int>(p0 + r < end ? p0 + r : begin);
     const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
     const std::int64_t offset = slot * row + head_offset + c;
-    __pipeline_memcpy_async(k_s + r * Smem<kMaxD>::kStride + c, k_cache + offset, 16);
-    __pipeline_memcpy_async(v_s + r * Smem<kMaxD>::kStride + c, v_cache + offset, 16);
+    const int to = Smem<kMaxD, kRows>::at(r, c);
+    __pipeline_memcpy_async(k_s + to, k_cache + offset, 16);
+    __pipeline_memcpy_async(v_s + to, v_cache + offset, 16);
   }
   __pipeline_commit();
 }
 
-// T: the cache's device type, __nv_bfloat16 or __half.
-template <typename T, int kMaxD>
-__global__ void __launch_bounds__(kThreads)
+// T: the cache's device type, __nv_bfloat16 or __half. kRows: kRunRows or kDecodeRows (3 blocks
+// an SM: 150 registers a thread fit 170).
+template <typename T, int kMaxD, int kRows>
+__global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     tensor_core_attention_kernel(const float* q, const T* k_cache, const T* v_cache, int D, std::int64_t tokens,
                                  std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
                                  const int* seq_of, const int* pos, const int* block_tables,
                                  std::int64_t max_blocks, float scale, int tile_tokens, float* out, float* partial,
                                  int* counters) {
   dependent_launch_enter();
-  using S = Smem<kMaxD>;
-  constexpr int kStride = S::kStride, kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
+  using S = Smem<kMaxD, kRows>;
+  constexpr int kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
   extern __shared__ __align__(16) unsigned char tc_attention_smem[];
-  auto* tiles = reinterpret_cast<T*>(tc_attention_smem);              // [stage][K, V][kPositions][kStride]
-  T* q_hi = tiles + 4 * S::kTileElems;                                 // [kRows][kStride]
+  auto* tiles = reinterpret_cast<T*>(tc_attention_smem);              // [stage][K, V][kPositions][kMaxD]
+  T* q_hi = tiles + 4 * S::kTileElems;                                 // [kRows][kMaxD]
   T* q_lo = q_hi + S::kQElems;
   float* acc_s = reinterpret_cast<float*>(tc_attention_smem);          // after the tiles: [kRows][kAccStride]
   __shared__ int limit_s[kRows];                                       // a row's last visible position
-  __shared__ float m_s[kWarps][kRows / 4], l_s[kWarps][kRows / 4];     // per way, per row of its row tile
+  __shared__ float m_s[kWarps][16], l_s[kWarps][16];                   // per way, per row of its row tile
   __shared__ float row_m_s[kRows], row_l_s[kRows];
 
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, g = lane / 4, tq = lane % 4;
@@ -206,14 +217,14 @@ __global__ void __launch_bounds__(kThreads)
       const bool valid = r < rows && i < nh;
       const float v = valid && d < D ? q[((run + j) * heads + h0 + i) * D + d] : 0.0f;
       const T hi = round_to<T>(v);
-      q_hi[r * kStride + d] = hi;
-      q_lo[r * kStride + d] = round_to<T>(v - to_float(hi));
+      q_hi[S::at(r, d)] = hi;
+      q_lo[S::at(r, d)] = round_to<T>(v - to_float(hi));
       if (d == 0) limit_s[r] = valid ? pos[run + j] : -1;
     }
     // K's dims [D, d_pad) meet q's zero padding: they must be finite, and no copy writes them.
     for (int e = tid; e < 2 * kPositions * (d_pad - D); e += kThreads) {
       const int r = e / (d_pad - D), d = D + e % (d_pad - D);
-      tiles[r * kStride + d] = tiles[2 * S::kTileElems + r * kStride + d] = round_to<T>(0.0f);
+      tiles[S::at(r, d)] = tiles[2 * S::kTileElems + S::at(r, d)] = round_to<T>(0.0f);
     }
     // This block's split of the context, in whole tiles.
     const std::int64_t split_len = ((context + gridDim.z - 1) / gridDim.z + kPositions - 1) / kPositions * kPositions;
@@ -224,10 +235,13 @@ __global__ void __launch_bounds__(kThreads)
 
     const int row_a = my_tile * 16 + g, row_b = row_a + 8;
     // Where this lane points its ldmatrix row (see ldmatrix_x4): q rows of the row tile, K and V
-    // positions of a 16-position step, and the dim offset within a 16- (q, K) or 8-wide (V) step.
-    const int q_row = my_tile * 16 + (lane & 7) + (lane >> 3 & 1) * 8, q_col = (lane >> 4) * 8;
-    const int k_row = (lane >> 4) * 8 + (lane & 7), k_col = (lane >> 3 & 1) * 8;
-    const int v_row = (lane >> 3 & 1) * 8 + (lane & 7), v_col = (lane >> 4) * 8;
+    // positions of a 16-position step, and the 16-byte piece within a 16- (q, K) or 8-wide (V)
+    // dim step. Every such row is lane % 8 past a multiple of 8, so its swizzle is lane % 8.
+    const int q_row = my_tile * 16 + (lane & 7) + (lane >> 3 & 1) * 8, q_piece = lane >> 4;
+    const int k_row = (lane >> 4) * 8 + (lane & 7), k_piece = lane >> 3 & 1;
+    const int v_row = (lane >> 3 & 1) * 8 + (lane & 7), v_piece = lane >> 4;
+    const int swizzle = lane & 7;
+    auto piece = [&](int row, int p) { return row * kMaxD + ((p ^ swizzle) << 3); };
     const int limit_a = limit_s[row_a], limit_b = limit_s[row_b];
     float o[kDTiles][4];
 #pragma unroll
@@ -235,12 +249,12 @@ __global__ void __launch_bounds__(kThreads)
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
 
     if (begin < end)
-      stage_kv<T, kMaxD>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
+      stage_kv<T, kMaxD, kRows>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
                          begin, begin, end);
     for (std::int64_t p0 = begin, stage = 0; p0 < end; p0 += kPositions, stage ^= 1) {
       if (p0 + kPositions < end) {
         T* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
-        stage_kv<T, kMaxD>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
+        stage_kv<T, kMaxD, kRows>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
                            p0 + kPositions, begin, end);
         __pipeline_wait_prior(1);
       } else {
@@ -260,9 +274,9 @@ __global__ void __launch_bounds__(kThreads)
           // A: the row tile's q (matrices: rows 0-7 / 8-15 x dims +0 / +8); B: K of positions
           // 0-7 then 8-15 (dims +0, +8 each): b[2 nt], b[2 nt + 1] for position tile nt.
           unsigned ah[4], al[4], kb[4];
-          ldmatrix_x4(ah, q_hi + q_row * kStride + ks * 16 + q_col);
-          ldmatrix_x4(al, q_lo + q_row * kStride + ks * 16 + q_col);
-          ldmatrix_x4(kb, k_s + (s0 + k_row) * kStride + ks * 16 + k_col);
+          ldmatrix_x4(ah, q_hi + piece(q_row, 2 * ks + q_piece));
+          ldmatrix_x4(al, q_lo + piece(q_row, 2 * ks + q_piece));
+          ldmatrix_x4(kb, k_s + piece(s0 + k_row, 2 * ks + k_piece));
 #pragma unroll
           for (int nt = 0; nt < 2; ++nt) {
             mma<T>(sc[nt], ah, kb[2 * nt], kb[2 * nt + 1]);
@@ -315,20 +329,19 @@ __global__ void __launch_bounds__(kThreads)
         split_x2<T>(pr[1][2], pr[1][3], ph[3], pl[3]);
         // B: V[position][dim] transposed, positions 0-7 / 8-15 of dims 8 n .. 8 n + 7, two dim
         // tiles a load (the last alone when D / 8 is odd).
-        const T* v0 = v_s + (s0 + v_row) * kStride + v_col;
 #pragma unroll
         for (int n = 0; n < kDTiles; n += 2) {
           if (n * 8 >= D) break;
           if ((n + 1) * 8 < D) {
             unsigned vb[4];
-            ldmatrix_x4_trans(vb, v0 + n * 8);
+            ldmatrix_x4_trans(vb, v_s + piece(s0 + v_row, n + v_piece));
             mma<T>(o[n], ph, vb[0], vb[1]);
             mma<T>(o[n], pl, vb[0], vb[1]);
             mma<T>(o[n + 1], ph, vb[2], vb[3]);
             mma<T>(o[n + 1], pl, vb[2], vb[3]);
           } else {
             unsigned b0, b1;
-            ldmatrix_x2_trans(b0, b1, v0 + n * 8);
+            ldmatrix_x2_trans(b0, b1, v_s + piece(s0 + v_row, n + v_piece));
             mma<T>(o[n], ph, b0, b1);
             mma<T>(o[n], pl, b0, b1);
           }
@@ -399,25 +412,25 @@ __global__ void __launch_bounds__(kThreads)
                          reinterpret_cast<float*>(tc_attention_smem), out);
 }
 
-template <typename T, int kMaxD>
+template <typename T, int kMaxD, int kRows>
 auto allow_smem() {
   static const bool allowed = [] {
-    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<T, kMaxD>,
+    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<T, kMaxD, kRows>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(Smem<kMaxD>::kBytes)));
-    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<T, kMaxD>,
+                                       static_cast<int>(Smem<kMaxD, kRows>::kBytes)));
+    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<T, kMaxD, kRows>,
                                        cudaFuncAttributePreferredSharedMemoryCarveout,
                                        static_cast<int>(cudaSharedmemCarveoutMaxShared)));
     return true;
   }();
   (void)allowed;
-  return tensor_core_attention_kernel<T, kMaxD>;
+  return tensor_core_attention_kernel<T, kMaxD, kRows>;
 }
 
 }  // namespace
 
 bool tensor_core_attention_supports(const GpuContext& ctx, std::int64_t head_dim) {
-  const std::size_t smem = head_dim <= 64 ? Smem<64>::kBytes : Smem<128>::kBytes;
+  const std::size_t smem = head_dim <= 64 ? Smem<64, kRunRows>::kBytes : Smem<128, kRunRows>::kBytes;
   return head_dim > 0 && head_dim <= 128 && head_dim % 8 == 0 && ctx.compute_capability() >= 80 &&
          ctx.max_block_shared_memory() >= smem;
 }
@@ -433,16 +446,16 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
   if (tokens == 0) return;
   const std::int64_t group = heads / kv_heads, hc = std::min<std::int64_t>(group, kHeadChunk);
   const std::int64_t head_blocks = kv_heads * ((group + hc - 1) / hc);
-  const int tile_tokens = query_run > 1 ? static_cast<int>(kRows / hc) : 1;
+  const int tile_tokens = query_run > 1 ? static_cast<int>(kRunRows / hc) : 1;
   const std::int64_t tiles = (tokens + tile_tokens - 1) / tile_tokens;
-  // Decode: split each context while the grid fits one wave (2 blocks an SM: ~100 KB of shared
-  // memory each), a split at least 2 tiles long.
+  // Decode: split each context while the grid fits one wave (3 blocks an SM: 72 KB of shared
+  // memory each at head_dim 128), a split at least 2 tiles long.
   int splits = 1;
   if (tile_tokens == 1 && splits_wanted > 0) {
     splits = std::min(splits_wanted, kMaxSplits);
   } else if (tile_tokens == 1) {
     const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
-    const std::int64_t wanted = static_cast<std::int64_t>(ctx.sm_count()) * 2 / (tokens * head_blocks);
+    const std::int64_t wanted = static_cast<std::int64_t>(ctx.sm_count()) * 3 / (tokens * head_blocks);
     splits = static_cast<int>(
         std::clamp<std::int64_t>(std::min(wanted, (context + 2 * kPositions - 1) / (2 * kPositions)), 1, kMaxSplits));
   }
@@ -460,8 +473,13 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
                      static_cast<int>(head_dim), tokens, heads, kv_heads, block_size, seq_of, pos, block_tables,
                      max_blocks, scale, tile_tokens, out, partial, counters);
   };
-  if (head_dim <= 64) attend(allow_smem<T, 64>(), Smem<64>::kBytes);
-  else attend(allow_smem<T, 128>(), Smem<128>::kBytes);
+  if (tile_tokens == 1) {  // decode: a token's heads, 16 rows at most
+    if (head_dim <= 64) attend(allow_smem<T, 64, kDecodeRows>(), Smem<64, kDecodeRows>::kBytes);
+    else attend(allow_smem<T, 128, kDecodeRows>(), Smem<128, kDecodeRows>::kBytes);
+  } else {
+    if (head_dim <= 64) attend(allow_smem<T, 64, kRunRows>(), Smem<64, kRunRows>::kBytes);
+    else attend(allow_smem<T, 128, kRunRows>(), Smem<128, kRunRows>::kBytes);
+  }
 }
 
 template void tensor_core_attention<bf16>(GpuContext&, const float*, const bf16*, const bf16*, std::int64_t,
