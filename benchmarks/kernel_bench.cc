@@ -366,6 +366,9 @@ void register_benchmarks() {
     // The 1k-in/1k-out offline run's decode: 256 sequences at 1.5k positions on average, and its
     // prefill steps: 8 prompts of 1024 tokens.
     add(prefix + "/batch:256/ctx:1536", [=](benchmark::State& st) { bm_paged_attention(st, 256, 1536, kernel); });
+    for (const int splits : {1, 2, 3, 4})  // how the split count fills the waves of blocks
+      add(prefix + "/batch:256/ctx:1536/splits:" + std::to_string(splits),
+          [=](benchmark::State& st) { bm_paged_attention(st, 256, 1536, kernel, splits); });
     for (const std::int64_t batch : {1, 256})  // an fp16 cache (--dtype half)
       add(prefix + "/fp16/batch:" + std::to_string(batch) + "/ctx:1536",
           [=](benchmark::State& st) { bm_paged_attention<fp16>(st, batch, 1536, kernel); });

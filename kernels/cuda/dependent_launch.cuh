@@ -13,6 +13,8 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "kernels/cuda/cuda_check.h"
@@ -43,6 +45,13 @@ __device__ __forceinline__ void dependent_launch_enter() {
 // into L2 may touch anything (L2 is where every SM's writes meet: it cannot serve stale data).
 __device__ __forceinline__ void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
+// EXPERIMENT (A/B on the GPU host): LOCKSTEP_EARLY_LOADS = all (default), none, gemv, attention.
+inline bool early_loads(const char* who) {
+  const char* e = std::getenv("LOCKSTEP_EARLY_LOADS");
+  if (!e || std::strcmp(e, "all") == 0) return true;
+  return std::strcmp(e, who) == 0;
 }
 
 // kernel<<<grid, block, dynamic_smem, ctx.stream()>>>(args...), as a dependent launch where the
