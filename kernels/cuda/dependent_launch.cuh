@@ -5,16 +5,13 @@
 // The next kernel's launch and block scheduling thus overlap this one's run. A 7B decode step is
 // ~280 kernels of a few microseconds, and even replayed as a CUDA graph the GPU sat idle 12% of
 // the step between them (benchmarks/kernel_profile). Most kernels touch nothing before the wait,
-// so their memory accesses keep the plain stream order; the GEMV and the CUDA-core attention
-// start their loads of constant memory before it (see prefetch_l2 below for the rule). Kernels
-// of others (cuBLAS, NCCL) and copies keep ordinary stream semantics on either side.
+// so their memory accesses keep the plain stream order; the GEMV starts its loads of the weights
+// before it (see dependent_launch_trigger below for what may be read early). Kernels of others (cuBLAS, NCCL) and copies keep ordinary stream semantics on either side.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
-#include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "kernels/cuda/cuda_check.h"
@@ -22,6 +19,11 @@
 
 namespace lockstep::cuda {
 
+// Split in two where a kernel has work before the wait. What it may read between the trigger and
+// the wait: only memory no kernel of the step writes. The previous kernels may still be running
+// then (each triggers its successor first thing, so the chain can run ahead), but every copy and
+// every non-dependent launch (cuBLAS, NCCL) before it has finished: the weights, and the step's
+// inputs uploaded before its first kernel (positions, sequence ids, block tables).
 __device__ __forceinline__ void dependent_launch_trigger() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -35,23 +37,6 @@ __device__ __forceinline__ void dependent_launch_wait() {
 __device__ __forceinline__ void dependent_launch_enter() {
   dependent_launch_trigger();
   dependent_launch_wait();
-}
-
-// What a kernel may read between dependent_launch_trigger() and dependent_launch_wait(): only
-// memory no kernel of the step writes. The previous kernels may still be running then (each
-// triggers its successor first thing, so the chain can run ahead), but every copy and every
-// non-dependent launch (cuBLAS, NCCL) before it has finished: the weights, and the step's
-// inputs uploaded before its first kernel (positions, sequence ids, block tables). A prefetch
-// into L2 may touch anything (L2 is where every SM's writes meet: it cannot serve stale data).
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-}
-
-// EXPERIMENT (A/B on the GPU host): LOCKSTEP_EARLY_LOADS = all (default), none, gemv, attention.
-inline bool early_loads(const char* who) {
-  const char* e = std::getenv("LOCKSTEP_EARLY_LOADS");
-  if (!e || std::strcmp(e, "all") == 0) return true;
-  return std::strcmp(e, who) == 0;
 }
 
 // kernel<<<grid, block, dynamic_smem, ctx.stream()>>>(args...), as a dependent launch where the

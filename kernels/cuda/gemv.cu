@@ -52,16 +52,16 @@ __device__ __forceinline__ void gemv_chunk(const X* __restrict__ x, std::int64_t
 
 // The first kAhead 16-byte pieces a lane reads are loaded before the dependent-launch wait: the
 // weights are constant, so while the previous kernels finish (the input x comes from them) this
-// kernel's first loads are already in flight, and a short GEMV (q|k|v, o: ~10 us) loses less to
-// its ramp-up.
+// kernel's first loads are already in flight. Batch-1 decode at 7B shapes on an H200, A/B in one
+// call: 219.4 / 221.9 tok/s with them, 217.8 / 215.6 without (an L2 prefetch of the first K/V
+// tile in the CUDA-core attention the same way: no gain, not kept; benchmarks/RESULTS.md).
 constexpr int kAhead = 4;
 
 template <int R, typename X, typename T>
 __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     gemv_kernel(const X* __restrict__ x, std::int64_t in, const T* __restrict__ w, std::int64_t out,
-                const T* __restrict__ bias, float* __restrict__ y, bool ahead_early) {
+                const T* __restrict__ bias, float* __restrict__ y) {
   dependent_launch_trigger();
-  if (!ahead_early) dependent_launch_wait();
   const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   if (o >= out) return;  // the whole warp: o is the same for its lanes
   const int lane = threadIdx.x % kWarp;
@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     const std::int64_t c = lane + u * kWarp;
     ahead[u] = c < chunks ? __ldcs(wr + c) : make_uint4(0u, 0u, 0u, 0u);  // read once: stream past the caches
   }
-  if (ahead_early) dependent_launch_wait();
+  dependent_launch_wait();
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
@@ -105,10 +105,9 @@ bool gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int64_t in,
   const auto* xd = on_device(x);
   const unsigned blocks = static_cast<unsigned>((out + kWarpsPerBlock - 1) / kWarpsPerBlock);
   const unsigned threads = kWarp * kWarpsPerBlock;
-  static const bool early = early_loads("gemv");
   switch (rows) {
-    case 1: launch(ctx, gemv_kernel<1, DX, T>, blocks, threads, xd, in, on_device(w), out, on_device(bias), y, early); break;
-    case 2: launch(ctx, gemv_kernel<2, DX, T>, blocks, threads, xd, in, on_device(w), out, on_device(bias), y, early); break;
+    case 1: launch(ctx, gemv_kernel<1, DX, T>, blocks, threads, xd, in, on_device(w), out, on_device(bias), y); break;
+    case 2: launch(ctx, gemv_kernel<2, DX, T>, blocks, threads, xd, in, on_device(w), out, on_device(bias), y); break;
   }
   return true;
 }

@@ -88,8 +88,8 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
     paged_attention_kernel(const float* q, const T* k_cache, const T* v_cache, int D, std::int64_t heads,
                            std::int64_t kv_heads, std::int64_t block_size, const int* seq_of, const int* pos,
                            const int* block_tables, std::int64_t max_blocks, float scale, float* out, float* partial,
-                           int* counters, bool prefetch_early) {
-  dependent_launch_trigger();
+                           int* counters) {
+  dependent_launch_enter();
   using VL = ValuesLayout<kMaxD>;
   constexpr int kQkSteps = kMaxD / 16;
   __shared__ __align__(16) float q_s[kAttnGroup][kMaxD];  // after the tiles: the summed acc
@@ -112,20 +112,6 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
   const int split_len = (context + static_cast<int>(gridDim.z) - 1) / static_cast<int>(gridDim.z);
   const int begin = static_cast<int>(blockIdx.z) * split_len;
   const int len = min(context, begin + split_len);
-  // Before waiting for the previous kernels (q comes from them): the first tile's K and V rows
-  // into L2 (the positions and block table are the step's inputs: see dependent_launch.cuh). At
-  // batch 1 a split is about one tile, and this takes the table and K/V reads off the chain of
-  // latencies that is most of the kernel's time.
-  for (int p = begin + tid; prefetch_early && p < min(len, begin + kAttnTile); p += kAttnThreads) {
-    const std::int64_t slot = static_cast<std::int64_t>(table[p / bs]) * bs + p % bs;
-    const T* k = k_cache + slot * row + kvh * D;
-    const T* v = v_cache + slot * row + kvh * D;
-    for (int b = 0; b < D * static_cast<int>(sizeof(T)); b += 128) {  // a 128-byte line at a time
-      prefetch_l2(reinterpret_cast<const char*>(k) + b);
-      prefetch_l2(reinterpret_cast<const char*>(v) + b);
-    }
-  }
-  dependent_launch_wait();
 
   for (int e = tid; e < kAttnGroup * kMaxD; e += kAttnThreads) {
     const int i = e / kMaxD, d = e % kMaxD;
@@ -384,11 +370,10 @@ void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W*
   int* counters = splits > 1 ? ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks)) : nullptr;
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
   using T = device_t<W>;
-  static const bool early = early_loads("attention");
   auto attend = [&](auto kernel, int max_d) {
     launch_with_smem(ctx, kernel, grid, kAttnThreads, v_tile_bytes<T>(max_d), q, on_device(k_cache),
                      on_device(v_cache), static_cast<int>(head_dim), heads, kv_heads, block_size, seq_of, pos,
-                     block_tables, max_blocks, scale, out, partial, counters, early);
+                     block_tables, max_blocks, scale, out, partial, counters);
   };
   if (head_dim <= 64) attend(allow_v_tile<T, 64>(), 64);
   else if (head_dim <= 128) attend(allow_v_tile<T, 128>(), 128);

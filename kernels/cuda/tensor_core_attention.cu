@@ -448,25 +448,17 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
   const std::int64_t head_blocks = kv_heads * ((group + hc - 1) / hc);
   const int tile_tokens = query_run > 1 ? static_cast<int>(kRunRows / hc) : 1;
   const std::int64_t tiles = (tokens + tile_tokens - 1) / tile_tokens;
-  // Decode: cut each context so that the blocks fill whole waves of the resident slots (3 blocks
-  // an SM: 72 KB of shared memory each at head_dim 128): the fewest splits whose last wave is at
-  // least 90% full, else as many as there are (each split at least 2 tiles long). A block's time is
-  // its latency chain, not its share of bandwidth, so a part-filled last wave costs a whole one:
-  // batch 256 x 4 KV heads was 1024 blocks, 2.6 waves of 396 (3 splits: 7.8 waves).
+  // Decode: split each context while the grid fits 2 blocks an SM (there is room for 3 at 72 KB of
+  // shared memory, but more splits measured slower: batch 256 x 1536 positions, 1 / 2 / 3 / 4
+  // splits: 323 / 369 / 391 / 428 us on an H200), a split at least 2 tiles long.
   int splits = 1;
   if (tile_tokens == 1 && splits_wanted > 0) {
     splits = std::min(splits_wanted, kMaxSplits);
   } else if (tile_tokens == 1) {
     const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
-    const double slots = static_cast<double>(ctx.sm_count()) * 3, items = static_cast<double>(tokens * head_blocks);
-    const int most = static_cast<int>(
-        std::clamp<std::int64_t>((context + 2 * kPositions - 1) / (2 * kPositions), 1, kMaxSplits));
-    double best = 0.0;
-    for (int s = 1; s <= most; ++s) {
-      const double waves = items * s / slots, fill = waves / std::ceil(waves);
-      if (fill > best + 1e-9) best = fill, splits = s;
-      if (fill >= 0.9) break;
-    }
+    const std::int64_t wanted = static_cast<std::int64_t>(ctx.sm_count()) * 2 / (tokens * head_blocks);
+    splits = static_cast<int>(
+        std::clamp<std::int64_t>(std::min(wanted, (context + 2 * kPositions - 1) / (2 * kPositions)), 1, kMaxSplits));
   }
   float* partial = nullptr;
   int* counters = nullptr;

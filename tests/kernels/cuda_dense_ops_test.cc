@@ -114,8 +114,9 @@ TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnRoundedInputs) {
     cuda::linear<W>(ctx(), static_cast<const W*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);
     ctx().synchronize();
     // Up to kGemvMaxRows (2) rows with `in` a multiple of 8 take the GEMV (kernels/cuda/gemv.h), the rest cuBLAS;
-    // the GEMV's rows of 3584 (one batch of loads a lane, part empty), 4104 (a batch and a lane's
-    // tail) and 18944 (several).
+    // the GEMV's rows of 8 and 96 (its loads issued before the dependent-launch wait, part
+    // empty), 3584 (those, then a batch of 4 loads a lane and a part-empty one), 4104 (a lane's
+    // tail) and 18944 (several batches).
     for (const Shape s : {Shape{1, 96, 200, false}, Shape{7, 96, 200, true}, Shape{64, 256, 384, true},
                           Shape{3, 3584, 512, false}, Shape{1, 18944, 64, false}, Shape{4, 3584, 4608, true},
                           Shape{2, 8, 13, true}, Shape{2, 100, 50, true}, Shape{5, 256, 130, true},
