@@ -22,6 +22,7 @@
 #include "kernels/gpu_context.h"
 #include "kernels/log.h"
 #include "kernels/pinned_uploader.h"
+#include "kernels/step_gap_meter.h"
 #include "model/weight_type.h"
 
 namespace lockstep {
@@ -140,6 +141,7 @@ class CudaDenseTransformer::StageIn final : public Stage {
   int max_context_ = 0;  // this step's longest context (largest position + 1)
   std::int64_t query_run_ = 1;  // this step's longest run of one sequence's tokens
   GpuContext ctx_;
+  StepGapMeter gaps_;  // the host's share of a step, logged at debug level
   DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_;
   std::vector<std::unique_ptr<Layer>> layer_;
   std::unique_ptr<Workspace> ws_;
@@ -182,6 +184,7 @@ CudaDenseTransformer::StageIn<W>::StageIn(const ModelConfig& c, const WeightSour
       layers_(layers),
       block_size_(block_size),
       ctx_(gpu, tp.stream()),
+      gaps_(ctx_.stream()),
       ws_(std::make_unique<Workspace>()),
       graphs_(cuda_graphs ? std::make_unique<CudaGraphCache>() : nullptr) {
   const char* gpu_sampling = std::getenv("LOCKSTEP_GPU_SAMPLING");
@@ -353,6 +356,7 @@ float* CudaDenseTransformer::StageIn<W>::local_logits(const ForwardBatch& b) {
   w.grow<float>(w.h, T * H);
   w.grow<W>(w.x, T * H);
   w.grow<float>(w.out, T * H);
+  gaps_.launching();
   if (graph) {
     const std::uint64_t key = static_cast<std::uint64_t>(T) << 32 | static_cast<std::uint32_t>(width);
     graphs_->run(key, w.generation + ctx_.scratch_generation(), stream, [&] { run_layers(T); });
@@ -398,7 +402,7 @@ std::span<const float> CudaDenseTransformer::StageIn<W>::forward(const ForwardBa
   const std::size_t count = static_cast<std::size_t>(n * R * VR);
   auto* staged = static_cast<float*>(w.pinned(count * sizeof(float)));
   LS_CUDA_CHECK(cudaMemcpyAsync(staged, gathered, count * sizeof(float), cudaMemcpyDeviceToHost, ctx_.stream()));
-  ctx_.synchronize();
+  gaps_.finish_and_wait();
   // gathered is [tp, R, VR]; logits are [R, vocab] with rank r's rows at r * VR. At TP1 that
   // is the staged buffer itself; else rows are put together in a buffer kept between steps.
   if (n == 1) return {staged, static_cast<std::size_t>(R * V)};
@@ -434,7 +438,7 @@ std::vector<int> CudaDenseTransformer::StageIn<W>::forward_argmax(const ForwardB
   auto* host_ids = reinterpret_cast<int*>(host_values + count);
   LS_CUDA_CHECK(cudaMemcpyAsync(host_values, values, count * sizeof(float), cudaMemcpyDeviceToHost, ctx_.stream()));
   LS_CUDA_CHECK(cudaMemcpyAsync(host_ids, ids, count * sizeof(int), cudaMemcpyDeviceToHost, ctx_.stream()));
-  ctx_.synchronize();
+  gaps_.finish_and_wait();
   std::vector<int> best(R);
   for (std::int64_t i = 0; i < R; ++i) {
     float best_value = host_values[i];
@@ -464,7 +468,7 @@ std::vector<int> CudaDenseTransformer::StageIn<W>::forward_sample(const ForwardB
   LS_CUDA_CHECK(cudaMemcpyAsync(draws, host, R * sizeof(RowSampling), cudaMemcpyHostToDevice, stream));
   cuda::sample_rows(ctx_, gathered, R, V, n, VR, draws, drawn);
   LS_CUDA_CHECK(cudaMemcpyAsync(host, drawn, R * sizeof(int), cudaMemcpyDeviceToHost, stream));
-  ctx_.synchronize();
+  gaps_.finish_and_wait();
   return {host, host + R};
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU host (the `device` machines): build, then the CUDA backend's correctness checks and
 # benchmarks, each step's output in OUT_DIR. Steps: kernels (every cuda:: op against the CPU
-# reference, and the CUDA graph cache), parity (transformers fixtures on the CUDA backend, the model stage and the whole
+# reference, the CUDA graph cache, the step gap meter), parity (transformers fixtures on the CUDA backend, the model stage and the whole
 # engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4; bf16 and fp16), serve (the OpenAI-client end-to-end test on
 # GPUs, at the largest layout the GPUs allow, --dtype auto and half; needs node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
 # (transformers' generate() on the same shapes, in the same call), offline (1k-in/1k-out
@@ -27,6 +27,7 @@ for s in $steps; do
     kernels)
       "$BUILD/tests/cuda_dense_ops_test" >"$out/kernels.txt" 2>&1; rc=$?
       "$BUILD/tests/cuda_graph_cache_test" >>"$out/kernels.txt" 2>&1 || rc=1
+      "$BUILD/tests/step_gap_meter_test" >>"$out/kernels.txt" 2>&1 || rc=1
       step kernels "rc=$rc $(grep -E '^\[  (PASSED|FAILED) ' "$out/kernels.txt" | tr '\n' ' ')"
       grep -E '^\[  FAILED  \]' "$out/kernels.txt" | head; [ $rc = 0 ] || status=1 ;;
     parity)
