@@ -77,20 +77,19 @@ bool BlockManager::ensure_capacity(std::vector<int>& blocks, int total_tokens) {
 }
 
 void BlockManager::register_full_blocks(const std::vector<int>& tokens, int computed, const std::vector<int>& blocks,
-                                        int& registered) {
+                                        Registered& registered) {
   if (!prefix_caching_) return;
   const int full = std::min<int>(computed / block_size_, static_cast<int>(blocks.size()));
-  std::uint64_t h = 0;
-  for (int i = 0; i < full; ++i) {
+  std::uint64_t h = registered.chain;
+  for (int i = registered.blocks; i < full; ++i) {
     h = chain_hash(h, tokens.data() + i * block_size_, block_size_);
-    if (i < registered) continue;
     Block& blk = blocks_[blocks[i]];
     if (!blk.hash && !by_hash_.count(h)) {
       blk.hash = h;
       by_hash_[h] = blocks[i];
     }
   }
-  registered = std::max(registered, full);
+  if (full > registered.blocks) registered = {full, h};
 }
 
 void BlockManager::release(std::vector<int>& blocks) {

@@ -31,9 +31,16 @@ class BlockManager {
   bool ensure_capacity(std::vector<int>& blocks, int total_tokens);
   bool can_hold(const std::vector<int>& blocks, int total_tokens) const;
 
+  // How far a sequence's full blocks are registered: their count and the chain hash through the
+  // last of them, so that each step hashes only its newly full blocks (rehashing the whole
+  // context took ~1 ms a step at 256 sequences of 1.5k tokens).
+  struct Registered {
+    int blocks = 0;
+    std::uint64_t chain = 0;
+  };
   // After tokens[0, computed) are in the cache: records the hashes of newly full blocks.
   void register_full_blocks(const std::vector<int>& tokens, int computed, const std::vector<int>& blocks,
-                            int& registered_blocks);
+                            Registered& registered);
 
   // Drops a sequence's references; cached blocks stay reusable until evicted.
   void release(std::vector<int>& blocks);

@@ -55,7 +55,7 @@ void Scheduler::preempt(Sequence* victim) {
   running_.erase(std::remove(running_.begin(), running_.end(), victim), running_.end());
   blocks_.release(victim->blocks);
   victim->num_computed = 0;
-  victim->registered_blocks = 0;
+  victim->registered = {};
   ++victim->preemptions;
   ++preemptions_;
   waiting_.push_front(victim);
@@ -180,7 +180,7 @@ std::vector<std::unique_ptr<Sequence>> Scheduler::complete(const std::vector<Sch
       continue;
     }
     s->num_computed = chunks[i].start + chunks[i].count;
-    blocks_.register_full_blocks(s->tokens, s->num_computed, s->blocks, s->registered_blocks);
+    blocks_.register_full_blocks(s->tokens, s->num_computed, s->blocks, s->registered);
     if (!chunks[i].sample) continue;
     s->tokens.push_back(sampled[i]);
     s->finish = check_stop(*s, sampled[i]);

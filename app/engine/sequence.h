@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "app/engine/block_manager.h"
 #include "model/sampler.h"
 
 namespace lockstep {
@@ -36,7 +37,7 @@ struct Sequence {
   int prompt_len = 0;
   int num_computed = 0;        // tokens whose K/V are in the cache
   std::vector<int> blocks;     // KV blocks, in order
-  int registered_blocks = 0;   // full blocks already hashed for prefix caching
+  BlockManager::Registered registered;  // full blocks already hashed for prefix caching
   SamplingParams sampling;
   StopRules stop;
   FinishReason finish = FinishReason::None;

@@ -35,11 +35,11 @@ TEST(BlockManager, SharesCachedPrefixBlocks) {
   BlockManager bm(16, 4, true);
   const std::vector<int> prompt = tokens(10);  // 2 full blocks + 2 tokens
   std::vector<int> a;
-  int reg_a = 0;
+  BlockManager::Registered reg_a;
   EXPECT_EQ(bm.acquire_cached_prefix(prompt, a), 0);  // cold cache
   ASSERT_TRUE(bm.ensure_capacity(a, 10));
   bm.register_full_blocks(prompt, 10, a, reg_a);
-  EXPECT_EQ(reg_a, 2);
+  EXPECT_EQ(reg_a.blocks, 2);
 
   std::vector<int> b;
   EXPECT_EQ(bm.acquire_cached_prefix(prompt, b), 8);  // both full blocks reused
@@ -61,10 +61,33 @@ TEST(BlockManager, SharesCachedPrefixBlocks) {
   EXPECT_TRUE(bm.consistent());
 }
 
+// A sequence registered a step at a time (decode) chains each new block's hash onto the last
+// registered one: the blocks match a prompt with the same tokens exactly as when registered at once.
+TEST(BlockManager, RegistersBlocksIncrementallyAsOneChain) {
+  BlockManager bm(16, 4, true);
+  const std::vector<int> text = tokens(13);  // 3 full blocks + 1 token
+  std::vector<int> a;
+  BlockManager::Registered reg;
+  ASSERT_TRUE(bm.ensure_capacity(a, 13));
+  for (int computed : {3, 5, 5, 9, 13}) {  // a step at a time; 5 twice: nothing new the second time
+    bm.register_full_blocks(text, computed, a, reg);
+    EXPECT_EQ(reg.blocks, computed / 4);
+  }
+  std::vector<int> b;
+  EXPECT_EQ(bm.acquire_cached_prefix(text, b), 12);  // all 3 full blocks found, in chain order
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(b[i], a[i]);
+  // A prompt that differs only in the third block matches the first two.
+  std::vector<int> c, other = text;
+  other[9] = 99;
+  EXPECT_EQ(bm.acquire_cached_prefix(other, c), 8);
+  for (auto* v : {&a, &b, &c}) bm.release(*v);
+  EXPECT_TRUE(bm.consistent());
+}
+
 TEST(BlockManager, EvictsLeastRecentlyUsedCachedBlocks) {
   BlockManager bm(4, 2, true);
   std::vector<int> a, b;
-  int ra = 0, rb = 0;
+  BlockManager::Registered ra, rb;
   const auto pa = tokens(3, 0), pb = tokens(3, 100);
   ASSERT_TRUE(bm.ensure_capacity(a, 3));
   bm.register_full_blocks(pa, 3, a, ra);
