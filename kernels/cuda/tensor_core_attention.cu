@@ -14,18 +14,19 @@
 //
 // A block takes up to kRows / (heads a block) consecutive tokens (one token at decode) and one KV
 // head's query heads (up to kHeadChunk of them): its rows are (token, head) pairs, at most kRows
-// (64 for prefill runs, 16 at decode), run by 4 warps. The tokens of a block that belong to one sequence (a run) are done together;
-// a block holding several runs does them one after the other. Per run the warps split the rows
-// in row tiles of 16 and, when there are fewer than 4 row tiles, the tile's positions between
-// them (kv ways), merging their (m, l, acc) at the end. K and V tiles of 64 positions are copied
-// to shared memory with cp.async, double-buffered: the next tile is in flight while this one
-// computes. Decode blocks (one token) may also split the context over gridDim.z blocks
-// (split_kv_merge.cuh), as the CUDA-core kernel does. A decode variant with 3 stages (its q
-// area cut to 16 rows) and each tile's block-table entries loaded a tile ahead measured slower
-// on an H200 (batch 256 x 1536 positions: 374 -> 524 us; benchmarks/RESULTS.md, 2026-12-02).
-// Decode is latency-bound on too few warps (Nsight Compute: 2 blocks an SM, limited by shared
-// memory), so its blocks hold 16 query rows, not 64, and the tiles are unpadded with their
-// 16-byte pieces XOR-swizzled (see Smem) instead of a 16-byte pad a row: 72 KB a block, 3 an SM.
+// (64 for prefill runs, 16 at decode), run by 4 warps. The tokens of a block that belong to one
+// sequence (a run) are done together; a block holding several runs does them one after the
+// other. Per run the warps split the rows in row tiles of 16 and, when there are fewer than 4
+// row tiles, the tile's positions between them (kv ways), merging their (m, l, acc) at the end.
+// K and V tiles of 64 positions are copied to shared memory with cp.async, double-buffered: the
+// next tile is in flight while this one computes. Decode blocks (one token) may also split the
+// context over gridDim.z blocks (split_kv_merge.cuh), as the CUDA-core kernel does. A decode
+// variant with 3 stages (its q area cut to 16 rows) and each tile's block-table entries loaded a
+// tile ahead measured slower on an H200 (batch 256 x 1536 positions: 374 -> 524 us;
+// benchmarks/RESULTS.md, 2026-12-02). Decode is latency-bound on too few warps (Nsight Compute:
+// 2 blocks an SM, limited by shared memory), so its blocks hold 16 query rows, not 64, and the
+// tiles are unpadded with their 16-byte pieces XOR-swizzled (see Smem) instead of a 16-byte pad
+// a row: 72 KB a block, 3 an SM (343 -> 321 us at batch 256 x 1536 positions).
 #include <cuda_pipeline.h>
 
 #include <algorithm>
@@ -168,7 +169,7 @@ __device__ void stage_kv(T* k_s, T* v_s, const T* k_cache, const T* v_cache, std
 }
 
 // T: the cache's device type, __nv_bfloat16 or __half. kRows: kRunRows or kDecodeRows (3 blocks
-// an SM: 150 registers a thread fit 170).
+// an SM: 161 registers a thread at head_dim 128, within the 170 that allows).
 template <typename T, int kMaxD, int kRows>
 __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     tensor_core_attention_kernel(const float* q, const T* k_cache, const T* v_cache, int D, std::int64_t tokens,
