@@ -82,17 +82,20 @@ for s in $steps; do
         flags=(--device cuda); [ $mode = eager ] && flags+=(--enforce-eager)
         [ $mode = half ] && flags+=(--dtype half)
         [ $mode = no-pdl ] && export LOCKSTEP_DEPENDENT_LAUNCH=0
-        bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
+        # Debug logging adds the GPU's idle time between steps (StepGapMeter) to each run's log.
+        LOCKSTEP_LOG_LEVEL=debug bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" \
+          benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
           tests/fixtures/models/qwen2-tiny /tmp/decode_$mode 1 "1 32" 128 256 -- "${flags[@]}" \
           >"$out/decode_$mode.txt" 2>&1
         step "decode ($mode)" "rc=$?"; cat "$out/decode_$mode.txt"; tail -3 /tmp/decode_$mode/req_1_128_256.log
+        for b in 1 32; do echo "batch $b: $(grep -h 'GPU idle' /tmp/decode_$mode/req_${b}_128_256.log)"; done
         unset LOCKSTEP_DEPENDENT_LAUNCH
       done ;;
     offline)
-      bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
+      LOCKSTEP_LOG_LEVEL=debug bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
         benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline 1 256 1024 1024 \
         -- --device cuda >"$out/offline.txt" 2>&1
-      step offline "rc=$?"; cat "$out/offline.txt"; grep -E 'KV cache|error' /tmp/offline/*.log | head -3 ;;
+      step offline "rc=$?"; cat "$out/offline.txt"; grep -hE 'KV cache|error|GPU idle' /tmp/offline/*.log | head -4 ;;
     offline_sampled)
       # Sampled requests (256 prompts of 256 tokens, 256 new): greedy, then vLLM's temperature 1.0
       # and DeepSeek-R1's 0.6 / top_p 0.95, each drawn on the host (LOCKSTEP_GPU_SAMPLING=0) and
