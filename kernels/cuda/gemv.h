@@ -14,6 +14,8 @@ constexpr std::int64_t kGemvMaxRows = 2;
 // y[rows, out] = x[rows, in] . w[out, in]^T (+ bias[out]), x rounded to W first when fp32,
 // fp32 sums. Returns false, and enqueues nothing, when the shape does not fit: more than
 // kGemvMaxRows rows, `in` not a multiple of 8, or x / w not 16-byte aligned. X: W or float.
+// w is read before the previous kernels on the stream have finished (dependent launch): it must
+// not be written by any of them (weights).
 template <typename X, HalfFloat W>
 bool gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
           const W* bias, float* y);
