@@ -10,7 +10,8 @@
 # default: the per-kernel time table of batch-1 decode at 7B shapes, from Nsight Systems where nsys
 # exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
 # offline_profile (not by default: the offline run's kernel table, 256 new tokens, CUPTI),
-# offline_sampled (not by default: sampled requests, drawn on the host and on the GPU).
+# offline_sampled (not by default: sampled requests, drawn on the host and on the GPU),
+# serve_load (not by default: benchmarks/serve_load.mjs against `lockstep serve` at 7B shapes).
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
 set -uo pipefail
 out=$1; shift
@@ -22,6 +23,16 @@ gpus=$(nvidia-smi -L | wc -l)
 M="mpirun --bind-to none -x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE"
 status=0
 step() { echo "== $1: $2"; }
+# node, and the serving test's node_modules, from .deps when the host lacks them
+# (scripts/gpu_deps_bundle.sh with WITH_NODE=1).
+use_node() {
+  if ! command -v node >/dev/null && [ -f .deps/node.xz ]; then
+    mkdir -p /tmp/node/bin && xz -dc .deps/node.xz >/tmp/node/bin/node && chmod +x /tmp/node/bin/node &&
+      export PATH=/tmp/node/bin:$PATH
+  fi
+  [ -d tests/app/serve/node_modules ] || [ ! -f .deps/serve_node_modules.tar.xz ] ||
+    tar xJf .deps/serve_node_modules.tar.xz -C tests/app/serve
+}
 for s in $steps; do
   case $s in
     kernels)
@@ -44,14 +55,8 @@ for s in $steps; do
     serve)
       # The OpenAI-client end-to-end test on GPUs: TP2 x PP2 on 4, TP2 on 2-3, TP1 on 1. bf16 runs
       # may part from the fp32 fixtures where transformers' top-2 margin is below 0.2 (the logit
-      # gap measured at TP1 is 8.2e-2). node and the test's node_modules come from .deps when the
-      # host lacks them (scripts/gpu_deps_bundle.sh with WITH_NODE=1).
-      if ! command -v node >/dev/null && [ -f .deps/node.xz ]; then
-        mkdir -p /tmp/node/bin && xz -dc .deps/node.xz >/tmp/node/bin/node && chmod +x /tmp/node/bin/node &&
-          export PATH=/tmp/node/bin:$PATH
-      fi
-      [ -d tests/app/serve/node_modules ] || [ ! -f .deps/serve_node_modules.tar.xz ] ||
-        tar xJf .deps/serve_node_modules.tar.xz -C tests/app/serve
+      # gap measured at TP1 is 8.2e-2).
+      use_node
       if command -v node >/dev/null && [ -d tests/app/serve/node_modules ]; then
         if [ "$gpus" -ge 4 ]; then np=4 layout="-tp 2 -pp 2"; elif [ "$gpus" -ge 2 ]; then np=2 layout="-tp 2"; else np=1 layout="-tp 1"; fi
         rc=0
@@ -96,6 +101,27 @@ for s in $steps; do
         benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline 1 256 1024 1024 \
         -- --device cuda >"$out/offline.txt" 2>&1
       step offline "rc=$?"; cat "$out/offline.txt"; grep -hE 'KV cache|error|GPU idle' /tmp/offline/*.log | head -4 ;;
+    serve_load)
+      # benchmarks/serve_load.mjs against `lockstep serve` at 7B shapes (dummy weights) on one GPU:
+      # streamed completions of 128 prompt tokens and 256 new, 1 / 8 / 16 / 32 in flight.
+      use_node
+      if ! command -v node >/dev/null; then step serve_load "skipped (no node)"; continue; fi
+      . benchmarks/dummy_batch.sh
+      . scripts/serve_helpers.sh
+      dummy_model_dir /tmp/serve_load benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny
+      $M -np 1 "$BUILD/app/lockstep" serve --model /tmp/serve_load/model --load-format dummy --device cuda \
+        --served-model-name r1-7b --port 0 --host 127.0.0.1 >"$out/serve_load_server.log" 2>&1 &
+      server=$!
+      if url=$(wait_for_server "$out/serve_load_server.log" "$server" 300); then
+        node benchmarks/serve_load.mjs --url "$url" --model r1-7b --concurrency 1,8,16,32 --prompt-len 128 \
+          --max-tokens 256 --vocab 151000 --json "$out/serve_load.json" >"$out/serve_load.txt" 2>&1
+        rc=$?
+        rank0=$(rank0_pid "lockstep serve --model /tmp/serve_load/model") && kill -TERM "$rank0"
+        wait "$server" || rc=1
+      else
+        rc=1; kill -9 "$server" 2>/dev/null; tail -20 "$out/serve_load_server.log"
+      fi
+      step serve_load "rc=$rc"; cat "$out/serve_load.txt" ;;
     offline_sampled)
       # Sampled requests (256 prompts of 256 tokens, 256 new): greedy, then vLLM's temperature 1.0
       # and DeepSeek-R1's 0.6 / top_p 0.95, each drawn on the host (LOCKSTEP_GPU_SAMPLING=0) and

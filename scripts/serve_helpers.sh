@@ -1,10 +1,10 @@
 # Sourced by scripts and tests that start `lockstep serve` under mpirun in the background.
 
-# wait_for_server LOG PID: prints the server's /v1 URL once its log names it and /health
-# answers 200; returns 1 (printing nothing) if PID exits first or 60 s pass.
+# wait_for_server LOG PID [SECONDS]: prints the server's /v1 URL once its log names it and
+# /health answers 200; returns 1 (printing nothing) if PID exits first or SECONDS (60) pass.
 wait_for_server() {
-  local log=$1 pid=$2 url=
-  for _ in $(seq 1 300); do
+  local log=$1 pid=$2 seconds=${3:-60} url=
+  for _ in $(seq 1 $((seconds * 5))); do
     url=$(grep -o 'OpenAI API at http://[^ ]*/v1' "$log" 2>/dev/null | head -n 1 | sed 's/OpenAI API at //' || true)
     if [ -n "$url" ] && curl -sf "${url%/v1}/health" >/dev/null; then
       echo "$url"
