@@ -97,11 +97,14 @@ for s in $steps; do
         unset LOCKSTEP_DEPENDENT_LAUNCH
       done ;;
     offline)
-      # OFFLINE_PROMPTS (256) prompts, MAX_NUM_SEQS (256) of them at a time (vLLM's offline LLM
-      # class defaults to 1024 sequences on large GPUs: try 512 / 1024 with as many prompts).
+      # OFFLINE_PROMPTS (256) prompts, MAX_NUM_SEQS (256) of them at a time, OFFLINE_FLAGS added to
+      # lockstep's (vLLM's offline LLM class defaults to 1024 sequences and 16384 batched tokens on
+      # GPUs of 70 GB or more: e.g. OFFLINE_PROMPTS=1024 MAX_NUM_SEQS=1024
+      # OFFLINE_FLAGS="--max-num-batched-tokens 16384").
+      # shellcheck disable=SC2086
       LOCKSTEP_LOG_LEVEL=debug bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
         benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline 1 \
-        "${OFFLINE_PROMPTS:-256}" 1024 1024 -- --device cuda >"$out/offline.txt" 2>&1
+        "${OFFLINE_PROMPTS:-256}" 1024 1024 -- --device cuda ${OFFLINE_FLAGS:-} >"$out/offline.txt" 2>&1
       step offline "rc=$?"; cat "$out/offline.txt"; grep -hE 'KV cache|error|GPU idle' /tmp/offline/*.log | head -4 ;;
     serve_load)
       # benchmarks/serve_load.mjs against `lockstep serve` at 7B shapes (dummy weights) on one GPU:
