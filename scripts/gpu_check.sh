@@ -183,14 +183,18 @@ print(json.dumps({'prompt': list(range(1000, 1128)), 'max_tokens': 256, 'tempera
         "$nsys" stats -q --report cuda_gpu_kern_sum --format table /tmp/profile/decode.nsys-rep \
           >"$out/profile.txt" 2>&1
       else
-        # Dependent launch off: with it, a kernel's time would include its wait for the previous one.
-        LOCKSTEP_KERNEL_PROFILE_SKIP_MS=${LOCKSTEP_KERNEL_PROFILE_SKIP_MS:-500} $M -np 1 -x CUDA_INJECTION64_PATH="$kp" \
-          -x LOCKSTEP_DEPENDENT_LAUNCH=0 \
-          -x LOCKSTEP_KERNEL_PROFILE=/tmp/profile/kernels.txt -x LOCKSTEP_KERNEL_PROFILE_SKIP_MS "${batch[@]}" \
-          >"$out/profile.log" 2>&1 &&
-        cp /tmp/profile/kernels.txt "$out/profile.txt"
+        # Twice: dependent launch off (each kernel's own time), then on as decode runs (a kernel
+        # starts early and waits: its excl_ms column, how far it moves the timeline, is its cost).
+        for pdl in 0 1; do
+          rm -f /tmp/profile/out.jsonl /tmp/profile/kernels.txt
+          table=$out/profile.txt; [ $pdl = 1 ] && table=$out/profile_pdl.txt
+          LOCKSTEP_DEPENDENT_LAUNCH=$pdl LOCKSTEP_KERNEL_PROFILE_SKIP_MS=${LOCKSTEP_KERNEL_PROFILE_SKIP_MS:-500} \
+            $M -np 1 -x CUDA_INJECTION64_PATH="$kp" -x LOCKSTEP_DEPENDENT_LAUNCH \
+            -x LOCKSTEP_KERNEL_PROFILE=/tmp/profile/kernels.txt -x LOCKSTEP_KERNEL_PROFILE_SKIP_MS "${batch[@]}" \
+            >"$out/profile.log" 2>&1 && cp /tmp/profile/kernels.txt "$table" || break
+        done
       fi
-      step profile "rc=$?"; head -45 "$out/profile.txt" ;;
+      step profile "rc=$?"; head -45 "$out/profile.txt"; [ -f "$out/profile_pdl.txt" ] && head -45 "$out/profile_pdl.txt" ;;
     peer)
       py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
       CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_decode.py benchmarks/configs/deepseek-r1-distill-qwen-7b.json \

@@ -131,13 +131,27 @@ std::string ProfileSummary::report(const std::string& process, double skip_ms) c
   if (skip_ms > 0 && !kernels_.empty()) cutoff = first_start + static_cast<std::uint64_t>(std::llround(skip_ms * 1e6));
 
   struct Row {
-    std::uint64_t total = 0, calls = 0, min = std::numeric_limits<std::uint64_t>::max(), max = 0;
+    std::uint64_t total = 0, exclusive = 0, calls = 0, min = std::numeric_limits<std::uint64_t>::max(), max = 0;
     std::uint32_t name = 0;
   };
   std::vector<Row> rows(names_.size());
   std::vector<TimeInterval> busy;
   std::uint64_t kernel_ns = 0, span_start = std::numeric_limits<std::uint64_t>::max(), span_end = 0;
   std::uint64_t skipped_kernels = 0, skipped_copies = 0;
+  // In start order, each kernel's exclusive time: how far it moves the end of the busy timeline
+  // (end - max(start, the latest end so far)). With dependent launch a kernel starts early and
+  // waits, so its duration overstates it; the exclusive times add up to the busy time.
+  std::vector<const Kernel*> by_start;
+  for (const Kernel& k : kernels_)
+    if (k.start_ns >= cutoff) by_start.push_back(&k);
+  std::stable_sort(by_start.begin(), by_start.end(),
+                   [](const Kernel* a, const Kernel* b) { return a->start_ns < b->start_ns; });
+  std::uint64_t frontier = 0;
+  for (const Kernel* k : by_start) {
+    const std::uint64_t from = std::max(k->start_ns, frontier);
+    if (k->end_ns > from) rows[k->name].exclusive += k->end_ns - from;
+    frontier = std::max(frontier, k->end_ns);
+  }
   for (const Kernel& k : kernels_) {
     if (k.start_ns < cutoff) {
       ++skipped_kernels;
@@ -173,13 +187,15 @@ std::string ProfileSummary::report(const std::string& process, double skip_ms) c
   for (std::uint32_t i = 0; i < rows.size(); ++i) rows[i].name = i;
   std::erase_if(rows, [](const Row& r) { return r.calls == 0; });
   std::sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
+    if (a.exclusive != b.exclusive) return a.exclusive > b.exclusive;
     return a.total != b.total ? a.total > b.total : names_[a.name] < names_[b.name];
   });
-  appendf(out, "%10s %8s %8s %10s %10s %10s  %s\n", "total_ms", "kernel%", "calls", "avg_us", "min_us", "max_us",
-          "name");
+  appendf(out, "%10s %8s %10s %8s %8s %10s %10s %10s  %s\n", "total_ms", "kernel%", "excl_ms", "busy%", "calls",
+          "avg_us", "min_us", "max_us", "name");
   for (const Row& r : rows)
-    appendf(out, "%10.3f %7.1f%% %8llu %10.2f %10.2f %10.2f  %s\n", ms(r.total),
-            100.0 * static_cast<double>(r.total) / static_cast<double>(kernel_ns),
+    appendf(out, "%10.3f %7.1f%% %10.3f %7.1f%% %8llu %10.2f %10.2f %10.2f  %s\n", ms(r.total),
+            100.0 * static_cast<double>(r.total) / static_cast<double>(kernel_ns), ms(r.exclusive),
+            covered ? 100.0 * static_cast<double>(r.exclusive) / static_cast<double>(covered) : 0.0,
             static_cast<unsigned long long>(r.calls), us(r.total) / static_cast<double>(r.calls), us(r.min),
             us(r.max), names_[r.name].c_str());
   if (rows.empty()) out += "(no kernels recorded)\n";

@@ -40,7 +40,9 @@ class ProfileSummary {
   // this library) without running anything on the GPU. Such a process writes no report.
   bool empty() const { return kernels_.empty() && copies_.empty() && dropped_ == 0 && untimed_ == 0; }
 
-  // One header line, the kernel table (by total time) and the memcpy summary. skip_ms > 0 drops
+  // One header line, the kernel table and the memcpy summary. The table's rows go by exclusive
+  // time (how far a kernel's calls moved the end of the busy timeline: the real cost when kernels
+  // overlap, as with dependent launch), with the plain kernel time beside it. skip_ms > 0 drops
   // every record that starts before the first kernel's start + skip_ms.
   std::string report(const std::string& process, double skip_ms) const;
 

@@ -75,15 +75,34 @@ TEST(ProfileSummary, RowsByTotalTimeAndMemcpyKinds) {
   EXPECT_EQ(l[0],
             "kernel_profile: lockstep pid 7 rank 0: 4 kernels, GPU span 1.000 ms, kernel time 0.160 ms, busy 0.160; "
             "1 records without timestamps");
-  EXPECT_NE(l[1].find("total_ms"), std::string::npos);
-  EXPECT_EQ(l[2], "     0.100    62.5%        1     100.00     100.00     100.00  rms_norm_kernel");
-  EXPECT_EQ(l[3], "     0.060    37.5%        3      20.00      10.00      30.00  gemv_kernel<__nv_bfloat16, 4>");
+  EXPECT_EQ(l[1], "  total_ms  kernel%    excl_ms    busy%    calls     avg_us     min_us     max_us  name");
+  // No overlaps: exclusive time is the kernel time.
+  EXPECT_EQ(l[2], "     0.100    62.5%      0.100    62.5%        1     100.00     100.00     100.00  rms_norm_kernel");
+  EXPECT_EQ(l[3],
+            "     0.060    37.5%      0.060    37.5%        3      20.00      10.00      30.00  gemv_kernel<__nv_bfloat16, 4>");
   EXPECT_EQ(l[4], "");
   EXPECT_EQ(l[5], "memcpy    count     total_MB   total_ms");
   EXPECT_EQ(l[6], "HtoD          1          2.0      0.100");
   EXPECT_EQ(l[7], "DtoH          1          0.0      0.001");
   EXPECT_EQ(l[8], "DtoD          0          0.0      0.000");
   EXPECT_EQ(l[9], "PtoP          1          0.0      0.002");
+}
+
+// With dependent launch a kernel starts before the previous one ends and waits: its exclusive
+// time is only how far it moves the timeline's end, the rows sort by it, and the exclusive
+// times add up to the busy time.
+TEST(ProfileSummary, ExclusiveTimeUnderDependentLaunch) {
+  ProfileSummary s;
+  s.add_kernel(1'000'000, 1'010'000, kNorm);  // 10 us
+  s.add_kernel(1'000'500, 1'012'000, kGemv);  // launched early, waits: 11.5 us long, 2 us past the norm
+  s.add_kernel(1'011'500, 1'014'000, kGemv);  // 2.5 us long, 2 us past the first gemv
+  const auto l = lines(s.report("p", 0));
+  ASSERT_GE(l.size(), 4u);
+  EXPECT_EQ(l[0], "kernel_profile: p: 3 kernels, GPU span 0.014 ms, kernel time 0.024 ms, busy 1.000");
+  // The gemv has more kernel time (14 us) but the norm more exclusive time: the norm comes first.
+  EXPECT_EQ(l[2], "     0.010    41.7%      0.010    71.4%        1      10.00      10.00      10.00  rms_norm_kernel");
+  EXPECT_EQ(l[3],
+            "     0.014    58.3%      0.004    28.6%        2       7.00       2.50      11.50  gemv_kernel<__nv_bfloat16, 4>");
 }
 
 TEST(ProfileSummary, SkipDropsEverythingBeforeTheCut) {
