@@ -17,6 +17,7 @@
 #include "app/engine/scheduler.h"
 #include "comm/mpi_env.h"
 #include "comm/rank_grid.h"
+#include "kernels/fatal.h"
 #include "model/forward_model.h"
 #include "model/tokenizer/incremental_detokenizer.h"
 #include "model/tokenizer/tokenizer.h"
@@ -35,7 +36,9 @@ class InstantModel final : public ForwardModel {
     config_.architecture = "qwen2";
     config_.vocab_size = 151936;
   }
-  std::span<const float> forward(const ForwardBatch&) override { return {}; }
+  std::span<const float> forward(const ForwardBatch&) override {
+    LS_FATAL("engine_host_bench's model only answers greedy steps (forward_argmax)");
+  }
   std::vector<int> forward_argmax(const ForwardBatch& b) override {
     benchmark::DoNotOptimize(kv_cache_slots(b, kBlockSize, num_blocks_));
     std::vector<int> ids(b.logit_rows.size());
