@@ -3,13 +3,17 @@
 
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "app/engine/engine_service.h"
+#include "app/serve/listen_backlog.h"
 #include "app/serve/openai_routes.h"
 #include "comm/mpi_env.h"
 #include "kernels/log.h"
@@ -81,8 +85,11 @@ int run_serve(const MpiEnvironment& env, const ServeOptions& o) {
   const int threads = o.http_threads;
   server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
   server.set_keep_alive_timeout(2);
+  const ListenBacklog backlog(server);
   install_openai_routes(server, service, model, routes);
   const int port = o.port == 0 ? server.bind_to_any_port(o.host) : (server.bind_to_port(o.host, o.port) ? o.port : -1);
+  if (port >= 0 && !backlog.raise(SOMAXCONN))  // not fatal: connection bursts are only slower
+    LS_WARN("cannot raise the listen backlog (" << std::strerror(errno) << "): bursts of new connections may wait");
   if (port < 0) {
     std::fprintf(stderr, "lockstep serve: error: cannot listen on %s:%d (in use, or not an address of this host)\n",
                  o.host.c_str(), o.port);
