@@ -87,15 +87,19 @@ bool EngineService::healthy(std::chrono::seconds stall) const {
 }
 
 ServingMetrics::Snapshot EngineService::metrics() const {
-  std::lock_guard lock(mu_);  // scheduler and blocks change only on the engine thread, under mu_
-  ServingMetrics::Snapshot s;
-  s.running = scheduler_.num_running();
-  s.waiting = scheduler_.num_waiting() + incoming_.size();
-  s.kv_usage = blocks_.usage();
-  s.prefix_hit_rate = blocks_.prefix_hit_rate();
-  s.prefix_queries = blocks_.prefix_queries();
-  s.prefix_hits = blocks_.prefix_hits();
+  std::lock_guard lock(mu_);
+  ServingMetrics::Snapshot s = state_;
+  s.waiting += incoming_.size();
   return s;
+}
+
+void EngineService::publish_state() {
+  state_.running = scheduler_.num_running();
+  state_.waiting = scheduler_.num_waiting();
+  state_.kv_usage = blocks_.usage();
+  state_.prefix_hit_rate = blocks_.prefix_hit_rate();
+  state_.prefix_queries = blocks_.prefix_queries();
+  state_.prefix_hits = blocks_.prefix_hits();
 }
 
 void EngineService::stop(std::chrono::milliseconds grace) {
@@ -156,16 +160,16 @@ void EngineService::run() {
         }
       }
       aborts_.clear();
+      publish_state();
       if (stop_ && (scheduler_.idle() || Clock::now() >= drain_deadline_)) break;
     }
     if (scheduler_.idle()) continue;
     const std::uint64_t preempted_before = scheduler_.preemptions();
     step_started_ns_ = now_ns();
-    StepOutput out;
-    {
-      std::lock_guard lock(mu_);
-      out = engine_.step();
-    }
+    // The step runs without mu_: request threads submit, abort and read the figures meanwhile
+    // (holding it across steps starved them, the engine thread taking it back at once after
+    // each step: seconds to submit a request under load).
+    StepOutput out = engine_.step();
     step_started_ns_ = 0;
     metrics_.preemptions += scheduler_.preemptions() - preempted_before;
     deliver(out);

@@ -83,14 +83,19 @@ class EngineService {
 
  private:
   void deliver(StepOutput& out);
+  void publish_state();  // engine thread, under mu_: the scheduler's and KV cache's figures
+
 
   LockstepEngine& engine_;
   Scheduler& scheduler_;
   BlockManager& blocks_;
   ServingMetrics metrics_;
 
+  // mu_ guards the queues and the published figures, never a step: the scheduler and the KV
+  // cache change only on the engine thread, which copies their figures to state_ between steps.
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  ServingMetrics::Snapshot state_;
   std::deque<std::pair<std::unique_ptr<Sequence>, std::shared_ptr<RequestStream>>> incoming_;
   std::vector<std::uint64_t> aborts_;
   std::map<std::uint64_t, std::shared_ptr<RequestStream>> streams_;  // engine thread only
