@@ -139,6 +139,10 @@ json CompletionSession::stream_choice(Choice& c, std::size_t index) {
     c.echo_sent = true;
     if (c.logprobs) prompt_logprobs = c.logprobs->build_prompt(request_.prompts[c.prompt_index], c.output->prompt_logprobs());
   }
+  // New tokens get a chunk even when their text is held back (an incomplete UTF-8 character,
+  // a possible stop string), with "" as its text, as vLLM sends them: a client sees each step
+  // (its first token: TTFT) as it happens, not when the text completes.
+  const bool new_tokens = c.output->token_ids().size() > c.tokens_sent;
   json choice;
   choice["index"] = index;
   if (chat) {
@@ -152,13 +156,13 @@ json CompletionSession::stream_choice(Choice& c, std::size_t index) {
       }
       if (!d.reasoning.empty()) delta["reasoning"] = delta["reasoning_content"] = d.reasoning;  // both names: see build_response
       if (!d.content.empty()) delta["content"] = d.content;
-    } else if (!text.empty()) {
+    } else if (!text.empty() || new_tokens) {
       delta["content"] = text;
     }
-    if (delta.empty() && !finishing) return nullptr;
+    if (delta.empty() && !finishing) return nullptr;  // reasoning parsed to nothing yet: vLLM skips it too
     choice["delta"] = std::move(delta);
   } else {
-    if (text.empty() && !finishing) return nullptr;
+    if (text.empty() && !finishing && !new_tokens) return nullptr;
     choice["text"] = text;
   }
   const auto& ids = c.output->token_ids();

@@ -153,6 +153,30 @@ async function stops() {
   check(same(id.choices[0].token_ids, c.greedy_ids.slice(0, 3)) && id.choices[0].stop_reason === c.greedy_ids[2], "stop_token_ids");
 }
 
+// Streams send a chunk for every step's new tokens, as vLLM does, even when their text is held
+// back (a byte token of an unfinished UTF-8 character: the tiny fixtures' greedy runs have them):
+// such a chunk carries its token_ids and "" as text. Without that, a client would see nothing
+// until the character completes (with random-weight models, only at the end: TTFT = the whole run).
+async function streamsEveryStep() {
+  let heldBack = 0;
+  for (const [i, c] of expected.cases.entries()) {
+    const params = { model: modelName, prompt: c.prompt_ids, max_tokens: c.greedy_ids.length, ...greedy };
+    const whole = await client.completions.create(params);
+    let text = "";
+    const ids = [];
+    for await (const chunk of await client.completions.create({ ...params, stream: true }))
+      for (const ch of chunk.choices) {
+        check((ch.token_ids?.length ?? 0) > 0 || ch.finish_reason !== null, `stream ${i}: no chunk without new tokens`);
+        if (ch.text === "" && ch.token_ids?.length > 0) heldBack++;
+        text += ch.text;
+        ids.push(...(ch.token_ids ?? []));
+      }
+    check(same(ids, whole.choices[0].token_ids) && text === whole.choices[0].text, `stream ${i}: the same tokens and text`,
+          JSON.stringify([text, whole.choices[0].text]));
+  }
+  check(heldBack > 0, "streams: a step whose text is held back still gets its chunk (text \"\")");
+}
+
 async function nChoices() {
   const params = { model: modelName, prompt: expected.cases[1].prompt_ids, max_tokens: 6, n: 3, temperature: 1.0, seed: 11, ignore_eos: true, return_token_ids: true };
   const a = await client.completions.create(params);
@@ -362,7 +386,7 @@ async function echo() {
     max_tokens: 2, echo: true }), "echo in chat");
 }
 
-const tests = { models, completionsTokenIds, chat, stops, nChoices, logprobs, penalties, echo, errors, concurrent, disconnect };
+const tests = { models, completionsTokenIds, chat, stops, streamsEveryStep, nChoices, logprobs, penalties, echo, errors, concurrent, disconnect };
 for (const [name, fn] of Object.entries(tests)) {
   try {
     await fn();
