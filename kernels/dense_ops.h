@@ -129,5 +129,12 @@ void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W*
 template <HalfFloat W>
 void linear(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
             std::type_identity_t<const W*> bias, float* y);
+// SwiGLU's gate|up linear and silu_mul together: out[rows, ffn] = silu(x . gate^T) * (x . up^T)
+// in W, for w = [gate; up] ([2 ffn, in]): linear into gate_up ([rows, 2 ffn] fp32 scratch) and
+// silu_mul, or for decode-sized steps one GEMV whose warps write out from their gate and up
+// sums (kernels/cuda/gemv.h: the same numbers, gate_up untouched). w must be weights (linear).
+template <HalfFloat W>
+void linear_silu_mul(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t ffn,
+                     float* gate_up, W* out);
 
 }  // namespace lockstep::cuda

@@ -283,8 +283,13 @@ void CudaDenseTransformer::StageIn<W>::mlp(Layer& L, std::int64_t T, const W* x,
   const std::int64_t H = config_.hidden_size, F = slice_.ffn;
   float* gate_up = w.grow<float>(w.gate_up, T * 2 * F);
   W* act = w.grow<W>(w.act, T * F);
-  cuda::linear(ctx_, x, T, H, ptr<W>(L.gate_up), 2 * F, nullptr, gate_up);
-  cuda::silu_mul(ctx_, gate_up, T, F, act);
+  static const bool ab_separate = std::getenv("LOCKSTEP_AB_SEPARATE_SILU") != nullptr;  // TEMPORARY A/B
+  if (ab_separate) {
+    cuda::linear(ctx_, x, T, H, ptr<W>(L.gate_up), 2 * F, nullptr, gate_up);
+    cuda::silu_mul(ctx_, gate_up, T, F, act);
+  } else {
+    cuda::linear_silu_mul(ctx_, x, T, H, ptr<W>(L.gate_up), F, gate_up, act);
+  }
   cuda::linear(ctx_, act, T, F, ptr<W>(L.down), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
@@ -376,9 +381,12 @@ float* CudaDenseTransformer::StageIn<W>::local_logits(const ForwardBatch& b) {
     LS_CUDA_CHECK(cudaMemcpyAsync(rows + i * H, h + static_cast<std::int64_t>(b.logit_rows[i]) * H,
                                   run * H * sizeof(float), cudaMemcpyDeviceToDevice, stream));
   }
-  cuda::rms_norm(ctx_, rows, R, H, ptr<W>(final_norm_), eps, rows);
+  // The norm writes W (x is free by now and holds T >= R rows): lm_head rounds its input to W
+  // anyway, and its GEMV reads half the bytes a row.
+  W* normed = w.grow<W>(w.x, R * H);
+  cuda::rms_norm(ctx_, rows, R, H, ptr<W>(final_norm_), eps, normed);
   float* local = w.grow<float>(w.local_logits, R * VR);
-  cuda::linear(ctx_, rows, R, H, ptr<W>(lm_head_), VR, nullptr, local);
+  cuda::linear(ctx_, normed, R, H, ptr<W>(lm_head_), VR, nullptr, local);
   return local;
 }
 

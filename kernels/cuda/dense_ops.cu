@@ -175,8 +175,6 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int k
   }
 }
 
-__device__ __forceinline__ float silu_times(float gate, float up) { return gate / (1.0f + expf(-gate)) * up; }
-
 __device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
 template <typename T>
 __device__ __forceinline__ void store4(T* p, float4 v) {
@@ -292,6 +290,15 @@ void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int
   launch(ctx, silu_mul_kernel<device_t<Out>>, grid, 256, gate_up, rows, ffn, on_device(out));
 }
 
+template <HalfFloat W>
+void linear_silu_mul(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t ffn,
+                     float* gate_up, W* out) {
+  if (rows == 0 || ffn == 0) return;
+  if (gemv_silu_mul(ctx, x, rows, in, w, ffn, out)) return;  // decode-sized: one kernel
+  linear(ctx, x, rows, in, w, 2 * ffn, nullptr, gate_up);
+  silu_mul(ctx, gate_up, rows, ffn, out);
+}
+
 #define LOCKSTEP_CUDA_OPS(W)                                                                                          \
   template void linear<W>(GpuContext&, const W*, std::int64_t, std::int64_t, const W*, std::int64_t, const W*,        \
                           float*);                                                                                    \
@@ -308,7 +315,9 @@ void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int
   template void split_qkv_rope_cache<W>(GpuContext&, const float*, std::int64_t, std::int64_t, std::int64_t,         \
                                         std::int64_t, const W*, const int*, const float*, const std::int64_t*,       \
                                         float*, W*, W*);                                                              \
-  template void silu_mul<W>(GpuContext&, const float*, std::int64_t, std::int64_t, W*);
+  template void silu_mul<W>(GpuContext&, const float*, std::int64_t, std::int64_t, W*);                           \
+  template void linear_silu_mul<W>(GpuContext&, const W*, std::int64_t, std::int64_t, const W*, std::int64_t, float*, \
+                                   W*);
 LOCKSTEP_CUDA_OPS(bf16)
 LOCKSTEP_CUDA_OPS(fp16)
 #undef LOCKSTEP_CUDA_OPS

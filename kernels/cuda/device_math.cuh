@@ -38,6 +38,9 @@ __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
 
+// SwiGLU's silu(gate) * up, as cpu::silu_mul computes it (silu_mul and the GEMV's epilogue).
+__device__ __forceinline__ float silu_times(float gate, float up) { return gate / (1.0f + expf(-gate)) * up; }
+
 // (a, b) rounded to T, packed in 32 bits (a in the low half, the lower address).
 template <typename T> __device__ __forceinline__ unsigned pack2(float a, float b) {
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
