@@ -6,6 +6,10 @@
 // row's loads before using any measured slower on an H200 (16 a lane: 93 registers, the grid
 // in waves; 8 a lane within 48 registers: q|k|v 0.54 -> 0.48, down 0.76 -> 0.56 of copy), so
 // the loop below stays `#pragma unroll 4` (benchmarks/RESULTS.md, 2026-12-02 third session).
+// Blocks are 2 warps: the grid is cut finer than the SMs' count, so that no SM is left with a
+// whole block more than others (down at 7B shapes, 3584 rows: 448 blocks of 8 warps put 4 on
+// some SMs and 3 on others). Batch-1 decode step on an H200, A/B in one call: 8 warps a block
+// 4785 us, 2 warps 4542 / 4506 us, 1 warp 4640 us (benchmarks/RESULTS.md, 2026-12-02 sixth).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -18,8 +22,6 @@
 
 namespace lockstep::cuda {
 namespace {
-
-constexpr int kWarpsPerBlock = 8;
 
 // x[8c .. 8c + 8) as floats; fp32 inputs are rounded to T (the weights' type) as the GEMM
 // path does.
@@ -35,22 +37,18 @@ __device__ void load8(const float* x, std::int64_t c, float* f) {
   for (int i = 0; i < 8; ++i) f[i] = to_float(round_to<T>(v[i]));
 }
 
-// acc[n][r] += w_n (8 values of chunk c of weight row n, packed) . x[r][8c .. 8c + 8), for every
-// weight row n of the warp and input row r (x read once for all of them).
-template <int N, int R, typename X, typename T>
-__device__ __forceinline__ void gemv_chunk(const X* __restrict__ x, std::int64_t in, const uint4 (&packed)[N],
-                                           std::int64_t c, float (&acc)[N][R]) {
-  float wf[N][8];
-#pragma unroll
-  for (int n = 0; n < N; ++n) unpack_x8<T>(packed[n], wf[n]);
+// acc[r] += w (8 values of chunk c, packed) . x[r][8c .. 8c + 8), for every input row r.
+template <int R, typename X, typename T>
+__device__ __forceinline__ void gemv_chunk(const X* __restrict__ x, std::int64_t in, const uint4& packed,
+                                           std::int64_t c, float (&acc)[R]) {
+  float wf[8];
+  unpack_x8<T>(packed, wf);
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     float xf[8];
     load8<T>(x + r * in, c, xf);
 #pragma unroll
-    for (int n = 0; n < N; ++n)
-#pragma unroll
-      for (int j = 0; j < 8; ++j) acc[n][r] = fmaf(wf[n][j], xf[j], acc[n][r]);
+    for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
   }
 }
 
@@ -61,60 +59,58 @@ __device__ __forceinline__ void gemv_chunk(const X* __restrict__ x, std::int64_t
 // tile in the CUDA-core attention the same way: no gain, not kept; benchmarks/RESULTS.md).
 constexpr int kAhead = 4;
 
-// Epilogues: what a warp writes from its weight rows' sums (s[n] for input row r, feature o).
-// Plain: y[r][o] = s[0] + bias[o], fp32. SiluMul: the warp's rows are gate row o and up row
-// o + out of a gate|up weight, and y[r][o] = silu(s[0]) * s[1] in T, as silu_mul writes it.
-enum class Epilogue { Plain, SiluMul };
+constexpr int kWarpsPerBlock = 2;
 
-template <Epilogue E>
-constexpr int kWeightRows = E == Epilogue::SiluMul ? 2 : 1;
+// Epilogues. Plain: warp w of a block sums weight row o (the block's w-th) and writes
+// y[r][o] = sum + bias[o], fp32. SiluMul (w = [gate; up], `out` = ffn): the block's first half of
+// warps sum gate rows o, the second half the up rows o + ffn of the same features, and the gate
+// warps write y[r][o] = silu(gate) * up in T, as silu_mul writes it (up's sums pass through
+// shared memory). Either way a warp streams one row, so both read the weights alike.
+enum class Epilogue { Plain, SiluMul };
 
 template <int R, Epilogue E, typename X, typename T, typename Y>
 __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     gemv_kernel(const X* __restrict__ x, std::int64_t in, const T* __restrict__ w, std::int64_t out,
                 const T* __restrict__ bias, Y* __restrict__ y) {
-  constexpr int N = kWeightRows<E>;
+  constexpr bool kGlu = E == Epilogue::SiluMul;
+  constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;  // a block's
+  static_assert(!kGlu || kWarpsPerBlock % 2 == 0, "SiluMul pairs a gate and an up warp");
   dependent_launch_trigger();
-  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
-  if (o >= out) return;  // the whole warp: o is the same for its lanes
-  const int lane = threadIdx.x % kWarp;
-  const uint4* wr[N];
-#pragma unroll
-  for (int n = 0; n < N; ++n) wr[n] = reinterpret_cast<const uint4*>(w + (o + n * out) * in);
-  const std::int64_t chunks = in / 8;
-  uint4 ahead[kAhead][N];
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kFeatures + warp % kFeatures;
+  const bool valid = o < out;  // the whole warp (and, for SiluMul, its pair): o is the same
+  const uint4* wr = reinterpret_cast<const uint4*>(w + (o + (kGlu ? warp / kFeatures * out : 0)) * in);
+  const std::int64_t chunks = valid ? in / 8 : 0;
+  uint4 ahead[kAhead];
 #pragma unroll
   for (int u = 0; u < kAhead; ++u) {
     const std::int64_t c = lane + u * kWarp;
-#pragma unroll
-    for (int n = 0; n < N; ++n)  // read once: stream past the caches
-      ahead[u][n] = c < chunks ? __ldcs(wr[n] + c) : make_uint4(0u, 0u, 0u, 0u);
+    ahead[u] = c < chunks ? __ldcs(wr + c) : make_uint4(0u, 0u, 0u, 0u);  // read once: stream past the caches
   }
   dependent_launch_wait();
-  float acc[N][R];
+  float acc[R];
 #pragma unroll
-  for (int n = 0; n < N; ++n)
-#pragma unroll
-    for (int r = 0; r < R; ++r) acc[n][r] = 0.0f;
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
 #pragma unroll
   for (int u = 0; u < kAhead; ++u)
-    if (lane + u * kWarp < chunks) gemv_chunk<N, R, X, T>(x, in, ahead[u], lane + u * kWarp, acc);
-  // 4 weight loads a lane in flight per iteration whatever N (see the top of the file).
-#pragma unroll(4 / N)
-  for (std::int64_t c = lane + kAhead * kWarp; c < chunks; c += kWarp) {
-    uint4 packed[N];
+    if (lane + u * kWarp < chunks) gemv_chunk<R, X, T>(x, in, ahead[u], lane + u * kWarp, acc);
+#pragma unroll 4
+  for (std::int64_t c = lane + kAhead * kWarp; c < chunks; c += kWarp) gemv_chunk<R, X, T>(x, in, __ldcs(wr + c), c, acc);
 #pragma unroll
-    for (int n = 0; n < N; ++n) packed[n] = __ldcs(wr[n] + c);
-    gemv_chunk<N, R, X, T>(x, in, packed, c, acc);
-  }
+  for (int r = 0; r < R; ++r) acc[r] = warp_sum(acc[r]);
+  if constexpr (kGlu) {
+    __shared__ float up_s[R][kFeatures];
+    if (warp >= kFeatures && lane == 0)
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
-    float s[N];
+      for (int r = 0; r < R; ++r) up_s[r][warp - kFeatures] = acc[r];
+    __syncthreads();  // every warp gets here: none returned early
+    if (warp < kFeatures && lane == 0 && valid)
 #pragma unroll
-    for (int n = 0; n < N; ++n) s[n] = warp_sum(acc[n][r]);
-    if (lane != 0) continue;
-    if constexpr (E == Epilogue::SiluMul) store(y + r * out + o, silu_times(s[0], s[1]));
-    else y[r * out + o] = s[0] + (bias ? to_float(bias[o]) : 0.0f);
+      for (int r = 0; r < R; ++r) store(y + r * out + o, silu_times(acc[r], up_s[r][warp]));
+  } else if (lane == 0 && valid) {
+    const float b = bias ? to_float(bias[o]) : 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; ++r) y[r * out + o] = acc[r] + b;
   }
 }
 
@@ -128,7 +124,8 @@ bool launch_gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int6
   using DX = device_t<X>;
   using DY = device_t<Y>;
   const auto* xd = on_device(x);
-  const unsigned blocks = static_cast<unsigned>((out + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  constexpr int features = E == Epilogue::SiluMul ? kWarpsPerBlock / 2 : kWarpsPerBlock;
+  const unsigned blocks = static_cast<unsigned>((out + features - 1) / features);
   const unsigned threads = kWarp * kWarpsPerBlock;
   switch (rows) {
     case 1: launch(ctx, gemv_kernel<1, E, DX, T, DY>, blocks, threads, xd, in, on_device(w), out, on_device(bias),

@@ -21,10 +21,10 @@ bool gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int64_t in,
           const W* bias, float* y);
 
 // SwiGLU's first half at decode: y[rows, ffn] = silu(x . gate^T) * (x . up^T) rounded to W,
-// with w = [gate; up] ([2 ffn, in]); a warp reads gate row o and up row o + ffn and writes
-// y[., o] from its sums, bit for bit what gemv into fp32 and then silu_mul write (the same
-// sums in the same order), in one kernel and without the fp32 round trip. Same shape limits
-// and dependent-launch contract as gemv.
+// with w = [gate; up] ([2 ffn, in]); a block's warps sum gate rows and the matching up rows as
+// gemv's do and write y from the pairs: bit for bit what gemv into fp32 and then silu_mul
+// write, in one kernel and without the fp32 round trip. Same shape limits and dependent-launch
+// contract as gemv.
 template <HalfFloat W>
 bool gemv_silu_mul(const GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w,
                    std::int64_t ffn, W* y);
