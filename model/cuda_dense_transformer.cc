@@ -283,13 +283,7 @@ void CudaDenseTransformer::StageIn<W>::mlp(Layer& L, std::int64_t T, const W* x,
   const std::int64_t H = config_.hidden_size, F = slice_.ffn;
   float* gate_up = w.grow<float>(w.gate_up, T * 2 * F);
   W* act = w.grow<W>(w.act, T * F);
-  static const bool ab_separate = std::getenv("LOCKSTEP_AB_SEPARATE_SILU") != nullptr;  // TEMPORARY A/B
-  if (ab_separate) {
-    cuda::linear(ctx_, x, T, H, ptr<W>(L.gate_up), 2 * F, nullptr, gate_up);
-    cuda::silu_mul(ctx_, gate_up, T, F, act);
-  } else {
-    cuda::linear_silu_mul(ctx_, x, T, H, ptr<W>(L.gate_up), F, gate_up, act);
-  }
+  cuda::linear_silu_mul(ctx_, x, T, H, ptr<W>(L.gate_up), F, gate_up, act);
   cuda::linear(ctx_, act, T, F, ptr<W>(L.down), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
