@@ -47,11 +47,11 @@ bool CompletionSession::poll(std::chrono::milliseconds wait) {
     if (!u.prompt_logprobs.empty()) c.output->set_prompt_logprobs(std::move(u.prompt_logprobs));
     for (std::size_t i = 0; i < u.tokens.size(); ++i) {
       if (c.done) break;
-      c.new_text += c.output->on_token(u.tokens[i], i < u.logprobs.size() ? &u.logprobs[i] : nullptr);
+      c.pieces.push_back({c.output->on_token(u.tokens[i], i < u.logprobs.size() ? &u.logprobs[i] : nullptr), 1});
       changed = true;
       if (c.output->stopped()) {  // a stop string: the text is final, end the sequence now
         service_.abort(c.stream->id());
-        c.new_text += c.output->finish(FinishReason::Stop);
+        c.pieces.back().text += c.output->finish(FinishReason::Stop);
         c.done = true;
       }
     }
@@ -62,7 +62,9 @@ bool CompletionSession::poll(std::chrono::milliseconds wait) {
         c.error = u.error;
         c.error_status = u.error_status;
       }
-      c.new_text += c.output->finish(u.finish);
+      std::string tail = c.output->finish(u.finish);
+      if (!c.pieces.empty()) c.pieces.back().text += tail;
+      else c.pieces.push_back({std::move(tail), 0});
     }
   };
   for (Choice& c : choices_)
@@ -129,10 +131,19 @@ std::optional<json> CompletionSession::response(const ClientGone& client_gone) {
   return build_response(request_, model_, id_, created_, results);
 }
 
+// One token's piece a chunk (a finish's text with its last token), so that a client sees every
+// step as it happened however late this thread gets to it, and one that counts chunks counts
+// tokens; vLLM sends a chunk per engine step the same way.
 json CompletionSession::stream_choice(Choice& c, std::size_t index) {
   const bool chat = request_.endpoint == Endpoint::ChatCompletions;
-  const bool finishing = c.done && !c.finish_sent;
-  std::string text = std::exchange(c.new_text, {});
+  if (c.pieces.empty() && !(c.done && !c.finish_sent)) return nullptr;
+  std::string text;
+  if (!c.pieces.empty()) {
+    text = std::move(c.pieces.front().text);
+    c.tokens_taken += c.pieces.front().tokens;
+    c.pieces.pop_front();
+  }
+  const bool finishing = c.done && c.pieces.empty() && !c.finish_sent;
   json prompt_logprobs;  // echo with logprobs: the prompt's, before the first chunk's tokens
   if (!request_.echo_texts.empty() && !c.echo_sent) {  // echo: the prompt opens the choice's first chunk
     text = request_.echo_texts[c.prompt_index] + text;
@@ -142,7 +153,7 @@ json CompletionSession::stream_choice(Choice& c, std::size_t index) {
   // New tokens get a chunk even when their text is held back (an incomplete UTF-8 character,
   // a possible stop string), with "" as its text, as vLLM sends them: a client sees each step
   // (its first token: TTFT) as it happens, not when the text completes.
-  const bool new_tokens = c.output->token_ids().size() > c.tokens_sent;
+  const bool new_tokens = c.tokens_taken > c.tokens_sent;
   json choice;
   choice["index"] = index;
   if (chat) {
@@ -166,13 +177,14 @@ json CompletionSession::stream_choice(Choice& c, std::size_t index) {
     choice["text"] = text;
   }
   const auto& ids = c.output->token_ids();
-  choice["logprobs"] = c.logprobs ? c.logprobs->build(ids, c.output->logprobs(), c.tokens_sent, ids.size()) : json(nullptr);
+  choice["logprobs"] = c.logprobs ? c.logprobs->build(ids, c.output->logprobs(), c.tokens_sent, c.tokens_taken) : json(nullptr);
   if (!prompt_logprobs.is_null()) choice["logprobs"] = LogprobsOutput::concat(std::move(prompt_logprobs), choice["logprobs"]);
   choice["finish_reason"] = finishing ? json(c.output->finish_reason()) : json(nullptr);
   choice["stop_reason"] = finishing ? c.output->stop_reason() : json(nullptr);
   if (request_.return_token_ids)
-    choice["token_ids"] = std::vector<int>(ids.begin() + static_cast<long>(c.tokens_sent), ids.end());
-  c.tokens_sent = ids.size();
+    choice["token_ids"] = std::vector<int>(ids.begin() + static_cast<long>(c.tokens_sent),
+                                           ids.begin() + static_cast<long>(c.tokens_taken));
+  c.tokens_sent = c.tokens_taken;
   if (finishing) c.finish_sent = true;
   return choice;
 }
@@ -213,10 +225,10 @@ bool CompletionSession::stream(const SseWriter& write, const ClientGone& client_
         return false;
       }
     }
-    bool all_sent = true;
-    for (const Choice& c : choices_) all_sent = all_sent && c.finish_sent;
+    bool all_sent = true, pending = false;
+    for (const Choice& c : choices_) all_sent = all_sent && c.finish_sent, pending = pending || !c.pieces.empty();
     if (all_sent) break;
-    poll(50ms);
+    poll(pending ? 0ms : 50ms);  // pieces still to send: take what is new, do not wait
     if (std::chrono::steady_clock::now() - last_check > kClientCheck) {
       last_check = std::chrono::steady_clock::now();
       if (client_gone()) {

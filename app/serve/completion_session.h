@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -48,9 +49,14 @@ class CompletionSession {
     bool done = false;
     std::string error;
     int error_status = 0;
-    // Streaming bookkeeping.
-    std::string new_text;
-    std::size_t tokens_sent = 0;
+    // Streaming bookkeeping: the text of each token not streamed yet, one chunk each (a
+    // finish's flushed text joins its last token's; tokens = 0 when it came alone).
+    struct Piece {
+      std::string text;
+      std::size_t tokens = 0;
+    };
+    std::deque<Piece> pieces;
+    std::size_t tokens_taken = 0, tokens_sent = 0;  // tokens whose pieces were taken / whose ids were sent
     bool role_sent = false, finish_sent = false, echo_sent = false;
     ReasoningStream reasoning;
     std::unique_ptr<LogprobsOutput> logprobs;  // when asked

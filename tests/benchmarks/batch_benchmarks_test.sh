@@ -22,7 +22,8 @@ rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
 assert [r[0] for r in rows] == ["1", "4"], rows
 for b, prompt, new, t1, tn, agg, per in rows:
     b, new, t1, tn, agg, per = int(b), int(new), float(t1), float(tn), float(agg), float(per)
-    assert prompt == "16" and new == 200 and 0 < t1 < tn, (t1, tn)
+    # t1: one prefill step of the tiny model, under half a millisecond on a fast host (0.000 s).
+    assert prompt == "16" and new == 200 and 0 <= t1 < tn, (t1, tn)
     assert abs(agg - b * (new - 1) / (tn - t1)) <= 0.1 + 1e-3 * agg and abs(per - agg / b) <= 0.1 + 1e-3 * per
 PY
 
