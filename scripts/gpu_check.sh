@@ -87,13 +87,14 @@ for s in $steps; do
         flags=(--device cuda); [ $mode = eager ] && flags+=(--enforce-eager)
         [ $mode = half ] && flags+=(--dtype half)
         [ $mode = no-pdl ] && export LOCKSTEP_DEPENDENT_LAUNCH=0
-        # Debug logging adds the GPU's idle time between steps (StepGapMeter) to each run's log.
+        # Debug logging adds the GPU's idle time between steps (StepGapMeter) and rank 0's host
+        # time a step by phase (HostStepClock) to each run's log.
         LOCKSTEP_LOG_LEVEL=debug bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" \
           benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
           tests/fixtures/models/qwen2-tiny /tmp/decode_$mode 1 "1 32" 128 256 -- "${flags[@]}" \
           >"$out/decode_$mode.txt" 2>&1
         step "decode ($mode)" "rc=$?"; cat "$out/decode_$mode.txt"; tail -3 /tmp/decode_$mode/req_1_128_256.log
-        for b in 1 32; do echo "batch $b: $(grep -h 'GPU idle' /tmp/decode_$mode/req_${b}_128_256.log)"; done
+        for b in 1 32; do echo "batch $b: $(grep -hE 'GPU idle|host time a step' /tmp/decode_$mode/req_${b}_128_256.log)"; done
         unset LOCKSTEP_DEPENDENT_LAUNCH
       done ;;
     offline)
@@ -105,7 +106,7 @@ for s in $steps; do
       LOCKSTEP_LOG_LEVEL=debug bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
         benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline 1 \
         "${OFFLINE_PROMPTS:-256}" 1024 1024 -- --device cuda ${OFFLINE_FLAGS:-} >"$out/offline.txt" 2>&1
-      step offline "rc=$?"; cat "$out/offline.txt"; grep -hE 'KV cache|error|GPU idle' /tmp/offline/*.log | head -4 ;;
+      step offline "rc=$?"; cat "$out/offline.txt"; grep -hE 'KV cache|error|GPU idle|host time a step' /tmp/offline/*.log | head -5 ;;
     serve_load)
       # benchmarks/serve_load.mjs against `lockstep serve` at 7B shapes (dummy weights) on one GPU:
       # streamed completions of 128 prompt tokens and 256 new, 1 / 8 / 16 / 32 in flight.

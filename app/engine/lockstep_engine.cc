@@ -7,6 +7,7 @@
 #include "comm/host_broadcast.h"
 #include "comm/mpi_check.h"
 #include "kernels/fatal.h"
+#include "kernels/log.h"
 
 namespace lockstep {
 
@@ -164,9 +165,12 @@ void LockstepEngine::send_sampled(const std::vector<SampledRow>& rows) {
 }
 
 void LockstepEngine::issue(std::vector<ScheduledChunk> chunks) {
+  const auto begin = HostStepClock::Clock::now();
   const StepPlan plan = build_plan(chunks);
   std::vector<std::uint8_t> bytes = plan.serialize();
   broadcast_bytes(bytes, 0, MPI_COMM_WORLD);
+  const auto planned = HostStepClock::Clock::now();
+  host_clock_.add(HostStepClock::kPlan, planned - begin);
   InFlight f;
   f.chunks = std::move(chunks);
   const int rows = static_cast<int>(plan.batch.logit_rows.size());
@@ -179,6 +183,7 @@ void LockstepEngine::issue(std::vector<ScheduledChunk> chunks) {
   } else {
     f.rows = run_stage(plan);
   }
+  host_clock_.add(HostStepClock::kStage, HostStepClock::Clock::now() - planned);
   in_flight_.push_back(std::move(f));
   max_in_flight_ = std::max(max_in_flight_, static_cast<int>(in_flight_.size()));
 }
@@ -220,16 +225,30 @@ StepOutput LockstepEngine::retire() {
 
 StepOutput LockstepEngine::step() {
   LS_CHECK(scheduler_, "step() runs on rank 0");
+  using Clock = HostStepClock::Clock;
+  auto t = Clock::now();
+  host_clock_.step_begins(t);
+  auto lap = [&](HostStepClock::Phase phase) {
+    const auto now = Clock::now();
+    host_clock_.add(phase, now - t);
+    t = now;
+  };
   while (static_cast<int>(in_flight_.size()) < depth_) {
     std::vector<ScheduledChunk> chunks = scheduler_->schedule();
+    lap(HostStepClock::kSchedule);
     if (chunks.empty()) break;
-    issue(std::move(chunks));
+    issue(std::move(chunks));  // adds its plan and stage laps itself
+    t = Clock::now();
   }
   if (in_flight_.empty()) return {};
-  return retire();
+  StepOutput out = retire();
+  lap(HostStepClock::kRetire);
+  host_clock_.step_done(t);
+  return out;
 }
 
 void LockstepEngine::shutdown() {
+  if (host_clock_.steps() > 0) LS_DEBUG(host_clock_.summary());
   while (!in_flight_.empty()) retire();
   StepPlan p;
   p.step_id = ++step_id_;

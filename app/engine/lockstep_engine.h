@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "app/engine/host_step_clock.h"
 #include "app/engine/scheduler.h"
 #include "app/engine/step_plan.h"
 #include "comm/rank_grid.h"
@@ -78,6 +79,7 @@ class LockstepEngine {
   };
   void issue(std::vector<ScheduledChunk> chunks);
   StepOutput retire();
+  HostStepClock host_clock_;  // rank 0's host time a step, logged at shutdown (debug)
 
   const RankGrid& grid_;
   ForwardModel& model_;

@@ -5,7 +5,7 @@
 # logit_bias moves greedy choices (and bad biases are refused),
 # malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones,
 # an existing output is never overwritten by accident, --dtype half / float32, and prompt
-# log-probabilities.
+# log-probabilities; at debug level, rank 0's host time a step.
 # usage: batch_test.sh MPIRUN LOCKSTEP FIXTURES_DIR
 set -u
 mpirun=$1 lockstep=$2 fixtures=$3
@@ -43,9 +43,12 @@ jq -c '{custom_id: "bias-down", url: "/v1/completions", body: {prompt: .cases[0]
 echo '{"custom_id": "bias-bad-id", "url": "/v1/completions", "body": {"prompt": [1, 2], "max_tokens": 2, "logit_bias": {"300": 1}}}' >>"$tmp/in.jsonl"
 echo '{"custom_id": "bias-bad-key", "url": "/v1/completions", "body": {"prompt": [1, 2], "max_tokens": 2, "logit_bias": {"x7": 1}}}' >>"$tmp/in.jsonl"
 
-run || fail "batch exited non-zero"
+LOCKSTEP_LOG_LEVEL=debug run || fail "batch exited non-zero"
 cp "$tmp/log" "$tmp/log.auto"
 grep -q "^\[batch\] done: 10 succeeded, 5 failed, 0 skipped" "$tmp/log" || fail "summary line"
+# At debug level rank 0 logs its host time a step by phase (HostStepClock) when the engine stops.
+grep -qE "host time a step, rank 0 \([0-9]+ steps\): between steps \(the caller\) [0-9.]+ us, schedule [0-9.]+ us" \
+  "$tmp/log" || fail "no host-time line at debug level"
 [ "$(wc -l <"$tmp/out.jsonl")" -eq 15 ] || fail "expected one output line per input line"
 get() { jq -c --arg id "$1" "select(.custom_id == \$id) | .response.body$2" "$tmp/out.jsonl"; }
 for i in 0 1 2; do
