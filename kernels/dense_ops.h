@@ -61,6 +61,13 @@ void split_qkv_rope_cache(const float* qkv, std::int64_t tokens, std::int64_t q_
 // (the fused gate|up projection).
 void silu_mul(const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out);
 
+// Qwen3's q and k head norms, in place on a fused q|k|v projection (the layout above): every q
+// head of every token becomes rms_norm(head) * q_weight, every k head rms_norm(head) * k_weight
+// (head_dim values each, fp32); v is left alone.
+template <HalfFloat W>
+void head_rms_norm(float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads, std::int64_t head_dim,
+                   const W* q_weight, const W* k_weight, float eps);
+
 // Causal GQA attention over the paged cache: token t (of sequence seq_of[t], at position
 // pos[t]) attends to positions [0, pos[t]] of its sequence, whose blocks are
 // block_tables[seq * max_blocks + i]. q: [tokens, heads, head_dim]; out likewise.
@@ -98,6 +105,10 @@ void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_
 // Out: float or a HalfFloat.
 template <typename Out>
 void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out);
+// In place on the fused q|k|v projection, as cpu::head_rms_norm; head_dim up to 256.
+template <HalfFloat W>
+void head_rms_norm(GpuContext& ctx, float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads,
+                   std::int64_t head_dim, const W* q_weight, const W* k_weight, float eps);
 // The GPU's KV cache is in W (the model's dtype, as transformers and vLLM keep it): k and v are
 // rounded as they are written, and attention reads them as written.
 template <HalfFloat W>

@@ -42,6 +42,10 @@ std::vector<TensorSpec> checkpoint_tensors(const ModelConfig& c) {
       t.push_back({p + "self_attn.v_proj.bias", {KH}});
     }
     t.push_back({p + "self_attn.o_proj.weight", {H, QH}});
+    if (c.qk_norm) {
+      t.push_back({p + "self_attn.q_norm.weight", {c.head_dim}});
+      t.push_back({p + "self_attn.k_norm.weight", {c.head_dim}});
+    }
     t.push_back({p + "post_attention_layernorm.weight", {H}});
     t.push_back({p + "mlp.gate_proj.weight", {I, H}});
     t.push_back({p + "mlp.up_proj.weight", {I, H}});

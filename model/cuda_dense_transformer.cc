@@ -47,7 +47,7 @@ bool is_decode_step(const ForwardBatch& b) {
 }
 
 struct Layer {
-  DeviceBuffer input_norm, post_norm, qkv, qkv_bias, o, gate_up, down;
+  DeviceBuffer input_norm, post_norm, qkv, qkv_bias, q_norm, k_norm, o, gate_up, down;
   DeviceBuffer k_cache, v_cache;
 };
 
@@ -213,6 +213,8 @@ CudaDenseTransformer::StageIn<W>::StageIn(const ModelConfig& c, const WeightSour
     L->post_norm = uploader.upload(h.post_norm);
     L->qkv = uploader.upload(h.qkv);
     L->qkv_bias = uploader.upload(h.qkv_bias);
+    L->q_norm = uploader.upload(h.q_norm);
+    L->k_norm = uploader.upload(h.k_norm);
     L->o = uploader.upload(h.o);
     L->gate_up = uploader.upload(h.gate_up);
     L->down = uploader.upload(h.down);
@@ -266,6 +268,9 @@ void CudaDenseTransformer::StageIn<W>::attention(Layer& L, std::int64_t T, const
   float* att = w.grow<float>(w.att, T * qh * hd);
   const int* positions = static_cast<const int*>(w.positions.data());
   cuda::linear(ctx_, x, T, H, ptr<W>(L.qkv), (qh + 2 * kvh) * hd, nullptr, qkv);
+  if (config_.qk_norm)
+    cuda::head_rms_norm(ctx_, qkv, T, qh, kvh, hd, ptr<W>(L.q_norm), ptr<W>(L.k_norm),
+                        static_cast<float>(config_.rms_norm_eps));
   cuda::split_qkv_rope_cache(ctx_, qkv, T, qh, kvh, hd, ptr<W>(L.qkv_bias), positions,
                              static_cast<const float*>(inv_freq_.data()), static_cast<const std::int64_t*>(w.slots.data()),
                              q, static_cast<W*>(L.k_cache.data()), static_cast<W*>(L.v_cache.data()));

@@ -101,6 +101,9 @@ void DenseTransformer::StageIn<W>::attention(Layer& L, const ForwardBatch& b, co
   const std::int64_t qh = slice_.q_heads, kvh = slice_.kv_heads;
   std::vector<float> qkv(T * (qh + 2 * kvh) * hd), q(T * qh * hd), att(T * qh * hd);
   cpu::linear(x.data(), T, H, L.qkv.data(), (qh + 2 * kvh) * hd, nullptr, qkv.data());
+  if (config_.qk_norm)
+    cpu::head_rms_norm(qkv.data(), T, qh, kvh, hd, L.q_norm.data(), L.k_norm.data(),
+                       static_cast<float>(config_.rms_norm_eps));
   const std::vector<std::int64_t> slots = kv_cache_slots(b, block_size_, num_kv_blocks_);
   cpu::split_qkv_rope_cache<W>(qkv.data(), T, qh, kvh, hd, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(),
                                b.positions.data(), inv_freq_.data(), slots.data(), q.data(), L.k_cache.data(),

@@ -71,6 +71,10 @@ LayerWeights<W> read_layer_weights(const ModelConfig& c, const WeightSource& w, 
     L.qkv_bias = stacked({w.read<W>(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1),
                           w.read<W>(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1),
                           w.read<W>(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1)});
+  if (c.qk_norm) {
+    L.q_norm = w.read_all<W>(p + "self_attn.q_norm.weight", {hd});
+    L.k_norm = w.read_all<W>(p + "self_attn.k_norm.weight", {hd});
+  }
   L.o = w.read<W>(p + "self_attn.o_proj.weight", {H, QH}, 0, H, q0, q1);
   L.gate_up = stacked({w.read<W>(p + "mlp.gate_proj.weight", {I, H}, f0, f1, 0, H),
                        w.read<W>(p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H)});

@@ -35,6 +35,7 @@ template <HalfFloat W>
 struct LayerWeights {
   std::vector<W> input_norm, post_norm;  // [hidden]
   std::vector<W> qkv;                    // [(q_heads + 2 kv_heads) * head_dim, hidden]: q rows, k rows, v rows
+  std::vector<W> q_norm, k_norm;         // [head_dim] each, shared by the heads, when the config has qk_norm
   std::vector<W> qkv_bias;               // [(q_heads + 2 kv_heads) * head_dim] when the config has biases
   std::vector<W> o;                      // [hidden, q_heads * head_dim]
   std::vector<W> gate_up;                // [2 ffn, hidden]: gate rows, then up rows

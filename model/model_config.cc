@@ -62,9 +62,9 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   }
   ModelConfig c;
   c.architecture = need<std::string>(j, "model_type", where);
-  if (c.architecture != "qwen2" && c.architecture != "llama")
+  if (c.architecture != "qwen2" && c.architecture != "llama" && c.architecture != "qwen3")
     throw CheckpointError(where + ": model_type \"" + c.architecture +
-                          "\" is not supported by this build (supported: qwen2, llama)");
+                          "\" is not supported by this build (supported: qwen2, qwen3, llama)");
   c.hidden_size = need<int>(j, "hidden_size", where);
   c.intermediate_size = need<int>(j, "intermediate_size", where);
   c.num_hidden_layers = need<int>(j, "num_hidden_layers", where);
@@ -76,6 +76,10 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   c.rms_norm_eps = get_or<double>(j, "rms_norm_eps", 1e-6);
   c.tie_word_embeddings = get_or<bool>(j, "tie_word_embeddings", false);
   c.attention_bias = c.architecture == "qwen2" ? true : get_or<bool>(j, "attention_bias", false);
+  c.qk_norm = c.architecture == "qwen3";
+  // transformers' Qwen3 adds q/k biases before its head norms; ours are added after (with RoPE).
+  if (c.qk_norm && c.attention_bias)
+    throw CheckpointError(where + ": qwen3 with attention_bias is not supported (no published checkpoint has it)");
   c.torch_dtype = get_or<std::string>(j, "torch_dtype", get_or<std::string>(j, "dtype", "bfloat16"));
   if (j.contains("eos_token_id")) {
     if (j["eos_token_id"].is_array()) c.eos_token_ids = j["eos_token_id"].get<std::vector<int>>();

@@ -26,7 +26,7 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string architecture;  // "qwen2" | "llama"
+  std::string architecture;  // "qwen2" | "llama" | "qwen3"
   int hidden_size = 0;
   int intermediate_size = 0;
   int num_hidden_layers = 0;
@@ -40,6 +40,7 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v biases (always on for qwen2)
+  bool qk_norm = false;         // an RMSNorm of every q and k head before RoPE (qwen3)
   std::string torch_dtype = "bfloat16";  // as the checkpoint states it
   // What the model runs in (weights, the GPU's KV cache, linears' inputs): BF16 or F16. Not read
   // from config.json: the app resolves it from --dtype and torch_dtype (resolve_model_dtype).

@@ -58,6 +58,17 @@ void rms_norm(const float* x, std::int64_t rows, std::int64_t dim, const W* weig
 }
 
 template <HalfFloat W>
+void head_rms_norm(float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads, std::int64_t head_dim,
+                   const W* q_weight, const W* k_weight, float eps) {
+  const std::int64_t row = (q_heads + 2 * kv_heads) * head_dim;
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    float* r = qkv + t * row;
+    rms_norm(r, q_heads, head_dim, q_weight, eps, r);  // in place: each head read before written
+    rms_norm(r + q_heads * head_dim, kv_heads, head_dim, k_weight, eps, r + q_heads * head_dim);
+  }
+}
+
+template <HalfFloat W>
 void add_rms_norm(float* residual, const float* delta, std::int64_t rows, std::int64_t dim, const W* weight,
                   float eps, float* y) {
   for (std::int64_t i = 0; i < rows * dim; ++i) residual[i] += delta[i];
@@ -169,6 +180,8 @@ void paged_attention(const float* q, const float* k_cache, const float* v_cache,
   template void linear<W>(const float*, std::int64_t, std::int64_t, const W*, std::int64_t, const W*, float*);  \
   template void rms_norm<W>(const float*, std::int64_t, std::int64_t, const W*, float, float*);                 \
   template void add_rms_norm<W>(float*, const float*, std::int64_t, std::int64_t, const W*, float, float*);     \
+  template void head_rms_norm<W>(float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, const W*,       \
+                                 const W*, float);                                                              \
   template void embedding<W>(const int*, std::int64_t, const W*, std::int64_t, std::int64_t, std::int64_t,      \
                              float*);                                                                           \
   template void split_qkv_rope_cache<W>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,   \

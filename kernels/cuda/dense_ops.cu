@@ -205,6 +205,37 @@ __global__ void silu_mul_kernel(const float* gate_up, std::int64_t rows, std::in
   }
 }
 
+// Qwen3's head norms (cpu::head_rms_norm): a warp per (token, q or k head), in place; each lane
+// keeps its up to 8 of the head's values (head_dim <= 256) between the sum and the write.
+constexpr int kHeadNormWarps = 8, kHeadNormPerLane = 8;
+template <typename T>
+__global__ void __launch_bounds__(kWarp * kHeadNormWarps)
+    head_rms_norm_kernel(float* qkv, std::int64_t tokens, int q_heads, int kv_heads, int head_dim, const T* q_weight,
+                         const T* k_weight, float eps) {
+  dependent_launch_enter();
+  const int heads = q_heads + kv_heads, lane = threadIdx.x % kWarp;
+  const std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kHeadNormWarps + threadIdx.x / kWarp;
+  if (item >= tokens * heads) return;  // the whole warp
+  const std::int64_t t = item / heads;
+  const int h = static_cast<int>(item % heads);
+  float* x = qkv + t * (q_heads + 2 * kv_heads) * head_dim + static_cast<std::int64_t>(h) * head_dim;
+  const T* w = h < q_heads ? q_weight : k_weight;
+  float v[kHeadNormPerLane];
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kHeadNormPerLane; ++j) {
+    const int i = lane + j * kWarp;
+    v[j] = i < head_dim ? x[i] : 0.0f;
+    ss += v[j] * v[j];
+  }
+  const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(head_dim) + eps);
+#pragma unroll
+  for (int j = 0; j < kHeadNormPerLane; ++j) {
+    const int i = lane + j * kWarp;
+    if (i < head_dim) x[i] = v[j] * inv * to_float(w[i]);
+  }
+}
+
 template <HalfFloat W> constexpr cudaDataType_t kBlasType = std::is_same_v<W, bf16> ? CUDA_R_16BF : CUDA_R_16F;
 
 }  // namespace
@@ -283,6 +314,18 @@ void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens
          positions, inv_freq, slots, q, on_device(k_cache), on_device(v_cache));
 }
 
+template <HalfFloat W>
+void head_rms_norm(GpuContext& ctx, float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads,
+                   std::int64_t head_dim, const W* q_weight, const W* k_weight, float eps) {
+  LS_CHECK(head_dim > 0 && head_dim <= kWarp * kHeadNormPerLane,
+           "head_rms_norm: head_dim " << head_dim << " is not in 1.." << kWarp * kHeadNormPerLane);
+  if (tokens == 0) return;
+  const std::int64_t items = tokens * (q_heads + kv_heads);
+  launch(ctx, head_rms_norm_kernel<device_t<W>>, static_cast<unsigned>((items + kHeadNormWarps - 1) / kHeadNormWarps),
+         kWarp * kHeadNormWarps, qkv, tokens, static_cast<int>(q_heads), static_cast<int>(kv_heads),
+         static_cast<int>(head_dim), on_device(q_weight), on_device(k_weight), eps);
+}
+
 template <typename Out>
 void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   if (rows * ffn == 0) return;
@@ -316,6 +359,8 @@ void linear_silu_mul(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_
                                         std::int64_t, const W*, const int*, const float*, const std::int64_t*,       \
                                         float*, W*, W*);                                                              \
   template void silu_mul<W>(GpuContext&, const float*, std::int64_t, std::int64_t, W*);                           \
+  template void head_rms_norm<W>(GpuContext&, float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,       \
+                                 const W*, const W*, float);                                                      \
   template void linear_silu_mul<W>(GpuContext&, const W*, std::int64_t, std::int64_t, const W*, std::int64_t, float*, \
                                    W*);
 LOCKSTEP_CUDA_OPS(bf16)

@@ -282,6 +282,27 @@ TEST_F(CudaDenseOps, SiluMulOfFusedGateUp) {
   });
 }
 
+// Qwen3's q/k head norms in place on a fused q|k|v row: head_dim under a warp (8), a warp's
+// multiple (32, 128: R1-0528-Qwen3-8B's) and the largest (256, 8 values a lane); v untouched.
+TEST_F(CudaDenseOps, HeadRmsNormAsTheCpuReference) {
+  for_each_half([&]<HalfFloat W>() {
+    struct Shape { int tokens, q_heads, kv_heads, head_dim; };
+    cuda::head_rms_norm<W>(ctx(), nullptr, 0, 4, 2, 32, nullptr, nullptr, 1e-6f);  // no tokens: no-op
+    ctx().synchronize();
+    for (const Shape s : {Shape{3, 4, 2, 32}, Shape{1, 32, 8, 128}, Shape{5, 2, 1, 256}, Shape{2, 3, 1, 8},
+                          Shape{17, 8, 8, 128}}) {
+      SCOPED_TRACE(::testing::Message() << "tokens " << s.tokens << " heads " << s.q_heads << "/" << s.kv_heads
+                                        << " head_dim " << s.head_dim);
+      std::vector<float> qkv = normal(static_cast<std::size_t>(s.tokens) * (s.q_heads + 2 * s.kv_heads) * s.head_dim, 3.0f);
+      const std::vector<W> qw = normal_half<W>(s.head_dim, 1.0f), kw = normal_half<W>(s.head_dim, 1.0f);
+      float* d = dev(qkv);
+      cuda::head_rms_norm(ctx(), d, s.tokens, s.q_heads, s.kv_heads, s.head_dim, dev(qw), dev(kw), 1e-6f);
+      cpu::head_rms_norm(qkv.data(), s.tokens, s.q_heads, s.kv_heads, s.head_dim, qw.data(), kw.data(), 1e-6f);
+      expect_close(host(d, qkv.size()), qkv, 1e-5f, 1e-5f, "head_rms_norm");
+    }
+  });
+}
+
 // The fused gate|up linear + silu_mul: decode-sized steps (one GEMV writing silu(gate) * up) give
 // exactly what linear then silu_mul give (the same sums in the same order, then the same
 // rounding), and every shape is close to the CPU reference.

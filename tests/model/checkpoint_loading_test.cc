@@ -45,6 +45,12 @@ TEST(ModelConfig, ReadsHubSpelling) {
   const ModelConfig q = ModelConfig::from_dir(kFixtures + "/qwen2-tiny");
   EXPECT_TRUE(q.attention_bias);
   EXPECT_EQ(q.head_dim, 16);  // hidden / heads when head_dim is absent
+  EXPECT_FALSE(q.qk_norm);
+  const ModelConfig q3 = ModelConfig::from_dir(kFixtures + "/qwen3-tiny");
+  EXPECT_EQ(q3.architecture, "qwen3");
+  EXPECT_TRUE(q3.qk_norm);
+  EXPECT_FALSE(q3.attention_bias);
+  EXPECT_EQ(q3.head_dim, 32);  // as stated, not hidden / heads (16)
 }
 
 TEST(ModelConfig, ReadsTransformers5Spelling) {
@@ -69,6 +75,11 @@ TEST(ModelConfig, ClearErrors) {
                 .find("c.json: missing \"hidden_size\""),
             std::string::npos);
   EXPECT_NE(error_of([] { ModelConfig::from_json_text("{", "c.json"); }).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(error_of([] {
+              ModelConfig::from_json_text(R"({"model_type": "qwen3", "hidden_size": 64, "intermediate_size": 1,
+                "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 10, "attention_bias": true})", "c.json");
+            }).find("qwen3 with attention_bias is not supported"),
+            std::string::npos);
   EXPECT_NE(error_of([] {
               ModelConfig::from_json_text(R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 1,
                 "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 10,

@@ -172,6 +172,12 @@ TEST(ModelParity, Qwen2MatchesTransformers) {
     for (const GridLayout& l : layouts_for(testing::mpi_env().world_size())) run_parity("qwen2-tiny", l, d);
 }
 
+// Qwen3: q and k head norms before RoPE, no QKV bias, head_dim 32 so q is wider than the hidden size.
+TEST(ModelParity, Qwen3MatchesTransformers) {
+  for (const DType d : kDTypes)
+    for (const GridLayout& l : layouts_for(testing::mpi_env().world_size())) run_parity("qwen3-tiny", l, d);
+}
+
 TEST(ModelParity, LlamaWithLlama3RopeMatchesTransformers) {
   for (const DType d : kDTypes)
     for (const GridLayout& l : layouts_for(testing::mpi_env().world_size())) run_parity("llama-tiny", l, d);
