@@ -276,7 +276,7 @@ void CudaDenseTransformer::StageIn<W>::attention(Layer& L, std::int64_t T, const
                              q, static_cast<W*>(L.k_cache.data()), static_cast<W*>(L.v_cache.data()));
   cuda::paged_attention(ctx_, q, ptr<W>(L.k_cache), ptr<W>(L.v_cache),
                         T, qh, kvh, hd, block_size_, static_cast<const int*>(w.seq_of.data()), positions,
-                        static_cast<const int*>(w.tables.data()), max_blocks_, 1.0f / std::sqrt(static_cast<float>(hd)),
+                        static_cast<const int*>(w.tables.data()), max_blocks_, attention_softmax_scale(config_),
                         att, max_context_, query_run_);
   cuda::linear(ctx_, att, T, qh * hd, ptr<W>(L.o), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);

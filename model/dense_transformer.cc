@@ -110,7 +110,7 @@ void DenseTransformer::StageIn<W>::attention(Layer& L, const ForwardBatch& b, co
                                L.v_cache.data());
   cpu::paged_attention(q.data(), L.k_cache.data(), L.v_cache.data(), T, qh, kvh, hd, block_size_,
                        b.seq_of_token.data(), b.positions.data(), b.block_tables.data(), b.max_blocks,
-                       1.0f / std::sqrt(static_cast<float>(hd)), att.data());
+                       attention_softmax_scale(config_), att.data());
   out.resize(T * H);
   cpu::linear(att.data(), T, qh * hd, L.o.data(), H, nullptr, out.data());
   if (tp_.size() > 1) tp_.all_reduce(out.data(), out.data(), out.size(), DType::F32, ReduceOp::Sum);

@@ -1,6 +1,7 @@
 // ModelConfig parsing and RoPE frequencies (see model_config.h).
 #include "model/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -40,15 +41,37 @@ void read_rope(const json& j, ModelConfig& c, const std::string& where) {
   if (!scaling) return;
   std::string type = get_or<std::string>(*scaling, "rope_type", get_or<std::string>(*scaling, "type", "default"));
   if (type == "default") return;
-  if (type != "llama3")
+  if (type != "llama3" && type != "yarn")
     throw CheckpointError(where + ": rope type \"" + type + "\" is not supported for " + c.architecture +
-                          " (supported: default, llama3)");
-  c.rope_scaling.type = type;
-  c.rope_scaling.factor = need<double>(*scaling, "factor", where);
-  c.rope_scaling.low_freq_factor = get_or<double>(*scaling, "low_freq_factor", 1.0);
-  c.rope_scaling.high_freq_factor = get_or<double>(*scaling, "high_freq_factor", 4.0);
-  c.rope_scaling.original_max_position_embeddings =
-      get_or<int>(*scaling, "original_max_position_embeddings", 8192);
+                          " (supported: default, llama3, yarn)");
+  RopeScaling& s = c.rope_scaling;
+  s.type = type;
+  if (type == "llama3") {
+    s.factor = need<double>(*scaling, "factor", where);
+    s.low_freq_factor = get_or<double>(*scaling, "low_freq_factor", 1.0);
+    s.high_freq_factor = get_or<double>(*scaling, "high_freq_factor", 4.0);
+    s.original_max_position_embeddings = get_or<int>(*scaling, "original_max_position_embeddings", 8192);
+    return;
+  }
+  // yarn, read as transformers' _compute_yarn_parameters reads it. Its attention factor is the
+  // "attention_factor" key; vLLM's "attn_factor" (a multiplier of the derived one, which
+  // DeepSeek-R1-0528-Qwen3-8B's config carries) is not a transformers key and is ignored as
+  // transformers ignores it.
+  s.original_max_position_embeddings =
+      get_or<int>(*scaling, "original_max_position_embeddings", get_or<int>(j, "max_position_embeddings", 4096));
+  s.factor = get_or<double>(*scaling, "factor",
+                            static_cast<double>(get_or<int>(j, "max_position_embeddings", 4096)) /
+                                s.original_max_position_embeddings);
+  if (s.factor <= 0) throw CheckpointError(where + ": yarn factor must be positive");
+  s.attention_factor = get_or<double>(*scaling, "attention_factor", 0.0);
+  s.mscale = get_or<double>(*scaling, "mscale", 0.0);
+  s.mscale_all_dim = get_or<double>(*scaling, "mscale_all_dim", 0.0);
+  // `or 32` / `or 1` in transformers: a 0 or null takes the default too.
+  s.beta_fast = get_or<double>(*scaling, "beta_fast", 0.0);
+  s.beta_slow = get_or<double>(*scaling, "beta_slow", 0.0);
+  if (s.beta_fast == 0) s.beta_fast = 32.0;
+  if (s.beta_slow == 0) s.beta_slow = 1.0;
+  s.truncate = get_or<bool>(*scaling, "truncate", true);
 }
 
 }  // namespace
@@ -110,10 +133,55 @@ ModelConfig ModelConfig::from_dir(const std::string& dir) {
   return from_file(path);
 }
 
+namespace {
+
+// YaRN (transformers' _compute_yarn_parameters): each frequency blends its extrapolated value
+// (unchanged) and its interpolated one (divided by factor), by a linear ramp over the dims
+// between the ones that make beta_fast and beta_slow rotations in the original context.
+void apply_yarn(const ModelConfig& c, std::vector<float>& inv) {
+  const RopeScaling& s = c.rope_scaling;
+  const double dim = c.head_dim, base = c.rope_theta, orig = s.original_max_position_embeddings;
+  auto correction_dim = [&](double rotations) {
+    return dim * std::log(orig / (rotations * 2.0 * M_PI)) / (2.0 * std::log(base));
+  };
+  double low = correction_dim(s.beta_fast), high = correction_dim(s.beta_slow);
+  if (s.truncate) low = std::floor(low), high = std::ceil(high);
+  low = std::max(low, 0.0), high = std::min(high, dim - 1);
+  if (low == high) high += 0.001;  // no division by zero
+  for (std::size_t i = 0; i < inv.size(); ++i) {
+    const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
+    const double extrapolation = 1.0 - ramp;  // its weight
+    const double f = inv[i];
+    inv[i] = static_cast<float>(f / s.factor * (1.0 - extrapolation) + f * extrapolation);
+  }
+}
+
+double yarn_mscale(double scale, double mscale) { return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
+
+}  // namespace
+
+double rope_attention_factor(const ModelConfig& c) {
+  const RopeScaling& s = c.rope_scaling;
+  if (s.type != "yarn") return 1.0;
+  if (s.attention_factor > 0) return s.attention_factor;
+  if (s.mscale != 0 && s.mscale_all_dim != 0) return yarn_mscale(s.factor, s.mscale) / yarn_mscale(s.factor, s.mscale_all_dim);
+  return yarn_mscale(s.factor, 1.0);
+}
+
+float attention_softmax_scale(const ModelConfig& c) {
+  const float plain = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const double m = rope_attention_factor(c);
+  return m == 1.0 ? plain : static_cast<float>(m * m / std::sqrt(static_cast<double>(c.head_dim)));
+}
+
 std::vector<float> rope_inverse_frequencies(const ModelConfig& c) {
   const int half = c.head_dim / 2;
   std::vector<float> inv(half);
   for (int i = 0; i < half; ++i) inv[i] = static_cast<float>(1.0 / std::pow(c.rope_theta, (2.0 * i) / c.head_dim));
+  if (c.rope_scaling.type == "yarn") {
+    apply_yarn(c, inv);
+    return inv;
+  }
   if (c.rope_scaling.type != "llama3") return inv;
   // Llama 3: long wavelengths are slowed by `factor`, short ones kept, a smooth blend between.
   const RopeScaling& s = c.rope_scaling;

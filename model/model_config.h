@@ -18,11 +18,16 @@ struct CheckpointError : std::runtime_error {
 };
 
 struct RopeScaling {
-  std::string type = "default";  // default | llama3
+  std::string type = "default";  // default | llama3 | yarn
   double factor = 1.0;
-  double low_freq_factor = 1.0;
-  double high_freq_factor = 4.0;
+  double low_freq_factor = 1.0;   // llama3
+  double high_freq_factor = 4.0;  // llama3
   int original_max_position_embeddings = 8192;
+  // yarn (transformers' names and defaults): the ramp's rotation bounds, the attention factor
+  // (0: derived from factor, mscale and mscale_all_dim), and whether the ramp's ends are rounded.
+  double beta_fast = 32.0, beta_slow = 1.0;
+  double attention_factor = 0.0, mscale = 0.0, mscale_all_dim = 0.0;
+  bool truncate = true;
 };
 
 struct ModelConfig {
@@ -54,7 +59,13 @@ struct ModelConfig {
   static ModelConfig from_dir(const std::string& dir);    // dir/config.json
 };
 
-// Inverse frequencies for RoPE of one head (head_dim / 2 values), with llama3 scaling applied.
+// Inverse frequencies for RoPE of one head (head_dim / 2 values), with llama3 or yarn scaling
+// applied, as transformers' rope initializers compute them.
 std::vector<float> rope_inverse_frequencies(const ModelConfig& c);
+// What transformers multiplies cos and sin by (yarn's attention factor; 1 otherwise).
+double rope_attention_factor(const ModelConfig& c);
+// Attention's softmax scale: 1 / sqrt(head_dim), times the square of the RoPE attention factor
+// (q and k both carry it in transformers; the product is what reaches the scores).
+float attention_softmax_scale(const ModelConfig& c);
 
 }  // namespace lockstep

@@ -83,8 +83,8 @@ TEST(ModelConfig, ClearErrors) {
   EXPECT_NE(error_of([] {
               ModelConfig::from_json_text(R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 1,
                 "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 10,
-                "rope_scaling": {"rope_type": "yarn", "factor": 4}})", "c.json");
-            }).find("rope type \"yarn\" is not supported"),
+                "rope_scaling": {"rope_type": "longrope", "factor": 4}})", "c.json");
+            }).find("rope type \"longrope\" is not supported"),
             std::string::npos);
 }
 
@@ -100,6 +100,51 @@ TEST(ModelConfig, Llama3RopeScalesOnlyLongWavelengths) {
   EXPECT_NEAR(scaled[3], plain[3] / 8.0f, 1e-12f);
   c.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 8192};  // wavelength 2*pi < 8192/4: unchanged
   EXPECT_FLOAT_EQ(rope_inverse_frequencies(c)[0], plain[0]);
+}
+
+// YaRN as transformers' _compute_yarn_parameters computes it; the expected values come from a
+// plain-Python transcription of that function (float64; transformers works in float32, so the
+// tolerance is a few float32 steps).
+TEST(ModelConfig, YarnRopeAsTransformersComputesIt) {
+  // DeepSeek-R1-0528-Qwen3-8B's config.json, as published (its "attn_factor" is vLLM's key, not
+  // transformers': ignored, so the attention factor is derived from factor 4).
+  const ModelConfig c = ModelConfig::from_json_text(R"({"model_type": "qwen3", "hidden_size": 4096,
+      "intermediate_size": 12288, "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
+      "head_dim": 128, "vocab_size": 151936, "max_position_embeddings": 131072, "rope_theta": 1000000,
+      "rope_scaling": {"attn_factor": 0.8782488562869419, "factor": 4.0,
+                       "original_max_position_embeddings": 32768, "rope_type": "yarn"}})", "r1-0528-qwen3-8b");
+  EXPECT_EQ(c.rope_scaling.type, "yarn");
+  std::vector<float> inv = rope_inverse_frequencies(c);
+  ASSERT_EQ(inv.size(), 64u);
+  const std::pair<int, double> want[] = {{0, 1.0},          {10, 0.115478198},     {20, 0.0133352143},
+                                         {30, 0.00106436098}, {40, 4.44569853e-05}, {63, 3.1023444e-07}};
+  for (const auto& [i, v] : want) EXPECT_NEAR(inv[i], v, 2e-7 * v) << "inv_freq[" << i << "]";
+  EXPECT_NEAR(rope_attention_factor(c), 1.138629436111989, 1e-12);
+  EXPECT_NEAR(attention_softmax_scale(c), 1.138629436111989 * 1.138629436111989 / std::sqrt(128.0), 1e-6);
+
+  // Without truncation the ramp's ends stay fractional (here 0 .. 2.688).
+  ModelConfig t = ModelConfig::from_json_text(R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 64,
+      "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 32, "vocab_size": 10, "rope_theta": 1000000,
+      "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64,
+                       "truncate": false}})", "t");
+  inv = rope_inverse_frequencies(t);
+  EXPECT_NEAR(inv[1], 0.304035661, 2e-7 * 0.304035661);
+  EXPECT_NEAR(inv[2], 0.0785936093, 2e-7 * 0.0785936093);
+  EXPECT_NEAR(inv[3], 0.0187473552, 2e-7 * 0.0187473552);
+
+  // DeepSeek-V3's style: mscale and mscale_all_dim (equal: attention factor 1), or an explicit attention_factor.
+  ModelConfig d = ModelConfig::from_json_text(R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 64,
+      "num_hidden_layers": 1, "num_attention_heads": 1, "head_dim": 64, "vocab_size": 10, "rope_theta": 10000,
+      "rope_scaling": {"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096,
+                       "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0}})", "d");
+  inv = rope_inverse_frequencies(d);
+  EXPECT_NEAR(inv[5], 0.237137371, 2e-7 * 0.237137371);
+  EXPECT_NEAR(inv[10], 0.0562341325, 2e-7 * 0.0562341325);
+  EXPECT_NEAR(inv[20], 0.000790569415, 2e-7 * 0.000790569415);
+  EXPECT_DOUBLE_EQ(rope_attention_factor(d), 1.0);
+  EXPECT_FLOAT_EQ(attention_softmax_scale(d), 1.0f / std::sqrt(64.0f));
+  d.rope_scaling.attention_factor = 0.5;
+  EXPECT_DOUBLE_EQ(rope_attention_factor(d), 0.5);
 }
 
 TEST(PipelineStages, SplitsUnevenlyAndHonoursOverride) {
