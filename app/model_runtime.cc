@@ -59,6 +59,11 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--reasoning-parser", o.reasoning_parser, "deepseek_r1: <think> text goes to reasoning (and "
                                                            "reasoning_content); auto: on when the chat template opens <think>")
       ->check(CLI::IsMember({"auto", "deepseek_r1", "none"}));
+  cmd.add_option("--generation-config", o.generation_config,
+                 "Default sampling parameters of requests that give none: auto (the model's generation_config.json, "
+                 "as vLLM), vllm (OpenAI's defaults), or a directory holding a generation_config.json");
+  cmd.add_option("--override-generation-config", o.override_generation_config,
+                 "JSON object over the generation config, e.g. '{\"temperature\": 0.5}'");
   cmd.add_flag("--trust-remote-code", o.trust_remote_code, "Accepted for vLLM command lines; has no effect");
   cmd.add_flag("--disable-custom-all-reduce", o.disable_custom_all_reduce, "Accepted for vLLM command lines; no effect");
 }
@@ -69,6 +74,9 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   if (!rt->grid_) return nullptr;
   if (o.trust_remote_code) LS_INFO("--trust-remote-code has no effect: lockstep runs no Python from checkpoints");
   if (o.disable_custom_all_reduce) LS_INFO("--disable-custom-all-reduce has no effect: collectives go through NCCL or MPI");
+  // Read on every rank, before any weight: a bad generation config fails fast and everywhere.
+  const GenerationDefaults generation_defaults =
+      GenerationDefaults::load(o.generation_config, o.model, o.override_generation_config);
   // The CPU backend computes on every rank's host with MPI collectives; the CUDA backend on
   // the rank's GPU with NCCL.
   const std::string& backend = o.parallel.backend;
@@ -178,6 +186,10 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   } catch (const ChatTemplateError& e) {
     LS_WARN("chat completions are off: " << e.what());
   }
+  ctx.generation_defaults = generation_defaults;
+  if (!ctx.generation_defaults.empty())
+    LS_INFO("default sampling parameters from the generation config: " << ctx.generation_defaults.describe()
+                                                                        << " (--generation-config vllm ignores it)");
   ctx.reasoning_parser = o.reasoning_parser == "deepseek_r1" ||
                          (o.reasoning_parser == "auto" && ctx.chat_template && ctx.chat_template->opens_think_block());
   rt->blocks_ = std::make_unique<BlockManager>(blocks, o.block_size, o.enable_prefix_caching && !o.no_enable_prefix_caching);

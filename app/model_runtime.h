@@ -39,6 +39,8 @@ struct ModelOptions {
   std::uint64_t seed = 0;
   std::string pipeline_layer_partition;  // "20,20,21" (vLLM: VLLM_PP_LAYER_PARTITION)
   std::string reasoning_parser = "auto";  // auto | deepseek_r1 | none
+  std::string generation_config = "auto";  // auto | vllm | a directory (vLLM's --generation-config)
+  std::string override_generation_config;  // a JSON object on top of it
   bool trust_remote_code = false;        // accepted for vLLM command lines; no effect
   bool disable_custom_all_reduce = false;
 };

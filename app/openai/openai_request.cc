@@ -178,20 +178,23 @@ OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const Model
                             " tokens, but the prompt has " + std::to_string(longest), "prompt");
   const int room = m.max_model_len - static_cast<int>(longest);
   // The default, like vLLM's: 16 for completions, whatever fits for chat.
+  const GenerationDefaults& defaults = m.generation_defaults;
   g.stop.max_tokens = max_tokens.value_or(endpoint == Endpoint::Completions ? 16 : room);
+  // The generation config's max_new_tokens caps the request's (vLLM takes the smallest).
+  if (defaults.max_tokens && *defaults.max_tokens > 0) g.stop.max_tokens = std::min(g.stop.max_tokens, *defaults.max_tokens);
   if (g.stop.max_tokens < 1) throw ApiError(400, "'max_tokens' must be at least 1", "max_tokens");
   if (g.stop.max_tokens > room)
     throw ApiError(400, "max_tokens " + std::to_string(g.stop.max_tokens) + " plus the prompt's " +
                             std::to_string(longest) + " tokens exceed the maximum context length " +
                             std::to_string(m.max_model_len), "max_tokens");
-  g.sampling.temperature = opt<float>(b, "temperature").value_or(1.0f);
+  g.sampling.temperature = opt<float>(b, "temperature").value_or(defaults.temperature.value_or(1.0f));
   if (g.sampling.temperature < 0 || g.sampling.temperature > 100)
     throw ApiError(400, "'temperature' must be in [0, 100]", "temperature");
-  g.sampling.top_p = opt<float>(b, "top_p").value_or(1.0f);
+  g.sampling.top_p = opt<float>(b, "top_p").value_or(defaults.top_p.value_or(1.0f));
   if (!(g.sampling.top_p > 0 && g.sampling.top_p <= 1)) throw ApiError(400, "'top_p' must be in (0, 1]", "top_p");
-  g.sampling.top_k = opt<int>(b, "top_k").value_or(-1);
+  g.sampling.top_k = opt<int>(b, "top_k").value_or(defaults.top_k.value_or(-1));
   if (g.sampling.top_k == 0 || g.sampling.top_k < -1) throw ApiError(400, "'top_k' must be -1 (off) or positive", "top_k");
-  g.sampling.min_p = opt<float>(b, "min_p").value_or(0.0f);
+  g.sampling.min_p = opt<float>(b, "min_p").value_or(defaults.min_p.value_or(0.0f));
   if (g.sampling.min_p < 0 || g.sampling.min_p > 1) throw ApiError(400, "'min_p' must be in [0, 1]", "min_p");
   if (const auto seed = opt<std::int64_t>(b, "seed")) g.sampling.seed = static_cast<std::uint64_t>(*seed);
   g.stop.ignore_eos = opt<bool>(b, "ignore_eos").value_or(false);
@@ -215,7 +218,7 @@ OpenAIRequest parse_openai_request(Endpoint endpoint, const json& b, const Model
   // Penalties, with vLLM's ranges.
   g.sampling.presence_penalty = opt<float>(b, "presence_penalty").value_or(0.0f);
   g.sampling.frequency_penalty = opt<float>(b, "frequency_penalty").value_or(0.0f);
-  g.sampling.repetition_penalty = opt<float>(b, "repetition_penalty").value_or(1.0f);
+  g.sampling.repetition_penalty = opt<float>(b, "repetition_penalty").value_or(defaults.repetition_penalty.value_or(1.0f));
   for (const auto& [key, v] : {std::pair{"presence_penalty", g.sampling.presence_penalty},
                                std::pair{"frequency_penalty", g.sampling.frequency_penalty}})
     if (!(v >= -2.0f && v <= 2.0f)) throw ApiError(400, std::string("'") + key + "' must be in [-2, 2]", key);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/engine/engine_service.h"
+#include "app/openai/generation_defaults.h"
 #include "model/chat_template/chat_template.h"
 #include "model/tokenizer/tokenizer.h"
 
@@ -28,6 +29,7 @@ struct ModelContext {
   int max_model_len = 4096;
   int vocab_size = 0;
   bool reasoning_parser = false;  // deepseek_r1: split <think>...</think> into reasoning_content
+  GenerationDefaults generation_defaults;  // what a request's absent sampling fields take
 };
 
 struct OpenAIRequest {

@@ -5,7 +5,7 @@
 # logit_bias moves greedy choices (and bad biases are refused),
 # malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones,
 # an existing output is never overwritten by accident, --dtype half / float32, and prompt
-# log-probabilities; at debug level, rank 0's host time a step.
+# log-probabilities; at debug level, rank 0's host time a step; generation_config.json defaults.
 # usage: batch_test.sh MPIRUN LOCKSTEP FIXTURES_DIR
 set -u
 mpirun=$1 lockstep=$2 fixtures=$3
@@ -170,6 +170,31 @@ run --dtype float32; [ $? -ne 0 ] || fail "--dtype float32 was accepted"
 grep -q -e "--dtype float32 is not supported" "$tmp/log" || fail "--dtype float32 message"
 grep -q "loading weights" "$tmp/log" && fail "--dtype float32: weights were loaded before the refusal"
 [ ! -s "$tmp/out.jsonl" ] || fail "a refused --dtype wrote results"
+
+# The model's generation_config.json gives a request's absent sampling fields their defaults, as
+# vLLM's --generation-config auto does: temperature 0 and max_new_tokens 3 make a request that
+# names neither greedy and 3 tokens long (top_k 50 is transformers' default: not taken);
+# --generation-config vllm ignores the file (OpenAI's defaults: 16 tokens); a malformed
+# --override-generation-config is refused with a message.
+gen_model=$tmp/gen-model
+cp -r "$model" "$gen_model"
+echo '{"do_sample": false, "temperature": 0.0, "max_new_tokens": 3, "top_k": 50}' >"$gen_model/generation_config.json"
+jq -c '{custom_id: "gen", url: "/v1/completions", body: {prompt: .cases[0].prompt_ids, ignore_eos: true,
+       return_token_ids: true}}' "$exp" >"$tmp/in.jsonl"
+run_gen() { rm -f "$tmp/out.jsonl"; timeout 300 "$mpirun" --oversubscribe -np 2 "$lockstep" batch --model "$gen_model" -tp 2 \
+              --kv-cache-memory 2M --input "$tmp/in.jsonl" --output "$tmp/out.jsonl" "$@" >"$tmp/log" 2>&1; }
+run_gen || fail "generation config: batch exited non-zero"
+grep -q "default sampling parameters from the generation config: temperature 0, max_tokens 3" "$tmp/log" ||
+  fail "generation config: the defaults are not logged"
+[ "$(get gen '.choices[0].token_ids')" = "$(jq -c '.cases[0].greedy_ids[:3]' "$exp")" ] ||
+  fail "generation config: not greedy and 3 tokens: $(get gen '.choices[0].token_ids')"
+run_gen --generation-config vllm || fail "--generation-config vllm: batch exited non-zero"
+[ "$(get gen '.usage.completion_tokens')" = 16 ] || fail "--generation-config vllm: the file was not ignored"
+run_gen --override-generation-config '{"max_new_tokens": 5}' || fail "override: batch exited non-zero"
+[ "$(get gen '.choices[0].token_ids')" = "$(jq -c '.cases[0].greedy_ids[:5]' "$exp")" ] || fail "override: not 5 greedy tokens"
+run_gen --override-generation-config '{"temperature": ' && fail "a malformed override was accepted"
+grep -q -e "--override-generation-config: not valid JSON" "$tmp/log" || fail "malformed override: message"
+grep -q "loading weights" "$tmp/log" && fail "malformed override: weights were loaded before the refusal"
 
 # --device cuda where no rank has a GPU (CI): one clear error, every rank exits, no hang.
 if ! nvidia-smi -L >/dev/null 2>&1; then
