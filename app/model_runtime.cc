@@ -10,6 +10,7 @@
 #include "app/commbench/byte_size.h"
 #include "app/commbench/cpu_affinity.h"
 #include "app/model_dtype.h"
+#include "comm/host_broadcast.h"
 #include "comm/mpi_check.h"
 #include "comm/mpi_env.h"
 #include "kernels/dense_ops.h"
@@ -219,7 +220,14 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create_everywhere(const MpiEnvironme
   int loaded = rt != nullptr, all_loaded = 0;
   LS_MPI_CHECK(MPI_Allreduce(&loaded, &all_loaded, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   if (all_loaded) return rt;
-  if (!error.empty()) std::fprintf(stderr, "lockstep %s: error: %s\n", command, error.c_str());
+  // Rank 0 prints its error; another rank only one that differs (a file missing on its node),
+  // not the same line once a rank.
+  std::vector<std::uint8_t> first(error.begin(), error.end());
+  broadcast_bytes(first, 0, MPI_COMM_WORLD);
+  if (env.world_rank() == 0 && !error.empty())
+    std::fprintf(stderr, "lockstep %s: error: %s\n", command, error.c_str());
+  else if (!error.empty() && error != std::string(first.begin(), first.end()))
+    std::fprintf(stderr, "lockstep %s: error on rank %d: %s\n", command, env.world_rank(), error.c_str());
   return nullptr;
 }
 

@@ -193,7 +193,8 @@ run_gen --generation-config vllm || fail "--generation-config vllm: batch exited
 run_gen --override-generation-config '{"max_new_tokens": 5}' || fail "override: batch exited non-zero"
 [ "$(get gen '.choices[0].token_ids')" = "$(jq -c '.cases[0].greedy_ids[:5]' "$exp")" ] || fail "override: not 5 greedy tokens"
 run_gen --override-generation-config '{"temperature": ' && fail "a malformed override was accepted"
-grep -q -e "--override-generation-config: not valid JSON" "$tmp/log" || fail "malformed override: message"
+[ "$(grep -c -e "--override-generation-config: not valid JSON" "$tmp/log")" = 1 ] ||
+  fail "malformed override: not one message (every rank has the same error; rank 0 says it)"
 grep -q "loading weights" "$tmp/log" && fail "malformed override: weights were loaded before the refusal"
 
 # --device cuda where no rank has a GPU (CI): one clear error, every rank exits, no hang.
