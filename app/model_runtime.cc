@@ -75,9 +75,19 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   if (!rt->grid_) return nullptr;
   if (o.trust_remote_code) LS_INFO("--trust-remote-code has no effect: lockstep runs no Python from checkpoints");
   if (o.disable_custom_all_reduce) LS_INFO("--disable-custom-all-reduce has no effect: collectives go through NCCL or MPI");
-  // Read on every rank, before any weight: a bad generation config fails fast and everywhere.
-  const GenerationDefaults generation_defaults =
-      GenerationDefaults::load(o.generation_config, o.model, o.override_generation_config);
+  // Read on every rank, before any weight, and agreed on: a bad generation config fails fast and
+  // on every rank (one rank throwing alone would leave the others in a collective).
+  GenerationDefaults generation_defaults;
+  std::string generation_error;
+  try {
+    generation_defaults = GenerationDefaults::load(o.generation_config, o.model, o.override_generation_config);
+  } catch (const std::exception& e) {
+    generation_error = e.what();
+  }
+  int generation_ok = generation_error.empty(), all_generation_ok = 0;
+  LS_MPI_CHECK(MPI_Allreduce(&generation_ok, &all_generation_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (!all_generation_ok)
+    throw std::runtime_error(generation_error.empty() ? "another rank cannot read the generation config" : generation_error);
   // The CPU backend computes on every rank's host with MPI collectives; the CUDA backend on
   // the rank's GPU with NCCL.
   const std::string& backend = o.parallel.backend;
