@@ -196,6 +196,15 @@ run_gen --override-generation-config '{"temperature": ' && fail "a malformed ove
 [ "$(grep -c -e "--override-generation-config: not valid JSON" "$tmp/log")" = 1 ] ||
   fail "malformed override: not one message (every rank has the same error; rank 0 says it)"
 grep -q "loading weights" "$tmp/log" && fail "malformed override: weights were loaded before the refusal"
+# A generation config that one rank alone cannot read (Open MPI's rank variable picks each rank's
+# directory): every rank stops with a message, none waits in a collective.
+mkdir -p "$tmp/g0"
+echo '{"temperature": 0.5}' >"$tmp/g0/generation_config.json"
+timeout 120 "$mpirun" --oversubscribe -np 2 sh -c "exec '$lockstep' batch --model '$gen_model' -tp 2 --kv-cache-memory 2M \
+  --input '$tmp/in.jsonl' --output '$tmp/split.jsonl' --generation-config '$tmp'/g\$OMPI_COMM_WORLD_RANK" >"$tmp/log" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a generation config one rank cannot read: exit status $rc (124: a hang)"
+grep -q "error on rank 1: --generation-config .*/g1: cannot open" "$tmp/log" || fail "one rank's generation config: its message"
 
 # --device cuda where no rank has a GPU (CI): one clear error, every rank exits, no hang.
 if ! nvidia-smi -L >/dev/null 2>&1; then
