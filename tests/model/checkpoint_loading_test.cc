@@ -51,6 +51,13 @@ TEST(ModelConfig, ReadsHubSpelling) {
   EXPECT_TRUE(q3.qk_norm);
   EXPECT_FALSE(q3.attention_bias);
   EXPECT_EQ(q3.head_dim, 32);  // as stated, not hidden / heads (16)
+  const ModelConfig yarn = ModelConfig::from_dir(kFixtures + "/qwen3-yarn-tiny");
+  EXPECT_EQ(yarn.rope_scaling.type, "yarn");
+  EXPECT_DOUBLE_EQ(yarn.rope_scaling.factor, 4.0);
+  EXPECT_EQ(yarn.rope_scaling.original_max_position_embeddings, 64);
+  // What transformers 5.17's _compute_yarn_parameters returns for this config (printed on the GPU
+  // host, 2026-12-02): 0.1 ln(4) + 1, the vLLM-only attn_factor (0.878) not applied.
+  EXPECT_NEAR(rope_attention_factor(yarn), 1.138629436111989, 1e-12);
 }
 
 TEST(ModelConfig, ReadsTransformers5Spelling) {

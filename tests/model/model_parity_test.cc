@@ -178,6 +178,13 @@ TEST(ModelParity, Qwen3MatchesTransformers) {
     for (const GridLayout& l : layouts_for(testing::mpi_env().world_size())) run_parity("qwen3-tiny", l, d);
 }
 
+// DeepSeek-R1-0528-Qwen3-8B's YaRN (factor 4; its config's vLLM-only attn_factor key, which
+// transformers ignores) over an original context of 64, so the ramp falls inside head_dim.
+TEST(ModelParity, Qwen3WithYarnRopeMatchesTransformers) {
+  for (const DType d : kDTypes)
+    for (const GridLayout& l : layouts_for(testing::mpi_env().world_size())) run_parity("qwen3-yarn-tiny", l, d);
+}
+
 TEST(ModelParity, LlamaWithLlama3RopeMatchesTransformers) {
   for (const DType d : kDTypes)
     for (const GridLayout& l : layouts_for(testing::mpi_env().world_size())) run_parity("llama-tiny", l, d);

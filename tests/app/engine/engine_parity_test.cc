@@ -95,6 +95,7 @@ GridLayout layout_for(int world) {
 
 TEST(EngineParity, Qwen2) { run_engine("qwen2-tiny", layout_for(testing::mpi_env().world_size())); }
 TEST(EngineParity, Qwen3) { run_engine("qwen3-tiny", layout_for(testing::mpi_env().world_size())); }
+TEST(EngineParity, Qwen3Yarn) { run_engine("qwen3-yarn-tiny", layout_for(testing::mpi_env().world_size())); }
 TEST(EngineParity, Llama) { run_engine("llama-tiny", layout_for(testing::mpi_env().world_size())); }
 
 }  // namespace
