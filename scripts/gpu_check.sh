@@ -33,6 +33,14 @@ use_node() {
   [ -d tests/app/serve/node_modules ] || [ ! -f .deps/serve_node_modules.tar.xz ] ||
     tar xJf .deps/serve_node_modules.tar.xz -C tests/app/serve
 }
+# The benchmarks' tokenizer: Qwen2.5's (R1-Distill-Qwen-7B's vocabulary, from .deps, see
+# scripts/gpu_deps_bundle.sh), so that detokenizing the dummy model's output costs what it would;
+# else the tiny fixture's (301 tokens: most ids then decode to nothing).
+tok7b=tests/fixtures/models/qwen2-tiny
+if [ -f .deps/qwen2_5_tokenizer.tar.xz ]; then
+  mkdir -p /tmp/qwen2_5 && tar xJf .deps/qwen2_5_tokenizer.tar.xz -C /tmp/qwen2_5 && tok7b=/tmp/qwen2_5/models
+fi
+echo "benchmark tokenizer: $tok7b"
 for s in $steps; do
   case $s in
     kernels)
@@ -91,7 +99,7 @@ for s in $steps; do
         # time a step by phase (HostStepClock) to each run's log.
         LOCKSTEP_LOG_LEVEL=debug bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" \
           benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
-          tests/fixtures/models/qwen2-tiny /tmp/decode_$mode 1 "1 32" 128 256 -- "${flags[@]}" \
+          "$tok7b" /tmp/decode_$mode 1 "1 32" 128 256 -- "${flags[@]}" \
           >"$out/decode_$mode.txt" 2>&1
         step "decode ($mode)" "rc=$?"; cat "$out/decode_$mode.txt"; tail -3 /tmp/decode_$mode/req_1_128_256.log
         for b in 1 32; do echo "batch $b: $(grep -hE 'GPU idle|host time a step' /tmp/decode_$mode/req_${b}_128_256.log)"; done
@@ -104,7 +112,7 @@ for s in $steps; do
       # OFFLINE_FLAGS="--max-num-batched-tokens 16384").
       # shellcheck disable=SC2086
       LOCKSTEP_LOG_LEVEL=debug bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
-        benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline 1 \
+        benchmarks/configs/deepseek-r1-distill-qwen-7b.json "$tok7b" /tmp/offline 1 \
         "${OFFLINE_PROMPTS:-256}" 1024 1024 -- --device cuda ${OFFLINE_FLAGS:-} >"$out/offline.txt" 2>&1
       step offline "rc=$?"; cat "$out/offline.txt"; grep -hE 'KV cache|error|GPU idle|host time a step' /tmp/offline/*.log | head -5 ;;
     serve_load)
@@ -114,7 +122,7 @@ for s in $steps; do
       if ! command -v node >/dev/null; then step serve_load "skipped (no node)"; continue; fi
       . benchmarks/dummy_batch.sh
       . scripts/serve_helpers.sh
-      dummy_model_dir /tmp/serve_load benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny
+      dummy_model_dir /tmp/serve_load benchmarks/configs/deepseek-r1-distill-qwen-7b.json "$tok7b"
       $M -np 1 "$BUILD/app/lockstep" serve --model /tmp/serve_load/model --load-format dummy --device cuda \
         --served-model-name r1-7b --port 0 --host 127.0.0.1 >"$out/serve_load_server.log" 2>&1 &
       server=$!
@@ -137,7 +145,7 @@ for s in $steps; do
           [ -z "$sampling" ] && [ $gpu_sampling = 1 ] && continue
           printf '%-40s LOCKSTEP_GPU_SAMPLING=%s ' "${sampling:-greedy}" $gpu_sampling >>"$out/offline_sampled.txt"
           SAMPLING="$sampling" LOCKSTEP_GPU_SAMPLING=$gpu_sampling bash benchmarks/offline_throughput.sh "$BUILD/app/lockstep" \
-            benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny /tmp/offline_sampled 1 256 256 256 \
+            benchmarks/configs/deepseek-r1-distill-qwen-7b.json "$tok7b" /tmp/offline_sampled 1 256 256 256 \
             -- --device cuda 2>&1 | tail -1 >>"$out/offline_sampled.txt"
         done
       done
@@ -150,7 +158,7 @@ for s in $steps; do
       rm -f /tmp/offline_profile.txt
       LOCKSTEP_DEPENDENT_LAUNCH=0 CUDA_INJECTION64_PATH=$kp LOCKSTEP_KERNEL_PROFILE=/tmp/offline_profile.txt \
         bash benchmarks/offline_throughput.sh \
-        "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny \
+        "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json "$tok7b" \
         /tmp/offline_profile 1 256 1024 256 -- --device cuda >"$out/offline_profile.txt" 2>&1
       step offline_profile "rc=$?"; cat "$out/offline_profile.txt"; cp /tmp/offline_profile.txt "$out/offline_kernels.txt" &&
         head -30 "$out/offline_kernels.txt" ;;
@@ -172,7 +180,7 @@ for s in $steps; do
       batch=("$BUILD/app/lockstep" batch --model /tmp/profile/model --load-format dummy --device cuda
              --input /tmp/profile/req.jsonl --output /tmp/profile/out.jsonl)
       . benchmarks/dummy_batch.sh
-      dummy_model_dir /tmp/profile benchmarks/configs/deepseek-r1-distill-qwen-7b.json tests/fixtures/models/qwen2-tiny &&
+      dummy_model_dir /tmp/profile benchmarks/configs/deepseek-r1-distill-qwen-7b.json "$tok7b" &&
       rm -f /tmp/profile/out.jsonl /tmp/profile/kernels.txt &&  # batch never overwrites results; no stale table
       python3 -c "
 import json

