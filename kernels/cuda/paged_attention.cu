@@ -88,9 +88,10 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
     paged_attention_kernel(const float* q, const T* k_cache, const T* v_cache, int D, std::int64_t heads,
                            std::int64_t kv_heads, std::int64_t block_size, const int* seq_of, const int* pos,
                            const int* block_tables, std::int64_t max_blocks, float scale, float* out, float* partial,
-                           int* counters) {
-  dependent_launch_enter();
+                           int* counters, int decode) {
+  dependent_launch_trigger();
   using VL = ValuesLayout<kMaxD>;
+  static_assert(VL::kKRounds == 1, "the K rows read before the wait are one pass's");
   constexpr int kQkSteps = kMaxD / 16;
   __shared__ __align__(16) float q_s[kAttnGroup][kMaxD];  // after the tiles: the summed acc
   __shared__ float s_s[kAttnGroup][kAttnTile];
@@ -113,6 +114,33 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
   const int begin = static_cast<int>(blockIdx.z) * split_len;
   const int len = min(context, begin + split_len);
 
+  // Before the wait (dependent launch: the previous kernels may still run), the work that needs
+  // nothing they write: the first tile's slots from the block table (a step input), its V rows
+  // copied in and this thread's K row of the first pass read, for the positions no kernel of this
+  // step writes. At decode (one token a sequence) that is all but the newest; otherwise none. The
+  // chain of dependent reads (sequence, table, K) then overlaps the kernels before, not this one.
+  const int stable = decode ? context - 1 : 0;  // positions before it are read early
+  const int first_tile = min(kAttnTile, len - begin);
+  if (tid < first_tile) {
+    const int p = begin + tid;
+    slot_s[tid] = static_cast<std::int64_t>(table[p / bs]) * bs + p % bs;
+  }
+  __syncthreads();
+  const int early_rows = max(0, min(first_tile, stable - begin));
+  if (early_rows > 0) stage_rows_async(v_s, kMaxD, v_cache + kvh * D, row, slot_s, early_rows, D);
+  const int quad = lane % 4;  // scores: this lane's quarter of a position's dims
+  uint2 k_early[kQkSteps];
+  {
+    const int pp = tid / 4;
+    const T* kp = k_cache + (pp < early_rows ? slot_s[pp] : 0) * row + kvh * D;
+#pragma unroll
+    for (int j = 0; j < kQkSteps; ++j) {
+      const int d = 16 * j + 4 * quad;
+      k_early[j] = pp < early_rows && d < D ? *reinterpret_cast<const uint2*>(kp + d) : make_uint2(0u, 0u);
+    }
+  }
+  dependent_launch_wait();
+
   for (int e = tid; e < kAttnGroup * kMaxD; e += kAttnThreads) {
     const int i = e / kMaxD, d = e % kMaxD;
     q_s[i][d] = i < n && d < D ? q[(t * heads + h0 + i) * D + d] : 0.0f;
@@ -125,19 +153,23 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
     for (int c = 0; c < VL::kVChunks; ++c)
 #pragma unroll
       for (int k = 0; k < 4; ++k) acc[i][c][k] = 0.0f;
-  const int quad = lane % 4;                                        // scores: this lane's quarter of a position's dims
   const int vlane = lane % VL::kVLanes, vsub = lane / VL::kVLanes;  // values: chunk, and which position
   __syncthreads();
 
   static_assert(kAttnTile <= kAttnThreads, "a thread a slot");
   for (int p0 = begin; p0 < len; p0 += kAttnTile) {
     const int tile = min(kAttnTile, len - p0);
-    if (tid < tile) {
-      const int p = p0 + tid;
-      slot_s[tid] = static_cast<std::int64_t>(table[p / bs]) * bs + p % bs;
+    const bool first = p0 == begin;  // its slots are in place, and its first early_rows V rows on their way
+    if (!first) {
+      if (tid < tile) {
+        const int p = p0 + tid;
+        slot_s[tid] = static_cast<std::int64_t>(table[p / bs]) * bs + p % bs;
+      }
+      __syncthreads();
     }
-    __syncthreads();
-    stage_rows_async(v_s, kMaxD, v_cache + kvh * D, row, slot_s, tile, D);
+    const int staged = first ? early_rows : 0;
+    if (staged < tile)
+      stage_rows_async(v_s + staged * kMaxD, kMaxD, v_cache + kvh * D, row, slot_s + staged, tile - staged, D);
     // Scores. Every lane of a warp runs its passes (the shuffles need the whole warp); a warp
     // stops when its first position (pp0 rounded down to the warp's 8) is past the tile.
     for (int pp0 = tid / 4; (pp0 & ~7) < tile; pp0 += VL::kKRounds * kAttnThreads / 4) {
@@ -145,6 +177,11 @@ __global__ void __launch_bounds__(kAttnThreads, kMaxD <= 128 ? 2 : 1)  // 256: a
 #pragma unroll
       for (int u = 0; u < VL::kKRounds; ++u) {
         const int pp = pp0 + u * kAttnThreads / 4;
+        if (first && pp0 == tid / 4 && pp < early_rows) {  // this thread's first pass: read before the wait
+#pragma unroll
+          for (int j = 0; j < kQkSteps; ++j) raw[u][j] = k_early[j];
+          continue;
+        }
         const T* kp = k_cache + (pp < tile ? slot_s[pp] : 0) * row + kvh * D;
 #pragma unroll
         for (int j = 0; j < kQkSteps; ++j) {
@@ -373,7 +410,7 @@ void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W*
   auto attend = [&](auto kernel, int max_d) {
     launch_with_smem(ctx, kernel, grid, kAttnThreads, v_tile_bytes<T>(max_d), q, on_device(k_cache),
                      on_device(v_cache), static_cast<int>(head_dim), heads, kv_heads, block_size, seq_of, pos,
-                     block_tables, max_blocks, scale, out, partial, counters);
+                     block_tables, max_blocks, scale, out, partial, counters, query_run == 1 ? 1 : 0);
   };
   if (head_dim <= 64) attend(allow_v_tile<T, 64>(), 64);
   else if (head_dim <= 128) attend(allow_v_tile<T, 128>(), 128);
