@@ -119,24 +119,55 @@ __global__ void embedding_kernel(const int* ids, const T* table, std::int64_t vo
     o[i] = mine ? to_float(table[local * hidden + i]) : 0.0f;
 }
 
-// One block per row: the largest value, the lowest index among equals. Each thread issues
-// kArgmaxLoads loads before comparing (one at a time kept a 152k row at 65 us, latency-bound).
+// The largest value of each row, the lowest index among equals. A row is cut in gridDim.y parts,
+// a block each: at batch 1 one 1024-thread block walking a 152k row took 15.9 us of a decode step
+// (benchmarks/RESULTS.md), most of it waiting on its loads one round after another. Each thread
+// issues kArgmaxLoads loads before comparing (one at a time kept a 152k row at 65 us). With
+// several parts, each block leaves its best in part_best / part_index and the last block of the
+// row to finish (a counter per row, left at 0) picks among them.
 constexpr int kArgmaxLoads = 8;
-__global__ void argmax_kernel(const float* logits, std::int64_t vocab, std::int64_t stride, int* ids, float* values) {
+__global__ void argmax_kernel(const float* logits, std::int64_t vocab, std::int64_t stride, int* ids, float* values,
+                              float* part_best, int* part_index, int* counters) {
   dependent_launch_enter();
   const float* row = logits + blockIdx.x * stride;
+  const std::int64_t part_len = (vocab + gridDim.y - 1) / gridDim.y, begin = blockIdx.y * part_len;
+  const std::int64_t end = min(vocab, begin + part_len);
   float best = -INFINITY;
   int best_i = 0x7fffffff;
   const std::int64_t step = blockDim.x;
-  for (std::int64_t base = threadIdx.x; base < vocab; base += kArgmaxLoads * step) {
+  for (std::int64_t base = begin + threadIdx.x; base < end; base += kArgmaxLoads * step) {
     float v[kArgmaxLoads];
 #pragma unroll
-    for (int k = 0; k < kArgmaxLoads; ++k) v[k] = base + k * step < vocab ? row[base + k * step] : -INFINITY;
+    for (int k = 0; k < kArgmaxLoads; ++k) v[k] = base + k * step < end ? row[base + k * step] : -INFINITY;
 #pragma unroll
     for (int k = 0; k < kArgmaxLoads; ++k)  // ascending index: the first max is kept
       if (v[k] > best) best = v[k], best_i = static_cast<int>(base + k * step);
   }
   block_argmax(best, best_i);
+  if (gridDim.y > 1) {
+    __shared__ bool last;
+    if (threadIdx.x == 0) {
+      const std::int64_t at = blockIdx.x * gridDim.y + blockIdx.y;
+      part_best[at] = best, part_index[at] = best_i;
+      __threadfence();  // the part's result is visible before its count is
+      last = atomicAdd(counters + blockIdx.x, 1) == static_cast<int>(gridDim.y) - 1;
+      if (last) counters[blockIdx.x] = 0;
+    }
+    __syncthreads();
+    if (!last || threadIdx.x >= kWarp) return;
+    __threadfence();
+    best = -INFINITY, best_i = 0x7fffffff;  // warp 0 picks among the parts
+    for (int p = threadIdx.x; p < static_cast<int>(gridDim.y); p += kWarp) {
+      const float v = __ldcg(part_best + blockIdx.x * gridDim.y + p);
+      const int j = __ldcg(part_index + blockIdx.x * gridDim.y + p);
+      if (v > best || (v == best && j < best_i)) best = v, best_i = j;
+    }
+    for (int o = kWarp / 2; o > 0; o /= 2) {
+      const float v = __shfl_xor_sync(0xffffffffu, best, o);
+      const int j = __shfl_xor_sync(0xffffffffu, best_i, o);
+      if (v > best || (v == best && j < best_i)) best = v, best_i = j;
+    }
+  }
   if (threadIdx.x == 0) {
     ids[blockIdx.x] = best_i == 0x7fffffff ? 0 : best_i;  // an all -inf/NaN row: index 0
     if (values) values[blockIdx.x] = best;
@@ -299,7 +330,19 @@ void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const W* ta
 void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids,
             std::int64_t stride, float* values) {
   if (rows == 0) return;
-  launch(ctx, argmax_kernel, static_cast<unsigned>(rows), 1024, logits, vocab, stride ? stride : vocab, ids, values);
+  // Parts of at least 4096 logits (one round of loads a thread) while rows x parts fit the SMs.
+  constexpr std::int64_t kMinPart = 4096;
+  const int parts = static_cast<int>(std::clamp<std::int64_t>(
+      std::min<std::int64_t>(ctx.sm_count() / rows, vocab / kMinPart), 1, 64));
+  float* part_best = nullptr;
+  int *part_index = nullptr, *counters = nullptr;
+  if (parts > 1) {
+    part_best = static_cast<float*>(ctx.scratch(static_cast<std::size_t>(rows * parts) * (sizeof(float) + sizeof(int))));
+    part_index = reinterpret_cast<int*>(part_best + rows * parts);
+    counters = ctx.zeroed_counters(static_cast<std::size_t>(rows));
+  }
+  launch(ctx, argmax_kernel, dim3(static_cast<unsigned>(rows), static_cast<unsigned>(parts)), 1024, logits, vocab,
+         stride ? stride : vocab, ids, values, part_best, part_index, counters);
 }
 
 template <HalfFloat W>

@@ -208,6 +208,23 @@ TEST_F(CudaDenseOps, ArgmaxPicksTheLargestAndTheFirstOnTies) {
   EXPECT_EQ(host(ids, rows), want);
   EXPECT_EQ(want, where);
 
+  // One row at a time (batch-1 decode: the row cut over many blocks), row 5's tie between two of
+  // them; then a row of -inf and NaN only (index 0, as the CPU's).
+  const float* d_logits = dev(logits);
+  for (int r = 0; r < rows; ++r) {
+    int* one = poisoned<int>(1);
+    cuda::argmax(ctx(), d_logits + static_cast<std::size_t>(r) * vocab, 1, vocab, one);
+    EXPECT_EQ(host(one, 1)[0], where[r]) << "row " << r << " alone";
+  }
+  std::vector<float> empty_row(vocab, -INFINITY);
+  empty_row[70000] = NAN;
+  int want_empty = -1;
+  cpu::argmax(empty_row.data(), 1, vocab, &want_empty);
+  int* got_empty = poisoned<int>(1);
+  cuda::argmax(ctx(), dev(empty_row), 1, vocab, got_empty);
+  EXPECT_EQ(host(got_empty, 1)[0], want_empty);
+  EXPECT_EQ(want_empty, 0);
+
   // A vocab-parallel slice: the first 150000 columns of rows 152064 apart, with the maxima.
   const int cols = 150000;
   std::vector<int> want_slice(rows);
