@@ -33,8 +33,6 @@ class GpuContext {
   // may opt in to (what kernels with large tiles check before they launch).
   int compute_capability() const { return compute_capability_; }
   std::size_t max_block_shared_memory() const { return max_block_shared_memory_; }
-  // The L2 cache's size (what a kernel may prefetch into it and still find there).
-  std::size_t l2_cache_bytes() const { return l2_cache_bytes_; }
   // Whether our kernels go as programmatic dependent launches (kernels/cuda/dependent_launch.cuh):
   // compute capability 9.0 or newer, unless LOCKSTEP_DEPENDENT_LAUNCH=0.
   bool dependent_launch() const { return dependent_launch_; }
@@ -60,7 +58,6 @@ class GpuContext {
   int sm_count_ = 0;
   int compute_capability_ = 0;
   std::size_t max_block_shared_memory_ = 0;
-  std::size_t l2_cache_bytes_ = 0;
   bool dependent_launch_ = false;
   DeviceBuffer scratch_, counters_;
   std::uint64_t scratch_generation_ = 0;

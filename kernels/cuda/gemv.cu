@@ -14,8 +14,6 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <string>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dependent_launch.cuh"
@@ -59,18 +57,9 @@ __device__ __forceinline__ void gemv_chunk(const X* __restrict__ x, std::int64_t
 // kernel's first loads are already in flight. Batch-1 decode at 7B shapes on an H200, A/B in one
 // call: 219.4 / 221.9 tok/s with them, 217.8 / 215.6 without (an L2 prefetch of the first K/V
 // tile in the CUDA-core attention the same way: no gain, not kept; benchmarks/RESULTS.md).
+// Also tried and slower: a bulk L2 prefetch of the rest of every row before the wait for the
+// matrices that fit L2 (q|k|v, o): batch-1 step 4653 / 4660 us against 4505 / 4498 without.
 constexpr int kAhead = 4;
-
-// The rest of a warp's row, asked into L2 before the wait as well (one bulk prefetch: the TMA
-// unit fetches it, no registers held), when the whole matrix fits in L2 with room to spare (q|k|v
-// and o at 7B shapes): those GEMVs follow latency-bound kernels (attention, the norms) during
-// which HBM is idle, so their weights arrive while the previous kernels finish and the GEMV then
-// streams them from L2. Larger matrices would evict their own prefetched rows before use.
-__device__ __forceinline__ void prefetch_l2(const void* p, std::int64_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(static_cast<unsigned>(bytes)) : "memory");
-#endif
-}
 
 constexpr int kWarpsPerBlock = 2;
 
@@ -84,7 +73,7 @@ enum class Epilogue { Plain, SiluMul };
 template <int R, Epilogue E, typename X, typename T, typename Y>
 __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     gemv_kernel(const X* __restrict__ x, std::int64_t in, const T* __restrict__ w, std::int64_t out,
-                const T* __restrict__ bias, Y* __restrict__ y, bool prefetch_rows) {
+                const T* __restrict__ bias, Y* __restrict__ y) {
   constexpr bool kGlu = E == Epilogue::SiluMul;
   constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;  // a block's
   static_assert(!kGlu || kWarpsPerBlock % 2 == 0, "SiluMul pairs a gate and an up warp");
@@ -100,9 +89,6 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     const std::int64_t c = lane + u * kWarp;
     ahead[u] = c < chunks ? __ldcs(wr + c) : make_uint4(0u, 0u, 0u, 0u);  // read once: stream past the caches
   }
-  constexpr std::int64_t kAheadBytes = kAhead * kWarp * 16;  // 16-byte multiples, as rows are (in % 8 == 0)
-  if (prefetch_rows && valid && lane == 0 && in * static_cast<std::int64_t>(sizeof(T)) > kAheadBytes)
-    prefetch_l2(reinterpret_cast<const char*>(wr) + kAheadBytes, in * static_cast<std::int64_t>(sizeof(T)) - kAheadBytes);
   dependent_launch_wait();
   float acc[R];
 #pragma unroll
@@ -143,18 +129,11 @@ bool launch_gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int6
   constexpr int features = E == Epilogue::SiluMul ? kWarpsPerBlock / 2 : kWarpsPerBlock;
   const unsigned blocks = static_cast<unsigned>((out + features - 1) / features);
   const unsigned threads = kWarp * kWarpsPerBlock;
-  const std::int64_t matrix_bytes = (E == Epilogue::SiluMul ? 2 : 1) * out * in * static_cast<std::int64_t>(sizeof(T));
-  static const bool prefetch_allowed = [] {  // TEMPORARY A/B switch, LOCKSTEP_GEMV_L2_PREFETCH=0
-    const char* e = std::getenv("LOCKSTEP_GEMV_L2_PREFETCH");
-    return !(e && std::string(e) == "0");
-  }();
-  const bool prefetch_rows = prefetch_allowed && ctx.dependent_launch() &&
-                             matrix_bytes <= static_cast<std::int64_t>(ctx.l2_cache_bytes()) * 3 / 4;
   switch (rows) {
     case 1: launch(ctx, gemv_kernel<1, E, DX, T, DY>, blocks, threads, xd, in, on_device(w), out, on_device(bias),
-                   on_device(y), prefetch_rows); break;
+                   on_device(y)); break;
     case 2: launch(ctx, gemv_kernel<2, E, DX, T, DY>, blocks, threads, xd, in, on_device(w), out, on_device(bias),
-                   on_device(y), prefetch_rows); break;
+                   on_device(y)); break;
   }
   return true;
 }

@@ -23,17 +23,15 @@ GpuContext::GpuContext(int gpu, cudaStream_t borrowed_stream) : gpu_(gpu), strea
   set_up();
 }
 
-// The SM count, compute capability, shared-memory limit and L2 size, whether kernels launch as programmatic dependents, and a cuBLAS handle on the
+// The SM count, compute capability and shared-memory limit, whether kernels launch as programmatic dependents, and a cuBLAS handle on the
 // stream with a fixed 32 MiB workspace (what cuBLAS asks for on Hopper), so that GEMMs captured
 // in a CUDA graph do not allocate.
 void GpuContext::set_up() {
   LS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, gpu_));
-  int major = 0, minor = 0, smem = 0, l2 = 0;
+  int major = 0, minor = 0, smem = 0;
   LS_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, gpu_));
   LS_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, gpu_));
   LS_CUDA_CHECK(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, gpu_));
-  LS_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, gpu_));
-  l2_cache_bytes_ = static_cast<std::size_t>(l2);
   compute_capability_ = major * 10 + minor;
   max_block_shared_memory_ = static_cast<std::size_t>(smem);
   const char* env = std::getenv("LOCKSTEP_DEPENDENT_LAUNCH");
