@@ -151,36 +151,19 @@ struct StageLayout {
 // Positions [p0, p0 + kPositions) of K and V (head kvh) into the stage's tiles, D T a row in
 // 16-byte copies (D % 8 == 0), one block-table lookup per row a thread copies (32-bit: positions
 // fit int, the max model len). Positions from `end` on copy position `begin` instead: finite
-// values whose probability is 0, where stale or unwritten shared memory could hold NaNs. A
-// thread's table entries are all read before any of its copies is issued: read between copies,
-// each waited for the one before (at decode, a round trip to L2 per 16 positions, with every warp
-// of the block held up issuing the next tile while the current one waits to be computed).
+// values whose probability is 0, where stale or unwritten shared memory could hold NaNs.
 template <typename T, int kMaxD, int kRows>
 __device__ void stage_kv(T* k_s, T* v_s, const T* k_cache, const T* v_cache, std::int64_t row, std::int64_t head_offset,
                          const StageLayout& layout, const int* table, int block_size, std::int64_t p0,
                          std::int64_t begin, std::int64_t end) {
-  constexpr int kRowsAThread = kPositions * (kMaxD / 8) / kThreads;  // at D = kMaxD; fewer below
-  const int c = layout.piece * 8, step = layout.rows_per_pass;
-  if (layout.row0 < step) {
-    for (int r0 = layout.row0; r0 < kPositions; r0 += kRowsAThread * step) {
-      int p[kRowsAThread], page[kRowsAThread];
-#pragma unroll
-      for (int i = 0; i < kRowsAThread; ++i) {
-        const int r = r0 + i * step;
-        p[i] = static_cast<int>(p0 + r < end ? p0 + r : begin);
-        page[i] = r < kPositions ? table[p[i] / block_size] : 0;
-      }
-#pragma unroll
-      for (int i = 0; i < kRowsAThread; ++i) {
-        const int r = r0 + i * step;
-        if (r >= kPositions) break;
-        const std::int64_t slot = static_cast<std::int64_t>(page[i]) * block_size + p[i] % block_size;
-        const std::int64_t offset = slot * row + head_offset + c;
-        const int to = Smem<kMaxD, kRows>::at(r, c);
-        __pipeline_memcpy_async(k_s + to, k_cache + offset, 16);
-        __pipeline_memcpy_async(v_s + to, v_cache + offset, 16);
-      }
-    }
+  const int c = layout.piece * 8;
+  for (int r = layout.row0; r < kPositions && layout.row0 < layout.rows_per_pass; r += layout.rows_per_pass) {
+    const int p = static_cast<int>(p0 + r < end ? p0 + r : begin);
+    const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+    const std::int64_t offset = slot * row + head_offset + c;
+    const int to = Smem<kMaxD, kRows>::at(r, c);
+    __pipeline_memcpy_async(k_s + to, k_cache + offset, 16);
+    __pipeline_memcpy_async(v_s + to, v_cache + offset, 16);
   }
   __pipeline_commit();
 }
