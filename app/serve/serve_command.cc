@@ -13,7 +13,9 @@
 #include <thread>
 
 #include "app/engine/engine_service.h"
+#include "app/serve/connection_threads.h"
 #include "app/serve/listen_backlog.h"
+#include "app/serve/open_file_limit.h"
 #include "app/serve/openai_routes.h"
 #include "comm/mpi_env.h"
 #include "kernels/log.h"
@@ -53,7 +55,8 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& o) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-waiting-requests", o.max_waiting_requests, "Queued requests beyond which new ones get 429")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--http-threads", o.http_threads, "Connections served at once (streams hold one each)")
+  cmd->add_option("--http-threads", o.http_threads,
+                  "Most connections served at once (a stream holds one; threads start as connections need them)")
       ->check(CLI::PositiveNumber);
   return cmd;
 }
@@ -81,9 +84,14 @@ int run_serve(const MpiEnvironment& env, const ServeOptions& o) {
   routes.model_root = o.model.model;
   routes.max_waiting_requests = o.max_waiting_requests;
 
+  // A descriptor a connection, plus the process's own (model files, MPI, CUDA): 256 to spare.
+  const std::size_t wanted_files = static_cast<std::size_t>(o.http_threads) + 256;
+  if (const std::size_t files = raise_open_file_limit(wanted_files); files < wanted_files)
+    LS_WARN("the open-file limit is " << files << " (hard limit; `ulimit -n`): the server can hold fewer than the "
+                                      << o.http_threads << " connections --http-threads allows");
   httplib::Server server;
   const int threads = o.http_threads;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  server.new_task_queue = [threads] { return new ConnectionThreads(static_cast<std::size_t>(threads)); };
   server.set_keep_alive_timeout(2);
   const ListenBacklog backlog(server);
   install_openai_routes(server, service, model, routes);

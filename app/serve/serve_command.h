@@ -18,7 +18,7 @@ struct ServeOptions {
   std::string api_key;          // also from VLLM_API_KEY / LOCKSTEP_API_KEY
   double shutdown_timeout = 30;  // seconds running requests may take to finish after a signal
   std::size_t max_waiting_requests = 4096;
-  int http_threads = 512;       // concurrent connections served at once
+  int http_threads = 4096;      // most connections served at once (threads start as needed)
 };
 
 CLI::App* add_serve_command(CLI::App& app, ServeOptions& opts);

@@ -1,0 +1,47 @@
+// The HTTP server's connection threads. cpp-httplib serves a connection (a keep-alive client, or
+// a stream until its last token) on one thread of its task queue, and its ThreadPool starts a
+// fixed number up front: with that many streams in flight, every other connection, /health and
+// /metrics included, waited in its queue behind them. ConnectionThreads starts a thread when a
+// connection finds none idle, up to a cap, so that the server answers whatever is connected
+// below the cap; only past it do connections wait for a thread. Threads, once started, stay
+// until shutdown (a burst's threads serve the next burst).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <httplib.h>
+
+namespace lockstep {
+
+class ConnectionThreads : public httplib::TaskQueue {
+ public:
+  explicit ConnectionThreads(std::size_t max_threads);
+  ~ConnectionThreads() override;
+
+  // Runs fn on an idle thread, a new one while fewer than max_threads run, else when one frees.
+  void enqueue(std::function<void()> fn) override;
+  // Runs what is queued, then joins every thread.
+  void shutdown() override;
+
+  std::size_t threads() const;       // started so far
+  std::size_t idle_threads() const;  // waiting for a connection
+
+ private:
+  void work();
+
+  const std::size_t max_threads_;
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;
+  bool shutdown_ = false;
+};
+
+}  // namespace lockstep
