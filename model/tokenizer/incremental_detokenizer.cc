@@ -1,35 +1,30 @@
 // IncrementalDetokenizer (see incremental_detokenizer.h).
 #include "model/tokenizer/incremental_detokenizer.h"
 
+#include "model/tokenizer/byte_level.h"
 
 namespace lockstep {
-namespace {
-const std::string kReplacement = "\xEF\xBF\xBD";
-bool ends_with_replacement(const std::string& s) {
-  return s.size() >= 3 && s.compare(s.size() - 3, 3, kReplacement) == 0;
-}
-}  // namespace
 
 IncrementalDetokenizer::IncrementalDetokenizer(std::shared_ptr<const Tokenizer> tokenizer, bool skip_special_tokens)
     : tok_(std::move(tokenizer)), skip_special_(skip_special_tokens) {}
 
 std::string IncrementalDetokenizer::push(int token_id) {
-  ids_.push_back(token_id);
-  const std::string window = tok_->decode(std::vector<int>(ids_.begin() + prefix_, ids_.end()), skip_special_);
-  // A trailing U+FFFD means the last character is still incomplete: wait for more tokens.
-  if (ends_with_replacement(window)) return "";
-  text_ += window;
-  // Byte-level text is concatenative at character boundaries, and tokens without bytes add
-  // nothing wherever they stand: commit.
-  prefix_ = ids_.size();
-  return window;
+  tok_->append_bytes(token_id, skip_special_, pending_);
+  // UTF-8 (and its lossy reading) starts afresh after a complete character or an invalid run
+  // that ends before the last bytes: what precedes reads the same whatever follows.
+  const std::size_t ready = complete_utf8_prefix(pending_);
+  if (ready == 0) return "";
+  std::string piece = utf8_lossy(std::string_view(pending_).substr(0, ready));
+  pending_.erase(0, ready);
+  text_ += piece;
+  return piece;
 }
 
 std::string IncrementalDetokenizer::finish() {
-  const std::string window = tok_->decode(std::vector<int>(ids_.begin() + prefix_, ids_.end()), skip_special_);
-  text_ += window;
-  prefix_ = ids_.size();
-  return window;
+  std::string piece = utf8_lossy(pending_);
+  pending_.clear();
+  text_ += piece;
+  return piece;
 }
 
 }  // namespace lockstep

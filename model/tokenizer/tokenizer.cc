@@ -129,20 +129,21 @@ std::vector<int> Tokenizer::encode(std::string_view text, bool add_special_token
   return ids;
 }
 
+void Tokenizer::append_bytes(int id, bool skip_special_tokens, std::string& bytes) const {
+  const std::string* token = nullptr;
+  if (const AddedToken* a = added_.by_id(id)) {
+    if (skip_special_tokens && a->special) return;
+    token = &a->content;
+  } else {
+    token = model_.id_to_token(id);
+    if (!token) return;  // no token for this id (an embedding row past the vocabulary)
+  }
+  if (!byte_level_decoder_ || !byte_level_to_bytes(*token, bytes)) bytes += *token;
+}
+
 std::string Tokenizer::decode(const std::vector<int>& ids, bool skip_special_tokens) const {
   std::string bytes;
-  for (int id : ids) {
-    std::string token;
-    if (const AddedToken* a = added_.by_id(id)) {
-      if (skip_special_tokens && a->special) continue;
-      token = a->content;
-    } else if (const std::string* t = model_.id_to_token(id)) {
-      token = *t;
-    } else {
-      continue;  // no token for this id (an embedding row past the vocabulary)
-    }
-    if (!byte_level_decoder_ || !byte_level_to_bytes(token, bytes)) bytes += token;
-  }
+  for (int id : ids) append_bytes(id, skip_special_tokens, bytes);
   return utf8_lossy(bytes);
 }
 

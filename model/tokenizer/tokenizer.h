@@ -26,6 +26,9 @@ class Tokenizer {
 
   std::vector<int> encode(std::string_view text, bool add_special_tokens) const;
   std::string decode(const std::vector<int>& ids, bool skip_special_tokens) const;
+  // The bytes token `id` stands for, appended to `bytes` (decode() is these bytes of every id,
+  // read as UTF-8 with U+FFFD for what is invalid).
+  void append_bytes(int id, bool skip_special_tokens, std::string& bytes) const;
 
   std::optional<int> token_to_id(std::string_view token) const;
   std::optional<std::string> id_to_token(int id) const;

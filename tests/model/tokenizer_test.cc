@@ -77,11 +77,37 @@ TEST(IncrementalDetokenizer, TokensWithoutTextCommitAtOnce) {
   std::string streamed;
   for (int id : ids) {
     streamed += d.push(id);
-    EXPECT_LE(d.held_back_tokens(), 1u);
+    EXPECT_LE(d.held_back_bytes(), 3u);
   }
   streamed += d.finish();
   EXPECT_EQ(streamed, "héllo");
   EXPECT_EQ(streamed, tok->decode(ids, true));
+}
+
+// Bytes that never complete a character (a run of lead bytes, a lone continuation byte, a
+// surrogate's lead, as random or broken output has them) go out as U+FFFD exactly as decode()
+// reads them, holding back at most an unfinished character's bytes: the work per token stays
+// the same however long the run.
+TEST(IncrementalDetokenizer, BrokenUtf8StreamsAsDecodeReadsIt) {
+  const auto tok = Tokenizer::from_dir(kQwen3);
+  auto byte_token = [&](unsigned char b) { return *tok->token_to_id(bytes_to_byte_level(std::string(1, char(b)))); };
+  std::vector<int> ids;
+  for (int i = 0; i < 300; ++i) ids.push_back(byte_token(0xE4));  // leads, each cut off by the next
+  for (unsigned char b : {0x80, 0xED, 0xA0, 0x80, 0xF0, 0x9F, 0x98}) ids.push_back(byte_token(b));
+  const std::vector<int> tail = tok->encode("中文 ok", false);
+  ids.insert(ids.end(), tail.begin(), tail.end());
+  ids.push_back(byte_token(0xE4));  // unfinished at the end: finish() gives its U+FFFD
+  IncrementalDetokenizer d(tok, false);
+  std::string streamed;
+  for (int id : ids) {
+    const std::string piece = d.push(id);
+    EXPECT_EQ(complete_utf8_prefix(piece), piece.size()) << "broken UTF-8 emitted";
+    streamed += piece;
+    EXPECT_LE(d.held_back_bytes(), 3u);
+  }
+  streamed += d.finish();
+  EXPECT_EQ(streamed, tok->decode(ids, false));
+  EXPECT_NE(streamed.find("中文 ok"), std::string::npos);
 }
 
 TEST(Tokenizer, ClearErrors) {
