@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "app/batch/batch_progress.h"
 #include "app/openai/api_error.h"
 #include "app/openai/openai_response.h"
 #include "comm/mpi_env.h"
@@ -24,6 +25,7 @@ struct PendingRequest {
   OpenAIRequest request;
   std::vector<std::unique_ptr<ChoiceOutput>> choices;
   std::vector<int> prompt_of_choice;
+  std::vector<int> max_tokens_of_choice;  // each choice's allowance (the progress line's time left)
   int unfinished = 0;
 };
 
@@ -33,14 +35,6 @@ json error_line(const json& custom_id, int status, const std::string& message, c
           {"custom_id", custom_id},
           {"response", {{"status_code", status}, {"request_id", nullptr}, {"body", e.to_json()}}},
           {"error", nullptr}};
-}
-
-std::string format_eta(double seconds) {
-  if (!(seconds >= 0) || seconds > 1e7) return "--:--";
-  char buf[32];
-  const int s = static_cast<int>(seconds);
-  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60);
-  return buf;
 }
 
 // Why the input cannot run as a whole, or "": a custom_id given twice (results are matched, and
@@ -164,6 +158,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
         seq->tokens = std::move(spec.generation.prompt);
         seq->sampling = spec.generation.sampling;
         seq->stop = spec.generation.stop;
+        const int max_tokens = seq->stop.max_tokens;
         const std::uint64_t id = seq->id;
         if (auto why = rt->scheduler().add(std::move(seq))) {
           for (const auto& [queued, owner] : by_seq)  // the request's earlier choices go too
@@ -174,6 +169,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
         by_seq[id] = {p.get(), static_cast<int>(p->choices.size())};
         p->choices.push_back(std::make_unique<ChoiceOutput>(p->request, ctx.tokenizer));
         p->prompt_of_choice.push_back(spec.prompt_index);
+        p->max_tokens_of_choice.push_back(max_tokens);
         ++p->unfinished;
       }
       pending.push_back(std::move(p));
@@ -183,17 +179,14 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
     }
   }
 
-  const std::size_t to_run = pending.size();
-  std::size_t finished_requests = 0;
-  std::uint64_t generated = 0;
+  BatchProgress progress(pending.size());
+  for (const auto& p : pending)
+    for (std::size_t c = 0; c < p->choices.size(); ++c) progress.add_choice(p->max_tokens_of_choice[c]);
   const auto start = Clock::now();
   auto last_report = start;
   auto report = [&](bool final) {
     const double sec = std::chrono::duration<double>(Clock::now() - start).count();
-    const double rate = sec > 0 ? generated / sec : 0;
-    const double per_req = finished_requests ? sec / finished_requests : 0;
-    std::fprintf(stderr, "\r[batch] %zu/%zu requests, %.1f tok/s, ETA %s%s", finished_requests, to_run, rate,
-                 format_eta(per_req * (to_run - finished_requests)).c_str(), final ? "\n" : "");
+    std::fprintf(stderr, "\r%s%s", progress.line(sec).c_str(), final ? "\n" : "");
     std::fflush(stderr);
   };
   auto complete = [&](PendingRequest* p) {
@@ -205,7 +198,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
            {"custom_id", p->custom_id},
            {"response", {{"status_code", 200}, {"request_id", id}, {"body", body}}},
            {"error", nullptr}});
-    ++finished_requests;
+    progress.request_finished();
   };
 
   while (!rt->scheduler().idle()) {
@@ -216,7 +209,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
       auto [p, c] = it->second;
       ChoiceOutput& choice = *p->choices[c];
       if (!e.prompt_logprobs.empty()) choice.set_prompt_logprobs(std::move(e.prompt_logprobs));
-      ++generated;
+      progress.on_token();
       choice.on_token(e.token, e.logprobs ? &*e.logprobs : nullptr);
       FinishReason reason = e.finish;
       if (reason == FinishReason::None && choice.stopped()) {  // a stop string: end it now
@@ -225,6 +218,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
       }
       if (reason == FinishReason::None) continue;
       choice.finish(reason);
+      progress.choice_finished(p->max_tokens_of_choice[c], choice.token_ids().size());
       by_seq.erase(it);
       if (--p->unfinished == 0) complete(p);
     }
@@ -238,8 +232,8 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
   const double sec = std::chrono::duration<double>(Clock::now() - start).count();
   std::fprintf(stderr, "[batch] done: %zu succeeded, %ld failed, %ld skipped (already in the output), %llu tokens "
                        "generated in %.3f s (%.1f tok/s) -> %s\n",
-               finished_requests, errors, skipped, static_cast<unsigned long long>(generated), sec,
-               sec > 0 ? generated / sec : 0.0, o.output.c_str());
+               progress.finished(), errors, skipped, static_cast<unsigned long long>(progress.generated()), sec,
+               sec > 0 ? static_cast<double>(progress.generated()) / sec : 0.0, o.output.c_str());
   return 0;
 }
 

@@ -46,6 +46,8 @@ echo '{"custom_id": "bias-bad-key", "url": "/v1/completions", "body": {"prompt":
 LOCKSTEP_LOG_LEVEL=debug run || fail "batch exited non-zero"
 cp "$tmp/log" "$tmp/log.auto"
 grep -q "^\[batch\] done: 10 succeeded, 5 failed, 0 skipped" "$tmp/log" || fail "summary line"
+# The last progress line (after carriage returns): every request done, nothing left.
+tr '\r' '\n' <"$tmp/log" | grep -qE "^\[batch\] 10/10 requests, [0-9.]+ tok/s, ETA 00:00:00$" || fail "final progress line"
 # At debug level rank 0 logs its host time a step by phase (HostStepClock) when the engine stops.
 grep -qE "host time a step, rank 0 \([0-9]+ steps\): between steps \(the caller\) [0-9.]+ us, schedule [0-9.]+ us" \
   "$tmp/log" || fail "no host-time line at debug level"
