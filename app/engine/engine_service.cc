@@ -111,13 +111,13 @@ void EngineService::stop(std::chrono::milliseconds grace) {
 }
 
 void EngineService::deliver(StepOutput& out) {
-  struct Timing { Clock::time_point arrival, last; bool first = true; };
-  static thread_local std::map<std::uint64_t, Timing> timing;
   const auto now = Clock::now();
   for (TokenEvent& e : out.tokens) {
     auto it = streams_.find(e.id);
     if (it == streams_.end()) continue;
-    Timing& t = timing.try_emplace(e.id, Timing{now, now, true}).first->second;
+    // Time to first token counts from the request's arrival (queueing and prefill included), as
+    // vLLM's does; the times were kept per token before, and the first token's then began at itself.
+    TokenTimes& t = token_times_.try_emplace(e.id, TokenTimes{it->second->arrival(), it->second->arrival()}).first->second;
     (t.first ? metrics_.ttft : metrics_.inter_token)
         .observe(std::chrono::duration<double>(now - (t.first ? t.arrival : t.last)).count());
     t.first = false;
@@ -127,7 +127,7 @@ void EngineService::deliver(StepOutput& out) {
     if (e.finish != FinishReason::None) {
       metrics_.e2e.observe(std::chrono::duration<double>(now - t.arrival).count());
       ++metrics_.requests_finished;
-      timing.erase(e.id);
+      token_times_.erase(e.id);
       streams_.erase(it);
     }
   }
@@ -158,6 +158,7 @@ void EngineService::run() {
           it->second->fail(499, "aborted");
           streams_.erase(it);
         }
+        token_times_.erase(id);
       }
       aborts_.clear();
       publish_state();
@@ -183,6 +184,7 @@ void EngineService::run() {
       ++metrics_.requests_aborted;
     }
     streams_.clear();
+    token_times_.clear();
   }
   engine_.shutdown();
   running_ = false;

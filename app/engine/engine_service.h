@@ -29,8 +29,10 @@ struct GenerationRequest {
 // One request's output, filled by the engine thread, read by the request's thread.
 class RequestStream {
  public:
-  explicit RequestStream(std::uint64_t id) : id_(id) {}
+  explicit RequestStream(std::uint64_t id) : id_(id), arrival_(std::chrono::steady_clock::now()) {}
   std::uint64_t id() const { return id_; }
+  // When the request was submitted: time to first token and end-to-end latency count from here.
+  std::chrono::steady_clock::time_point arrival() const { return arrival_; }
 
   struct Update {
     std::vector<int> tokens;  // new since the previous take
@@ -51,6 +53,7 @@ class RequestStream {
 
  private:
   std::uint64_t id_;
+  std::chrono::steady_clock::time_point arrival_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<int> pending_;
@@ -99,6 +102,12 @@ class EngineService {
   std::deque<std::pair<std::unique_ptr<Sequence>, std::shared_ptr<RequestStream>>> incoming_;
   std::vector<std::uint64_t> aborts_;
   std::map<std::uint64_t, std::shared_ptr<RequestStream>> streams_;  // engine thread only
+  // A running request's arrival and latest token (engine thread only): the latency histograms.
+  struct TokenTimes {
+    std::chrono::steady_clock::time_point arrival, last;
+    bool first = true;
+  };
+  std::map<std::uint64_t, TokenTimes> token_times_;
   std::uint64_t next_id_ = 1;
   std::atomic<bool> stop_{false}, draining_{false}, running_{false};
   std::atomic<std::int64_t> step_started_ns_{0};  // 0 when not inside a step

@@ -62,6 +62,10 @@ for m in num_requests_running num_requests_waiting kv_cache_usage_perc prefix_ca
   grep -q "^lockstep:$m" "$tmp/metrics" || fail "/metrics lacks lockstep:$m"
 done
 awk '/^lockstep:generation_tokens_total/ {exit !($NF >= 512)}' "$tmp/metrics" || fail "generation token counter"
+# Time to first token counts from arrival (prefill included): never all zero, and within e2e.
+ttft_sum=$(awk '/^lockstep:time_to_first_token_seconds_sum/ {print $NF}' "$tmp/metrics")
+e2e_sum=$(awk '/^lockstep:e2e_request_latency_seconds_sum/ {print $NF}' "$tmp/metrics")
+awk -v t="$ttft_sum" -v e="$e2e_sum" 'BEGIN {exit !(t > 0 && t <= e)}' || fail "/metrics: TTFT sum $ttft_sum (e2e $e2e_sum)"
 # vLLM's names too (dashboards made for vLLM), with the same values.
 for m in num_requests_running kv_cache_usage_perc time_to_first_token_seconds_count e2e_request_latency_seconds_sum \
          prompt_tokens_total generation_tokens_total request_success_total; do
