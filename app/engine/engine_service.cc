@@ -116,8 +116,9 @@ void EngineService::deliver(StepOutput& out) {
     auto it = streams_.find(e.id);
     if (it == streams_.end()) continue;
     // Time to first token counts from the request's arrival (queueing and prefill included), as
-    // vLLM's does; the times were kept per token before, and the first token's then began at itself.
+    // vLLM's does.
     TokenTimes& t = token_times_.try_emplace(e.id, TokenTimes{it->second->arrival(), it->second->arrival()}).first->second;
+    ++t.generated;
     (t.first ? metrics_.ttft : metrics_.inter_token)
         .observe(std::chrono::duration<double>(now - (t.first ? t.arrival : t.last)).count());
     t.first = false;
@@ -126,6 +127,8 @@ void EngineService::deliver(StepOutput& out) {
     it->second->push(e.token, e.finish, e.logprobs, std::move(e.prompt_logprobs));
     if (e.finish != FinishReason::None) {
       metrics_.e2e.observe(std::chrono::duration<double>(now - t.arrival).count());
+      metrics_.request_prompt_tokens.observe(static_cast<double>(t.prompt));
+      metrics_.request_generation_tokens.observe(static_cast<double>(t.generated));
       ++metrics_.requests_finished;
       token_times_.erase(e.id);
       streams_.erase(it);
@@ -148,6 +151,7 @@ void EngineService::run() {
         if (auto why = scheduler_.add(std::move(seq))) {
           stream->fail(400, *why);
         } else {
+          token_times_[id] = TokenTimes{stream->arrival(), stream->arrival(), true, prompt, 0};
           streams_[id] = stream;
           metrics_.prompt_tokens += prompt;
         }

@@ -102,10 +102,11 @@ class EngineService {
   std::deque<std::pair<std::unique_ptr<Sequence>, std::shared_ptr<RequestStream>>> incoming_;
   std::vector<std::uint64_t> aborts_;
   std::map<std::uint64_t, std::shared_ptr<RequestStream>> streams_;  // engine thread only
-  // A running request's arrival and latest token (engine thread only): the latency histograms.
+  // A running request's arrival, latest token and lengths (engine thread only): the histograms.
   struct TokenTimes {
     std::chrono::steady_clock::time_point arrival, last;
     bool first = true;
+    std::size_t prompt = 0, generated = 0;  // tokens
   };
   std::map<std::uint64_t, TokenTimes> token_times_;
   std::uint64_t next_id_ = 1;

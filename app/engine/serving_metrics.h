@@ -1,6 +1,7 @@
 // The numbers /metrics exposes in Prometheus text format: running and waiting requests, KV
 // usage, prefix-cache hit rate, time-to-first-token, inter-token and end-to-end latency
-// histograms, prompt and generated token counters. Names follow vLLM's (vllm: -> lockstep:).
+// histograms, prompt and generated token counters, and each finished request's prompt and
+// generation lengths. Names follow vLLM's (vllm: -> lockstep:).
 #pragma once
 
 #include <array>
@@ -33,6 +34,7 @@ class ServingMetrics {
  public:
   ServingMetrics();
   Histogram ttft, inter_token, e2e;
+  Histogram request_prompt_tokens, request_generation_tokens;  // per finished request
   std::atomic<std::uint64_t> prompt_tokens{0}, generation_tokens{0}, requests_finished{0}, requests_aborted{0},
       preemptions{0};
 

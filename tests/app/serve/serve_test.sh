@@ -58,7 +58,7 @@ curl -sf "$base/version" | jq -e .version >/dev/null || fail "/version"
 curl -sf "$base/metrics" >"$tmp/metrics" || fail "/metrics"
 for m in num_requests_running num_requests_waiting kv_cache_usage_perc prefix_cache_hit_rate \
          time_to_first_token_seconds_bucket inter_token_latency_seconds_bucket e2e_request_latency_seconds_bucket \
-         prompt_tokens_total generation_tokens_total; do
+         request_prompt_tokens_bucket request_generation_tokens_bucket prompt_tokens_total generation_tokens_total; do
   grep -q "^lockstep:$m" "$tmp/metrics" || fail "/metrics lacks lockstep:$m"
 done
 awk '/^lockstep:generation_tokens_total/ {exit !($NF >= 512)}' "$tmp/metrics" || fail "generation token counter"
@@ -66,9 +66,17 @@ awk '/^lockstep:generation_tokens_total/ {exit !($NF >= 512)}' "$tmp/metrics" ||
 ttft_sum=$(awk '/^lockstep:time_to_first_token_seconds_sum/ {print $NF}' "$tmp/metrics")
 e2e_sum=$(awk '/^lockstep:e2e_request_latency_seconds_sum/ {print $NF}' "$tmp/metrics")
 awk -v t="$ttft_sum" -v e="$e2e_sum" 'BEGIN {exit !(t > 0 && t <= e)}' || fail "/metrics: TTFT sum $ttft_sum (e2e $e2e_sum)"
+# Finished requests' lengths: as many as finished, their generated tokens within the counter's.
+finished=$(awk '/^lockstep:request_success_total/ {print $NF}' "$tmp/metrics")
+awk -v f="$finished" '/^lockstep:request_prompt_tokens_count/ {exit !($NF == f && f > 0)}' "$tmp/metrics" ||
+  fail "/metrics: request_prompt_tokens_count should equal request_success_total ($finished)"
+gen_total=$(awk '/^lockstep:generation_tokens_total/ {print $NF}' "$tmp/metrics")
+awk -v g="$gen_total" '/^lockstep:request_generation_tokens_sum/ {exit !($NF > 0 && $NF <= g)}' "$tmp/metrics" ||
+  fail "/metrics: request_generation_tokens_sum"
 # vLLM's names too (dashboards made for vLLM), with the same values.
 for m in num_requests_running kv_cache_usage_perc time_to_first_token_seconds_count e2e_request_latency_seconds_sum \
-         prompt_tokens_total generation_tokens_total request_success_total; do
+         prompt_tokens_total generation_tokens_total request_success_total request_prompt_tokens_count \
+         request_generation_tokens_sum; do
   a=$(grep "^lockstep:$m{" "$tmp/metrics" | awk '{print $NF}') b=$(grep "^vllm:$m{" "$tmp/metrics" | awk '{print $NF}')
   [ -n "$a" ] && [ "$a" = "$b" ] || fail "/metrics: vllm:$m ($b) should equal lockstep:$m ($a)"
 done
