@@ -129,7 +129,9 @@ void EngineService::deliver(StepOutput& out) {
       metrics_.e2e.observe(std::chrono::duration<double>(now - t.arrival).count());
       metrics_.request_prompt_tokens.observe(static_cast<double>(t.prompt));
       metrics_.request_generation_tokens.observe(static_cast<double>(t.generated));
-      ++metrics_.requests_finished;
+      ++(e.finish == FinishReason::Length  ? metrics_.requests_at_length
+         : e.finish == FinishReason::Abort ? metrics_.requests_aborted
+                                           : metrics_.requests_stopped);
       token_times_.erase(e.id);
       streams_.erase(it);
     }

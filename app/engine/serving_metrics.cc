@@ -97,7 +97,11 @@ std::string ServingMetrics::render(const Snapshot& s, const std::string& model) 
   counter("prefix_cache_hits_total", AlsoVllm, "Prompt tokens found in the prefix cache.", s.prefix_hits);
   counter("prompt_tokens_total", AlsoVllm, "Prompt tokens of admitted requests.", prompt_tokens.load());
   counter("generation_tokens_total", AlsoVllm, "Generated tokens.", generation_tokens.load());
-  counter("request_success_total", AlsoVllm, "Requests that finished (stop or length).", requests_finished.load());
+  each_name("request_success_total", AlsoVllm, [&](const std::string& n) {
+    out += "# HELP " + n + " Requests that finished, by finished_reason (stop or length).\n# TYPE " + n + " counter\n";
+    out += n + "{" + labels + ",finished_reason=\"stop\"} " + std::to_string(requests_stopped.load()) + "\n";
+    out += n + "{" + labels + ",finished_reason=\"length\"} " + std::to_string(requests_at_length.load()) + "\n";
+  });
   counter("request_aborted_total", LockstepOnly, "Requests aborted (client gone, shutdown).", requests_aborted.load());
   counter("num_preemptions_total", AlsoVllm, "Sequences preempted for KV space and recomputed.", preemptions.load());
   histogram(ttft, "time_to_first_token_seconds", "Time from arrival to the first generated token.");

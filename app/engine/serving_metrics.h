@@ -35,8 +35,9 @@ class ServingMetrics {
   ServingMetrics();
   Histogram ttft, inter_token, e2e;
   Histogram request_prompt_tokens, request_generation_tokens;  // per finished request
-  std::atomic<std::uint64_t> prompt_tokens{0}, generation_tokens{0}, requests_finished{0}, requests_aborted{0},
-      preemptions{0};
+  std::atomic<std::uint64_t> prompt_tokens{0}, generation_tokens{0}, requests_aborted{0}, preemptions{0};
+  // Finished requests by vLLM's finished_reason label: "stop" (EOS, a stop token or string) and "length".
+  std::atomic<std::uint64_t> requests_stopped{0}, requests_at_length{0};
 
   struct Snapshot {
     std::size_t running = 0, waiting = 0;

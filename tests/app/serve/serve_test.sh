@@ -67,7 +67,11 @@ ttft_sum=$(awk '/^lockstep:time_to_first_token_seconds_sum/ {print $NF}' "$tmp/m
 e2e_sum=$(awk '/^lockstep:e2e_request_latency_seconds_sum/ {print $NF}' "$tmp/metrics")
 awk -v t="$ttft_sum" -v e="$e2e_sum" 'BEGIN {exit !(t > 0 && t <= e)}' || fail "/metrics: TTFT sum $ttft_sum (e2e $e2e_sum)"
 # Finished requests' lengths: as many as finished, their generated tokens within the counter's.
-finished=$(awk '/^lockstep:request_success_total/ {print $NF}' "$tmp/metrics")
+# request_success_total by finished_reason, as vLLM labels it: these requests stopped at max_tokens.
+grep -qE '^lockstep:request_success_total\{model_name="[^"]*",finished_reason="length"\} [1-9]' "$tmp/metrics" ||
+  fail "/metrics: request_success_total{finished_reason=\"length\"}"
+grep -q '^vllm:request_success_total{.*finished_reason="stop"}' "$tmp/metrics" || fail "/metrics: finished_reason=stop"
+finished=$(awk '/^lockstep:request_success_total/ {s += $NF} END {print s}' "$tmp/metrics")
 awk -v f="$finished" '/^lockstep:request_prompt_tokens_count/ {exit !($NF == f && f > 0)}' "$tmp/metrics" ||
   fail "/metrics: request_prompt_tokens_count should equal request_success_total ($finished)"
 gen_total=$(awk '/^lockstep:generation_tokens_total/ {print $NF}' "$tmp/metrics")
