@@ -115,24 +115,24 @@ void EngineService::deliver(StepOutput& out) {
   for (TokenEvent& e : out.tokens) {
     auto it = streams_.find(e.id);
     if (it == streams_.end()) continue;
-    // Time to first token counts from the request's arrival (queueing and prefill included), as
-    // vLLM's does.
-    TokenTimes& t = token_times_.try_emplace(e.id, TokenTimes{it->second->arrival(), it->second->arrival()}).first->second;
-    ++t.generated;
-    (t.first ? metrics_.ttft : metrics_.inter_token)
-        .observe(std::chrono::duration<double>(now - (t.first ? t.arrival : t.last)).count());
-    t.first = false;
-    t.last = now;
+    Running& r = it->second;
+    // Time to first token and end-to-end latency count from the request's arrival (queueing and
+    // prefill included), as vLLM's do.
+    const Clock::time_point arrival = r.stream->arrival();
+    (r.first ? metrics_.ttft : metrics_.inter_token)
+        .observe(std::chrono::duration<double>(now - (r.first ? arrival : r.last)).count());
+    r.first = false;
+    r.last = now;
+    ++r.generated;
     ++metrics_.generation_tokens;
-    it->second->push(e.token, e.finish, e.logprobs, std::move(e.prompt_logprobs));
+    r.stream->push(e.token, e.finish, e.logprobs, std::move(e.prompt_logprobs));
     if (e.finish != FinishReason::None) {
-      metrics_.e2e.observe(std::chrono::duration<double>(now - t.arrival).count());
-      metrics_.request_prompt_tokens.observe(static_cast<double>(t.prompt));
-      metrics_.request_generation_tokens.observe(static_cast<double>(t.generated));
+      metrics_.e2e.observe(std::chrono::duration<double>(now - arrival).count());
+      metrics_.request_prompt_tokens.observe(static_cast<double>(r.prompt));
+      metrics_.request_generation_tokens.observe(static_cast<double>(r.generated));
       ++(e.finish == FinishReason::Length  ? metrics_.requests_at_length
          : e.finish == FinishReason::Abort ? metrics_.requests_aborted
                                            : metrics_.requests_stopped);
-      token_times_.erase(e.id);
       streams_.erase(it);
     }
   }
@@ -153,18 +153,16 @@ void EngineService::run() {
         if (auto why = scheduler_.add(std::move(seq))) {
           stream->fail(400, *why);
         } else {
-          token_times_[id] = TokenTimes{stream->arrival(), stream->arrival(), true, prompt, 0};
-          streams_[id] = stream;
+          streams_[id] = Running{stream, {}, true, prompt, 0};
           metrics_.prompt_tokens += prompt;
         }
       }
       for (std::uint64_t id : aborts_) {
         if (scheduler_.abort(id)) ++metrics_.requests_aborted;
         if (auto it = streams_.find(id); it != streams_.end()) {
-          it->second->fail(499, "aborted");
+          it->second.stream->fail(499, "aborted");
           streams_.erase(it);
         }
-        token_times_.erase(id);
       }
       aborts_.clear();
       publish_state();
@@ -184,13 +182,12 @@ void EngineService::run() {
   // Whatever is left when the grace period ends is aborted.
   {
     std::lock_guard lock(mu_);
-    for (auto& [id, stream] : streams_) {
+    for (auto& [id, running] : streams_) {
       scheduler_.abort(id);
-      stream->fail(503, "the server shut down before this request finished");
+      running.stream->fail(503, "the server shut down before this request finished");
       ++metrics_.requests_aborted;
     }
     streams_.clear();
-    token_times_.clear();
   }
   engine_.shutdown();
   running_ = false;

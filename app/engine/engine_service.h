@@ -88,7 +88,6 @@ class EngineService {
   void deliver(StepOutput& out);
   void publish_state();  // engine thread, under mu_: the scheduler's and KV cache's figures
 
-
   LockstepEngine& engine_;
   Scheduler& scheduler_;
   BlockManager& blocks_;
@@ -101,14 +100,14 @@ class EngineService {
   ServingMetrics::Snapshot state_;
   std::deque<std::pair<std::unique_ptr<Sequence>, std::shared_ptr<RequestStream>>> incoming_;
   std::vector<std::uint64_t> aborts_;
-  std::map<std::uint64_t, std::shared_ptr<RequestStream>> streams_;  // engine thread only
-  // A running request's arrival, latest token and lengths (engine thread only): the histograms.
-  struct TokenTimes {
-    std::chrono::steady_clock::time_point arrival, last;
+  // An admitted request: its stream, and for the histograms its latest token's time and lengths.
+  struct Running {
+    std::shared_ptr<RequestStream> stream;
+    std::chrono::steady_clock::time_point last;  // of the latest token
     bool first = true;
     std::size_t prompt = 0, generated = 0;  // tokens
   };
-  std::map<std::uint64_t, TokenTimes> token_times_;
+  std::map<std::uint64_t, Running> streams_;  // engine thread only
   std::uint64_t next_id_ = 1;
   std::atomic<bool> stop_{false}, draining_{false}, running_{false};
   std::atomic<std::int64_t> step_started_ns_{0};  // 0 when not inside a step
