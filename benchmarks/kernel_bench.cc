@@ -17,6 +17,7 @@
 
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/flash_decoding.h"
 #include "kernels/dense_ops.h"
 #include "kernels/device_buffer.h"
 #include "kernels/dtype.h"
@@ -238,7 +239,11 @@ void bm_split_qkv_rope_cache(benchmark::State& state, std::int64_t tokens) {
 // Decode: one query token per sequence at position context-1, so each reads `context` cached
 // tokens, from blocks scattered over the cache as a block manager leaves them.
 const char* kernel_name(cuda::AttentionKernel kernel) {
-  return kernel == cuda::AttentionKernel::TensorCores ? "tensor_cores" : "cuda_cores";
+  switch (kernel) {
+    case cuda::AttentionKernel::TensorCores: return "tensor_cores";
+    case cuda::AttentionKernel::FlashDecoding: return "flash_decoding";
+    default: return "cuda_cores";
+  }
 }
 
 // Decode: `batch` sequences at `context` positions each, one query token per sequence; a W
@@ -246,6 +251,11 @@ const char* kernel_name(cuda::AttentionKernel kernel) {
 template <HalfFloat W = bf16>
 void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context,
                         cuda::AttentionKernel kernel, int splits = 0, bool warm = false) {
+  if (kernel == cuda::AttentionKernel::FlashDecoding &&
+      cuda::flash_decoding_splits(*g.ctx, batch, kHeads, kKvHeads, kHeadDim, context, splits) == 0) {
+    state.SkipWithError("flash-decoding does not take this step (it would fall back to CUDA cores)");
+    return;
+  }
   const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
   const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
   DeviceBuffer k = filled<W>(cache_floats, 10), v = filled<W>(cache_floats, 11);
@@ -357,23 +367,27 @@ void register_benchmarks() {
   for (const std::int64_t tokens : {1, 32})
     add("split_qkv_rope_cache/tokens:" + std::to_string(tokens),
         [=](benchmark::State& st) { bm_split_qkv_rope_cache(st, tokens); });
-  for (const cuda::AttentionKernel kernel : {cuda::AttentionKernel::CudaCores, cuda::AttentionKernel::TensorCores}) {
+  for (const cuda::AttentionKernel kernel : {cuda::AttentionKernel::FlashDecoding, cuda::AttentionKernel::CudaCores,
+                                             cuda::AttentionKernel::TensorCores}) {
     const std::string prefix = std::string("paged_attention/") + kernel_name(kernel);
+    const bool decode_only = kernel == cuda::AttentionKernel::FlashDecoding;
     for (const std::int64_t context : {256, 1024, 4096})  // 256: the decode benchmark's (prompt 128 + 256 new)
       for (const std::int64_t batch : {1, 8, 32})
         add(prefix + "/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context),
             [=](benchmark::State& st) { bm_paged_attention(st, batch, context, kernel); });
     // The 1k-in/1k-out offline run's decode: 256 sequences at 1.5k positions on average, and its
     // prefill steps: 8 prompts of 1024 tokens.
-    add(prefix + "/batch:256/ctx:1536", [=](benchmark::State& st) { bm_paged_attention(st, 256, 1536, kernel); });
-    for (const int splits : {1, 2, 3, 4})  // how the split count fills the waves of blocks
-      add(prefix + "/batch:256/ctx:1536/splits:" + std::to_string(splits),
-          [=](benchmark::State& st) { bm_paged_attention(st, 256, 1536, kernel, splits); });
     for (const std::int64_t batch : {1, 256})  // an fp16 cache (--dtype half)
       add(prefix + "/fp16/batch:" + std::to_string(batch) + "/ctx:1536",
           [=](benchmark::State& st) { bm_paged_attention<fp16>(st, batch, 1536, kernel); });
-    add(std::string("prefill_attention/") + kernel_name(kernel) + "/seqs:8/prompt:1024",
-        [=](benchmark::State& st) { bm_prefill_attention(st, 8, 1024, kernel); });
+    if (!decode_only) {  // flash-decoding takes neither: too many blocks for one wave, or not decode
+      add(prefix + "/batch:256/ctx:1536", [=](benchmark::State& st) { bm_paged_attention(st, 256, 1536, kernel); });
+      for (const int splits : {1, 2, 3, 4})  // how the split count fills the waves of blocks
+        add(prefix + "/batch:256/ctx:1536/splits:" + std::to_string(splits),
+            [=](benchmark::State& st) { bm_paged_attention(st, 256, 1536, kernel, splits); });
+      add(std::string("prefill_attention/") + kernel_name(kernel) + "/seqs:8/prompt:1024",
+          [=](benchmark::State& st) { bm_prefill_attention(st, 8, 1024, kernel); });
+    }
     // Batch-1 decode is a latency chain (the block's loads, its split's partial, the merge): how
     // the split count trades a shorter walk per block against the merge.
     for (const std::int64_t context : {256, 1024})

@@ -120,13 +120,16 @@ void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens
 // tables' capacity); when the batch alone does not fill the GPU, contexts are split across
 // blocks and merged (scratch). query_run: the longest run of consecutive tokens of one sequence
 // (1 at decode; a prefill chunk's length), which lets the tokens of a run share K/V reads.
-// Two kernels: CUDA cores (kernels/cuda/paged_attention.cu: any head_dim; Auto's choice for
-// small decode steps) and tensor cores (kernels/cuda/tensor_core_attention.cu: head_dim a
-// multiple of 8 up to 128, GPUs from Ampere on; Auto's choice for prefill and for decode steps
-// of many positions). A kernel asked for that cannot take the head_dim or the GPU falls back to
-// the CUDA-core one. splits: the blocks a decode token's context is cut over (at most 64; 0:
-// chosen to fill the GPU), for benchmarks that compare them.
-enum class AttentionKernel { Auto, CudaCores, TensorCores };
+// Three kernels: flash-decoding (kernels/cuda/flash_decoding.cu: decode steps whose contexts cut
+// into splits of at most 64 positions (32 at head_dim 256) fit the GPU in one wave, head_dim 64,
+// 128 or 256; Auto's choice for them), CUDA cores (kernels/cuda/paged_attention.cu: any head_dim;
+// Auto's choice for the other small decode steps) and tensor cores
+// (kernels/cuda/tensor_core_attention.cu: head_dim a multiple of 8 up to 128, GPUs from Ampere
+// on; Auto's choice for prefill and for decode steps of many positions). A kernel asked for that
+// cannot take the step, the head_dim or the GPU falls back to the CUDA-core one. splits: the
+// blocks a decode token's context is cut over (at most 64; 0: chosen to fill the GPU), for
+// benchmarks that compare them.
+enum class AttentionKernel { Auto, CudaCores, TensorCores, FlashDecoding };
 template <HalfFloat W>
 void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,

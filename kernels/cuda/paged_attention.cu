@@ -10,6 +10,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/flash_decoding.h"
 #include "kernels/cuda/split_kv_merge.cuh"
 #include "kernels/cuda/tensor_core_attention.h"
 #include "kernels/dense_ops.h"
@@ -371,6 +372,17 @@ void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W*
                                                                             << kv_heads);
   if (tokens == 0) return;
   const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
+  auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  if ((kernel == AttentionKernel::Auto || kernel == AttentionKernel::FlashDecoding) && query_run == 1 && aligned(q) &&
+      aligned(k_cache) && aligned(v_cache)) {
+    const int splits = flash_decoding_splits(ctx, tokens, heads, kv_heads, head_dim, context, splits_wanted);
+    if (splits > 0) {
+      flash_decoding(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
+                     block_tables, max_blocks, scale, out, splits);
+      return;
+    }
+  }
+  if (kernel == AttentionKernel::FlashDecoding) kernel = AttentionKernel::CudaCores;
   // Tensor cores for prefill: the tokens of a run share each K/V tile (8 prompts of 1024 tokens:
   // 1.9 ms, 7.4 on CUDA cores, on an H200), and for decode steps of 32k positions or more
   // (tokens x longest context), where they were faster at every size measured (kernel_bench,

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cuda/flash_decoding.h"
 #include "kernels/dense_ops.h"
 #include "kernels/device_buffer.h"
 #include "kernels/gpu_context.h"
@@ -358,8 +359,9 @@ TEST_F(CudaDenseOps, LinearSiluMulIsLinearThenSiluMul) {
 }
 
 // Decode (one token per sequence) and causal prefill chunks, GQA and MHA, over shuffled blocks,
-// on both kernels: CUDA cores (any head_dim) and tensor cores (head_dim a multiple of 8 up to
-// 128; the others fall back), with a bf16 and an fp16 cache. Tensor cores take q and the
+// on the three kernels: CUDA cores (any head_dim), tensor cores (head_dim a multiple of 8 up to
+// 128; the others fall back) and flash-decoding (decode steps it can split in one wave of blocks,
+// head_dim 64, 128 or 256; the others fall back), with a bf16 and an fp16 cache. Tensor cores take q and the
 // probabilities as high + low parts in the cache's type, so they are held to a tolerance near
 // fp32 (bf16 rounding alone is 2^-9 relative a value).
 TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
@@ -396,9 +398,14 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
       std::vector<float> want3(decode_size);
       cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), decode_tokens, s.heads, s.kv_heads, s.head_dim,
                            block_size, seq_of.data(), short_pos.data(), tables.data(), max_blocks, scale, want3.data());
-      for (const cuda::AttentionKernel kernel : {cuda::AttentionKernel::CudaCores, cuda::AttentionKernel::TensorCores}) {
+      for (const cuda::AttentionKernel kernel : {cuda::AttentionKernel::CudaCores, cuda::AttentionKernel::TensorCores,
+                                                 cuda::AttentionKernel::FlashDecoding}) {
         const bool tensor = kernel == cuda::AttentionKernel::TensorCores;
-        SCOPED_TRACE(tensor ? "tensor cores" : "CUDA cores");
+        SCOPED_TRACE(tensor ? "tensor cores" : kernel == cuda::AttentionKernel::CudaCores ? "CUDA cores" : "flash-decoding");
+        // Flash-decoding takes the decode tokens alone at 301 positions (and falls back elsewhere).
+        if (kernel == cuda::AttentionKernel::FlashDecoding &&
+            (s.head_dim == 64 || s.head_dim == 128 || s.head_dim == 256))
+          EXPECT_GT(cuda::flash_decoding_splits(ctx(), decode_tokens, s.heads, s.kv_heads, s.head_dim, 301, 0), 0);
         const float abs_tol = tensor ? 5e-5f : 2e-5f, rel_tol = tensor ? 2e-4f : 1e-4f;
         // max_context 0: the tables' 384 positions; 301: the exact bound of the decode tokens (the
         // prefill's are below it); 4096: as many decode splits as fit the GPU (its SM count
