@@ -194,18 +194,14 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, g = lane / 4, tq = lane % 4;
   const std::int64_t group = heads / kv_heads, hc = min(group, static_cast<std::int64_t>(kHeadChunk));
   const std::int64_t chunks = (group + hc - 1) / hc;
-  // blockIdx.x = token tile x head blocks + head block: a token's KV heads run side by side, so
-  // the 1 KB cache rows (all KV heads of a position) are read whole at about the same time; with
-  // the tokens on x, a wave read one KV head's 256 bytes of every row and the next wave the others.
-  const std::int64_t head_blocks = kv_heads * chunks, head_block = blockIdx.x % head_blocks;
-  const std::int64_t kvh = head_block / chunks, chunk = head_block % chunks;
+  const std::int64_t kvh = blockIdx.y / chunks, chunk = blockIdx.y % chunks;
   const std::int64_t h0 = kvh * group + chunk * hc;  // this block's first query head
   const int nh = static_cast<int>(min(hc, group - chunk * hc));
   const std::int64_t row = kv_heads * D, head_offset = kvh * D;
   const int bs = static_cast<int>(block_size);
   const float scale2 = scale * kLog2e;  // scores in log2 units: exp2 below
   const StageLayout layout(D);
-  const std::int64_t t_begin = static_cast<std::int64_t>(blockIdx.x) / head_blocks * tile_tokens;
+  const std::int64_t t_begin = static_cast<std::int64_t>(blockIdx.x) * tile_tokens;
   const std::int64_t t_end = min(tokens, t_begin + tile_tokens);
 
   for (std::int64_t run = t_begin, run_end; run < t_end; run = run_end) {
@@ -415,7 +411,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
   }
   // Splits only at decode (tile_tokens 1): one token, heads h0 .. h0 + nh.
   if (gridDim.z > 1)
-    merge_splits_if_last(partial, counters + t_begin * head_blocks + head_block, t_begin * heads + h0, nh, D,
+    merge_splits_if_last(partial, counters + t_begin * gridDim.y + blockIdx.y, t_begin * heads + h0, nh, D,
                          reinterpret_cast<float*>(tc_attention_smem), out);
 }
 
@@ -474,8 +470,7 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
                                               partial_stride(static_cast<int>(head_dim)) * sizeof(float)));
     counters = ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks));
   }
-  LS_CHECK(tiles * head_blocks < (std::int64_t{1} << 31), "tensor_core_attention: " << tiles * head_blocks << " blocks");
-  const dim3 grid(static_cast<unsigned>(tiles * head_blocks), 1, static_cast<unsigned>(splits));
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
   using T = device_t<W>;
   auto attend = [&](auto kernel, std::size_t smem) {
     launch_with_smem(ctx, kernel, grid, kThreads, smem, q, on_device(k_cache), on_device(v_cache),
