@@ -32,7 +32,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -171,20 +170,6 @@ __device__ void stage_kv(T* k_s, T* v_s, const T* k_cache, const T* v_cache, std
   __pipeline_commit();
 }
 
-// Asks L2 for the K and V rows of position p (a thread a row and matrix: 2 x kPositions threads
-// cover a tile) whose block-table entry was loaded earlier (entry; p >= end: nothing). A tile's
-// shared memory bounds the bytes a block has in flight with cp.async; rows already in L2 arrive
-// in a fraction of the time.
-template <typename T>
-__device__ __forceinline__ void prefetch_row_l2(const T* k_cache, const T* v_cache, std::int64_t row,
-                                                std::int64_t head_offset, int entry, int block_size, std::int64_t p,
-                                                std::int64_t end, int D) {
-  if (p >= end) return;
-  const std::int64_t slot = static_cast<std::int64_t>(entry) * block_size + p % block_size;
-  const char* base = reinterpret_cast<const char*>((threadIdx.x < kPositions ? k_cache : v_cache) + slot * row + head_offset);
-  for (int b = 0; b < D * static_cast<int>(sizeof(T)); b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(base + b));
-}
-
 // T: the cache's device type, __nv_bfloat16 or __half. kRows: kRunRows or kDecodeRows (3 blocks
 // an SM: 161 registers a thread at head_dim 128, within the 170 that allows).
 template <typename T, int kMaxD, int kRows>
@@ -193,7 +178,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
                                  std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
                                  const int* seq_of, const int* pos, const int* block_tables,
                                  std::int64_t max_blocks, float scale, int tile_tokens, float* out, float* partial,
-                                 int* counters, int prefetch_tiles) {
+                                 int* counters) {
   dependent_launch_enter();
   using S = Smem<kMaxD, kRows>;
   constexpr int kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
@@ -269,18 +254,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     if (begin < end)
       stage_kv<T, kMaxD, kRows>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
                          begin, begin, end);
-    static_assert(2 * kPositions == kThreads, "prefetch: a thread a row of K or V");
-    const int pf_row = tid % kPositions;
-    for (int k = 2; k < 1 + prefetch_tiles; ++k) {  // the tiles before the first the loop prefetches
-      const std::int64_t p = begin + k * kPositions + pf_row;
-      if (p < end) prefetch_row_l2(k_cache, v_cache, row, head_offset, table[p / bs], bs, p, end, D);
-    }
     for (std::int64_t p0 = begin, stage = 0; p0 < end; p0 += kPositions, stage ^= 1) {
-      // This tile's prefetch: prefetch_tiles past the one staged next; its table entry loads now,
-      // and is used after the tile's math, so that no warp waits for it.
-      const std::int64_t pf = p0 + (2 + prefetch_tiles) * kPositions - kPositions + pf_row;
-      const bool pf_on = prefetch_tiles > 0 && pf < end;
-      const int pf_entry = pf_on ? table[pf / bs] : 0;
       if (p0 + kPositions < end) {
         T* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
         stage_kv<T, kMaxD, kRows>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
@@ -376,7 +350,6 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
           }
         }
       }
-      if (pf_on) prefetch_row_l2(k_cache, v_cache, row, head_offset, pf_entry, bs, pf, end, D);
       __syncthreads();  // the next stage's copy overwrites this tile
     }
 
@@ -465,15 +438,6 @@ bool tensor_core_attention_supports(const GpuContext& ctx, std::int64_t head_dim
          ctx.max_block_shared_memory() >= smem;
 }
 
-// Tiles a decode block prefetches into L2 ahead of the one it stages next (A/B experiment knob).
-int l2_prefetch_tiles() {
-  static const int tiles = [] {
-    const char* v = std::getenv("LOCKSTEP_ATTENTION_L2_PREFETCH");
-    return v ? std::atoi(v) : 0;
-  }();
-  return tiles;
-}
-
 template <HalfFloat W>
 void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache,
                            std::int64_t tokens, std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim,
@@ -511,7 +475,7 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
   auto attend = [&](auto kernel, std::size_t smem) {
     launch_with_smem(ctx, kernel, grid, kThreads, smem, q, on_device(k_cache), on_device(v_cache),
                      static_cast<int>(head_dim), tokens, heads, kv_heads, block_size, seq_of, pos, block_tables,
-                     max_blocks, scale, tile_tokens, out, partial, counters, tile_tokens == 1 ? l2_prefetch_tiles() : 0);
+                     max_blocks, scale, tile_tokens, out, partial, counters);
   };
   if (tile_tokens == 1) {  // decode: a token's heads, 16 rows at most
     if (head_dim <= 64) attend(allow_smem<T, 64, kDecodeRows>(), Smem<64, kDecodeRows>::kBytes);
