@@ -37,25 +37,27 @@ __device__ inline void merge_splits_if_last(const float* partial, int* counter, 
   const int splits = gridDim.z, stride = partial_stride(D), lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   // The other blocks' partials through L2 (__ldcg): this SM's L1 never held them, but say so.
   // Loops kept rolled (unroll 1): the merge runs once per launch, and its code is fetched cold.
+  // A lane holds splits lane and lane + 32 (kMaxSplits <= 64): m and l are read once, together.
+  static_assert(kMaxSplits <= 2 * kWarp, "two splits a lane");
 #pragma unroll 1
   for (int i = warp; i < n; i += blockDim.x / kWarp) {
     const float* p = partial + (th0 + i) * splits * stride + D;  // {m, l} of split 0
-    float M = -INFINITY;
-#pragma unroll 1
-    for (int sp = lane; sp < splits; sp += kWarp)
-      if (__ldcg(p + sp * stride + 1) > 0.0f) M = fmaxf(M, __ldcg(p + sp * stride));
-    M = warp_max(M);
-    float L = 0.0f;
-#pragma unroll 1
-    for (int sp = lane; sp < splits; sp += kWarp) {
-      const float l = __ldcg(p + sp * stride + 1);
-      const float e = l > 0.0f ? expf(__ldcg(p + sp * stride) - M) : 0.0f;  // an empty split has l = 0
-      w_s[i * kMaxSplits + sp] = e;
-      L += l * e;
+    float m[2], l[2];
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const int sp = lane + k * kWarp;
+      m[k] = sp < splits ? __ldcg(p + sp * stride) : -INFINITY;
+      l[k] = sp < splits ? __ldcg(p + sp * stride + 1) : 0.0f;
     }
-    L = warp_sum(L);
-#pragma unroll 1
-    for (int sp = lane; sp < splits; sp += kWarp) w_s[i * kMaxSplits + sp] /= L;
+    // An empty split has l = 0 (and m = -inf): it takes no part in the max and gets weight 0.
+    const float M = warp_max(fmaxf(l[0] > 0.0f ? m[0] : -INFINITY, l[1] > 0.0f ? m[1] : -INFINITY));
+    float e[2];
+#pragma unroll
+    for (int k = 0; k < 2; ++k) e[k] = l[k] > 0.0f ? expf(m[k] - M) : 0.0f;
+    const float L = warp_sum(l[0] * e[0] + l[1] * e[1]);
+#pragma unroll
+    for (int k = 0; k < 2; ++k)
+      if (lane + k * kWarp < splits) w_s[i * kMaxSplits + lane + k * kWarp] = e[k] / L;
   }
   __syncthreads();
   const int quads = D / 4;
