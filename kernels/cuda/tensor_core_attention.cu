@@ -148,26 +148,30 @@ struct StageLayout {
       : piece(threadIdx.x % (D / 8)), row0(threadIdx.x / (D / 8)), rows_per_pass(kThreads / (D / 8)) {}
 };
 
-// Positions [p0, p0 + kPositions) of K and V (head kvh) into the stage's tiles, D T a row in
-// 16-byte copies (D % 8 == 0), one block-table lookup per row a thread copies (32-bit: positions
-// fit int, the max model len). Positions from `end` on copy position `begin` instead: finite
-// values whose probability is 0, where stale or unwritten shared memory could hold NaNs.
-// (Reading a thread's table entries all before its copies, so that they are not one L2 round
-// trip after another, measured no better: 350 us at 256 x 1536, offline 10240 tok/s; not kept.)
+// A tile's K and V rows (head kvh) into the stage's tiles, D T a row in 16-byte copies (D % 8 ==
+// 0), from the tile's cache slots (slots[r]: position p0 + r, see tile_slot).
 template <typename T, int kMaxD, int kRows>
 __device__ void stage_kv(T* k_s, T* v_s, const T* k_cache, const T* v_cache, std::int64_t row, std::int64_t head_offset,
-                         const StageLayout& layout, const int* table, int block_size, std::int64_t p0,
-                         std::int64_t begin, std::int64_t end) {
+                         const StageLayout& layout, const std::int64_t* slots) {
   const int c = layout.piece * 8;
   for (int r = layout.row0; r < kPositions && layout.row0 < layout.rows_per_pass; r += layout.rows_per_pass) {
-    const int p = static_cast<int>(p0 + r < end ? p0 + r : begin);
-    const std::int64_t slot = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
-    const std::int64_t offset = slot * row + head_offset + c;
+    const std::int64_t offset = slots[r] * row + head_offset + c;
     const int to = Smem<kMaxD, kRows>::at(r, c);
     __pipeline_memcpy_async(k_s + to, k_cache + offset, 16);
     __pipeline_memcpy_async(v_s + to, v_cache + offset, 16);
   }
   __pipeline_commit();
+}
+
+// The cache slot of position p (< end) from its block-table entry; positions from `end` on take
+// `begin`'s slot instead: finite values whose probability is 0, where stale or unwritten shared
+// memory could hold NaNs. A tile's 64 slots are worked out once, a thread a position, a tile
+// ahead of their copies (each of the copying threads used to look up every row it copied: a
+// block-table load, a division and a remainder per row, most of a tile's instructions at decode,
+// where the kernel is bound by instruction issue on few warps).
+__device__ __forceinline__ int slot_position(int p, int begin, int end) { return p < end ? p : begin; }
+__device__ __forceinline__ std::int64_t tile_slot(int entry, int p, int block_size) {
+  return static_cast<std::int64_t>(entry) * block_size + p % block_size;
 }
 
 // T: the cache's device type, __nv_bfloat16 or __half. kRows: kRunRows or kDecodeRows (3 blocks
@@ -190,6 +194,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
   __shared__ int limit_s[kRows];                                       // a row's last visible position
   __shared__ float m_s[kWarps][16], l_s[kWarps][16];                   // per way, per row of its row tile
   __shared__ float row_m_s[kRows], row_l_s[kRows];
+  __shared__ std::int64_t slot_s[2][kPositions];                       // the cache slots of a stage's tile
 
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, g = lane / 4, tq = lane % 4;
   const std::int64_t group = heads / kv_heads, hc = min(group, static_cast<std::int64_t>(kHeadChunk));
@@ -234,6 +239,12 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     const std::int64_t begin = static_cast<std::int64_t>(blockIdx.z) * split_len;
     const std::int64_t end = min(context, begin + split_len);
     const int* table = block_tables + static_cast<std::int64_t>(seq) * max_blocks;
+    // Positions fit int (the max model len). The slots of the first two tiles.
+    const int begin_i = static_cast<int>(begin), end_i = static_cast<int>(end);
+    if (tid < 2 * kPositions && begin_i < end_i) {
+      const int p = slot_position(begin_i + tid, begin_i, end_i);
+      slot_s[tid / kPositions][tid % kPositions] = tile_slot(table[p / bs], p, bs);
+    }
     __syncthreads();
 
     const int row_a = my_tile * 16 + g, row_b = row_a + 8;
@@ -252,13 +263,19 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
 
     if (begin < end)
-      stage_kv<T, kMaxD, kRows>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
-                         begin, begin, end);
-    for (std::int64_t p0 = begin, stage = 0; p0 < end; p0 += kPositions, stage ^= 1) {
-      if (p0 + kPositions < end) {
+      stage_kv<T, kMaxD, kRows>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, slot_s[0]);
+    static_assert(kPositions <= kThreads, "a thread a position's slot");
+    for (int p0 = begin_i, stage = 0; p0 < end_i; p0 += kPositions, stage ^= 1) {
+      // The block-table entry of the tile after next (its slots go where this tile's were, once
+      // the tile's math is done): loaded now, used then, so that no thread waits on it.
+      const int p_ahead = p0 + 2 * kPositions + tid;
+      const bool ahead = tid < kPositions && p0 + 2 * kPositions < end_i;
+      const int p_slot = slot_position(p_ahead, begin_i, end_i);
+      const int entry_ahead = ahead ? table[p_slot / bs] : 0;
+      if (p0 + kPositions < end_i) {
         T* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
-        stage_kv<T, kMaxD, kRows>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout, table, bs,
-                           p0 + kPositions, begin, end);
+        stage_kv<T, kMaxD, kRows>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout,
+                                  slot_s[stage ^ 1]);
         __pipeline_wait_prior(1);
       } else {
         __pipeline_wait_prior(0);
@@ -296,9 +313,9 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
         for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const std::int64_t p = p0 + s0 + nt * 8 + 2 * tq + (e & 1);
+            const int p = p0 + s0 + nt * 8 + 2 * tq + (e & 1);
             const int limit = e < 2 ? limit_a : limit_b;
-            sc[nt][e] = p <= limit && p < end ? sc[nt][e] * scale2 : -INFINITY;
+            sc[nt][e] = p <= limit && p < end_i ? sc[nt][e] * scale2 : -INFINITY;
             if (e < 2) mx_a = fmaxf(mx_a, sc[nt][e]);
             else mx_b = fmaxf(mx_b, sc[nt][e]);
           }
@@ -322,8 +339,12 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
           }
         l_a = l_a * c_a + pr[0][0] + pr[0][1] + pr[1][0] + pr[1][1];
         l_b = l_b * c_b + pr[0][2] + pr[0][3] + pr[1][2] + pr[1][3];
+        // Rescale the output only when some row's max moved (c = 1 exactly otherwise): past the
+        // first positions it rarely does, and it is kMaxD / 2 multiplications a lane.
+        if (__any_sync(0xffffffffu, c_a != 1.0f || c_b != 1.0f)) {
 #pragma unroll
-        for (int n = 0; n < kDTiles; ++n) o[n][0] *= c_a, o[n][1] *= c_a, o[n][2] *= c_b, o[n][3] *= c_b;
+          for (int n = 0; n < kDTiles; ++n) o[n][0] *= c_a, o[n][1] *= c_a, o[n][2] *= c_b, o[n][3] *= c_b;
+        }
         // The probabilities as the A fragment (16 rows x 16 positions), high and low parts.
         unsigned ph[4], pl[4];
         split_x2<T>(pr[0][0], pr[0][1], ph[0], pl[0]);
@@ -350,6 +371,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
           }
         }
       }
+      if (ahead) slot_s[stage][tid] = tile_slot(entry_ahead, p_slot, bs);
       __syncthreads();  // the next stage's copy overwrites this tile
     }
 
