@@ -85,6 +85,29 @@ TEST(ConnectionThreads, PastTheCapJobsWaitForAThread) {
   EXPECT_EQ(third.load(), 1);
 }
 
+// A burst's threads end once idle past the timeout, all but keep_idle; the pool serves the next
+// burst as before.
+TEST(ConnectionThreads, IdleThreadsEndAfterTheTimeoutButAFew) {
+  ConnectionThreads pool(64, 50ms, 2);
+  Gate burst;
+  for (int i = 0; i < 10; ++i) pool.enqueue([&] { burst.arrive_and_wait(); });
+  ASSERT_TRUE(burst.wait_for_arrivals(10, 10s));
+  EXPECT_EQ(pool.threads(), 10u);
+  burst.open();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (pool.threads() > 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(pool.threads(), 2u) << "idle threads did not end";
+  std::this_thread::sleep_for(200ms);  // several timeouts later, the kept ones stay
+  EXPECT_EQ(pool.threads(), 2u);
+  Gate next;
+  for (int i = 0; i < 5; ++i) pool.enqueue([&] { next.arrive_and_wait(); });
+  EXPECT_TRUE(next.wait_for_arrivals(5, 10s)) << next.arrived() << " of 5 jobs started";
+  EXPECT_EQ(pool.threads(), 5u);
+  next.open();
+  pool.shutdown();
+  EXPECT_EQ(pool.threads(), 0u);
+}
+
 // The server as lockstep serve builds it: with requests holding threads (as streams do), /health
 // still answers at once.
 TEST(ConnectionThreads, HealthAnswersWhileStreamsHoldThreads) {
