@@ -217,19 +217,13 @@ void flash_decoding(GpuContext& ctx, const float* q, const W* k_cache, const W* 
            "flash_decoding: q and the caches must be 16-byte aligned");
   if (tokens == 0) return;
   const std::int64_t group = heads / kv_heads, head_blocks = kv_heads * ((group + kGroup - 1) / kGroup);
-  float* partial = nullptr;
-  int* counters = nullptr;
-  if (splits > 1) {
-    partial = static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *
-                                              partial_stride(static_cast<int>(head_dim)) * sizeof(float)));
-    counters = ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks));
-  }
+  const SplitScratch scratch = split_scratch(ctx, tokens, heads, head_blocks, head_dim, splits);
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
   using T = device_t<W>;
   auto attend = [&](auto kernel) {
     launch(ctx, kernel, grid, kThreads, q, on_device(k_cache), on_device(v_cache), static_cast<int>(heads),
            static_cast<int>(kv_heads), static_cast<int>(block_size), seq_of, pos, block_tables,
-           static_cast<int>(max_blocks), scale, out, partial, counters);
+           static_cast<int>(max_blocks), scale, out, scratch.partial, scratch.counters);
   };
   if (head_dim == 64) attend(flash_decoding_kernel<T, 64>);
   else if (head_dim == 128) attend(flash_decoding_kernel<T, 128>);

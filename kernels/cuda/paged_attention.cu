@@ -413,16 +413,13 @@ void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W*
           ? std::min(splits_wanted, kMaxSplits)
           : static_cast<int>(std::clamp<std::int64_t>(std::min(wanted, (context + kMinSplitLen - 1) / kMinSplitLen),
                                                       1, kMaxSplits));
-  const std::size_t partial_bytes =
-      static_cast<std::size_t>(tokens * heads * splits) * partial_stride(static_cast<int>(head_dim)) * sizeof(float);
-  float* partial = splits > 1 ? static_cast<float*>(ctx.scratch(partial_bytes)) : nullptr;
-  int* counters = splits > 1 ? ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks)) : nullptr;
+  const SplitScratch scratch = split_scratch(ctx, tokens, heads, head_blocks, head_dim, splits);
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
   using T = device_t<W>;
   auto attend = [&](auto kernel, int max_d) {
     launch_with_smem(ctx, kernel, grid, kAttnThreads, v_tile_bytes<T>(max_d), q, on_device(k_cache),
                      on_device(v_cache), static_cast<int>(head_dim), heads, kv_heads, block_size, seq_of, pos,
-                     block_tables, max_blocks, scale, out, partial, counters, query_run == 1 ? 1 : 0);
+                     block_tables, max_blocks, scale, out, scratch.partial, scratch.counters, query_run == 1 ? 1 : 0);
   };
   if (head_dim <= 64) attend(allow_v_tile<T, 64>(), 64);
   else if (head_dim <= 128) attend(allow_v_tile<T, 128>(), 128);

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/device_math.cuh"
+#include "kernels/gpu_context.h"
 
 namespace lockstep::cuda {
 
@@ -14,6 +15,20 @@ namespace lockstep::cuda {
 // D + 4 floats so that every acc row is 16-byte aligned.
 __host__ __device__ constexpr int partial_stride(int D) { return D + 4; }
 constexpr int kMaxSplits = 64;
+
+// What a launch of `splits` splits a (token, head block) needs: the partials of every (token,
+// head, split) and a zeroed counter per (token, head block); none for one split.
+struct SplitScratch {
+  float* partial = nullptr;
+  int* counters = nullptr;
+};
+inline SplitScratch split_scratch(GpuContext& ctx, std::int64_t tokens, std::int64_t heads, std::int64_t head_blocks,
+                                  std::int64_t head_dim, int splits) {
+  if (splits <= 1) return {};
+  return {static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *
+                                          partial_stride(static_cast<int>(head_dim)) * sizeof(float))),
+          ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks))};
+}
 
 // Every split of a (token, head chunk) has written its partial per head; the last of them to
 // finish (a counter per (token, head chunk), left at 0 for the next launch) merges them:

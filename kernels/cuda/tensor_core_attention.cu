@@ -485,19 +485,13 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
     splits = static_cast<int>(
         std::clamp<std::int64_t>(std::min(wanted, (context + 2 * kPositions - 1) / (2 * kPositions)), 1, kMaxSplits));
   }
-  float* partial = nullptr;
-  int* counters = nullptr;
-  if (splits > 1) {
-    partial = static_cast<float*>(ctx.scratch(static_cast<std::size_t>(tokens * heads * splits) *
-                                              partial_stride(static_cast<int>(head_dim)) * sizeof(float)));
-    counters = ctx.zeroed_counters(static_cast<std::size_t>(tokens * head_blocks));
-  }
+  const SplitScratch scratch = split_scratch(ctx, tokens, heads, head_blocks, head_dim, splits);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
   using T = device_t<W>;
   auto attend = [&](auto kernel, std::size_t smem) {
     launch_with_smem(ctx, kernel, grid, kThreads, smem, q, on_device(k_cache), on_device(v_cache),
                      static_cast<int>(head_dim), tokens, heads, kv_heads, block_size, seq_of, pos, block_tables,
-                     max_blocks, scale, tile_tokens, out, partial, counters);
+                     max_blocks, scale, tile_tokens, out, scratch.partial, scratch.counters);
   };
   if (tile_tokens == 1) {  // decode: a token's heads, 16 rows at most
     if (head_dim <= 64) attend(allow_smem<T, 64, kDecodeRows>(), Smem<64, kDecodeRows>::kBytes);
