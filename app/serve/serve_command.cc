@@ -56,7 +56,8 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& o) {
   cmd->add_option("--max-waiting-requests", o.max_waiting_requests, "Queued requests beyond which new ones get 429")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--http-threads", o.http_threads,
-                  "Most connections served at once (a stream holds one; threads start as connections need them and end after a minute idle)")
+                  "Most connections served at once (a stream holds one; threads start as connections need them "
+                  "and end after a minute idle)")
       ->check(CLI::PositiveNumber);
   return cmd;
 }

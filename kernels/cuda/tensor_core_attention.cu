@@ -21,9 +21,10 @@
 // K and V tiles of 64 positions are copied to shared memory with cp.async, double-buffered: the
 // next tile is in flight while this one computes. Decode blocks (one token) may also split the
 // context over gridDim.z blocks (split_kv_merge.cuh), as the CUDA-core kernel does. A decode
-// variant with 3 stages (its q area cut to 16 rows) and each tile's block-table entries loaded a
-// tile ahead measured slower on an H200 (batch 256 x 1536 positions: 374 -> 524 us;
-// benchmarks/RESULTS.md, 2026-12-02). Decode is latency-bound on too few warps (Nsight Compute:
+// variant with 3 stages (its q area cut to 16 rows) measured slower on an H200 (batch 256 x 1536
+// positions: 374 -> 524 us; benchmarks/RESULTS.md, 2026-12-02), as did prefetching tiles into L2
+// ahead of the copies (322 -> 366 us, eighth session); working out a tile's cache slots once, a
+// tile ahead, instead of in every copying thread, was faster (322 -> 297 us). Decode is latency-bound on too few warps (Nsight Compute:
 // 2 blocks an SM, limited by shared memory), so its blocks hold 16 query rows, not 64, and the
 // tiles are unpadded with their 16-byte pieces XOR-swizzled (see Smem) instead of a 16-byte pad
 // a row: 72 KB a block, 3 an SM (343 -> 321 us at batch 256 x 1536 positions).
@@ -175,7 +176,7 @@ __device__ __forceinline__ std::int64_t tile_slot(int entry, int p, int block_si
 }
 
 // T: the cache's device type, __nv_bfloat16 or __half. kRows: kRunRows or kDecodeRows (3 blocks
-// an SM: 161 registers a thread at head_dim 128, within the 170 that allows).
+// an SM: 160 registers a thread at head_dim 128, within the 170 that allows).
 template <typename T, int kMaxD, int kRows>
 __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     tensor_core_attention_kernel(const float* q, const T* k_cache, const T* v_cache, int D, std::int64_t tokens,
