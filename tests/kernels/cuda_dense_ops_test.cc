@@ -401,9 +401,8 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
       for (const cuda::AttentionKernel kernel : {cuda::AttentionKernel::CudaCores, cuda::AttentionKernel::TensorCores,
                                                  cuda::AttentionKernel::FlashDecoding}) {
         const bool tensor = kernel == cuda::AttentionKernel::TensorCores;
-        SCOPED_TRACE(tensor                                           ? "tensor cores"
-                     : kernel == cuda::AttentionKernel::CudaCores ? "CUDA cores"
-                                                                  : "flash-decoding");
+        const bool cores = kernel == cuda::AttentionKernel::CudaCores;
+        SCOPED_TRACE(tensor ? "tensor cores" : cores ? "CUDA cores" : "flash-decoding");
         // Flash-decoding takes the decode tokens alone at 301 positions (and falls back elsewhere).
         if (kernel == cuda::AttentionKernel::FlashDecoding &&
             (s.head_dim == 64 || s.head_dim == 128 || s.head_dim == 256))
