@@ -203,13 +203,14 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
 
   while (!rt->scheduler().idle()) {
     StepOutput step = rt->engine().step();
+    const double step_sec = std::chrono::duration<double>(Clock::now() - start).count();
     for (TokenEvent& e : step.tokens) {
       auto it = by_seq.find(e.id);
       if (it == by_seq.end()) continue;
       auto [p, c] = it->second;
       ChoiceOutput& choice = *p->choices[c];
       if (!e.prompt_logprobs.empty()) choice.set_prompt_logprobs(std::move(e.prompt_logprobs));
-      progress.on_token();
+      progress.on_token(step_sec);
       choice.on_token(e.token, e.logprobs ? &*e.logprobs : nullptr);
       FinishReason reason = e.finish;
       if (reason == FinishReason::None && choice.stopped()) {  // a stop string: end it now

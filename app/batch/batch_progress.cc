@@ -6,8 +6,8 @@
 
 namespace lockstep {
 
-void BatchProgress::on_token() {
-  ++generated_;
+void BatchProgress::on_token(double elapsed) {
+  if (generated_++ == 0) first_token_at_ = elapsed;
   if (tokens_left_ > 0) --tokens_left_;
 }
 
@@ -19,11 +19,14 @@ void BatchProgress::choice_finished(int max_tokens, std::size_t generated) {
 
 double BatchProgress::eta_seconds(double elapsed) const {
   if (finished_ >= requests_) return 0;
-  if (!(elapsed > 0) || generated_ == 0) return -1;
-  const double by_tokens = static_cast<double>(tokens_left_) / (static_cast<double>(generated_) / elapsed);
-  if (finished_ == 0) return by_tokens;
+  constexpr double kMinSample = 1.0;  // seconds of tokens before their pace says anything
+  const double since_first = elapsed - first_token_at_;
+  const double by_tokens = generated_ > 1 && since_first >= kMinSample
+                               ? static_cast<double>(tokens_left_) / (static_cast<double>(generated_ - 1) / since_first)
+                               : -1;
+  if (finished_ == 0 || !(elapsed > 0)) return by_tokens;
   const double by_requests = elapsed / static_cast<double>(finished_) * static_cast<double>(requests_ - finished_);
-  return std::min(by_tokens, by_requests);
+  return by_tokens < 0 ? by_requests : std::min(by_tokens, by_requests);
 }
 
 std::string BatchProgress::line(double elapsed) const {
