@@ -140,6 +140,7 @@ class CudaDenseTransformer::StageIn final : public Stage {
   int max_blocks_ = 0;  // this step's block-table width
   int max_context_ = 0;  // this step's longest context (largest position + 1)
   std::int64_t query_run_ = 1;  // this step's longest run of one sequence's tokens
+  std::int64_t single_runs_ = 0;  // its leading tokens that are runs of one (decodes, scheduled first)
   GpuContext ctx_;
   StepGapMeter gaps_;  // the host's share of a step, logged at debug level
   DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_;
@@ -274,10 +275,18 @@ void CudaDenseTransformer::StageIn<W>::attention(Layer& L, std::int64_t T, const
   cuda::split_qkv_rope_cache(ctx_, qkv, T, qh, kvh, hd, ptr<W>(L.qkv_bias), positions,
                              static_cast<const float*>(inv_freq_.data()), static_cast<const std::int64_t*>(w.slots.data()),
                              q, static_cast<W*>(L.k_cache.data()), static_cast<W*>(L.v_cache.data()));
-  cuda::paged_attention(ctx_, q, ptr<W>(L.k_cache), ptr<W>(L.v_cache),
-                        T, qh, kvh, hd, block_size_, static_cast<const int*>(w.seq_of.data()), positions,
-                        static_cast<const int*>(w.tables.data()), max_blocks_, attention_softmax_scale(config_),
-                        att, max_context_, query_run_);
+  // A step mixing decodes with prefill chunks attends in two launches: the decodes as a decode
+  // step (a block per token, contexts split), then the chunks (their tokens sharing K/V tiles).
+  // In one launch the decodes would be packed several to a block, one after the other.
+  const std::int64_t decodes = query_run_ > 1 ? single_runs_ : 0;
+  auto attend = [&](std::int64_t first, std::int64_t count, std::int64_t run) {
+    cuda::paged_attention(ctx_, q + first * qh * hd, ptr<W>(L.k_cache), ptr<W>(L.v_cache), count, qh, kvh, hd,
+                          block_size_, static_cast<const int*>(w.seq_of.data()) + first, positions + first,
+                          static_cast<const int*>(w.tables.data()), max_blocks_, attention_softmax_scale(config_),
+                          att + first * qh * hd, max_context_, run);
+  };
+  if (decodes > 0) attend(0, decodes, 1);
+  attend(decodes, T - decodes, query_run_);
   cuda::linear(ctx_, att, T, qh * hd, ptr<W>(L.o), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
@@ -351,6 +360,10 @@ float* CudaDenseTransformer::StageIn<W>::local_logits(const ForwardBatch& b) {
   for (std::int64_t i = 0, run = 0; i < T; ++i) {
     run = i > 0 && b.seq_of_token[i] == b.seq_of_token[i - 1] ? run + 1 : 1;
     query_run_ = std::max(query_run_, run);
+  }
+  for (single_runs_ = 0; single_runs_ < T; ++single_runs_) {
+    const std::int64_t i = single_runs_;
+    if (i + 1 < T && b.seq_of_token[i + 1] == b.seq_of_token[i]) break;  // a chunk starts here
   }
   w.upload(w.ids, b.token_ids, stream);
   w.upload(w.positions, b.positions, stream);

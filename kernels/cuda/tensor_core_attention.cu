@@ -27,7 +27,10 @@
 // tile ahead, instead of in every copying thread, was faster (322 -> 297 us). Decode is latency-bound on too few warps (Nsight Compute:
 // 2 blocks an SM, limited by shared memory), so its blocks hold 16 query rows, not 64, and the
 // tiles are unpadded with their 16-byte pieces XOR-swizzled (see Smem) instead of a 16-byte pad
-// a row: 72 KB a block, 3 an SM (343 -> 321 us at batch 256 x 1536 positions).
+// a row: 72 KB a block, 3 an SM (343 -> 321 us at batch 256 x 1536 positions). With q folded
+// (see the kernel) it reads at 78% of the H200's DRAM peak there (Nsight Compute, ninth session).
+// Single-token runs of a mixed step come as their own decode launch (cuda_dense_transformer.cc):
+// packed several to a prefill block they would run one after the other.
 #include <cuda_pipeline.h>
 
 #include <algorithm>
@@ -51,6 +54,10 @@ constexpr int kDecodeRows = 16;  // of a decode block (one token): a row tile
 constexpr int kHeadChunk = 16;   // query heads of one KV head per block
 static_assert(kHeadChunk <= kDecodeRows, "a decode block's heads fit its rows");
 constexpr int kPositions = 64;   // K/V positions per shared-memory tile
+// 16-position sub-steps of a prefill block's softmax step: the whole tile, so that a warp's MMAs
+// between two softmax updates are 4 times as many (8 x 1024 prompt tokens: 1418 -> 1223 us on an
+// H200; 2 sub-steps: 1293). Decode blocks take 1 (a way's 16 positions, and 170 registers).
+constexpr int kPrefillSub = 4;
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Shared memory: K and V tiles for 2 stages, then q split in high and low parts, all in rows of
@@ -176,14 +183,22 @@ __device__ __forceinline__ std::int64_t tile_slot(int entry, int p, int block_si
 }
 
 // T: the cache's device type, __nv_bfloat16 or __half. kRows: kRunRows or kDecodeRows (3 blocks
-// an SM: 160 registers a thread at head_dim 128, within the 170 that allows).
-template <typename T, int kMaxD, int kRows>
+// an SM: ~155 registers a thread at head_dim 128, within the 170 that allows). kFold (decode blocks
+// of 8 heads or fewer, as every R1 distill has): q's high parts fill rows 0-7 of the row tile and
+// its low parts rows 8-15, where they would be padding, so one MMA gives both halves of a score
+// (lane's c[0] + c[2]); the probabilities go in the same way (high parts row g, low parts row
+// g + 8) and the output's rows g and g + 8 sum at the end: half the MMAs and q loads of a tile
+// (with the q loads below: batch 256 x 1536 positions 297 -> 282 us, 32 x 1024 54.5 -> 45.1 us on
+// an H200). kSub: 16-position sub-steps a softmax step (kPrefillSub, or 1).
+template <typename T, int kMaxD, int kRows, bool kFold, int kSub>
 __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     tensor_core_attention_kernel(const float* q, const T* k_cache, const T* v_cache, int D, std::int64_t tokens,
                                  std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
                                  const int* seq_of, const int* pos, const int* block_tables,
                                  std::int64_t max_blocks, float scale, int tile_tokens, float* out, float* partial,
                                  int* counters) {
+  static_assert(!kFold || kRows == kDecodeRows, "folding is for a decode block's single row tile");
+  static_assert(kSub >= 1 && 16 * kSub <= kPositions, "a softmax step's positions fit a tile");
   dependent_launch_enter();
   using S = Smem<kMaxD, kRows>;
   constexpr int kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
@@ -218,17 +233,38 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     const int rows = static_cast<int>((run_end - run) * hc);
     const int row_tiles = rows <= 16 ? 1 : rows <= 32 ? 2 : 4, ways = kWarps / row_tiles;
     const int my_tile = warp % row_tiles, my_way = warp / row_tiles;
-    // q rows (token j, head i) = row j * hc + i, split in high and low parts; padding rows
-    // and dims are 0 (and a padding row sees no position).
+    // q rows (token j, head i) = row j * hc + i, split in high and low parts (folded: row i
+    // high, row i + 8 low); padding rows and dims are 0 (and a padding row sees no position).
+    // A warp a row, its lanes along the row: a row's token and head are worked out once, and
+    // the row's loads (coalesced) are all in flight together. An element a thread, each load
+    // waited on with its divisions, cost prefill more than the MMAs did (8 x 1024 prompt tokens:
+    // 1622 -> 1166 us on an H200).
     const int d_pad = (D + 15) / 16 * 16;  // the MMA's k steps run to here
-    for (int e = tid; e < row_tiles * 16 * d_pad; e += kThreads) {
-      const int r = e / d_pad, d = e % d_pad, j = r / static_cast<int>(hc), i = r % static_cast<int>(hc);
-      const bool valid = r < rows && i < nh;
-      const float v = valid && d < D ? q[((run + j) * heads + h0 + i) * D + d] : 0.0f;
-      const T hi = round_to<T>(v);
-      q_hi[S::at(r, d)] = hi;
-      q_lo[S::at(r, d)] = round_to<T>(v - to_float(hi));
-      if (d == 0) limit_s[r] = valid ? pos[run + j] : -1;
+#pragma unroll 2
+    for (int r = warp; r < row_tiles * 16; r += kWarps) {
+      const int qr = kFold ? r % 8 : r;
+      const int j = qr / static_cast<int>(hc), i = qr % static_cast<int>(hc);
+      const bool valid = qr < rows && i < nh;
+      const float* src = valid ? q + ((run + j) * heads + h0 + i) * D : nullptr;
+      float v[kMaxD / kWarp];
+#pragma unroll
+      for (int k = 0; k < kMaxD / kWarp; ++k) {
+        const int d = lane + k * kWarp;
+        v[k] = valid && d < D ? src[d] : 0.0f;
+      }
+#pragma unroll
+      for (int k = 0; k < kMaxD / kWarp; ++k) {
+        const int d = lane + k * kWarp;
+        if (d >= d_pad) break;
+        const T hi = round_to<T>(v[k]), lo = round_to<T>(v[k] - to_float(hi));
+        if constexpr (kFold) {
+          q_hi[S::at(r, d)] = r < 8 ? hi : lo;
+        } else {
+          q_hi[S::at(r, d)] = hi;
+          q_lo[S::at(r, d)] = lo;
+        }
+      }
+      if (lane == 0) limit_s[r] = valid ? pos[run + j] : -1;
     }
     // K's dims [D, d_pad) meet q's zero padding: they must be finite, and no copy writes them.
     for (int e = tid; e < 2 * kPositions * (d_pad - D); e += kThreads) {
@@ -285,90 +321,135 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
       const T* k_s = tiles + 2 * stage * S::kTileElems;
       const T* v_s = k_s + S::kTileElems;
       const int span = kPositions / ways;
-      for (int s0 = my_way * span; s0 < (my_way + 1) * span && p0 + s0 < end; s0 += 16) {
-        // Scores of 16 positions: 2 tiles of 8, this lane's (row g / g + 8, position 2 tq, +1). q's
-        // high and low parts accumulate apart: two MMA chains half as long.
-        float sc[2][4] = {}, sc_lo[2][4] = {};
+      // This way's positions of the tile end here (a step of kSub x 16 positions may run past a
+      // way's span of 16: the rest is masked, another way's).
+      const int way_end = min(end_i, p0 + (my_way + 1) * span);
+      for (int s0 = my_way * span; p0 + s0 < way_end; s0 += 16 * kSub) {
+        // The sub-steps within this way's span (past it the tile's rows end, or are another
+        // way's): the others are skipped, their scores masked below.
+        const int subs = min(kSub, ((my_way + 1) * span - s0) / 16);
+        // Scores of kSub x 16 positions: 2 tiles of 8 each, this lane's (row g / g + 8, position
+        // 2 tq, +1). q's high and low parts accumulate apart: two MMA chains half as long.
+        float sc[kSub][2][4] = {}, sc_lo[kSub][2][4] = {};
 #pragma unroll
         for (int ks = 0; ks < kDSteps; ++ks) {
           if (ks * 16 >= D) break;
           // A: the row tile's q (matrices: rows 0-7 / 8-15 x dims +0 / +8); B: K of positions
           // 0-7 then 8-15 (dims +0, +8 each): b[2 nt], b[2 nt + 1] for position tile nt.
-          unsigned ah[4], al[4], kb[4];
+          unsigned ah[4], al[4];
           ldmatrix_x4(ah, q_hi + piece(q_row, 2 * ks + q_piece));
-          ldmatrix_x4(al, q_lo + piece(q_row, 2 * ks + q_piece));
-          ldmatrix_x4(kb, k_s + piece(s0 + k_row, 2 * ks + k_piece));
+          if constexpr (!kFold) ldmatrix_x4(al, q_lo + piece(q_row, 2 * ks + q_piece));
 #pragma unroll
-          for (int nt = 0; nt < 2; ++nt) {
-            mma<T>(sc[nt], ah, kb[2 * nt], kb[2 * nt + 1]);
-            mma<T>(sc_lo[nt], al, kb[2 * nt], kb[2 * nt + 1]);
+          for (int sub = 0; sub < kSub; ++sub) {
+            if (sub >= subs) break;
+            unsigned kb[4];
+            ldmatrix_x4(kb, k_s + piece(s0 + sub * 16 + k_row, 2 * ks + k_piece));
+#pragma unroll
+            for (int nt = 0; nt < 2; ++nt) {
+              if constexpr (kFold) {  // alternate k steps into the two accumulators: shorter chains
+                mma<T>(ks % 2 ? sc_lo[sub][nt] : sc[sub][nt], ah, kb[2 * nt], kb[2 * nt + 1]);
+              } else {
+                mma<T>(sc[sub][nt], ah, kb[2 * nt], kb[2 * nt + 1]);
+                mma<T>(sc_lo[sub][nt], al, kb[2 * nt], kb[2 * nt + 1]);
+              }
+            }
           }
         }
+        constexpr int kLaneRows = kFold ? 2 : 4;  // score entries a lane softmaxes: row g (+ g + 8)
 #pragma unroll
-        for (int nt = 0; nt < 2; ++nt)
+        for (int sub = 0; sub < kSub; ++sub)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) sc[nt][e] += sc_lo[nt][e];
-        // Causal mask and the split's end; the online softmax per row (the 4 lanes of a row agree).
+          for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) sc[sub][nt][e] += sc_lo[sub][nt][e];
+            if constexpr (kFold) sc[sub][nt][0] += sc[sub][nt][2], sc[sub][nt][1] += sc[sub][nt][3];
+          }
+        // Causal mask and the way's end; the online softmax per row (the 4 lanes of a row agree).
         float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
-        for (int nt = 0; nt < 2; ++nt)
+        for (int sub = 0; sub < kSub; ++sub)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int p = p0 + s0 + nt * 8 + 2 * tq + (e & 1);
-            const int limit = e < 2 ? limit_a : limit_b;
-            sc[nt][e] = p <= limit && p < end_i ? sc[nt][e] * scale2 : -INFINITY;
-            if (e < 2) mx_a = fmaxf(mx_a, sc[nt][e]);
-            else mx_b = fmaxf(mx_b, sc[nt][e]);
-          }
+          for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+            for (int e = 0; e < kLaneRows; ++e) {
+              const int p = p0 + s0 + sub * 16 + nt * 8 + 2 * tq + (e & 1);
+              const int limit = e < 2 ? limit_a : limit_b;
+              float& s = sc[sub][nt][e];
+              s = p <= limit && p < way_end ? s * scale2 : -INFINITY;
+              if (e < 2) mx_a = fmaxf(mx_a, s);
+              else mx_b = fmaxf(mx_b, s);
+            }
 #pragma unroll
         for (int o2 = 1; o2 < 4; o2 *= 2) {
           mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, o2));
-          mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, o2));
+          if constexpr (!kFold) mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, o2));
         }
         const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
         // Nothing visible yet (-inf): keep everything at 0 rather than exp2(-inf - -inf).
         const float c_a = new_a == -INFINITY ? 1.0f : exp2f(m_a - new_a);
-        const float c_b = new_b == -INFINITY ? 1.0f : exp2f(m_b - new_b);
-        m_a = new_a, m_b = new_b;
-        float pr[2][4];
+        // Folded, rows g + 8 of the output are row g's low parts: the same rescale, and m_b stays
+        // -inf (the merge below then takes nothing from them).
+        const float c_b = kFold ? c_a : new_b == -INFINITY ? 1.0f : exp2f(m_b - new_b);
+        m_a = new_a;
+        if constexpr (!kFold) m_b = new_b;
+        float pr[kSub][2][4];
+        l_a *= c_a, l_b *= c_b;
 #pragma unroll
-        for (int nt = 0; nt < 2; ++nt)
+        for (int sub = 0; sub < kSub; ++sub)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const float m = e < 2 ? m_a : m_b;
-            pr[nt][e] = m == -INFINITY ? 0.0f : exp2f(sc[nt][e] - m);
-          }
-        l_a = l_a * c_a + pr[0][0] + pr[0][1] + pr[1][0] + pr[1][1];
-        l_b = l_b * c_b + pr[0][2] + pr[0][3] + pr[1][2] + pr[1][3];
+          for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+            for (int e = 0; e < kLaneRows; ++e) {
+              const float m = e < 2 ? m_a : m_b;
+              const float p = m == -INFINITY ? 0.0f : exp2f(sc[sub][nt][e] - m);
+              pr[sub][nt][e] = p;
+              if (e < 2) l_a += p;
+              else l_b += p;
+            }
         // Rescale the output only when some row's max moved (c = 1 exactly otherwise): past the
         // first positions it rarely does, and it is kMaxD / 2 multiplications a lane.
         if (__any_sync(0xffffffffu, c_a != 1.0f || c_b != 1.0f)) {
 #pragma unroll
           for (int n = 0; n < kDTiles; ++n) o[n][0] *= c_a, o[n][1] *= c_a, o[n][2] *= c_b, o[n][3] *= c_b;
         }
-        // The probabilities as the A fragment (16 rows x 16 positions), high and low parts.
-        unsigned ph[4], pl[4];
-        split_x2<T>(pr[0][0], pr[0][1], ph[0], pl[0]);
-        split_x2<T>(pr[0][2], pr[0][3], ph[1], pl[1]);
-        split_x2<T>(pr[1][0], pr[1][1], ph[2], pl[2]);
-        split_x2<T>(pr[1][2], pr[1][3], ph[3], pl[3]);
+        // The probabilities as A fragments (16 rows x 16 positions each), high and low parts
+        // (folded: one fragment, row g high, row g + 8 low).
+        unsigned ph[kSub][4], pl[kSub][4];
+#pragma unroll
+        for (int sub = 0; sub < kSub; ++sub) {
+          const float(&r)[2][4] = pr[sub];
+          if constexpr (kFold) {
+            split_x2<T>(r[0][0], r[0][1], ph[sub][0], ph[sub][1]);
+            split_x2<T>(r[1][0], r[1][1], ph[sub][2], ph[sub][3]);
+          } else {
+            split_x2<T>(r[0][0], r[0][1], ph[sub][0], pl[sub][0]);
+            split_x2<T>(r[0][2], r[0][3], ph[sub][1], pl[sub][1]);
+            split_x2<T>(r[1][0], r[1][1], ph[sub][2], pl[sub][2]);
+            split_x2<T>(r[1][2], r[1][3], ph[sub][3], pl[sub][3]);
+          }
+        }
         // B: V[position][dim] transposed, positions 0-7 / 8-15 of dims 8 n .. 8 n + 7, two dim
         // tiles a load (the last alone when D / 8 is odd).
 #pragma unroll
         for (int n = 0; n < kDTiles; n += 2) {
           if (n * 8 >= D) break;
-          if ((n + 1) * 8 < D) {
-            unsigned vb[4];
-            ldmatrix_x4_trans(vb, v_s + piece(s0 + v_row, n + v_piece));
-            mma<T>(o[n], ph, vb[0], vb[1]);
-            mma<T>(o[n], pl, vb[0], vb[1]);
-            mma<T>(o[n + 1], ph, vb[2], vb[3]);
-            mma<T>(o[n + 1], pl, vb[2], vb[3]);
-          } else {
-            unsigned b0, b1;
-            ldmatrix_x2_trans(b0, b1, v_s + piece(s0 + v_row, n + v_piece));
-            mma<T>(o[n], ph, b0, b1);
-            mma<T>(o[n], pl, b0, b1);
+#pragma unroll
+          for (int sub = 0; sub < kSub; ++sub) {
+            if (sub >= subs) break;
+            const T* v_at = v_s + piece(s0 + sub * 16 + v_row, n + v_piece);
+            if ((n + 1) * 8 < D) {
+              unsigned vb[4];
+              ldmatrix_x4_trans(vb, v_at);
+              mma<T>(o[n], ph[sub], vb[0], vb[1]);
+              if constexpr (!kFold) mma<T>(o[n], pl[sub], vb[0], vb[1]);
+              mma<T>(o[n + 1], ph[sub], vb[2], vb[3]);
+              if constexpr (!kFold) mma<T>(o[n + 1], pl[sub], vb[2], vb[3]);
+            } else {
+              unsigned b0, b1;
+              ldmatrix_x2_trans(b0, b1, v_at);
+              mma<T>(o[n], ph[sub], b0, b1);
+              if constexpr (!kFold) mma<T>(o[n], pl[sub], b0, b1);
+            }
           }
         }
       }
@@ -377,7 +458,11 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     }
 
     // Merge the ways (in way order: deterministic) into acc_s, over the K/V tiles (the loop ended
-    // on a barrier and every copy has landed).
+    // on a barrier and every copy has landed). Folded, row g's high and low parts sum first.
+    if constexpr (kFold) {
+#pragma unroll
+      for (int n = 0; n < kDTiles; ++n) o[n][0] += o[n][2], o[n][1] += o[n][3];
+    }
 #pragma unroll
     for (int o2 = 1; o2 < 4; o2 *= 2) {
       l_a += __shfl_xor_sync(0xffffffffu, l_a, o2);
@@ -417,17 +502,18 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
       }
       __syncthreads();
     }
-    for (int e = tid; e < rows * D; e += kThreads) {
-      const int r = e / D, d = e % D, j = r / static_cast<int>(hc), i = r % static_cast<int>(hc);
+    for (int r = warp; r < rows; r += kWarps) {  // as q came in: a warp a row
+      const int j = r / static_cast<int>(hc), i = r % static_cast<int>(hc);
       if (i >= nh) continue;
       const std::int64_t th = (run + j) * heads + h0 + i;
-      const float a = acc_s[r * S::kAccStride + d];
+      const float* a = acc_s + r * S::kAccStride;
       if (gridDim.z == 1) {
-        out[th * D + d] = a / row_l_s[r];
+        const float inv = 1.0f / row_l_s[r];
+        for (int d = lane; d < D; d += kWarp) out[th * D + d] = a[d] * inv;
       } else {  // partial[(t, h, split)] = {max (natural log), sum, acc[D]}; an empty split has sum 0
         float* ph = partial + (th * gridDim.z + blockIdx.z) * partial_stride(D);
-        if (d == 0) ph[D] = row_m_s[r] / kLog2e, ph[D + 1] = row_l_s[r];
-        ph[d] = a;
+        if (lane == 0) ph[D] = row_m_s[r] / kLog2e, ph[D + 1] = row_l_s[r];
+        for (int d = lane; d < D; d += kWarp) ph[d] = a[d];
       }
     }
     __syncthreads();  // the next run rewrites q, the limits and the tiles
@@ -438,19 +524,18 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
                          reinterpret_cast<float*>(tc_attention_smem), out);
 }
 
-template <typename T, int kMaxD, int kRows>
+template <typename T, int kMaxD, int kRows, bool kFold = false, int kSub = 1>
 auto allow_smem() {
+  constexpr auto kernel = tensor_core_attention_kernel<T, kMaxD, kRows, kFold, kSub>;
   static const bool allowed = [] {
-    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<T, kMaxD, kRows>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
+    LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(Smem<kMaxD, kRows>::kBytes)));
-    LS_CUDA_CHECK(cudaFuncSetAttribute(tensor_core_attention_kernel<T, kMaxD, kRows>,
-                                       cudaFuncAttributePreferredSharedMemoryCarveout,
+    LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                        static_cast<int>(cudaSharedmemCarveoutMaxShared)));
     return true;
   }();
   (void)allowed;
-  return tensor_core_attention_kernel<T, kMaxD, kRows>;
+  return kernel;
 }
 
 }  // namespace
@@ -494,12 +579,15 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
                      static_cast<int>(head_dim), tokens, heads, kv_heads, block_size, seq_of, pos, block_tables,
                      max_blocks, scale, tile_tokens, out, scratch.partial, scratch.counters);
   };
-  if (tile_tokens == 1) {  // decode: a token's heads, 16 rows at most
+  if (tile_tokens == 1 && hc <= 8) {  // decode, 8 heads a block or fewer: folded
+    if (head_dim <= 64) attend(allow_smem<T, 64, kDecodeRows, true>(), Smem<64, kDecodeRows>::kBytes);
+    else attend(allow_smem<T, 128, kDecodeRows, true>(), Smem<128, kDecodeRows>::kBytes);
+  } else if (tile_tokens == 1) {  // decode: a token's heads, 16 rows at most
     if (head_dim <= 64) attend(allow_smem<T, 64, kDecodeRows>(), Smem<64, kDecodeRows>::kBytes);
     else attend(allow_smem<T, 128, kDecodeRows>(), Smem<128, kDecodeRows>::kBytes);
-  } else {
-    if (head_dim <= 64) attend(allow_smem<T, 64, kRunRows>(), Smem<64, kRunRows>::kBytes);
-    else attend(allow_smem<T, 128, kRunRows>(), Smem<128, kRunRows>::kBytes);
+  } else {  // prefill: a whole tile a softmax step
+    if (head_dim <= 64) attend(allow_smem<T, 64, kRunRows, false, kPrefillSub>(), Smem<64, kRunRows>::kBytes);
+    else attend(allow_smem<T, 128, kRunRows, false, kPrefillSub>(), Smem<128, kRunRows>::kBytes);
   }
 }
 
