@@ -367,7 +367,9 @@ TEST_F(CudaDenseOps, LinearSiluMulIsLinearThenSiluMul) {
 TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
   for_each_half([&]<HalfFloat W>() {
     struct Shape { int heads, kv_heads, head_dim; };
-    // Query heads per KV head 1 to 20 (more than one block's group of 8 or 16); head_dim 8 to 256.
+    // Query heads per KV head 1 to 20 (more than one block's group of 8 or 16; tensor-core decode
+    // blocks fold q's low parts into padding rows up to 8 heads: 8/2 .. 16/2 folded, 20/1 not);
+    // head_dim 8 to 256.
     for (const Shape s : {Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{28, 4, 128}, Shape{2, 1, 256}, Shape{4, 2, 16},
                           Shape{6, 3, 80}, Shape{20, 1, 128}, Shape{12, 2, 192}, Shape{4, 2, 8}, Shape{3, 3, 36},
                           Shape{16, 2, 72}}) {
