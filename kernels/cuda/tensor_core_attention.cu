@@ -524,7 +524,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
                          reinterpret_cast<float*>(tc_attention_smem), out);
 }
 
-template <typename T, int kMaxD, int kRows, bool kFold = false, int kSub = 1>
+template <typename T, int kMaxD, int kRows, bool kFold, int kSub>
 auto allow_smem() {
   constexpr auto kernel = tensor_core_attention_kernel<T, kMaxD, kRows, kFold, kSub>;
   static const bool allowed = [] {
@@ -579,16 +579,13 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
                      static_cast<int>(head_dim), tokens, heads, kv_heads, block_size, seq_of, pos, block_tables,
                      max_blocks, scale, tile_tokens, out, scratch.partial, scratch.counters);
   };
-  if (tile_tokens == 1 && hc <= 8) {  // decode, 8 heads a block or fewer: folded
-    if (head_dim <= 64) attend(allow_smem<T, 64, kDecodeRows, true>(), Smem<64, kDecodeRows>::kBytes);
-    else attend(allow_smem<T, 128, kDecodeRows, true>(), Smem<128, kDecodeRows>::kBytes);
-  } else if (tile_tokens == 1) {  // decode: a token's heads, 16 rows at most
-    if (head_dim <= 64) attend(allow_smem<T, 64, kDecodeRows>(), Smem<64, kDecodeRows>::kBytes);
-    else attend(allow_smem<T, 128, kDecodeRows>(), Smem<128, kDecodeRows>::kBytes);
-  } else {  // prefill: a whole tile a softmax step
-    if (head_dim <= 64) attend(allow_smem<T, 64, kRunRows, false, kPrefillSub>(), Smem<64, kRunRows>::kBytes);
-    else attend(allow_smem<T, 128, kRunRows, false, kPrefillSub>(), Smem<128, kRunRows>::kBytes);
-  }
+  auto attend_as = [&]<int kRows, bool kFold, int kSub>() {
+    if (head_dim <= 64) attend(allow_smem<T, 64, kRows, kFold, kSub>(), Smem<64, kRows>::kBytes);
+    else attend(allow_smem<T, 128, kRows, kFold, kSub>(), Smem<128, kRows>::kBytes);
+  };
+  if (tile_tokens > 1) attend_as.template operator()<kRunRows, false, kPrefillSub>();  // a whole tile a softmax step
+  else if (hc <= 8) attend_as.template operator()<kDecodeRows, true, 1>();  // decode, 8 heads or fewer: folded
+  else attend_as.template operator()<kDecodeRows, false, 1>();  // decode: a token's heads, 16 rows at most
 }
 
 template void tensor_core_attention<bf16>(GpuContext&, const float*, const bf16*, const bf16*, std::int64_t,
