@@ -9,7 +9,7 @@
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
 # default: the per-kernel time table of batch-1 decode at 7B shapes, from Nsight Systems where nsys
 # exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
-# offline_profile (not by default: the offline run's kernel table, 256 new tokens, CUPTI),
+# offline_profile (not by default: the offline run's kernel table, CUPTI),
 # offline_sampled (not by default: sampled requests, drawn on the host and on the GPU),
 # serve_load (not by default: benchmarks/serve_load.mjs against `lockstep serve` at 7B shapes).
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
@@ -152,14 +152,15 @@ for s in $steps; do
       step offline_sampled "done"; cat "$out/offline_sampled.txt" ;;
     offline_profile)
       # The offline run's kernel table (CUPTI, benchmarks/kernel_profile): 256 prompts of 1024
-      # tokens, 256 new each, so prefill and decode at full batch both show.
+      # tokens, OFFLINE_PROFILE_NEW (256) new each, so prefill and decode at full batch both show
+      # (1024: the 1k/1k run itself, its decode steps at 1024-2048 positions).
       kp=$BUILD/benchmarks/libkernel_profile.so
       if [ ! -f "$kp" ]; then step offline_profile "skipped (no $kp)"; continue; fi
       rm -f /tmp/offline_profile.txt
       LOCKSTEP_DEPENDENT_LAUNCH=0 CUDA_INJECTION64_PATH=$kp LOCKSTEP_KERNEL_PROFILE=/tmp/offline_profile.txt \
         bash benchmarks/offline_throughput.sh \
         "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json "$tok7b" \
-        /tmp/offline_profile 1 256 1024 256 -- --device cuda >"$out/offline_profile.txt" 2>&1
+        /tmp/offline_profile 1 256 1024 "${OFFLINE_PROFILE_NEW:-256}" -- --device cuda >"$out/offline_profile.txt" 2>&1
       step offline_profile "rc=$?"; cat "$out/offline_profile.txt"; cp /tmp/offline_profile.txt "$out/offline_kernels.txt" &&
         head -30 "$out/offline_kernels.txt" ;;
     scaling)
