@@ -11,7 +11,8 @@
 # exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
 # offline_profile (not by default: the offline run's kernel table, CUPTI),
 # offline_sampled (not by default: sampled requests, drawn on the host and on the GPU),
-# serve_load (not by default: benchmarks/serve_load.mjs against `lockstep serve` at 7B shapes).
+# serve_load (not by default: benchmarks/serve_load.mjs against `lockstep serve` at 7B shapes),
+# load (not by default: a real 7B-shape checkpoint onto the GPU, lockstep and transformers).
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
 set -uo pipefail
 out=$1; shift
@@ -163,6 +164,28 @@ for s in $steps; do
         /tmp/offline_profile 1 256 1024 "${OFFLINE_PROFILE_NEW:-256}" -- --device cuda >"$out/offline_profile.txt" 2>&1
       step offline_profile "rc=$?"; cat "$out/offline_profile.txt"; cp /tmp/offline_profile.txt "$out/offline_kernels.txt" &&
         head -30 "$out/offline_kernels.txt" ;;
+    load)
+      # A real checkpoint onto the GPU: make-checkpoint's random bf16 weights in hub layout at 7B
+      # shapes (15 GB of safetensors), loaded by `lockstep batch` for one token, twice (the loader's
+      # GB/s from its log, and the whole run's wall time), then transformers' from_pretrained onto
+      # the GPU from the same files (the peer). The files are in the page cache for all three.
+      ckpt=/tmp/load_ckpt
+      "$BUILD/app/lockstep" make-checkpoint --config benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
+        --tokenizer "$tok7b" --output $ckpt --force 2>&1 | tr '\r' '\n' | tail -1 >"$out/load.txt"; sync
+      echo '{"prompt": [1000, 1001, 1002], "max_tokens": 1, "ignore_eos": true}' >/tmp/load_req.jsonl
+      for i in 1 2; do
+        rm -f /tmp/load_out.jsonl
+        t0=$(date +%s.%N)
+        LOCKSTEP_LOG_LEVEL=info $M -np 1 "$BUILD/app/lockstep" batch --model $ckpt --device cuda \
+          --input /tmp/load_req.jsonl --output /tmp/load_out.jsonl >/tmp/load_run.log 2>&1; rc=$?
+        t1=$(date +%s.%N)
+        grep -E "loading weights.*layer ([0-9]+)/\1," /tmp/load_run.log | tail -1 >>"$out/load.txt"
+        echo "lockstep batch (1 token, start to exit): $(awk "BEGIN { print $t1 - $t0 }") s, rc=$rc" >>"$out/load.txt"
+        [ $rc = 0 ] || tail -5 /tmp/load_run.log >>"$out/load.txt"
+      done
+      py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
+      CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_load.py $ckpt >>"$out/load.txt" 2>&1
+      step load "done"; cat "$out/load.txt" ;;
     scaling)
       for np in 2 4; do
         [ "$np" -le "$gpus" ] || continue
