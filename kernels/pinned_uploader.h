@@ -1,10 +1,13 @@
 // Host-to-GPU copies of weights at pinned-memory speed: each upload goes through two pinned
-// staging buffers on the uploader's own stream, the CPU copy into one overlapping the DMA out
-// of the other (a pageable cudaMemcpy stages through the driver at a fraction of that speed and
-// blocks the caller throughout). Only in CUDA builds; uses the current GPU.
+// staging buffers on the uploader's own stream, the CPU filling one while the DMA out of the
+// other runs (a pageable cudaMemcpy stages through the driver at a fraction of that speed and
+// blocks the caller throughout). upload_with lets the caller read its data into the staging
+// buffer itself (model/weight_upload.h: weights go from the checkpoint's pages to pinned memory
+// to the GPU, with no host copy in between). Only in CUDA builds; uses the current GPU.
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "kernels/device_buffer.h"
@@ -16,7 +19,7 @@ namespace lockstep {
 
 class PinnedUploader {
  public:
-  explicit PinnedUploader(std::size_t chunk_bytes = std::size_t{32} << 20);
+  explicit PinnedUploader(std::size_t chunk_bytes = std::size_t{64} << 20);
   ~PinnedUploader();  // waits for the copies still in flight
   PinnedUploader(const PinnedUploader&) = delete;
   PinnedUploader& operator=(const PinnedUploader&) = delete;
@@ -28,6 +31,12 @@ class PinnedUploader {
   DeviceBuffer upload(const std::vector<T>& host) {
     return upload(host.data(), host.size() * sizeof(T));
   }
+  // The most bytes one upload_with call takes.
+  std::size_t chunk_bytes() const { return chunk_; }
+  // Copies `bytes` (<= chunk_bytes()) to `device`, which must stay allocated until finish():
+  // fill(pinned) writes them into a staging buffer first, before this returns, while the
+  // previous call's DMA may still be running.
+  void upload_with(void* device, std::size_t bytes, const std::function<void(void* pinned)>& fill);
   // Waits until every upload has landed.
   void finish();
 

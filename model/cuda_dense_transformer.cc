@@ -24,6 +24,7 @@
 #include "kernels/pinned_uploader.h"
 #include "kernels/step_gap_meter.h"
 #include "model/weight_type.h"
+#include "model/weight_upload.h"
 
 namespace lockstep {
 namespace {
@@ -195,30 +196,31 @@ CudaDenseTransformer::StageIn<W>::StageIn(const ModelConfig& c, const WeightSour
   LS_CHECK(c.head_dim <= 256 && c.head_dim % 4 == 0,
            "head_dim " << c.head_dim << " is not a multiple of 4 up to 256, which the GPU attention takes");
   const LoadProgress progress(w, tp.rank(), pp.rank(), " to GPU " + std::to_string(gpu));
-  // The next layer is read while this one uploads; the copies are pinned and asynchronous.
-  LayerPrefetcher<W> prefetch(c, w, slice_, layers.begin, layers.end);
+  // Every weight goes from the source into pinned staging buffers and on to the GPU, a chunk
+  // read while the previous one copies (model/weight_upload.h).
   PinnedUploader uploader;
+  auto upload = [&](const StackedSlices& slices) { return upload_weight(uploader, w, slices, dtype_of<W>); };
   {
-    const StageEdgeWeights<W> edge = read_edge_weights<W>(c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
-    embed_ = uploader.upload(edge.embed);
-    lm_head_ = uploader.upload(edge.lm_head);
-    final_norm_ = uploader.upload(edge.final_norm);
+    const EdgeWeightSlices edge = edge_weight_slices(c, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
+    embed_ = upload(edge.embed);
+    lm_head_ = upload(edge.lm_head);
+    final_norm_ = upload(edge.final_norm);
   }
   const std::vector<float> inv_freq = rope_inverse_frequencies(c);
   inv_freq_ = DeviceBuffer(DeviceKind::Cuda, inv_freq.size() * sizeof(float));
   inv_freq_.copy_from_host(inv_freq.data(), inv_freq_.bytes());
   for (int l = layers.begin; l < layers.end; ++l) {
-    const LayerWeights<W> h = prefetch.next();
+    const LayerWeightSlices h = layer_weight_slices(c, slice_, l);
     auto L = std::make_unique<Layer>();
-    L->input_norm = uploader.upload(h.input_norm);
-    L->post_norm = uploader.upload(h.post_norm);
-    L->qkv = uploader.upload(h.qkv);
-    L->qkv_bias = uploader.upload(h.qkv_bias);
-    L->q_norm = uploader.upload(h.q_norm);
-    L->k_norm = uploader.upload(h.k_norm);
-    L->o = uploader.upload(h.o);
-    L->gate_up = uploader.upload(h.gate_up);
-    L->down = uploader.upload(h.down);
+    L->input_norm = upload(h.input_norm);
+    L->post_norm = upload(h.post_norm);
+    L->qkv = upload(h.qkv);
+    L->qkv_bias = upload(h.qkv_bias);
+    L->q_norm = upload(h.q_norm);
+    L->k_norm = upload(h.k_norm);
+    L->o = upload(h.o);
+    L->gate_up = upload(h.gate_up);
+    L->down = upload(h.down);
     layer_.push_back(std::move(L));
     progress.layer_done(l - layers.begin + 1, layers.size());
   }

@@ -9,20 +9,6 @@
 #include "kernels/log.h"
 
 namespace lockstep {
-namespace {
-
-// The parts one after the other (row-major [out, in] slices stack by output rows).
-template <HalfFloat W>
-std::vector<W> stacked(std::initializer_list<std::vector<W>> parts) {
-  std::size_t n = 0;
-  for (const auto& p : parts) n += p.size();
-  std::vector<W> all;
-  all.reserve(n);
-  for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
-  return all;
-}
-
-}  // namespace
 
 TensorParallelSlice TensorParallelSlice::make(const ModelConfig& c, int r, int n) {
   auto bad = [&](const std::string& what) {
@@ -52,8 +38,24 @@ TensorParallelSlice TensorParallelSlice::make(const ModelConfig& c, int r, int n
   return s;
 }
 
+std::int64_t stacked_elements(const StackedSlices& s) {
+  std::int64_t n = 0;
+  for (const WeightSlice& p : s) n += p.rows() * p.cols();
+  return n;
+}
+
 template <HalfFloat W>
-LayerWeights<W> read_layer_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int l) {
+std::vector<W> read_stacked(const WeightSource& w, const StackedSlices& s) {
+  std::vector<W> all(static_cast<std::size_t>(stacked_elements(s)));
+  W* at = all.data();
+  for (const WeightSlice& p : s) {
+    w.read_into(p.name, p.shape, p.r0, p.r1, p.c0, p.c1, dtype_of<W>, at);
+    at += p.rows() * p.cols();
+  }
+  return all;
+}
+
+LayerWeightSlices layer_weight_slices(const ModelConfig& c, const TensorParallelSlice& s, int l) {
   const std::int64_t H = c.hidden_size, hd = c.head_dim, I = c.intermediate_size;
   const std::int64_t q0 = s.q_head_begin * hd, q1 = (s.q_head_begin + s.q_heads) * hd;
   const std::int64_t k0 = s.kv_head_begin * hd, k1 = (s.kv_head_begin + s.kv_heads) * hd;
@@ -61,24 +63,40 @@ LayerWeights<W> read_layer_weights(const ModelConfig& c, const WeightSource& w, 
   const std::int64_t QH = static_cast<std::int64_t>(c.num_attention_heads) * hd;
   const std::int64_t KH = static_cast<std::int64_t>(c.num_key_value_heads) * hd;
   const std::string p = "model.layers." + std::to_string(l) + ".";
-  LayerWeights<W> L;
-  L.input_norm = w.read_all<W>(p + "input_layernorm.weight", {H});
-  L.post_norm = w.read_all<W>(p + "post_attention_layernorm.weight", {H});
-  L.qkv = stacked({w.read<W>(p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H),
-                   w.read<W>(p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H),
-                   w.read<W>(p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H)});
+  auto vec = [&](const std::string& name, std::int64_t n) { return WeightSlice{p + name, {n}, 0, n, 0, 1}; };
+  LayerWeightSlices L;
+  L.input_norm = {vec("input_layernorm.weight", H)};
+  L.post_norm = {vec("post_attention_layernorm.weight", H)};
+  L.qkv = {{p + "self_attn.q_proj.weight", {QH, H}, q0, q1, 0, H},
+           {p + "self_attn.k_proj.weight", {KH, H}, k0, k1, 0, H},
+           {p + "self_attn.v_proj.weight", {KH, H}, k0, k1, 0, H}};
   if (c.attention_bias)
-    L.qkv_bias = stacked({w.read<W>(p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1),
-                          w.read<W>(p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1),
-                          w.read<W>(p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1)});
+    L.qkv_bias = {{p + "self_attn.q_proj.bias", {QH}, q0, q1, 0, 1},
+                  {p + "self_attn.k_proj.bias", {KH}, k0, k1, 0, 1},
+                  {p + "self_attn.v_proj.bias", {KH}, k0, k1, 0, 1}};
   if (c.qk_norm) {
-    L.q_norm = w.read_all<W>(p + "self_attn.q_norm.weight", {hd});
-    L.k_norm = w.read_all<W>(p + "self_attn.k_norm.weight", {hd});
+    L.q_norm = {vec("self_attn.q_norm.weight", hd)};
+    L.k_norm = {vec("self_attn.k_norm.weight", hd)};
   }
-  L.o = w.read<W>(p + "self_attn.o_proj.weight", {H, QH}, 0, H, q0, q1);
-  L.gate_up = stacked({w.read<W>(p + "mlp.gate_proj.weight", {I, H}, f0, f1, 0, H),
-                       w.read<W>(p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H)});
-  L.down = w.read<W>(p + "mlp.down_proj.weight", {H, I}, 0, H, f0, f1);
+  L.o = {{p + "self_attn.o_proj.weight", {H, QH}, 0, H, q0, q1}};
+  L.gate_up = {{p + "mlp.gate_proj.weight", {I, H}, f0, f1, 0, H}, {p + "mlp.up_proj.weight", {I, H}, f0, f1, 0, H}};
+  L.down = {{p + "mlp.down_proj.weight", {H, I}, 0, H, f0, f1}};
+  return L;
+}
+
+template <HalfFloat W>
+LayerWeights<W> read_layer_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int l) {
+  const LayerWeightSlices from = layer_weight_slices(c, s, l);
+  LayerWeights<W> L;
+  L.input_norm = read_stacked<W>(w, from.input_norm);
+  L.post_norm = read_stacked<W>(w, from.post_norm);
+  L.qkv = read_stacked<W>(w, from.qkv);
+  L.qkv_bias = read_stacked<W>(w, from.qkv_bias);
+  L.q_norm = read_stacked<W>(w, from.q_norm);
+  L.k_norm = read_stacked<W>(w, from.k_norm);
+  L.o = read_stacked<W>(w, from.o);
+  L.gate_up = read_stacked<W>(w, from.gate_up);
+  L.down = read_stacked<W>(w, from.down);
   return L;
 }
 
@@ -103,23 +121,34 @@ LayerWeights<W> LayerPrefetcher<W>::next() {
   return layer;
 }
 
+EdgeWeightSlices edge_weight_slices(const ModelConfig& c, const TensorParallelSlice& s, bool first, bool last) {
+  const std::int64_t H = c.hidden_size, V = c.vocab_size;
+  const std::int64_t v0 = s.vocab_begin, v1 = s.vocab_begin + s.vocab_rows;
+  const WeightSlice embed{"model.embed_tokens.weight", {V, H}, v0, v1, 0, H};
+  EdgeWeightSlices e;
+  if (first) e.embed = {embed};
+  if (last) {
+    e.final_norm = {{"model.norm.weight", {H}, 0, H, 0, 1}};
+    e.lm_head = {c.tie_word_embeddings ? embed : WeightSlice{"lm_head.weight", {V, H}, v0, v1, 0, H}};
+  }
+  return e;
+}
+
 template <HalfFloat W>
 StageEdgeWeights<W> read_edge_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
                                       bool first, bool last) {
-  const std::int64_t H = c.hidden_size, V = c.vocab_size;
-  const std::int64_t v0 = s.vocab_begin, v1 = s.vocab_begin + s.vocab_rows;
+  const EdgeWeightSlices from = edge_weight_slices(c, s, first, last);
   StageEdgeWeights<W> e;
-  if (first || (last && c.tie_word_embeddings)) e.embed = w.read<W>("model.embed_tokens.weight", {V, H}, v0, v1, 0, H);
-  if (last) {
-    e.final_norm = w.read_all<W>("model.norm.weight", {H});
-    e.lm_head = c.tie_word_embeddings ? e.embed : w.read<W>("lm_head.weight", {V, H}, v0, v1, 0, H);
-  }
-  if (!first) e.embed.clear();  // only stage 0 embeds; a tied lm_head keeps its own copy
+  e.embed = read_stacked<W>(w, from.embed);
+  e.final_norm = read_stacked<W>(w, from.final_norm);
+  // A tied lm_head on the first stage is a copy of the embedding just read (a stage keeps its own).
+  e.lm_head = last && first && c.tie_word_embeddings ? e.embed : read_stacked<W>(w, from.lm_head);
   return e;
 }
 
 // The model runs in one of these (weight_type.h).
 #define LOCKSTEP_LAYER_WEIGHTS(W)                                                                                   \
+  template std::vector<W> read_stacked<W>(const WeightSource&, const StackedSlices&);                              \
   template LayerWeights<W> read_layer_weights<W>(const ModelConfig&, const WeightSource&, const TensorParallelSlice&, \
                                                  int);                                                             \
   template class LayerPrefetcher<W>;                                                                                \

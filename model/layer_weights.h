@@ -1,6 +1,6 @@
 // Which slice of every weight a rank holds (vLLM's sharding) and reading it from a
 // WeightSource into host memory, in the model's dtype W (bf16 or fp16); the CPU stage keeps
-// these vectors, the CUDA stage uploads them. q/k/v and gate/up are split by output rows
+// these vectors, the CUDA stage reads the same slices straight into GPU memory (weight_upload.h). q/k/v and gate/up are split by output rows
 // (column-parallel), o and down by input columns (row-parallel, then all-reduce); embedding
 // and lm_head by vocabulary rows, the vocabulary padded to a multiple of TP; KV heads
 // replicated when TP > KV heads.
@@ -28,6 +28,29 @@ struct TensorParallelSlice {
   static TensorParallelSlice make(const ModelConfig& c, int tp_rank, int tp_size);
 };
 
+// Rows [r0, r1) x columns [c0, c1) of one stored tensor, whose shape must be `shape` (a vector
+// has one column); rows past the tensor's end read as zero (vocabulary padding).
+struct WeightSlice {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  std::int64_t r0 = 0, r1 = 0, c0 = 0, c1 = 0;
+  std::int64_t rows() const { return r1 - r0; }
+  std::int64_t cols() const { return c1 - c0; }
+};
+// A weight as a rank holds it: its slices one after the other by rows (q|k|v and gate|up are
+// three and two), or none where the model has no such weight. Both stages read from this list:
+// the CPU stage into a host vector (read_stacked), the CUDA stage straight into device memory.
+using StackedSlices = std::vector<WeightSlice>;
+std::int64_t stacked_elements(const StackedSlices& s);
+template <HalfFloat W>
+std::vector<W> read_stacked(const WeightSource& w, const StackedSlices& s);
+
+// Where each of a decoder layer's weights (LayerWeights, below) comes from on this rank.
+struct LayerWeightSlices {
+  StackedSlices input_norm, post_norm, qkv, q_norm, k_norm, qkv_bias, o, gate_up, down;
+};
+LayerWeightSlices layer_weight_slices(const ModelConfig& c, const TensorParallelSlice& s, int layer);
+
 // One decoder layer's weights as this rank holds them (W: the model's dtype, bf16 or fp16;
 // row-major, [out, in]). The projections that read the same input are stacked by output rows,
 // so each is one GEMM (with a wider, more efficient output at decode): q|k|v and gate|up.
@@ -47,7 +70,7 @@ LayerWeights<W> read_layer_weights(const ModelConfig& c, const WeightSource& w, 
 
 // Reads a stage's layers in order on a background thread, one layer ahead of the caller, so
 // that reading layer l + 1 (file pages, dtype conversion, dummy values) overlaps with what the
-// caller does with layer l (the CUDA stage uploads it). A reader's error is rethrown by next().
+// caller does with layer l (the CPU stage sets up its KV cache). A reader's error is rethrown by next().
 template <HalfFloat W>
 class LayerPrefetcher {
  public:
@@ -70,6 +93,12 @@ template <HalfFloat W>
 struct StageEdgeWeights {
   std::vector<W> embed, lm_head, final_norm;
 };
+// Where they come from: lm_head is the embedding's rows when the model ties them.
+struct EdgeWeightSlices {
+  StackedSlices embed, lm_head, final_norm;
+};
+EdgeWeightSlices edge_weight_slices(const ModelConfig& c, const TensorParallelSlice& s, bool first_stage,
+                                    bool last_stage);
 template <HalfFloat W>
 StageEdgeWeights<W> read_edge_weights(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s,
                                       bool first_stage, bool last_stage);

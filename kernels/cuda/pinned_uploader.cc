@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/fatal.h"
 
 namespace lockstep {
 
@@ -31,16 +32,23 @@ DeviceBuffer PinnedUploader::upload(const void* host, std::size_t bytes) {
   if (bytes == 0) return {};
   DeviceBuffer device(DeviceKind::Cuda, bytes);
   for (std::size_t offset = 0; offset < bytes; offset += chunk_) {
-    Staging& s = staging_[next_];
-    next_ ^= 1;
     const std::size_t n = std::min(chunk_, bytes - offset);
-    LS_CUDA_CHECK(cudaEventSynchronize(s.drained));  // its last DMA is done (never recorded: at once)
-    std::memcpy(s.pinned, static_cast<const char*>(host) + offset, n);
-    LS_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(device.data()) + offset, s.pinned, n, cudaMemcpyHostToDevice,
-                                  stream_));
-    LS_CUDA_CHECK(cudaEventRecord(s.drained, stream_));
+    upload_with(static_cast<char*>(device.data()) + offset, n,
+                [&](void* pinned) { std::memcpy(pinned, static_cast<const char*>(host) + offset, n); });
   }
   return device;
+}
+
+void PinnedUploader::upload_with(void* device, std::size_t bytes, const std::function<void(void*)>& fill) {
+  LS_CHECK(bytes <= chunk_, "PinnedUploader::upload_with: " << bytes << " bytes, more than a staging buffer's "
+                                                             << chunk_);
+  if (bytes == 0) return;
+  Staging& s = staging_[next_];
+  next_ ^= 1;
+  LS_CUDA_CHECK(cudaEventSynchronize(s.drained));  // its last DMA is done (never recorded: at once)
+  fill(s.pinned);
+  LS_CUDA_CHECK(cudaMemcpyAsync(device, s.pinned, bytes, cudaMemcpyHostToDevice, stream_));
+  LS_CUDA_CHECK(cudaEventRecord(s.drained, stream_));
 }
 
 void PinnedUploader::finish() { LS_CUDA_CHECK(cudaStreamSynchronize(stream_)); }

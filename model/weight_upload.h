@@ -1,0 +1,21 @@
+// A rank's weights from a WeightSource straight into GPU memory (CUDA builds): each weight's
+// slices (layer_weights.h) are read a chunk of rows at a time into PinnedUploader's pinned
+// staging buffers, by several threads at once, and copied to the device while the next chunk is
+// read. A host copy of the weight in between (a vector per tensor, another to stack q|k|v) held
+// a 7B checkpoint's load to 0.75-0.86 GB/s from the page cache on an H200 host, slower than
+// transformers' from_pretrained (benchmarks/RESULTS.md, tenth session).
+#pragma once
+
+#include "kernels/device_buffer.h"
+#include "kernels/dtype.h"
+#include "kernels/pinned_uploader.h"
+#include "model/layer_weights.h"
+#include "model/weight_source.h"
+
+namespace lockstep {
+
+// The weight `slices` stacked by rows, as `to` (BF16 or F16), in a new device buffer (empty for
+// no slices). Its copies are complete once uploader.finish() returns. Rethrows a read's error.
+DeviceBuffer upload_weight(PinnedUploader& uploader, const WeightSource& w, const StackedSlices& slices, DType to);
+
+}  // namespace lockstep
