@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU host (the `device` machines): build, then the CUDA backend's correctness checks and
 # benchmarks, each step's output in OUT_DIR. Steps: kernels (every cuda:: op against the CPU
-# reference, the CUDA graph cache, the step gap meter), parity (transformers fixtures on the CUDA backend, the model stage and the whole
+# reference, the CUDA graph cache, the step gap meter, the weight upload), parity (transformers fixtures on the CUDA backend, the model stage and the whole
 # engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4; bf16 and fp16), serve (the OpenAI-client end-to-end test on
 # GPUs, at the largest layout the GPUs allow, --dtype auto and half; needs node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
 # (transformers' generate() on the same shapes, in the same call), offline (1k-in/1k-out
@@ -48,6 +48,7 @@ for s in $steps; do
       "$BUILD/tests/cuda_dense_ops_test" >"$out/kernels.txt" 2>&1; rc=$?
       "$BUILD/tests/cuda_graph_cache_test" >>"$out/kernels.txt" 2>&1 || rc=1
       "$BUILD/tests/step_gap_meter_test" >>"$out/kernels.txt" 2>&1 || rc=1
+      "$BUILD/tests/weight_upload_test" >>"$out/kernels.txt" 2>&1 || rc=1
       step kernels "rc=$rc $(grep -E '^\[  (PASSED|FAILED) ' "$out/kernels.txt" | tr '\n' ' ')"
       grep -E '^\[  FAILED  \]' "$out/kernels.txt" | head; [ $rc = 0 ] || status=1 ;;
     parity)
@@ -166,14 +167,19 @@ for s in $steps; do
         head -30 "$out/offline_kernels.txt" ;;
     load)
       # A real checkpoint onto the GPU: make-checkpoint's random bf16 weights in hub layout at 7B
-      # shapes (15 GB of safetensors), loaded by `lockstep batch` for one token, twice (the loader's
-      # GB/s from its log, and the whole run's wall time), then transformers' from_pretrained onto
-      # the GPU from the same files (the peer). The files are in the page cache for all three.
+      # shapes (15 GB of safetensors), loaded by `lockstep batch` for one token (the loader's GB/s
+      # from its log, and the whole run's wall time) twice from the page cache and once from the
+      # disk, then transformers' from_pretrained onto the GPU the same two ways (the peer).
       ckpt=/tmp/load_ckpt
       "$BUILD/app/lockstep" make-checkpoint --config benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
         --tokenizer "$tok7b" --output $ckpt --force 2>&1 | tr '\r' '\n' | tail -1 >"$out/load.txt"; sync
       echo '{"prompt": [1000, 1001, 1002], "max_tokens": 1, "ignore_eos": true}' >/tmp/load_req.jsonl
-      for i in 1 2; do
+      for i in warm warm cold; do
+        # cold: the page cache dropped first (root only), so the files come from the disk.
+        if [ $i = cold ] && ! { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
+          echo "cold: skipped (cannot drop the page cache)" >>"$out/load.txt"; continue
+        fi
+        echo -n "$i: " >>"$out/load.txt"
         rm -f /tmp/load_out.jsonl
         t0=$(date +%s.%N)
         LOCKSTEP_LOG_LEVEL=info $M -np 1 "$BUILD/app/lockstep" batch --model $ckpt --device cuda \
@@ -184,7 +190,12 @@ for s in $steps; do
         [ $rc = 0 ] || tail -5 /tmp/load_run.log >>"$out/load.txt"
       done
       py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
-      CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_load.py $ckpt >>"$out/load.txt" 2>&1
+      echo -n "warm: " >>"$out/load.txt"
+      CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_load.py $ckpt 2>&1 | tail -1 >>"$out/load.txt"
+      if { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
+        echo -n "cold: " >>"$out/load.txt"
+        CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_load.py $ckpt 2>&1 | tail -1 >>"$out/load.txt"
+      fi
       step load "done"; cat "$out/load.txt" ;;
     scaling)
       for np in 2 4; do
