@@ -1,7 +1,6 @@
 // Weight slicing and reading (see layer_weights.h).
 #include "model/layer_weights.h"
 
-#include <initializer_list>
 #include <string>
 #include <utility>
 
