@@ -18,6 +18,7 @@
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/flash_decoding.h"
+#include "kernels/cuda/lt_matmul.h"
 #include "kernels/dense_ops.h"
 #include "kernels/device_buffer.h"
 #include "kernels/dtype.h"
@@ -177,8 +178,9 @@ void bm_linear(benchmark::State& state, std::int64_t rows, std::int64_t in, std:
   });
 }
 
-// The peer of the decode-sized linears (which take kernels/cuda/gemv.h's GEMV): cuBLAS' bf16
-// GEMM on the same shape and bf16 input, as cuda::linear called it before.
+// The peer of every linear: cuBLAS' cublasGemmEx on the same shape and bf16 input, as
+// cuda::linear called it before it took kernels/cuda/gemv.h's GEMV for decode-sized steps and
+// cuBLASLt (kernels/cuda/lt_matmul.h) for the rest.
 void bm_cublas_linear(benchmark::State& state, std::int64_t rows, std::int64_t in, std::int64_t out) {
   DeviceBuffer x = filled<bf16>(rows * in, 1), w = filled<bf16>(in * out, 2);
   DeviceBuffer y(DeviceKind::Cuda, rows * out * sizeof(float));
@@ -188,6 +190,23 @@ void bm_cublas_linear(benchmark::State& state, std::int64_t rows, std::int64_t i
                                  static_cast<int>(in), &alpha, w.data(), CUDA_R_16BF, static_cast<int>(in), x.data(),
                                  CUDA_R_16BF, static_cast<int>(in), &beta, y.data(), CUDA_R_32F, static_cast<int>(out),
                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  });
+}
+
+// The heuristic's `index`-th cuBLASLt algorithm for a bf16-input linear (cuda::linear runs the
+// first): whether timing the others at start-up would pick faster GEMMs for the model's shapes.
+void bm_lt_algorithm(benchmark::State& state, std::int64_t rows, std::int64_t in, std::int64_t out, int index) {
+  DeviceBuffer x = filled<bf16>(rows * in, 1), w = filled<bf16>(in * out, 2);
+  DeviceBuffer y(DeviceKind::Cuda, rows * out * sizeof(float));
+  cuda::LtMatmul& lt = g.ctx->gemm();
+  const std::vector<cublasLtMatmulAlgo_t> algos =
+      lt.algorithms(CUDA_R_16BF, x.data(), rows, in, w.data(), out, as<float>(y), index + 1);
+  if (static_cast<int>(algos.size()) <= index) {
+    state.SkipWithError("the heuristic offers fewer algorithms");
+    return;
+  }
+  run_timed(state, 2.0 * in * out + 2.0 * rows * in + 4.0 * rows * out, 2.0 * rows * in * out, [&] {
+    lt.run_with(algos[index], CUDA_R_16BF, x.data(), rows, in, w.data(), out, as<float>(y));
   });
 }
 
@@ -345,14 +364,19 @@ void register_benchmarks() {
   auto shape_name = [](const Shape& s) {
     return std::string(s.name) + ":" + std::to_string(s.in) + "x" + std::to_string(s.out);
   };
-  for (const std::int64_t rows : {1, 2, 4, 32, 4096})
+  // 256 and 8192 rows: the decode and prefill steps of the 1k/1k offline run.
+  for (const std::int64_t rows : {1, 2, 4, 32, 256, 4096, 8192})
     for (const Shape& s : shapes) {
       add("linear/" + shape_name(s) + "/rows:" + std::to_string(rows),
           [=](benchmark::State& st) { bm_linear(st, rows, s.in, s.out, s.fp32_input); });
-      if (rows <= 4)
-        add("cublas_linear/" + shape_name(s) + "/rows:" + std::to_string(rows),
-            [=](benchmark::State& st) { bm_cublas_linear(st, rows, s.in, s.out); });
+      add("cublas_linear/" + shape_name(s) + "/rows:" + std::to_string(rows),
+          [=](benchmark::State& st) { bm_cublas_linear(st, rows, s.in, s.out); });
     }
+  for (const std::int64_t rows : {256, 8192})
+    for (const Shape& s : shapes)
+      for (int index = 0; index < 8; ++index)
+        add("lt_algorithm/" + shape_name(s) + "/rows:" + std::to_string(rows) + "/index:" + std::to_string(index),
+            [=](benchmark::State& st) { bm_lt_algorithm(st, rows, s.in, s.out, index); });
   // --dtype half: the same GEMV (rows 1) and cuBLAS GEMM (4096) in fp16.
   for (const std::int64_t rows : {1, 4096})
     for (const Shape& s : shapes)

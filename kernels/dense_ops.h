@@ -83,7 +83,7 @@ namespace lockstep::cuda {
 // Same contracts as cpu::, every pointer on the context's GPU; enqueued on ctx.stream() (read
 // results after ctx.synchronize()); zero rows or tokens are a no-op. linear rounds x to W and
 // multiplies with fp32 accumulation (so it differs from cpu::linear by that rounding): a
-// cuBLAS GEMM in W, or for decode-sized steps a bandwidth-bound GEMV (kernels/cuda/gemv.h),
+// cuBLASLt GEMM in W (kernels/cuda/lt_matmul.h), or for decode-sized steps a bandwidth-bound GEMV (kernels/cuda/gemv.h),
 // which starts reading w before the kernels enqueued ahead of it have finished (a
 // dependent launch): w must be weights, written by nothing on the stream; the others
 // compute in fp32 exactly as cpu:: does, up to the order of sums.

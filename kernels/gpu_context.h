@@ -1,10 +1,11 @@
-// What the CUDA ops need besides their operands: the GPU, the stream they are enqueued on, a
-// cuBLAS handle bound to it, and scratch memory that grows on demand. One per rank (no
+// What the CUDA ops need besides their operands: the GPU, the stream they are enqueued on,
+// cuBLAS and cuBLASLt bound to it, and scratch memory that grows on demand. One per rank (no
 // globals); passed to every cuda:: op. Only in CUDA builds.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "kernels/device_buffer.h"
 
@@ -13,9 +14,13 @@ typedef struct cublasContext* cublasHandle_t;
 
 namespace lockstep {
 
+namespace cuda {
+class LtMatmul;
+}
+
 class GpuContext {
  public:
-  // Makes `gpu` current, creates a non-blocking stream and a cuBLAS handle on it.
+  // Makes `gpu` current, creates a non-blocking stream and the cuBLAS / cuBLASLt handles on it.
   explicit GpuContext(int gpu);
   // Same, on a stream someone else owns (e.g. the NCCL collectives' stream, so kernels and
   // collectives are ordered without host waits).
@@ -27,6 +32,8 @@ class GpuContext {
   int gpu() const { return gpu_; }
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t blas() const { return blas_; }
+  // The GEMMs of cuda::linear (kernels/cuda/lt_matmul.h).
+  cuda::LtMatmul& gemm() { return *gemm_; }
   // Streaming multiprocessors of the GPU (how many blocks a grid needs to fill it).
   int sm_count() const { return sm_count_; }
   // Compute capability as major * 10 + minor (90: Hopper), and the most shared memory one block
@@ -62,6 +69,7 @@ class GpuContext {
   DeviceBuffer scratch_, counters_;
   std::uint64_t scratch_generation_ = 0;
   DeviceBuffer blas_workspace_;  // given to cuBLAS so that it never allocates inside a graph capture
+  std::unique_ptr<cuda::LtMatmul> gemm_;  // shares blas_workspace_: both run in stream order
 };
 
 }  // namespace lockstep

@@ -1,7 +1,6 @@
 // CUDA kernels of the dense-transformer ops (see kernels/dense_ops.h) but attention
 // (paged_attention.cu); cpu/dense_ops.cc is the reference they are tested against. Every launch goes on the context's stream through launch()
 // (dependent_launch.cuh) and is checked.
-#include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -9,11 +8,11 @@
 #include <cmath>
 #include <type_traits>
 
-#include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/gemv.h"
+#include "kernels/cuda/lt_matmul.h"
 #include "kernels/dense_ops.h"
 #include "kernels/gpu_context.h"
 
@@ -290,13 +289,7 @@ void linear(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, con
             std::type_identity_t<const W*> bias, float* y) {
   if (rows == 0 || out == 0) return;  // e.g. a step whose prefill chunks sample no row
   if (gemv(ctx, x, rows, in, w, out, bias, y)) return;  // decode-sized: bandwidth-bound
-  // Row-major y[rows, out] is column-major [out, rows] = w[out, in] . x^T: A = w read as the
-  // column-major [in, out] it is in memory, transposed.
-  const float alpha = 1.0f, beta = 0.0f;
-  LS_CUBLAS_CHECK(cublasGemmEx(ctx.blas(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
-                               static_cast<int>(in), &alpha, w, kBlasType<W>, static_cast<int>(in), x, kBlasType<W>,
-                               static_cast<int>(in), &beta, y, CUDA_R_32F, static_cast<int>(out), CUBLAS_COMPUTE_32F,
-                               CUBLAS_GEMM_DEFAULT));
+  ctx.gemm().run(kBlasType<W>, x, rows, in, w, out, y);
   if (bias) {
     launch(ctx, add_bias_kernel<device_t<W>>, blocks_for(rows * out, 256), 256, y, rows, out, on_device(bias));
   }

@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/lt_matmul.h"
 
 namespace lockstep {
 
@@ -23,9 +24,9 @@ GpuContext::GpuContext(int gpu, cudaStream_t borrowed_stream) : gpu_(gpu), strea
   set_up();
 }
 
-// The SM count, compute capability and shared-memory limit, whether kernels launch as programmatic dependents, and a cuBLAS handle on the
-// stream with a fixed 32 MiB workspace (what cuBLAS asks for on Hopper), so that GEMMs captured
-// in a CUDA graph do not allocate.
+// The SM count, compute capability and shared-memory limit, whether kernels launch as
+// programmatic dependents, and cuBLAS / cuBLASLt on the stream with a fixed 32 MiB workspace
+// (what cuBLAS asks for on Hopper), so that GEMMs captured in a CUDA graph do not allocate.
 void GpuContext::set_up() {
   LS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, gpu_));
   int major = 0, minor = 0, smem = 0;
@@ -40,10 +41,12 @@ void GpuContext::set_up() {
   LS_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
   blas_workspace_ = DeviceBuffer(DeviceKind::Cuda, std::size_t{32} << 20);
   LS_CUBLAS_CHECK(cublasSetWorkspace(blas_, blas_workspace_.data(), blas_workspace_.bytes()));
+  gemm_ = std::make_unique<cuda::LtMatmul>(stream_, blas_workspace_.data(), blas_workspace_.bytes());
 }
 
 GpuContext::~GpuContext() {
   if (stream_) cudaStreamSynchronize(stream_);
+  gemm_.reset();
   if (blas_) cublasDestroy(blas_);
   if (stream_ && owns_stream_) cudaStreamDestroy(stream_);
 }

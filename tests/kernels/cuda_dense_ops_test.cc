@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cuda/flash_decoding.h"
+#include "kernels/cuda/lt_matmul.h"
 #include "kernels/dense_ops.h"
 #include "kernels/device_buffer.h"
 #include "kernels/gpu_context.h"
@@ -115,7 +116,7 @@ TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnRoundedInputs) {
     cuda::linear<W>(ctx(), static_cast<const float*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);  // no rows: no-op
     cuda::linear<W>(ctx(), static_cast<const W*>(nullptr), 0, 96, nullptr, 200, nullptr, nullptr);
     ctx().synchronize();
-    // Up to kGemvMaxRows (2) rows with `in` a multiple of 8 take the GEMV (kernels/cuda/gemv.h), the rest cuBLAS;
+    // Up to kGemvMaxRows (2) rows with `in` a multiple of 8 take the GEMV (kernels/cuda/gemv.h), the rest cuBLASLt;
     // the GEMV's rows of 8 and 96 (its loads issued before the dependent-launch wait, part
     // empty), 3584 (those, then a batch of 4 loads a lane and a part-empty one), 4104 (a lane's
     // tail) and 18944 (several batches).
@@ -140,6 +141,34 @@ TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnRoundedInputs) {
       const float abs_tol = 1e-4f * std::sqrt(static_cast<float>(s.in));
       expect_close(host(y, want.size()), want, abs_tol, 1e-3f, "linear");
       expect_close(host(y_half_in, want.size()), want, abs_tol, 1e-3f, "linear, W input");
+    }
+  });
+}
+
+// cuBLASLt's plans (kernels/cuda/lt_matmul.h) are per shape, dtype and pointer alignment: x, w
+// and y that start 2 or 4 bytes past an aligned address (a slice of a bigger buffer) must still
+// get the right sums, and the same call again must reuse its plan.
+TEST_F(CudaDenseOps, LinearTakesOperandsAtAnyAlignment) {
+  for_each_half([&]<HalfFloat W>() {
+    const int rows = 9, in = 264, out = 72;
+    std::vector<W> x = normal_half<W>(static_cast<std::size_t>(rows) * in + 1, 1.0f);
+    std::vector<W> w = normal_half<W>(static_cast<std::size_t>(out) * in + 1, 1.0f / std::sqrt(in));
+    const W* x_dev = dev(x);
+    const W* w_dev = dev(w);
+    float* y_dev = poisoned<float>(static_cast<std::size_t>(rows) * out + 1);
+    std::vector<float> want(static_cast<std::size_t>(rows) * out);
+    for (const int shift : {0, 1}) {
+      SCOPED_TRACE(::testing::Message() << "operands shifted by " << shift << " element(s)");
+      std::vector<float> xf(static_cast<std::size_t>(rows) * in);
+      for (std::size_t i = 0; i < xf.size(); ++i) xf[i] = to_float(x[i + shift]);
+      cpu::linear(xf.data(), rows, in, w.data() + shift, out, nullptr, want.data());
+      cuda::linear(ctx(), x_dev + shift, rows, in, w_dev + shift, out, nullptr, y_dev + shift);
+      const std::size_t plans = ctx().gemm().plan_count();
+      cuda::linear(ctx(), x_dev + shift, rows, in, w_dev + shift, out, nullptr, y_dev + shift);
+      EXPECT_EQ(ctx().gemm().plan_count(), plans) << "the same GEMM again made a new plan";
+      const std::vector<float> all = host(y_dev, want.size() + 1);
+      expect_close(std::vector<float>(all.begin() + shift, all.begin() + shift + want.size()), want,
+                   1e-4f * std::sqrt(static_cast<float>(in)), 1e-3f, "linear");
     }
   });
 }

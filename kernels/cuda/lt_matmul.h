@@ -1,0 +1,74 @@
+// The GEMM behind cuda::linear: cuBLASLt, with one plan (matrix layouts and the algorithm its
+// heuristic picks) kept per shape, dtype and pointer alignment, so that a step pays the
+// heuristic once per shape and a CUDA graph capture needs no host work beyond a map lookup.
+// One per GpuContext (its stream and its fixed workspace, so no GEMM allocates inside a capture).
+#pragma once
+
+#include <cublasLt.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/dtype.h"
+
+namespace lockstep::cuda {
+
+class LtMatmul {
+ public:
+  LtMatmul(cudaStream_t stream, void* workspace, std::size_t workspace_bytes);
+  ~LtMatmul();
+  LtMatmul(const LtMatmul&) = delete;
+  LtMatmul& operator=(const LtMatmul&) = delete;
+
+  // y[rows, out] (fp32, row-major) = x[rows, in] . w[out, in]^T, x and w in `type` (bf16 or
+  // fp16), fp32 accumulation. Enqueued on the stream.
+  void run(cudaDataType_t type, const void* x, std::int64_t rows, std::int64_t in, const void* w, std::int64_t out,
+           float* y);
+
+  // The heuristic's first `count` algorithms for this GEMM (fewer when it has fewer), the one
+  // run() uses first, and run() with one of them instead: for benchmarks that time the others.
+  std::vector<cublasLtMatmulAlgo_t> algorithms(cudaDataType_t type, const void* x, std::int64_t rows, std::int64_t in,
+                                               const void* w, std::int64_t out, const float* y, int count);
+  void run_with(const cublasLtMatmulAlgo_t& algo, cudaDataType_t type, const void* x, std::int64_t rows,
+                std::int64_t in, const void* w, std::int64_t out, float* y);
+
+  // How many plans are cached (tests: one per distinct shape, dtype and alignment).
+  std::size_t plan_count() const { return plans_.size(); }
+
+  // Plans kept at most; past it the cache starts over (chunked prefill makes one shape a row
+  // count, so a long-running server would otherwise grow it without bound).
+  static constexpr std::size_t kMaxPlans = 4096;
+
+ private:
+  struct Key {
+    cudaDataType_t type;
+    std::int64_t rows, in, out;
+    int x_align, w_align, y_align;  // bytes, powers of two up to 256
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const;
+  };
+  struct Plan {
+    cublasLtMatrixLayoutOpaque_t w_layout, x_layout, y_layout;
+    cublasLtMatmulAlgo_t algo;
+  };
+  static Key key_of(cudaDataType_t type, const void* x, std::int64_t rows, std::int64_t in, const void* w,
+                    std::int64_t out, const float* y);
+  Plan& plan_for(const Key& key);
+  // The layouts of `key` into p, and the heuristic's first `count` results.
+  std::vector<cublasLtMatmulHeuristicResult_t> heuristics(const Key& key, Plan& p, int count);
+  void enqueue(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, float* y);
+
+  cudaStream_t stream_;
+  void* workspace_;
+  std::size_t workspace_bytes_;
+  cublasLtHandle_t handle_ = nullptr;
+  // transa = T, transb = N, fp32 compute and scale: the same for every shape and dtype.
+  cublasLtMatmulDescOpaque_t desc_;
+  std::unordered_map<Key, Plan, KeyHash> plans_;
+};
+
+}  // namespace lockstep::cuda
