@@ -69,6 +69,22 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_flag("--disable-custom-all-reduce", o.disable_custom_all_reduce, "Accepted for vLLM command lines; no effect");
 }
 
+namespace {
+
+// Open MPI binds each rank to one core when it starts two or fewer (and a hostfile's slots or a
+// user's --bind-to core do the same): the CPU ops, the weight readers and rank 0's HTTP and
+// tokenizer threads would then all share one core, silently.
+void warn_if_bound_to_one_cpu() {
+  const std::size_t usable = process_cpu_affinity().size();
+  const unsigned all = std::thread::hardware_concurrency();
+  if (usable == 1 && all > 1)
+    LS_WARN("this rank may run on 1 of the host's " << all << " CPUs (mpirun binds a rank to one core when it "
+            "starts 2 or fewer): the CPU ops, weight loading and the server's threads share it. Start with "
+            "`mpirun --bind-to none` (or --bind-to socket / numa; under Slurm, --cpus-per-task)");
+}
+
+}  // namespace
+
 std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, const ModelOptions& o) {
   std::unique_ptr<ModelRuntime> rt(new ModelRuntime());
   rt->grid_ = make_rank_grid(env, o.parallel);
@@ -88,6 +104,7 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   LS_MPI_CHECK(MPI_Allreduce(&generation_ok, &all_generation_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   if (!all_generation_ok)
     throw std::runtime_error(generation_error.empty() ? "another rank cannot read the generation config" : generation_error);
+  warn_if_bound_to_one_cpu();
   // The CPU backend computes on every rank's host with MPI collectives; the CUDA backend on
   // the rank's GPU with NCCL.
   const std::string& backend = o.parallel.backend;

@@ -33,7 +33,7 @@ cat >&2 <<EOF
  but random weights produce gibberish text. To serve a real model, download one from
  the hub and point --model at it, e.g.
 
-   mpirun -np 2 build/app/lockstep serve --model /path/to/DeepSeek-R1-Distill-Qwen-1.5B -tp 2
+   mpirun -np 2 --bind-to none build/app/lockstep serve --model /path/to/DeepSeek-R1-Distill-Qwen-1.5B -tp 2
 
  Chat with the demo (once the server prints its URL below):
 
@@ -45,7 +45,7 @@ cat >&2 <<EOF
 
 EOF
 
-serve=(mpirun --oversubscribe -np 2 -x NCCL_NVLS_ENABLE "$lockstep" serve --model "$model"
+serve=(mpirun --oversubscribe --bind-to none -np 2 -x NCCL_NVLS_ENABLE "$lockstep" serve --model "$model"
        --served-model-name deepseek-r1-demo --tensor-parallel-size 2 --kv-cache-memory 256M)
 if [ "$smoke" = 0 ]; then
   exec "${serve[@]}" --port 8000 "$@"

@@ -5,7 +5,8 @@
 # logit_bias moves greedy choices (and bad biases are refused),
 # malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones,
 # an existing output is never overwritten by accident, --dtype half / float32, and prompt
-# log-probabilities; at debug level, rank 0's host time a step; generation_config.json defaults.
+# log-probabilities; at debug level, rank 0's host time a step; generation_config.json defaults;
+# the warning for a rank bound to one CPU.
 # usage: batch_test.sh MPIRUN LOCKSTEP FIXTURES_DIR
 set -u
 mpirun=$1 lockstep=$2 fixtures=$3
@@ -207,6 +208,22 @@ timeout 120 "$mpirun" --oversubscribe -np 2 sh -c "exec '$lockstep' batch --mode
 rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a generation config one rank cannot read: exit status $rc (124: a hang)"
 grep -q "error on rank 1: --generation-config .*/g1: cannot open" "$tmp/log" || fail "one rank's generation config: its message"
+
+# A rank bound to one core of several (mpirun's default at -np 1 or 2) gets a warning that says
+# how to give it more; an unbound rank gets none.
+if [ "$(nproc)" -gt 1 ]; then
+  echo '{"custom_id": "a", "url": "/v1/completions", "body": {"prompt": [1, 2, 3], "max_tokens": 2}}' >"$tmp/one.jsonl"
+  for bind in core none; do
+    rm -f "$tmp/bound.jsonl"
+    timeout 120 "$mpirun" -np 1 --bind-to "$bind" "$lockstep" batch --model "$model" --kv-cache-memory 2M \
+      --input "$tmp/one.jsonl" --output "$tmp/bound.jsonl" >"$tmp/log" 2>&1 || fail "--bind-to $bind: batch failed"
+    if grep -q "warn: this rank may run on 1 of the host's [0-9]* CPUs.*mpirun --bind-to none" "$tmp/log"; then
+      [ "$bind" = core ] || fail "--bind-to none: warned about one CPU"
+    else
+      [ "$bind" = none ] || fail "--bind-to core: no warning about running on one CPU"
+    fi
+  done
+fi
 
 # --device cuda where no rank has a GPU (CI): one clear error, every rank exits, no hang.
 if ! nvidia-smi -L >/dev/null 2>&1; then
