@@ -169,7 +169,8 @@ for s in $steps; do
       # A real checkpoint onto the GPU: make-checkpoint's random bf16 weights in hub layout at 7B
       # shapes (15 GB of safetensors), loaded by `lockstep batch` for one token (the loader's GB/s
       # from its log, and the whole run's wall time) twice from the page cache and once from the
-      # disk, then transformers' from_pretrained onto the GPU the same two ways (the peer).
+      # disk, then transformers' from_pretrained onto the GPU the same two ways (the peer), then
+      # the disk's own read rate.
       ckpt=/tmp/load_ckpt
       "$BUILD/app/lockstep" make-checkpoint --config benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
         --tokenizer "$tok7b" --output $ckpt --force 2>&1 | tr '\r' '\n' | tail -1 >"$out/load.txt"; sync
@@ -195,6 +196,15 @@ for s in $steps; do
       if { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
         echo -n "cold: " >>"$out/load.txt"
         CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_load.py $ckpt 2>&1 | tail -1 >>"$out/load.txt"
+      fi
+      # The disk's own rate (the cold rows' ceiling): every shard read at once by `dd` with
+      # O_DIRECT in 64 MiB requests, the page cache dropped first.
+      if { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
+        bytes=$(du -cb $ckpt/*.safetensors | tail -1 | cut -f1)
+        t0=$(date +%s.%N)
+        for f in $ckpt/*.safetensors; do dd if="$f" of=/dev/null bs=64M iflag=direct status=none & done; wait
+        t1=$(date +%s.%N)
+        echo "disk: $bytes bytes of shards read with O_DIRECT, all shards at once: $(awk "BEGIN { printf \"%.2f\", $bytes / ($t1 - $t0) / 1e9 }") GB/s" >>"$out/load.txt"
       fi
       step load "done"; cat "$out/load.txt" ;;
     scaling)
