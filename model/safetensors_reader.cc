@@ -195,18 +195,6 @@ void SafetensorsCheckpoint::read_into(const TensorInfo& t, std::int64_t row_begi
   bytes_read_ += static_cast<std::uint64_t>(real_rows) * width * weight_dtype_size(t.dtype);
 }
 
-void SafetensorsCheckpoint::will_need(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end) const {
-  const std::int64_t last = std::min(row_end, t.rows());
-  if (last <= row_begin) return;
-  const std::size_t row_bytes = static_cast<std::size_t>(t.cols()) * weight_dtype_size(t.dtype);
-  static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<std::uintptr_t>(t.data + static_cast<std::size_t>(row_begin) * row_bytes);
-  const auto end = reinterpret_cast<std::uintptr_t>(t.data + static_cast<std::size_t>(last) * row_bytes);
-  const std::uintptr_t aligned = begin / page * page;
-  // Advice only: a failure changes nothing but the speed, so it is not an error.
-  madvise(reinterpret_cast<void*>(aligned), end - aligned, MADV_WILLNEED);
-}
-
 template void SafetensorsCheckpoint::read_into<bf16>(const TensorInfo&, std::int64_t, std::int64_t, std::int64_t,
                                                      std::int64_t, bf16*) const;
 template void SafetensorsCheckpoint::read_into<fp16>(const TensorInfo&, std::int64_t, std::int64_t, std::int64_t,

@@ -63,10 +63,6 @@ class SafetensorsCheckpoint {
   template <HalfFloat W>
   std::vector<W> read(const TensorInfo& t) const { return read<W>(t, 0, t.rows(), 0, t.cols()); }
   std::uint64_t bytes_read() const { return bytes_read_; }
-  // Asks the kernel to start reading rows [row_begin, row_end) of t into the page cache
-  // (madvise MADV_WILLNEED) and returns at once: a later read_into of them finds the pages
-  // there, or on their way, instead of faulting them in one readahead window at a time.
-  void will_need(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end) const;
 
  private:
   std::string dir_;

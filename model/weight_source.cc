@@ -17,11 +17,6 @@ void CheckpointWeights::read_into(const std::string& name, const std::vector<std
 
 std::uint64_t CheckpointWeights::bytes_read() const { return ckpt_.bytes_read(); }
 
-void CheckpointWeights::will_need(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
-                                  std::int64_t r1) const {
-  ckpt_.will_need(ckpt_.get(name, shape), r0, r1);
-}
-
 template <HalfFloat W>
 void DummyWeights::fill(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
                         std::int64_t r1, std::int64_t c0, std::int64_t c1, W* out) const {

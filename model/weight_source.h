@@ -41,10 +41,6 @@ class WeightSource {
   virtual void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
                          std::int64_t r1, std::int64_t c0, std::int64_t c1, DType to, void* out) const = 0;
   virtual std::uint64_t bytes_read() const = 0;
-  // A hint that rows [r0, r1) of `name` will be read soon: a checkpoint starts reading them from
-  // disk in the background; nothing else needs to. Returns at once.
-  virtual void will_need(const std::string& /*name*/, const std::vector<std::int64_t>& /*shape*/,
-                         std::int64_t /*r0*/, std::int64_t /*r1*/) const {}
 };
 
 // Copies the stored bits when the checkpoint holds the tensor in the requested type; converts
@@ -55,8 +51,6 @@ class CheckpointWeights final : public WeightSource {
   void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
                  std::int64_t c0, std::int64_t c1, DType to, void* out) const override;
   std::uint64_t bytes_read() const override;
-  void will_need(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
-                 std::int64_t r1) const override;
 
  private:
   const SafetensorsCheckpoint& ckpt_;

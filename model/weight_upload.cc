@@ -46,33 +46,19 @@ DeviceBuffer upload_weight(PinnedUploader& uploader, const WeightSource& w, cons
   const std::size_t elem = dtype_size(to);
   const std::int64_t total = stacked_elements(slices);
   if (total == 0) return {};
-  // The chunks: rows [r0, r1) of a slice, as many as fit a staging buffer.
-  struct Chunk {
-    const WeightSlice* slice;
-    std::int64_t r0, r1;
-  };
-  std::vector<Chunk> chunks;
+  DeviceBuffer device(DeviceKind::Cuda, static_cast<std::size_t>(total) * elem);
+  char* at = static_cast<char*>(device.data());
   for (const WeightSlice& s : slices) {
     const std::size_t row_bytes = static_cast<std::size_t>(s.cols()) * elem;
     LS_CHECK(row_bytes <= uploader.chunk_bytes(), "upload_weight: a row of " << s.name << " (" << row_bytes
                                                       << " bytes) is larger than a staging buffer");
     const auto rows_a_chunk = static_cast<std::int64_t>(uploader.chunk_bytes() / row_bytes);
-    for (std::int64_t r = s.r0; r < s.r1; r += rows_a_chunk) chunks.push_back({&s, r, std::min(s.r1, r + rows_a_chunk)});
-  }
-  // From a cold page cache the reader threads' page faults alone keep few reads in flight:
-  // the next chunk's pages are asked for while this one is read.
-  auto will_need = [&](std::size_t i) {
-    if (i < chunks.size()) w.will_need(chunks[i].slice->name, chunks[i].slice->shape, chunks[i].r0, chunks[i].r1);
-  };
-  DeviceBuffer device(DeviceKind::Cuda, static_cast<std::size_t>(total) * elem);
-  char* at = static_cast<char*>(device.data());
-  will_need(0);
-  for (std::size_t i = 0; i < chunks.size(); ++i) {
-    will_need(i + 1);
-    const Chunk& c = chunks[i];
-    const std::size_t bytes = static_cast<std::size_t>(c.r1 - c.r0) * static_cast<std::size_t>(c.slice->cols()) * elem;
-    uploader.upload_with(at, bytes, [&](void* pinned) { read_rows(w, *c.slice, c.r0, c.r1, to, static_cast<char*>(pinned)); });
-    at += bytes;
+    for (std::int64_t r = s.r0; r < s.r1; r += rows_a_chunk) {
+      const std::int64_t end = std::min(s.r1, r + rows_a_chunk);
+      const std::size_t bytes = static_cast<std::size_t>(end - r) * row_bytes;
+      uploader.upload_with(at, bytes, [&](void* pinned) { read_rows(w, s, r, end, to, static_cast<char*>(pinned)); });
+      at += bytes;
+    }
   }
   return device;
 }

@@ -1,13 +1,8 @@
 // config.json in both spellings, RoPE frequencies, pipeline layer splits, weights read as bf16
 // or fp16, and the loader's clear errors: missing files, unsupported architectures, missing
 // tensors, wrong shapes, corrupt safetensors headers.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -15,7 +10,6 @@
 #include <initializer_list>
 #include <limits>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "model/dense_transformer.h"
@@ -274,44 +268,6 @@ void write_checkpoint(const fs::path& dir, const std::vector<RawTensor>& tensors
   const std::uint64_t len = header.size();
   f.write(reinterpret_cast<const char*>(&len), 8);
   f << header << data;
-}
-
-// will_need starts reading the asked rows into the page cache: after the file's pages are
-// dropped (posix_fadvise DONTNEED, which needs a file system that drops clean pages: skipped
-// where none is), the rows' pages become resident without the test touching them.
-TEST(SafetensorsCheckpoint, WillNeedReadsTheRowsIntoThePageCache) {
-  const fs::path dir = fs::temp_directory_path() / ("ls_will_need_" + std::to_string(::getpid()));
-  const std::int64_t rows = 1024, cols = 2048;  // 4 MiB of bf16
-  write_checkpoint(dir, {{"w", "BF16", {rows, cols}, std::string(static_cast<std::size_t>(rows * cols * 2), '\x3f')}});
-  const std::string file = (dir / "model.safetensors").string();
-  const int fd = ::open(file.c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(::fdatasync(fd), 0);  // clean pages only are dropped
-  SafetensorsCheckpoint ckpt(dir.string());
-  const TensorInfo& t = ckpt.get("w");
-  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE)), row_bytes = cols * 2;
-  // Pages wholly inside rows [r0, r1) resident in the page cache.
-  auto resident = [&](std::int64_t r0, std::int64_t r1) {
-    const auto begin = reinterpret_cast<std::uintptr_t>(t.data + r0 * row_bytes);
-    const auto end = reinterpret_cast<std::uintptr_t>(t.data + r1 * row_bytes);
-    const std::uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
-    std::vector<unsigned char> in((last - first) / page);
-    EXPECT_EQ(::mincore(reinterpret_cast<void*>(first), last - first, in.data()), 0);
-    return static_cast<std::size_t>(std::count_if(in.begin(), in.end(), [](unsigned char c) { return c & 1; }));
-  };
-  ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-  ::close(fd);
-  if (resident(512, 768) != 0) {
-    fs::remove_all(dir);
-    GTEST_SKIP() << "this file system keeps the file's pages after POSIX_FADV_DONTNEED";
-  }
-  const std::size_t want = (256 * row_bytes) / page - 1;  // whole pages in rows [512, 768), at least
-  ckpt.will_need(t, 512, 768);
-  std::size_t got = 0;
-  for (int i = 0; i < 500 && (got = resident(512, 768)) < want; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_GE(got, want) << "rows asked for by will_need are not in the page cache after 5 s";
-  ckpt.will_need(t, rows - 1, rows + 100);  // past the end (vocabulary padding): the real rows only
-  fs::remove_all(dir);
 }
 
 // Conversions as a cast in PyTorch: bf16 -> fp16 overflows to inf past 65504 (65280 is the
