@@ -32,11 +32,26 @@ __device__ float block_sum(float v) {
   return warp_sum(v);
 }
 
+__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+template <typename T>
+__device__ __forceinline__ void store4(T* p, float4 v) {
+  *reinterpret_cast<uint2*>(p) = make_uint2(pack2<T>(v.x, v.y), pack2<T>(v.z, v.w));
+}
+
+// A thread rounds 4 consecutive values: a 16-byte load and an 8-byte store where x and y are
+// aligned for them. A value a thread moved 1.5 TB/s (attention's output into the o projection
+// at 8192 rows: 115 us on an H200, 0.4 of the GEMM it feeds).
 template <typename T>
 __global__ void round_kernel(const float* x, std::int64_t n, T* y) {
   dependent_launch_enter();
-  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n) store(y + i, x[i]);
+  const std::int64_t i = 4 * (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x);
+  if (i >= n) return;
+  const bool vector = i + 4 <= n && (reinterpret_cast<std::uintptr_t>(x) % 16 | reinterpret_cast<std::uintptr_t>(y) % 8) == 0;
+  if (vector) {
+    store4(y + i, *reinterpret_cast<const float4*>(x + i));
+  } else {
+    for (std::int64_t k = i; k < n && k < i + 4; ++k) store(y + k, x[k]);
+  }
 }
 
 template <typename T>
@@ -219,12 +234,6 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int k
   }
 }
 
-__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
-template <typename T>
-__device__ __forceinline__ void store4(T* p, float4 v) {
-  *reinterpret_cast<uint2*>(p) = make_uint2(pack2<T>(v.x, v.y), pack2<T>(v.z, v.w));
-}
-
 // A thread takes 4 consecutive columns of a row (16-byte loads when ffn % 4 == 0), blockIdx.y
 // the rows (striding past the grid's 65535). No per-element 64-bit division: with one, the
 // kernel ran at 0.4 of copy (0.93 ms at 8192 rows of the 7B model's 18944 on an H200).
@@ -301,7 +310,7 @@ void linear(GpuContext& ctx, const float* x, std::int64_t rows, std::int64_t in,
   if (rows == 0 || out == 0) return;
   if (gemv(ctx, x, rows, in, w, out, bias, y)) return;  // rounds x to W as it reads it
   auto* xw = static_cast<W*>(ctx.scratch(static_cast<std::size_t>(rows * in) * sizeof(W)));
-  launch(ctx, round_kernel<device_t<W>>, blocks_for(rows * in, 256), 256, x, rows * in, on_device(xw));
+  launch(ctx, round_kernel<device_t<W>>, blocks_for((rows * in + 3) / 4, 256), 256, x, rows * in, on_device(xw));
   linear(ctx, static_cast<const W*>(xw), rows, in, w, out, bias, y);
 }
 

@@ -119,11 +119,13 @@ TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnRoundedInputs) {
     // Up to kGemvMaxRows (2) rows with `in` a multiple of 8 take the GEMV (kernels/cuda/gemv.h), the rest cuBLASLt;
     // the GEMV's rows of 8 and 96 (its loads issued before the dependent-launch wait, part
     // empty), 3584 (those, then a batch of 4 loads a lane and a part-empty one), 4104 (a lane's
-    // tail) and 18944 (several batches).
+    // tail) and 18944 (several batches). 3 x 99: fp32 input rounded 4 values a thread but the
+    // last, and a GEMM whose rows start 2 bytes apart from 16.
     for (const Shape s : {Shape{1, 96, 200, false}, Shape{7, 96, 200, true}, Shape{64, 256, 384, true},
                           Shape{3, 3584, 512, false}, Shape{1, 18944, 64, false}, Shape{4, 3584, 4608, true},
                           Shape{2, 8, 13, true}, Shape{2, 100, 50, true}, Shape{5, 256, 130, true},
-                          Shape{2, 3584, 300, true}, Shape{1, 4104, 24, false}}) {
+                          Shape{2, 3584, 300, true}, Shape{1, 4104, 24, false},
+                          Shape{3, 99, 40, true}}) {
       SCOPED_TRACE(::testing::Message() << "rows " << s.rows << " in " << s.in << " out " << s.out);
       std::vector<float> x = normal(static_cast<std::size_t>(s.rows) * s.in);
       const std::vector<W> w = normal_half<W>(static_cast<std::size_t>(s.out) * s.in, 1.0f / std::sqrt(s.in));
