@@ -2,7 +2,6 @@
 #include "kernels/cuda/lt_matmul.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstdint>
 #include <functional>
 
