@@ -6,11 +6,9 @@
 #include <ctime>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <set>
 
 #include "app/batch/batch_progress.h"
-#include "app/engine/step_worker.h"
 #include "app/openai/api_error.h"
 #include "app/openai/openai_response.h"
 #include "comm/mpi_env.h"
@@ -203,12 +201,8 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
     progress.request_finished();
   };
 
-  // Each step's tokens are handled on a StepWorker thread while the engine runs the next step.
-  // A stop string found there aborts its sequence before the step after that: the token the
-  // sequence makes meanwhile is dropped (its choice has finished and left by_seq).
-  std::mutex stop_mu;
-  std::vector<std::uint64_t> stopped;  // sequences to abort, from the worker to this thread
-  StepWorker worker([&](StepOutput& step) {
+  while (!rt->scheduler().idle()) {
+    StepOutput step = rt->engine().step();
     const double step_sec = std::chrono::duration<double>(Clock::now() - start).count();
     for (TokenEvent& e : step.tokens) {
       auto it = by_seq.find(e.id);
@@ -220,8 +214,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
       choice.on_token(e.token, e.logprobs ? &*e.logprobs : nullptr);
       FinishReason reason = e.finish;
       if (reason == FinishReason::None && choice.stopped()) {  // a stop string: end it now
-        std::lock_guard lock(stop_mu);
-        stopped.push_back(e.id);
+        rt->scheduler().abort(e.id);
         reason = FinishReason::Stop;
       }
       if (reason == FinishReason::None) continue;
@@ -234,16 +227,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
       report(false);
       last_report = Clock::now();
     }
-  });
-  while (!rt->scheduler().idle()) {
-    {
-      std::lock_guard lock(stop_mu);
-      for (std::uint64_t id : stopped) rt->scheduler().abort(id);
-      stopped.clear();
-    }
-    worker.post(rt->engine().step());
   }
-  worker.finish();
   rt->engine().shutdown();
   report(true);
   const double sec = std::chrono::duration<double>(Clock::now() - start).count();
