@@ -79,7 +79,7 @@ void warn_if_bound_to_one_cpu() {
   const unsigned all = std::thread::hardware_concurrency();
   if (usable == 1 && all > 1)
     LS_WARN("this rank may run on 1 of the host's " << all << " CPUs (mpirun binds a rank to one core when it "
-            "starts 2 or fewer): the CPU ops, weight loading and the server's threads share it. Start with "
+            "starts 2 or fewer): the CPU ops, weight loading and any server or tokenizer threads share it. Start with "
             "`mpirun --bind-to none` (or --bind-to socket / numa; under Slurm, --cpus-per-task)");
 }
 
