@@ -1,6 +1,6 @@
 // The GEMM behind cuda::linear: cuBLASLt, with one plan (matrix layouts and the algorithm its
-// heuristic picks) kept per shape, dtype and pointer alignment, so that a step pays the
-// heuristic once per shape and a CUDA graph capture needs no host work beyond a map lookup.
+// heuristic picks) kept per shape, dtype and pointer alignment, so that the heuristic runs once
+// per shape (host-only work, so a shape first seen inside a CUDA graph capture is fine too).
 // One per GpuContext (its stream and its fixed workspace, so no GEMM allocates inside a capture).
 #pragma once
 
