@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "app/commbench/byte_size.h"
 #include "app/commbench/cpu_affinity.h"
@@ -15,6 +18,7 @@
 #include "comm/mpi_env.h"
 #include "kernels/dense_ops.h"
 #include "kernels/device_buffer.h"
+#include "kernels/fp8.h"
 #include "kernels/log.h"
 #include "model/dense_transformer.h"
 #if LOCKSTEP_WITH_CUDA
@@ -51,6 +55,11 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
             return f > 0.0 && f <= 1.0 ? std::string() : "--gpu-memory-utilization " + v + " is not in (0, 1]";
           },
           "(0, 1]"));
+  cmd.add_option("--kv-cache-dtype", o.kv_cache_dtype,
+                 "KV cache values: auto (the model's dtype), fp8 / fp8_e4m3 or fp8_e5m2 (half the bytes: twice the "
+                 "tokens, and decode attention reads half as much; values stored unscaled, saturating at 448 / "
+                 "57344, as vLLM without kv scales). The CPU backend keeps fp32 values rounded to the format")
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(kKvCacheDtypeNames), std::end(kKvCacheDtypeNames))));
   cmd.add_flag("--enforce-eager", o.enforce_eager, "Launch every kernel (no CUDA graphs for decode steps)");
   cmd.add_flag("--enable-prefix-caching", o.enable_prefix_caching, "Reuse KV blocks of shared prompt prefixes (default on)");
   cmd.add_flag("--no-enable-prefix-caching", o.no_enable_prefix_caching, "Turn prefix caching off");
@@ -131,6 +140,10 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   rt->groups_ = std::make_unique<CommGroups>(*rt->grid_, comm);
   rt->config_ = ModelConfig::from_dir(o.model);
   rt->config_.dtype = resolve_model_dtype(o.dtype, rt->config_.torch_dtype, capability);
+  const std::optional<KvCacheDtype> kv_cache_dtype = parse_kv_cache_dtype(o.kv_cache_dtype);
+  if (!kv_cache_dtype) throw std::runtime_error("--kv-cache-dtype " + o.kv_cache_dtype + " is not auto, fp8, fp8_e4m3 "
+                                                "or fp8_e5m2");
+  rt->config_.kv_cache_dtype = *kv_cache_dtype;
   const ModelConfig& c = rt->config_;
   if (o.load_format == "dummy") {
     rt->weights_ = std::make_unique<DummyWeights>(o.seed);
@@ -231,7 +244,11 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
                                : "CPUs (" + std::to_string(cpu::threads()) + " threads per rank)")
                    << ", TP" << rt->grid_->layout().tp
                    << " x PP" << rt->grid_->layout().pp << "; KV cache " << blocks << " blocks of " << o.block_size
-                   << " tokens; max model len " << max_model_len);
+                   << " tokens"
+                   << (c.kv_cache_dtype == KvCacheDtype::Auto ? std::string()
+                       : on_gpu ? " in " + std::string(kv_cache_dtype_name(c.kv_cache_dtype))
+                                : " (fp32 values rounded to " + std::string(kv_cache_dtype_name(c.kv_cache_dtype)) + ")")
+                   << "; max model len " << max_model_len);
   return rt;
 }
 

@@ -33,6 +33,7 @@ struct ModelOptions {
   int block_size = 16;
   std::string kv_cache_memory = "4G";  // CPU backend (as vLLM's VLLM_CPU_KVCACHE_SPACE)
   double gpu_memory_utilization = 0.9;
+  std::string kv_cache_dtype = "auto";  // auto | fp8 | fp8_e4m3 | fp8_e5m2
   bool enforce_eager = false;
   bool enable_prefix_caching = true;
   bool no_enable_prefix_caching = false;

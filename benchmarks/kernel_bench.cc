@@ -66,6 +66,23 @@ DeviceBuffer to_device(const std::vector<T>& host) {
   return buf;
 }
 
+// A cache of `count` values of C: the pattern fill for 16 bits; for fp8, codes of N(0, 1) values
+// drawn from a table of 256 (finite, as a cache written by the model holds).
+template <KvCacheElement C>
+DeviceBuffer filled_cache(std::size_t count, std::uint32_t seed) {
+  if constexpr (HalfFloat<C>) {
+    return filled<C>(count, seed);
+  } else {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal;
+    C table[256];
+    for (C& c : table) c = fp8_from_float<C>(normal(rng));
+    std::vector<C> codes(count);
+    for (std::size_t i = 0; i < count; ++i) codes[i] = table[(i * 2654435761u) >> 24 & 255];
+    return to_device(codes);
+  }
+}
+
 template <class T>
 T* as(DeviceBuffer& b) { return static_cast<T*>(b.data()); }
 
@@ -249,7 +266,7 @@ void bm_split_qkv_rope_cache(benchmark::State& state, std::int64_t tokens) {
   const double bytes = 4.0 * tokens * width + 4.0 * tokens * kHeads * kHeadDim + 2.0 * 2.0 * tokens * kv_row +
                        2.0 * width + 12.0 * tokens;
   run_timed(state, bytes, 0, [&] {
-    cuda::split_qkv_rope_cache(*g.ctx, as<float>(qkv), tokens, kHeads, kKvHeads, kHeadDim, as<bf16>(bias),
+    cuda::split_qkv_rope_cache<bf16>(*g.ctx, as<float>(qkv), tokens, kHeads, kKvHeads, kHeadDim, as<bf16>(bias),
                                as<int>(pos), as<float>(freq), as<std::int64_t>(d_slots), as<float>(q),
                                as<bf16>(k_cache), as<bf16>(v_cache));
   });
@@ -266,8 +283,8 @@ const char* kernel_name(cuda::AttentionKernel kernel) {
 }
 
 // Decode: `batch` sequences at `context` positions each, one query token per sequence; a W
-// (bf16 or fp16) cache.
-template <HalfFloat W = bf16>
+// (bf16, fp16 or fp8) cache.
+template <KvCacheElement W = bf16>
 void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context,
                         cuda::AttentionKernel kernel, int splits = 0, bool warm = false) {
   if (kernel == cuda::AttentionKernel::FlashDecoding &&
@@ -277,7 +294,7 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
   }
   const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
   const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
-  DeviceBuffer k = filled<W>(cache_floats, 10), v = filled<W>(cache_floats, 11);
+  DeviceBuffer k = filled_cache<W>(cache_floats, 10), v = filled_cache<W>(cache_floats, 11);
   DeviceBuffer q = filled<float>(batch * kHeads * kHeadDim, 12);
   DeviceBuffer out(DeviceKind::Cuda, batch * kHeads * kHeadDim * sizeof(float));
   std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
@@ -285,7 +302,7 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
   std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
   std::iota(seq_of.begin(), seq_of.end(), 0);
   DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
-  const double bytes = 2.0 * 2.0 * batch * context * kKvHeads * kHeadDim;  // K and V read (16 bits)
+  const double bytes = 2.0 * sizeof(W) * batch * context * kKvHeads * kHeadDim;  // K and V read
   const double flops = 4.0 * batch * context * kHeads * kHeadDim;          // q.k and p.v
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   run_timed(state, bytes, flops, [&] {
@@ -297,11 +314,12 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
 
 // Prefill: `seqs` prompts of `prompt` tokens in one step, causal (the offline run's steps: 8
 // prompts of 1024 tokens). FLOPs count the visible positions only; bytes, K and V read once.
+template <KvCacheElement W = bf16>
 void bm_prefill_attention(benchmark::State& state, std::int64_t seqs, std::int64_t prompt,
                           cuda::AttentionKernel kernel) {
   const std::int64_t max_blocks = prompt / kBlockSize, num_blocks = seqs * max_blocks, tokens = seqs * prompt;
   const std::int64_t cache_floats = num_blocks * kBlockSize * kKvHeads * kHeadDim;
-  DeviceBuffer k = filled<bf16>(cache_floats, 15), v = filled<bf16>(cache_floats, 16);
+  DeviceBuffer k = filled_cache<W>(cache_floats, 15), v = filled_cache<W>(cache_floats, 16);
   DeviceBuffer q = filled<float>(tokens * kHeads * kHeadDim, 17);
   DeviceBuffer out(DeviceKind::Cuda, tokens * kHeads * kHeadDim * sizeof(float));
   std::vector<int> tables(num_blocks), seq_of(tokens), pos(tokens);
@@ -309,11 +327,11 @@ void bm_prefill_attention(benchmark::State& state, std::int64_t seqs, std::int64
   std::shuffle(tables.begin(), tables.end(), std::mt19937(18));
   for (std::int64_t t = 0; t < tokens; ++t) seq_of[t] = static_cast<int>(t / prompt), pos[t] = static_cast<int>(t % prompt);
   DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
-  const double bytes = 2.0 * 2.0 * tokens * kKvHeads * kHeadDim;
+  const double bytes = 2.0 * sizeof(W) * tokens * kKvHeads * kHeadDim;
   const double flops = 4.0 * seqs * (prompt * (prompt + 1) / 2) * kHeads * kHeadDim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   run_timed(state, bytes, flops, [&] {
-    cuda::paged_attention(*g.ctx, as<float>(q), as<bf16>(k), as<bf16>(v), tokens, kHeads, kKvHeads, kHeadDim,
+    cuda::paged_attention(*g.ctx, as<float>(q), as<W>(k), as<W>(v), tokens, kHeads, kKvHeads, kHeadDim,
                           kBlockSize, as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale,
                           as<float>(out), prompt, prompt, kernel);
   });
@@ -425,6 +443,20 @@ void register_benchmarks() {
         add(prefix + "/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context) + "/warm",
             [=](benchmark::State& st) { bm_paged_attention(st, batch, context, kernel, 0, true); });
   }
+  // An fp8 cache (--kv-cache-dtype fp8; the tensor-core kernel always): the offline run's decode
+  // and prefill steps, and smaller decode batches.
+  for (const auto& [batch, context] : {std::pair<std::int64_t, std::int64_t>{1, 1024}, {32, 1024}, {256, 1536}}) {
+    const std::string shape = "/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context);
+    add("paged_attention/fp8_e4m3" + shape, [=](benchmark::State& st) {
+      bm_paged_attention<fp8_e4m3>(st, batch, context, cuda::AttentionKernel::Auto);
+    });
+    add("paged_attention/fp8_e5m2" + shape, [=](benchmark::State& st) {
+      bm_paged_attention<fp8_e5m2>(st, batch, context, cuda::AttentionKernel::Auto);
+    });
+  }
+  add("prefill_attention/fp8_e4m3/seqs:8/prompt:1024", [=](benchmark::State& st) {
+    bm_prefill_attention<fp8_e4m3>(st, 8, 1024, cuda::AttentionKernel::Auto);
+  });
   for (const std::int64_t rows : {1, 32})
     add("argmax/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_argmax(st, rows); });
   RowSampling plain, top_p, top_k;

@@ -8,10 +8,17 @@
 #include <type_traits>
 
 #include "kernels/dtype.h"
+#include "kernels/fp8.h"
 
 namespace lockstep {
 class GpuContext;
 }
+
+namespace lockstep {
+// What a KV cache holds: the model's 16-bit type, or fp8 (--kv-cache-dtype).
+template <typename C>
+concept KvCacheElement = HalfFloat<C> || Fp8<C>;
+}  // namespace lockstep
 
 namespace lockstep::cpu {
 
@@ -51,11 +58,13 @@ void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids
 // rotates q and k by position (rotate-half / NeoX layout, as transformers' Llama and Qwen2:
 // pairs (i, i + head_dim/2) with frequency inv_freq[i]), writes q[tokens, q_heads, head_dim]
 // and token t's k/v rows to slot slots[t] (= block * block_size + offset) of the layer's paged
-// caches, each [num_blocks, block_size, kv_heads, head_dim].
+// caches, each [num_blocks, block_size, kv_heads, head_dim]: fp32, its values rounded as a cache
+// of `cache` would hold them (an fp8 --kv-cache-dtype; Auto: as computed).
 template <HalfFloat W>
 void split_qkv_rope_cache(const float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads,
                           std::int64_t head_dim, std::type_identity_t<const W*> bias, const int* positions,
-                          const float* inv_freq, const std::int64_t* slots, float* q, float* k_cache, float* v_cache);
+                          const float* inv_freq, const std::int64_t* slots, float* q, float* k_cache, float* v_cache,
+                          KvCacheDtype cache = KvCacheDtype::Auto);
 
 // out[rows, ffn] = silu(gate) * up, where gate_up[rows, 2 ffn] holds each row's gate then up
 // (the fused gate|up projection).
@@ -109,13 +118,14 @@ void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int
 template <HalfFloat W>
 void head_rms_norm(GpuContext& ctx, float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads,
                    std::int64_t head_dim, const W* q_weight, const W* k_weight, float eps);
-// The GPU's KV cache is in W (the model's dtype, as transformers and vLLM keep it): k and v are
-// rounded as they are written, and attention reads them as written.
-template <HalfFloat W>
+// The GPU's KV cache is in C: W (the model's dtype, as transformers and vLLM keep it), or an fp8
+// format (--kv-cache-dtype fp8, kernels/fp8.h): k and v are rounded as they are written, and
+// attention reads them as written.
+template <HalfFloat W, KvCacheElement C>
 void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens, std::int64_t q_heads,
                           std::int64_t kv_heads, std::int64_t head_dim, std::type_identity_t<const W*> bias,
                           const int* positions, const float* inv_freq, const std::int64_t* slots, float* q,
-                          W* k_cache, W* v_cache);
+                          C* k_cache, C* v_cache);
 // head_dim a multiple of 4 up to 256. max_context: an upper bound of pos[t] + 1 over the tokens (0: the block
 // tables' capacity); when the batch alone does not fill the GPU, contexts are split across
 // blocks and merged (scratch). query_run: the longest run of consecutive tokens of one sequence
@@ -129,9 +139,13 @@ void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens
 // cannot take the step, the head_dim or the GPU falls back to the CUDA-core one. splits: the
 // blocks a decode token's context is cut over (at most 64; 0: chosen to fill the GPU), for
 // benchmarks that compare them.
+// An fp8 cache is read by the tensor-core kernel only (whichever kernel is asked for; head_dim a
+// multiple of 16 up to 128, GPUs from Ampere on: fp8_kv_cache_supported), its values converted to
+// fp16 for the MMAs, exactly.
 enum class AttentionKernel { Auto, CudaCores, TensorCores, FlashDecoding };
-template <HalfFloat W>
-void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache, std::int64_t tokens,
+bool fp8_kv_cache_supported(const GpuContext& ctx, std::int64_t head_dim);
+template <KvCacheElement C>
+void paged_attention(GpuContext& ctx, const float* q, const C* k_cache, const C* v_cache, std::int64_t tokens,
                      std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
                      float* out, std::int64_t max_context = 0, std::int64_t query_run = 1,

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 #include "kernels/cuda/cublas_check.h"
@@ -122,6 +123,8 @@ class CudaDenseTransformer::StageIn final : public Stage {
   int num_kv_blocks() const override { return num_kv_blocks_; }
 
  private:
+  // Bytes of one cached k or v value: W's, or 1 with an fp8 --kv-cache-dtype.
+  std::size_t kv_value_bytes() const { return config_.kv_cache_dtype == KvCacheDtype::Auto ? sizeof(W) : 1; }
   void attention(Layer& L, std::int64_t T, const W* x, float* out);
   void mlp(Layer& L, std::int64_t T, const W* x, float* out);
   void run_layers(std::int64_t tokens);
@@ -195,6 +198,13 @@ CudaDenseTransformer::StageIn<W>::StageIn(const ModelConfig& c, const WeightSour
            "the CUDA backend needs NCCL collectives that share one stream (--device cuda with --backend nccl)");
   LS_CHECK(c.head_dim <= 256 && c.head_dim % 4 == 0,
            "head_dim " << c.head_dim << " is not a multiple of 4 up to 256, which the GPU attention takes");
+  if (c.kv_cache_dtype != KvCacheDtype::Auto && !cuda::fp8_kv_cache_supported(ctx_, c.head_dim))
+    throw std::runtime_error("--kv-cache-dtype " + std::string(kv_cache_dtype_name(c.kv_cache_dtype)) +
+                             ": the GPU attention reads an fp8 cache for head_dim a multiple of 16 up to 128 on GPUs "
+                             "of compute capability 8.0 or newer; this model's head_dim is " +
+                             std::to_string(c.head_dim) + ", GPU " + std::to_string(gpu) + "'s capability " +
+                             std::to_string(ctx_.compute_capability() / 10) + "." +
+                             std::to_string(ctx_.compute_capability() % 10) + ". Use --kv-cache-dtype auto");
   const LoadProgress progress(w, tp.rank(), pp.rank(), " to GPU " + std::to_string(gpu));
   // Every weight goes from the source into pinned staging buffers and on to the GPU, a chunk
   // read while the previous one copies (model/weight_upload.h).
@@ -234,7 +244,7 @@ CudaDenseTransformer::StageIn<W>::~StageIn() {
 
 template <HalfFloat W>
 std::uint64_t CudaDenseTransformer::StageIn<W>::kv_block_bytes() const {
-  return static_cast<std::uint64_t>(block_size_) * slice_.kv_heads * config_.head_dim * sizeof(W) * 2 *
+  return static_cast<std::uint64_t>(block_size_) * slice_.kv_heads * config_.head_dim * kv_value_bytes() * 2 *
          std::max<std::size_t>(layer_.size(), 1);
 }
 
@@ -253,7 +263,7 @@ template <HalfFloat W>
 void CudaDenseTransformer::StageIn<W>::allocate_kv_cache(int num_blocks) {
   num_kv_blocks_ = num_blocks;
   const std::size_t bytes =
-      static_cast<std::size_t>(num_blocks) * block_size_ * slice_.kv_heads * config_.head_dim * sizeof(W);
+      static_cast<std::size_t>(num_blocks) * block_size_ * slice_.kv_heads * config_.head_dim * kv_value_bytes();
   for (auto& L : layer_) {
     L->k_cache = DeviceBuffer(DeviceKind::Cuda, bytes);
     L->v_cache = DeviceBuffer(DeviceKind::Cuda, bytes);
@@ -274,21 +284,31 @@ void CudaDenseTransformer::StageIn<W>::attention(Layer& L, std::int64_t T, const
   if (config_.qk_norm)
     cuda::head_rms_norm(ctx_, qkv, T, qh, kvh, hd, ptr<W>(L.q_norm), ptr<W>(L.k_norm),
                         static_cast<float>(config_.rms_norm_eps));
-  cuda::split_qkv_rope_cache(ctx_, qkv, T, qh, kvh, hd, ptr<W>(L.qkv_bias), positions,
-                             static_cast<const float*>(inv_freq_.data()), static_cast<const std::int64_t*>(w.slots.data()),
-                             q, static_cast<W*>(L.k_cache.data()), static_cast<W*>(L.v_cache.data()));
-  // A step mixing decodes with prefill chunks attends in two launches: the decodes as a decode
-  // step (a block per token, contexts split), then the chunks (their tokens sharing K/V tiles).
-  // In one launch the decodes would be packed several to a block, one after the other.
-  const std::int64_t decodes = query_run_ > 1 ? single_runs_ : 0;
-  auto attend = [&](std::int64_t first, std::int64_t count, std::int64_t run) {
-    cuda::paged_attention(ctx_, q + first * qh * hd, ptr<W>(L.k_cache), ptr<W>(L.v_cache), count, qh, kvh, hd,
-                          block_size_, static_cast<const int*>(w.seq_of.data()) + first, positions + first,
-                          static_cast<const int*>(w.tables.data()), max_blocks_, attention_softmax_scale(config_),
-                          att + first * qh * hd, max_context_, run);
+  // The cache's values are C: W, or the fp8 format of --kv-cache-dtype.
+  auto cache_in = [&]<KvCacheElement C>(C*) {
+    C* k_cache = static_cast<C*>(L.k_cache.data());
+    C* v_cache = static_cast<C*>(L.v_cache.data());
+    cuda::split_qkv_rope_cache<W, C>(ctx_, qkv, T, qh, kvh, hd, ptr<W>(L.qkv_bias), positions,
+                                     static_cast<const float*>(inv_freq_.data()),
+                                     static_cast<const std::int64_t*>(w.slots.data()), q, k_cache, v_cache);
+    // A step mixing decodes with prefill chunks attends in two launches: the decodes as a decode
+    // step (a block per token, contexts split), then the chunks (their tokens sharing K/V tiles).
+    // In one launch the decodes would be packed several to a block, one after the other.
+    const std::int64_t decodes = query_run_ > 1 ? single_runs_ : 0;
+    auto attend = [&](std::int64_t first, std::int64_t count, std::int64_t run) {
+      cuda::paged_attention<C>(ctx_, q + first * qh * hd, k_cache, v_cache, count, qh, kvh, hd, block_size_,
+                               static_cast<const int*>(w.seq_of.data()) + first, positions + first,
+                               static_cast<const int*>(w.tables.data()), max_blocks_,
+                               attention_softmax_scale(config_), att + first * qh * hd, max_context_, run);
+    };
+    if (decodes > 0) attend(0, decodes, 1);
+    attend(decodes, T - decodes, query_run_);
   };
-  if (decodes > 0) attend(0, decodes, 1);
-  attend(decodes, T - decodes, query_run_);
+  switch (config_.kv_cache_dtype) {
+    case KvCacheDtype::Auto: cache_in(static_cast<W*>(nullptr)); break;
+    case KvCacheDtype::Fp8E4M3: cache_in(static_cast<fp8_e4m3*>(nullptr)); break;
+    case KvCacheDtype::Fp8E5M2: cache_in(static_cast<fp8_e5m2*>(nullptr)); break;
+  }
   cuda::linear(ctx_, att, T, qh * hd, ptr<W>(L.o), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }

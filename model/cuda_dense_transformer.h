@@ -1,7 +1,7 @@
 // The qwen2 / llama forward pass of one rank on its GPU (CUDA backend): the same stage, slices
 // and batch contract as DenseTransformer (the CPU reference), with weights and the paged KV
-// cache (in the model's dtype, bf16 or fp16, as transformers and vLLM keep it) in device
-// memory, the cuda:: ops on the collectives' stream (so NCCL all-reduces and pipeline
+// cache (in the model's dtype, bf16 or fp16, as transformers and vLLM keep it, or fp8 with
+// --kv-cache-dtype) in device memory, the cuda:: ops on the collectives' stream (so NCCL all-reduces and pipeline
 // send/recv are ordered with the kernels without host waits), and the logits copied back to
 // the host for the sampler. Only in CUDA builds; needs NCCL collectives.
 #pragma once

@@ -107,7 +107,7 @@ void DenseTransformer::StageIn<W>::attention(Layer& L, const ForwardBatch& b, co
   const std::vector<std::int64_t> slots = kv_cache_slots(b, block_size_, num_kv_blocks_);
   cpu::split_qkv_rope_cache<W>(qkv.data(), T, qh, kvh, hd, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(),
                                b.positions.data(), inv_freq_.data(), slots.data(), q.data(), L.k_cache.data(),
-                               L.v_cache.data());
+                               L.v_cache.data(), config_.kv_cache_dtype);
   cpu::paged_attention(q.data(), L.k_cache.data(), L.v_cache.data(), T, qh, kvh, hd, block_size_,
                        b.seq_of_token.data(), b.positions.data(), b.block_tables.data(), b.max_blocks,
                        attention_softmax_scale(config_), att.data());

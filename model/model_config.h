@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/dtype.h"
+#include "kernels/fp8.h"
 
 namespace lockstep {
 
@@ -50,6 +51,9 @@ struct ModelConfig {
   // What the model runs in (weights, the GPU's KV cache, linears' inputs): BF16 or F16. Not read
   // from config.json: the app resolves it from --dtype and torch_dtype (resolve_model_dtype).
   DType dtype = DType::BF16;
+  // The KV cache's type (--kv-cache-dtype; not in config.json either): Auto is dtype on a GPU and
+  // fp32 on the CPU backend; an fp8 format rounds k and v to it as they are written (kernels/fp8.h).
+  KvCacheDtype kv_cache_dtype = KvCacheDtype::Auto;
   std::vector<int> eos_token_ids;
   std::optional<int> bos_token_id;
 

@@ -106,7 +106,8 @@ void argmax(const float* logits, std::int64_t rows, std::int64_t vocab, int* ids
 template <HalfFloat W>
 void split_qkv_rope_cache(const float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads,
                           std::int64_t head_dim, std::type_identity_t<const W*> bias, const int* positions,
-                          const float* inv_freq, const std::int64_t* slots, float* q, float* k_cache, float* v_cache) {
+                          const float* inv_freq, const std::int64_t* slots, float* q, float* k_cache, float* v_cache,
+                          KvCacheDtype cache) {
   const std::int64_t half = head_dim / 2, rotated = q_heads + kv_heads, row = (rotated + kv_heads) * head_dim;
   const std::int64_t kv_row = kv_heads * head_dim;
   std::vector<float> x(row);
@@ -123,8 +124,9 @@ void split_qkv_rope_cache(const float* qkv, std::int64_t tokens, std::int64_t q_
       }
     }
     std::copy(x.begin(), x.begin() + q_heads * head_dim, q + t * q_heads * head_dim);
-    std::copy(x.begin() + q_heads * head_dim, x.begin() + rotated * head_dim, k_cache + slots[t] * kv_row);
-    std::copy(x.begin() + rotated * head_dim, x.end(), v_cache + slots[t] * kv_row);
+    auto cached = [cache](float v) { return round_to_kv_cache(v, cache); };
+    std::transform(x.begin() + q_heads * head_dim, x.begin() + rotated * head_dim, k_cache + slots[t] * kv_row, cached);
+    std::transform(x.begin() + rotated * head_dim, x.end(), v_cache + slots[t] * kv_row, cached);
   }
 }
 
@@ -186,7 +188,7 @@ void paged_attention(const float* q, const float* k_cache, const float* v_cache,
                              float*);                                                                           \
   template void split_qkv_rope_cache<W>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,   \
                                         const W*, const int*, const float*, const std::int64_t*, float*, float*, \
-                                        float*);
+                                        float*, KvCacheDtype);
 LOCKSTEP_CPU_OPS(bf16)
 LOCKSTEP_CPU_OPS(fp16)
 #undef LOCKSTEP_CPU_OPS

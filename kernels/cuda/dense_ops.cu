@@ -205,10 +205,11 @@ __global__ void argmax_kernel(const float* logits, std::int64_t vocab, std::int6
 // Token t is blockIdx.x; its fused q|k|v row plus bias is cut into items, one per thread over
 // gridDim.y blocks (a single block per token left decode latency-bound): first the (head,
 // i < head_dim / 2) pairs of the q and k heads (rotated, to q or the K cache), then the V elements.
-template <typename T>
+// T: the bias's type (the model's); C: the cache's (T, or an fp8 format).
+template <typename T, typename C>
 __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int kv_heads, int head_dim, const T* bias,
                                             const int* positions, const float* inv_freq, const std::int64_t* slots,
-                                            float* q, T* k_cache, T* v_cache) {
+                                            float* q, C* k_cache, C* v_cache) {
   dependent_launch_enter();
   const std::int64_t t = blockIdx.x;
   const int half = head_dim / 2, rotated = q_heads + kv_heads, pairs = rotated * half, kv_row = kv_heads * head_dim;
@@ -225,7 +226,7 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int k
       float* qt = q + t * q_heads * head_dim;
       qt[e] = lo, qt[e + half] = hi;
     } else {
-      T* k_out = k_cache + slots[t] * kv_row + (e - q_heads * head_dim);
+      C* k_out = k_cache + slots[t] * kv_row + (e - q_heads * head_dim);
       store(k_out, lo), store(k_out + half, hi);
     }
   } else if (g < pairs + kv_row) {
@@ -361,14 +362,14 @@ void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_
          stride ? stride : vocab, ids, values, part_best, part_index, counters);
 }
 
-template <HalfFloat W>
+template <HalfFloat W, KvCacheElement C>
 void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens, std::int64_t q_heads,
                           std::int64_t kv_heads, std::int64_t head_dim, std::type_identity_t<const W*> bias,
                           const int* positions, const float* inv_freq, const std::int64_t* slots, float* q,
-                          W* k_cache, W* v_cache) {
+                          C* k_cache, C* v_cache) {
   if (tokens == 0) return;
   const std::int64_t items = (q_heads + kv_heads) * (head_dim / 2) + kv_heads * head_dim;
-  launch(ctx, split_qkv_rope_cache_kernel<device_t<W>>, dim3(static_cast<unsigned>(tokens), blocks_for(items, 256)),
+  launch(ctx, split_qkv_rope_cache_kernel<device_t<W>, device_t<C>>, dim3(static_cast<unsigned>(tokens), blocks_for(items, 256)),
          256, qkv, static_cast<int>(q_heads), static_cast<int>(kv_heads), static_cast<int>(head_dim), on_device(bias),
          positions, inv_freq, slots, q, on_device(k_cache), on_device(v_cache));
 }
@@ -414,9 +415,15 @@ void linear_silu_mul(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_
                                    W*);                                                                               \
   template void embedding<W>(GpuContext&, const int*, std::int64_t, const W*, std::int64_t, std::int64_t,            \
                              std::int64_t, float*);                                                                   \
-  template void split_qkv_rope_cache<W>(GpuContext&, const float*, std::int64_t, std::int64_t, std::int64_t,         \
-                                        std::int64_t, const W*, const int*, const float*, const std::int64_t*,       \
-                                        float*, W*, W*);                                                              \
+  template void split_qkv_rope_cache<W, W>(GpuContext&, const float*, std::int64_t, std::int64_t, std::int64_t,      \
+                                           std::int64_t, const W*, const int*, const float*, const std::int64_t*,    \
+                                           float*, W*, W*);                                                           \
+  template void split_qkv_rope_cache<W, fp8_e4m3>(GpuContext&, const float*, std::int64_t, std::int64_t,             \
+                                                  std::int64_t, std::int64_t, const W*, const int*, const float*,    \
+                                                  const std::int64_t*, float*, fp8_e4m3*, fp8_e4m3*);                \
+  template void split_qkv_rope_cache<W, fp8_e5m2>(GpuContext&, const float*, std::int64_t, std::int64_t,             \
+                                                  std::int64_t, std::int64_t, const W*, const int*, const float*,    \
+                                                  const std::int64_t*, float*, fp8_e5m2*, fp8_e5m2*);                \
   template void silu_mul<W>(GpuContext&, const float*, std::int64_t, std::int64_t, W*);                           \
   template void head_rms_norm<W>(GpuContext&, float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,       \
                                  const W*, const W*, float);                                                      \

@@ -1,15 +1,17 @@
 // Small device helpers the CUDA kernel files share: the device types of the model's 16-bit
-// float (bf16 -> __nv_bfloat16, fp16 -> __half), unpacking them, stores that round to an
+// float (bf16 -> __nv_bfloat16, fp16 -> __half) and of an fp8 KV cache, unpacking them, stores that round to an
 // activation's type, warp reductions, and grid sizing.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include <cstdint>
 #include <type_traits>
 
 #include "kernels/dtype.h"
+#include "kernels/fp8.h"
 
 namespace lockstep::cuda {
 
@@ -19,6 +21,8 @@ constexpr int kWarp = 32;
 template <typename T> struct DeviceTypeOf { using type = T; };  // float stays float
 template <> struct DeviceTypeOf<bf16> { using type = __nv_bfloat16; };
 template <> struct DeviceTypeOf<fp16> { using type = __half; };
+template <> struct DeviceTypeOf<fp8_e4m3> { using type = __nv_fp8_e4m3; };
+template <> struct DeviceTypeOf<fp8_e5m2> { using type = __nv_fp8_e5m2; };
 template <typename T> using device_t = typename DeviceTypeOf<T>::type;
 template <typename T> const device_t<T>* on_device(const T* p) { return reinterpret_cast<const device_t<T>*>(p); }
 template <typename T> device_t<T>* on_device(T* p) { return reinterpret_cast<device_t<T>*>(p); }
@@ -37,6 +41,13 @@ template <typename T> __device__ __forceinline__ T round_to(float v) {
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
+// A K/V value into an fp8 cache: nearest even, saturating at the largest finite (kernels/fp8.h).
+__device__ __forceinline__ void store(__nv_fp8_e4m3* p, float v) {
+  p->__x = __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+}
+__device__ __forceinline__ void store(__nv_fp8_e5m2* p, float v) {
+  p->__x = __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E5M2);
+}
 
 // SwiGLU's silu(gate) * up, as cpu::silu_mul computes it (silu_mul and the GEMV's epilogue).
 __device__ __forceinline__ float silu_times(float gate, float up) { return gate / (1.0f + expf(-gate)) * up; }

@@ -358,18 +358,13 @@ auto allow_v_tile() {
   return paged_attention_kernel<T, kMaxD>;
 }
 
-}  // namespace
-
+// The bf16 / fp16 cache's kernels: flash-decoding, CUDA cores or tensor cores (dense_ops.h).
 template <HalfFloat W>
-void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache, std::int64_t tokens,
-                     std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
-                     const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
-                     float* out, std::int64_t max_context, std::int64_t query_run, AttentionKernel kernel,
-                     int splits_wanted) {
-  LS_CHECK(head_dim > 0 && head_dim <= 256 && head_dim % 4 == 0,
-           "paged_attention: head_dim " << head_dim << " is not a multiple of 4 up to 256");
-  LS_CHECK(kv_heads > 0 && heads % kv_heads == 0, "paged_attention: heads " << heads << " not a multiple of kv_heads "
-                                                                            << kv_heads);
+void paged_attention_16bit(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache, std::int64_t tokens,
+                           std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
+                           const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks,
+                           float scale, float* out, std::int64_t max_context, std::int64_t query_run,
+                           AttentionKernel kernel, int splits_wanted) {
   if (tokens == 0) return;
   const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
   auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
@@ -426,11 +421,46 @@ void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W*
   else attend(allow_v_tile<T, 256>(), 256);
 }
 
-template void paged_attention<bf16>(GpuContext&, const float*, const bf16*, const bf16*, std::int64_t, std::int64_t,
-                                    std::int64_t, std::int64_t, std::int64_t, const int*, const int*, const int*,
-                                    std::int64_t, float, float*, std::int64_t, std::int64_t, AttentionKernel, int);
-template void paged_attention<fp16>(GpuContext&, const float*, const fp16*, const fp16*, std::int64_t, std::int64_t,
-                                    std::int64_t, std::int64_t, std::int64_t, const int*, const int*, const int*,
-                                    std::int64_t, float, float*, std::int64_t, std::int64_t, AttentionKernel, int);
+}  // namespace
+
+bool fp8_kv_cache_supported(const GpuContext& ctx, std::int64_t head_dim) {
+  return tensor_core_attention_supports(ctx, head_dim, true);
+}
+
+template <KvCacheElement W>
+void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache, std::int64_t tokens,
+                     std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
+                     const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
+                     float* out, std::int64_t max_context, std::int64_t query_run, AttentionKernel kernel,
+                     int splits_wanted) {
+  LS_CHECK(head_dim > 0 && head_dim <= 256 && head_dim % 4 == 0,
+           "paged_attention: head_dim " << head_dim << " is not a multiple of 4 up to 256");
+  LS_CHECK(kv_heads > 0 && heads % kv_heads == 0, "paged_attention: heads " << heads << " not a multiple of kv_heads "
+                                                                            << kv_heads);
+  if constexpr (Fp8<W>) {  // the tensor-core kernel only, whichever was asked for
+    LS_CHECK(fp8_kv_cache_supported(ctx, head_dim),
+             "paged_attention: an fp8 KV cache needs head_dim a multiple of 16 up to 128 (not "
+                 << head_dim << ") and a GPU of compute capability 8.0 or newer (this one: "
+                 << ctx.compute_capability() / 10 << "." << ctx.compute_capability() % 10 << ")");
+    (void)kernel;
+    if (tokens > 0)
+      tensor_core_attention(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
+                            block_tables, max_blocks, scale, out, max_context, query_run, splits_wanted);
+    return;
+  } else {
+    paged_attention_16bit(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
+                          block_tables, max_blocks, scale, out, max_context, query_run, kernel, splits_wanted);
+  }
+}
+
+#define LOCKSTEP_PAGED_ATTENTION(C)                                                                              \
+  template void paged_attention<C>(GpuContext&, const float*, const C*, const C*, std::int64_t, std::int64_t,         \
+                                   std::int64_t, std::int64_t, std::int64_t, const int*, const int*, const int*,       \
+                                   std::int64_t, float, float*, std::int64_t, std::int64_t, AttentionKernel, int);
+LOCKSTEP_PAGED_ATTENTION(bf16)
+LOCKSTEP_PAGED_ATTENTION(fp16)
+LOCKSTEP_PAGED_ATTENTION(fp8_e4m3)
+LOCKSTEP_PAGED_ATTENTION(fp8_e5m2)
+#undef LOCKSTEP_PAGED_ATTENTION
 
 }  // namespace lockstep::cuda

@@ -31,6 +31,15 @@
 // (see the kernel) it reads at 78% of the H200's DRAM peak there (Nsight Compute, ninth session).
 // Single-token runs of a mixed step come as their own decode launch (cuda_dense_transformer.cc):
 // packed several to a prefill block they would run one after the other.
+//
+// An fp8 cache (--kv-cache-dtype fp8, kernels/fp8.h) is copied to shared memory as it is (half
+// the bytes, tiles of 128 bytes a row) and converted to fp16 as the MMA operands are formed, q and
+// p then split in fp16 (every fp8 value is exact in fp16). ldmatrix reads the fp8 bytes in pairs:
+// non-transposed, a lane gets dims 4 tq .. 4 tq + 3 of a K position, which become the MMA's k
+// indices 2 tq, +1, +8, +9 (q is stored with its dims in that order, so q . k sums the same
+// products); transposed, a lane gets dims 2 g, 2 g + 1 of V positions 2 tq, +1, which feed two
+// MMAs, one for the even and one for the odd dims (the output's dims are put back in order at
+// the end).
 #include <cuda_pipeline.h>
 
 #include <algorithm>
@@ -64,20 +73,45 @@ constexpr float kLog2e = 1.4426950408889634f;
 // kMaxD 16-bit elements whose 16-byte pieces are XOR-swizzled by the row (piece c of row r sits at
 // c ^ (r % 8)): an ldmatrix reads 8 rows at one logical piece, which land in 8 different bank
 // groups instead of all in one (rows are 128 or 256 bytes apart), without a pad a row.
-template <int kMaxD, int kRows>
+// kCacheElem: the bytes of a cached value (2, or 1 for fp8), the tiles' element; q is 16-bit.
+template <int kMaxD, int kRows, int kCacheElem = 2>
 struct Smem {
-  static_assert(kMaxD % 64 == 0, "8 pieces or more a row: the swizzle stays within the row");
-  static constexpr std::size_t kElem = sizeof(std::uint16_t);  // bf16 or fp16: one layout for both
+  static constexpr int kPer = 16 / kCacheElem;  // tile elements a 16-byte piece
+  static_assert(kMaxD / kPer >= 8, "8 pieces or more a row: the swizzle stays within the row");
   static constexpr int kTileElems = kPositions * kMaxD;
   static constexpr int kQElems = kRows * kMaxD;
-  static constexpr std::size_t kBytes = (4 * kTileElems + 2 * kQElems) * kElem;
-  // After the tiles: the ways' summed acc, kRows rows of kMaxD + 4 floats, over the K/V area.
+  // After the tiles: the ways' summed acc, kRows rows of kMaxD + 4 floats, over the K/V area
+  // (which is made big enough for it, and for the split merge's weights).
   static constexpr int kAccStride = kMaxD + 4;
-  static_assert(kRows * kAccStride * sizeof(float) <= 4 * kTileElems * kElem, "acc fits the tiles");
-  static_assert(kHeadChunk * kMaxSplits * sizeof(float) <= 4 * kTileElems * kElem, "merge fits");
-  // Element (r, col) of a tile or the q area.
-  __device__ static int at(int r, int col) { return r * kMaxD + (((col >> 3) ^ (r & 7)) << 3) + (col & 7); }
+  static constexpr std::size_t kKvBytes =
+      std::max({std::size_t{4} * kTileElems * kCacheElem, kRows * kAccStride * sizeof(float),
+                kHeadChunk * kMaxSplits * sizeof(float)});
+  static constexpr std::size_t kBytes = kKvBytes + 2 * kQElems * sizeof(std::uint16_t);
+  // Element (r, col) of a row of kMaxD elements of kPer a piece: a tile (kPer of the cache) or
+  // the q area (kPer 8).
+  template <int kElemsAPiece = 8>
+  __device__ static int at(int r, int col) {
+    return r * kMaxD + (((col / kElemsAPiece) ^ (r & 7)) * kElemsAPiece) + col % kElemsAPiece;
+  }
 };
+
+// q's dims in the order an fp8 K tile's k indices come in (see the top of the file): within a
+// 16-dim step, dim 4 a + b goes to column 2 a + b (b < 2) or 8 + 2 a + b - 2.
+__device__ __forceinline__ int fp8_k_column(int d) {
+  const int a = (d & 15) >> 2, b = d & 3;
+  return (d & ~15) + (b < 2 ? 2 * a + b : 8 + 2 * a + b - 2);
+}
+
+// Two fp8 codes (the low 16 bits of x) as an fp16 pair, exactly (e5m2 is fp16's high byte).
+template <typename C>
+__device__ __forceinline__ unsigned fp8x2_to_half2(unsigned x) {
+  if constexpr (std::is_same_v<C, __nv_fp8_e5m2>) {
+    return __byte_perm(x, 0, 0x1404);
+  } else {
+    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(x & 0xffffu), __NV_E4M3);
+    return static_cast<unsigned>(h.x) | static_cast<unsigned>(h.y) << 16;
+  }
+}
 
 // (a, b) rounded to T (hi, a in the low half) and what that rounding left out (lo), also in T.
 // hi is read back with to_float, not unpack_x2: for bf16 that is the code the bf16-only kernel
@@ -136,6 +170,15 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* 
                : "r"(shared_address(p)));
 #endif
 }
+__device__ __forceinline__ void ldmatrix_x2(unsigned& r0, unsigned& r1, const void* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();
+#else
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r0), "=r"(r1)
+               : "r"(shared_address(p)));
+#endif
+}
 __device__ __forceinline__ void ldmatrix_x2_trans(unsigned& r0, unsigned& r1, const void* p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();
@@ -152,19 +195,20 @@ __device__ __forceinline__ void ldmatrix_x2_trans(unsigned& r0, unsigned& r1, co
 // requests: at decode, where copying is all the kernel waits on, the kernel ran at 0.38 of copy).
 struct StageLayout {
   int piece, row0, rows_per_pass;  // row0 >= rows_per_pass: this thread copies nothing
-  __device__ explicit StageLayout(int D)
-      : piece(threadIdx.x % (D / 8)), row0(threadIdx.x / (D / 8)), rows_per_pass(kThreads / (D / 8)) {}
+  __device__ explicit StageLayout(int pieces)  // 16-byte pieces a row: D / 8 (16-bit), D / 16 (fp8)
+      : piece(threadIdx.x % pieces), row0(threadIdx.x / pieces), rows_per_pass(kThreads / pieces) {}
 };
 
-// A tile's K and V rows (head kvh) into the stage's tiles, D T a row in 16-byte copies (D % 8 ==
-// 0), from the tile's cache slots (slots[r]: position p0 + r, see tile_slot).
-template <typename T, int kMaxD, int kRows>
-__device__ void stage_kv(T* k_s, T* v_s, const T* k_cache, const T* v_cache, std::int64_t row, std::int64_t head_offset,
+// A tile's K and V rows (head kvh) into the stage's tiles, D C a row in 16-byte copies (D a
+// multiple of 16 bytes), from the tile's cache slots (slots[r]: position p0 + r, see tile_slot).
+template <typename C, int kMaxD, int kRows>
+__device__ void stage_kv(C* k_s, C* v_s, const C* k_cache, const C* v_cache, std::int64_t row, std::int64_t head_offset,
                          const StageLayout& layout, const std::int64_t* slots) {
-  const int c = layout.piece * 8;
+  using S = Smem<kMaxD, kRows, sizeof(C)>;
+  const int c = layout.piece * S::kPer;
   for (int r = layout.row0; r < kPositions && layout.row0 < layout.rows_per_pass; r += layout.rows_per_pass) {
     const std::int64_t offset = slots[r] * row + head_offset + c;
-    const int to = Smem<kMaxD, kRows>::at(r, c);
+    const int to = S::template at<S::kPer>(r, c);
     __pipeline_memcpy_async(k_s + to, k_cache + offset, 16);
     __pipeline_memcpy_async(v_s + to, v_cache + offset, 16);
   }
@@ -182,7 +226,8 @@ __device__ __forceinline__ std::int64_t tile_slot(int entry, int p, int block_si
   return static_cast<std::int64_t>(entry) * block_size + p % block_size;
 }
 
-// T: the cache's device type, __nv_bfloat16 or __half. kRows: kRunRows or kDecodeRows (3 blocks
+// T: the MMA's type, __nv_bfloat16 or __half; C: the cache's device type, T or an fp8 format (T
+// then __half; kMaxD 128: a row of a tile is its 8 pieces). kRows: kRunRows or kDecodeRows (3 blocks
 // an SM: ~155 registers a thread at head_dim 128, within the 170 that allows). kFold (decode blocks
 // of 8 heads or fewer, as every R1 distill has): q's high parts fill rows 0-7 of the row tile and
 // its low parts rows 8-15, where they would be padding, so one MMA gives both halves of a score
@@ -190,21 +235,23 @@ __device__ __forceinline__ std::int64_t tile_slot(int entry, int p, int block_si
 // g + 8) and the output's rows g and g + 8 sum at the end: half the MMAs and q loads of a tile
 // (with the q loads below: batch 256 x 1536 positions 297 -> 282 us, 32 x 1024 54.5 -> 45.1 us on
 // an H200). kSub: 16-position sub-steps a softmax step (kPrefillSub, or 1).
-template <typename T, int kMaxD, int kRows, bool kFold, int kSub>
+template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub>
 __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
-    tensor_core_attention_kernel(const float* q, const T* k_cache, const T* v_cache, int D, std::int64_t tokens,
+    tensor_core_attention_kernel(const float* q, const C* k_cache, const C* v_cache, int D, std::int64_t tokens,
                                  std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
                                  const int* seq_of, const int* pos, const int* block_tables,
                                  std::int64_t max_blocks, float scale, int tile_tokens, float* out, float* partial,
                                  int* counters) {
   static_assert(!kFold || kRows == kDecodeRows, "folding is for a decode block's single row tile");
   static_assert(kSub >= 1 && 16 * kSub <= kPositions, "a softmax step's positions fit a tile");
+  constexpr bool kFp8 = sizeof(C) == 1;
+  static_assert(kFp8 ? std::is_same_v<T, __half> && kMaxD == 128 : std::is_same_v<T, C>, "see above");
   dependent_launch_enter();
-  using S = Smem<kMaxD, kRows>;
+  using S = Smem<kMaxD, kRows, sizeof(C)>;
   constexpr int kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
   extern __shared__ __align__(16) unsigned char tc_attention_smem[];
-  auto* tiles = reinterpret_cast<T*>(tc_attention_smem);              // [stage][K, V][kPositions][kMaxD]
-  T* q_hi = tiles + 4 * S::kTileElems;                                 // [kRows][kMaxD]
+  auto* tiles = reinterpret_cast<C*>(tc_attention_smem);              // [stage][K, V][kPositions][kMaxD]
+  T* q_hi = reinterpret_cast<T*>(tc_attention_smem + S::kKvBytes);    // [kRows][kMaxD]
   T* q_lo = q_hi + S::kQElems;
   float* acc_s = reinterpret_cast<float*>(tc_attention_smem);          // after the tiles: [kRows][kAccStride]
   __shared__ int limit_s[kRows];                                       // a row's last visible position
@@ -221,7 +268,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
   const std::int64_t row = kv_heads * D, head_offset = kvh * D;
   const int bs = static_cast<int>(block_size);
   const float scale2 = scale * kLog2e;  // scores in log2 units: exp2 below
-  const StageLayout layout(D);
+  const StageLayout layout(D / S::kPer);
   const std::int64_t t_begin = static_cast<std::int64_t>(blockIdx.x) * tile_tokens;
   const std::int64_t t_end = min(tokens, t_begin + tile_tokens);
 
@@ -257,19 +304,23 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
         const int d = lane + k * kWarp;
         if (d >= d_pad) break;
         const T hi = round_to<T>(v[k]), lo = round_to<T>(v[k] - to_float(hi));
+        const int col = kFp8 ? fp8_k_column(d) : d;
         if constexpr (kFold) {
-          q_hi[S::at(r, d)] = r < 8 ? hi : lo;
+          q_hi[S::at(r, col)] = r < 8 ? hi : lo;
         } else {
-          q_hi[S::at(r, d)] = hi;
-          q_lo[S::at(r, d)] = lo;
+          q_hi[S::at(r, col)] = hi;
+          q_lo[S::at(r, col)] = lo;
         }
       }
       if (lane == 0) limit_s[r] = valid ? pos[run + j] : -1;
     }
-    // K's dims [D, d_pad) meet q's zero padding: they must be finite, and no copy writes them.
-    for (int e = tid; e < 2 * kPositions * (d_pad - D); e += kThreads) {
-      const int r = e / (d_pad - D), d = D + e % (d_pad - D);
-      tiles[S::at(r, d)] = tiles[2 * S::kTileElems + S::at(r, d)] = round_to<T>(0.0f);
+    // K's dims [D, d_pad) meet q's zero padding: they must be finite, and no copy writes them
+    // (an fp8 cache's D is a multiple of 16: none).
+    if constexpr (!kFp8) {
+      for (int e = tid; e < 2 * kPositions * (d_pad - D); e += kThreads) {
+        const int r = e / (d_pad - D), d = D + e % (d_pad - D);
+        tiles[S::at(r, d)] = tiles[2 * S::kTileElems + S::at(r, d)] = round_to<T>(0.0f);
+      }
     }
     // This block's split of the context, in whole tiles.
     const std::int64_t split_len = ((context + gridDim.z - 1) / gridDim.z + kPositions - 1) / kPositions * kPositions;
@@ -292,7 +343,8 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     const int k_row = (lane >> 4) * 8 + (lane & 7), k_piece = lane >> 3 & 1;
     const int v_row = (lane >> 3 & 1) * 8 + (lane & 7), v_piece = lane >> 4;
     const int swizzle = lane & 7;
-    auto piece = [&](int row, int p) { return row * kMaxD + ((p ^ swizzle) << 3); };
+    auto piece = [&](int row, int p) { return row * kMaxD + ((p ^ swizzle) << 3); };    // 16-bit rows
+    auto piece8 = [&](int row, int p) { return row * kMaxD + ((p ^ swizzle) << 4); };   // fp8 rows
     const int limit_a = limit_s[row_a], limit_b = limit_s[row_b];
     float o[kDTiles][4];
 #pragma unroll
@@ -300,7 +352,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
 
     if (begin < end)
-      stage_kv<T, kMaxD, kRows>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, slot_s[0]);
+      stage_kv<C, kMaxD, kRows>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, slot_s[0]);
     static_assert(kPositions <= kThreads, "a thread a position's slot");
     for (int p0 = begin_i, stage = 0; p0 < end_i; p0 += kPositions, stage ^= 1) {
       // The block-table entry of the tile after next (its slots go where this tile's were, once
@@ -310,16 +362,16 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
       const int p_slot = slot_position(p_ahead, begin_i, end_i);
       const int entry_ahead = ahead ? table[p_slot / bs] : 0;
       if (p0 + kPositions < end_i) {
-        T* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
-        stage_kv<T, kMaxD, kRows>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout,
+        C* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
+        stage_kv<C, kMaxD, kRows>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout,
                                   slot_s[stage ^ 1]);
         __pipeline_wait_prior(1);
       } else {
         __pipeline_wait_prior(0);
       }
       __syncthreads();
-      const T* k_s = tiles + 2 * stage * S::kTileElems;
-      const T* v_s = k_s + S::kTileElems;
+      const C* k_s = tiles + 2 * stage * S::kTileElems;
+      const C* v_s = k_s + S::kTileElems;
       const int span = kPositions / ways;
       // This way's positions of the tile end here (a step of kSub x 16 positions may run past a
       // way's span of 16: the rest is masked, another way's).
@@ -331,6 +383,44 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
         // Scores of kSub x 16 positions: 2 tiles of 8 each, this lane's (row g / g + 8, position
         // 2 tq, +1). q's high and low parts accumulate apart: two MMA chains half as long.
         float sc[kSub][2][4] = {}, sc_lo[kSub][2][4] = {};
+        if constexpr (kFp8) {
+          // Two k steps a K load: kr[2 h + nt] holds positions 8 nt .. + 7 of step ks + h.
+#pragma unroll
+          for (int ks = 0; ks < kDSteps; ks += 2) {
+            if (ks * 16 >= D) break;
+            const bool pair = (ks + 1) * 16 < D;
+            unsigned ah[2][4], al[2][4];
+            ldmatrix_x4(ah[0], q_hi + piece(q_row, 2 * ks + q_piece));
+            if (pair) ldmatrix_x4(ah[1], q_hi + piece(q_row, 2 * ks + 2 + q_piece));
+            if constexpr (!kFold) {
+              ldmatrix_x4(al[0], q_lo + piece(q_row, 2 * ks + q_piece));
+              if (pair) ldmatrix_x4(al[1], q_lo + piece(q_row, 2 * ks + 2 + q_piece));
+            }
+#pragma unroll
+            for (int sub = 0; sub < kSub; ++sub) {
+              if (sub >= subs) break;
+              unsigned kr[4];
+              const C* k_at = k_s + piece8(s0 + sub * 16 + v_row, ks + v_piece);
+              if (pair) ldmatrix_x4(kr, k_at);
+              else ldmatrix_x2(kr[0], kr[1], k_at);
+#pragma unroll
+              for (int h = 0; h < 2; ++h) {
+                if (h == 1 && !pair) break;
+#pragma unroll
+                for (int nt = 0; nt < 2; ++nt) {
+                  const unsigned x = kr[2 * h + nt];
+                  const unsigned b0 = fp8x2_to_half2<C>(x), b1 = fp8x2_to_half2<C>(x >> 16);
+                  if constexpr (kFold) {
+                    mma<T>(h ? sc_lo[sub][nt] : sc[sub][nt], ah[h], b0, b1);
+                  } else {
+                    mma<T>(sc[sub][nt], ah[h], b0, b1);
+                    mma<T>(sc_lo[sub][nt], al[h], b0, b1);
+                  }
+                }
+              }
+            }
+          }
+        } else {
 #pragma unroll
         for (int ks = 0; ks < kDSteps; ++ks) {
           if (ks * 16 >= D) break;
@@ -354,6 +444,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
               }
             }
           }
+        }
         }
         constexpr int kLaneRows = kFold ? 2 : 4;  // score entries a lane softmaxes: row g (+ g + 8)
 #pragma unroll
@@ -428,6 +519,35 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
             split_x2<T>(r[1][2], r[1][3], ph[sub][3], pl[sub][3]);
           }
         }
+        if constexpr (kFp8) {
+          // B: V of a 16-dim piece transposed: vr[2 h] positions 0-7, vr[2 h + 1] 8-15 of piece
+          // n / 2 + h, its even dims to o[n + 2 h], its odd ones to o[n + 2 h + 1].
+#pragma unroll
+          for (int n = 0; n < kDTiles; n += 4) {
+            if (n * 8 >= D) break;
+            const bool pair = (n + 2) * 8 < D;
+#pragma unroll
+            for (int sub = 0; sub < kSub; ++sub) {
+              if (sub >= subs) break;
+              unsigned vr[4];
+              const C* v_at = v_s + piece8(s0 + sub * 16 + v_row, n / 2 + v_piece);
+              if (pair) ldmatrix_x4_trans(vr, v_at);
+              else ldmatrix_x2_trans(vr[0], vr[1], v_at);
+#pragma unroll
+              for (int h = 0; h < 2; ++h) {
+                if (h == 1 && !pair) break;
+#pragma unroll
+                for (int odd = 0; odd < 2; ++odd) {
+                  const unsigned pick = odd ? 0x0031 : 0x0020;  // bytes 1, 3 or 0, 2: one dim, 2 positions
+                  const unsigned b0 = fp8x2_to_half2<C>(__byte_perm(vr[2 * h], 0, pick));
+                  const unsigned b1 = fp8x2_to_half2<C>(__byte_perm(vr[2 * h + 1], 0, pick));
+                  mma<T>(o[n + 2 * h + odd], ph[sub], b0, b1);
+                  if constexpr (!kFold) mma<T>(o[n + 2 * h + odd], pl[sub], b0, b1);
+                }
+              }
+            }
+          }
+        } else {
         // B: V[position][dim] transposed, positions 0-7 / 8-15 of dims 8 n .. 8 n + 7, two dim
         // tiles a load (the last alone when D / 8 is odd).
 #pragma unroll
@@ -451,6 +571,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
               if constexpr (!kFold) mma<T>(o[n], pl[sub], b0, b1);
             }
           }
+        }
         }
       }
       if (ahead) slot_s[stage][tid] = tile_slot(entry_ahead, p_slot, bs);
@@ -491,12 +612,15 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
       if (my_way == w) {
 #pragma unroll
         for (int n = 0; n < kDTiles; ++n) {
-          float* a = acc_s + row_a * S::kAccStride + n * 8 + 2 * tq;
-          float* b = acc_s + row_b * S::kAccStride + n * 8 + 2 * tq;
+          // This lane's two columns of dim tile n: dims 8 n + 2 tq, +1; with an fp8 cache 16 (n /
+          // 2) + 4 tq + n % 2, +2 (see the fp8 V loads).
+          const int col = kFp8 ? 16 * (n / 2) + 4 * tq + n % 2 : n * 8 + 2 * tq, next = kFp8 ? 2 : 1;
+          float* a = acc_s + row_a * S::kAccStride + col;
+          float* b = acc_s + row_b * S::kAccStride + col;
           if (w == 0) {
-            a[0] = f_a * o[n][0], a[1] = f_a * o[n][1], b[0] = f_b * o[n][2], b[1] = f_b * o[n][3];
+            a[0] = f_a * o[n][0], a[next] = f_a * o[n][1], b[0] = f_b * o[n][2], b[next] = f_b * o[n][3];
           } else {
-            a[0] += f_a * o[n][0], a[1] += f_a * o[n][1], b[0] += f_b * o[n][2], b[1] += f_b * o[n][3];
+            a[0] += f_a * o[n][0], a[next] += f_a * o[n][1], b[0] += f_b * o[n][2], b[next] += f_b * o[n][3];
           }
         }
       }
@@ -524,12 +648,12 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
                          reinterpret_cast<float*>(tc_attention_smem), out);
 }
 
-template <typename T, int kMaxD, int kRows, bool kFold, int kSub>
+template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub>
 auto allow_smem() {
-  constexpr auto kernel = tensor_core_attention_kernel<T, kMaxD, kRows, kFold, kSub>;
+  constexpr auto kernel = tensor_core_attention_kernel<T, C, kMaxD, kRows, kFold, kSub>;
   static const bool allowed = [] {
     LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(Smem<kMaxD, kRows>::kBytes)));
+                                       static_cast<int>(Smem<kMaxD, kRows, sizeof(C)>::kBytes)));
     LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                        static_cast<int>(cudaSharedmemCarveoutMaxShared)));
     return true;
@@ -540,20 +664,24 @@ auto allow_smem() {
 
 }  // namespace
 
-bool tensor_core_attention_supports(const GpuContext& ctx, std::int64_t head_dim) {
-  const std::size_t smem = head_dim <= 64 ? Smem<64, kRunRows>::kBytes : Smem<128, kRunRows>::kBytes;
-  return head_dim > 0 && head_dim <= 128 && head_dim % 8 == 0 && ctx.compute_capability() >= 80 &&
+bool tensor_core_attention_supports(const GpuContext& ctx, std::int64_t head_dim, bool fp8_cache) {
+  const std::size_t smem = fp8_cache        ? Smem<128, kRunRows, 1>::kBytes
+                           : head_dim <= 64 ? Smem<64, kRunRows>::kBytes
+                                            : Smem<128, kRunRows>::kBytes;
+  return head_dim > 0 && head_dim <= 128 && head_dim % (fp8_cache ? 16 : 8) == 0 && ctx.compute_capability() >= 80 &&
          ctx.max_block_shared_memory() >= smem;
 }
 
-template <HalfFloat W>
+template <KvCacheElement W>
 void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache,
                            std::int64_t tokens, std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim,
                            std::int64_t block_size, const int* seq_of, const int* pos, const int* block_tables,
                            std::int64_t max_blocks, float scale, float* out, std::int64_t max_context,
                            std::int64_t query_run, int splits_wanted) {
-  LS_CHECK(tensor_core_attention_supports(ctx, head_dim), "tensor_core_attention: head_dim " << head_dim
-                                                         << " or this GPU is not supported");
+  constexpr bool kFp8 = Fp8<W>;
+  LS_CHECK(tensor_core_attention_supports(ctx, head_dim, kFp8),
+           "tensor_core_attention: head_dim " << head_dim << (kFp8 ? " with an fp8 cache" : "")
+                                              << " or this GPU is not supported");
   if (tokens == 0) return;
   const std::int64_t group = heads / kv_heads, hc = std::min<std::int64_t>(group, kHeadChunk);
   const std::int64_t head_blocks = kv_heads * ((group + hc - 1) / hc);
@@ -573,28 +701,31 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
   }
   const SplitScratch scratch = split_scratch(ctx, tokens, heads, head_blocks, head_dim, splits);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
-  using T = device_t<W>;
+  using C = device_t<W>;
+  using T = std::conditional_t<kFp8, __half, C>;  // the MMA's type
   auto attend = [&](auto kernel, std::size_t smem) {
     launch_with_smem(ctx, kernel, grid, kThreads, smem, q, on_device(k_cache), on_device(v_cache),
                      static_cast<int>(head_dim), tokens, heads, kv_heads, block_size, seq_of, pos, block_tables,
                      max_blocks, scale, tile_tokens, out, scratch.partial, scratch.counters);
   };
   auto attend_as = [&]<int kRows, bool kFold, int kSub>() {
-    if (head_dim <= 64) attend(allow_smem<T, 64, kRows, kFold, kSub>(), Smem<64, kRows>::kBytes);
-    else attend(allow_smem<T, 128, kRows, kFold, kSub>(), Smem<128, kRows>::kBytes);
+    if constexpr (kFp8) attend(allow_smem<T, C, 128, kRows, kFold, kSub>(), Smem<128, kRows, 1>::kBytes);
+    else if (head_dim <= 64) attend(allow_smem<T, C, 64, kRows, kFold, kSub>(), Smem<64, kRows>::kBytes);
+    else attend(allow_smem<T, C, 128, kRows, kFold, kSub>(), Smem<128, kRows>::kBytes);
   };
   if (tile_tokens > 1) attend_as.template operator()<kRunRows, false, kPrefillSub>();  // a whole tile a softmax step
   else if (hc <= 8) attend_as.template operator()<kDecodeRows, true, 1>();  // decode, 8 heads or fewer: folded
   else attend_as.template operator()<kDecodeRows, false, 1>();  // decode: a token's heads, 16 rows at most
 }
 
-template void tensor_core_attention<bf16>(GpuContext&, const float*, const bf16*, const bf16*, std::int64_t,
-                                          std::int64_t, std::int64_t, std::int64_t, std::int64_t, const int*,
-                                          const int*, const int*, std::int64_t, float, float*, std::int64_t,
-                                          std::int64_t, int);
-template void tensor_core_attention<fp16>(GpuContext&, const float*, const fp16*, const fp16*, std::int64_t,
-                                          std::int64_t, std::int64_t, std::int64_t, std::int64_t, const int*,
-                                          const int*, const int*, std::int64_t, float, float*, std::int64_t,
-                                          std::int64_t, int);
+#define LOCKSTEP_TENSOR_CORE_ATTENTION(C)                                                                       \
+  template void tensor_core_attention<C>(GpuContext&, const float*, const C*, const C*, std::int64_t, std::int64_t,   \
+                                         std::int64_t, std::int64_t, std::int64_t, const int*, const int*, const int*, \
+                                         std::int64_t, float, float*, std::int64_t, std::int64_t, int);
+LOCKSTEP_TENSOR_CORE_ATTENTION(bf16)
+LOCKSTEP_TENSOR_CORE_ATTENTION(fp16)
+LOCKSTEP_TENSOR_CORE_ATTENTION(fp8_e4m3)
+LOCKSTEP_TENSOR_CORE_ATTENTION(fp8_e5m2)
+#undef LOCKSTEP_TENSOR_CORE_ATTENTION
 
 }  // namespace lockstep::cuda

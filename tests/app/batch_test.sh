@@ -173,6 +173,19 @@ run --dtype float32; [ $? -ne 0 ] || fail "--dtype float32 was accepted"
 grep -q -e "--dtype float32 is not supported" "$tmp/log" || fail "--dtype float32 message"
 grep -q "loading weights" "$tmp/log" && fail "--dtype float32: weights were loaded before the refusal"
 [ ! -s "$tmp/out.jsonl" ] || fail "a refused --dtype wrote results"
+# --kv-cache-dtype (vLLM's): fp8 runs with k and v rounded to e4m3 (the CPU backend keeps fp32
+# values; tests/model/model_parity_test.cc checks the logits); a name vLLM does not use is refused.
+for i in 0 1 2; do
+  jq -c --argjson i "$i" '{custom_id: ("ids-\($i)"), url: "/v1/completions",
+        body: {prompt: .cases[$i].prompt_ids, max_tokens: 8, temperature: 0, ignore_eos: true}}' "$exp"
+done >"$tmp/in.jsonl"
+rm -f "$tmp/out.jsonl"
+run --kv-cache-dtype fp8 || fail "--kv-cache-dtype fp8 exited non-zero"
+grep -q "tokens (fp32 values rounded to fp8_e4m3)" "$tmp/log" || fail "--kv-cache-dtype fp8: the log names the cache's values"
+grep -q "3 succeeded, 0 failed" "$tmp/log" || fail "--kv-cache-dtype fp8: every request succeeds"
+rm -f "$tmp/out.jsonl"
+run --kv-cache-dtype int8; [ $? -ne 0 ] || fail "--kv-cache-dtype int8 was accepted"
+grep -q -e "--kv-cache-dtype: int8 not in {auto,fp8,fp8_e4m3,fp8_e5m2}" "$tmp/log" || fail "--kv-cache-dtype int8 message"
 
 # The model's generation_config.json gives a request's absent sampling fields their defaults, as
 # vLLM's --generation-config auto does: temperature 0 and max_new_tokens 3 make a request that

@@ -14,8 +14,8 @@
 namespace lockstep {
 namespace {
 
-std::vector<float> normal(std::size_t n, std::mt19937& rng) {
-  std::normal_distribution<float> d(0.0f, 1.0f);
+std::vector<float> normal(std::size_t n, std::mt19937& rng, float sigma = 1.0f) {
+  std::normal_distribution<float> d(0.0f, sigma);
   std::vector<float> v(n);
   for (float& x : v) x = d(rng);
   return v;
@@ -103,6 +103,36 @@ TEST(CpuDenseOps, SplitQkvRopeCacheAddsBiasRotatesAndScatters) {
       EXPECT_EQ(k_cache[untouched * kv_row + e], 7.0f);
       EXPECT_EQ(v_cache[untouched * kv_row + e], 7.0f);
     }
+}
+
+// --kv-cache-dtype fp8: the same q, and the cache rows as an fp8 cache holds them (the fp32
+// values rounded), every other slot untouched.
+TEST(CpuDenseOps, SplitQkvRopeCacheRoundsToAnFp8Cache) {
+  std::mt19937 rng(3);
+  const int qh = 4, kvh = 2, hd = 16, tokens = 3, kv_row = kvh * hd, width = (qh + 2 * kvh) * hd;
+  const std::vector<float> qkv = normal(static_cast<std::size_t>(tokens) * width, rng, 20.0f);
+  const std::vector<int> positions = {0, 7, 300};
+  std::vector<float> inv_freq(hd / 2);
+  for (int i = 0; i < hd / 2; ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / hd);
+  const std::vector<std::int64_t> slots = {4, 0, 2};
+  for (const KvCacheDtype dt : {KvCacheDtype::Fp8E4M3, KvCacheDtype::Fp8E5M2}) {
+    SCOPED_TRACE(std::string(kv_cache_dtype_name(dt)));
+    std::vector<float> q(static_cast<std::size_t>(tokens) * qh * hd), q8(q.size());
+    std::vector<float> k(5 * kv_row, 7.0f), v(k), k8(k), v8(k);
+    cpu::split_qkv_rope_cache<bf16>(qkv.data(), tokens, qh, kvh, hd, nullptr, positions.data(), inv_freq.data(),
+                                    slots.data(), q.data(), k.data(), v.data());
+    cpu::split_qkv_rope_cache<bf16>(qkv.data(), tokens, qh, kvh, hd, nullptr, positions.data(), inv_freq.data(),
+                                    slots.data(), q8.data(), k8.data(), v8.data(), dt);
+    EXPECT_EQ(q8, q);
+    int changed = 0;
+    for (std::size_t i = 0; i < k.size(); ++i) {
+      const bool written = i / kv_row != 1 && i / kv_row != 3;
+      EXPECT_EQ(k8[i], written ? round_to_kv_cache(k[i], dt) : 7.0f) << i;
+      EXPECT_EQ(v8[i], written ? round_to_kv_cache(v[i], dt) : 7.0f) << i;
+      changed += k8[i] != k[i];
+    }
+    EXPECT_GT(changed, kv_row);  // it did round
+  }
 }
 
 TEST(CpuDenseOps, SiluMulReadsGateThenUpFromEachRow) {

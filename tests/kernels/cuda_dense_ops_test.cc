@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -51,6 +52,9 @@ class CudaDenseOps : public ::testing::Test {
     return h;
   }
 
+  template <KvCacheElement C>
+  void attention_cases(int heads, int kv_heads, int head_dim, std::initializer_list<cuda::AttentionKernel> kernels);
+
   std::mt19937 rng_{20261122};
   std::vector<float> normal(std::size_t n, float sigma = 1.0f) {
     std::normal_distribution<float> d(0.0f, sigma);
@@ -63,6 +67,13 @@ class CudaDenseOps : public ::testing::Test {
     std::vector<W> v(n);
     const std::vector<float> f = normal(n, sigma);
     for (std::size_t i = 0; i < n; ++i) v[i] = from_float<W>(f[i]);
+    return v;
+  }
+  template <Fp8 C>
+  std::vector<C> normal_fp8(std::size_t n, float sigma = 1.0f) {
+    std::vector<C> v(n);
+    const std::vector<float> f = normal(n, sigma);
+    for (std::size_t i = 0; i < n; ++i) v[i] = fp8_from_float<C>(f[i]);
     return v;
   }
 
@@ -82,7 +93,7 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
   }
 }
 
-template <HalfFloat W>
+template <KvCacheElement W>
 std::vector<float> to_floats(const std::vector<W>& v) {
   std::vector<float> f(v.size());
   for (std::size_t i = 0; i < v.size(); ++i) f[i] = to_float(v[i]);
@@ -95,6 +106,19 @@ template <HalfFloat W>
 void expect_half_close(const std::vector<W>& got, std::vector<float> want, float abs_tol, const char* what) {
   for (float& v : want) v = to_float(from_float<W>(v));
   expect_close(to_floats(got), want, abs_tol, std::same_as<W, bf16> ? 1.0f / 128 : 1.0f / 1024, what);
+}
+
+// Runs body.template operator()<C>(dtype) for each fp8 cache format, each under a trace.
+template <typename Body>
+void for_each_fp8(Body&& body) {
+  {
+    SCOPED_TRACE("fp8_e4m3");
+    body.template operator()<fp8_e4m3>(KvCacheDtype::Fp8E4M3);
+  }
+  {
+    SCOPED_TRACE("fp8_e5m2");
+    body.template operator()<fp8_e5m2>(KvCacheDtype::Fp8E5M2);
+  }
 }
 
 // Runs body.template operator()<W>() for each model dtype (bf16, fp16), each under a trace.
@@ -299,8 +323,8 @@ TEST_F(CudaDenseOps, SplitQkvRopeCache) {
       W* dk = dev(old_k);
       W* dv = dev(old_v);
       float* q = poisoned<float>(static_cast<std::size_t>(tokens) * s.q_heads * s.head_dim);
-      cuda::split_qkv_rope_cache(ctx(), dev(qkv), tokens, s.q_heads, s.kv_heads, s.head_dim,
-                                 s.bias ? dev(bias) : nullptr, dev(positions), dev(inv_freq), dev(slots), q, dk, dv);
+      cuda::split_qkv_rope_cache<W>(ctx(), dev(qkv), tokens, s.q_heads, s.kv_heads, s.head_dim,
+                                    s.bias ? dev(bias) : nullptr, dev(positions), dev(inv_freq), dev(slots), q, dk, dv);
       std::vector<float> want_q(static_cast<std::size_t>(tokens) * s.q_heads * s.head_dim);
       cpu::split_qkv_rope_cache<W>(qkv.data(), tokens, s.q_heads, s.kv_heads, s.head_dim, s.bias ? bias.data() : nullptr,
                                 positions.data(), inv_freq.data(), slots.data(), want_q.data(), k_cache.data(),
@@ -308,6 +332,24 @@ TEST_F(CudaDenseOps, SplitQkvRopeCache) {
       expect_close(host(q, want_q.size()), want_q, 2e-4f, 1e-4f, "q");
       expect_half_close(host(dk, cache), k_cache, 2e-4f, "k_cache");
       expect_half_close(host(dv, cache), v_cache, 0.0f, "v_cache");
+      // An fp8 cache (--kv-cache-dtype): the reference rounds as it writes. k and v may land a step
+      // of the format apart (2^-3 / 2^-2 relative) where q's sin and cos round a value across a
+      // midpoint; v is added, not rotated: exact.
+      for_each_fp8([&]<Fp8 C>(KvCacheDtype cache_dtype) {
+        const std::vector<C> old_k8 = normal_fp8<C>(cache), old_v8 = normal_fp8<C>(cache);
+        std::vector<float> k8_cache = to_floats(old_k8), v8_cache = to_floats(old_v8);
+        C* dk8 = dev(old_k8);
+        C* dv8 = dev(old_v8);
+        cuda::split_qkv_rope_cache<W>(ctx(), dev(qkv), tokens, s.q_heads, s.kv_heads, s.head_dim,
+                                      s.bias ? dev(bias) : nullptr, dev(positions), dev(inv_freq), dev(slots), q, dk8,
+                                      dv8);
+        cpu::split_qkv_rope_cache<W>(qkv.data(), tokens, s.q_heads, s.kv_heads, s.head_dim,
+                                     s.bias ? bias.data() : nullptr, positions.data(), inv_freq.data(), slots.data(),
+                                     want_q.data(), k8_cache.data(), v8_cache.data(), cache_dtype);
+        const float step = std::same_as<C, fp8_e4m3> ? 1.0f / 8 : 1.0f / 4;
+        expect_close(to_floats(host(dk8, cache)), k8_cache, 1e-5f, step, "fp8 k_cache");
+        expect_close(to_floats(host(dv8, cache)), v8_cache, 0.0f, 0.0f, "fp8 v_cache");
+      });
     }
   });
 }
@@ -389,96 +431,119 @@ TEST_F(CudaDenseOps, LinearSiluMulIsLinearThenSiluMul) {
   });
 }
 
-// Decode (one token per sequence) and causal prefill chunks, GQA and MHA, over shuffled blocks,
-// on the three kernels: CUDA cores (any head_dim), tensor cores (head_dim a multiple of 8 up to
-// 128; the others fall back) and flash-decoding (decode steps it can split in one wave of blocks,
-// head_dim 64, 128 or 256; the others fall back), with a bf16 and an fp16 cache. Tensor cores take q and the
-// probabilities as high + low parts in the cache's type, so they are held to a tolerance near
-// fp32 (bf16 rounding alone is 2^-9 relative a value).
+// Decode (one token per sequence) and causal prefill chunks over shuffled blocks of a cache of C,
+// on each of `kernels`: heads / kv_heads query heads per KV head. The reference reads the same
+// values as fp32. Tensor cores take q and the probabilities as high + low parts in the cache's
+// 16-bit type (fp16 for an fp8 cache), so they are held to a tolerance near fp32 (bf16 rounding
+// alone is 2^-9 relative a value).
+template <KvCacheElement C>
+void CudaDenseOps::attention_cases(int heads, int kv_heads, int head_dim,
+                                   std::initializer_list<cuda::AttentionKernel> kernels) {
+  SCOPED_TRACE(::testing::Message() << "heads " << heads << "/" << kv_heads << " head_dim " << head_dim);
+  const int block_size = 16, max_blocks = 24, seqs = 3, blocks = seqs * max_blocks;
+  const std::size_t row = static_cast<std::size_t>(kv_heads) * head_dim, cache = std::size_t{1} * blocks * block_size * row;
+  std::vector<C> k_c, v_c;
+  if constexpr (Fp8<C>) k_c = normal_fp8<C>(cache), v_c = normal_fp8<C>(cache);
+  else k_c = normal_half<C>(cache, 1.0f), v_c = normal_half<C>(cache, 1.0f);
+  const std::vector<float> k_cache = to_floats(k_c), v_cache = to_floats(v_c);
+  std::vector<int> tables(blocks);
+  std::iota(tables.begin(), tables.end(), 0);
+  std::shuffle(tables.begin(), tables.end(), rng_);
+  // Decode: sequences at positions 0, 17 and 300; then prefill chunks of sequence 1 (12 tokens)
+  // and sequence 2 (40 tokens, its context over 3 tiles of 64 positions).
+  std::vector<int> seq_of = {0, 1, 2}, pos = {0, 17, 300};
+  for (int p = 40; p < 52; ++p) seq_of.push_back(1), pos.push_back(p);
+  for (int p = 100; p < 140; ++p) seq_of.push_back(2), pos.push_back(p);
+  const int tokens = static_cast<int>(pos.size()), decode_tokens = 3, longest_run = 40;
+  const std::vector<float> q = normal(static_cast<std::size_t>(tokens) * heads * head_dim);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  std::vector<float> want(q.size());
+  cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), tokens, heads, kv_heads, head_dim, block_size,
+                       seq_of.data(), pos.data(), tables.data(), max_blocks, scale, want.data());
+  const std::size_t decode_size = static_cast<std::size_t>(decode_tokens) * heads * head_dim;
+  const std::vector<float> want_decode(want.begin(), want.begin() + decode_size);
+  const std::vector<int> short_pos = {0, 17, 31};
+  std::vector<float> want3(decode_size);
+  cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), decode_tokens, heads, kv_heads, head_dim, block_size,
+                       seq_of.data(), short_pos.data(), tables.data(), max_blocks, scale, want3.data());
+  const C* dk = dev(k_c);
+  const C* dv = dev(v_c);
+  for (const cuda::AttentionKernel kernel : kernels) {
+    const bool tensor = kernel == cuda::AttentionKernel::TensorCores || Fp8<C>;  // fp8: tensor cores always
+    const bool cores = kernel == cuda::AttentionKernel::CudaCores;
+    SCOPED_TRACE(kernel == cuda::AttentionKernel::TensorCores ? "tensor cores"
+                 : cores                                       ? "CUDA cores"
+                                                               : "flash-decoding");
+    // Flash-decoding takes the decode tokens alone at 301 positions (and falls back elsewhere).
+    if (HalfFloat<C> && kernel == cuda::AttentionKernel::FlashDecoding &&
+        (head_dim == 64 || head_dim == 128 || head_dim == 256))
+      EXPECT_GT(cuda::flash_decoding_splits(ctx(), decode_tokens, heads, kv_heads, head_dim, 301, 0), 0);
+    const float abs_tol = tensor ? 5e-5f : 2e-5f, rel_tol = tensor ? 2e-4f : 1e-4f;
+    // max_context 0: the tables' 384 positions; 301: the exact bound of the decode tokens (the
+    // prefill's are below it); 4096: as many decode splits as fit the GPU (its SM count decides),
+    // the short contexts' later ones empty. query_run 1: a block per token, the prefill tokens
+    // too; 40: the prefill runs' tokens share blocks (and are not split).
+    for (const std::int64_t max_context : {0, 301, 4096})
+      for (const std::int64_t query_run : {1, longest_run}) {
+        SCOPED_TRACE(::testing::Message() << "max_context " << max_context << " query_run " << query_run);
+        float* out = poisoned<float>(q.size());
+        cuda::paged_attention(ctx(), dev(q), dk, dv, tokens, heads, kv_heads, head_dim, block_size, dev(seq_of),
+                              dev(pos), dev(tables), max_blocks, scale, out, max_context, query_run, kernel);
+        expect_close(host(out, q.size()), want, abs_tol, rel_tol, "paged_attention");
+        // The decode tokens alone: few blocks, so their contexts are split.
+        float* out_decode = poisoned<float>(decode_size);
+        cuda::paged_attention(ctx(), dev(q), dk, dv, decode_tokens, heads, kv_heads, head_dim, block_size, dev(seq_of),
+                              dev(pos), dev(tables), max_blocks, scale, out_decode, max_context, 1, kernel);
+        expect_close(host(out_decode, decode_size), want_decode, abs_tol, rel_tol, "paged_attention, decode");
+      }
+    // Contexts of at most 64 positions take the single-split path.
+    float* out3 = poisoned<float>(decode_size);
+    cuda::paged_attention(ctx(), dev(q), dk, dv, decode_tokens, heads, kv_heads, head_dim, block_size, dev(seq_of),
+                          dev(short_pos), dev(tables), max_blocks, scale, out3, 32, 1, kernel);
+    expect_close(host(out3, decode_size), want3, abs_tol, rel_tol, "paged_attention, one split");
+    // Splits asked for (kernel_bench's sweep): none, an uneven 5, and 64 (most of them empty at
+    // these contexts).
+    for (const int splits : {1, 5, 64}) {
+      SCOPED_TRACE(::testing::Message() << "splits " << splits);
+      float* out_split = poisoned<float>(decode_size);
+      cuda::paged_attention(ctx(), dev(q), dk, dv, decode_tokens, heads, kv_heads, head_dim, block_size, dev(seq_of),
+                            dev(pos), dev(tables), max_blocks, scale, out_split, 301, 1, kernel, splits);
+      expect_close(host(out_split, decode_size), want_decode, abs_tol, rel_tol, "paged_attention, splits asked");
+    }
+  }
+}
+
+// The three kernels over a bf16 and an fp16 cache: CUDA cores (any head_dim), tensor cores
+// (head_dim a multiple of 8 up to 128; the others fall back) and flash-decoding (decode steps it
+// can split in one wave of blocks, head_dim 64, 128 or 256; the others fall back). Query heads per
+// KV head 1 to 20 (more than one block's group of 8 or 16; tensor-core decode blocks fold q's low
+// parts into padding rows up to 8 heads: 8/2 .. 16/2 folded, 20/1 not); head_dim 8 to 256.
 TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
   for_each_half([&]<HalfFloat W>() {
     struct Shape { int heads, kv_heads, head_dim; };
-    // Query heads per KV head 1 to 20 (more than one block's group of 8 or 16; tensor-core decode
-    // blocks fold q's low parts into padding rows up to 8 heads: 8/2 .. 16/2 folded, 20/1 not);
-    // head_dim 8 to 256.
     for (const Shape s : {Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{28, 4, 128}, Shape{2, 1, 256}, Shape{4, 2, 16},
                           Shape{6, 3, 80}, Shape{20, 1, 128}, Shape{12, 2, 192}, Shape{4, 2, 8}, Shape{3, 3, 36},
-                          Shape{16, 2, 72}}) {
-      SCOPED_TRACE(::testing::Message() << "heads " << s.heads << "/" << s.kv_heads << " head_dim " << s.head_dim);
-      const int block_size = 16, max_blocks = 24, seqs = 3, blocks = seqs * max_blocks;
-      const std::size_t row = static_cast<std::size_t>(s.kv_heads) * s.head_dim;
-      // W on the GPU; the reference reads the same values as fp32.
-      const std::vector<W> k_half = normal_half<W>(static_cast<std::size_t>(blocks) * block_size * row, 1.0f);
-      const std::vector<W> v_half = normal_half<W>(k_half.size(), 1.0f);
-      const std::vector<float> k_cache = to_floats(k_half), v_cache = to_floats(v_half);
-      std::vector<int> tables(blocks);
-      std::iota(tables.begin(), tables.end(), 0);
-      std::shuffle(tables.begin(), tables.end(), rng_);
-      // Decode: sequences at positions 0, 17 and 300; then prefill chunks of sequence 1 (12
-      // tokens) and sequence 2 (40 tokens, its context over 3 tiles of 64 positions).
-      std::vector<int> seq_of = {0, 1, 2}, pos = {0, 17, 300};
-      for (int p = 40; p < 52; ++p) seq_of.push_back(1), pos.push_back(p);
-      for (int p = 100; p < 140; ++p) seq_of.push_back(2), pos.push_back(p);
-      const int tokens = static_cast<int>(pos.size()), decode_tokens = 3, longest_run = 40;
-      const std::vector<float> q = normal(static_cast<std::size_t>(tokens) * s.heads * s.head_dim);
-      const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
-      std::vector<float> want(q.size());
-      cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), tokens, s.heads, s.kv_heads, s.head_dim, block_size,
-                           seq_of.data(), pos.data(), tables.data(), max_blocks, scale, want.data());
-      const std::size_t decode_size = static_cast<std::size_t>(decode_tokens) * s.heads * s.head_dim;
-      const std::vector<float> want_decode(want.begin(), want.begin() + decode_size);
-      const std::vector<int> short_pos = {0, 17, 31};
-      std::vector<float> want3(decode_size);
-      cpu::paged_attention(q.data(), k_cache.data(), v_cache.data(), decode_tokens, s.heads, s.kv_heads, s.head_dim,
-                           block_size, seq_of.data(), short_pos.data(), tables.data(), max_blocks, scale, want3.data());
-      for (const cuda::AttentionKernel kernel : {cuda::AttentionKernel::CudaCores, cuda::AttentionKernel::TensorCores,
-                                                 cuda::AttentionKernel::FlashDecoding}) {
-        const bool tensor = kernel == cuda::AttentionKernel::TensorCores;
-        const bool cores = kernel == cuda::AttentionKernel::CudaCores;
-        SCOPED_TRACE(tensor ? "tensor cores" : cores ? "CUDA cores" : "flash-decoding");
-        // Flash-decoding takes the decode tokens alone at 301 positions (and falls back elsewhere).
-        if (kernel == cuda::AttentionKernel::FlashDecoding &&
-            (s.head_dim == 64 || s.head_dim == 128 || s.head_dim == 256))
-          EXPECT_GT(cuda::flash_decoding_splits(ctx(), decode_tokens, s.heads, s.kv_heads, s.head_dim, 301, 0), 0);
-        const float abs_tol = tensor ? 5e-5f : 2e-5f, rel_tol = tensor ? 2e-4f : 1e-4f;
-        // max_context 0: the tables' 384 positions; 301: the exact bound of the decode tokens (the
-        // prefill's are below it); 4096: as many decode splits as fit the GPU (its SM count
-        // decides), the short contexts' later ones empty. query_run 1: a block per token, the
-        // prefill tokens too; 40: the prefill runs' tokens share blocks (and are not split).
-        for (const std::int64_t max_context : {0, 301, 4096})
-          for (const std::int64_t query_run : {1, longest_run}) {
-            SCOPED_TRACE(::testing::Message() << "max_context " << max_context << " query_run " << query_run);
-            float* out = poisoned<float>(q.size());
-            cuda::paged_attention(ctx(), dev(q), dev(k_half), dev(v_half), tokens, s.heads, s.kv_heads, s.head_dim,
-                                  block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out, max_context,
-                                  query_run, kernel);
-            expect_close(host(out, q.size()), want, abs_tol, rel_tol, "paged_attention");
-            // The decode tokens alone: few blocks, so their contexts are split.
-            float* out_decode = poisoned<float>(decode_size);
-            cuda::paged_attention(ctx(), dev(q), dev(k_half), dev(v_half), decode_tokens, s.heads, s.kv_heads,
-                                  s.head_dim, block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale,
-                                  out_decode, max_context, 1, kernel);
-            expect_close(host(out_decode, decode_size), want_decode, abs_tol, rel_tol, "paged_attention, decode");
-          }
-        // Contexts of at most 64 positions take the single-split path.
-        float* out3 = poisoned<float>(decode_size);
-        cuda::paged_attention(ctx(), dev(q), dev(k_half), dev(v_half), decode_tokens, s.heads, s.kv_heads, s.head_dim,
-                              block_size, dev(seq_of), dev(short_pos), dev(tables), max_blocks, scale, out3, 32, 1,
-                              kernel);
-        expect_close(host(out3, decode_size), want3, abs_tol, rel_tol, "paged_attention, one split");
-        // Splits asked for (kernel_bench's sweep): none, an uneven 5, and 64 (most of them empty at
-        // these contexts).
-        for (const int splits : {1, 5, 64}) {
-          SCOPED_TRACE(::testing::Message() << "splits " << splits);
-          float* out_split = poisoned<float>(decode_size);
-          cuda::paged_attention(ctx(), dev(q), dev(k_half), dev(v_half), decode_tokens, s.heads, s.kv_heads,
-                                s.head_dim, block_size, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, out_split,
-                                301, 1, kernel, splits);
-          expect_close(host(out_split, decode_size), want_decode, abs_tol, rel_tol, "paged_attention, splits asked");
-        }
-      }
-    }
+                          Shape{16, 2, 72}})
+      attention_cases<W>(s.heads, s.kv_heads, s.head_dim,
+                         {cuda::AttentionKernel::CudaCores, cuda::AttentionKernel::TensorCores,
+                          cuda::AttentionKernel::FlashDecoding});
   });
+}
+
+// An fp8 cache (--kv-cache-dtype fp8): the tensor-core kernel whichever is asked for (Auto and
+// CUDA cores asked), folded and not, head_dim a multiple of 16 up to 128, with an odd number of
+// 16-dim steps (48, 80) too; a head_dim it cannot take is refused by fp8_kv_cache_supported.
+TEST_F(CudaDenseOps, PagedAttentionOverAnFp8Cache) {
+  for_each_fp8([&]<Fp8 C>(KvCacheDtype) {
+    struct Shape { int heads, kv_heads, head_dim; };
+    for (const Shape s : {Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{28, 4, 128}, Shape{4, 2, 16}, Shape{20, 1, 128},
+                          Shape{16, 2, 48}, Shape{6, 3, 80}, Shape{12, 4, 96}})
+      attention_cases<C>(s.heads, s.kv_heads, s.head_dim,
+                         {cuda::AttentionKernel::Auto, cuda::AttentionKernel::CudaCores});
+  });
+  EXPECT_TRUE(cuda::fp8_kv_cache_supported(ctx(), 128));
+  EXPECT_FALSE(cuda::fp8_kv_cache_supported(ctx(), 72));
+  EXPECT_FALSE(cuda::fp8_kv_cache_supported(ctx(), 256));
 }
 
 // Sampling on the GPU against the CPU statement of its rule (kernels/sampling.h), token for

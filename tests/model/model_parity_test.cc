@@ -68,19 +68,24 @@ int argmax(const float* v, int n) {
   return best;
 }
 
-void run_parity(const std::string& name, const GridLayout& layout, DType dtype) {
+// kv_tolerance / kv_margin (an fp8 --kv-cache-dtype): the logit tolerance and the reference's
+// top-2 margin below which a greedy token may differ, in place of the dtype's.
+void run_parity(const std::string& name, const GridLayout& layout, DType dtype,
+                KvCacheDtype kv_cache_dtype = KvCacheDtype::Auto, float kv_tolerance = 0, float kv_margin = 0) {
   SCOPED_TRACE(name + " TP" + std::to_string(layout.tp) + " PP" + std::to_string(layout.pp) + " " +
-               std::string(dtype_name(dtype)));
+               std::string(dtype_name(dtype)) + " KV " + std::string(kv_cache_dtype_name(kv_cache_dtype)));
   const MpiEnvironment& env = testing::mpi_env();
   const std::string dir = std::string(LOCKSTEP_FIXTURES_DIR) + "/" + name;
   ModelConfig config = ModelConfig::from_dir(dir);
   config.dtype = dtype;
+  config.kv_cache_dtype = kv_cache_dtype;
   if (layout.pp > config.num_hidden_layers) return;
   RankGrid grid(env, layout);
   CommGroups groups(grid, testing::test_backend());
   SafetensorsCheckpoint ckpt(dir);
-  const float tolerance = logit_tolerance(dtype);
-  const float clear_margin = testing::clear_margin();
+  const bool fp8 = kv_cache_dtype != KvCacheDtype::Auto;
+  const float tolerance = fp8 ? kv_tolerance : logit_tolerance(dtype);
+  const float clear_margin = fp8 ? kv_margin : testing::clear_margin();
   const auto stages = pipeline_layer_ranges(config.num_hidden_layers, layout.pp);
   const std::vector<Case> cases = load_cases(name);
 
@@ -114,9 +119,9 @@ void run_parity(const std::string& name, const GridLayout& layout, DType dtype) 
       for (int v = 0; v < V; ++v) worst = std::max(worst, std::fabs(logits[s * V + v] - cases[s].last_logits[v]));
       EXPECT_LE(worst, tolerance) << "prompt " << s << ": max |logit - transformers|";
       if (grid.tp_rank() == 0)
-        std::printf("[parity] %s TP%d PP%d %s %s prompt %zu: max |logit - transformers| = %.2e\n", name.c_str(),
-                    layout.tp, layout.pp, testing::on_gpu() ? "cuda" : "cpu", std::string(dtype_name(dtype)).c_str(), s,
-                    worst);
+        std::printf("[parity] %s TP%d PP%d %s %s%s%s prompt %zu: max |logit - transformers| = %.2e\n", name.c_str(),
+                    layout.tp, layout.pp, testing::on_gpu() ? "cuda" : "cpu", std::string(dtype_name(dtype)).c_str(),
+                    fp8 ? " KV " : "", fp8 ? std::string(kv_cache_dtype_name(kv_cache_dtype)).c_str() : "", s, worst);
     }
   }
   // Greedy decode, all sequences in one batch; the last stage's choice goes to every rank.
@@ -188,6 +193,20 @@ TEST(ModelParity, Qwen3WithYarnRopeMatchesTransformers) {
 TEST(ModelParity, LlamaWithLlama3RopeMatchesTransformers) {
   for (const DType d : kDTypes)
     for (const GridLayout& l : layouts_for(testing::mpi_env().world_size())) run_parity("llama-tiny", l, d);
+}
+
+// An fp8 KV cache (--kv-cache-dtype): k and v rounded to 4 (e4m3) or 3 (e5m2) significant bits
+// move the logits by far more than bf16 does; a sharding, layout or kernel bug moves them more
+// and flips tokens whose margin is clear. qwen3-tiny (head_dim 32, which the GPU's fp8 attention
+// takes; its k is head-normed, so k's values are O(1) as in real models), bf16: max |logit -
+// transformers| measured 0.17 - 0.25 (e4m3) and 0.34 - 0.53 (e5m2) on the CPU at TP1 (x86-64,
+// 2026-12-03). qwen2-tiny's random k biases make k large, and fp8's relative error with it: 1.5
+// there, too loose to tell anything; not used.
+TEST(ModelParity, Fp8KvCacheStaysCloseToTransformers) {
+  struct Format { KvCacheDtype dtype; float tolerance, margin; };
+  for (const Format f : {Format{KvCacheDtype::Fp8E4M3, 0.5f, 0.5f}, Format{KvCacheDtype::Fp8E5M2, 1.0f, 1.0f}})
+    for (const GridLayout& l : layouts_for(testing::mpi_env().world_size()))
+      run_parity("qwen3-tiny", l, DType::BF16, f.dtype, f.tolerance, f.margin);
 }
 
 // Weights, KV cache and GEMM inputs are 16-bit: a stage asked for another dtype says so.
