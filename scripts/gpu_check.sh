@@ -92,10 +92,11 @@ for s in $steps; do
     decode)
       # With CUDA graphs (the default), and eager for comparison (also the fallback's figures);
       # DECODE_MODES may add no-pdl: graphs without programmatic dependent launch; half: graphs
-      # with --dtype half (fp16 weights and KV cache).
+      # with --dtype half (fp16 weights and KV cache); fp8: graphs with --kv-cache-dtype fp8.
       for mode in ${DECODE_MODES:-graphs eager}; do
         flags=(--device cuda); [ $mode = eager ] && flags+=(--enforce-eager)
         [ $mode = half ] && flags+=(--dtype half)
+        [ $mode = fp8 ] && flags+=(--kv-cache-dtype fp8)
         [ $mode = no-pdl ] && export LOCKSTEP_DEPENDENT_LAUNCH=0
         # Debug logging adds the GPU's idle time between steps (StepGapMeter) and rank 0's host
         # time a step by phase (HostStepClock) to each run's log.
