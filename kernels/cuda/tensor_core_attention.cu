@@ -261,7 +261,7 @@ __device__ void convert_fp8_tiles(const C* k8, __half* cvt, int D) {
 // each tile is converted to fp16 in shared memory once, then read as a 16-bit cache's (prefill
 // blocks, whose 4 row tiles would each convert every K and V value they read).
 template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, bool kConvert, int kStages>
-__global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? 3 : 1)
+__global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) == 1 ? 4 : 3) : 1)
     tensor_core_attention_kernel(const float* q, const C* k_cache, const C* v_cache, int D, std::int64_t tokens,
                                  std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
                                  const int* seq_of, const int* pos, const int* block_tables,
