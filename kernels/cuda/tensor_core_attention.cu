@@ -76,9 +76,8 @@ constexpr float kLog2e = 1.4426950408889634f;
 // c ^ (r % 8)): an ldmatrix reads 8 rows at one logical piece, which land in 8 different bank
 // groups instead of all in one (rows are 128 or 256 bytes apart), without a pad a row.
 // kCacheElem: the bytes of a cached value (2, or 1 for fp8), the tiles' element; q is 16-bit.
-// kConverted: an fp8 tile is converted to fp16 tiles (after q) before its MMAs. kStages: tiles
-// in flight or in use (2: one copied while one computes).
-template <int kMaxD, int kRows, int kCacheElem = 2, bool kConverted = false, int kStages = 2>
+// kConverted: an fp8 tile is converted to fp16 tiles (after q) before its MMAs.
+template <int kMaxD, int kRows, int kCacheElem = 2, bool kConverted = false>
 struct Smem {
   static constexpr int kPer = 16 / kCacheElem;  // tile elements a 16-byte piece
   static_assert(kMaxD / kPer >= 8, "8 pieces or more a row: the swizzle stays within the row");
@@ -88,7 +87,7 @@ struct Smem {
   // (which is made big enough for it, and for the split merge's weights).
   static constexpr int kAccStride = kMaxD + 4;
   static constexpr std::size_t kKvBytes =
-      std::max({std::size_t{2} * kStages * kTileElems * kCacheElem, kRows * kAccStride * sizeof(float),
+      std::max({std::size_t{4} * kTileElems * kCacheElem, kRows * kAccStride * sizeof(float),
                 kHeadChunk * kMaxSplits * sizeof(float)});
   static constexpr std::size_t kCvtOffset = kKvBytes + 2 * kQElems * sizeof(std::uint16_t);
   static constexpr std::size_t kBytes = kCvtOffset + (kConverted ? 2 * kTileElems * sizeof(std::uint16_t) : 0);
@@ -260,7 +259,11 @@ __device__ void convert_fp8_tiles(const C* k8, __half* cvt, int D) {
 // an H200). kSub: 16-position sub-steps a softmax step (kPrefillSub, or 1). kConvert (fp8 only):
 // each tile is converted to fp16 in shared memory once, then read as a 16-bit cache's (prefill
 // blocks, whose 4 row tiles would each convert every K and V value they read).
-template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, bool kConvert, int kStages>
+// Decode blocks of an fp8 cache (40 KB of shared memory) run 4 an SM, their registers capped at
+// 128 (a few spill): batch 256 x 1536 positions 201 -> 172 us, the 1k/1k run 11961 -> 12540
+// output tok/s on one H200 (2026-12-03); 3 or 4 tiles in flight instead of 2 gained nothing at 3
+// blocks an SM (201 / 202 / 203 us) and lost at 4 (shared memory then allows 3 or fewer).
+template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, bool kConvert>
 __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) == 1 ? 4 : 3) : 1)
     tensor_core_attention_kernel(const float* q, const C* k_cache, const C* v_cache, int D, std::int64_t tokens,
                                  std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
@@ -273,7 +276,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
   constexpr bool kDirect = kFp8 && !kConvert;  // fp8 operands formed from the fp8 tiles
   static_assert(kFp8 ? std::is_same_v<T, __half> && kMaxD == 128 : std::is_same_v<T, C> && !kConvert, "see above");
   dependent_launch_enter();
-  using S = Smem<kMaxD, kRows, sizeof(C), kConvert, kStages>;
+  using S = Smem<kMaxD, kRows, sizeof(C), kConvert>;
   constexpr int kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
   extern __shared__ __align__(16) unsigned char tc_attention_smem[];
   auto* tiles = reinterpret_cast<C*>(tc_attention_smem);              // [stage][K, V][kPositions][kMaxD]
@@ -283,7 +286,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
   __shared__ int limit_s[kRows];                                       // a row's last visible position
   __shared__ float m_s[kWarps][16], l_s[kWarps][16];                   // per way, per row of its row tile
   __shared__ float row_m_s[kRows], row_l_s[kRows];
-  __shared__ std::int64_t slot_s[kStages][kPositions];                 // the cache slots of a stage's tile
+  __shared__ std::int64_t slot_s[2][kPositions];                       // the cache slots of a stage's tile
 
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, g = lane / 4, tq = lane % 4;
   const std::int64_t group = heads / kv_heads, hc = min(group, static_cast<std::int64_t>(kHeadChunk));
@@ -353,11 +356,11 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
     const std::int64_t begin = static_cast<std::int64_t>(blockIdx.z) * split_len;
     const std::int64_t end = min(context, begin + split_len);
     const int* table = block_tables + static_cast<std::int64_t>(seq) * max_blocks;
-    // Positions fit int (the max model len). The slots of the first kStages tiles.
+    // Positions fit int (the max model len). The slots of the first two tiles.
     const int begin_i = static_cast<int>(begin), end_i = static_cast<int>(end);
-    for (int i = tid; i < kStages * kPositions && begin_i < end_i; i += kThreads) {
-      const int p = slot_position(begin_i + i, begin_i, end_i);
-      slot_s[i / kPositions][i % kPositions] = tile_slot(table[p / bs], p, bs);
+    if (tid < 2 * kPositions && begin_i < end_i) {
+      const int p = slot_position(begin_i + tid, begin_i, end_i);
+      slot_s[tid / kPositions][tid % kPositions] = tile_slot(table[p / bs], p, bs);
     }
     __syncthreads();
 
@@ -377,33 +380,24 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
     for (int n = 0; n < kDTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
 
-    // The first kStages - 1 tiles' copies; each tile's copy is one commit group, and a tile past
-    // the end commits an empty one, so that "all but the last kStages - 1 groups" is always this
-    // tile's.
-    for (int t = 0; t < kStages - 1; ++t) {
-      C* at = tiles + 2 * t * S::kTileElems;
-      if (begin_i + t * kPositions < end_i)
-        stage_kv<C, kMaxD, kRows>(at, at + S::kTileElems, k_cache, v_cache, row, head_offset, layout, slot_s[t]);
-      else
-        __pipeline_commit();
-    }
+    if (begin < end)
+      stage_kv<C, kMaxD, kRows>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, slot_s[0]);
     static_assert(kPositions <= kThreads, "a thread a position's slot");
-    for (int p0 = begin_i, stage = 0; p0 < end_i; p0 += kPositions, stage = (stage + 1) % kStages) {
-      // The block-table entry of the tile kStages on (its slots go where this tile's were, once
+    for (int p0 = begin_i, stage = 0; p0 < end_i; p0 += kPositions, stage ^= 1) {
+      // The block-table entry of the tile after next (its slots go where this tile's were, once
       // the tile's math is done): loaded now, used then, so that no thread waits on it.
-      const int p_ahead = p0 + kStages * kPositions + tid;
-      const bool ahead = tid < kPositions && p0 + kStages * kPositions < end_i;
+      const int p_ahead = p0 + 2 * kPositions + tid;
+      const bool ahead = tid < kPositions && p0 + 2 * kPositions < end_i;
       const int p_slot = slot_position(p_ahead, begin_i, end_i);
       const int entry_ahead = ahead ? table[p_slot / bs] : 0;
-      // The tile kStages - 1 on goes into the stage the last tile used.
-      const int fetch_stage = (stage + kStages - 1) % kStages;
-      C* fetch = tiles + 2 * fetch_stage * S::kTileElems;
-      if (p0 + (kStages - 1) * kPositions < end_i)
-        stage_kv<C, kMaxD, kRows>(fetch, fetch + S::kTileElems, k_cache, v_cache, row, head_offset, layout,
-                                  slot_s[fetch_stage]);
-      else
-        __pipeline_commit();
-      __pipeline_wait_prior(kStages - 1);
+      if (p0 + kPositions < end_i) {
+        C* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
+        stage_kv<C, kMaxD, kRows>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout,
+                                  slot_s[stage ^ 1]);
+        __pipeline_wait_prior(1);
+      } else {
+        __pipeline_wait_prior(0);
+      }
       __syncthreads();
       const C* k_s = tiles + 2 * stage * S::kTileElems;
       const C* v_s = k_s + S::kTileElems;
@@ -619,7 +613,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
         }
       }
       if (ahead) slot_s[stage][tid] = tile_slot(entry_ahead, p_slot, bs);
-      __syncthreads();  // the next tile's copy overwrites this one
+      __syncthreads();  // the next stage's copy overwrites this tile
     }
 
     // Merge the ways (in way order: deterministic) into acc_s, over the K/V tiles (the loop ended
@@ -692,13 +686,12 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
                          reinterpret_cast<float*>(tc_attention_smem), out);
 }
 
-template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, bool kConvert = false,
-          int kStages = 2>
+template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, bool kConvert = false>
 auto allow_smem() {
-  constexpr auto kernel = tensor_core_attention_kernel<T, C, kMaxD, kRows, kFold, kSub, kConvert, kStages>;
+  constexpr auto kernel = tensor_core_attention_kernel<T, C, kMaxD, kRows, kFold, kSub, kConvert>;
   static const bool allowed = [] {
     LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(Smem<kMaxD, kRows, sizeof(C), kConvert, kStages>::kBytes)));
+                                       static_cast<int>(Smem<kMaxD, kRows, sizeof(C), kConvert>::kBytes)));
     LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                        static_cast<int>(cudaSharedmemCarveoutMaxShared)));
     return true;
@@ -716,17 +709,6 @@ bool convert_fp8_tiles_for(bool prefill) {
     return std::string(v ? v : "");
   }();
   return mode == "convert" || (mode != "direct" && prefill);
-}
-
-// Tiles an fp8 decode block keeps in flight or in use: 4, unless LOCKSTEP_FP8_DECODE_STAGES says 2
-// or 3 (kernel_bench's comparisons), read once.
-int fp8_decode_stages() {
-  static const int stages = [] {
-    const char* v = std::getenv("LOCKSTEP_FP8_DECODE_STAGES");
-    const int n = v ? std::atoi(v) : 4;
-    return n >= 2 && n <= 4 ? n : 4;
-  }();
-  return stages;
 }
 
 }  // namespace
@@ -777,20 +759,10 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
   };
   auto attend_as = [&]<int kRows, bool kFold, int kSub>() {
     if constexpr (kFp8) {
-      if (convert_fp8_tiles_for(kRows == kRunRows)) {
+      if (convert_fp8_tiles_for(kRows == kRunRows))
         attend(allow_smem<T, C, 128, kRows, kFold, kSub, true>(), Smem<128, kRows, 1, true>::kBytes);
-      } else if constexpr (kRows == kDecodeRows) {  // fp8 decode: a deeper pipeline (see the top)
-        switch (fp8_decode_stages()) {
-          case 2: attend(allow_smem<T, C, 128, kRows, kFold, kSub>(), Smem<128, kRows, 1>::kBytes); break;
-          case 3:
-            attend(allow_smem<T, C, 128, kRows, kFold, kSub, false, 3>(), Smem<128, kRows, 1, false, 3>::kBytes);
-            break;
-          default:
-            attend(allow_smem<T, C, 128, kRows, kFold, kSub, false, 4>(), Smem<128, kRows, 1, false, 4>::kBytes);
-        }
-      } else {
+      else
         attend(allow_smem<T, C, 128, kRows, kFold, kSub>(), Smem<128, kRows, 1>::kBytes);
-      }
     }
     else if (head_dim <= 64) attend(allow_smem<T, C, 64, kRows, kFold, kSub>(), Smem<64, kRows>::kBytes);
     else attend(allow_smem<T, C, 128, kRows, kFold, kSub>(), Smem<128, kRows>::kBytes);
