@@ -139,9 +139,9 @@ void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens
 // cannot take the step, the head_dim or the GPU falls back to the CUDA-core one. splits: the
 // blocks a decode token's context is cut over (at most 64; 0: chosen to fill the GPU), for
 // benchmarks that compare them.
-// An fp8 cache is read by the tensor-core kernel only (whichever kernel is asked for; head_dim a
-// multiple of 16 up to 128, GPUs from Ampere on: fp8_kv_cache_supported), its values converted to
-// fp16 for the MMAs, exactly.
+// An fp8 cache (head_dim a multiple of 16 up to 128, GPUs from Ampere on: fp8_kv_cache_supported)
+// is read by flash-decoding where it takes the step and by the tensor-core kernel otherwise
+// (CUDA cores asked for: tensor cores), its values converted exactly (to fp16 for the MMAs).
 enum class AttentionKernel { Auto, CudaCores, TensorCores, FlashDecoding };
 bool fp8_kv_cache_supported(const GpuContext& ctx, std::int64_t head_dim);
 template <KvCacheElement C>

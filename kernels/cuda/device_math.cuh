@@ -104,6 +104,24 @@ template <typename T> __device__ __forceinline__ void unpack_x2(unsigned u, floa
   }
 }
 
+// Two fp8 codes of C (the low 16 bits of x) as an fp16 pair, exactly (e5m2 is fp16's high byte).
+template <typename C>
+__device__ __forceinline__ unsigned fp8x2_to_half2(unsigned x) {
+  if constexpr (std::is_same_v<C, __nv_fp8_e5m2>) {
+    return __byte_perm(x, 0, 0x1404);
+  } else {
+    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(x & 0xffffu), __NV_E4M3);
+    return static_cast<unsigned>(h.x) | static_cast<unsigned>(h.y) << 16;
+  }
+}
+
+// Four fp8 codes of C (one 4-byte load) as floats.
+template <typename C>
+__device__ __forceinline__ void unpack_fp8x4(unsigned u, float* f) {
+  unpack_x2<__half>(fp8x2_to_half2<C>(u), f[0], f[1]);
+  unpack_x2<__half>(fp8x2_to_half2<C>(u >> 16), f[2], f[3]);
+}
+
 // 4 T (one 8-byte load) as floats.
 template <typename T> __device__ __forceinline__ void unpack_x4(uint2 u, float* f) {
   unpack_x2<T>(u.x, f[0], f[1]);

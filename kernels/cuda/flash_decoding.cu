@@ -32,16 +32,31 @@ constexpr int kGroup = kWarps;  // query heads a block (one KV head's, or a chun
 // shared memory a block gets (41 KB at head_dim 128, 43 KB at 256).
 __host__ __device__ constexpr int split_capacity(int head_dim) { return head_dim <= 128 ? 64 : 32; }
 
-// head_dim / 32 values of T (2, 4 or 8: one 4-, 8- or 16-byte load) as floats.
+// kDims (2, 4 or 8) values of T as floats, one load: T 16-bit (4, 8 or 16 bytes) or fp8 (2, 4 or
+// 8 bytes).
 template <typename T, int kDims>
 __device__ __forceinline__ void load_dims(const T* p, float* f) {
-  if constexpr (kDims == 2) unpack_x2<T>(*reinterpret_cast<const unsigned*>(p), f[0], f[1]);
-  else if constexpr (kDims == 4) unpack_x4<T>(*reinterpret_cast<const uint2*>(p), f);
-  else unpack_x8<T>(*reinterpret_cast<const uint4*>(p), f);
+  if constexpr (sizeof(T) == 1) {
+    if constexpr (kDims == 2) {
+      unpack_x2<__half>(fp8x2_to_half2<T>(*reinterpret_cast<const unsigned short*>(p)), f[0], f[1]);
+    } else if constexpr (kDims == 4) {
+      unpack_fp8x4<T>(*reinterpret_cast<const unsigned*>(p), f);
+    } else {
+      const uint2 u = *reinterpret_cast<const uint2*>(p);
+      unpack_fp8x4<T>(u.x, f);
+      unpack_fp8x4<T>(u.y, f + 4);
+    }
+  } else if constexpr (kDims == 2) {
+    unpack_x2<T>(*reinterpret_cast<const unsigned*>(p), f[0], f[1]);
+  } else if constexpr (kDims == 4) {
+    unpack_x4<T>(*reinterpret_cast<const uint2*>(p), f);
+  } else {
+    unpack_x8<T>(*reinterpret_cast<const uint4*>(p), f);
+  }
 }
 
-// One block per (token, KV head or chunk of its query heads, split). T: __nv_bfloat16 or __half;
-// D: head_dim (64, 128 or 256).
+// One block per (token, KV head or chunk of its query heads, split). T: the cache's device type,
+// __nv_bfloat16, __half or an fp8 format; D: head_dim (64, 128 or 256).
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) flash_decoding_kernel(const float* q, const T* k_cache, const T* v_cache,
                                                                   int heads, int kv_heads, int block_size,
@@ -50,8 +65,9 @@ __global__ void __launch_bounds__(kThreads) flash_decoding_kernel(const float* q
                                                                   float* out, float* partial, int* counters) {
   dependent_launch_trigger();
   constexpr int kCapacity = split_capacity(D);
-  constexpr int kRow = D + 8;  // padded by 16 bytes: 8 lanes' 16-byte reads of 8 rows hit distinct banks
-  constexpr int kPieces = D / 8;  // 16-byte copies a row
+  constexpr int kPer = 16 / sizeof(T);  // values a 16-byte piece
+  constexpr int kRow = D + kPer;  // padded by 16 bytes: 8 lanes' 16-byte reads of 8 rows hit distinct banks
+  constexpr int kPieces = D / kPer;  // 16-byte copies a row
   constexpr int kLaneDims = D / kWarp;
   constexpr int kHeadsAThread = kGroup * kCapacity / kThreads;  // scores: a thread per position and 1-2 heads
   static_assert(kHeadsAThread >= 1 && kGroup * kCapacity == kHeadsAThread * kThreads);
@@ -85,7 +101,7 @@ __global__ void __launch_bounds__(kThreads) flash_decoding_kernel(const float* q
   auto stage = [&](int from, int to) {
 #pragma unroll 1
     for (int e = from * kPieces + tid; e < to * kPieces; e += kThreads) {
-      const int i = e / kPieces, c = e % kPieces * 8;
+      const int i = e / kPieces, c = e % kPieces * kPer;
       const std::int64_t at = slot_s[i] * row + kvh * D + c;
       __pipeline_memcpy_async(&k_s[i][c], k_cache + at, 16);
       __pipeline_memcpy_async(&v_s[i][c], v_cache + at, 16);
@@ -116,7 +132,7 @@ __global__ void __launch_bounds__(kThreads) flash_decoding_kernel(const float* q
 #pragma unroll 4
       for (int d = 0; d < D; d += 8) {
         float k8[8];
-        unpack_x8<T>(*reinterpret_cast<const uint4*>(&k_s[p][d]), k8);
+        load_dims<T, 8>(&k_s[p][d], k8);
 #pragma unroll
         for (int j = 0; j < kHeadsAThread; ++j) {
           const float4 a = *reinterpret_cast<const float4*>(&q_s[i0 + j][d]);
@@ -204,7 +220,7 @@ int flash_decoding_splits(const GpuContext& ctx, std::int64_t tokens, std::int64
   return tokens * head_blocks * splits <= resident ? static_cast<int>(splits) : 0;
 }
 
-template <HalfFloat W>
+template <KvCacheElement W>
 void flash_decoding(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache, std::int64_t tokens,
                     std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                     const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
@@ -230,11 +246,14 @@ void flash_decoding(GpuContext& ctx, const float* q, const W* k_cache, const W* 
   else attend(flash_decoding_kernel<T, 256>);
 }
 
-template void flash_decoding<bf16>(GpuContext&, const float*, const bf16*, const bf16*, std::int64_t, std::int64_t,
-                                   std::int64_t, std::int64_t, std::int64_t, const int*, const int*, const int*,
-                                   std::int64_t, float, float*, int);
-template void flash_decoding<fp16>(GpuContext&, const float*, const fp16*, const fp16*, std::int64_t, std::int64_t,
-                                   std::int64_t, std::int64_t, std::int64_t, const int*, const int*, const int*,
-                                   std::int64_t, float, float*, int);
+#define LOCKSTEP_FLASH_DECODING(C)                                                                               \
+  template void flash_decoding<C>(GpuContext&, const float*, const C*, const C*, std::int64_t, std::int64_t,          \
+                                  std::int64_t, std::int64_t, std::int64_t, const int*, const int*, const int*,       \
+                                  std::int64_t, float, float*, int);
+LOCKSTEP_FLASH_DECODING(bf16)
+LOCKSTEP_FLASH_DECODING(fp16)
+LOCKSTEP_FLASH_DECODING(fp8_e4m3)
+LOCKSTEP_FLASH_DECODING(fp8_e5m2)
+#undef LOCKSTEP_FLASH_DECODING
 
 }  // namespace lockstep::cuda

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "kernels/dtype.h"
+#include "kernels/dense_ops.h"
 #include "kernels/gpu_context.h"
 
 namespace lockstep::cuda {
@@ -20,8 +20,8 @@ int flash_decoding_splits(const GpuContext& ctx, std::int64_t tokens, std::int64
                           std::int64_t head_dim, std::int64_t max_context, int splits_wanted);
 
 // cuda::paged_attention's contract for a decode step (one query token per sequence), cut in
-// `splits` (from flash_decoding_splits). Instantiated for bf16 and fp16.
-template <HalfFloat W>
+// `splits` (from flash_decoding_splits). Instantiated for bf16, fp16 and the fp8 caches.
+template <KvCacheElement W>
 void flash_decoding(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache, std::int64_t tokens,
                     std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                     const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,

@@ -358,25 +358,14 @@ auto allow_v_tile() {
   return paged_attention_kernel<T, kMaxD>;
 }
 
-// The bf16 / fp16 cache's kernels: flash-decoding, CUDA cores or tensor cores (dense_ops.h).
+// The bf16 / fp16 cache's kernels past flash-decoding: CUDA cores or tensor cores (dense_ops.h).
 template <HalfFloat W>
 void paged_attention_16bit(GpuContext& ctx, const float* q, const W* k_cache, const W* v_cache, std::int64_t tokens,
                            std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t block_size,
                            const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks,
                            float scale, float* out, std::int64_t max_context, std::int64_t query_run,
                            AttentionKernel kernel, int splits_wanted) {
-  if (tokens == 0) return;
   const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
-  auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-  if ((kernel == AttentionKernel::Auto || kernel == AttentionKernel::FlashDecoding) && query_run == 1 && aligned(q) &&
-      aligned(k_cache) && aligned(v_cache)) {
-    const int splits = flash_decoding_splits(ctx, tokens, heads, kv_heads, head_dim, context, splits_wanted);
-    if (splits > 0) {
-      flash_decoding(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
-                     block_tables, max_blocks, scale, out, splits);
-      return;
-    }
-  }
   if (kernel == AttentionKernel::FlashDecoding) kernel = AttentionKernel::CudaCores;
   // Tensor cores for prefill: the tokens of a run share each K/V tile (8 prompts of 1024 tokens:
   // 1.9 ms, 7.4 on CUDA cores, on an H200), and for decode steps of 32k positions or more
@@ -437,20 +426,29 @@ void paged_attention(GpuContext& ctx, const float* q, const W* k_cache, const W*
            "paged_attention: head_dim " << head_dim << " is not a multiple of 4 up to 256");
   LS_CHECK(kv_heads > 0 && heads % kv_heads == 0, "paged_attention: heads " << heads << " not a multiple of kv_heads "
                                                                             << kv_heads);
-  if constexpr (Fp8<W>) {  // the tensor-core kernel only, whichever was asked for
+  if constexpr (Fp8<W>)
     LS_CHECK(fp8_kv_cache_supported(ctx, head_dim),
              "paged_attention: an fp8 KV cache needs head_dim a multiple of 16 up to 128 (not "
                  << head_dim << ") and a GPU of compute capability 8.0 or newer (this one: "
                  << ctx.compute_capability() / 10 << "." << ctx.compute_capability() % 10 << ")");
-    (void)kernel;
-    if (tokens > 0)
-      tensor_core_attention(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
-                            block_tables, max_blocks, scale, out, max_context, query_run, splits_wanted);
-    return;
-  } else {
+  if (tokens == 0) return;
+  const std::int64_t context = max_context > 0 ? max_context : max_blocks * block_size;
+  auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  if ((kernel == AttentionKernel::Auto || kernel == AttentionKernel::FlashDecoding) && query_run == 1 && aligned(q) &&
+      aligned(k_cache) && aligned(v_cache)) {
+    const int splits = flash_decoding_splits(ctx, tokens, heads, kv_heads, head_dim, context, splits_wanted);
+    if (splits > 0) {
+      flash_decoding(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
+                     block_tables, max_blocks, scale, out, splits);
+      return;
+    }
+  }
+  if constexpr (Fp8<W>)  // no CUDA-core kernel for an fp8 cache: tensor cores, whichever was asked for
+    tensor_core_attention(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
+                          block_tables, max_blocks, scale, out, max_context, query_run, splits_wanted);
+  else
     paged_attention_16bit(ctx, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, block_size, seq_of, pos,
                           block_tables, max_blocks, scale, out, max_context, query_run, kernel, splits_wanted);
-  }
 }
 
 #define LOCKSTEP_PAGED_ATTENTION(C)                                                                              \

@@ -106,16 +106,6 @@ __device__ __forceinline__ int fp8_k_column(int d) {
   return (d & ~15) + (b < 2 ? 2 * a + b : 8 + 2 * a + b - 2);
 }
 
-// Two fp8 codes (the low 16 bits of x) as an fp16 pair, exactly (e5m2 is fp16's high byte).
-template <typename C>
-__device__ __forceinline__ unsigned fp8x2_to_half2(unsigned x) {
-  if constexpr (std::is_same_v<C, __nv_fp8_e5m2>) {
-    return __byte_perm(x, 0, 0x1404);
-  } else {
-    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(x & 0xffffu), __NV_E4M3);
-    return static_cast<unsigned>(h.x) | static_cast<unsigned>(h.y) << 16;
-  }
-}
 
 // (a, b) rounded to T (hi, a in the low half) and what that rounding left out (lo), also in T.
 // hi is read back with to_float, not unpack_x2: for bf16 that is the code the bf16-only kernel

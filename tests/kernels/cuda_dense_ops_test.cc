@@ -475,7 +475,7 @@ void CudaDenseOps::attention_cases(int heads, int kv_heads, int head_dim,
                  : cores                                       ? "CUDA cores"
                                                                : "flash-decoding");
     // Flash-decoding takes the decode tokens alone at 301 positions (and falls back elsewhere).
-    if (HalfFloat<C> && kernel == cuda::AttentionKernel::FlashDecoding &&
+    if (kernel == cuda::AttentionKernel::FlashDecoding &&
         (head_dim == 64 || head_dim == 128 || head_dim == 256))
       EXPECT_GT(cuda::flash_decoding_splits(ctx(), decode_tokens, heads, kv_heads, head_dim, 301, 0), 0);
     const float abs_tol = tensor ? 5e-5f : 2e-5f, rel_tol = tensor ? 2e-4f : 1e-4f;
@@ -530,16 +530,18 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
   });
 }
 
-// An fp8 cache (--kv-cache-dtype fp8): the tensor-core kernel whichever is asked for (Auto and
-// CUDA cores asked), folded and not, head_dim a multiple of 16 up to 128, with an odd number of
-// 16-dim steps (48, 80) too; a head_dim it cannot take is refused by fp8_kv_cache_supported.
+// An fp8 cache (--kv-cache-dtype fp8): flash-decoding where it takes the step (head_dim 64 and
+// 128), the tensor-core kernel otherwise and when CUDA cores are asked for; folded and not,
+// head_dim a multiple of 16 up to 128, with an odd number of 16-dim steps (48, 80) too; a
+// head_dim it cannot take is refused by fp8_kv_cache_supported.
 TEST_F(CudaDenseOps, PagedAttentionOverAnFp8Cache) {
   for_each_fp8([&]<Fp8 C>(KvCacheDtype) {
     struct Shape { int heads, kv_heads, head_dim; };
     for (const Shape s : {Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{28, 4, 128}, Shape{4, 2, 16}, Shape{20, 1, 128},
                           Shape{16, 2, 48}, Shape{6, 3, 80}, Shape{12, 4, 96}})
       attention_cases<C>(s.heads, s.kv_heads, s.head_dim,
-                         {cuda::AttentionKernel::Auto, cuda::AttentionKernel::CudaCores});
+                         {cuda::AttentionKernel::Auto, cuda::AttentionKernel::CudaCores,
+                          cuda::AttentionKernel::FlashDecoding});
   });
   EXPECT_TRUE(cuda::fp8_kv_cache_supported(ctx(), 128));
   EXPECT_FALSE(cuda::fp8_kv_cache_supported(ctx(), 72));
