@@ -34,7 +34,9 @@
 //
 // An fp8 cache (--kv-cache-dtype fp8, kernels/fp8.h) is copied to shared memory as it is (half
 // the bytes, tiles of 128 bytes a row) and converted to fp16 as the MMA operands are formed, q and
-// p then split in fp16 (every fp8 value is exact in fp16). ldmatrix reads the fp8 bytes in pairs:
+// p then split in fp16 (every fp8 value is exact in fp16). Prefill blocks too, though their 4 row
+// tiles each convert every value: converting a tile once into fp16 tiles instead (an extra pass
+// and barrier) was slower on an H200, 8 x 1024 prompt tokens 1358 vs 1116 us (bf16: 1230). ldmatrix reads the fp8 bytes in pairs:
 // non-transposed, a lane gets dims 4 tq .. 4 tq + 3 of a K position, which become the MMA's k
 // indices 2 tq, +1, +8, +9 (q is stored with its dims in that order, so q . k sums the same
 // products); transposed, a lane gets dims 2 g, 2 g + 1 of V positions 2 tq, +1, which feed two
@@ -45,8 +47,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -76,8 +76,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 // c ^ (r % 8)): an ldmatrix reads 8 rows at one logical piece, which land in 8 different bank
 // groups instead of all in one (rows are 128 or 256 bytes apart), without a pad a row.
 // kCacheElem: the bytes of a cached value (2, or 1 for fp8), the tiles' element; q is 16-bit.
-// kConverted: an fp8 tile is converted to fp16 tiles (after q) before its MMAs.
-template <int kMaxD, int kRows, int kCacheElem = 2, bool kConverted = false>
+template <int kMaxD, int kRows, int kCacheElem = 2>
 struct Smem {
   static constexpr int kPer = 16 / kCacheElem;  // tile elements a 16-byte piece
   static_assert(kMaxD / kPer >= 8, "8 pieces or more a row: the swizzle stays within the row");
@@ -89,8 +88,7 @@ struct Smem {
   static constexpr std::size_t kKvBytes =
       std::max({std::size_t{4} * kTileElems * kCacheElem, kRows * kAccStride * sizeof(float),
                 kHeadChunk * kMaxSplits * sizeof(float)});
-  static constexpr std::size_t kCvtOffset = kKvBytes + 2 * kQElems * sizeof(std::uint16_t);
-  static constexpr std::size_t kBytes = kCvtOffset + (kConverted ? 2 * kTileElems * sizeof(std::uint16_t) : 0);
+  static constexpr std::size_t kBytes = kKvBytes + 2 * kQElems * sizeof(std::uint16_t);
   // Element (r, col) of a row of kMaxD elements of kPer a piece: a tile (kPer of the cache) or
   // the q area (kPer 8).
   template <int kElemsAPiece = 8>
@@ -220,24 +218,6 @@ __device__ __forceinline__ std::int64_t tile_slot(int entry, int p, int block_si
   return static_cast<std::int64_t>(entry) * block_size + p % block_size;
 }
 
-// The stage's fp8 K and V tiles (k8, then v8 a tile on) as fp16 tiles (cvt, then a tile on), in
-// the 16-bit layout: a thread a 16-byte piece of fp8 (16 values) at a time, written as two.
-template <typename C, typename S>
-__device__ void convert_fp8_tiles(const C* k8, __half* cvt, int D) {
-  const int pieces = D / 16;
-  for (int e = threadIdx.x; e < 2 * kPositions * pieces; e += kThreads) {
-    const int tile = e / (kPositions * pieces), r = e / pieces % kPositions, c = e % pieces;
-    const uint4 x = *reinterpret_cast<const uint4*>(k8 + tile * S::kTileElems + S::template at<16>(r, 16 * c));
-    const unsigned w[4] = {x.x, x.y, x.z, x.w};
-    unsigned h[8];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) h[2 * i] = fp8x2_to_half2<C>(w[i]), h[2 * i + 1] = fp8x2_to_half2<C>(w[i] >> 16);
-    __half* out = cvt + tile * S::kTileElems;
-    *reinterpret_cast<uint4*>(out + S::at(r, 16 * c)) = make_uint4(h[0], h[1], h[2], h[3]);
-    *reinterpret_cast<uint4*>(out + S::at(r, 16 * c + 8)) = make_uint4(h[4], h[5], h[6], h[7]);
-  }
-}
-
 // T: the MMA's type, __nv_bfloat16 or __half; C: the cache's device type, T or an fp8 format (T
 // then __half; kMaxD 128: a row of a tile is its 8 pieces). kRows: kRunRows or kDecodeRows (3 blocks
 // an SM: ~155 registers a thread at head_dim 128, within the 170 that allows). kFold (decode blocks
@@ -246,14 +226,12 @@ __device__ void convert_fp8_tiles(const C* k8, __half* cvt, int D) {
 // (lane's c[0] + c[2]); the probabilities go in the same way (high parts row g, low parts row
 // g + 8) and the output's rows g and g + 8 sum at the end: half the MMAs and q loads of a tile
 // (with the q loads below: batch 256 x 1536 positions 297 -> 282 us, 32 x 1024 54.5 -> 45.1 us on
-// an H200). kSub: 16-position sub-steps a softmax step (kPrefillSub, or 1). kConvert (fp8 only):
-// each tile is converted to fp16 in shared memory once, then read as a 16-bit cache's (prefill
-// blocks, whose 4 row tiles would each convert every K and V value they read).
+// an H200). kSub: 16-position sub-steps a softmax step (kPrefillSub, or 1).
 // Decode blocks of an fp8 cache (40 KB of shared memory) run 4 an SM, their registers capped at
 // 128 (a few spill): batch 256 x 1536 positions 201 -> 172 us, the 1k/1k run 11961 -> 12540
 // output tok/s on one H200 (2026-12-03); 3 or 4 tiles in flight instead of 2 gained nothing at 3
 // blocks an SM (201 / 202 / 203 us) and lost at 4 (shared memory then allows 3 or fewer).
-template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, bool kConvert>
+template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub>
 __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) == 1 ? 4 : 3) : 1)
     tensor_core_attention_kernel(const float* q, const C* k_cache, const C* v_cache, int D, std::int64_t tokens,
                                  std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
@@ -263,10 +241,9 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
   static_assert(!kFold || kRows == kDecodeRows, "folding is for a decode block's single row tile");
   static_assert(kSub >= 1 && 16 * kSub <= kPositions, "a softmax step's positions fit a tile");
   constexpr bool kFp8 = sizeof(C) == 1;
-  constexpr bool kDirect = kFp8 && !kConvert;  // fp8 operands formed from the fp8 tiles
-  static_assert(kFp8 ? std::is_same_v<T, __half> && kMaxD == 128 : std::is_same_v<T, C> && !kConvert, "see above");
+  static_assert(kFp8 ? std::is_same_v<T, __half> && kMaxD == 128 : std::is_same_v<T, C>, "see above");
   dependent_launch_enter();
-  using S = Smem<kMaxD, kRows, sizeof(C), kConvert>;
+  using S = Smem<kMaxD, kRows, sizeof(C)>;
   constexpr int kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
   extern __shared__ __align__(16) unsigned char tc_attention_smem[];
   auto* tiles = reinterpret_cast<C*>(tc_attention_smem);              // [stage][K, V][kPositions][kMaxD]
@@ -323,7 +300,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
         const int d = lane + k * kWarp;
         if (d >= d_pad) break;
         const T hi = round_to<T>(v[k]), lo = round_to<T>(v[k] - to_float(hi));
-        const int col = kDirect ? fp8_k_column(d) : d;
+        const int col = kFp8 ? fp8_k_column(d) : d;
         if constexpr (kFold) {
           q_hi[S::at(r, col)] = r < 8 ? hi : lo;
         } else {
@@ -391,15 +368,6 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
       __syncthreads();
       const C* k_s = tiles + 2 * stage * S::kTileElems;
       const C* v_s = k_s + S::kTileElems;
-      // The 16-bit tiles the MMAs read: the cache's own, or (kConvert) the fp8 tile's fp16 copy.
-      const T* k16 = reinterpret_cast<const T*>(k_s);
-      const T* v16 = reinterpret_cast<const T*>(v_s);
-      if constexpr (kConvert) {
-        T* cvt = reinterpret_cast<T*>(tc_attention_smem + S::kCvtOffset);
-        convert_fp8_tiles<C, S>(k_s, cvt, D);
-        __syncthreads();
-        k16 = cvt, v16 = cvt + S::kTileElems;
-      }
       const int span = kPositions / ways;
       // This way's positions of the tile end here (a step of kSub x 16 positions may run past a
       // way's span of 16: the rest is masked, another way's).
@@ -411,7 +379,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
         // Scores of kSub x 16 positions: 2 tiles of 8 each, this lane's (row g / g + 8, position
         // 2 tq, +1). q's high and low parts accumulate apart: two MMA chains half as long.
         float sc[kSub][2][4] = {}, sc_lo[kSub][2][4] = {};
-        if constexpr (kDirect) {
+        if constexpr (kFp8) {
           // Two k steps a K load: kr[2 h + nt] holds positions 8 nt .. + 7 of step ks + h.
 #pragma unroll
           for (int ks = 0; ks < kDSteps; ks += 2) {
@@ -461,7 +429,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
           for (int sub = 0; sub < kSub; ++sub) {
             if (sub >= subs) break;
             unsigned kb[4];
-            ldmatrix_x4(kb, k16 + piece(s0 + sub * 16 + k_row, 2 * ks + k_piece));
+            ldmatrix_x4(kb, k_s + piece(s0 + sub * 16 + k_row, 2 * ks + k_piece));
 #pragma unroll
             for (int nt = 0; nt < 2; ++nt) {
               if constexpr (kFold) {  // alternate k steps into the two accumulators: shorter chains
@@ -547,7 +515,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
             split_x2<T>(r[1][2], r[1][3], ph[sub][3], pl[sub][3]);
           }
         }
-        if constexpr (kDirect) {
+        if constexpr (kFp8) {
           // B: V of a 16-dim piece transposed: vr[2 h] positions 0-7, vr[2 h + 1] 8-15 of piece
           // n / 2 + h, its even dims to o[n + 2 h], its odd ones to o[n + 2 h + 1].
 #pragma unroll
@@ -584,7 +552,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
 #pragma unroll
           for (int sub = 0; sub < kSub; ++sub) {
             if (sub >= subs) break;
-            const T* v_at = v16 + piece(s0 + sub * 16 + v_row, n + v_piece);
+            const T* v_at = v_s + piece(s0 + sub * 16 + v_row, n + v_piece);
             if ((n + 1) * 8 < D) {
               unsigned vb[4];
               ldmatrix_x4_trans(vb, v_at);
@@ -642,7 +610,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
         for (int n = 0; n < kDTiles; ++n) {
           // This lane's two columns of dim tile n: dims 8 n + 2 tq, +1; with an fp8 cache 16 (n /
           // 2) + 4 tq + n % 2, +2 (see the fp8 V loads).
-          const int col = kDirect ? 16 * (n / 2) + 4 * tq + n % 2 : n * 8 + 2 * tq, next = kDirect ? 2 : 1;
+          const int col = kFp8 ? 16 * (n / 2) + 4 * tq + n % 2 : n * 8 + 2 * tq, next = kFp8 ? 2 : 1;
           float* a = acc_s + row_a * S::kAccStride + col;
           float* b = acc_s + row_b * S::kAccStride + col;
           if (w == 0) {
@@ -676,12 +644,12 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
                          reinterpret_cast<float*>(tc_attention_smem), out);
 }
 
-template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, bool kConvert = false>
+template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub>
 auto allow_smem() {
-  constexpr auto kernel = tensor_core_attention_kernel<T, C, kMaxD, kRows, kFold, kSub, kConvert>;
+  constexpr auto kernel = tensor_core_attention_kernel<T, C, kMaxD, kRows, kFold, kSub>;
   static const bool allowed = [] {
     LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(Smem<kMaxD, kRows, sizeof(C), kConvert>::kBytes)));
+                                       static_cast<int>(Smem<kMaxD, kRows, sizeof(C)>::kBytes)));
     LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                        static_cast<int>(cudaSharedmemCarveoutMaxShared)));
     return true;
@@ -690,21 +658,10 @@ auto allow_smem() {
   return kernel;
 }
 
-// Whether fp8 tiles are converted to fp16 tiles first (kConvert): for prefill blocks, unless
-// LOCKSTEP_FP8_TILES says otherwise ("direct" / "convert": every block, for kernel_bench's
-// comparisons), read once.
-bool convert_fp8_tiles_for(bool prefill) {
-  static const std::string mode = [] {
-    const char* v = std::getenv("LOCKSTEP_FP8_TILES");
-    return std::string(v ? v : "");
-  }();
-  return mode == "convert" || (mode != "direct" && prefill);
-}
-
 }  // namespace
 
 bool tensor_core_attention_supports(const GpuContext& ctx, std::int64_t head_dim, bool fp8_cache) {
-  const std::size_t smem = fp8_cache        ? Smem<128, kRunRows, 1, true>::kBytes
+  const std::size_t smem = fp8_cache        ? Smem<128, kRunRows, 1>::kBytes
                            : head_dim <= 64 ? Smem<64, kRunRows>::kBytes
                                             : Smem<128, kRunRows>::kBytes;
   return head_dim > 0 && head_dim <= 128 && head_dim % (fp8_cache ? 16 : 8) == 0 && ctx.compute_capability() >= 80 &&
@@ -748,12 +705,7 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
                      max_blocks, scale, tile_tokens, out, scratch.partial, scratch.counters);
   };
   auto attend_as = [&]<int kRows, bool kFold, int kSub>() {
-    if constexpr (kFp8) {
-      if (convert_fp8_tiles_for(kRows == kRunRows))
-        attend(allow_smem<T, C, 128, kRows, kFold, kSub, true>(), Smem<128, kRows, 1, true>::kBytes);
-      else
-        attend(allow_smem<T, C, 128, kRows, kFold, kSub>(), Smem<128, kRows, 1>::kBytes);
-    }
+    if constexpr (kFp8) attend(allow_smem<T, C, 128, kRows, kFold, kSub>(), Smem<128, kRows, 1>::kBytes);
     else if (head_dim <= 64) attend(allow_smem<T, C, 64, kRows, kFold, kSub>(), Smem<64, kRows>::kBytes);
     else attend(allow_smem<T, C, 128, kRows, kFold, kSub>(), Smem<128, kRows>::kBytes);
   };
