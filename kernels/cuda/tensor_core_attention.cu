@@ -104,7 +104,6 @@ __device__ __forceinline__ int fp8_k_column(int d) {
   return (d & ~15) + (b < 2 ? 2 * a + b : 8 + 2 * a + b - 2);
 }
 
-
 // (a, b) rounded to T (hi, a in the low half) and what that rounding left out (lo), also in T.
 // hi is read back with to_float, not unpack_x2: for bf16 that is the code the bf16-only kernel
 // had, instruction for instruction (unpack_x2's shifts changed it).
@@ -380,7 +379,8 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
         // 2 tq, +1). q's high and low parts accumulate apart: two MMA chains half as long.
         float sc[kSub][2][4] = {}, sc_lo[kSub][2][4] = {};
         if constexpr (kFp8) {
-          // Two k steps a K load: kr[2 h + nt] holds positions 8 nt .. + 7 of step ks + h.
+          // Two k steps a K load: kr[2 h + nt] holds positions 8 nt .. + 7 of step ks + h (the
+          // lanes point as for V below: rows 0-15, then the next 16-byte piece).
 #pragma unroll
           for (int ks = 0; ks < kDSteps; ks += 2) {
             if (ks * 16 >= D) break;
