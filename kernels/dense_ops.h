@@ -12,9 +12,7 @@
 
 namespace lockstep {
 class GpuContext;
-}
 
-namespace lockstep {
 // What a KV cache holds: the model's 16-bit type, or fp8 (--kv-cache-dtype).
 template <typename C>
 concept KvCacheElement = HalfFloat<C> || Fp8<C>;

@@ -1,6 +1,6 @@
 // Small device helpers the CUDA kernel files share: the device types of the model's 16-bit
-// float (bf16 -> __nv_bfloat16, fp16 -> __half) and of an fp8 KV cache, unpacking them, stores that round to an
-// activation's type, warp reductions, and grid sizing.
+// float (bf16 -> __nv_bfloat16, fp16 -> __half) and of an fp8 KV cache, unpacking them, stores
+// that round to an activation's (or the cache's) type, warp reductions, and grid sizing.
 #pragma once
 
 #include <cuda_bf16.h>
