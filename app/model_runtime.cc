@@ -56,7 +56,8 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
           },
           "(0, 1]"));
   cmd.add_option("--kv-cache-dtype", o.kv_cache_dtype,
-                 "KV cache values: auto (the model's dtype), fp8 / fp8_e4m3 or fp8_e5m2 (half the bytes: twice the "
+                 "KV cache values: auto (the model's dtype; bfloat16 for a bfloat16 model), fp8 / fp8_e4m3 or "
+                 "fp8_e5m2 (half the bytes: twice the "
                  "tokens, and decode attention reads half as much; values stored unscaled, saturating at 448 / "
                  "57344, as vLLM without kv scales). The CPU backend keeps fp32 values rounded to the format")
       ->check(CLI::IsMember(std::vector<std::string>(std::begin(kKvCacheDtypeNames), std::end(kKvCacheDtypeNames))));
@@ -141,8 +142,11 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   rt->config_ = ModelConfig::from_dir(o.model);
   rt->config_.dtype = resolve_model_dtype(o.dtype, rt->config_.torch_dtype, capability);
   const std::optional<KvCacheDtype> kv_cache_dtype = parse_kv_cache_dtype(o.kv_cache_dtype);
-  if (!kv_cache_dtype) throw std::runtime_error("--kv-cache-dtype " + o.kv_cache_dtype + " is not auto, fp8, fp8_e4m3 "
-                                                "or fp8_e5m2");
+  if (!kv_cache_dtype) throw std::runtime_error("--kv-cache-dtype " + o.kv_cache_dtype + " is not auto, bfloat16, fp8, "
+                                                "fp8_e4m3 or fp8_e5m2");
+  if (o.kv_cache_dtype == "bfloat16" && rt->config_.dtype != DType::BF16)
+    throw std::runtime_error("--kv-cache-dtype bfloat16: the model runs in float16, and a 16-bit KV cache is kept in "
+                             "the model's dtype; use --kv-cache-dtype auto (or fp8), or --dtype bfloat16");
   rt->config_.kv_cache_dtype = *kv_cache_dtype;
   const ModelConfig& c = rt->config_;
   if (o.load_format == "dummy") {

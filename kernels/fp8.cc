@@ -34,7 +34,7 @@ std::uint8_t encode(float f, float max_finite, std::uint8_t nan) {
 }  // namespace
 
 std::optional<KvCacheDtype> parse_kv_cache_dtype(std::string_view n) {
-  if (n == "auto") return KvCacheDtype::Auto;
+  if (n == "auto" || n == "bfloat16") return KvCacheDtype::Auto;
   if (n == "fp8" || n == "fp8_e4m3") return KvCacheDtype::Fp8E4M3;
   if (n == "fp8_e5m2") return KvCacheDtype::Fp8E5M2;
   return std::nullopt;

@@ -15,9 +15,10 @@ namespace lockstep {
 
 enum class KvCacheDtype : std::uint8_t { Auto, Fp8E4M3, Fp8E5M2 };
 
-// vLLM's names: auto (the model's dtype), fp8 (= fp8_e4m3, as vLLM on CUDA), fp8_e4m3, fp8_e5m2.
+// vLLM's names: auto (the model's dtype), fp8 (= fp8_e4m3, as vLLM on CUDA), fp8_e4m3, fp8_e5m2;
+// bfloat16 is Auto for a bf16 model (the app refuses it for another).
 std::optional<KvCacheDtype> parse_kv_cache_dtype(std::string_view name);
-inline constexpr const char* kKvCacheDtypeNames[] = {"auto", "fp8", "fp8_e4m3", "fp8_e5m2"};
+inline constexpr const char* kKvCacheDtypeNames[] = {"auto", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"};
 std::string_view kv_cache_dtype_name(KvCacheDtype t);  // "auto", "fp8_e4m3", "fp8_e5m2"
 
 struct fp8_e4m3 { std::uint8_t bits; };

@@ -177,7 +177,7 @@ grep -q "loading weights" "$tmp/log" && fail "--dtype float32: weights were load
 # values; tests/model/model_parity_test.cc checks the logits); a name vLLM does not use is refused.
 for i in 0 1 2; do
   jq -c --argjson i "$i" '{custom_id: ("ids-\($i)"), url: "/v1/completions",
-        body: {prompt: .cases[$i].prompt_ids, max_tokens: 8, temperature: 0, ignore_eos: true}}' "$exp"
+        body: {prompt: .cases[$i].prompt_ids, max_tokens: 8, temperature: 0, ignore_eos: true, return_token_ids: true}}' "$exp"
 done >"$tmp/in.jsonl"
 rm -f "$tmp/out.jsonl"
 run --kv-cache-dtype fp8 || fail "--kv-cache-dtype fp8 exited non-zero"
@@ -185,7 +185,17 @@ grep -q "tokens (fp32 values rounded to fp8_e4m3)" "$tmp/log" || fail "--kv-cach
 grep -q "3 succeeded, 0 failed" "$tmp/log" || fail "--kv-cache-dtype fp8: every request succeeds"
 rm -f "$tmp/out.jsonl"
 run --kv-cache-dtype int8; [ $? -ne 0 ] || fail "--kv-cache-dtype int8 was accepted"
-grep -q -e "--kv-cache-dtype: int8 not in {auto,fp8,fp8_e4m3,fp8_e5m2}" "$tmp/log" || fail "--kv-cache-dtype int8 message"
+grep -q -e "--kv-cache-dtype: int8 not in {auto,bfloat16,fp8,fp8_e4m3,fp8_e5m2}" "$tmp/log" || fail "--kv-cache-dtype int8 message"
+# bfloat16 (vLLM accepts it) is the cache of a bfloat16 model; with --dtype half it is refused.
+rm -f "$tmp/out.jsonl"
+run --dtype half --kv-cache-dtype bfloat16; [ $? -ne 0 ] || fail "--kv-cache-dtype bfloat16 with --dtype half was accepted"
+grep -q -e "--kv-cache-dtype bfloat16: the model runs in float16" "$tmp/log" || fail "--kv-cache-dtype bfloat16 message"
+rm -f "$tmp/out.jsonl"
+run --kv-cache-dtype bfloat16 || fail "--kv-cache-dtype bfloat16 on a bfloat16 model exited non-zero"
+for i in 0 1 2; do
+  want=$(jq -c --argjson i "$i" '.cases[$i].greedy_ids' "$exp")
+  [ "$(get "ids-$i" '.choices[0].token_ids')" = "$want" ] || fail "--kv-cache-dtype bfloat16, ids-$i: tokens differ from transformers"
+done
 
 # The model's generation_config.json gives a request's absent sampling fields their defaults, as
 # vLLM's --generation-config auto does: temperature 0 and max_new_tokens 3 make a request that

@@ -88,6 +88,7 @@ TEST(Fp8, RoundingIsTheNearestCodeOverAllMagnitudes) {
 
 TEST(Fp8, KvCacheDtypeNamesAsVllm) {
   EXPECT_EQ(parse_kv_cache_dtype("auto"), KvCacheDtype::Auto);
+  EXPECT_EQ(parse_kv_cache_dtype("bfloat16"), KvCacheDtype::Auto);  // the app checks the model is bf16
   EXPECT_EQ(parse_kv_cache_dtype("fp8"), KvCacheDtype::Fp8E4M3);
   EXPECT_EQ(parse_kv_cache_dtype("fp8_e4m3"), KvCacheDtype::Fp8E4M3);
   EXPECT_EQ(parse_kv_cache_dtype("fp8_e5m2"), KvCacheDtype::Fp8E5M2);
