@@ -46,7 +46,8 @@ __global__ void round_kernel(const float* x, std::int64_t n, T* y) {
   dependent_launch_enter();
   const std::int64_t i = 4 * (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x);
   if (i >= n) return;
-  const bool vector = i + 4 <= n && (reinterpret_cast<std::uintptr_t>(x) % 16 | reinterpret_cast<std::uintptr_t>(y) % 8) == 0;
+  const bool vector =
+      i + 4 <= n && (reinterpret_cast<std::uintptr_t>(x) % 16 | reinterpret_cast<std::uintptr_t>(y) % 8) == 0;
   if (vector) {
     store4(y + i, *reinterpret_cast<const float4*>(x + i));
   } else {
@@ -369,8 +370,9 @@ void split_qkv_rope_cache(GpuContext& ctx, const float* qkv, std::int64_t tokens
                           C* k_cache, C* v_cache) {
   if (tokens == 0) return;
   const std::int64_t items = (q_heads + kv_heads) * (head_dim / 2) + kv_heads * head_dim;
-  launch(ctx, split_qkv_rope_cache_kernel<device_t<W>, device_t<C>>, dim3(static_cast<unsigned>(tokens), blocks_for(items, 256)),
-         256, qkv, static_cast<int>(q_heads), static_cast<int>(kv_heads), static_cast<int>(head_dim), on_device(bias),
+  launch(ctx, split_qkv_rope_cache_kernel<device_t<W>, device_t<C>>,
+         dim3(static_cast<unsigned>(tokens), blocks_for(items, 256)), 256, qkv, static_cast<int>(q_heads),
+         static_cast<int>(kv_heads), static_cast<int>(head_dim), on_device(bias),
          positions, inv_freq, slots, q, on_device(k_cache), on_device(v_cache));
 }
 
