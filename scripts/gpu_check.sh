@@ -156,14 +156,15 @@ for s in $steps; do
     offline_profile)
       # The offline run's kernel table (CUPTI, benchmarks/kernel_profile): 256 prompts of 1024
       # tokens, OFFLINE_PROFILE_NEW (256) new each, so prefill and decode at full batch both show
-      # (1024: the 1k/1k run itself, its decode steps at 1024-2048 positions).
+      # (1024: the 1k/1k run itself, its decode steps at 1024-2048 positions); OFFLINE_FLAGS as offline.
       kp=$BUILD/benchmarks/libkernel_profile.so
       if [ ! -f "$kp" ]; then step offline_profile "skipped (no $kp)"; continue; fi
       rm -f /tmp/offline_profile.txt
       LOCKSTEP_DEPENDENT_LAUNCH=0 CUDA_INJECTION64_PATH=$kp LOCKSTEP_KERNEL_PROFILE=/tmp/offline_profile.txt \
         bash benchmarks/offline_throughput.sh \
         "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json "$tok7b" \
-        /tmp/offline_profile 1 256 1024 "${OFFLINE_PROFILE_NEW:-256}" -- --device cuda >"$out/offline_profile.txt" 2>&1
+        /tmp/offline_profile 1 256 1024 "${OFFLINE_PROFILE_NEW:-256}" -- --device cuda ${OFFLINE_FLAGS:-} \
+        >"$out/offline_profile.txt" 2>&1
       step offline_profile "rc=$?"; cat "$out/offline_profile.txt"; cp /tmp/offline_profile.txt "$out/offline_kernels.txt" &&
         head -30 "$out/offline_kernels.txt" ;;
     load)
