@@ -286,7 +286,7 @@ const char* kernel_name(cuda::AttentionKernel kernel) {
 // (bf16, fp16 or fp8) cache.
 template <KvCacheElement W = bf16>
 void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_t context,
-                        cuda::AttentionKernel kernel, int splits = 0, bool warm = false) {
+                        cuda::AttentionKernel kernel, int splits = 0, bool warm = false, bool shuffled = true) {
   if (kernel == cuda::AttentionKernel::FlashDecoding &&
       cuda::flash_decoding_splits(*g.ctx, batch, kHeads, kKvHeads, kHeadDim, context, splits) == 0) {
     state.SkipWithError("flash-decoding does not take this step (it would fall back to CUDA cores)");
@@ -299,7 +299,7 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
   DeviceBuffer out(DeviceKind::Cuda, batch * kHeads * kHeadDim * sizeof(float));
   std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
   std::iota(tables.begin(), tables.end(), 0);
-  std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
+  if (shuffled) std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
   std::iota(seq_of.begin(), seq_of.end(), 0);
   DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
   const double bytes = 2.0 * sizeof(W) * batch * context * kKvHeads * kHeadDim;  // K and V read
@@ -454,6 +454,11 @@ void register_benchmarks() {
       bm_paged_attention<fp8_e5m2>(st, batch, context, cuda::AttentionKernel::Auto);
     });
   }
+  // A sequence's blocks in order (the shuffled tables above scatter every 16 positions, as the
+  // decode steps of a full batch allocate them): how much the cache's page order costs.
+  add("paged_attention/fp8_e4m3/batch:256/ctx:1536/blocks_in_order", [=](benchmark::State& st) {
+    bm_paged_attention<fp8_e4m3>(st, 256, 1536, cuda::AttentionKernel::Auto, 0, false, false);
+  });
   add("prefill_attention/fp8_e4m3/seqs:8/prompt:1024", [=](benchmark::State& st) {
     bm_prefill_attention<fp8_e4m3>(st, 8, 1024, cuda::AttentionKernel::Auto);
   });
