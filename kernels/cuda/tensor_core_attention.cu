@@ -47,8 +47,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -67,7 +65,7 @@ constexpr int kRunRows = 64;     // query rows of a prefill block: 4 row tiles o
 constexpr int kDecodeRows = 16;  // of a decode block (one token): a row tile
 constexpr int kHeadChunk = 16;   // query heads of one KV head per block
 static_assert(kHeadChunk <= kDecodeRows, "a decode block's heads fit its rows");
-constexpr int kPositions = 64;   // K/V positions per shared-memory tile (kTile), but see kFp8DecodeTile
+constexpr int kPositions = 64;   // K/V positions per shared-memory tile
 // 16-position sub-steps of a prefill block's softmax step: the whole tile, so that a warp's MMAs
 // between two softmax updates are 4 times as many (8 x 1024 prompt tokens: 1418 -> 1223 us on an
 // H200; 2 sub-steps: 1293). Decode blocks take 1 (a way's 16 positions, and 170 registers).
@@ -79,11 +77,11 @@ constexpr float kLog2e = 1.4426950408889634f;
 // c ^ (r % 8)): an ldmatrix reads 8 rows at one logical piece, which land in 8 different bank
 // groups instead of all in one (rows are 128 or 256 bytes apart), without a pad a row.
 // kCacheElem: the bytes of a cached value (2, or 1 for fp8), the tiles' element; q is 16-bit.
-template <int kMaxD, int kRows, int kCacheElem = 2, int kTile = kPositions>
+template <int kMaxD, int kRows, int kCacheElem = 2>
 struct Smem {
   static constexpr int kPer = 16 / kCacheElem;  // tile elements a 16-byte piece
   static_assert(kMaxD / kPer >= 8, "8 pieces or more a row: the swizzle stays within the row");
-  static constexpr int kTileElems = kTile * kMaxD;
+  static constexpr int kTileElems = kPositions * kMaxD;
   static constexpr int kQElems = kRows * kMaxD;
   // After the tiles: the ways' summed acc, kRows rows of kMaxD + 4 floats, over the K/V area
   // (which is made big enough for it, and for the split merge's weights).
@@ -118,14 +116,15 @@ struct StageLayout {
 };
 
 // A tile's K and V rows (head kvh) into the stage's tiles, D C a row in 16-byte copies (D a
-// multiple of 16 bytes), from the tile's cache slots (slots[r]: position p0 + r, see tile_slot).
-template <typename C, int kMaxD, int kRows, int kTile>
-__device__ void stage_kv(C* k_s, C* v_s, const C* k_cache, const C* v_cache, std::int64_t row, std::int64_t head_offset,
-                         const StageLayout& layout, const std::int64_t* slots) {
-  using S = Smem<kMaxD, kRows, sizeof(C), kTile>;
+// multiple of 16 bytes), from where the tile's rows start in the caches (rows[r]: position p0 + r,
+// see tile_row).
+template <typename C, int kMaxD, int kRows>
+__device__ void stage_kv(C* k_s, C* v_s, const C* k_cache, const C* v_cache, const StageLayout& layout,
+                         const std::int64_t* rows) {
+  using S = Smem<kMaxD, kRows, sizeof(C)>;
   const int c = layout.piece * S::kPer;
-  for (int r = layout.row0; r < kTile && layout.row0 < layout.rows_per_pass; r += layout.rows_per_pass) {
-    const std::int64_t offset = slots[r] * row + head_offset + c;
+  for (int r = layout.row0; r < kPositions && layout.row0 < layout.rows_per_pass; r += layout.rows_per_pass) {
+    const std::int64_t offset = rows[r] + c;
     const int to = S::template at<S::kPer>(r, c);
     __pipeline_memcpy_async(k_s + to, k_cache + offset, 16);
     __pipeline_memcpy_async(v_s + to, v_cache + offset, 16);
@@ -140,8 +139,11 @@ __device__ void stage_kv(C* k_s, C* v_s, const C* k_cache, const C* v_cache, std
 // block-table load, a division and a remainder per row, most of a tile's instructions at decode,
 // where the kernel is bound by instruction issue on few warps).
 __device__ __forceinline__ int slot_position(int p, int begin, int end) { return p < end ? p : begin; }
-__device__ __forceinline__ std::int64_t tile_slot(int entry, int p, int block_size) {
-  return static_cast<std::int64_t>(entry) * block_size + p % block_size;
+// Where position p's K (or V) row of this block's KV head starts in the cache: slot x (elements a
+// slot) + the head's offset, worked out with the slot (a 64-bit multiply less per copy).
+__device__ __forceinline__ std::int64_t tile_row(int entry, int p, int block_size, std::int64_t slot_elems,
+                                                 std::int64_t head_offset) {
+  return (static_cast<std::int64_t>(entry) * block_size + p % block_size) * slot_elems + head_offset;
 }
 
 // T: the MMA's type, __nv_bfloat16 or __half; C: the cache's device type, T or an fp8 format (T
@@ -157,29 +159,31 @@ __device__ __forceinline__ std::int64_t tile_slot(int entry, int p, int block_si
 // 128 (a few spill): batch 256 x 1536 positions 201 -> 172 us, the 1k/1k run 11961 -> 12540
 // output tok/s on one H200 (2026-12-03); 3 or 4 tiles in flight instead of 2 gained nothing at 3
 // blocks an SM (201 / 202 / 203 us) and lost at 4 (shared memory then allows 3 or fewer).
-template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, int kTile>
-__global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) == 1 && kTile == kPositions ? 4 : 3) : 1)
-    tensor_core_attention_kernel(const float* q, const C* k_cache, const C* v_cache, int D, std::int64_t tokens,
+template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, int kD>
+__global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) == 1 ? 4 : 3) : 1)
+    tensor_core_attention_kernel(const float* q, const C* k_cache, const C* v_cache, int d_arg, std::int64_t tokens,
                                  std::int64_t heads, std::int64_t kv_heads, std::int64_t block_size,
                                  const int* seq_of, const int* pos, const int* block_tables,
                                  std::int64_t max_blocks, float scale, int tile_tokens, float* out, float* partial,
                                  int* counters) {
   static_assert(!kFold || kRows == kDecodeRows, "folding is for a decode block's single row tile");
-  static_assert(kSub >= 1 && 16 * kSub <= kTile, "a softmax step's positions fit a tile");
+  static_assert(kSub >= 1 && 16 * kSub <= kPositions, "a softmax step's positions fit a tile");
   constexpr bool kFp8 = sizeof(C) == 1;
   static_assert(kFp8 ? std::is_same_v<T, __half> && kMaxD == 128 : std::is_same_v<T, C>, "see above");
   dependent_launch_enter();
-  using S = Smem<kMaxD, kRows, sizeof(C), kTile>;
+  static_assert(kD == 0 || kD == kMaxD, "a fixed head_dim fills the rows");
+  const int D = kD > 0 ? kD : d_arg;
+  using S = Smem<kMaxD, kRows, sizeof(C)>;
   constexpr int kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
   extern __shared__ __align__(16) unsigned char tc_attention_smem[];
-  auto* tiles = reinterpret_cast<C*>(tc_attention_smem);              // [stage][K, V][kTile][kMaxD]
+  auto* tiles = reinterpret_cast<C*>(tc_attention_smem);              // [stage][K, V][kPositions][kMaxD]
   T* q_hi = reinterpret_cast<T*>(tc_attention_smem + S::kKvBytes);    // [kRows][kMaxD]
   T* q_lo = q_hi + S::kQElems;
   float* acc_s = reinterpret_cast<float*>(tc_attention_smem);          // after the tiles: [kRows][kAccStride]
   __shared__ int limit_s[kRows];                                       // a row's last visible position
   __shared__ float m_s[kWarps][16], l_s[kWarps][16];                   // per way, per row of its row tile
   __shared__ float row_m_s[kRows], row_l_s[kRows];
-  __shared__ std::int64_t slot_s[2][kTile];                           // the cache slots of a stage's tile
+  __shared__ std::int64_t slot_s[2][kPositions];                       // a stage's rows: tile_row
 
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, g = lane / 4, tq = lane % 4;
   const std::int64_t group = heads / kv_heads, hc = min(group, static_cast<std::int64_t>(kHeadChunk));
@@ -187,7 +191,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
   const std::int64_t kvh = blockIdx.y / chunks, chunk = blockIdx.y % chunks;
   const std::int64_t h0 = kvh * group + chunk * hc;  // this block's first query head
   const int nh = static_cast<int>(min(hc, group - chunk * hc));
-  const std::int64_t row = kv_heads * D, head_offset = kvh * D;
+  const std::int64_t row = kv_heads * D, head_offset = kvh * D;  // elements a cache slot; this head's
   const int bs = static_cast<int>(block_size);
   const float scale2 = scale * kLog2e;  // scores in log2 units: exp2 below
   const StageLayout layout(D / S::kPer);
@@ -237,23 +241,23 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
       if (lane == 0) limit_s[r] = valid ? pos[run + j] : -1;
     }
     // K's dims [D, d_pad) meet q's zero padding: they must be finite, and no copy writes them
-    // (an fp8 cache's D is a multiple of 16: none).
-    if constexpr (!kFp8) {
-      for (int e = tid; e < 2 * kTile * (d_pad - D); e += kThreads) {
+    // (an fp8 cache's D is a multiple of 16, as is a fixed kD: none).
+    if constexpr (!kFp8 && kD == 0) {
+      for (int e = tid; e < 2 * kPositions * (d_pad - D); e += kThreads) {
         const int r = e / (d_pad - D), d = D + e % (d_pad - D);
         tiles[S::at(r, d)] = tiles[2 * S::kTileElems + S::at(r, d)] = round_to<T>(0.0f);
       }
     }
     // This block's split of the context, in whole tiles.
-    const std::int64_t split_len = ((context + gridDim.z - 1) / gridDim.z + kTile - 1) / kTile * kTile;
+    const std::int64_t split_len = ((context + gridDim.z - 1) / gridDim.z + kPositions - 1) / kPositions * kPositions;
     const std::int64_t begin = static_cast<std::int64_t>(blockIdx.z) * split_len;
     const std::int64_t end = min(context, begin + split_len);
     const int* table = block_tables + static_cast<std::int64_t>(seq) * max_blocks;
     // Positions fit int (the max model len). The slots of the first two tiles.
     const int begin_i = static_cast<int>(begin), end_i = static_cast<int>(end);
-    for (int e = tid; e < 2 * kTile && begin_i < end_i; e += kThreads) {
-      const int p = slot_position(begin_i + e, begin_i, end_i);
-      slot_s[e / kTile][e % kTile] = tile_slot(table[p / bs], p, bs);
+    if (tid < 2 * kPositions && begin_i < end_i) {
+      const int p = slot_position(begin_i + tid, begin_i, end_i);
+      slot_s[tid / kPositions][tid % kPositions] = tile_row(table[p / bs], p, bs, row, head_offset);
     }
     __syncthreads();
 
@@ -274,19 +278,18 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
 
     if (begin < end)
-      stage_kv<C, kMaxD, kRows, kTile>(tiles, tiles + S::kTileElems, k_cache, v_cache, row, head_offset, layout, slot_s[0]);
-    static_assert(kTile <= kThreads, "a thread a position's slot");
-    for (int p0 = begin_i, stage = 0; p0 < end_i; p0 += kTile, stage ^= 1) {
+      stage_kv<C, kMaxD, kRows>(tiles, tiles + S::kTileElems, k_cache, v_cache, layout, slot_s[0]);
+    static_assert(kPositions <= kThreads, "a thread a position's slot");
+    for (int p0 = begin_i, stage = 0; p0 < end_i; p0 += kPositions, stage ^= 1) {
       // The block-table entry of the tile after next (its slots go where this tile's were, once
       // the tile's math is done): loaded now, used then, so that no thread waits on it.
-      const int p_ahead = p0 + 2 * kTile + tid;
-      const bool ahead = tid < kTile && p0 + 2 * kTile < end_i;
+      const int p_ahead = p0 + 2 * kPositions + tid;
+      const bool ahead = tid < kPositions && p0 + 2 * kPositions < end_i;
       const int p_slot = slot_position(p_ahead, begin_i, end_i);
       const int entry_ahead = ahead ? table[p_slot / bs] : 0;
-      if (p0 + kTile < end_i) {
+      if (p0 + kPositions < end_i) {
         C* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
-        stage_kv<C, kMaxD, kRows, kTile>(next, next + S::kTileElems, k_cache, v_cache, row, head_offset, layout,
-                                  slot_s[stage ^ 1]);
+        stage_kv<C, kMaxD, kRows>(next, next + S::kTileElems, k_cache, v_cache, layout, slot_s[stage ^ 1]);
         __pipeline_wait_prior(1);
       } else {
         __pipeline_wait_prior(0);
@@ -294,7 +297,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
       __syncthreads();
       const C* k_s = tiles + 2 * stage * S::kTileElems;
       const C* v_s = k_s + S::kTileElems;
-      const int span = kTile / ways;
+      const int span = kPositions / ways;
       // This way's positions of the tile end here (a step of kSub x 16 positions may run past a
       // way's span of 16: the rest is masked, another way's).
       const int way_end = min(end_i, p0 + (my_way + 1) * span);
@@ -497,7 +500,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
         }
         }
       }
-      if (ahead) slot_s[stage][tid] = tile_slot(entry_ahead, p_slot, bs);
+      if (ahead) slot_s[stage][tid] = tile_row(entry_ahead, p_slot, bs, row, head_offset);
       __syncthreads();  // the next stage's copy overwrites this tile
     }
 
@@ -571,12 +574,12 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
                          reinterpret_cast<float*>(tc_attention_smem), out);
 }
 
-template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, int kTile>
+template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, int kD>
 auto allow_smem() {
-  constexpr auto kernel = tensor_core_attention_kernel<T, C, kMaxD, kRows, kFold, kSub, kTile>;
+  constexpr auto kernel = tensor_core_attention_kernel<T, C, kMaxD, kRows, kFold, kSub, kD>;
   static const bool allowed = [] {
     LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(Smem<kMaxD, kRows, sizeof(C), kTile>::kBytes)));
+                                       static_cast<int>(Smem<kMaxD, kRows, sizeof(C)>::kBytes)));
     LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                        static_cast<int>(cudaSharedmemCarveoutMaxShared)));
     return true;
@@ -631,22 +634,19 @@ void tensor_core_attention(GpuContext& ctx, const float* q, const W* k_cache, co
                      static_cast<int>(head_dim), tokens, heads, kv_heads, block_size, seq_of, pos, block_tables,
                      max_blocks, scale, tile_tokens, out, scratch.partial, scratch.counters);
   };
-  auto attend_as = [&]<int kRows, bool kFold, int kSub, int kTile = kPositions>() {
-    if constexpr (kFp8) {
-      attend(allow_smem<T, C, 128, kRows, kFold, kSub, kTile>(), Smem<128, kRows, 1, kTile>::kBytes);
-    } else if (head_dim <= 64) {
-      attend(allow_smem<T, C, 64, kRows, kFold, kSub, kPositions>(), Smem<64, kRows>::kBytes);
-    } else {
-      attend(allow_smem<T, C, 128, kRows, kFold, kSub, kPositions>(), Smem<128, kRows>::kBytes);
-    }
+  // head_dim a row's whole width (64 or 128, every R1 model's) is a compile-time constant: its
+  // bounds checks and the branches between one and two dim steps a load fold away.
+  auto attend_as = [&]<int kRows, bool kFold, int kSub>() {
+    auto with_width = [&]<int kMaxD, int kCacheElem>() {
+      using S = Smem<kMaxD, kRows, kCacheElem>;
+      if (head_dim == kMaxD) attend(allow_smem<T, C, kMaxD, kRows, kFold, kSub, kMaxD>(), S::kBytes);
+      else attend(allow_smem<T, C, kMaxD, kRows, kFold, kSub, 0>(), S::kBytes);
+    };
+    if constexpr (kFp8) with_width.template operator()<128, 1>();
+    else if (head_dim <= 64) with_width.template operator()<64, 2>();
+    else with_width.template operator()<128, 2>();
   };
-  static const bool wide_fp8 = [] {  // TEMPORARY measurement switch
-    const char* e = std::getenv("LOCKSTEP_FP8_DECODE_TILE");
-    return e != nullptr && std::string(e) == "128";
-  }();
   if (tile_tokens > 1) attend_as.template operator()<kRunRows, false, kPrefillSub>();  // a whole tile a softmax step
-  else if (kFp8 && wide_fp8 && hc <= 8) attend_as.template operator()<kDecodeRows, true, 2, 2 * kPositions>();
-  else if (kFp8 && wide_fp8) attend_as.template operator()<kDecodeRows, false, 2, 2 * kPositions>();
   else if (hc <= 8) attend_as.template operator()<kDecodeRows, true, 1>();  // decode, 8 heads or fewer: folded
   else attend_as.template operator()<kDecodeRows, false, 1>();  // decode: a token's heads, 16 rows at most
 }
