@@ -77,6 +77,8 @@ constexpr float kLog2e = 1.4426950408889634f;
 // c ^ (r % 8)): an ldmatrix reads 8 rows at one logical piece, which land in 8 different bank
 // groups instead of all in one (rows are 128 or 256 bytes apart), without a pad a row.
 // kCacheElem: the bytes of a cached value (2, or 1 for fp8), the tiles' element; q is 16-bit.
+constexpr int kAlign = 256;  // of the dynamic shared memory's tiles and q rows (Smem)
+
 template <int kMaxD, int kRows, int kCacheElem = 2>
 struct Smem {
   static constexpr int kPer = 16 / kCacheElem;  // tile elements a 16-byte piece
@@ -87,9 +89,12 @@ struct Smem {
   // (which is made big enough for it, and for the split merge's weights).
   static constexpr int kAccStride = kMaxD + 4;
   static constexpr std::size_t kKvBytes =
-      std::max({std::size_t{4} * kTileElems * kCacheElem, kRows * kAccStride * sizeof(float),
-                kHeadChunk * kMaxSplits * sizeof(float)});
-  static constexpr std::size_t kBytes = kKvBytes + 2 * kQElems * sizeof(std::uint16_t);
+      (std::max({std::size_t{4} * kTileElems * kCacheElem, kRows * kAccStride * sizeof(float),
+                 kHeadChunk * kMaxSplits * sizeof(float)}) + kAlign - 1) / kAlign * kAlign;
+  // The area starts kAlign-aligned (up to kAlign bytes in): every row of a tile or of q then
+  // starts on a multiple of its width (128 or 256 bytes), so that a lane's address of piece p ^ s
+  // is its address of piece s with p XORed in (see row_lane).
+  static constexpr std::size_t kBytes = kAlign + kKvBytes + 2 * kQElems * sizeof(std::uint16_t);
   // Element (r, col) of a row of kMaxD elements of kPer a piece: a tile (kPer of the cache) or
   // the q area (kPer 8).
   template <int kElemsAPiece = 8>
@@ -176,10 +181,11 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
   using S = Smem<kMaxD, kRows, sizeof(C)>;
   constexpr int kDSteps = kMaxD / 16, kDTiles = kMaxD / 8;
   extern __shared__ __align__(16) unsigned char tc_attention_smem[];
-  auto* tiles = reinterpret_cast<C*>(tc_attention_smem);              // [stage][K, V][kPositions][kMaxD]
-  T* q_hi = reinterpret_cast<T*>(tc_attention_smem + S::kKvBytes);    // [kRows][kMaxD]
+  unsigned char* const smem = tc_attention_smem + (kAlign - shared_address(tc_attention_smem) % kAlign) % kAlign;
+  auto* tiles = reinterpret_cast<C*>(smem);              // [stage][K, V][kPositions][kMaxD]
+  T* q_hi = reinterpret_cast<T*>(smem + S::kKvBytes);    // [kRows][kMaxD]
   T* q_lo = q_hi + S::kQElems;
-  float* acc_s = reinterpret_cast<float*>(tc_attention_smem);          // after the tiles: [kRows][kAccStride]
+  float* acc_s = reinterpret_cast<float*>(smem);          // after the tiles: [kRows][kAccStride]
   __shared__ int limit_s[kRows];                                       // a row's last visible position
   __shared__ float m_s[kWarps][16], l_s[kWarps][16];                   // per way, per row of its row tile
   __shared__ float row_m_s[kRows], row_l_s[kRows];
@@ -269,8 +275,13 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
     const int k_row = (lane >> 4) * 8 + (lane & 7), k_piece = lane >> 3 & 1;
     const int v_row = (lane >> 3 & 1) * 8 + (lane & 7), v_piece = lane >> 4;
     const int swizzle = lane & 7;
-    auto piece = [&](int row, int p) { return row * kMaxD + ((p ^ swizzle) << 3); };    // 16-bit rows
-    auto piece8 = [&](int row, int p) { return row * kMaxD + ((p ^ swizzle) << 4); };   // fp8 rows
+    // The shared address of this lane's 16-byte piece `lane_piece` (0 or 1) of a row of `base`
+    // (kMaxD elements of E); piece p + lane_piece, p even, is then at row_lane(...) ^ (p << 4):
+    // the row starts on a multiple of its width and the swizzle only flips bits within it.
+    auto row_lane = [&]<typename E>(const E* base, int row, int lane_piece) {
+      return shared_address(base) + row * kMaxD * static_cast<unsigned>(sizeof(E)) + ((lane_piece ^ swizzle) << 4);
+    };
+    const unsigned q_hi_lane = row_lane(q_hi, q_row, q_piece), q_lo_lane = row_lane(q_lo, q_row, q_piece);
     const int limit_a = limit_s[row_a], limit_b = limit_s[row_b];
     float o[kDTiles][4];
 #pragma unroll
@@ -316,17 +327,17 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
             if (ks * 16 >= D) break;
             const bool pair = (ks + 1) * 16 < D;
             unsigned ah[2][4], al[2][4];
-            ldmatrix_x4(ah[0], q_hi + piece(q_row, 2 * ks + q_piece));
-            if (pair) ldmatrix_x4(ah[1], q_hi + piece(q_row, 2 * ks + 2 + q_piece));
+            ldmatrix_x4(ah[0], q_hi_lane ^ (2 * ks << 4));
+            if (pair) ldmatrix_x4(ah[1], q_hi_lane ^ ((2 * ks + 2) << 4));
             if constexpr (!kFold) {
-              ldmatrix_x4(al[0], q_lo + piece(q_row, 2 * ks + q_piece));
-              if (pair) ldmatrix_x4(al[1], q_lo + piece(q_row, 2 * ks + 2 + q_piece));
+              ldmatrix_x4(al[0], q_lo_lane ^ (2 * ks << 4));
+              if (pair) ldmatrix_x4(al[1], q_lo_lane ^ ((2 * ks + 2) << 4));
             }
 #pragma unroll
             for (int sub = 0; sub < kSub; ++sub) {
               if (sub >= subs) break;
               unsigned kr[4];
-              const C* k_at = k_s + piece8(s0 + sub * 16 + v_row, ks + v_piece);
+              const unsigned k_at = row_lane(k_s, s0 + sub * 16 + v_row, v_piece) ^ (ks << 4);
               if (pair) ldmatrix_x4(kr, k_at);
               else ldmatrix_x2(kr[0], kr[1], k_at);
 #pragma unroll
@@ -353,13 +364,13 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
           // A: the row tile's q (matrices: rows 0-7 / 8-15 x dims +0 / +8); B: K of positions
           // 0-7 then 8-15 (dims +0, +8 each): b[2 nt], b[2 nt + 1] for position tile nt.
           unsigned ah[4], al[4];
-          ldmatrix_x4(ah, q_hi + piece(q_row, 2 * ks + q_piece));
-          if constexpr (!kFold) ldmatrix_x4(al, q_lo + piece(q_row, 2 * ks + q_piece));
+          ldmatrix_x4(ah, q_hi_lane ^ (2 * ks << 4));
+          if constexpr (!kFold) ldmatrix_x4(al, q_lo_lane ^ (2 * ks << 4));
 #pragma unroll
           for (int sub = 0; sub < kSub; ++sub) {
             if (sub >= subs) break;
             unsigned kb[4];
-            ldmatrix_x4(kb, k_s + piece(s0 + sub * 16 + k_row, 2 * ks + k_piece));
+            ldmatrix_x4(kb, row_lane(k_s, s0 + sub * 16 + k_row, k_piece) ^ (2 * ks << 4));
 #pragma unroll
             for (int nt = 0; nt < 2; ++nt) {
               if constexpr (kFold) {  // alternate k steps into the two accumulators: shorter chains
@@ -456,7 +467,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
             for (int sub = 0; sub < kSub; ++sub) {
               if (sub >= subs) break;
               unsigned vr[4];
-              const C* v_at = v_s + piece8(s0 + sub * 16 + v_row, n / 2 + v_piece);
+              const unsigned v_at = row_lane(v_s, s0 + sub * 16 + v_row, v_piece) ^ (n / 2 << 4);
               if (pair) ldmatrix_x4_trans(vr, v_at);
               else ldmatrix_x2_trans(vr[0], vr[1], v_at);
 #pragma unroll
@@ -482,7 +493,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
 #pragma unroll
           for (int sub = 0; sub < kSub; ++sub) {
             if (sub >= subs) break;
-            const T* v_at = v_s + piece(s0 + sub * 16 + v_row, n + v_piece);
+            const unsigned v_at = row_lane(v_s, s0 + sub * 16 + v_row, v_piece) ^ (n << 4);
             if ((n + 1) * 8 < D) {
               unsigned vb[4];
               ldmatrix_x4_trans(vb, v_at);
@@ -571,7 +582,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
   // Splits only at decode (tile_tokens 1): one token, heads h0 .. h0 + nh.
   if (gridDim.z > 1)
     merge_splits_if_last(partial, counters + t_begin * gridDim.y + blockIdx.y, t_begin * heads + h0, nh, D,
-                         reinterpret_cast<float*>(tc_attention_smem), out);
+                         reinterpret_cast<float*>(smem), out);
 }
 
 template <typename T, typename C, int kMaxD, int kRows, bool kFold, int kSub, int kD>
