@@ -29,6 +29,11 @@
 // tiles are unpadded with their 16-byte pieces XOR-swizzled (see Smem) instead of a 16-byte pad
 // a row: 72 KB a block, 3 an SM (343 -> 321 us at batch 256 x 1536 positions). With q folded
 // (see the kernel) it reads at 78% of the H200's DRAM peak there (Nsight Compute, ninth session).
+// Past that, decode was bound by instruction issue (Nsight Compute, fp8 cache: ~850 instructions a
+// warp a tile, 32 of them MMAs, the rest mostly address arithmetic and branches on head_dim): a
+// head_dim that fills the row is a template constant, and ldmatrix addresses are a lane's row
+// address XOR the step (batch 256 x 1536 positions on an H200: bf16 286 -> 231 us, fp8 172 -> 132
+// us; prefill 8 x 1024 tokens 1230 -> 968 us; thirteenth session).
 // Single-token runs of a mixed step come as their own decode launch (cuda_dense_transformer.cc):
 // packed several to a prefill block they would run one after the other.
 //
