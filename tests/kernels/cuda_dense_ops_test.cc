@@ -517,7 +517,8 @@ void CudaDenseOps::attention_cases(int heads, int kv_heads, int head_dim,
 // (head_dim a multiple of 8 up to 128; the others fall back) and flash-decoding (decode steps it
 // can split in one wave of blocks, head_dim 64, 128 or 256; the others fall back). Query heads per
 // KV head 1 to 20 (more than one block's group of 8 or 16; tensor-core decode blocks fold q's low
-// parts into padding rows up to 8 heads: 8/2 .. 16/2 folded, 20/1 not); head_dim 8 to 256.
+// parts into padding rows up to 8 heads: 8/2 .. 16/2 folded, 20/1 not); head_dim 8 to 256 (64 and
+// 128 run the tensor-core kernels built for that width, the others the ones taking any).
 TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
   for_each_half([&]<HalfFloat W>() {
     struct Shape { int heads, kv_heads, head_dim; };
@@ -532,7 +533,8 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
 
 // An fp8 cache (--kv-cache-dtype fp8): flash-decoding where it takes the step (head_dim 64 and
 // 128), the tensor-core kernel otherwise and when CUDA cores are asked for; folded and not,
-// head_dim a multiple of 16 up to 128, with an odd number of 16-dim steps (48, 80) too; a
+// head_dim a multiple of 16 up to 128 (128 built in, the others at run time), with an odd number
+// of 16-dim steps (48, 80) too; a
 // head_dim it cannot take is refused by fp8_kv_cache_supported.
 TEST_F(CudaDenseOps, PagedAttentionOverAnFp8Cache) {
   for_each_fp8([&]<Fp8 C>(KvCacheDtype) {
