@@ -534,8 +534,7 @@ TEST_F(CudaDenseOps, PagedAttentionDecodeAndPrefill) {
 // An fp8 cache (--kv-cache-dtype fp8): flash-decoding where it takes the step (head_dim 64 and
 // 128), the tensor-core kernel otherwise and when CUDA cores are asked for; folded and not,
 // head_dim a multiple of 16 up to 128 (128 built in, the others at run time), with an odd number
-// of 16-dim steps (48, 80) too; a
-// head_dim it cannot take is refused by fp8_kv_cache_supported.
+// of 16-dim steps (48, 80) too; a head_dim it cannot take is refused by fp8_kv_cache_supported.
 TEST_F(CudaDenseOps, PagedAttentionOverAnFp8Cache) {
   for_each_fp8([&]<Fp8 C>(KvCacheDtype) {
     struct Shape { int heads, kv_heads, head_dim; };
