@@ -194,7 +194,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
   __shared__ int limit_s[kRows];                                       // a row's last visible position
   __shared__ float m_s[kWarps][16], l_s[kWarps][16];                   // per way, per row of its row tile
   __shared__ float row_m_s[kRows], row_l_s[kRows];
-  __shared__ std::int64_t slot_s[2][kPositions];                       // a stage's rows: tile_row
+  __shared__ std::int64_t rows_s[2][kPositions];                       // a stage's rows: tile_row
 
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, g = lane / 4, tq = lane % 4;
   const std::int64_t group = heads / kv_heads, hc = min(group, static_cast<std::int64_t>(kHeadChunk));
@@ -268,7 +268,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
     const int begin_i = static_cast<int>(begin), end_i = static_cast<int>(end);
     if (tid < 2 * kPositions && begin_i < end_i) {
       const int p = slot_position(begin_i + tid, begin_i, end_i);
-      slot_s[tid / kPositions][tid % kPositions] = tile_row(table[p / bs], p, bs, row, head_offset);
+      rows_s[tid / kPositions][tid % kPositions] = tile_row(table[p / bs], p, bs, row, head_offset);
     }
     __syncthreads();
 
@@ -294,7 +294,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's part of the row sum
 
     if (begin < end)
-      stage_kv<C, kMaxD, kRows>(tiles, tiles + S::kTileElems, k_cache, v_cache, layout, slot_s[0]);
+      stage_kv<C, kMaxD, kRows>(tiles, tiles + S::kTileElems, k_cache, v_cache, layout, rows_s[0]);
     static_assert(kPositions <= kThreads, "a thread a position's slot");
     for (int p0 = begin_i, stage = 0; p0 < end_i; p0 += kPositions, stage ^= 1) {
       // The block-table entry of the tile after next (its slots go where this tile's were, once
@@ -305,7 +305,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
       const int entry_ahead = ahead ? table[p_slot / bs] : 0;
       if (p0 + kPositions < end_i) {
         C* next = tiles + 2 * (stage ^ 1) * S::kTileElems;
-        stage_kv<C, kMaxD, kRows>(next, next + S::kTileElems, k_cache, v_cache, layout, slot_s[stage ^ 1]);
+        stage_kv<C, kMaxD, kRows>(next, next + S::kTileElems, k_cache, v_cache, layout, rows_s[stage ^ 1]);
         __pipeline_wait_prior(1);
       } else {
         __pipeline_wait_prior(0);
@@ -516,7 +516,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
         }
         }
       }
-      if (ahead) slot_s[stage][tid] = tile_row(entry_ahead, p_slot, bs, row, head_offset);
+      if (ahead) rows_s[stage][tid] = tile_row(entry_ahead, p_slot, bs, row, head_offset);
       __syncthreads();  // the next stage's copy overwrites this tile
     }
 
