@@ -136,6 +136,7 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
                            : o.device == "cuda" ? CommBackend::Nccl  // checked above
                                                 : resolve_backend(backend, *rt->grid_);
   const bool on_gpu = comm == CommBackend::Nccl;
+  rt->on_gpu_ = on_gpu;
   int capability = on_gpu ? gpu_compute_capability(rt->grid_->gpu()) : 0;  // the job's oldest GPU decides --dtype auto
   LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &capability, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   rt->groups_ = std::make_unique<CommGroups>(*rt->grid_, comm);

@@ -60,6 +60,7 @@ class ModelRuntime {
   ~ModelRuntime();
 
   bool leader() const { return grid_->world_rank() == 0; }
+  bool on_gpu() const { return on_gpu_; }  // the CUDA backend (--device cuda, or auto on GPUs)
   LockstepEngine& engine() { return *engine_; }
   Scheduler& scheduler() { return *scheduler_; }         // rank 0
   BlockManager& blocks() { return *blocks_; }            // rank 0
@@ -78,6 +79,7 @@ class ModelRuntime {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<LockstepEngine> engine_;
   ModelContext context_;
+  bool on_gpu_ = false;
 };
 
 }  // namespace lockstep

@@ -3,12 +3,15 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "app/batch/batch_progress.h"
+#include "app/engine/step_worker.h"
 #include "app/openai/api_error.h"
 #include "app/openai/openai_response.h"
 #include "comm/mpi_env.h"
@@ -201,8 +204,15 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
     progress.request_finished();
   };
 
-  while (!rt->scheduler().idle()) {
-    StepOutput step = rt->engine().step();
+  // On a GPU each step's tokens are handled on a StepWorker thread while the engine runs the next
+  // step (LOCKSTEP_BATCH_STEP_THREAD=0 / 1 overrides: tests, measurements). A stop string found
+  // there aborts its sequence before the step after that: the token the sequence makes meanwhile
+  // is dropped (its choice has finished and left by_seq).
+  const char* step_thread = std::getenv("LOCKSTEP_BATCH_STEP_THREAD");
+  const bool threaded = step_thread && *step_thread ? std::string(step_thread) != "0" : rt->on_gpu();
+  std::mutex stop_mu;
+  std::vector<std::uint64_t> stopped;  // sequences to abort, from the worker to this thread
+  StepWorker worker([&](StepOutput& step) {
     const double step_sec = std::chrono::duration<double>(Clock::now() - start).count();
     for (TokenEvent& e : step.tokens) {
       auto it = by_seq.find(e.id);
@@ -214,7 +224,8 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
       choice.on_token(e.token, e.logprobs ? &*e.logprobs : nullptr);
       FinishReason reason = e.finish;
       if (reason == FinishReason::None && choice.stopped()) {  // a stop string: end it now
-        rt->scheduler().abort(e.id);
+        std::lock_guard lock(stop_mu);
+        stopped.push_back(e.id);
         reason = FinishReason::Stop;
       }
       if (reason == FinishReason::None) continue;
@@ -227,7 +238,16 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
       report(false);
       last_report = Clock::now();
     }
+  }, threaded);
+  while (!rt->scheduler().idle()) {
+    {
+      std::lock_guard lock(stop_mu);
+      for (std::uint64_t id : stopped) rt->scheduler().abort(id);
+      stopped.clear();
+    }
+    worker.post(rt->engine().step());
   }
+  worker.finish();
   rt->engine().shutdown();
   report(true);
   const double sec = std::chrono::duration<double>(Clock::now() - start).count();

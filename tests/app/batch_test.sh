@@ -6,6 +6,7 @@
 # malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones,
 # an existing output is never overwritten by accident, --dtype half / float32, and prompt
 # log-probabilities; at debug level, rank 0's host time a step; generation_config.json defaults;
+# the same results with the step thread GPUs use (LOCKSTEP_BATCH_STEP_THREAD=1);
 # the warning for a rank bound to one CPU.
 # usage: batch_test.sh MPIRUN LOCKSTEP FIXTURES_DIR
 set -u
@@ -80,6 +81,15 @@ first=$(get bias-down '.choices[0].token_ids[0]')
 grep -q '"custom_id":"bias-bad-id".*token id 300 in .logit_bias. is outside the vocabulary' "$tmp/out.jsonl" ||
   fail "logit_bias id outside the vocabulary"
 grep -q '"custom_id":"bias-bad-key".*must map token ids to numbers' "$tmp/out.jsonl" || fail "logit_bias key"
+
+# The step thread GPUs use, forced here: the same results (a stop string ends its choice a step
+# later on the engine's side, but the choice's text and tokens are the same).
+mv "$tmp/out.jsonl" "$tmp/out.inline.jsonl"
+LOCKSTEP_BATCH_STEP_THREAD=1 run || fail "batch with LOCKSTEP_BATCH_STEP_THREAD=1 exited non-zero"
+results() { jq -cS 'del(.id, .response.request_id, .response.body.id, .response.body.created)' "$1" | sort; }
+diff <(results "$tmp/out.inline.jsonl") <(results "$tmp/out.jsonl") >"$tmp/thread.diff" ||
+  { cat "$tmp/thread.diff"; fail "results differ with the step thread"; }
+grep -q "^\[batch\] done: 10 succeeded, 5 failed, 0 skipped" "$tmp/log" || fail "summary line with the step thread"
 
 # Resume: nothing left to do; then drop two results and only those run again.
 run --resume || fail "resume exited non-zero"
