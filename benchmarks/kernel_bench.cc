@@ -240,12 +240,29 @@ void bm_rms_norm(benchmark::State& state, std::int64_t rows, bool add) {
   });
 }
 
-// Fused gate|up in, bf16 out (the down projection's input).
-void bm_silu_mul(benchmark::State& state, std::int64_t rows) {
+// Fused gate|up in (fp32, or bf16 as linear_silu_mul's GEMM writes it), bf16 out (the down
+// projection's input).
+void bm_silu_mul(benchmark::State& state, std::int64_t rows, bool bf16_input) {
   const std::int64_t n = rows * kInter;
-  DeviceBuffer gate_up = filled<float>(2 * n, 7), out(DeviceKind::Cuda, n * sizeof(bf16));
-  run_timed(state, 2.0 * 4.0 * n + 2.0 * n, 0,
-            [&] { cuda::silu_mul(*g.ctx, as<float>(gate_up), rows, kInter, as<bf16>(out)); });
+  DeviceBuffer gate_up = bf16_input ? filled<bf16>(2 * n, 7) : filled<float>(2 * n, 7);
+  DeviceBuffer out(DeviceKind::Cuda, n * sizeof(bf16));
+  run_timed(state, 2.0 * (bf16_input ? 2.0 : 4.0) * n + 2.0 * n, 0, [&] {
+    if (bf16_input) cuda::silu_mul(*g.ctx, as<bf16>(gate_up), rows, kInter, as<bf16>(out));
+    else cuda::silu_mul(*g.ctx, as<float>(gate_up), rows, kInter, as<bf16>(out));
+  });
+}
+
+// The MLP's first half as the model runs it (the GEMM into bf16 gate|up, then silu_mul), beside
+// linear/gate_up (fp32 out) + silu_mul/fp32 for what the bf16 gate|up saves.
+void bm_linear_silu_mul(benchmark::State& state, std::int64_t rows) {
+  DeviceBuffer x = filled<bf16>(rows * kHidden, 1), w = filled<bf16>(2 * kInter * kHidden, 2);
+  DeviceBuffer gate_up(DeviceKind::Cuda, rows * 2 * kInter * sizeof(bf16));
+  DeviceBuffer out(DeviceKind::Cuda, rows * kInter * sizeof(bf16));
+  run_timed(state, 2.0 * 2 * kInter * kHidden + 2.0 * rows * kHidden + 2.0 * rows * kInter,
+            2.0 * rows * kHidden * 2 * kInter, [&] {
+              cuda::linear_silu_mul(*g.ctx, as<bf16>(x), rows, kHidden, as<bf16>(w), kInter, as<bf16>(gate_up),
+                                    as<bf16>(out));
+            });
 }
 
 void bm_split_qkv_rope_cache(benchmark::State& state, std::int64_t tokens) {
@@ -404,8 +421,12 @@ void register_benchmarks() {
     for (const std::int64_t rows : {1, 32, 4096})
       add(std::string(add_first ? "add_rms_norm" : "rms_norm") + "/rows:" + std::to_string(rows),
           [=](benchmark::State& st) { bm_rms_norm(st, rows, add_first); });
-  for (const std::int64_t rows : {32, 4096})
-    add("silu_mul/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_silu_mul(st, rows); });
+  for (const std::int64_t rows : {32, 256, 4096, 8192})
+    for (const bool bf16_input : {false, true})
+      add(std::string("silu_mul/") + (bf16_input ? "bf16" : "fp32") + "/rows:" + std::to_string(rows),
+          [=](benchmark::State& st) { bm_silu_mul(st, rows, bf16_input); });
+  for (const std::int64_t rows : {1, 256, 8192})
+    add("linear_silu_mul/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_linear_silu_mul(st, rows); });
   for (const std::int64_t tokens : {1, 32})
     add("split_qkv_rope_cache/tokens:" + std::to_string(tokens),
         [=](benchmark::State& st) { bm_split_qkv_rope_cache(st, tokens); });

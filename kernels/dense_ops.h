@@ -109,9 +109,9 @@ void embedding(GpuContext& ctx, const int* ids, std::int64_t tokens, const W* ta
                std::int64_t vocab_rows, std::int64_t hidden, float* out);
 void argmax(GpuContext& ctx, const float* logits, std::int64_t rows, std::int64_t vocab, int* ids,
             std::int64_t stride = 0, float* values = nullptr);
-// Out: float or a HalfFloat.
-template <typename Out>
-void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out);
+// In: float, or W with Out = W (linear_silu_mul's GEMM output); Out: float or a HalfFloat.
+template <typename In, typename Out>
+void silu_mul(GpuContext& ctx, const In* gate_up, std::int64_t rows, std::int64_t ffn, Out* out);
 // In place on the fused q|k|v projection, as cpu::head_rms_norm; head_dim up to 256.
 template <HalfFloat W>
 void head_rms_norm(GpuContext& ctx, float* qkv, std::int64_t tokens, std::int64_t q_heads, std::int64_t kv_heads,
@@ -156,11 +156,12 @@ template <HalfFloat W>
 void linear(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
             std::type_identity_t<const W*> bias, float* y);
 // SwiGLU's gate|up linear and silu_mul together: out[rows, ffn] = silu(x . gate^T) * (x . up^T)
-// in W, for w = [gate; up] ([2 ffn, in]): linear into gate_up ([rows, 2 ffn] fp32 scratch) and
-// silu_mul, or for decode-sized steps one GEMV whose warps write out from their gate and up
-// sums (kernels/cuda/gemv.h: the same numbers, gate_up untouched). w must be weights (linear).
+// in W, for w = [gate; up] ([2 ffn, in]): a GEMM into gate_up ([rows, 2 ffn] W scratch; gate and
+// up rounded to W as transformers' projections are) and silu_mul, or for decode-sized steps one
+// GEMV whose warps write out from their fp32 gate and up sums (kernels/cuda/gemv.h; gate_up
+// untouched). w must be weights (linear).
 template <HalfFloat W>
 void linear_silu_mul(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t ffn,
-                     float* gate_up, W* out);
+                     W* gate_up, W* out);
 
 }  // namespace lockstep::cuda

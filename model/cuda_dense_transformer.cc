@@ -252,8 +252,8 @@ template <HalfFloat W>
 std::uint64_t CudaDenseTransformer::StageIn<W>::workspace_bytes(int max_tokens, int max_rows) const {
   const std::uint64_t T = max_tokens, R = max_rows, H = config_.hidden_size, hd = config_.head_dim;
   const std::uint64_t qh = slice_.q_heads, kvh = slice_.kv_heads, F = slice_.ffn, VR = slice_.vocab_rows;
-  const std::uint64_t fp32_per_token = 2 * H + (qh + 2 * kvh) * hd + 2 * qh * hd + 2 * F;  // h out qkv q att gate_up
-  const std::uint64_t w_per_token = H + F + qh * hd;  // x, act, the attention output rounded for o
+  const std::uint64_t fp32_per_token = 2 * H + (qh + 2 * kvh) * hd + 2 * qh * hd;  // h out qkv q att
+  const std::uint64_t w_per_token = H + 3 * F + qh * hd;  // x, gate_up, act, the attention output rounded for o
   const std::uint64_t logits = R * (H + VR * (1 + static_cast<std::uint64_t>(tp_.size())));
   const std::uint64_t bytes = (T * fp32_per_token + logits) * sizeof(float) + T * w_per_token * sizeof(W);
   return bytes + bytes / 2 + (512ull << 20);  // growth slack, cuBLAS and NCCL internals
@@ -317,7 +317,7 @@ template <HalfFloat W>
 void CudaDenseTransformer::StageIn<W>::mlp(Layer& L, std::int64_t T, const W* x, float* out) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size, F = slice_.ffn;
-  float* gate_up = w.grow<float>(w.gate_up, T * 2 * F);
+  W* gate_up = w.grow<W>(w.gate_up, T * 2 * F);
   W* act = w.grow<W>(w.act, T * F);
   cuda::linear_silu_mul(ctx_, x, T, H, ptr<W>(L.gate_up), F, gate_up, act);
   cuda::linear(ctx_, act, T, F, ptr<W>(L.down), H, nullptr, out);

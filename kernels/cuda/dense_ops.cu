@@ -236,26 +236,36 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int k
   }
 }
 
-// A thread takes 4 consecutive columns of a row (16-byte loads when ffn % 4 == 0), blockIdx.y
-// the rows (striding past the grid's 65535). No per-element 64-bit division: with one, the
-// kernel ran at 0.4 of copy (0.93 ms at 8192 rows of the 7B model's 18944 on an H200).
-template <typename Out>
-__global__ void silu_mul_kernel(const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
+// 4 consecutive values as floats: one 16-byte (fp32) or 8-byte (bf16 / fp16) load.
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+template <typename T>
+__device__ __forceinline__ float4 load4(const T* p) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  const T* h = reinterpret_cast<const T*>(&v);
+  return make_float4(to_float(h[0]), to_float(h[1]), to_float(h[2]), to_float(h[3]));
+}
+
+// A thread takes 4 consecutive columns of a row (vector loads and stores when ffn % 4 == 0),
+// blockIdx.y the rows (striding past the grid's 65535). No per-element 64-bit division: with
+// one, the kernel ran at 0.4 of copy (0.93 ms at 8192 rows of the 7B model's 18944 on an H200).
+// gate_up is fp32 or, from linear_silu_mul's GEMM, W (half the bytes to write and read).
+template <typename In, typename Out>
+__global__ void silu_mul_kernel(const In* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   dependent_launch_enter();
   const std::int64_t j = 4 * (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x);
   if (j >= ffn) return;
-  // 16-byte pieces when every row starts 16-byte aligned (ffn % 4 == 0 and aligned buffers).
-  const bool vector =
-      ffn % 4 == 0 && (reinterpret_cast<std::uintptr_t>(gate_up) | reinterpret_cast<std::uintptr_t>(out)) % 16 == 0;
+  // Vector pieces when every row starts aligned for them (ffn % 4 == 0 and aligned buffers).
+  const bool vector = ffn % 4 == 0 && reinterpret_cast<std::uintptr_t>(gate_up) % (4 * sizeof(In)) == 0 &&
+                      reinterpret_cast<std::uintptr_t>(out) % (4 * sizeof(Out)) == 0;
   for (std::int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-    const float* gate = gate_up + r * 2 * ffn + j;
-    const float* up = gate + ffn;
+    const In* gate = gate_up + r * 2 * ffn + j;
+    const In* up = gate + ffn;
     Out* o = out + r * ffn + j;
     if (vector) {
-      const float4 g = *reinterpret_cast<const float4*>(gate), u = *reinterpret_cast<const float4*>(up);
+      const float4 g = load4(gate), u = load4(up);
       store4(o, make_float4(silu_times(g.x, u.x), silu_times(g.y, u.y), silu_times(g.z, u.z), silu_times(g.w, u.w)));
     } else {
-      for (std::int64_t k = 0; k < 4 && j + k < ffn; ++k) store(o + k, silu_times(gate[k], up[k]));
+      for (std::int64_t k = 0; k < 4 && j + k < ffn; ++k) store(o + k, silu_times(to_float(gate[k]), to_float(up[k])));
     }
   }
 }
@@ -388,20 +398,24 @@ void head_rms_norm(GpuContext& ctx, float* qkv, std::int64_t tokens, std::int64_
          static_cast<int>(head_dim), on_device(q_weight), on_device(k_weight), eps);
 }
 
-template <typename Out>
-void silu_mul(GpuContext& ctx, const float* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
+template <typename In, typename Out>
+void silu_mul(GpuContext& ctx, const In* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   if (rows * ffn == 0) return;
   const dim3 grid(blocks_for((ffn + 3) / 4, 256), static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
-  launch(ctx, silu_mul_kernel<device_t<Out>>, grid, 256, gate_up, rows, ffn, on_device(out));
+  launch(ctx, silu_mul_kernel<device_t<In>, device_t<Out>>, grid, 256, on_device(gate_up), rows, ffn,
+         on_device(out));
 }
 
+// The GEMM writes gate|up in W, as transformers' gate_proj and up_proj do: half the bytes of
+// fp32 for it to write and silu_mul to read (at 16384 prefill tokens of the 7B model, 2.5 GB a
+// layer in fp32).
 template <HalfFloat W>
 void linear_silu_mul(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t ffn,
-                     float* gate_up, W* out) {
+                     W* gate_up, W* out) {
   if (rows == 0 || ffn == 0) return;
   if (gemv_silu_mul(ctx, x, rows, in, w, ffn, out)) return;  // decode-sized: one kernel
-  linear(ctx, x, rows, in, w, 2 * ffn, nullptr, gate_up);
-  silu_mul(ctx, gate_up, rows, ffn, out);
+  ctx.gemm().run(kBlasType<W>, x, rows, in, w, 2 * ffn, gate_up, kBlasType<W>);
+  silu_mul(ctx, static_cast<const W*>(gate_up), rows, ffn, out);
 }
 
 #define LOCKSTEP_CUDA_OPS(W)                                                                                          \
@@ -426,14 +440,15 @@ void linear_silu_mul(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_
   template void split_qkv_rope_cache<W, fp8_e5m2>(GpuContext&, const float*, std::int64_t, std::int64_t,             \
                                                   std::int64_t, std::int64_t, const W*, const int*, const float*,    \
                                                   const std::int64_t*, float*, fp8_e5m2*, fp8_e5m2*);                \
-  template void silu_mul<W>(GpuContext&, const float*, std::int64_t, std::int64_t, W*);                           \
+  template void silu_mul<float, W>(GpuContext&, const float*, std::int64_t, std::int64_t, W*);                    \
+  template void silu_mul<W, W>(GpuContext&, const W*, std::int64_t, std::int64_t, W*);                            \
   template void head_rms_norm<W>(GpuContext&, float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,       \
                                  const W*, const W*, float);                                                      \
-  template void linear_silu_mul<W>(GpuContext&, const W*, std::int64_t, std::int64_t, const W*, std::int64_t, float*, \
+  template void linear_silu_mul<W>(GpuContext&, const W*, std::int64_t, std::int64_t, const W*, std::int64_t, W*,    \
                                    W*);
 LOCKSTEP_CUDA_OPS(bf16)
 LOCKSTEP_CUDA_OPS(fp16)
 #undef LOCKSTEP_CUDA_OPS
-template void silu_mul<float>(GpuContext&, const float*, std::int64_t, std::int64_t, float*);
+template void silu_mul<float, float>(GpuContext&, const float*, std::int64_t, std::int64_t, float*);
 
 }  // namespace lockstep::cuda

@@ -27,6 +27,7 @@ template <typename T> using device_t = typename DeviceTypeOf<T>::type;
 template <typename T> const device_t<T>* on_device(const T* p) { return reinterpret_cast<const device_t<T>*>(p); }
 template <typename T> device_t<T>* on_device(T* p) { return reinterpret_cast<device_t<T>*>(p); }
 
+__device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 

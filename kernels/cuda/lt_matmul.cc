@@ -21,7 +21,7 @@ int alignment_of(const void* p) {
 
 std::size_t LtMatmul::KeyHash::operator()(const Key& k) const {
   std::size_t h = std::hash<std::int64_t>()(k.rows);
-  for (std::int64_t v : {std::int64_t{k.type}, k.in, k.out, std::int64_t{k.x_align}, std::int64_t{k.w_align},
+  for (std::int64_t v : {std::int64_t{k.type}, std::int64_t{k.y_type}, k.in, k.out, std::int64_t{k.x_align}, std::int64_t{k.w_align},
                          std::int64_t{k.y_align}})
     h = h * 1000003u ^ std::hash<std::int64_t>()(v);
   return h;
@@ -41,8 +41,9 @@ LtMatmul::~LtMatmul() {
 }
 
 LtMatmul::Key LtMatmul::key_of(cudaDataType_t type, const void* x, std::int64_t rows, std::int64_t in, const void* w,
-                               std::int64_t out, const float* y) {
-  return Key{type, rows, in, out, alignment_of(x), alignment_of(w), alignment_of(y)};
+                               std::int64_t out, const void* y, cudaDataType_t y_type) {
+  LS_CHECK(y_type == CUDA_R_32F || y_type == type, "LtMatmul: the output is fp32 or the inputs' type");
+  return Key{type, y_type, rows, in, out, alignment_of(x), alignment_of(w), alignment_of(y)};
 }
 
 // Row-major y[rows, out] is column-major [out, rows] = w^T . x^T with w read as the
@@ -52,7 +53,7 @@ std::vector<cublasLtMatmulHeuristicResult_t> LtMatmul::heuristics(const Key& key
              out = static_cast<std::uint64_t>(key.out);
   LS_CUBLAS_CHECK(cublasLtMatrixLayoutInit(&p.w_layout, key.type, in, out, key.in));
   LS_CUBLAS_CHECK(cublasLtMatrixLayoutInit(&p.x_layout, key.type, in, rows, key.in));
-  LS_CUBLAS_CHECK(cublasLtMatrixLayoutInit(&p.y_layout, CUDA_R_32F, out, rows, key.out));
+  LS_CUBLAS_CHECK(cublasLtMatrixLayoutInit(&p.y_layout, key.y_type, out, rows, key.out));
 
   cublasLtMatmulPreferenceOpaque_t pref;
   LS_CUBLAS_CHECK(cublasLtMatmulPreferenceInit(&pref));
@@ -88,26 +89,26 @@ LtMatmul::Plan& LtMatmul::plan_for(const Key& key) {
 
 std::vector<cublasLtMatmulAlgo_t> LtMatmul::algorithms(cudaDataType_t type, const void* x, std::int64_t rows,
                                                        std::int64_t in, const void* w, std::int64_t out,
-                                                       const float* y, int count) {
+                                                       const void* y, int count, cudaDataType_t y_type) {
   Plan p{};
   std::vector<cublasLtMatmulAlgo_t> algos;
-  for (const cublasLtMatmulHeuristicResult_t& r : heuristics(key_of(type, x, rows, in, w, out, y), p, count))
+  for (const cublasLtMatmulHeuristicResult_t& r : heuristics(key_of(type, x, rows, in, w, out, y, y_type), p, count))
     algos.push_back(r.algo);
   return algos;
 }
 
 void LtMatmul::run(cudaDataType_t type, const void* x, std::int64_t rows, std::int64_t in, const void* w,
-                   std::int64_t out, float* y) {
-  const Plan& p = plan_for(key_of(type, x, rows, in, w, out, y));
+                   std::int64_t out, void* y, cudaDataType_t y_type) {
+  const Plan& p = plan_for(key_of(type, x, rows, in, w, out, y, y_type));
   enqueue(p, p.algo, x, w, y);
 }
 
 void LtMatmul::run_with(const cublasLtMatmulAlgo_t& algo, cudaDataType_t type, const void* x, std::int64_t rows,
-                        std::int64_t in, const void* w, std::int64_t out, float* y) {
-  enqueue(plan_for(key_of(type, x, rows, in, w, out, y)), algo, x, w, y);
+                        std::int64_t in, const void* w, std::int64_t out, void* y, cudaDataType_t y_type) {
+  enqueue(plan_for(key_of(type, x, rows, in, w, out, y, y_type)), algo, x, w, y);
 }
 
-void LtMatmul::enqueue(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, float* y) {
+void LtMatmul::enqueue(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, void* y) {
   // cuBLASLt takes the layouts as non-const handles but only reads them.
   auto layout = [](const cublasLtMatrixLayoutOpaque_t& l) { return const_cast<cublasLtMatrixLayout_t>(&l); };
   const float alpha = 1.0f, beta = 0.0f;

@@ -22,19 +22,20 @@ class LtMatmul {
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
 
-  // y[rows, out] (fp32, row-major) = x[rows, in] . w[out, in]^T, x and w in `type` (bf16 or
-  // fp16), fp32 accumulation. Enqueued on the stream.
+  // y[rows, out] (row-major, y_type: fp32, or `type` itself) = x[rows, in] . w[out, in]^T, x and
+  // w in `type` (bf16 or fp16), fp32 accumulation (rounded once to y_type). Enqueued on the stream.
   void run(cudaDataType_t type, const void* x, std::int64_t rows, std::int64_t in, const void* w, std::int64_t out,
-           float* y);
+           void* y, cudaDataType_t y_type = CUDA_R_32F);
 
   // The heuristic's first `count` algorithms for this GEMM (fewer when it has fewer), the one
   // run() uses first, and run() with one of them instead: for benchmarks that time the others.
   std::vector<cublasLtMatmulAlgo_t> algorithms(cudaDataType_t type, const void* x, std::int64_t rows, std::int64_t in,
-                                               const void* w, std::int64_t out, const float* y, int count);
+                                               const void* w, std::int64_t out, const void* y, int count,
+                                               cudaDataType_t y_type = CUDA_R_32F);
   void run_with(const cublasLtMatmulAlgo_t& algo, cudaDataType_t type, const void* x, std::int64_t rows,
-                std::int64_t in, const void* w, std::int64_t out, float* y);
+                std::int64_t in, const void* w, std::int64_t out, void* y, cudaDataType_t y_type = CUDA_R_32F);
 
-  // How many plans are cached (tests: one per distinct shape, dtype and alignment).
+  // How many plans are cached (tests: one per distinct shape, dtypes and alignment).
   std::size_t plan_count() const { return plans_.size(); }
 
   // Plans kept at most; past it the cache starts over (chunked prefill makes one shape a row
@@ -43,7 +44,7 @@ class LtMatmul {
 
  private:
   struct Key {
-    cudaDataType_t type;
+    cudaDataType_t type, y_type;
     std::int64_t rows, in, out;
     int x_align, w_align, y_align;  // bytes, powers of two up to 256
     bool operator==(const Key&) const = default;
@@ -56,17 +57,18 @@ class LtMatmul {
     cublasLtMatmulAlgo_t algo;
   };
   static Key key_of(cudaDataType_t type, const void* x, std::int64_t rows, std::int64_t in, const void* w,
-                    std::int64_t out, const float* y);
+                    std::int64_t out, const void* y, cudaDataType_t y_type);
   Plan& plan_for(const Key& key);
   // The layouts of `key` into p, and the heuristic's first `count` results.
   std::vector<cublasLtMatmulHeuristicResult_t> heuristics(const Key& key, Plan& p, int count);
-  void enqueue(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, float* y);
+  void enqueue(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, void* y);
 
   cudaStream_t stream_;
   void* workspace_;
   std::size_t workspace_bytes_;
   cublasLtHandle_t handle_ = nullptr;
-  // transa = T, transb = N, fp32 compute and scale: the same for every shape and dtype.
+  // transa = T, transb = N, fp32 compute and scale: the same for every shape and dtype (the
+  // output's type is its layout's).
   cublasLtMatmulDescOpaque_t desc_;
   std::unordered_map<Key, Plan, KeyHash> plans_;
 };

@@ -370,6 +370,14 @@ TEST_F(CudaDenseOps, SiluMulOfFusedGateUp) {
       W* out_half = poisoned<W>(n);
       cuda::silu_mul(ctx(), dev(gate_up), rows, ffn, out_half);
       expect_half_close(host(out_half, n), want, 1e-6f, "silu_mul, W output");
+      // gate|up in W (linear_silu_mul's GEMM writes it so): the same on W's values.
+      std::vector<W> gate_up_half(gate_up.size());
+      for (std::size_t i = 0; i < gate_up.size(); ++i) gate_up_half[i] = from_float<W>(gate_up[i]);
+      std::vector<float> want_from_half(n);
+      cpu::silu_mul(to_floats(gate_up_half).data(), rows, ffn, want_from_half.data());
+      W* out_from_half = poisoned<W>(n);
+      cuda::silu_mul(ctx(), dev(gate_up_half), rows, ffn, out_from_half);
+      expect_half_close(host(out_from_half, n), want_from_half, 1e-6f, "silu_mul, W input and output");
     }
   });
 }
@@ -397,36 +405,51 @@ TEST_F(CudaDenseOps, HeadRmsNormAsTheCpuReference) {
 
 // The fused gate|up linear + silu_mul: decode-sized steps (one GEMV writing silu(gate) * up) give
 // exactly what linear then silu_mul give (the same sums in the same order, then the same
-// rounding), and every shape is close to the CPU reference.
+// rounding); the others (a GEMM writing gate|up in W, then silu_mul) are silu_mul of W's gate|up
+// in the scratch, and that is the CPU reference's gate|up rounded to W. Every shape is close to
+// the CPU reference.
 TEST_F(CudaDenseOps, LinearSiluMulIsLinearThenSiluMul) {
   for_each_half([&]<HalfFloat W>() {
     cuda::linear_silu_mul<W>(ctx(), nullptr, 0, 96, nullptr, 200, nullptr, nullptr);  // no rows: no-op
     ctx().synchronize();
-    struct Shape { int rows, in, ffn; };
+    struct Shape { int rows, in, ffn; bool gemv; };
     // 1-2 rows take the GEMV (96: part of a lane's early loads empty; 3584 x 18944: the 7B
     // model's; 4104: a lane's tail), 3 and 7 rows cuBLAS + silu_mul, 100 a GEMV-less fallback.
-    for (const Shape s : {Shape{1, 96, 200}, Shape{2, 96, 13}, Shape{1, 3584, 18944}, Shape{2, 4104, 300},
-                          Shape{3, 3584, 512}, Shape{7, 256, 130}, Shape{2, 100, 50}}) {
+    for (const Shape s : {Shape{1, 96, 200, true}, Shape{2, 96, 13, true}, Shape{1, 3584, 18944, true},
+                          Shape{2, 4104, 300, true}, Shape{3, 3584, 512, false}, Shape{7, 256, 130, false},
+                          Shape{2, 100, 50, false}}) {
       SCOPED_TRACE(::testing::Message() << "rows " << s.rows << " in " << s.in << " ffn " << s.ffn);
       const std::size_t n = static_cast<std::size_t>(s.rows) * s.ffn;
       const std::vector<W> x = normal_half<W>(static_cast<std::size_t>(s.rows) * s.in, 1.0f);
       const std::vector<W> w = normal_half<W>(2 * static_cast<std::size_t>(s.ffn) * s.in, 2.0f / std::sqrt(s.in));
       W* fused = poisoned<W>(n);
-      float* scratch = poisoned<float>(2 * n);
+      W* scratch = poisoned<W>(2 * n);
       cuda::linear_silu_mul(ctx(), dev(x), s.rows, s.in, dev(w), s.ffn, scratch, fused);
-      float* gate_up = poisoned<float>(2 * n);
-      W* apart = poisoned<W>(n);
-      cuda::linear(ctx(), dev(x), s.rows, s.in, dev(w), 2 * s.ffn, nullptr, gate_up);
-      cuda::silu_mul(ctx(), gate_up, s.rows, s.ffn, apart);
-      const std::vector<W> got = host(fused, n), separate = host(apart, n);
-      int reported = 0;
-      for (std::size_t i = 0; i < n; ++i)
-        if (std::memcmp(&got[i], &separate[i], sizeof(W)) != 0 && reported++ < 5)
-          ADD_FAILURE() << "[" << i << "]: fused " << to_float(got[i]) << ", linear + silu_mul " << to_float(separate[i]);
+      const std::vector<W> got = host(fused, n);
       std::vector<float> xf = to_floats(x), want_gate_up(2 * n), want(n);
       cpu::linear(xf.data(), s.rows, s.in, w.data(), 2 * s.ffn, nullptr, want_gate_up.data());
+      const float tol = 4e-4f * std::sqrt(static_cast<float>(s.in));
+      if (s.gemv) {
+        float* gate_up = poisoned<float>(2 * n);
+        W* apart = poisoned<W>(n);
+        cuda::linear(ctx(), dev(x), s.rows, s.in, dev(w), 2 * s.ffn, nullptr, gate_up);
+        cuda::silu_mul(ctx(), gate_up, s.rows, s.ffn, apart);
+        const std::vector<W> separate = host(apart, n);
+        int reported = 0;
+        for (std::size_t i = 0; i < n; ++i)
+          if (std::memcmp(&got[i], &separate[i], sizeof(W)) != 0 && reported++ < 5)
+            ADD_FAILURE() << "[" << i << "]: fused " << to_float(got[i]) << ", linear + silu_mul "
+                          << to_float(separate[i]);
+      } else {
+        const std::vector<float> gate_up = to_floats(host(scratch, 2 * n));
+        expect_half_close(host(scratch, 2 * n), want_gate_up, tol, "gate|up in W");
+        std::vector<float> from_scratch(n);
+        cpu::silu_mul(gate_up.data(), s.rows, s.ffn, from_scratch.data());
+        expect_half_close(got, from_scratch, 1e-6f, "silu_mul of the GEMM's gate|up");
+        for (float& v : want_gate_up) v = to_float(from_float<W>(v));  // as the GEMM rounds it
+      }
       cpu::silu_mul(want_gate_up.data(), s.rows, s.ffn, want.data());
-      expect_half_close(got, want, 4e-4f * std::sqrt(static_cast<float>(s.in)), "linear_silu_mul");
+      expect_half_close(got, want, tol, "linear_silu_mul");
     }
   });
 }
