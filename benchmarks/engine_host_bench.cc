@@ -96,6 +96,7 @@ BENCHMARK(engine_step)
     ->Args({32, 256, 1})
     ->Args({256, 1536, 0})
     ->Args({256, 1536, 1})
+    ->Args({1024, 1536, 0})  // vLLM's offline default of 1024 sequences at a time
     ->Iterations(256)
     ->Unit(benchmark::kMicrosecond);
 
