@@ -33,8 +33,15 @@ namespace {
 // the GPU fp16 rounds the GEMM inputs and the KV cache 8x finer than bf16 (3 more mantissa
 // bits): measured 4.7e-3 ... 1.4e-2 at TP1 on an H200 (bf16 5.2e-2 ... 8.9e-2, 2026-12-02);
 // 4e-2 is a ~3x margin.
+// Since gate and up come out of their GEMM in the model's dtype (as transformers' projections
+// do), bf16 runs measure 2.7e-2 ... 1.32e-1 (qwen2-tiny's largest) at TP1 on an H200. The
+// reference's own error at that precision is the yardstick: transformers itself, run in bf16 on
+// the same GPU, lands 7.3e-2 (qwen3-tiny) ... 1.74e-1 (qwen2-tiny) from these fixtures, and in
+// fp16 9.4e-3 ... 2.2e-2 (tests/fixtures/transformers_half_logit_error.py, 2026-12-03); every
+// lockstep figure is below transformers' for the same model. 2e-1 covers transformers' bf16
+// error; a sharding or kernel bug still moves logits by O(1).
 constexpr float kLogitToleranceCpu = 2e-3f, kLogitToleranceCpuHalf = 5e-5f;
-constexpr float kLogitToleranceGpu = 1e-1f, kLogitToleranceGpuHalf = 4e-2f;
+constexpr float kLogitToleranceGpu = 2e-1f, kLogitToleranceGpuHalf = 4e-2f;
 
 float logit_tolerance(DType dtype) {
   if (testing::on_gpu()) return dtype == DType::F16 ? kLogitToleranceGpuHalf : kLogitToleranceGpu;
