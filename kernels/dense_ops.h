@@ -158,8 +158,8 @@ void linear(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, con
 // SwiGLU's gate|up linear and silu_mul together: out[rows, ffn] = silu(x . gate^T) * (x . up^T)
 // in W, for w = [gate; up] ([2 ffn, in]): a GEMM into gate_up ([rows, 2 ffn] W scratch; gate and
 // up rounded to W as transformers' projections are) and silu_mul, or for decode-sized steps one
-// GEMV whose warps write out from their fp32 gate and up sums (kernels/cuda/gemv.h; gate_up
-// untouched). w must be weights (linear).
+// GEMV whose warps write out from their gate and up sums, rounded to W alike (kernels/cuda/gemv.h;
+// gate_up untouched). w must be weights (linear).
 template <HalfFloat W>
 void linear_silu_mul(GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t ffn,
                      W* gate_up, W* out);

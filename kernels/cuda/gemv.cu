@@ -66,8 +66,8 @@ constexpr int kWarpsPerBlock = 2;
 // Epilogues. Plain: warp w of a block sums weight row o (the block's w-th) and writes
 // y[r][o] = sum + bias[o], fp32. SiluMul (w = [gate; up], `out` = ffn): the block's first half of
 // warps sum gate rows o, the second half the up rows o + ffn of the same features, and the gate
-// warps write y[r][o] = silu(gate) * up in T, as silu_mul writes it (up's sums pass through
-// shared memory). Either way a warp streams one row, so both read the weights alike.
+// warps write y[r][o] = silu(gate) * up in T from gate and up rounded to T, as silu_mul writes it
+// from linear_silu_mul's GEMM (up's sums pass through shared memory). Either way a warp streams one row, so both read the weights alike.
 enum class Epilogue { Plain, SiluMul };
 
 template <int R, Epilogue E, typename X, typename T, typename Y>
@@ -106,9 +106,13 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
 #pragma unroll
       for (int r = 0; r < R; ++r) up_s[r][warp - kFeatures] = acc[r];
     __syncthreads();  // every warp gets here: none returned early
+    // gate and up rounded to Y first, as linear_silu_mul's GEMM writes them for bigger steps: a
+    // prompt's last token then gets the same numbers alone (decode, a prefix-cache hit) as at the
+    // end of its prefill (seeded sampling repeats itself).
+    auto rounded = [](float v) { return to_float(round_to<Y>(v)); };
     if (warp < kFeatures && lane == 0 && valid)
 #pragma unroll
-      for (int r = 0; r < R; ++r) store(y + r * out + o, silu_times(acc[r], up_s[r][warp]));
+      for (int r = 0; r < R; ++r) store(y + r * out + o, silu_times(rounded(acc[r]), rounded(up_s[r][warp])));
   } else if (lane == 0 && valid) {
     const float b = bias ? to_float(bias[o]) : 0.0f;
 #pragma unroll

@@ -22,8 +22,9 @@ bool gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int64_t in,
 
 // SwiGLU's first half at decode: y[rows, ffn] = silu(x . gate^T) * (x . up^T) rounded to W,
 // with w = [gate; up] ([2 ffn, in]); a block's warps sum gate rows and the matching up rows as
-// gemv's do and write y from the pairs: bit for bit what gemv into fp32 and then silu_mul
-// write, in one kernel and without the fp32 round trip. Same shape limits and dependent-launch
+// gemv's do and write y from the pairs, gate and up rounded to W first (as linear_silu_mul's
+// GEMM writes them): bit for bit what gemv into fp32, rounding to W and then silu_mul write, in
+// one kernel and without the round trip. Same shape limits and dependent-launch
 // contract as gemv. (Batch-1 decode on an H200, A/B in one call: a step of 4591 / 4624 us fused,
 // 4610 / 4608 us as two kernels: no measurable time, one launch a layer fewer.)
 template <HalfFloat W>
