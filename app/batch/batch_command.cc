@@ -1,20 +1,25 @@
 // `lockstep batch` (see batch_command.h).
 #include "app/batch/batch_command.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 
 #include "app/batch/batch_progress.h"
 #include "app/engine/step_worker.h"
 #include "app/openai/api_error.h"
 #include "app/openai/openai_response.h"
 #include "comm/mpi_env.h"
+#include "kernels/fatal.h"
 #include "kernels/log.h"
 
 namespace lockstep {
@@ -60,6 +65,54 @@ std::string repeated_custom_id(const std::string& path) {
   return "";
 }
 
+// Whether --output is a file with something in it. Only regular files count: a device or pipe
+// (/dev/stdout, a FIFO) holds no earlier results, and reading one to find out could block.
+bool holds_results(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) > 0 && !ec;
+}
+
+// Why results could not be appended to --output (empty: they can), found before the model
+// loads: a missing directory or a read-only place would otherwise lose every result. A file
+// this check creates is removed again.
+std::string unwritable(const std::string& path) {
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(path, ec);
+  errno = 0;
+  std::ofstream probe(path, std::ios::app);
+  if (!probe) return "cannot write --output " + path + ": " + (errno ? std::strerror(errno) : "open failed");
+  probe.close();
+  if (!existed) std::filesystem::remove(path, ec);
+  return "";
+}
+
+// The results file, appended a line at a time and flushed, so that what finished is on disk. A
+// write that fails (a full disk, a lost file system) throws: the job must stop, not go on
+// computing results it cannot keep.
+class ResultWriter {
+ public:
+  explicit ResultWriter(std::string path) : path_(std::move(path)), out_(path_, std::ios::app) {
+    if (!out_) fail();
+  }
+  void write(const json& line) {
+    errno = 0;
+    out_ << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    out_.flush();
+    if (!out_) fail();
+  }
+
+ private:
+  [[noreturn]] void fail() const {
+    throw std::runtime_error("cannot write --output " + path_ + ": " + (errno ? std::strerror(errno) : "write failed") +
+                             "; the results written before are kept: free the space (or fix the path) and rerun "
+                             "with --resume to do the rest");
+  }
+  std::string path_;
+  std::ofstream out_;
+};
+
+int lead_batch(const BatchOptions& o, ModelRuntime& rt);
+
 }  // namespace
 
 CLI::App* add_batch_command(CLI::App& app, BatchOptions& o) {
@@ -78,9 +131,9 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
   if (env.world_rank() == 0) {
     std::ifstream probe(o.input);
     if (!probe) problem = "cannot read --input " + o.input;
-    std::ifstream existing(o.output);
-    if (problem.empty() && existing && existing.peek() != std::ifstream::traits_type::eof() && !o.resume)
+    if (problem.empty() && holds_results(o.output) && !o.resume)
       problem = "--output " + o.output + " already holds results; pass --resume to continue it, or remove it";
+    if (problem.empty()) problem = unwritable(o.output);
     if (problem.empty()) problem = repeated_custom_id(o.input);
     ok = problem.empty();
     if (!ok) std::fprintf(stderr, "lockstep batch: error: %s\n", problem.c_str());
@@ -94,10 +147,21 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
     rt->engine().run_follower();
     return 0;
   }
+  try {
+    return lead_batch(o, *rt);
+  } catch (const std::exception& e) {  // the other ranks wait for the next step: end the job
+    LS_FATAL("lockstep batch: " << e.what());
+  }
+}
 
-  const ModelContext& ctx = rt->context();
+namespace {
+
+// Rank 0's part: reads the requests, runs the engine until every one has finished, and writes
+// the results.
+int lead_batch(const BatchOptions& o, ModelRuntime& rt) {
+  const ModelContext& ctx = rt.context();
   std::set<std::string> done_ids;
-  if (o.resume) {
+  if (o.resume && holds_results(o.output)) {
     std::ifstream prev(o.output);
     for (std::string line; std::getline(prev, line);) {
       try {
@@ -107,11 +171,8 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
       }
     }
   }
-  std::ofstream out(o.output, std::ios::app);
-  auto write = [&](const json& line) {
-    out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    out.flush();
-  };
+  ResultWriter out(o.output);
+  auto write = [&](const json& line) { out.write(line); };
 
   std::map<std::uint64_t, std::pair<PendingRequest*, int>> by_seq;  // sequence -> (request, choice)
   std::vector<std::unique_ptr<PendingRequest>> pending;
@@ -163,9 +224,9 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
         seq->stop = spec.generation.stop;
         const int max_tokens = seq->stop.max_tokens;
         const std::uint64_t id = seq->id;
-        if (auto why = rt->scheduler().add(std::move(seq))) {
+        if (auto why = rt.scheduler().add(std::move(seq))) {
           for (const auto& [queued, owner] : by_seq)  // the request's earlier choices go too
-            if (owner.first == p.get()) rt->scheduler().abort(queued);
+            if (owner.first == p.get()) rt.scheduler().abort(queued);
           std::erase_if(by_seq, [&](const auto& kv) { return kv.second.first == p.get(); });
           throw ApiError(400, *why, "prompt");
         }
@@ -209,7 +270,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
   // there aborts its sequence before the step after that: the token the sequence makes meanwhile
   // is dropped (its choice has finished and left by_seq).
   const char* step_thread = std::getenv("LOCKSTEP_BATCH_STEP_THREAD");
-  const bool threaded = step_thread && *step_thread ? std::string(step_thread) != "0" : rt->on_gpu();
+  const bool threaded = step_thread && *step_thread ? std::string(step_thread) != "0" : rt.on_gpu();
   std::mutex stop_mu;
   std::vector<std::uint64_t> stopped;  // sequences to abort, from the worker to this thread
   StepWorker worker([&](StepOutput& step) {
@@ -239,16 +300,16 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
       last_report = Clock::now();
     }
   }, threaded);
-  while (!rt->scheduler().idle()) {
+  while (!rt.scheduler().idle()) {
     {
       std::lock_guard lock(stop_mu);
-      for (std::uint64_t id : stopped) rt->scheduler().abort(id);
+      for (std::uint64_t id : stopped) rt.scheduler().abort(id);
       stopped.clear();
     }
-    worker.post(rt->engine().step());
+    worker.post(rt.engine().step());
   }
   worker.finish();
-  rt->engine().shutdown();
+  rt.engine().shutdown();
   report(true);
   const double sec = std::chrono::duration<double>(Clock::now() - start).count();
   std::fprintf(stderr, "[batch] done: %zu succeeded, %ld failed, %ld skipped (already in the output), %llu tokens "
@@ -258,4 +319,5 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
   return 0;
 }
 
+}  // namespace
 }  // namespace lockstep

@@ -4,7 +4,8 @@
 # stop strings and stop token ids end choices with the right reasons, n > 1 gives n choices,
 # logit_bias moves greedy choices (and bad biases are refused),
 # malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones,
-# an existing output is never overwritten by accident, --dtype half / float32, and prompt
+# an existing output is never overwritten by accident, an output that cannot be written stops
+# the job with the reason (before loading, or at the first result on a full disk), --dtype half / float32, and prompt
 # log-probabilities; at debug level, rank 0's host time a step; generation_config.json defaults;
 # the same results with the step thread GPUs use (LOCKSTEP_BATCH_STEP_THREAD=1);
 # the warning for a rank bound to one CPU.
@@ -102,6 +103,23 @@ grep -q "2 succeeded, 0 failed, 13 skipped" "$tmp/log" || fail "resume should re
 
 run; [ $? -eq 2 ] || fail "an existing output must not be overwritten without --resume"
 grep -q "already holds results; pass --resume" "$tmp/log" || fail "overwrite message"
+
+# An output that cannot be written: a missing directory is refused before the model loads; a
+# full disk (/dev/full) ends the whole job with the reason at the first result, instead of
+# computing results it cannot keep (every rank stops: run's timeout would catch a hang).
+rm -f "$tmp/out.jsonl"
+timeout 300 "$mpirun" --oversubscribe -np 4 "$lockstep" batch --model "$model" -tp 2 -pp 2 --kv-cache-memory 2M \
+  --input "$tmp/in.jsonl" --output "$tmp/no/such/dir/out.jsonl" >"$tmp/log" 2>&1
+[ $? -eq 2 ] || fail "an output in a missing directory must be refused"
+grep -q "cannot write --output $tmp/no/such/dir/out.jsonl: No such file or directory" "$tmp/log" || fail "unwritable message"
+grep -q "loading weights" "$tmp/log" && fail "an unwritable output must be found before the weights load"
+timeout 300 "$mpirun" --oversubscribe -np 4 "$lockstep" batch --model "$model" -tp 2 -pp 2 --kv-cache-memory 2M \
+  --input "$tmp/in.jsonl" --output /dev/full >"$tmp/log" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a full disk must end the job with an error, not hang or succeed (rc $rc)"
+grep -q "cannot write --output /dev/full: No space left on device; the results written before are kept" "$tmp/log" ||
+  fail "full-disk message"
+grep -q "^\[batch\] done:" "$tmp/log" && fail "a job that lost results must not report itself done"
 
 # A custom_id given twice: refused before the model loads, nothing written.
 cp "$tmp/in.jsonl" "$tmp/all.jsonl" && rm "$tmp/out.jsonl"
