@@ -1,6 +1,7 @@
 // `lockstep batch` (see batch_command.h).
 #include "app/batch/batch_command.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -86,6 +87,35 @@ std::string unwritable(const std::string& path) {
   return "";
 }
 
+// A run killed in the middle of writing a result leaves its last line incomplete: it cannot be
+// parsed (so --resume runs that request again), and the next result appended to it would be
+// lost in the same broken line. The part after the last newline goes, with a warning.
+void drop_incomplete_last_line(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  const std::streamoff size = in.tellg();
+  if (size <= 0) return;
+  std::streamoff keep = size;
+  constexpr std::streamoff kChunk = 1 << 16;
+  std::string buf;
+  for (std::streamoff end = size; end > 0; end -= kChunk) {  // back from the end to the last '\n'
+    const std::streamoff begin = std::max<std::streamoff>(0, end - kChunk);
+    buf.resize(static_cast<std::size_t>(end - begin));
+    in.seekg(begin);
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::size_t nl = buf.rfind('\n');
+    if (nl != std::string::npos) {
+      keep = begin + static_cast<std::streamoff>(nl) + 1;
+      break;
+    }
+    if (begin == 0) keep = 0;
+  }
+  if (keep == size) return;
+  in.close();
+  std::filesystem::resize_file(path, static_cast<std::uintmax_t>(keep));
+  LS_WARN("--output " << path << " ended in an incomplete line (" << size - keep
+                      << " bytes, left by an interrupted run): removed; its request runs again");
+}
+
 // The results file, appended a line at a time and flushed, so that what finished is on disk. A
 // write that fails (a full disk, a lost file system) throws: the job must stop, not go on
 // computing results it cannot keep.
@@ -162,6 +192,7 @@ int lead_batch(const BatchOptions& o, ModelRuntime& rt) {
   const ModelContext& ctx = rt.context();
   std::set<std::string> done_ids;
   if (o.resume && holds_results(o.output)) {
+    drop_incomplete_last_line(o.output);
     std::ifstream prev(o.output);
     for (std::string line; std::getline(prev, line);) {
       try {

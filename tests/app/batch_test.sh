@@ -3,7 +3,8 @@
 # greedy token ids equal transformers', text prompts go through the checkpoint's tokenizer,
 # stop strings and stop token ids end choices with the right reasons, n > 1 gives n choices,
 # logit_bias moves greedy choices (and bad biases are refused),
-# malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones,
+# malformed lines get error lines, --resume skips finished custom_ids and redoes missing ones
+# (and the one an interrupted run left half-written),
 # an existing output is never overwritten by accident, an output that cannot be written stops
 # the job with the reason (before loading, or at the first result on a full disk), --dtype half / float32, and prompt
 # log-probabilities; at debug level, rank 0's host time a step; generation_config.json defaults;
@@ -100,6 +101,16 @@ run --resume || fail "second resume"
 grep -q "2 succeeded, 0 failed, 13 skipped" "$tmp/log" || fail "resume should redo exactly the missing two"
 [ "$(wc -l <"$tmp/out.jsonl")" -eq 15 ] || fail "resume must not duplicate lines"
 [ "$(get ids-1 '.choices[0].token_ids')" = "$(jq -c '.cases[1].greedy_ids' "$exp")" ] || fail "resumed result"
+# A run killed while writing a result leaves an incomplete last line: --resume removes it (with a
+# warning) and runs that request again, so the output stays one JSON object a line.
+grep -v '"custom_id":"ids-2"' "$tmp/out.jsonl" >"$tmp/partial"
+grep '"custom_id":"ids-2"' "$tmp/out.jsonl" | head -c 60 >>"$tmp/partial" && mv "$tmp/partial" "$tmp/out.jsonl"
+run --resume || fail "resume after an incomplete last line"
+grep -q "ended in an incomplete line (60 bytes" "$tmp/log" || fail "incomplete-line warning"
+grep -q "1 succeeded, 0 failed, 14 skipped" "$tmp/log" || fail "the cut request should run again"
+[ "$(wc -l <"$tmp/out.jsonl")" -eq 15 ] || fail "15 lines after resuming past an incomplete line"
+jq -c . "$tmp/out.jsonl" >/dev/null || fail "every line must be valid JSON after the resume"
+[ "$(get ids-2 '.choices[0].token_ids')" = "$(jq -c '.cases[2].greedy_ids' "$exp")" ] || fail "the cut request's result"
 
 run; [ $? -eq 2 ] || fail "an existing output must not be overwritten without --resume"
 grep -q "already holds results; pass --resume" "$tmp/log" || fail "overwrite message"
