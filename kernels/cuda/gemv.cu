@@ -67,7 +67,8 @@ constexpr int kWarpsPerBlock = 2;
 // y[r][o] = sum + bias[o], fp32. SiluMul (w = [gate; up], `out` = ffn): the block's first half of
 // warps sum gate rows o, the second half the up rows o + ffn of the same features, and the gate
 // warps write y[r][o] = silu(gate) * up in T from gate and up rounded to T, as silu_mul writes it
-// from linear_silu_mul's GEMM (up's sums pass through shared memory). Either way a warp streams one row, so both read the weights alike.
+// from linear_silu_mul's GEMM (up's sums pass through shared memory). Either way a warp streams
+// one row, so both read the weights alike.
 enum class Epilogue { Plain, SiluMul };
 
 template <int R, Epilogue E, typename X, typename T, typename Y>

@@ -21,8 +21,8 @@ int alignment_of(const void* p) {
 
 std::size_t LtMatmul::KeyHash::operator()(const Key& k) const {
   std::size_t h = std::hash<std::int64_t>()(k.rows);
-  for (std::int64_t v : {std::int64_t{k.type}, std::int64_t{k.y_type}, k.in, k.out, std::int64_t{k.x_align}, std::int64_t{k.w_align},
-                         std::int64_t{k.y_align}})
+  for (std::int64_t v : {std::int64_t{k.type}, std::int64_t{k.y_type}, k.in, k.out, std::int64_t{k.x_align},
+                         std::int64_t{k.w_align}, std::int64_t{k.y_align}})
     h = h * 1000003u ^ std::hash<std::int64_t>()(v);
   return h;
 }

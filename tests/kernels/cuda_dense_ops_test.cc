@@ -22,6 +22,14 @@
 namespace lockstep {
 namespace {
 
+// v rounded to W, as a GPU kernel writing W rounds it.
+template <HalfFloat W>
+std::vector<W> to_half(const std::vector<float>& v) {
+  std::vector<W> h(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) h[i] = from_float<W>(v[i]);
+  return h;
+}
+
 class CudaDenseOps : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -64,10 +72,7 @@ class CudaDenseOps : public ::testing::Test {
   }
   template <HalfFloat W>
   std::vector<W> normal_half(std::size_t n, float sigma) {
-    std::vector<W> v(n);
-    const std::vector<float> f = normal(n, sigma);
-    for (std::size_t i = 0; i < n; ++i) v[i] = from_float<W>(f[i]);
-    return v;
+    return to_half<W>(normal(n, sigma));
   }
   template <Fp8 C>
   std::vector<C> normal_fp8(std::size_t n, float sigma = 1.0f) {
@@ -371,8 +376,7 @@ TEST_F(CudaDenseOps, SiluMulOfFusedGateUp) {
       cuda::silu_mul(ctx(), dev(gate_up), rows, ffn, out_half);
       expect_half_close(host(out_half, n), want, 1e-6f, "silu_mul, W output");
       // gate|up in W (linear_silu_mul's GEMM writes it so): the same on W's values.
-      std::vector<W> gate_up_half(gate_up.size());
-      for (std::size_t i = 0; i < gate_up.size(); ++i) gate_up_half[i] = from_float<W>(gate_up[i]);
+      const std::vector<W> gate_up_half = to_half<W>(gate_up);
       std::vector<float> want_from_half(n);
       cpu::silu_mul(to_floats(gate_up_half).data(), rows, ffn, want_from_half.data());
       W* out_from_half = poisoned<W>(n);
@@ -434,10 +438,7 @@ TEST_F(CudaDenseOps, LinearSiluMulIsLinearThenSiluMul) {
         float* gate_up = poisoned<float>(2 * n);
         W* apart = poisoned<W>(n);
         cuda::linear(ctx(), dev(x), s.rows, s.in, dev(w), 2 * s.ffn, nullptr, gate_up);
-        const std::vector<float> sums = host(gate_up, 2 * n);
-        std::vector<W> gate_up_half(2 * n);
-        for (std::size_t i = 0; i < 2 * n; ++i) gate_up_half[i] = from_float<W>(sums[i]);
-        cuda::silu_mul(ctx(), dev(gate_up_half), s.rows, s.ffn, apart);
+        cuda::silu_mul(ctx(), dev(to_half<W>(host(gate_up, 2 * n))), s.rows, s.ffn, apart);
         const std::vector<W> separate = host(apart, n);
         int reported = 0;
         for (std::size_t i = 0; i < n; ++i)
