@@ -448,8 +448,12 @@ void register_benchmarks() {
       for (const int splits : {1, 2, 3, 4})  // how the split count fills the waves of blocks
         add(prefix + "/batch:256/ctx:1536/splits:" + std::to_string(splits),
             [=](benchmark::State& st) { bm_paged_attention(st, 256, 1536, kernel, splits); });
-      add(std::string("prefill_attention/") + kernel_name(kernel) + "/seqs:8/prompt:1024",
-          [=](benchmark::State& st) { bm_prefill_attention(st, 8, 1024, kernel); });
+      // and a long prompt's prefill (one 16k-token chunk), where attention outgrows the GEMMs.
+      for (const auto& [seqs, prompt] : {std::pair<std::int64_t, std::int64_t>{8, 1024}, {1, 16384}})
+        if (prompt <= 1024 || kernel == cuda::AttentionKernel::TensorCores)  // CUDA cores: seconds a call
+          add(std::string("prefill_attention/") + kernel_name(kernel) + "/seqs:" + std::to_string(seqs) +
+                  "/prompt:" + std::to_string(prompt),
+              [=](benchmark::State& st) { bm_prefill_attention(st, seqs, prompt, kernel); });
     }
     // Batch-1 decode is a latency chain (the block's loads, its split's partial, the merge): how
     // the split count trades a shorter walk per block against the merge.
