@@ -50,6 +50,7 @@
 #include <cuda_pipeline.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -177,7 +178,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
                                  std::int64_t max_blocks, float scale, int tile_tokens, float* out, float* partial,
                                  int* counters) {
   static_assert(!kFold || kRows == kDecodeRows, "folding is for a decode block's single row tile");
-  static_assert(kSub >= 1 && 16 * kSub <= kPositions, "a softmax step's positions fit a tile");
+  static_assert(kSub == 1 || (kSub == 4 && 16 * kSub == kPositions), "a way's step: 16 positions, or a tile");
   constexpr bool kFp8 = sizeof(C) == 1;
   static_assert(kFp8 ? std::is_same_v<T, __half> && kMaxD == 128 : std::is_same_v<T, C>, "see above");
   dependent_launch_enter();
@@ -288,6 +289,15 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
     };
     const unsigned q_hi_lane = row_lane(q_hi, q_row, q_piece), q_lo_lane = row_lane(q_lo, q_row, q_piece);
     const int limit_a = limit_s[row_a], limit_b = limit_s[row_b];
+    // The warp's smallest last-visible position over its rows (padding rows, -1, do not count:
+    // nothing of theirs is kept): steps up to it need no causal mask. A decode block's one token
+    // sees its whole context, which ends where its split does (way_end): no register for it.
+    int warp_limit = INT_MAX;
+    if constexpr (kRows != kDecodeRows) {
+      warp_limit = min(limit_a < 0 ? INT_MAX : limit_a, limit_b < 0 ? INT_MAX : limit_b);
+#pragma unroll
+      for (int o2 = 4; o2 < kWarp; o2 *= 2) warp_limit = min(warp_limit, __shfl_xor_sync(0xffffffffu, warp_limit, o2));
+    }
     float o[kDTiles][4];
 #pragma unroll
     for (int n = 0; n < kDTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
@@ -313,17 +323,19 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
       __syncthreads();
       const C* k_s = tiles + 2 * stage * S::kTileElems;
       const C* v_s = k_s + S::kTileElems;
-      const int span = kPositions / ways;
-      // This way's positions of the tile end here (a step of kSub x 16 positions may run past a
-      // way's span of 16: the rest is masked, another way's).
-      const int way_end = min(end_i, p0 + (my_way + 1) * span);
-      for (int s0 = my_way * span; p0 + s0 < way_end; s0 += 16 * kSub) {
-        // The sub-steps within this way's span (past it the tile's rows end, or are another
-        // way's): the others are skipped, their scores masked below.
-        const int subs = min(kSub, ((my_way + 1) * span - s0) / 16);
-        // Scores of kSub x 16 positions: 2 tiles of 8 each, this lane's (row g / g + 8, position
-        // 2 tq, +1). q's high and low parts accumulate apart: two MMA chains half as long.
-        float sc[kSub][2][4] = {}, sc_lo[kSub][2][4] = {};
+      // This way's positions of the tile: kSubs x 16 from p0 + s0 (64, 32 or 16 for 1, 2 or 4
+      // ways), up to way_end. kSubs is a template argument of the step, so that none of its
+      // unrolled loops branches on it (a run-time count put a branch, a warp sync and a reset of
+      // the scores between every ldmatrix and its MMAs: ~2000 instructions a warp a tile).
+      const int span = kPositions / ways, s0 = my_way * span;
+      const int way_end = min(end_i, p0 + s0 + span);
+      auto step = [&]<int kSubs>() {
+        // Scores of kSubs x 16 positions: 2 tiles of 8 each, this lane's (row g / g + 8, position
+        // 2 tq, +1). Folded (decode: 2 tiles), alternate k steps go to two accumulators, shorter
+        // MMA chains; unfolded, q's high and low parts go to the same one (its 8 tiles are chains
+        // enough, and a second set cost 32 registers and an add a score).
+        float sc[kSubs][2][4] = {};
+        [[maybe_unused]] float sc_lo[kSubs][2][4] = {};
         if constexpr (kFp8) {
           // Two k steps a K load: kr[2 h + nt] holds positions 8 nt .. + 7 of step ks + h (the
           // lanes point as for V below: rows 0-15, then the next 16-byte piece).
@@ -331,7 +343,8 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
           for (int ks = 0; ks < kDSteps; ks += 2) {
             if (ks * 16 >= D) break;
             const bool pair = (ks + 1) * 16 < D;
-            unsigned ah[2][4], al[2][4];
+            unsigned ah[2][4];
+            [[maybe_unused]] unsigned al[2][4];
             ldmatrix_x4(ah[0], q_hi_lane ^ (2 * ks << 4));
             if (pair) ldmatrix_x4(ah[1], q_hi_lane ^ ((2 * ks + 2) << 4));
             if constexpr (!kFold) {
@@ -339,8 +352,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
               if (pair) ldmatrix_x4(al[1], q_lo_lane ^ ((2 * ks + 2) << 4));
             }
 #pragma unroll
-            for (int sub = 0; sub < kSub; ++sub) {
-              if (sub >= subs) break;
+            for (int sub = 0; sub < kSubs; ++sub) {
               unsigned kr[4];
               const unsigned k_at = row_lane(k_s, s0 + sub * 16 + v_row, v_piece) ^ (ks << 4);
               if (pair) ldmatrix_x4(kr, k_at);
@@ -356,7 +368,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
                     mma<T>(h ? sc_lo[sub][nt] : sc[sub][nt], ah[h], b0, b1);
                   } else {
                     mma<T>(sc[sub][nt], ah[h], b0, b1);
-                    mma<T>(sc_lo[sub][nt], al[h], b0, b1);
+                    mma<T>(sc[sub][nt], al[h], b0, b1);
                   }
                 }
               }
@@ -364,53 +376,65 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
           }
         } else {
 #pragma unroll
-        for (int ks = 0; ks < kDSteps; ++ks) {
-          if (ks * 16 >= D) break;
-          // A: the row tile's q (matrices: rows 0-7 / 8-15 x dims +0 / +8); B: K of positions
-          // 0-7 then 8-15 (dims +0, +8 each): b[2 nt], b[2 nt + 1] for position tile nt.
-          unsigned ah[4], al[4];
-          ldmatrix_x4(ah, q_hi_lane ^ (2 * ks << 4));
-          if constexpr (!kFold) ldmatrix_x4(al, q_lo_lane ^ (2 * ks << 4));
+          for (int ks = 0; ks < kDSteps; ++ks) {
+            if (ks * 16 >= D) break;
+            // A: the row tile's q (matrices: rows 0-7 / 8-15 x dims +0 / +8); B: K of positions
+            // 0-7 then 8-15 (dims +0, +8 each): b[2 nt], b[2 nt + 1] for position tile nt.
+            unsigned ah[4];
+            [[maybe_unused]] unsigned al[4];
+            ldmatrix_x4(ah, q_hi_lane ^ (2 * ks << 4));
+            if constexpr (!kFold) ldmatrix_x4(al, q_lo_lane ^ (2 * ks << 4));
 #pragma unroll
-          for (int sub = 0; sub < kSub; ++sub) {
-            if (sub >= subs) break;
-            unsigned kb[4];
-            ldmatrix_x4(kb, row_lane(k_s, s0 + sub * 16 + k_row, k_piece) ^ (2 * ks << 4));
+            for (int sub = 0; sub < kSubs; ++sub) {
+              unsigned kb[4];
+              ldmatrix_x4(kb, row_lane(k_s, s0 + sub * 16 + k_row, k_piece) ^ (2 * ks << 4));
 #pragma unroll
-            for (int nt = 0; nt < 2; ++nt) {
-              if constexpr (kFold) {  // alternate k steps into the two accumulators: shorter chains
-                mma<T>(ks % 2 ? sc_lo[sub][nt] : sc[sub][nt], ah, kb[2 * nt], kb[2 * nt + 1]);
-              } else {
-                mma<T>(sc[sub][nt], ah, kb[2 * nt], kb[2 * nt + 1]);
-                mma<T>(sc_lo[sub][nt], al, kb[2 * nt], kb[2 * nt + 1]);
+              for (int nt = 0; nt < 2; ++nt) {
+                if constexpr (kFold) {
+                  mma<T>(ks % 2 ? sc_lo[sub][nt] : sc[sub][nt], ah, kb[2 * nt], kb[2 * nt + 1]);
+                } else {
+                  mma<T>(sc[sub][nt], ah, kb[2 * nt], kb[2 * nt + 1]);
+                  mma<T>(sc[sub][nt], al, kb[2 * nt], kb[2 * nt + 1]);
+                }
               }
             }
           }
         }
-        }
         constexpr int kLaneRows = kFold ? 2 : 4;  // score entries a lane softmaxes: row g (+ g + 8)
+        if constexpr (kFold) {
 #pragma unroll
-        for (int sub = 0; sub < kSub; ++sub)
+          for (int sub = 0; sub < kSubs; ++sub)
 #pragma unroll
-          for (int nt = 0; nt < 2; ++nt) {
+            for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) sc[sub][nt][e] += sc_lo[sub][nt][e];
-            if constexpr (kFold) sc[sub][nt][0] += sc[sub][nt][2], sc[sub][nt][1] += sc[sub][nt][3];
-          }
-        // Causal mask and the way's end; the online softmax per row (the 4 lanes of a row agree).
+              for (int e = 0; e < 4; ++e) sc[sub][nt][e] += sc_lo[sub][nt][e];
+              sc[sub][nt][0] += sc[sub][nt][2], sc[sub][nt][1] += sc[sub][nt][3];
+            }
+        }
+        // The causal mask and the way's end, only where some position is past a row's last
+        // (the diagonal's tiles, a context's last): the others need none.
+        if (p0 + s0 + 16 * kSubs - 1 > warp_limit || p0 + s0 + 16 * kSubs > way_end) {
+#pragma unroll
+          for (int sub = 0; sub < kSubs; ++sub)
+#pragma unroll
+            for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+              for (int e = 0; e < kLaneRows; ++e) {
+                const int p = p0 + s0 + sub * 16 + nt * 8 + 2 * tq + (e & 1);
+                if (p > (e < 2 ? limit_a : limit_b) || p >= way_end) sc[sub][nt][e] = -INFINITY;
+              }
+        }
+        // The online softmax per row (the 4 lanes of a row agree), over unscaled scores: exp2
+        // takes score x scale2 less the max x scale2 in one FMA.
         float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
-        for (int sub = 0; sub < kSub; ++sub)
+        for (int sub = 0; sub < kSubs; ++sub)
 #pragma unroll
           for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
             for (int e = 0; e < kLaneRows; ++e) {
-              const int p = p0 + s0 + sub * 16 + nt * 8 + 2 * tq + (e & 1);
-              const int limit = e < 2 ? limit_a : limit_b;
-              float& s = sc[sub][nt][e];
-              s = p <= limit && p < way_end ? s * scale2 : -INFINITY;
-              if (e < 2) mx_a = fmaxf(mx_a, s);
-              else mx_b = fmaxf(mx_b, s);
+              if (e < 2) mx_a = fmaxf(mx_a, sc[sub][nt][e]);
+              else mx_b = fmaxf(mx_b, sc[sub][nt][e]);
             }
 #pragma unroll
         for (int o2 = 1; o2 < 4; o2 *= 2) {
@@ -418,23 +442,26 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
           if constexpr (!kFold) mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, o2));
         }
         const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
-        // Nothing visible yet (-inf): keep everything at 0 rather than exp2(-inf - -inf).
-        const float c_a = new_a == -INFINITY ? 1.0f : exp2f(m_a - new_a);
+        // Nothing visible yet (-inf): keep everything at 0 rather than exp2(-inf - -inf); a row's
+        // first visible scores rescale its zeros by exp2(-inf) = 0.
+        const float c_a = new_a == -INFINITY ? 1.0f : fast_exp2((m_a - new_a) * scale2);
         // Folded, rows g + 8 of the output are row g's low parts: the same rescale, and m_b stays
         // -inf (the merge below then takes nothing from them).
-        const float c_b = kFold ? c_a : new_b == -INFINITY ? 1.0f : exp2f(m_b - new_b);
+        const float c_b = kFold ? c_a : new_b == -INFINITY ? 1.0f : fast_exp2((m_b - new_b) * scale2);
         m_a = new_a;
         if constexpr (!kFold) m_b = new_b;
-        float pr[kSub][2][4];
+        // A row with nothing visible has only -inf scores: any finite max gives them 0.
+        const float ms_a = new_a == -INFINITY ? 0.0f : new_a * scale2;
+        const float ms_b = new_b == -INFINITY ? 0.0f : new_b * scale2;
+        float pr[kSubs][2][4];
         l_a *= c_a, l_b *= c_b;
 #pragma unroll
-        for (int sub = 0; sub < kSub; ++sub)
+        for (int sub = 0; sub < kSubs; ++sub)
 #pragma unroll
           for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
             for (int e = 0; e < kLaneRows; ++e) {
-              const float m = e < 2 ? m_a : m_b;
-              const float p = m == -INFINITY ? 0.0f : exp2f(sc[sub][nt][e] - m);
+              const float p = fast_exp2(fmaf(sc[sub][nt][e], scale2, e < 2 ? -ms_a : -ms_b));
               pr[sub][nt][e] = p;
               if (e < 2) l_a += p;
               else l_b += p;
@@ -447,9 +474,10 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
         }
         // The probabilities as A fragments (16 rows x 16 positions each), high and low parts
         // (folded: one fragment, row g high, row g + 8 low).
-        unsigned ph[kSub][4], pl[kSub][4];
+        unsigned ph[kSubs][4];
+        [[maybe_unused]] unsigned pl[kSubs][4];
 #pragma unroll
-        for (int sub = 0; sub < kSub; ++sub) {
+        for (int sub = 0; sub < kSubs; ++sub) {
           const float(&r)[2][4] = pr[sub];
           if constexpr (kFold) {
             split_x2<T>(r[0][0], r[0][1], ph[sub][0], ph[sub][1]);
@@ -469,8 +497,7 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
             if (n * 8 >= D) break;
             const bool pair = (n + 2) * 8 < D;
 #pragma unroll
-            for (int sub = 0; sub < kSub; ++sub) {
-              if (sub >= subs) break;
+            for (int sub = 0; sub < kSubs; ++sub) {
               unsigned vr[4];
               const unsigned v_at = row_lane(v_s, s0 + sub * 16 + v_row, v_piece) ^ (n / 2 << 4);
               if (pair) ldmatrix_x4_trans(vr, v_at);
@@ -490,30 +517,38 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
             }
           }
         } else {
-        // B: V[position][dim] transposed, positions 0-7 / 8-15 of dims 8 n .. 8 n + 7, two dim
-        // tiles a load (the last alone when D / 8 is odd).
+          // B: V[position][dim] transposed, positions 0-7 / 8-15 of dims 8 n .. 8 n + 7, two dim
+          // tiles a load (the last alone when D / 8 is odd).
 #pragma unroll
-        for (int n = 0; n < kDTiles; n += 2) {
-          if (n * 8 >= D) break;
+          for (int n = 0; n < kDTiles; n += 2) {
+            if (n * 8 >= D) break;
 #pragma unroll
-          for (int sub = 0; sub < kSub; ++sub) {
-            if (sub >= subs) break;
-            const unsigned v_at = row_lane(v_s, s0 + sub * 16 + v_row, v_piece) ^ (n << 4);
-            if ((n + 1) * 8 < D) {
-              unsigned vb[4];
-              ldmatrix_x4_trans(vb, v_at);
-              mma<T>(o[n], ph[sub], vb[0], vb[1]);
-              if constexpr (!kFold) mma<T>(o[n], pl[sub], vb[0], vb[1]);
-              mma<T>(o[n + 1], ph[sub], vb[2], vb[3]);
-              if constexpr (!kFold) mma<T>(o[n + 1], pl[sub], vb[2], vb[3]);
-            } else {
-              unsigned b0, b1;
-              ldmatrix_x2_trans(b0, b1, v_at);
-              mma<T>(o[n], ph[sub], b0, b1);
-              if constexpr (!kFold) mma<T>(o[n], pl[sub], b0, b1);
+            for (int sub = 0; sub < kSubs; ++sub) {
+              const unsigned v_at = row_lane(v_s, s0 + sub * 16 + v_row, v_piece) ^ (n << 4);
+              if ((n + 1) * 8 < D) {
+                unsigned vb[4];
+                ldmatrix_x4_trans(vb, v_at);
+                mma<T>(o[n], ph[sub], vb[0], vb[1]);
+                if constexpr (!kFold) mma<T>(o[n], pl[sub], vb[0], vb[1]);
+                mma<T>(o[n + 1], ph[sub], vb[2], vb[3]);
+                if constexpr (!kFold) mma<T>(o[n + 1], pl[sub], vb[2], vb[3]);
+              } else {
+                unsigned b0, b1;
+                ldmatrix_x2_trans(b0, b1, v_at);
+                mma<T>(o[n], ph[sub], b0, b1);
+                if constexpr (!kFold) mma<T>(o[n], pl[sub], b0, b1);
+              }
             }
           }
         }
+      };
+      if (p0 + s0 < way_end) {
+        if constexpr (kSub == 4) {
+          if (span == 64) step.template operator()<4>();
+          else if (span == 32) step.template operator()<2>();
+          else step.template operator()<1>();
+        } else {
+          step.template operator()<1>();  // decode: a row tile, 4 ways of 16 positions
         }
       }
       if (ahead) rows_s[stage][tid] = tile_row(entry_ahead, p_slot, bs, row, head_offset);
@@ -521,7 +556,9 @@ __global__ void __launch_bounds__(kThreads, kRows == kDecodeRows ? (sizeof(C) ==
     }
 
     // Merge the ways (in way order: deterministic) into acc_s, over the K/V tiles (the loop ended
-    // on a barrier and every copy has landed). Folded, row g's high and low parts sum first.
+    // on a barrier and every copy has landed). Folded, row g's high and low parts sum first. The
+    // maxima from here on are in the scaled scores' log2 units, as exp2 took them.
+    m_a *= scale2, m_b *= scale2;
     if constexpr (kFold) {
 #pragma unroll
       for (int n = 0; n < kDTiles; ++n) o[n][0] += o[n][2], o[n][1] += o[n][3];
