@@ -8,6 +8,7 @@ Runs on the GPU host, where PyTorch is installed.
 usage: torch_attention.py [SEQSxPROMPT ...]   (default: 8x1024 1x16384; R1-Distill-Qwen-7B heads)
 """
 import sys
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,7 @@ def time_call(fn, runs=20):
 
 
 def main():
+    warnings.filterwarnings("ignore", category=UserWarning)  # why a backend declined: "not taken" says so
     shapes = sys.argv[1:] or ["8x1024", "1x16384"]
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, bf16, heads {HEADS}/{KV_HEADS}, D {HEAD_DIM}")

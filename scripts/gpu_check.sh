@@ -4,7 +4,8 @@
 # reference, the CUDA graph cache, the step gap meter, the weight upload), parity (transformers fixtures on the CUDA backend, the model stage and the whole
 # engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4; bf16 and fp16), serve (the OpenAI-client end-to-end test on
 # GPUs, at the largest layout the GPUs allow, --dtype auto and half; needs node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
-# (transformers' generate() on the same shapes, in the same call), offline (1k-in/1k-out
+# (transformers' generate() on the same shapes, and PyTorch's attention on kernel_bench's prefill
+# shapes, in the same call), offline (1k-in/1k-out
 # throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
 # default: the per-kernel time table of batch-1 decode at 7B shapes, from Nsight Systems where nsys
@@ -255,7 +256,10 @@ print(json.dumps({'prompt': list(range(1000, 1128)), 'max_tokens': 256, 'tempera
       py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
       CUDA_VISIBLE_DEVICES=0 $py benchmarks/transformers_decode.py benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
         "1 32" 128 256 >"$out/peer.txt" 2>&1
-      step peer "rc=$?"; tail -4 "$out/peer.txt" ;;
+      step peer "rc=$?"; tail -4 "$out/peer.txt"
+      # kernel_bench's prefill_attention rows, through PyTorch's SDPA backends.
+      CUDA_VISIBLE_DEVICES=0 $py benchmarks/torch_attention.py >"$out/peer_attention.txt" 2>&1
+      step "peer attention" "rc=$?"; grep -E '^prefill|^torch' "$out/peer_attention.txt" ;;
   esac
 done
 # GPU_CHECK_ARCHIVE=FILE.tgz: every output in one file (the device tool brings back only so many).
