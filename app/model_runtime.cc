@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -93,6 +94,26 @@ void warn_if_bound_to_one_cpu() {
             "`mpirun --bind-to none` (or --bind-to socket / numa; under Slurm, --cpus-per-task)");
 }
 
+// Runs a part of loading that may fail on some ranks only (a stage's tensor missing or
+// misshapen, a file missing on one node, a GPU too small), then agrees: if any rank failed, every
+// rank throws, its own error or one saying another rank failed to `what`. A rank throwing alone
+// would take create_everywhere's MPI_Allreduce to the others' next collective: one of the same
+// shape pairs with it silently (the KV block count read 0 and the error blamed the memory), and
+// the next ones hang.
+template <class Fn>
+void on_every_rank_or_none(const char* what, Fn&& fn) {
+  std::exception_ptr error;
+  try {
+    fn();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  int ok = error == nullptr, all_ok = 0;
+  LS_MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (error) std::rethrow_exception(error);
+  if (!all_ok) throw std::runtime_error(std::string("another rank failed to ") + what);
+}
+
 }  // namespace
 
 std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, const ModelOptions& o) {
@@ -102,18 +123,11 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   if (o.trust_remote_code) LS_INFO("--trust-remote-code has no effect: lockstep runs no Python from checkpoints");
   if (o.disable_custom_all_reduce) LS_INFO("--disable-custom-all-reduce has no effect: collectives go through NCCL or MPI");
   // Read on every rank, before any weight, and agreed on: a bad generation config fails fast and
-  // on every rank (one rank throwing alone would leave the others in a collective).
+  // on every rank.
   GenerationDefaults generation_defaults;
-  std::string generation_error;
-  try {
+  on_every_rank_or_none("read the generation config", [&] {
     generation_defaults = GenerationDefaults::load(o.generation_config, o.model, o.override_generation_config);
-  } catch (const std::exception& e) {
-    generation_error = e.what();
-  }
-  int generation_ok = generation_error.empty(), all_generation_ok = 0;
-  LS_MPI_CHECK(MPI_Allreduce(&generation_ok, &all_generation_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-  if (!all_generation_ok)
-    throw std::runtime_error(generation_error.empty() ? "another rank cannot read the generation config" : generation_error);
+  });
   warn_if_bound_to_one_cpu();
   // The CPU backend computes on every rank's host with MPI collectives; the CUDA backend on
   // the rank's GPU with NCCL.
@@ -176,16 +190,19 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   if (on_gpu) {
 #if LOCKSTEP_WITH_CUDA
     // KV blocks: what --gpu-memory-utilization leaves after the weights and the step's
-    // activations, on the rank with the least, agreed by all.
-    auto gpu_model = std::make_unique<CudaDenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(),
-                                                            mine, rt->grid_->gpu(), o.block_size, !o.enforce_eager);
-    const GpuMemory mem = gpu_memory(rt->grid_->gpu());
-    const double budget = o.gpu_memory_utilization * static_cast<double>(mem.total) -
-                          static_cast<double>(mem.total - mem.free) -
-                          static_cast<double>(gpu_model->workspace_bytes(o.max_num_batched_tokens, o.max_num_seqs));
-    blocks = budget <= 0 ? 0
-                         : static_cast<int>(std::min<double>({budget / gpu_model->kv_block_bytes(),
-                                                              static_cast<double>(useful), 1u << 30}));
+    // activations, on the rank with the least, agreed by all (once every stage has its weights).
+    std::unique_ptr<CudaDenseTransformer> gpu_model;
+    on_every_rank_or_none("load its part of the model", [&] {
+      gpu_model = std::make_unique<CudaDenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine,
+                                                         rt->grid_->gpu(), o.block_size, !o.enforce_eager);
+      const GpuMemory mem = gpu_memory(rt->grid_->gpu());
+      const double budget = o.gpu_memory_utilization * static_cast<double>(mem.total) -
+                            static_cast<double>(mem.total - mem.free) -
+                            static_cast<double>(gpu_model->workspace_bytes(o.max_num_batched_tokens, o.max_num_seqs));
+      blocks = budget <= 0 ? 0
+                           : static_cast<int>(std::min<double>({budget / gpu_model->kv_block_bytes(),
+                                                                static_cast<double>(useful), 1u << 30}));
+    });
     LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &blocks, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     if (blocks < 1)
       throw std::runtime_error("--gpu-memory-utilization " + std::to_string(o.gpu_memory_utilization) +
@@ -210,8 +227,11 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
       const bool unbound = usable >= static_cast<int>(std::thread::hardware_concurrency());
       cpu::set_threads(unbound ? std::max(1, usable / rt->grid_->local_size()) : usable);
     }
-    rt->model_ = std::make_unique<DenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine,
-                                                    blocks, o.block_size);
+    // Agreed as the GPU path does, though no collective follows before create_everywhere's.
+    on_every_rank_or_none("load its part of the model", [&] {
+      rt->model_ = std::make_unique<DenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine,
+                                                      blocks, o.block_size);
+    });
     budget_flag = "--kv-cache-memory";
   }
   LS_CHECK(rt->model_, "no model backend for --device " << o.device);

@@ -260,6 +260,22 @@ run_gen --override-generation-config '{"max_new_tokens": 5}' || fail "override: 
 run_gen --override-generation-config '{"temperature": ' && fail "a malformed override was accepted"
 [ "$(grep -c -e "--override-generation-config: not valid JSON" "$tmp/log")" = 1 ] ||
   fail "malformed override: not one message (every rank has the same error; rank 0 says it)"
+
+# A checkpoint that lacks a layer its config names: only the last stage's ranks fail to load. Every
+# rank must end (run's timeout would catch a hang: a rank failing alone used to leave the others
+# in a mismatched collective on GPUs), rank 0 saying another rank failed, the failing ones which
+# tensor is missing.
+short_model=$tmp/short-model
+cp -r "$model" "$short_model"
+jq '.num_hidden_layers += 1' "$model/config.json" >"$short_model/config.json"
+timeout 300 "$mpirun" --oversubscribe -np 4 "$lockstep" batch --model "$short_model" -tp 2 -pp 2 --kv-cache-memory 2M \
+  --input "$tmp/in.jsonl" --output "$tmp/short.jsonl" >"$tmp/log" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a layer missing on the last stage must end every rank with an error (rc $rc)"
+grep -q "lockstep batch: error: another rank failed to load its part of the model" "$tmp/log" ||
+  fail "rank 0 must say another rank failed to load"
+grep -qE "lockstep batch: error on rank [23]: .*tensor model\.layers\.4\..* is missing from the checkpoint" "$tmp/log" ||
+  fail "the failing ranks must name the missing tensor"
 grep -q "loading weights" "$tmp/log" && fail "malformed override: weights were loaded before the refusal"
 # A generation config that one rank alone cannot read (Open MPI's rank variable picks each rank's
 # directory): every rank stops with a message, none waits in a collective.
