@@ -13,6 +13,7 @@
 
 #include "app/commbench/byte_size.h"
 #include "app/commbench/cpu_affinity.h"
+#include "app/engine/step_watchdog.h"
 #include "app/model_dtype.h"
 #include "comm/host_broadcast.h"
 #include "comm/mpi_check.h"
@@ -151,6 +152,8 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
                                                 : resolve_backend(backend, *rt->grid_);
   const bool on_gpu = comm == CommBackend::Nccl;
   rt->on_gpu_ = on_gpu;
+  double step_timeout = 0;
+  on_every_rank_or_none("read LOCKSTEP_STEP_TIMEOUT", [&] { step_timeout = StepWatchdog::timeout_from_env(on_gpu); });
   int capability = on_gpu ? gpu_compute_capability(rt->grid_->gpu()) : 0;  // the job's oldest GPU decides --dtype auto
   LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &capability, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   rt->groups_ = std::make_unique<CommGroups>(*rt->grid_, comm);
@@ -238,7 +241,7 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   if (blocks * o.block_size < max_model_len / 4)
     LS_WARN("the KV cache holds only " << blocks * o.block_size << " tokens; raise " << budget_flag);
   if (!rt->leader()) {
-    rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, nullptr, o.seed);
+    rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, nullptr, o.seed, step_timeout);
     return rt;
   }
   ModelContext& ctx = rt->context_;
@@ -262,7 +265,7 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   std::vector<int> eos = c.eos_token_ids;
   SchedulerConfig sc{o.max_num_seqs, o.max_num_batched_tokens, max_model_len, eos};
   rt->scheduler_ = std::make_unique<Scheduler>(sc, *rt->blocks_);
-  rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, rt->scheduler_.get(), o.seed);
+  rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, rt->scheduler_.get(), o.seed, step_timeout);
   LS_INFO("model " << c.architecture << " (" << (c.dtype == DType::F16 ? "float16" : "bfloat16") << ") with "
                    << c.num_hidden_layers << " layers on "
                    << (on_gpu ? std::string(o.enforce_eager ? "GPUs (eager)" : "GPUs (CUDA graphs for decode)")
@@ -274,6 +277,7 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
                        : on_gpu ? " in " + std::string(kv_cache_dtype_name(c.kv_cache_dtype))
                                 : " (fp32 values rounded to " + std::string(kv_cache_dtype_name(c.kv_cache_dtype)) + ")")
                    << "; max model len " << max_model_len);
+  if (step_timeout > 0) LS_INFO("a step that takes longer than " << step_timeout << " s ends the job (LOCKSTEP_STEP_TIMEOUT)");
   return rt;
 }
 

@@ -20,13 +20,15 @@ std::uint64_t sample_seed(std::uint64_t request_seed, int position) {
   return h ^ (h >> 31);
 }
 
-LockstepEngine::LockstepEngine(const RankGrid& grid, ForwardModel& model, Scheduler* scheduler, std::uint64_t seed)
+LockstepEngine::LockstepEngine(const RankGrid& grid, ForwardModel& model, Scheduler* scheduler, std::uint64_t seed,
+                               double step_timeout_s)
     : grid_(grid),
       model_(model),
       scheduler_(scheduler),
       seed_(seed),
       depth_(grid.layout().pp),
-      sampler_rank_(world_rank_of(grid.layout(), 0, grid.layout().pp - 1)) {
+      sampler_rank_(world_rank_of(grid.layout(), 0, grid.layout().pp - 1)),
+      watchdog_(step_timeout_s) {
   LS_CHECK((grid.world_rank() == 0) == (scheduler != nullptr), "rank 0, and only rank 0, owns the scheduler");
   if (scheduler_) scheduler_->set_pipeline_depth(depth_);
 }
@@ -234,6 +236,7 @@ StepOutput LockstepEngine::retire() {
 
 StepOutput LockstepEngine::step() {
   LS_CHECK(scheduler_, "step() runs on rank 0");
+  StepWatchdog::Armed armed(watchdog_, step_id_ + 1);  // scheduling, this rank's stages, the tokens' return
   using Clock = HostStepClock::Clock;
   auto t = Clock::now();
   host_clock_.step_begins(t);
@@ -258,7 +261,10 @@ StepOutput LockstepEngine::step() {
 
 void LockstepEngine::shutdown() {
   if (host_clock_.steps() > 0) LS_DEBUG(host_clock_.summary());
-  while (!in_flight_.empty()) retire();
+  {
+    StepWatchdog::Armed armed(watchdog_, step_id_);
+    while (!in_flight_.empty()) retire();
+  }
   StepPlan p;
   p.step_id = ++step_id_;
   p.flags = StepPlan::kShutdown;
@@ -279,6 +285,7 @@ void LockstepEngine::run_follower() {
     LS_CHECK(plan.step_id == step_id_ + 1, "step plan " << plan.step_id << " arrived, expected " << step_id_ + 1);
     step_id_ = plan.step_id;
     if (plan.flags & StepPlan::kShutdown) return;
+    StepWatchdog::Armed armed(watchdog_, plan.step_id);  // not while waiting for a plan: the server may idle
     run_stage(plan);
   }
 }

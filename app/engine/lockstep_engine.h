@@ -20,6 +20,7 @@
 #include "app/engine/host_step_clock.h"
 #include "app/engine/scheduler.h"
 #include "app/engine/step_plan.h"
+#include "app/engine/step_watchdog.h"
 #include "comm/rank_grid.h"
 #include "model/forward_model.h"
 
@@ -43,8 +44,10 @@ struct StepOutput {
 
 class LockstepEngine {
  public:
-  // `scheduler` is rank 0's (nullptr elsewhere).
-  LockstepEngine(const RankGrid& grid, ForwardModel& model, Scheduler* scheduler, std::uint64_t seed = 0);
+  // `scheduler` is rank 0's (nullptr elsewhere). A step that runs longer than step_timeout_s
+  // seconds ends the job (StepWatchdog; 0: never).
+  LockstepEngine(const RankGrid& grid, ForwardModel& model, Scheduler* scheduler, std::uint64_t seed = 0,
+                 double step_timeout_s = 0);
 
   // Rank 0: issues plans until PP are in flight (or the scheduler has nothing more), then
   // completes the oldest: the tokens it produced and the sequences it finished. Empty when
@@ -90,6 +93,7 @@ class LockstepEngine {
   int sampler_rank_ = 0;
   std::deque<InFlight> in_flight_;
   int max_in_flight_ = 0;
+  StepWatchdog watchdog_;  // armed while a step runs; declared last, so its thread stops first
 };
 
 // The seed of the draw at `position` of a request: stateless, so preemption, recompute and

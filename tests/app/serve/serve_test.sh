@@ -20,8 +20,11 @@ key=test-key-$RANDOM
 # SERVE_TEST_NP and SERVE_TEST_LAYOUT (default 4 ranks, -tp 2 -pp 2) and SERVE_TEST_FLAGS (e.g.
 # --device cuda) for GPU hosts; there LOCKSTEP_SERVE_TEST_MIN_MARGIN (see openai_client_test.mjs)
 # lets bf16 runs part from the fp32 fixtures where transformers' own top-2 margin is small.
+# The step watchdog on (SERVE_TEST_STEP_TIMEOUT, default 5 s): no step of these tiny models comes
+# near it, and the server idles longer than it below, which must not end the job.
+step_timeout=${SERVE_TEST_STEP_TIMEOUT:-5}
 # shellcheck disable=SC2086
-"$mpirun" --oversubscribe -np "${SERVE_TEST_NP:-4}" "$lockstep" serve --model "$fixtures/$name" --served-model-name "$name" \
+LOCKSTEP_STEP_TIMEOUT=$step_timeout "$mpirun" --oversubscribe -np "${SERVE_TEST_NP:-4}" "$lockstep" serve --model "$fixtures/$name" --served-model-name "$name" \
   ${SERVE_TEST_LAYOUT:--tp 2 -pp 2} ${SERVE_TEST_FLAGS:-} \
   --kv-cache-memory 8M --max-num-batched-tokens 64 --port 0 --host 127.0.0.1 --api-key "$key" \
   >"$tmp/server.log" 2>&1 &
@@ -29,6 +32,13 @@ server_pid=$!
 url=$(wait_for_server "$tmp/server.log" "$server_pid") || fail "the server did not come up"
 base=${url%/v1}
 echo "server at $url"
+grep -q "a step that takes longer than $step_timeout s ends the job (LOCKSTEP_STEP_TIMEOUT)" "$tmp/server.log" ||
+  fail "the step watchdog is not on"
+# Idle past the step timeout, then at a step boundary: the watchdog watches steps only.
+curl -sf -H "Authorization: Bearer $key" -H "Content-Type: application/json" "$base/v1/completions" \
+  -d "{\"model\": \"$name\", \"prompt\": [1, 2, 3], \"max_tokens\": 2}" >/dev/null || fail "first completion"
+sleep "$((step_timeout + 1))"
+kill -0 "$server_pid" 2>/dev/null || fail "the server ended while idle (the step watchdog fired between steps?)"
 
 node "$here/openai_client_test.mjs" "$url" "$key" "$name" "$fixtures" "$name" || fail "OpenAI client checks"
 
