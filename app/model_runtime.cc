@@ -157,32 +157,39 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   int capability = on_gpu ? gpu_compute_capability(rt->grid_->gpu()) : 0;  // the job's oldest GPU decides --dtype auto
   LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &capability, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   rt->groups_ = std::make_unique<CommGroups>(*rt->grid_, comm);
-  rt->config_ = ModelConfig::from_dir(o.model);
-  rt->config_.dtype = resolve_model_dtype(o.dtype, rt->config_.torch_dtype, capability);
-  const std::optional<KvCacheDtype> kv_cache_dtype = parse_kv_cache_dtype(o.kv_cache_dtype);
-  if (!kv_cache_dtype) throw std::runtime_error("--kv-cache-dtype " + o.kv_cache_dtype + " is not auto, bfloat16, fp8, "
-                                                "fp8_e4m3 or fp8_e5m2");
-  if (o.kv_cache_dtype == "bfloat16" && rt->config_.dtype != DType::BF16)
-    throw std::runtime_error("--kv-cache-dtype bfloat16: the model runs in float16, and a 16-bit KV cache is kept in "
-                             "the model's dtype; use --kv-cache-dtype auto (or fp8), or --dtype bfloat16");
-  rt->config_.kv_cache_dtype = *kv_cache_dtype;
+  // The config and the checkpoint's index on every rank (a model directory on some nodes only, not
+  // on a shared file system, fails there alone; so does an environment not passed to every rank),
+  // agreed on before the next collective.
+  int max_model_len = 0;
+  on_every_rank_or_none("read the model's config and checkpoint", [&] {
+    rt->config_ = ModelConfig::from_dir(o.model);
+    rt->config_.dtype = resolve_model_dtype(o.dtype, rt->config_.torch_dtype, capability);
+    const std::optional<KvCacheDtype> kv_cache_dtype = parse_kv_cache_dtype(o.kv_cache_dtype);
+    if (!kv_cache_dtype) throw std::runtime_error("--kv-cache-dtype " + o.kv_cache_dtype + " is not auto, bfloat16, fp8, "
+                                                  "fp8_e4m3 or fp8_e5m2");
+    if (o.kv_cache_dtype == "bfloat16" && rt->config_.dtype != DType::BF16)
+      throw std::runtime_error("--kv-cache-dtype bfloat16: the model runs in float16, and a 16-bit KV cache is kept in "
+                               "the model's dtype; use --kv-cache-dtype auto (or fp8), or --dtype bfloat16");
+    rt->config_.kv_cache_dtype = *kv_cache_dtype;
+    if (o.load_format == "dummy") {
+      rt->weights_ = std::make_unique<DummyWeights>(o.seed);
+    } else {
+      rt->checkpoint_ = std::make_unique<SafetensorsCheckpoint>(o.model);
+      rt->weights_ = std::make_unique<CheckpointWeights>(*rt->checkpoint_);
+    }
+    const ModelConfig& c = rt->config_;
+    max_model_len = o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
+    // As vLLM: past the positions the model was trained on, RoPE attention degrades or goes to NaN,
+    // so a longer --max-model-len needs the user to say so.
+    const char* allow_long = std::getenv("LOCKSTEP_ALLOW_LONG_MAX_MODEL_LEN");
+    if (!allow_long) allow_long = std::getenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN");
+    if (max_model_len > c.max_position_embeddings && !(allow_long && std::string(allow_long) == "1"))
+      throw std::runtime_error("--max-model-len " + std::to_string(max_model_len) + " is greater than the model's " +
+                               "max_position_embeddings (" + std::to_string(c.max_position_embeddings) + " in " + o.model +
+                               "/config.json); positions past it are untrained. Set LOCKSTEP_ALLOW_LONG_MAX_MODEL_LEN=1 "
+                               "(or VLLM_ALLOW_LONG_MAX_MODEL_LEN=1) to allow it");
+  });
   const ModelConfig& c = rt->config_;
-  if (o.load_format == "dummy") {
-    rt->weights_ = std::make_unique<DummyWeights>(o.seed);
-  } else {
-    rt->checkpoint_ = std::make_unique<SafetensorsCheckpoint>(o.model);
-    rt->weights_ = std::make_unique<CheckpointWeights>(*rt->checkpoint_);
-  }
-  const int max_model_len = o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
-  // As vLLM: past the positions the model was trained on, RoPE attention degrades or goes to NaN,
-  // so a longer --max-model-len needs the user to say so.
-  const char* allow_long = std::getenv("LOCKSTEP_ALLOW_LONG_MAX_MODEL_LEN");
-  if (!allow_long) allow_long = std::getenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN");
-  if (max_model_len > c.max_position_embeddings && !(allow_long && std::string(allow_long) == "1"))
-    throw std::runtime_error("--max-model-len " + std::to_string(max_model_len) + " is greater than the model's " +
-                             "max_position_embeddings (" + std::to_string(c.max_position_embeddings) + " in " + o.model +
-                             "/config.json); positions past it are untrained. Set LOCKSTEP_ALLOW_LONG_MAX_MODEL_LEN=1 "
-                             "(or VLLM_ALLOW_LONG_MAX_MODEL_LEN=1) to allow it");
   const auto stages = pipeline_layer_ranges(c.num_hidden_layers, rt->grid_->layout().pp, o.pipeline_layer_partition);
   const LayerRange mine = stages[rt->grid_->pp_rank()];
 

@@ -8,6 +8,8 @@
 # an existing output is never overwritten by accident, an output that cannot be written stops
 # the job with the reason (before loading, or at the first result on a full disk), --dtype half / float32, and prompt
 # log-probabilities; at debug level, rank 0's host time a step; generation_config.json defaults;
+# a rank that alone cannot read its generation config, its model directory or its stage's tensors
+# ends every rank with the reason;
 # the same results with the step thread GPUs use (LOCKSTEP_BATCH_STEP_THREAD=1);
 # the warning for a rank bound to one CPU.
 # usage: batch_test.sh MPIRUN LOCKSTEP FIXTURES_DIR
@@ -286,6 +288,17 @@ timeout 120 "$mpirun" --oversubscribe -np 2 sh -c "exec '$lockstep' batch --mode
 rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a generation config one rank cannot read: exit status $rc (124: a hang)"
 grep -q "error on rank 1: --generation-config .*/g1: cannot open" "$tmp/log" || fail "one rank's generation config: its message"
+# A model directory that one rank alone lacks (not on a shared file system): every rank stops, rank
+# 0 saying another rank failed, rank 1 what it could not open. It used to hang: rank 1's check
+# paired with rank 0's KV-block agreement, and the next collectives did not match.
+mkdir -p "$tmp/m0" && cp -r "$model"/. "$tmp/m0/"
+timeout 120 "$mpirun" --oversubscribe -np 2 sh -c "exec '$lockstep' batch --model '$tmp'/m\$OMPI_COMM_WORLD_RANK -tp 2 \
+  --kv-cache-memory 2M --input '$tmp/in.jsonl' --output '$tmp/split.jsonl'" >"$tmp/log" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a model directory one rank lacks: exit status $rc (124: a hang)"
+grep -q "lockstep batch: error: another rank failed to read the model's config and checkpoint" "$tmp/log" ||
+  fail "a model directory one rank lacks: rank 0's message"
+grep -q "error on rank 1: .*/m1/config.json: cannot open" "$tmp/log" || fail "a model directory one rank lacks: rank 1's message"
 
 # A rank bound to one core of several (mpirun's default at -np 1 or 2) gets a warning that says
 # how to give it more; an unbound rank gets none.
