@@ -308,6 +308,10 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create_everywhere(const MpiEnvironme
     std::fprintf(stderr, "lockstep %s: error: %s\n", command, error.c_str());
   else if (!error.empty() && error != std::string(first.begin(), first.end()))
     std::fprintf(stderr, "lockstep %s: error on rank %d: %s\n", command, env.world_rank(), error.c_str());
+  // Nobody leaves before every message is out: mpirun (and srun --kill-on-bad-exit) ends the
+  // other ranks at the first non-zero exit, rank 0 perhaps before it printed.
+  std::fflush(stderr);
+  LS_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
   return nullptr;
 }
 

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <exception>
+#include <string>
 
 #include "comm/mpi_check.h"
 #include "kernels/fatal.h"
@@ -20,6 +22,24 @@ void abort_job(const std::string& message) {
   MPI_Finalized(&finalized);
   if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, 1);
   std::_Exit(1);
+}
+
+// An exception nobody caught (a std::bad_alloc in a step, a thread that could not be created)
+// takes the fatal path too: the message with the rank, then MPI_Abort. The default handler's
+// SIGABRT printed neither, and under srun (which need not end a job when one task dies) left the
+// other ranks waiting in collectives.
+[[noreturn]] void on_terminate() {
+  std::string reason = "terminate called without an active exception";
+  if (const std::exception_ptr e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      reason = std::string("uncaught exception: ") + ex.what();
+    } catch (...) {
+      reason = "uncaught exception of a type not derived from std::exception";
+    }
+  }
+  fatal_at(__FILE__, __LINE__, reason);
 }
 
 }  // namespace
@@ -39,6 +59,7 @@ MpiEnvironment::MpiEnvironment(int& argc, char**& argv) {
     std::_Exit(1);
   }
   set_fatal_handler(&abort_job);
+  std::set_terminate(&on_terminate);
   LS_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   LS_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_));
   LS_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_size_));

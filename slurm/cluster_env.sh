@@ -27,5 +27,6 @@ else
   export UCX_NET_DEVICES=${UCX_NET_DEVICES:-mlx5_0:1}
 fi
 # srun launches one rank per task through PMIx; extra srun options (e.g. --overcommit on a
-# small test node) go in SRUN_ARGS.
-lockstep_srun() { srun --mpi=pmix ${SRUN_ARGS:-} "$LOCKSTEP_BIN" "$@"; }
+# small test node) go in SRUN_ARGS. --kill-on-bad-exit: a rank that dies without MPI_Abort (the
+# kernel's OOM killer, a signal) ends the step instead of leaving the others in a collective.
+lockstep_srun() { srun --mpi=pmix --kill-on-bad-exit=1 ${SRUN_ARGS:-} "$LOCKSTEP_BIN" "$@"; }

@@ -19,6 +19,7 @@
 #include "app/engine/step_worker.h"
 #include "app/openai/api_error.h"
 #include "app/openai/openai_response.h"
+#include "comm/mpi_check.h"
 #include "comm/mpi_env.h"
 #include "kernels/fatal.h"
 #include "kernels/log.h"
@@ -168,7 +169,7 @@ int run_batch(const MpiEnvironment& env, const BatchOptions& o) {
     ok = problem.empty();
     if (!ok) std::fprintf(stderr, "lockstep batch: error: %s\n", problem.c_str());
   }
-  MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  LS_MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD));
   if (!ok) return 2;
 
   std::unique_ptr<ModelRuntime> rt = ModelRuntime::create_everywhere(env, o.model, "batch");
