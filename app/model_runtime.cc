@@ -131,11 +131,11 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   });
   warn_if_bound_to_one_cpu();
   // The CPU backend computes on every rank's host with MPI collectives; the CUDA backend on
-  // the rank's GPU with NCCL.
+  // the rank's GPU with NCCL, or with MPI through host memory (--backend mpi: ranks may share
+  // a GPU, no CUDA graphs).
   const std::string& backend = o.parallel.backend;
   if (o.device == "cpu" && backend == "nccl") throw std::runtime_error("--device cpu runs its collectives over MPI, "
                                                                        "not --backend nccl");
-  if (o.device == "cuda" && backend == "mpi") throw std::runtime_error("--device cuda needs NCCL, not --backend mpi");
   if (o.device == "cuda") {  // every rank needs a GPU; all ranks agree before anyone throws
     int has_gpu = rt->grid_->gpu() >= 0 ? 1 : 0, all_have_gpu = 0;
     LS_MPI_CHECK(MPI_Allreduce(&has_gpu, &all_have_gpu, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
@@ -148,9 +148,16 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
                                "); start one rank per GPU, or use --device cpu");
   }
   const CommBackend comm = o.device == "cpu"    ? CommBackend::Mpi
-                           : o.device == "cuda" ? CommBackend::Nccl  // checked above
+                           : o.device == "cuda" ? (backend == "mpi" ? CommBackend::MpiStaged : CommBackend::Nccl)
                                                 : resolve_backend(backend, *rt->grid_);
-  const bool on_gpu = comm == CommBackend::Nccl;
+  const bool on_gpu = uses_device_buffers(comm);
+  // As CudaDenseTransformer decides: staged collectives wait on the host, which a captured graph
+  // cannot (one rank alone calls none).
+  const bool cuda_graphs = !o.enforce_eager && (comm != CommBackend::MpiStaged || rt->grid_->world_size() == 1);
+  if (comm == CommBackend::MpiStaged)
+    LS_INFO("--backend mpi on GPUs: collectives go through host memory (slow), "
+            << rt->grid_->ranks_on_gpu() << " rank(s) on this rank's GPU"
+            << (cuda_graphs || o.enforce_eager ? "" : ", no CUDA graphs"));
   rt->on_gpu_ = on_gpu;
   double step_timeout = 0;
   on_every_rank_or_none("read LOCKSTEP_STEP_TIMEOUT", [&] { step_timeout = StepWatchdog::timeout_from_env(on_gpu); });
@@ -200,19 +207,20 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   if (on_gpu) {
 #if LOCKSTEP_WITH_CUDA
     // KV blocks: what --gpu-memory-utilization leaves after the weights and the step's
-    // activations, on the rank with the least, agreed by all (once every stage has its weights).
+    // activations, on the rank with the least, agreed by all. Measured once every stage has its
+    // weights; ranks sharing a GPU (--backend mpi) split what is left.
     std::unique_ptr<CudaDenseTransformer> gpu_model;
     on_every_rank_or_none("load its part of the model", [&] {
       gpu_model = std::make_unique<CudaDenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine,
-                                                         rt->grid_->gpu(), o.block_size, !o.enforce_eager);
-      const GpuMemory mem = gpu_memory(rt->grid_->gpu());
-      const double budget = o.gpu_memory_utilization * static_cast<double>(mem.total) -
-                            static_cast<double>(mem.total - mem.free) -
-                            static_cast<double>(gpu_model->workspace_bytes(o.max_num_batched_tokens, o.max_num_seqs));
-      blocks = budget <= 0 ? 0
-                           : static_cast<int>(std::min<double>({budget / gpu_model->kv_block_bytes(),
-                                                                static_cast<double>(useful), 1u << 30}));
+                                                         rt->grid_->gpu(), o.block_size, cuda_graphs);
     });
+    const GpuMemory mem = gpu_memory(rt->grid_->gpu());
+    const double budget = (o.gpu_memory_utilization * static_cast<double>(mem.total) -
+                           static_cast<double>(mem.total - mem.free)) / std::max(1, rt->grid_->ranks_on_gpu()) -
+                          static_cast<double>(gpu_model->workspace_bytes(o.max_num_batched_tokens, o.max_num_seqs));
+    blocks = budget <= 0 ? 0
+                         : static_cast<int>(std::min<double>({budget / gpu_model->kv_block_bytes(),
+                                                              static_cast<double>(useful), 1u << 30}));
     LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &blocks, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     if (blocks < 1)
       throw std::runtime_error("--gpu-memory-utilization " + std::to_string(o.gpu_memory_utilization) +
@@ -275,7 +283,7 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   rt->engine_ = std::make_unique<LockstepEngine>(*rt->grid_, *rt->model_, rt->scheduler_.get(), o.seed, step_timeout);
   LS_INFO("model " << c.architecture << " (" << (c.dtype == DType::F16 ? "float16" : "bfloat16") << ") with "
                    << c.num_hidden_layers << " layers on "
-                   << (on_gpu ? std::string(o.enforce_eager ? "GPUs (eager)" : "GPUs (CUDA graphs for decode)")
+                   << (on_gpu ? std::string(cuda_graphs ? "GPUs (CUDA graphs for decode)" : "GPUs (eager)")
                                : "CPUs (" + std::to_string(cpu::threads()) + " threads per rank)")
                    << ", TP" << rt->grid_->layout().tp
                    << " x PP" << rt->grid_->layout().pp << "; KV cache " << blocks << " blocks of " << o.block_size

@@ -1,6 +1,7 @@
 // The collectives every layer above uses, over one group of ranks (world, a TP group or a PP
-// group). Two backends: NCCL (device buffers, ordered on the backend's CUDA stream) and MPI
-// (host buffers; bf16/fp16 reductions accumulate in fp32). Counts are elements, not bytes.
+// group). Three backends: NCCL (device buffers, ordered on the backend's CUDA stream), MPI
+// (host buffers; bf16/fp16 reductions accumulate in fp32) and MPI staged (device buffers
+// through pinned host copies and MPI, for ranks sharing a GPU). Counts are elements, not bytes.
 // In-place use follows NCCL: all_reduce/broadcast with send == recv; all_gather with
 // send == recv + rank * count; reduce_scatter with recv == send + rank * recv_count.
 #pragma once
@@ -17,7 +18,7 @@ typedef struct CUstream_st* cudaStream_t;
 namespace lockstep {
 
 enum class ReduceOp { Sum, Prod, Max, Min, Avg };
-enum class CommBackend { Mpi, Nccl };
+enum class CommBackend { Mpi, Nccl, MpiStaged };
 
 constexpr std::string_view reduce_op_name(ReduceOp op) {
   switch (op) {
@@ -30,7 +31,11 @@ constexpr std::string_view reduce_op_name(ReduceOp op) {
   return "?";
 }
 std::optional<ReduceOp> parse_reduce_op(std::string_view name);
-constexpr std::string_view backend_name(CommBackend b) { return b == CommBackend::Mpi ? "mpi" : "nccl"; }
+constexpr std::string_view backend_name(CommBackend b) {
+  return b == CommBackend::Mpi ? "mpi" : b == CommBackend::Nccl ? "nccl" : "mpi-staged";
+}
+// Whether the backend's buffers live on the GPU (NCCL, MPI staged) rather than the host.
+constexpr bool uses_device_buffers(CommBackend b) { return b != CommBackend::Mpi; }
 
 class Collectives {
  public:
@@ -60,7 +65,8 @@ class Collectives {
 
   // Returns when every operation issued so far has completed (NCCL: stream synchronize).
   virtual void synchronize() = 0;
-  // The CUDA stream operations are ordered on (kernels that feed them use it too); null for MPI.
+  // The CUDA stream operations are ordered on (kernels that feed them use it too); null for MPI
+  // over host buffers.
   virtual cudaStream_t stream() const { return nullptr; }
 };
 

@@ -1,18 +1,24 @@
 // CommGroups and backend selection (see comm_groups.h).
 #include "comm/comm_groups.h"
 
+#include <sstream>
+#include <stdexcept>
+
 #include "comm/mpi_check.h"
 #include "comm/mpi_collectives.h"
 #include "comm/rank_grid.h"
 #include "kernels/fatal.h"
 
 #if LOCKSTEP_WITH_CUDA
+#include "comm/host_staged_collectives.h"
 #include "comm/nccl_check.h"
 #include "comm/nccl_collectives.h"
 #include "comm/nccl_communicators.h"
 #else
 namespace lockstep {
-class NcclCommunicators {};  // builds without CUDA have none (nccl_ stays null), but destroy the pointer
+// Builds without CUDA have neither (the pointers stay null), but destroy the pointers.
+class NcclCommunicators {};
+class StagingStream {};
 }  // namespace lockstep
 #endif
 
@@ -41,17 +47,33 @@ CommGroups::CommGroups(const RankGrid& grid, CommBackend backend) : backend_(bac
     return;
   }
 #if LOCKSTEP_WITH_CUDA
+  if (backend == CommBackend::MpiStaged) {
+    staging_ = std::make_unique<StagingStream>(grid.gpu());
+    world_ = std::make_unique<HostStagedCollectives>(grid.world_comm(), staging_->get());
+    tp_ = std::make_unique<HostStagedCollectives>(grid.tp_comm(), staging_->get());
+    pp_ = std::make_unique<HostStagedCollectives>(grid.pp_comm(), staging_->get());
+    return;
+  }
+  int shared = grid.ranks_on_gpu(), most_shared = 0;
+  LS_MPI_CHECK(MPI_Allreduce(&shared, &most_shared, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  if (most_shared > 1) {
+    std::ostringstream os;
+    os << "NCCL needs a GPU of its own for every rank, but " << most_shared << " ranks of a node share one (this rank: "
+       << shared << " on GPU " << grid.gpu() << " of " << grid.host() << "); start at most one rank per GPU, or "
+       << "share the GPUs through host memory with --backend mpi (slow; for trying a TP x PP layout on fewer GPUs)";
+    throw std::runtime_error(os.str());
+  }
   nccl_ = std::make_unique<NcclCommunicators>(grid);
   world_ = std::make_unique<NcclCollectives>(nccl_->world(), nccl_->stream());
   tp_ = std::make_unique<NcclCollectives>(nccl_->tp(), nccl_->stream());
   pp_ = std::make_unique<NcclCollectives>(nccl_->pp(), nccl_->stream());
 #else
-  LS_FATAL("the NCCL backend is not in this build (configure with -DLOCKSTEP_CUDA=ON)");
+  LS_FATAL("the " << backend_name(backend) << " backend is not in this build (configure with -DLOCKSTEP_CUDA=ON)");
 #endif
 }
 
 DeviceBuffer CommGroups::allocate(std::size_t bytes) const {
-  if (backend_ == CommBackend::Mpi || bytes == 0) return DeviceBuffer(buffer_kind(), bytes);
+  if (backend_ != CommBackend::Nccl || bytes == 0) return DeviceBuffer(buffer_kind(), bytes);
 #if LOCKSTEP_WITH_CUDA
   void* p = nullptr;
   LS_NCCL_CHECK(ncclMemAlloc(&p, bytes));
@@ -67,6 +89,7 @@ CommGroups::~CommGroups() {
   tp_.reset();
   pp_.reset();
   nccl_.reset();
+  staging_.reset();
 }
 
 }  // namespace lockstep

@@ -29,6 +29,9 @@ class RankGrid {
   int local_rank() const { return local_rank_; }
   int local_size() const { return local_size_; }
   int gpu() const { return gpu_; }  // -1 on the CPU backend
+  // Ranks of this node on this rank's GPU, itself included: more than 1 only when a node runs
+  // more ranks than it has GPUs (NCCL refuses that; the MPI-staged backend shares the GPU).
+  int ranks_on_gpu() const { return ranks_on_gpu_; }
   const std::string& host() const { return host_; }
   bool first_stage() const { return pos_.pp_rank == 0; }
   bool last_stage() const { return pos_.pp_rank == layout_.pp - 1; }
@@ -43,6 +46,7 @@ class RankGrid {
   int local_rank_ = 0;
   int local_size_ = 1;
   int gpu_ = -1;
+  int ranks_on_gpu_ = 0;
   std::string host_;
   MPI_Comm tp_comm_ = MPI_COMM_NULL;
   MPI_Comm pp_comm_ = MPI_COMM_NULL;

@@ -191,11 +191,14 @@ CudaDenseTransformer::StageIn<W>::StageIn(const ModelConfig& c, const WeightSour
       ctx_(gpu, tp.stream()),
       gaps_(ctx_.stream()),
       ws_(std::make_unique<Workspace>()),
-      graphs_(cuda_graphs ? std::make_unique<CudaGraphCache>() : nullptr) {
+      // Staged collectives (ranks sharing a GPU) wait on the host, which a captured graph cannot.
+      graphs_(cuda_graphs && !(tp.backend() == CommBackend::MpiStaged && tp.size() * pp.size() > 1)
+                  ? std::make_unique<CudaGraphCache>()
+                  : nullptr) {
   const char* gpu_sampling = std::getenv("LOCKSTEP_GPU_SAMPLING");
   gpu_sampling_ = !(gpu_sampling && std::string(gpu_sampling) == "0");
   LS_CHECK(tp.stream() && tp.stream() == pp.stream(),
-           "the CUDA backend needs NCCL collectives that share one stream (--device cuda with --backend nccl)");
+           "the CUDA backend needs device-buffer collectives (NCCL or MPI staged) that share one stream");
   LS_CHECK(c.head_dim <= 256 && c.head_dim % 4 == 0,
            "head_dim " << c.head_dim << " is not a multiple of 4 up to 256, which the GPU attention takes");
   if (c.kv_cache_dtype != KvCacheDtype::Auto && !cuda::fp8_kv_cache_supported(ctx_, c.head_dim))

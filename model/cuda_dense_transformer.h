@@ -22,7 +22,8 @@ class CudaDenseTransformer final : public ForwardModel {
  public:
   // Loads this rank's weights onto `gpu`, in config.dtype (BF16 or F16, else CheckpointError).
   // The KV cache comes later (allocate_kv_cache), once every rank knows how much memory is left.
-  // cuda_graphs: decode steps replay CUDA graphs of the layers (false: --enforce-eager).
+  // cuda_graphs: decode steps replay CUDA graphs of the layers (false: --enforce-eager; also
+  // off with MPI-staged collectives across ranks, which wait on the host).
   CudaDenseTransformer(const ModelConfig& config, const WeightSource& weights, Collectives& tp, Collectives& pp,
                        const LayerRange& layers, int gpu, int block_size, bool cuda_graphs = true);
   ~CudaDenseTransformer() override;

@@ -10,6 +10,9 @@
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
 # default: the per-kernel time table of batch-1 decode at 7B shapes, from Nsight Systems where nsys
 # exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
+# shared (not by default: collectives, parity and serving at TP2, PP2 and TP2 x PP2 with
+# ranks sharing the GPUs through MPI-staged collectives: the CUDA kernels at every layout on a
+# host with fewer GPUs than ranks; NCCL and CUDA graphs at TP > 1 need a GPU a rank),
 # offline_profile (not by default: the offline run's kernel table, CUPTI),
 # offline_sampled (not by default: sampled requests, drawn on the host and on the GPU),
 # serve_load (not by default: benchmarks/serve_load.mjs against `lockstep serve` at 7B shapes),
@@ -86,6 +89,28 @@ for s in $steps; do
       else
         step serve "skipped (no node, or no tests/app/serve/node_modules)"
       fi ;;
+    shared)
+      rc=0
+      for np in 2 4; do
+        for t in collectives_test model_parity_test engine_parity_test; do
+          $M -np $np "$BUILD/tests/$t" --backend=mpi-staged >"$out/shared_${t}_np$np.txt" 2>&1 || rc=1
+          echo "$t np$np: $(grep -E '^\[  (PASSED|FAILED) ' "$out/shared_${t}_np$np.txt" | tr '\n' ' ')"
+          grep -E '^\[parity\]' "$out/shared_${t}_np$np.txt" | sort -u | head -24
+          grep -E 'FAILED|Failure' "$out/shared_${t}_np$np.txt" | sort -u | head -10
+        done
+      done
+      use_node
+      if command -v node >/dev/null && [ -d tests/app/serve/node_modules ]; then
+        for fixture in qwen2-tiny llama-tiny; do
+          SERVE_TEST_NP=4 SERVE_TEST_LAYOUT="-tp 2 -pp 2" SERVE_TEST_FLAGS="--device cuda --backend mpi" \
+            LOCKSTEP_SERVE_TEST_MIN_MARGIN=0.2 \
+            bash tests/app/serve/serve_test.sh mpirun "$BUILD/app/lockstep" tests/fixtures/models $fixture \
+            >"$out/shared_serve_$fixture.txt" 2>&1 || rc=1
+        done
+        echo "serve TP2 x PP2: $(grep -hE 'checks passed|^PASS|^FAIL' "$out"/shared_serve_*.txt | head -8 | tr '\n' ' ')"
+        grep -h "^FAIL" "$out"/shared_serve_*.txt | head -20
+      fi
+      step shared "rc=$rc"; [ $rc = 0 ] || status=1 ;;
     kernel_bench)
       "$BUILD/benchmarks/kernel_bench" --benchmark_counters_tabular=true --benchmark_filter="${KERNEL_BENCH_FILTER:-.}" \
         >"$out/kernel_bench.txt" 2>&1  # KERNEL_BENCH_FILTER: a regex of benchmark names

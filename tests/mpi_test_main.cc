@@ -1,6 +1,8 @@
 // main() for multi-rank GoogleTest binaries run under mpirun: every rank runs every test,
 // only rank 0 prints the usual report, other ranks print their failures, and the exit code
-// is non-zero on every rank if any rank failed. `--backend=nccl` selects the GPU backend.
+// is non-zero on every rank if any rank failed. `--backend=nccl` selects the GPU backend,
+// `--backend=mpi-staged` the GPU backend with collectives through host memory (ranks may share
+// a GPU).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--backend=nccl")) lockstep::testing::g_backend = lockstep::CommBackend::Nccl;
     else if (!std::strcmp(argv[i], "--backend=mpi")) lockstep::testing::g_backend = lockstep::CommBackend::Mpi;
+    else if (!std::strcmp(argv[i], "--backend=mpi-staged")) lockstep::testing::g_backend = lockstep::CommBackend::MpiStaged;
   }
   if (env.world_rank() != 0) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();

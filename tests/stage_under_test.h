@@ -1,6 +1,6 @@
 // The model stage the multi-rank parity tests run: the CPU backend (DenseTransformer) under
 // --backend=mpi, the CUDA backend (CudaDenseTransformer, its KV cache allocated) under
-// --backend=nccl on a GPU host. Also the tolerances that differ between the two.
+// --backend=nccl or --backend=mpi-staged on a GPU host. Also the tolerances that differ between the two.
 #pragma once
 
 #include <memory>
@@ -15,7 +15,7 @@
 
 namespace lockstep::testing {
 
-inline bool on_gpu() { return test_backend() == CommBackend::Nccl; }
+inline bool on_gpu() { return uses_device_buffers(test_backend()); }
 
 // Greedy tokens must match transformers wherever its top-2 logits differ by more than this:
 // fp32 on the CPU; on the GPU every GEMM input is rounded to the model's dtype (see
