@@ -180,7 +180,7 @@ for s in $steps; do
       done
       step offline_sampled "done"; cat "$out/offline_sampled.txt" ;;
     offline_profile)
-      # The offline run's kernel table (CUPTI, benchmarks/kernel_profile): 256 prompts of 1024
+      # The offline run's kernel table (CUPTI, benchmarks/kernel_profile): OFFLINE_PROMPTS (256) prompts of 1024
       # tokens, OFFLINE_PROFILE_NEW (256) new each, so prefill and decode at full batch both show
       # (1024: the 1k/1k run itself, its decode steps at 1024-2048 positions); OFFLINE_FLAGS as offline.
       kp=$BUILD/benchmarks/libkernel_profile.so
@@ -189,7 +189,7 @@ for s in $steps; do
       LOCKSTEP_DEPENDENT_LAUNCH=0 CUDA_INJECTION64_PATH=$kp LOCKSTEP_KERNEL_PROFILE=/tmp/offline_profile.txt \
         bash benchmarks/offline_throughput.sh \
         "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-qwen-7b.json "$tok7b" \
-        /tmp/offline_profile 1 256 1024 "${OFFLINE_PROFILE_NEW:-256}" -- --device cuda ${OFFLINE_FLAGS:-} \
+        /tmp/offline_profile 1 "${OFFLINE_PROMPTS:-256}" 1024 "${OFFLINE_PROFILE_NEW:-256}" -- --device cuda ${OFFLINE_FLAGS:-} \
         >"$out/offline_profile.txt" 2>&1
       step offline_profile "rc=$?"; cat "$out/offline_profile.txt"; cp /tmp/offline_profile.txt "$out/offline_kernels.txt" &&
         head -30 "$out/offline_kernels.txt" ;;
