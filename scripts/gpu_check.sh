@@ -93,7 +93,7 @@ for s in $steps; do
       rc=0
       for np in 2 4; do
         for t in collectives_test model_parity_test engine_parity_test; do
-          $M -np $np "$BUILD/tests/$t" --backend=mpi-staged >"$out/shared_${t}_np$np.txt" 2>&1 || rc=1
+          $M -np $np "$BUILD/tests/$t" --backend=mpi-staged --gtest_color=no >"$out/shared_${t}_np$np.txt" 2>&1 || rc=1
           echo "$t np$np: $(grep -E '^\[  (PASSED|FAILED) ' "$out/shared_${t}_np$np.txt" | tr '\n' ' ')"
           grep -E '^\[parity\]' "$out/shared_${t}_np$np.txt" | sort -u | head -24
           grep -E 'FAILED|Failure' "$out/shared_${t}_np$np.txt" | sort -u | head -10
