@@ -418,10 +418,10 @@ void register_benchmarks() {
       add("linear_fp16/" + shape_name(s) + "/rows:" + std::to_string(rows),
           [=](benchmark::State& st) { bm_linear<fp16>(st, rows, s.in, s.out, s.fp32_input); });
   for (const bool add_first : {false, true})
-    for (const std::int64_t rows : {1, 32, 4096})
+    for (const std::int64_t rows : {1, 32, 4096, 16384})
       add(std::string(add_first ? "add_rms_norm" : "rms_norm") + "/rows:" + std::to_string(rows),
           [=](benchmark::State& st) { bm_rms_norm(st, rows, add_first); });
-  for (const std::int64_t rows : {32, 256, 4096, 8192})
+  for (const std::int64_t rows : {32, 256, 4096, 8192, 16384})
     for (const bool bf16_input : {false, true})
       add(std::string("silu_mul/") + (bf16_input ? "bf16" : "fp32") + "/rows:" + std::to_string(rows),
           [=](benchmark::State& st) { bm_silu_mul(st, rows, bf16_input); });
