@@ -245,33 +245,40 @@ __device__ __forceinline__ float4 load4(const T* p) {
   return make_float4(to_float(h[0]), to_float(h[1]), to_float(h[2]), to_float(h[3]));
 }
 
-// A thread takes 8 consecutive columns of a row (vector loads and stores when ffn % 8 == 0: its
-// four loads in flight together; with 4 columns a thread, 16 bytes in flight, the kernel read at
-// ~0.5 of copy at 16k rows of the 7B model's 18944), blockIdx.y the rows (striding past the grid's
-// 65535). No per-element 64-bit division: with one, the kernel ran at 0.4 of copy (0.93 ms at
-// 8192 rows on an H200). gate_up is fp32 or, from linear_silu_mul's GEMM, W (half the bytes to
-// write and read).
-constexpr int kSiluCols = 8;
+// A thread takes 32 bytes of gate and 32 of up from a row (8 columns of fp32, 16 of bf16 / fp16:
+// its loads in flight together; at 16 bytes a thread the kernel read at ~0.5 of copy at 16k rows
+// of the 7B model's 18944, at 64 at 0.79 (bf16) to 0.96 (fp32)), blockIdx.y the rows (striding
+// past the grid's 65535). No per-element 64-bit division: with one, the kernel ran at 0.4 of copy
+// (0.93 ms at 8192 rows on an H200). gate_up is fp32 or, from linear_silu_mul's GEMM, W (half the
+// bytes to write and read).
+template <typename In>
+constexpr int kSiluCols = 32 / static_cast<int>(sizeof(In));
 template <typename In, typename Out>
 __global__ void silu_mul_kernel(const In* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   dependent_launch_enter();
-  const std::int64_t j = kSiluCols * (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x);
+  constexpr int kCols = kSiluCols<In>, kQuads = kCols / 4;
+  const std::int64_t j = kCols * (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x);
   if (j >= ffn) return;
-  // Vector pieces when every row starts aligned for them (ffn % 8 == 0 and aligned buffers).
-  const bool vector = ffn % kSiluCols == 0 && reinterpret_cast<std::uintptr_t>(gate_up) % (4 * sizeof(In)) == 0 &&
+  // Quads of 4 when every row starts aligned for them (ffn % 4 == 0 and aligned buffers); a quad
+  // is then wholly in the row or past its end.
+  const bool vector = ffn % 4 == 0 && reinterpret_cast<std::uintptr_t>(gate_up) % (4 * sizeof(In)) == 0 &&
                       reinterpret_cast<std::uintptr_t>(out) % (4 * sizeof(Out)) == 0;
   for (std::int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
     const In* gate = gate_up + r * 2 * ffn + j;
     const In* up = gate + ffn;
     Out* o = out + r * ffn + j;
     if (vector) {
-      const float4 g0 = load4(gate), g1 = load4(gate + 4), u0 = load4(up), u1 = load4(up + 4);
-      store4(o, make_float4(silu_times(g0.x, u0.x), silu_times(g0.y, u0.y), silu_times(g0.z, u0.z),
-                            silu_times(g0.w, u0.w)));
-      store4(o + 4, make_float4(silu_times(g1.x, u1.x), silu_times(g1.y, u1.y), silu_times(g1.z, u1.z),
-                                silu_times(g1.w, u1.w)));
+      float4 g[kQuads], u[kQuads];
+#pragma unroll
+      for (int q = 0; q < kQuads; ++q)
+        if (j + 4 * q < ffn) g[q] = load4(gate + 4 * q), u[q] = load4(up + 4 * q);
+#pragma unroll
+      for (int q = 0; q < kQuads; ++q)
+        if (j + 4 * q < ffn)
+          store4(o + 4 * q, make_float4(silu_times(g[q].x, u[q].x), silu_times(g[q].y, u[q].y),
+                                        silu_times(g[q].z, u[q].z), silu_times(g[q].w, u[q].w)));
     } else {
-      for (std::int64_t k = 0; k < kSiluCols && j + k < ffn; ++k)
+      for (std::int64_t k = 0; k < kCols && j + k < ffn; ++k)
         store(o + k, silu_times(to_float(gate[k]), to_float(up[k])));
     }
   }
@@ -408,7 +415,8 @@ void head_rms_norm(GpuContext& ctx, float* qkv, std::int64_t tokens, std::int64_
 template <typename In, typename Out>
 void silu_mul(GpuContext& ctx, const In* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   if (rows * ffn == 0) return;
-  const dim3 grid(blocks_for((ffn + kSiluCols - 1) / kSiluCols, 256),
+  constexpr int cols = kSiluCols<device_t<In>>;
+  const dim3 grid(blocks_for((ffn + cols - 1) / cols, 256),
                   static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
   launch(ctx, silu_mul_kernel<device_t<In>, device_t<Out>>, grid, 256, on_device(gate_up), rows, ffn,
          on_device(out));

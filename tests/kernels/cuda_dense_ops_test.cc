@@ -361,9 +361,10 @@ TEST_F(CudaDenseOps, SplitQkvRopeCache) {
 
 TEST_F(CudaDenseOps, SiluMulOfFusedGateUp) {
   for_each_half([&]<HalfFloat W>() {
-    // ffn not a multiple of 4 takes the scalar path; 70000 rows stride past the grid's 65535.
-    for (const auto [rows, ffn] :
-         {std::pair{1, 1}, std::pair{3, 1000}, std::pair{32, 9472}, std::pair{5, 1003}, std::pair{70000, 3}}) {
+    // ffn not a multiple of 4 takes the scalar path; 1000 and 1004 end a row inside a thread's 16
+    // (16-bit input) or 8 (fp32) columns; 70000 rows stride past the grid's 65535.
+    for (const auto [rows, ffn] : {std::pair{1, 1}, std::pair{3, 1000}, std::pair{7, 1004}, std::pair{32, 9472},
+                                   std::pair{5, 1003}, std::pair{70000, 3}}) {
       SCOPED_TRACE(::testing::Message() << "rows " << rows << " ffn " << ffn);
       const std::size_t n = static_cast<std::size_t>(rows) * ffn;
       const std::vector<float> gate_up = normal(2 * n, 4.0f);
