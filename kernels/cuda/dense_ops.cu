@@ -236,49 +236,56 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int k
   }
 }
 
-// 4 consecutive values as floats: one 16-byte (fp32) or 8-byte (bf16 / fp16) load.
-__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-template <typename T>
-__device__ __forceinline__ float4 load4(const T* p) {
-  const uint2 v = *reinterpret_cast<const uint2*>(p);
-  const T* h = reinterpret_cast<const T*>(&v);
-  return make_float4(to_float(h[0]), to_float(h[1]), to_float(h[2]), to_float(h[3]));
-}
-
-// A thread takes 32 bytes of gate and 32 of up from a row (8 columns of fp32, 16 of bf16 / fp16:
-// its loads in flight together; at 16 bytes a thread the kernel read at ~0.5 of copy at 16k rows
-// of the 7B model's 18944, at 64 at 0.79 (bf16) to 0.96 (fp32)), blockIdx.y the rows (striding
-// past the grid's 65535). No per-element 64-bit division: with one, the kernel ran at 0.4 of copy
-// (0.93 ms at 8192 rows on an H200). gate_up is fp32 or, from linear_silu_mul's GEMM, W (half the
-// bytes to write and read).
+// A thread takes two 16-byte pieces of gate and two of up from a row (8 columns of fp32, 16 of
+// bf16 / fp16), its four loads in flight together, blockIdx.y the rows (striding past the grid's
+// 65535). At 8 bytes a load the 16-bit kernel read at ~0.5 of copy (16 bytes a thread in flight;
+// 0.56 with four 8-byte loads a thread at a 32-byte lane stride). No per-element 64-bit division:
+// with one, the kernel ran at 0.4 of copy (0.93 ms at 8192 rows on an H200). gate_up is fp32 or,
+// from linear_silu_mul's GEMM, W (half the bytes to write and read).
 template <typename In>
-constexpr int kSiluCols = 32 / static_cast<int>(sizeof(In));
+constexpr int kSiluPieceCols = 16 / static_cast<int>(sizeof(In));
+constexpr int kSiluPieces = 2;
+// A 16-byte piece as floats: 4 of fp32, 8 of bf16 / fp16.
+__device__ __forceinline__ void load_piece(const float* p, float* v) {
+  const float4 a = *reinterpret_cast<const float4*>(p);
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+}
+template <typename T>
+__device__ __forceinline__ void load_piece(const T* p, float* v) {
+  const uint4 a = *reinterpret_cast<const uint4*>(p);
+  const T* h = reinterpret_cast<const T*>(&a);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = to_float(h[i]);
+}
 template <typename In, typename Out>
 __global__ void silu_mul_kernel(const In* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   dependent_launch_enter();
-  constexpr int kCols = kSiluCols<In>, kQuads = kCols / 4;
-  const std::int64_t j = kCols * (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x);
+  constexpr int kPiece = kSiluPieceCols<In>;
+  const std::int64_t j = kPiece * kSiluPieces * (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x);
   if (j >= ffn) return;
-  // Quads of 4 when every row starts aligned for them (ffn % 4 == 0 and aligned buffers); a quad
-  // is then wholly in the row or past its end.
-  const bool vector = ffn % 4 == 0 && reinterpret_cast<std::uintptr_t>(gate_up) % (4 * sizeof(In)) == 0 &&
-                      reinterpret_cast<std::uintptr_t>(out) % (4 * sizeof(Out)) == 0;
+  // Pieces when every row starts aligned for them (ffn a multiple of a piece, 16-byte aligned
+  // buffers); a piece is then wholly in the row or past its end.
+  const bool vector = ffn % kPiece == 0 && reinterpret_cast<std::uintptr_t>(gate_up) % 16 == 0 &&
+                      reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
   for (std::int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
     const In* gate = gate_up + r * 2 * ffn + j;
     const In* up = gate + ffn;
     Out* o = out + r * ffn + j;
     if (vector) {
-      float4 g[kQuads], u[kQuads];
+      float g[kSiluPieces][kPiece], u[kSiluPieces][kPiece];
 #pragma unroll
-      for (int q = 0; q < kQuads; ++q)
-        if (j + 4 * q < ffn) g[q] = load4(gate + 4 * q), u[q] = load4(up + 4 * q);
+      for (int q = 0; q < kSiluPieces; ++q)
+        if (j + kPiece * q < ffn) load_piece(gate + kPiece * q, g[q]), load_piece(up + kPiece * q, u[q]);
 #pragma unroll
-      for (int q = 0; q < kQuads; ++q)
-        if (j + 4 * q < ffn)
-          store4(o + 4 * q, make_float4(silu_times(g[q].x, u[q].x), silu_times(g[q].y, u[q].y),
-                                        silu_times(g[q].z, u[q].z), silu_times(g[q].w, u[q].w)));
+      for (int q = 0; q < kSiluPieces; ++q)
+        if (j + kPiece * q < ffn)
+#pragma unroll
+          for (int c = 0; c < kPiece; c += 4)
+            store4(o + kPiece * q + c, make_float4(silu_times(g[q][c], u[q][c]), silu_times(g[q][c + 1], u[q][c + 1]),
+                                                   silu_times(g[q][c + 2], u[q][c + 2]),
+                                                   silu_times(g[q][c + 3], u[q][c + 3])));
     } else {
-      for (std::int64_t k = 0; k < kCols && j + k < ffn; ++k)
+      for (std::int64_t k = 0; k < kPiece * kSiluPieces && j + k < ffn; ++k)
         store(o + k, silu_times(to_float(gate[k]), to_float(up[k])));
     }
   }
@@ -415,7 +422,7 @@ void head_rms_norm(GpuContext& ctx, float* qkv, std::int64_t tokens, std::int64_
 template <typename In, typename Out>
 void silu_mul(GpuContext& ctx, const In* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   if (rows * ffn == 0) return;
-  constexpr int cols = kSiluCols<device_t<In>>;
+  constexpr int cols = kSiluPieceCols<device_t<In>> * kSiluPieces;
   const dim3 grid(blocks_for((ffn + cols - 1) / cols, 256),
                   static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
   launch(ctx, silu_mul_kernel<device_t<In>, device_t<Out>>, grid, 256, on_device(gate_up), rows, ffn,
