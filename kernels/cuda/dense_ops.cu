@@ -236,15 +236,15 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int k
   }
 }
 
-// A thread takes two 16-byte pieces of gate and two of up from a row (8 columns of fp32, 16 of
-// bf16 / fp16), its four loads in flight together, blockIdx.y the rows (striding past the grid's
-// 65535). At 8 bytes a load the 16-bit kernel read at ~0.5 of copy (16 bytes a thread in flight;
-// 0.56 with four 8-byte loads a thread at a 32-byte lane stride). No per-element 64-bit division:
-// with one, the kernel ran at 0.4 of copy (0.93 ms at 8192 rows on an H200). gate_up is fp32 or,
-// from linear_silu_mul's GEMM, W (half the bytes to write and read).
+// A thread takes 8 columns of a row in 16-byte pieces (two of fp32, one of bf16 / fp16) of gate
+// and of up, its loads in flight together, blockIdx.y the rows (striding past the grid's 65535).
+// At 4 columns a thread the kernel read at ~0.5 of copy at 16k rows of the 7B model's 18944; at
+// 16 columns of bf16 a thread, 0.55 (H200). No per-element 64-bit division: with one, the kernel
+// ran at 0.4 of copy (0.93 ms at 8192 rows). gate_up is fp32 or, from linear_silu_mul's GEMM, W
+// (half the bytes to write and read).
+constexpr int kSiluCols = 8;
 template <typename In>
 constexpr int kSiluPieceCols = 16 / static_cast<int>(sizeof(In));
-constexpr int kSiluPieces = 2;
 // A 16-byte piece as floats: 4 of fp32, 8 of bf16 / fp16.
 __device__ __forceinline__ void load_piece(const float* p, float* v) {
   const float4 a = *reinterpret_cast<const float4*>(p);
@@ -260,8 +260,8 @@ __device__ __forceinline__ void load_piece(const T* p, float* v) {
 template <typename In, typename Out>
 __global__ void silu_mul_kernel(const In* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   dependent_launch_enter();
-  constexpr int kPiece = kSiluPieceCols<In>;
-  const std::int64_t j = kPiece * kSiluPieces * (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x);
+  constexpr int kPiece = kSiluPieceCols<In>, kPieces = kSiluCols / kPiece;
+  const std::int64_t j = kSiluCols * (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x);
   if (j >= ffn) return;
   // Pieces when every row starts aligned for them (ffn a multiple of a piece, 16-byte aligned
   // buffers); a piece is then wholly in the row or past its end.
@@ -272,12 +272,12 @@ __global__ void silu_mul_kernel(const In* gate_up, std::int64_t rows, std::int64
     const In* up = gate + ffn;
     Out* o = out + r * ffn + j;
     if (vector) {
-      float g[kSiluPieces][kPiece], u[kSiluPieces][kPiece];
+      float g[kPieces][kPiece], u[kPieces][kPiece];
 #pragma unroll
-      for (int q = 0; q < kSiluPieces; ++q)
+      for (int q = 0; q < kPieces; ++q)
         if (j + kPiece * q < ffn) load_piece(gate + kPiece * q, g[q]), load_piece(up + kPiece * q, u[q]);
 #pragma unroll
-      for (int q = 0; q < kSiluPieces; ++q)
+      for (int q = 0; q < kPieces; ++q)
         if (j + kPiece * q < ffn)
 #pragma unroll
           for (int c = 0; c < kPiece; c += 4)
@@ -285,7 +285,7 @@ __global__ void silu_mul_kernel(const In* gate_up, std::int64_t rows, std::int64
                                                    silu_times(g[q][c + 2], u[q][c + 2]),
                                                    silu_times(g[q][c + 3], u[q][c + 3])));
     } else {
-      for (std::int64_t k = 0; k < kPiece * kSiluPieces && j + k < ffn; ++k)
+      for (std::int64_t k = 0; k < kSiluCols && j + k < ffn; ++k)
         store(o + k, silu_times(to_float(gate[k]), to_float(up[k])));
     }
   }
@@ -422,8 +422,7 @@ void head_rms_norm(GpuContext& ctx, float* qkv, std::int64_t tokens, std::int64_
 template <typename In, typename Out>
 void silu_mul(GpuContext& ctx, const In* gate_up, std::int64_t rows, std::int64_t ffn, Out* out) {
   if (rows * ffn == 0) return;
-  constexpr int cols = kSiluPieceCols<device_t<In>> * kSiluPieces;
-  const dim3 grid(blocks_for((ffn + cols - 1) / cols, 256),
+  const dim3 grid(blocks_for((ffn + kSiluCols - 1) / kSiluCols, 256),
                   static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
   launch(ctx, silu_mul_kernel<device_t<In>, device_t<Out>>, grid, 256, on_device(gate_up), rows, ffn,
          on_device(out));

@@ -362,8 +362,8 @@ TEST_F(CudaDenseOps, SplitQkvRopeCache) {
 TEST_F(CudaDenseOps, SiluMulOfFusedGateUp) {
   for_each_half([&]<HalfFloat W>() {
     // ffn not a multiple of a 16-byte piece (4 fp32, 8 bf16 / fp16) takes the scalar path (1003,
-    // and 1004 for 16-bit input); 1000 ends a row inside a thread's 16 (16-bit) columns, 1004
-    // inside its 8 (fp32); 70000 rows stride past the grid's 65535.
+    // and 1004 for 16-bit input); 1004 ends a row inside an fp32 thread's 8 columns; 70000 rows
+    // stride past the grid's 65535.
     for (const auto [rows, ffn] : {std::pair{1, 1}, std::pair{3, 1000}, std::pair{7, 1004}, std::pair{32, 9472},
                                    std::pair{5, 1003}, std::pair{70000, 3}}) {
       SCOPED_TRACE(::testing::Message() << "rows " << rows << " ffn " << ffn);
