@@ -15,8 +15,9 @@ void add_parallel_options(CLI::App& cmd, ParallelOptions& o) {
   cmd.add_option("--pipeline-parallel-size", o.pipeline_parallel_size,
                  "Pipeline stages (alias -pp); world size must equal TP x PP")
       ->check(CLI::PositiveNumber);
-  cmd.add_option("--backend", o.backend, "Collectives backend: nccl (GPUs), mpi (host memory), "
-                                         "or auto (nccl when every rank has a GPU)")
+  cmd.add_option("--backend", o.backend, "Collectives backend: nccl (GPUs), mpi (host memory; with --device cuda "
+                                         "through host copies, so ranks may share a GPU), or auto (nccl when every "
+                                         "rank has a GPU)")
       ->check(CLI::IsMember({"auto", "nccl", "mpi"}));
 }
 
