@@ -23,6 +23,8 @@ class ListenBacklog {
   // After binding: the listening socket's backlog to `backlog` (the kernel caps it at
   // net.core.somaxconn). False, with errno set, when there is no bound socket or listen() fails.
   bool raise(int backlog) const;
+  // The listening socket (-1 before binding).
+  int socket() const { return *socket_; }
 
  private:
   std::shared_ptr<int> socket_;  // the last socket cpp-httplib made to listen on (-1: none)

@@ -14,6 +14,7 @@
 
 #include "app/engine/engine_service.h"
 #include "app/serve/connection_threads.h"
+#include "app/serve/http_listener.h"
 #include "app/serve/listen_backlog.h"
 #include "app/serve/open_file_limit.h"
 #include "app/serve/openai_routes.h"
@@ -114,30 +115,37 @@ int run_serve(const MpiEnvironment& env, const ServeOptions& o) {
                model.served_model_name.c_str());
   std::fflush(stderr);
 
-  std::thread http([&server] { server.listen_after_bind(); });
+  std::atomic<bool> listener_failed{false};
+  HttpListener http(server, [&] { listener_failed = true; });
   std::atomic<bool> finished{false};
   std::thread watcher([&] {
     while (!finished) {
       const int sig = g_shutdown_signal.load();
-      if (sig == 0) {
+      if (sig == 0 && !listener_failed) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         continue;
       }
-      LS_INFO("received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ": no new requests; running ones have "
-                          << o.shutdown_timeout << " s to finish");
-      server.stop();  // closes the listener; handlers still streaming keep their connections
+      if (sig != 0) {
+        LS_INFO("received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ": no new requests; running ones have "
+                            << o.shutdown_timeout << " s to finish");
+        http.close();  // no new connections; handlers still streaming keep theirs
+      } else {
+        LS_ERROR("the HTTP listener on " << o.host << ":" << port << " stopped accepting connections (accept() "
+                                         << "failed; see `ulimit -n` and the system's open-file and socket limits); "
+                                         << "ending the job so it can be restarted. Running requests have "
+                                         << o.shutdown_timeout << " s to finish");
+      }
       service.stop(std::chrono::milliseconds(static_cast<long>(o.shutdown_timeout * 1000)));
       return;
     }
   });
 
-  service.run();  // the engine loop, until a signal ends it; then every rank is told to leave
-  server.stop();
-  http.join();
+  service.run();  // the engine loop, until a signal or a dead listener ends it; then every rank is told to leave
+  http.stop();
   finished = true;
   watcher.join();
   LS_INFO("lockstep serve: stopped");
-  return 0;
+  return listener_failed ? 1 : 0;
 }
 
 }  // namespace lockstep
