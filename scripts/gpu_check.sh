@@ -10,9 +10,9 @@
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
 # default: the per-kernel time table of batch-1 decode at 7B shapes, from Nsight Systems where nsys
 # exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
-# shared (not by default: collectives, parity and serving at TP2, PP2 and TP2 x PP2 with
-# ranks sharing the GPUs through MPI-staged collectives: the CUDA kernels at every layout on a
-# host with fewer GPUs than ranks; NCCL and CUDA graphs at TP > 1 need a GPU a rank),
+# shared (collectives, parity and serving at the layouts of 2 and 4 ranks the GPUs are too few
+# for, the ranks sharing them through MPI-staged collectives: the CUDA kernels' sharded paths on
+# any host; NCCL and CUDA graphs at TP > 1 need a GPU a rank),
 # offline_profile (not by default: the offline run's kernel table, CUPTI),
 # offline_sampled (not by default: sampled requests, drawn on the host and on the GPU),
 # serve_load (not by default: benchmarks/serve_load.mjs against `lockstep serve` at 7B shapes),
@@ -20,7 +20,7 @@
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
 set -uo pipefail
 out=$1; shift
-steps=${*:-kernels parity serve kernel_bench decode peer offline scaling}
+steps=${*:-kernels parity shared serve kernel_bench decode peer offline scaling}
 mkdir -p "$out"
 . scripts/gpu_host_build.sh >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 tail -1 "$out/build.log"
@@ -92,6 +92,7 @@ for s in $steps; do
     shared)
       rc=0
       for np in 2 4; do
+        [ "$np" -gt "$gpus" ] || continue  # the parity step runs it on NCCL
         for t in collectives_test model_parity_test engine_parity_test; do
           $M -np $np "$BUILD/tests/$t" --backend=mpi-staged --gtest_color=no >"$out/shared_${t}_np$np.txt" 2>&1 || rc=1
           echo "$t np$np: $(grep -E '^\[  (PASSED|FAILED) ' "$out/shared_${t}_np$np.txt" | tr '\n' ' ')"
@@ -100,7 +101,7 @@ for s in $steps; do
         done
       done
       use_node
-      if command -v node >/dev/null && [ -d tests/app/serve/node_modules ]; then
+      if [ "$gpus" -lt 4 ] && command -v node >/dev/null && [ -d tests/app/serve/node_modules ]; then
         for fixture in qwen2-tiny llama-tiny; do
           SERVE_TEST_NP=4 SERVE_TEST_LAYOUT="-tp 2 -pp 2" SERVE_TEST_FLAGS="--device cuda --backend mpi" \
             LOCKSTEP_SERVE_TEST_MIN_MARGIN=0.2 \
