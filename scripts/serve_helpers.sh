@@ -28,3 +28,13 @@ rank0_pid() {
   done
   return 1
 }
+
+# server_test_scaffold: for a test script that starts a server: $tmp (a scratch directory,
+# removed on exit), $server_pid (set it; the process is killed on exit), and fail MESSAGE (prints
+# it and the tail of $tmp/server.log, exits 1).
+server_test_scaffold() {
+  tmp=$(mktemp -d)
+  server_pid=
+  trap '[ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+  fail() { echo "FAIL: $*"; tail -n 30 "$tmp/server.log"; exit 1; }
+}

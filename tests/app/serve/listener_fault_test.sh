@@ -8,11 +8,7 @@ set -u
 mpirun=$1 lockstep=$2 fixtures=$3
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../../scripts/serve_helpers.sh"
-tmp=$(mktemp -d)
-server_pid=
-cleanup() { [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; tail -n 30 "$tmp/server.log"; exit 1; }
+server_test_scaffold
 
 "$mpirun" --oversubscribe -np 2 "$lockstep" serve --model "$fixtures/qwen2-tiny" -tp 2 --kv-cache-memory 8M \
   --port 0 --host 127.0.0.1 >"$tmp/server.log" 2>&1 &

@@ -9,11 +9,7 @@ set -u
 mpirun=$1 lockstep=$2 fixtures=$3 name=$4
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../../scripts/serve_helpers.sh"
-tmp=$(mktemp -d)
-server_pid=
-cleanup() { [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; tail -n 30 "$tmp/server.log"; exit 1; }
+server_test_scaffold
 [ -d "$here/node_modules/openai" ] || fail "the openai npm client is missing: npm ci --prefix tests/app/serve (scripts/setup.sh does it)"
 
 key=test-key-$RANDOM
