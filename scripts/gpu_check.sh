@@ -100,6 +100,18 @@ for s in $steps; do
           grep -E 'FAILED|Failure' "$out/shared_${t}_np$np.txt" | sort -u | head -10
         done
       done
+      # NCCL with two ranks on one GPU: every rank stops with the message naming --backend mpi.
+      if [ "$gpus" -lt 2 ]; then
+        echo '{"prompt": [1, 2, 3], "max_tokens": 2}' >/tmp/shared_in.jsonl
+        timeout 120 $M -np 2 "$BUILD/app/lockstep" batch --model tests/fixtures/models/llama-tiny --device cuda -tp 2 \
+          --input /tmp/shared_in.jsonl --output /tmp/shared_out.jsonl >"$out/shared_nccl_refused.txt" 2>&1
+        r=$?
+        if [ $r != 0 ] && [ $r != 124 ] && grep -q "NCCL needs a GPU of its own" "$out/shared_nccl_refused.txt"; then
+          echo "NCCL with 2 ranks on a GPU: refused with the message (exit $r)"
+        else
+          echo "NCCL with 2 ranks on a GPU: exit $r, message missing"; rc=1
+        fi
+      fi
       use_node
       if [ "$gpus" -lt 4 ] && command -v node >/dev/null && [ -d tests/app/serve/node_modules ]; then
         for fixture in qwen2-tiny llama-tiny; do
