@@ -2,7 +2,11 @@
 # On a GPU host (the `device` machines): build, then the CUDA backend's correctness checks and
 # benchmarks, each step's output in OUT_DIR. Steps: kernels (every cuda:: op against the CPU
 # reference, the CUDA graph cache, the step gap meter, the weight upload), parity (transformers fixtures on the CUDA backend, the model stage and the whole
-# engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4; bf16 and fp16), serve (the OpenAI-client end-to-end test on
+# engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4; bf16 and fp16),
+# shared (collectives, parity and serving at the layouts of 2 and 4 ranks the GPUs are too few
+# for, the ranks sharing them through MPI-staged collectives: the CUDA kernels' sharded paths on
+# any host; NCCL and CUDA graphs at TP > 1 need a GPU a rank),
+# serve (the OpenAI-client end-to-end test on
 # GPUs, at the largest layout the GPUs allow, --dtype auto and half; needs node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
 # (transformers' generate() on the same shapes, and PyTorch's attention on kernel_bench's prefill
 # shapes, in the same call), offline (1k-in/1k-out
@@ -10,14 +14,11 @@
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
 # default: the per-kernel time table of batch-1 decode at 7B shapes, from Nsight Systems where nsys
 # exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
-# shared (collectives, parity and serving at the layouts of 2 and 4 ranks the GPUs are too few
-# for, the ranks sharing them through MPI-staged collectives: the CUDA kernels' sharded paths on
-# any host; NCCL and CUDA graphs at TP > 1 need a GPU a rank),
 # offline_profile (not by default: the offline run's kernel table, CUPTI),
 # offline_sampled (not by default: sampled requests, drawn on the host and on the GPU),
 # serve_load (not by default: benchmarks/serve_load.mjs against `lockstep serve` at 7B shapes),
 # load (not by default: a real 7B-shape checkpoint onto the GPU, lockstep and transformers).
-# usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step)
+# usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step not marked "not by default")
 set -uo pipefail
 out=$1; shift
 steps=${*:-kernels parity shared serve kernel_bench decode peer offline scaling}
