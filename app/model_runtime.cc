@@ -151,13 +151,10 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
                            : o.device == "cuda" ? (backend == "mpi" ? CommBackend::MpiStaged : CommBackend::Nccl)
                                                 : resolve_backend(backend, *rt->grid_);
   const bool on_gpu = uses_device_buffers(comm);
-  // As CudaDenseTransformer decides: staged collectives wait on the host, which a captured graph
-  // cannot (one rank alone calls none).
-  const bool cuda_graphs = !o.enforce_eager && (comm != CommBackend::MpiStaged || rt->grid_->world_size() == 1);
   if (comm == CommBackend::MpiStaged)
     LS_INFO("--backend mpi on GPUs: collectives go through host memory (slow), "
-            << rt->grid_->ranks_on_gpu() << " rank(s) on this rank's GPU"
-            << (cuda_graphs || o.enforce_eager ? "" : ", no CUDA graphs"));
+            << rt->grid_->ranks_on_gpu() << " rank(s) on this rank's GPU");
+  bool cuda_graphs = false;  // the GPU model's decision (not with staged collectives across ranks)
   rt->on_gpu_ = on_gpu;
   double step_timeout = 0;
   on_every_rank_or_none("read LOCKSTEP_STEP_TIMEOUT", [&] { step_timeout = StepWatchdog::timeout_from_env(on_gpu); });
@@ -212,8 +209,9 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
     std::unique_ptr<CudaDenseTransformer> gpu_model;
     on_every_rank_or_none("load its part of the model", [&] {
       gpu_model = std::make_unique<CudaDenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine,
-                                                         rt->grid_->gpu(), o.block_size, cuda_graphs);
+                                                         rt->grid_->gpu(), o.block_size, !o.enforce_eager);
     });
+    cuda_graphs = gpu_model->cuda_graphs();
     const GpuMemory mem = gpu_memory(rt->grid_->gpu());
     const double budget = (o.gpu_memory_utilization * static_cast<double>(mem.total) -
                            static_cast<double>(mem.total - mem.free)) / std::max(1, rt->grid_->ranks_on_gpu()) -

@@ -103,6 +103,7 @@ class CudaDenseTransformer::Stage : public ForwardModel {
   virtual std::uint64_t kv_block_bytes() const = 0;
   virtual void allocate_kv_cache(int num_blocks) = 0;
   virtual std::uint64_t workspace_bytes(int max_tokens, int max_rows) const = 0;
+  virtual bool cuda_graphs() const = 0;
 };
 
 template <HalfFloat W>
@@ -115,6 +116,7 @@ class CudaDenseTransformer::StageIn final : public Stage {
   std::uint64_t kv_block_bytes() const override;
   void allocate_kv_cache(int num_blocks) override;
   std::uint64_t workspace_bytes(int max_tokens, int max_rows) const override;
+  bool cuda_graphs() const override { return graphs_ != nullptr; }
   std::span<const float> forward(const ForwardBatch& batch) override;
   std::vector<int> forward_argmax(const ForwardBatch& batch) override;
   std::vector<int> forward_sample(const ForwardBatch& batch, std::span<const RowSampling> rows) override;
@@ -169,6 +171,7 @@ void CudaDenseTransformer::allocate_kv_cache(int num_blocks) { stage_->allocate_
 std::uint64_t CudaDenseTransformer::workspace_bytes(int max_tokens, int max_rows) const {
   return stage_->workspace_bytes(max_tokens, max_rows);
 }
+bool CudaDenseTransformer::cuda_graphs() const { return stage_->cuda_graphs(); }
 std::span<const float> CudaDenseTransformer::forward(const ForwardBatch& b) { return stage_->forward(b); }
 std::vector<int> CudaDenseTransformer::forward_argmax(const ForwardBatch& b) { return stage_->forward_argmax(b); }
 std::vector<int> CudaDenseTransformer::forward_sample(const ForwardBatch& b, std::span<const RowSampling> rows) {

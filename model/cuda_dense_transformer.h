@@ -34,6 +34,8 @@ class CudaDenseTransformer final : public ForwardModel {
   // Device memory a step of up to `max_tokens` tokens and `max_rows` sampled rows needs besides
   // weights and KV cache (activations, cuBLAS scratch, gathered logits), with some headroom.
   std::uint64_t workspace_bytes(int max_tokens, int max_rows) const;
+  // Whether decode steps replay CUDA graphs (what the constructor decided from cuda_graphs).
+  bool cuda_graphs() const;
 
   std::span<const float> forward(const ForwardBatch& batch) override;
   // Argmax on the GPU: only [tp, rows] (value, id) pairs cross NVLink and PCIe.

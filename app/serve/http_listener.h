@@ -20,7 +20,7 @@ namespace lockstep {
 class HttpListener {
  public:
   // Starts accepting on `server`, already bound. on_failure runs once if the loop ends without
-  // stop().
+  // close() or stop().
   HttpListener(httplib::Server& server, std::function<void()> on_failure);
   ~HttpListener();  // stop()
   HttpListener(const HttpListener&) = delete;

@@ -238,8 +238,8 @@ __global__ void split_qkv_rope_cache_kernel(const float* qkv, int q_heads, int k
 
 // A thread takes 8 columns of a row in 16-byte pieces (two of fp32, one of bf16 / fp16) of gate
 // and of up, its loads in flight together, blockIdx.y the rows (striding past the grid's 65535).
-// At 4 columns a thread the kernel read at ~0.5 of copy at 16k rows of the 7B model's 18944; at
-// 16 columns of bf16 a thread, 0.55 (H200). No per-element 64-bit division: with one, the kernel
+// bf16 input at 8192 rows of the 7B model's 18944 (H200): 0.78 of copy; 0.71 at 4 columns a
+// thread (~0.5 inside the 1k/1k run), 0.55 at 16. No per-element 64-bit division: with one, the kernel
 // ran at 0.4 of copy (0.93 ms at 8192 rows). gate_up is fp32 or, from linear_silu_mul's GEMM, W
 // (half the bytes to write and read).
 constexpr int kSiluCols = 8;
