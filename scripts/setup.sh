@@ -9,6 +9,7 @@ packages=(build-essential cmake ninja-build pkg-config git
           openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
           libpcre2-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev
           libgtest-dev libgmock-dev libbenchmark-dev libicu-dev jq
+          curl procps python3  # the end-to-end tests' HTTP client, pgrep, and their helper scripts
           slurm-wlm munge)
 missing=()
 for p in "${packages[@]}"; do
