@@ -203,19 +203,20 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   std::string budget_flag;
   if (on_gpu) {
 #if LOCKSTEP_WITH_CUDA
-    // KV blocks: what --gpu-memory-utilization leaves after the weights and the step's
-    // activations, on the rank with the least, agreed by all. Measured once every stage has its
-    // weights; ranks sharing a GPU (--backend mpi) split what is left.
+    // KV blocks: what --gpu-memory-utilization leaves after the weights and the largest step's
+    // buffers (allocated now), on the rank with the least, agreed by all. Measured once every
+    // stage has its weights; ranks sharing a GPU (--backend mpi) split what is left.
     std::unique_ptr<CudaDenseTransformer> gpu_model;
     on_every_rank_or_none("load its part of the model", [&] {
       gpu_model = std::make_unique<CudaDenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine,
                                                          rt->grid_->gpu(), o.block_size, !o.enforce_eager);
+      gpu_model->reserve_workspace(o.max_num_batched_tokens, o.max_num_seqs);
     });
     cuda_graphs = gpu_model->cuda_graphs();
     const GpuMemory mem = gpu_memory(rt->grid_->gpu());
     const double budget = (o.gpu_memory_utilization * static_cast<double>(mem.total) -
                            static_cast<double>(mem.total - mem.free)) / std::max(1, rt->grid_->ranks_on_gpu()) -
-                          static_cast<double>(gpu_model->workspace_bytes(o.max_num_batched_tokens, o.max_num_seqs));
+                          static_cast<double>(CudaDenseTransformer::kUnreservedBytes);
     blocks = budget <= 0 ? 0
                          : static_cast<int>(std::min<double>({budget / gpu_model->kv_block_bytes(),
                                                               static_cast<double>(useful), 1u << 30}));

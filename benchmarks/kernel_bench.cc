@@ -38,6 +38,7 @@ constexpr float kEps = 1e-6f, kRopeTheta = 1e6f;
 // than L2 that is overwritten before each timed launch, and the ceilings of this run.
 struct Bench {
   GpuContext* ctx = nullptr;
+  GpuContext* side = nullptr;  // a second stream (and cuBLASLt) for the overlap benchmarks
   DeviceBuffer* l2_flush = nullptr;
   double copy_gbps = 0;    // device-to-device copy, bytes read + written
   double gemm_tflops = 0;  // cuBLAS bf16 GEMM 8192^3, fp32 out
@@ -354,6 +355,64 @@ void bm_prefill_attention(benchmark::State& state, std::int64_t seqs, std::int64
   });
 }
 
+// Nano-batched decode: one half of a decode step's sequences attends (memory-bound, on the
+// context's stream) while the other half runs a layer's GEMMs (q|k|v, o, gate|up with silu_mul,
+// down; compute-bound, on a second stream whose cuBLASLt assumes `gemm_sms` SMs, 0: all).
+// mode 0: the attention alone, 1: the GEMMs alone, 2: both at once. The gain of overlapping
+// is (time 0 + time 1) / time 2 at the same shape.
+void bm_nano_overlap(benchmark::State& state, std::int64_t batch, std::int64_t context, int gemm_sms, int mode) {
+  const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
+  const std::int64_t cache_values = num_blocks * kBlockSize * kKvHeads * kHeadDim, qkv = (kHeads + 2 * kKvHeads) * kHeadDim;
+  DeviceBuffer k = filled<bf16>(cache_values, 10), v = filled<bf16>(cache_values, 11);
+  DeviceBuffer q = filled<float>(batch * kHeads * kHeadDim, 12);
+  DeviceBuffer att(DeviceKind::Cuda, batch * kHeads * kHeadDim * sizeof(float));
+  std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
+  std::iota(tables.begin(), tables.end(), 0);
+  std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
+  std::iota(seq_of.begin(), seq_of.end(), 0);
+  DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
+  DeviceBuffer x = filled<bf16>(batch * kHidden, 1), x32 = filled<float>(batch * kHidden, 3);
+  DeviceBuffer w_qkv = filled<bf16>(kHidden * qkv, 2), w_o = filled<bf16>(kHidden * kHidden, 4);
+  DeviceBuffer w_gate_up = filled<bf16>(2 * kInter * kHidden, 5), w_down = filled<bf16>(kInter * kHidden, 6);
+  DeviceBuffer y_qkv(DeviceKind::Cuda, batch * qkv * sizeof(float)), y(DeviceKind::Cuda, batch * kHidden * sizeof(float));
+  DeviceBuffer gate_up(DeviceKind::Cuda, batch * 2 * kInter * sizeof(bf16)), act = filled<bf16>(batch * kInter, 7);
+  GpuContext& main = *g.ctx;
+  GpuContext& side = *g.side;
+  side.gemm().set_sm_count_target(gemm_sms);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  auto attention = [&] {
+    cuda::paged_attention(main, as<float>(q), as<bf16>(k), as<bf16>(v), batch, kHeads, kKvHeads, kHeadDim, kBlockSize,
+                          as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale, as<float>(att), context,
+                          1);
+  };
+  auto gemms = [&] {
+    cuda::linear(side, as<bf16>(x), batch, kHidden, as<bf16>(w_qkv), qkv, nullptr, as<float>(y_qkv));
+    cuda::linear(side, as<float>(x32), batch, kHidden, as<bf16>(w_o), kHidden, nullptr, as<float>(y));
+    cuda::linear_silu_mul(side, as<bf16>(x), batch, kHidden, as<bf16>(w_gate_up), kInter, as<bf16>(gate_up),
+                          as<bf16>(act));
+    cuda::linear(side, as<bf16>(act), batch, kInter, as<bf16>(w_down), kHidden, nullptr, as<float>(y));
+  };
+  cudaEvent_t fork = nullptr, join = nullptr;
+  LS_CUDA_CHECK(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
+  LS_CUDA_CHECK(cudaEventCreateWithFlags(&join, cudaEventDisableTiming));
+  const double attention_bytes = 2.0 * sizeof(bf16) * batch * context * kKvHeads * kHeadDim;
+  const double weight_bytes = 2.0 * kHidden * (qkv + kHidden + 3 * kInter);
+  const double flops = 2.0 * batch * kHidden * (qkv + kHidden + 3 * kInter);
+  run_timed(state, (mode != 1 ? attention_bytes : 0) + (mode != 0 ? weight_bytes : 0), mode != 0 ? flops : 0, [&] {
+    if (mode == 0) return attention();
+    LS_CUDA_CHECK(cudaEventRecord(fork, main.stream()));
+    LS_CUDA_CHECK(cudaStreamWaitEvent(side.stream(), fork));
+    gemms();  // first, so that its blocks are queued before the attention's fill the SMs
+    if (mode == 2) attention();
+    LS_CUDA_CHECK(cudaEventRecord(join, side.stream()));
+    LS_CUDA_CHECK(cudaStreamWaitEvent(main.stream(), join));
+  });
+  side.synchronize();
+  side.gemm().set_sm_count_target(0);
+  cudaEventDestroy(fork);
+  cudaEventDestroy(join);
+}
+
 void bm_argmax(benchmark::State& state, std::int64_t rows) {
   DeviceBuffer logits = filled<float>(rows * kVocab, 14), ids(DeviceKind::Cuda, rows * sizeof(int));
   run_timed(state, 4.0 * rows * kVocab + 4.0 * rows, 0,
@@ -487,6 +546,14 @@ void register_benchmarks() {
   add("prefill_attention/fp8_e4m3/seqs:8/prompt:1024", [=](benchmark::State& st) {
     bm_prefill_attention<fp8_e4m3>(st, 8, 1024, cuda::AttentionKernel::Auto);
   });
+ // Half of the offline run's ~840 decoding sequences a nano-batch (bf16 cache, ~1.5k positions).
+  for (const int gemm_sms : {0, 96, 108, 120})
+    for (const int mode : {0, 1, 2}) {
+      if (mode == 0 && gemm_sms != 0) continue;  // the attention does not use cuBLASLt
+      add(std::string("nano_overlap/") + (mode == 0 ? "attention" : mode == 1 ? "gemms" : "both") +
+              "/batch:420/ctx:1536/gemm_sms:" + std::to_string(gemm_sms),
+          [=](benchmark::State& st) { bm_nano_overlap(st, 420, 1536, gemm_sms, mode); });
+    }
   for (const std::int64_t rows : {1, 32})
     add("argmax/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_argmax(st, rows); });
   RowSampling plain, top_p, top_k;
@@ -518,7 +585,9 @@ int main(int argc, char** argv) {
   int l2_bytes = 0;
   LS_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, ctx.gpu()));
   DeviceBuffer l2_flush(DeviceKind::Cuda, std::max<std::size_t>(2 * static_cast<std::size_t>(l2_bytes), 64 << 20));
+  GpuContext side(0);
   g.ctx = &ctx;
+  g.side = &side;
   g.l2_flush = &l2_flush;
 
   measure_ceilings(ctx);

@@ -50,6 +50,9 @@ class GpuContext {
   // user leaves its counters at zero when done (the attention's split counters). Zeroed when
   // it grows, which moves it like scratch() does.
   int* zeroed_counters(std::size_t count);
+  // Makes scratch() hold `bytes` without the headroom it adds when it grows (start-up sizing,
+  // before the KV cache takes what is left).
+  void reserve_scratch(std::size_t bytes);
   // Counts the times scratch() or zeroed_counters() moved (what captured CUDA graphs that use
   // them depend on).
   std::uint64_t scratch_generation() const { return scratch_generation_; }

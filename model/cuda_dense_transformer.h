@@ -31,11 +31,17 @@ class CudaDenseTransformer final : public ForwardModel {
   // Bytes of KV cache one block takes on this rank (all its layers, K and V).
   std::uint64_t kv_block_bytes() const;
   void allocate_kv_cache(int num_blocks);
-  // Device memory a step of up to `max_tokens` tokens and `max_rows` sampled rows needs besides
-  // weights and KV cache (activations, cuBLAS scratch, gathered logits), with some headroom.
-  std::uint64_t workspace_bytes(int max_tokens, int max_rows) const;
+  // Allocates, at their exact sizes, the buffers a step of up to `max_tokens` tokens and
+  // `max_rows` sampled rows needs besides weights and KV cache (activations, the rounded
+  // attention output, logits, the sampler's keys), so that they are counted when the KV cache
+  // is sized and never grow afterwards. What a step may still allocate besides (cuBLAS and
+  // NCCL internals, the attention's split partials, block tables) is kUnreservedBytes at most.
+  void reserve_workspace(int max_tokens, int max_rows);
+  static constexpr std::uint64_t kUnreservedBytes = std::uint64_t{512} << 20;
   // Whether decode steps replay CUDA graphs (what the constructor decided from cuda_graphs).
   bool cuda_graphs() const;
+  // Decode steps run as two nano-batches so far (kernels/nano_batch_streams.h).
+  std::int64_t nano_batched_steps() const;
 
   std::span<const float> forward(const ForwardBatch& batch) override;
   // Argmax on the GPU: only [tp, rows] (value, id) pairs cross NVLink and PCIe.

@@ -60,6 +60,13 @@ void* GpuContext::scratch(std::size_t bytes) {
   return scratch_.data();
 }
 
+void GpuContext::reserve_scratch(std::size_t bytes) {
+  if (scratch_.bytes() >= bytes) return;
+  synchronize();
+  scratch_ = DeviceBuffer(DeviceKind::Cuda, bytes);
+  ++scratch_generation_;
+}
+
 int* GpuContext::zeroed_counters(std::size_t count) {
   if (counters_.bytes() < count * sizeof(int)) {
     synchronize();

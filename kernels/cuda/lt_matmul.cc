@@ -40,6 +40,15 @@ LtMatmul::~LtMatmul() {
   if (handle_) cublasLtDestroy(handle_);
 }
 
+void LtMatmul::set_sm_count_target(int sms) {
+  if (sms == sm_count_target_) return;
+  const std::int32_t target = sms;
+  LS_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(&desc_, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &target, sizeof(target)));
+  sm_count_target_ = sms;
+  plans_.clear();
+}
+
 LtMatmul::Key LtMatmul::key_of(cudaDataType_t type, const void* x, std::int64_t rows, std::int64_t in, const void* w,
                                std::int64_t out, const void* y, cudaDataType_t y_type) {
   LS_CHECK(y_type == CUDA_R_32F || y_type == type, "LtMatmul: the output is fp32 or the inputs' type");
