@@ -3,12 +3,14 @@
 // cuBLAS bf16 GEMM (TFLOP/s). Run: build/benchmarks/kernel_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 #include <cublas_v2.h>
+#include <cuda.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -22,6 +24,7 @@
 #include "kernels/dense_ops.h"
 #include "kernels/device_buffer.h"
 #include "kernels/dtype.h"
+#include "kernels/fatal.h"
 #include "kernels/gpu_context.h"
 #include "kernels/pattern.h"
 #include "kernels/sampling.h"
@@ -355,12 +358,60 @@ void bm_prefill_attention(benchmark::State& state, std::int64_t seqs, std::int64
   });
 }
 
+#define LS_CU_CHECK(call)                                                        \
+  do {                                                                           \
+    const CUresult r_ = (call);                                                  \
+    if (r_ != CUDA_SUCCESS) {                                                    \
+      const char* what = nullptr;                                                \
+      cuGetErrorString(r_, &what);                                               \
+      LS_FATAL(#call << ": " << (what ? what : "unknown CUDA driver error"));    \
+    }                                                                            \
+  } while (0)
+
+// The GPU's SMs split in two green contexts (CUDA 12.4+): `first_sms` (rounded as the driver
+// splits) and the rest, a stream in each. A kernel on either stream runs on its part's SMs only.
+struct GreenSplit {
+  CUgreenCtx ctx[2] = {};
+  cudaStream_t stream[2] = {};
+  unsigned sms[2] = {};
+  explicit GreenSplit(unsigned first_sms) {
+    CUdevice dev;
+    LS_CU_CHECK(cuDeviceGet(&dev, 0));
+    CUdevResource all, part, rest;
+    LS_CU_CHECK(cuDeviceGetDevResource(dev, &all, CU_DEV_RESOURCE_TYPE_SM));
+    unsigned groups = 1;
+    LS_CU_CHECK(cuDevSmResourceSplitByCount(&part, &groups, &all, &rest, 0, first_sms));
+    CUdevResource* res[2] = {&part, &rest};
+    for (int i = 0; i < 2; ++i) {
+      CUdevResourceDesc desc;
+      LS_CU_CHECK(cuDevResourceGenerateDesc(&desc, res[i], 1));
+      LS_CU_CHECK(cuGreenCtxCreate(&ctx[i], desc, dev, CU_GREEN_CTX_DEFAULT_STREAM));
+      CUstream st;
+      LS_CU_CHECK(cuGreenCtxStreamCreate(&st, ctx[i], CU_STREAM_NON_BLOCKING, 0));
+      stream[i] = st;
+      sms[i] = res[i]->sm.smCount;
+    }
+  }
+  ~GreenSplit() {
+    for (int i = 0; i < 2; ++i) {
+      if (stream[i]) cudaStreamSynchronize(stream[i]), cuStreamDestroy(stream[i]);
+      if (ctx[i]) cuGreenCtxDestroy(ctx[i]);
+    }
+  }
+};
+
 // Nano-batched decode: one half of a decode step's sequences attends (memory-bound, on the
 // context's stream) while the other half runs a layer's GEMMs (q|k|v, o, gate|up with silu_mul,
 // down; compute-bound, on a second stream whose cuBLASLt assumes `gemm_sms` SMs, 0: all).
 // mode 0: the attention alone, 1: the GEMMs alone, 2: both at once. The gain of overlapping
-// is (time 0 + time 1) / time 2 at the same shape.
-void bm_nano_overlap(benchmark::State& state, std::int64_t batch, std::int64_t context, int gemm_sms, int mode) {
+// is (time 0 + time 1) / time 2 at the same shape. Measured on an H200 (RESULTS.md, 2026-12-03
+// seventeenth session): 345 + 340 us alone, 646 us at once, and no better with the SMs split:
+// the attention's time scales with its SMs (1558 us on 16, 415 on 64), so neither kernel has
+// SMs to spare and nano-batching was not kept.
+// attention_sms > 0: instead the attention runs on a green context of that many SMs and the
+// GEMMs on one of the rest (cuBLASLt told their count), so neither can crowd out the other.
+void bm_nano_overlap(benchmark::State& state, std::int64_t batch, std::int64_t context, int gemm_sms, int mode,
+                     unsigned attention_sms = 0) {
   const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
   const std::int64_t cache_values = num_blocks * kBlockSize * kKvHeads * kHeadDim, qkv = (kHeads + 2 * kKvHeads) * kHeadDim;
   DeviceBuffer k = filled<bf16>(cache_values, 10), v = filled<bf16>(cache_values, 11);
@@ -376,12 +427,23 @@ void bm_nano_overlap(benchmark::State& state, std::int64_t batch, std::int64_t c
   DeviceBuffer w_gate_up = filled<bf16>(2 * kInter * kHidden, 5), w_down = filled<bf16>(kInter * kHidden, 6);
   DeviceBuffer y_qkv(DeviceKind::Cuda, batch * qkv * sizeof(float)), y(DeviceKind::Cuda, batch * kHidden * sizeof(float));
   DeviceBuffer gate_up(DeviceKind::Cuda, batch * 2 * kInter * sizeof(bf16)), act = filled<bf16>(batch * kInter, 7);
+  std::unique_ptr<GreenSplit> green;
+  std::unique_ptr<GpuContext> green_attention, green_gemms;
+  if (attention_sms > 0) {
+    green = std::make_unique<GreenSplit>(attention_sms);
+    green_attention = std::make_unique<GpuContext>(0, green->stream[0]);
+    green_gemms = std::make_unique<GpuContext>(0, green->stream[1]);
+    gemm_sms = static_cast<int>(green->sms[1]);
+    state.counters["attention_sms"] = green->sms[0];
+    state.counters["gemm_sms"] = green->sms[1];
+  }
   GpuContext& main = *g.ctx;
-  GpuContext& side = *g.side;
+  GpuContext& attention_ctx = green ? *green_attention : main;
+  GpuContext& side = green ? *green_gemms : *g.side;
   side.gemm().set_sm_count_target(gemm_sms);
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   auto attention = [&] {
-    cuda::paged_attention(main, as<float>(q), as<bf16>(k), as<bf16>(v), batch, kHeads, kKvHeads, kHeadDim, kBlockSize,
+    cuda::paged_attention(attention_ctx, as<float>(q), as<bf16>(k), as<bf16>(v), batch, kHeads, kKvHeads, kHeadDim, kBlockSize,
                           as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale, as<float>(att), context,
                           1);
   };
@@ -398,16 +460,26 @@ void bm_nano_overlap(benchmark::State& state, std::int64_t batch, std::int64_t c
   const double attention_bytes = 2.0 * sizeof(bf16) * batch * context * kKvHeads * kHeadDim;
   const double weight_bytes = 2.0 * kHidden * (qkv + kHidden + 3 * kInter);
   const double flops = 2.0 * batch * kHidden * (qkv + kHidden + 3 * kInter);
+  cudaEvent_t join_attention = nullptr;
+  LS_CUDA_CHECK(cudaEventCreateWithFlags(&join_attention, cudaEventDisableTiming));
   run_timed(state, (mode != 1 ? attention_bytes : 0) + (mode != 0 ? weight_bytes : 0), mode != 0 ? flops : 0, [&] {
-    if (mode == 0) return attention();
     LS_CUDA_CHECK(cudaEventRecord(fork, main.stream()));
-    LS_CUDA_CHECK(cudaStreamWaitEvent(side.stream(), fork));
-    gemms();  // first, so that its blocks are queued before the attention's fill the SMs
-    if (mode == 2) attention();
-    LS_CUDA_CHECK(cudaEventRecord(join, side.stream()));
-    LS_CUDA_CHECK(cudaStreamWaitEvent(main.stream(), join));
+    if (mode != 0) {
+      LS_CUDA_CHECK(cudaStreamWaitEvent(side.stream(), fork));
+      gemms();  // first, so that its blocks are queued before the attention's fill the SMs
+      LS_CUDA_CHECK(cudaEventRecord(join, side.stream()));
+    }
+    if (mode != 1) {
+      if (&attention_ctx != &main) LS_CUDA_CHECK(cudaStreamWaitEvent(attention_ctx.stream(), fork));
+      attention();
+      LS_CUDA_CHECK(cudaEventRecord(join_attention, attention_ctx.stream()));
+      LS_CUDA_CHECK(cudaStreamWaitEvent(main.stream(), join_attention));
+    }
+    if (mode != 0) LS_CUDA_CHECK(cudaStreamWaitEvent(main.stream(), join));
   });
+  cudaEventDestroy(join_attention);
   side.synchronize();
+  attention_ctx.synchronize();
   side.gemm().set_sm_count_target(0);
   cudaEventDestroy(fork);
   cudaEventDestroy(join);
@@ -466,7 +538,8 @@ void register_benchmarks() {
       add("cublas_linear/" + shape_name(s) + "/rows:" + std::to_string(rows),
           [=](benchmark::State& st) { bm_cublas_linear(st, rows, s.in, s.out); });
     }
-  for (const std::int64_t rows : {256, 8192})
+  // 842: the 1k/1k run's decode steps on average (1024 sequences at vLLM's offline defaults).
+  for (const std::int64_t rows : {256, 842, 8192})
     for (const Shape& s : shapes)
       for (int index = 0; index < 8; ++index)
         add("lt_algorithm/" + shape_name(s) + "/rows:" + std::to_string(rows) + "/index:" + std::to_string(index),
@@ -547,13 +620,18 @@ void register_benchmarks() {
     bm_prefill_attention<fp8_e4m3>(st, 8, 1024, cuda::AttentionKernel::Auto);
   });
  // Half of the offline run's ~840 decoding sequences a nano-batch (bf16 cache, ~1.5k positions).
+  auto mode_name = [](int mode) { return std::string(mode == 0 ? "attention" : mode == 1 ? "gemms" : "both"); };
   for (const int gemm_sms : {0, 96, 108, 120})
     for (const int mode : {0, 1, 2}) {
       if (mode == 0 && gemm_sms != 0) continue;  // the attention does not use cuBLASLt
-      add(std::string("nano_overlap/") + (mode == 0 ? "attention" : mode == 1 ? "gemms" : "both") +
-              "/batch:420/ctx:1536/gemm_sms:" + std::to_string(gemm_sms),
+      add("nano_overlap/" + mode_name(mode) + "/batch:420/ctx:1536/gemm_sms:" + std::to_string(gemm_sms),
           [=](benchmark::State& st) { bm_nano_overlap(st, 420, 1536, gemm_sms, mode); });
     }
+  // The same with the SMs split between them (green contexts).
+  for (const unsigned attention_sms : {16u, 32u, 48u, 64u})
+    for (const int mode : {0, 1, 2})
+      add("nano_overlap/green/" + mode_name(mode) + "/batch:420/ctx:1536/attention_sms:" + std::to_string(attention_sms),
+          [=](benchmark::State& st) { bm_nano_overlap(st, 420, 1536, 0, mode, attention_sms); });
   for (const std::int64_t rows : {1, 32})
     add("argmax/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_argmax(st, rows); });
   RowSampling plain, top_p, top_k;

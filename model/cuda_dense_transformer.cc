@@ -22,7 +22,6 @@
 #include "kernels/device_buffer.h"
 #include "kernels/gpu_context.h"
 #include "kernels/log.h"
-#include "kernels/nano_batch_streams.h"
 #include "kernels/pinned_uploader.h"
 #include "kernels/step_gap_meter.h"
 #include "model/weight_type.h"
@@ -39,22 +38,6 @@ const W* ptr(const DeviceBuffer& b) {
 
 // Decode steps of up to this many sequences replay captured CUDA graphs (unless --enforce-eager).
 constexpr std::int64_t kMaxGraphTokens = 64;
-
-// Decode steps of at least this many sequences (and too many for a graph) run as two
-// nano-batches, one attending while the other runs its GEMMs (kernels/nano_batch_streams.h),
-// whose cuBLASLt assumes kNanoGemmSms SMs. LOCKSTEP_NANO_BATCH_TOKENS and LOCKSTEP_NANO_GEMM_SMS
-// override them (0: never split; all SMs).
-constexpr std::int64_t kNanoBatchTokens = 256;
-constexpr std::int64_t kNanoGemmSms = 0;
-
-std::int64_t env_int(const char* name, std::int64_t fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  char* end = nullptr;
-  const long long n = std::strtoll(v, &end, 10);
-  if (*end != '\0' || n < 0) throw std::runtime_error(std::string(name) + "=" + v + " is not a count (0 or more)");
-  return n;
-}
 
 // One token per sequence, each sampled: the steps whose shape recurs step after step.
 bool is_decode_step(const ForwardBatch& b) {
@@ -130,7 +113,6 @@ class CudaDenseTransformer::Stage : public ForwardModel {
   virtual void allocate_kv_cache(int num_blocks) = 0;
   virtual void reserve_workspace(int max_tokens, int max_rows) = 0;
   virtual bool cuda_graphs() const = 0;
-  virtual std::int64_t nano_batched_steps() const = 0;
 };
 
 template <HalfFloat W>
@@ -144,7 +126,6 @@ class CudaDenseTransformer::StageIn final : public Stage {
   void allocate_kv_cache(int num_blocks) override;
   void reserve_workspace(int max_tokens, int max_rows) override;
   bool cuda_graphs() const override { return graphs_ != nullptr; }
-  std::int64_t nano_batched_steps() const override { return nano_batched_steps_; }
   std::span<const float> forward(const ForwardBatch& batch) override;
   std::vector<int> forward_argmax(const ForwardBatch& batch) override;
   std::vector<int> forward_sample(const ForwardBatch& batch, std::span<const RowSampling> rows) override;
@@ -155,16 +136,9 @@ class CudaDenseTransformer::StageIn final : public Stage {
  private:
   // Bytes of one cached k or v value: W's, or 1 with an fp8 --kv-cache-dtype.
   std::size_t kv_value_bytes() const { return config_.kv_cache_dtype == KvCacheDtype::Auto ? sizeof(W) : 1; }
-  // Which half of a nano-batched step the work is for (streams null: not nano-batched).
-  struct NanoTurn {
-    NanoBatchStreams* streams = nullptr;
-    int part = 0;
-  };
-  void attention(GpuContext& ctx, Layer& L, std::int64_t first, std::int64_t T, const W* x, float* out, NanoTurn nano);
-  void mlp(GpuContext& ctx, Layer& L, std::int64_t first, std::int64_t T, const W* x, float* out);
-  void layer_on(GpuContext& ctx, std::size_t i, std::int64_t first, std::int64_t T, NanoTurn nano);
-  void finish_layers(GpuContext& ctx, std::int64_t first, std::int64_t T);
-  void run_layers(std::int64_t tokens, bool nano_batched);
+  void attention(Layer& L, std::int64_t T, const W* x, float* out);
+  void mlp(Layer& L, std::int64_t T, const W* x, float* out);
+  void run_layers(std::int64_t tokens);
   // Runs the stage; on the last stage returns the logit rows' vocab-parallel logits [rows,
   // vocab_rows] on the GPU, else (or with no rows) nullptr.
   float* local_logits(const ForwardBatch& batch);
@@ -188,11 +162,6 @@ class CudaDenseTransformer::StageIn final : public Stage {
   std::vector<std::unique_ptr<Layer>> layer_;
   std::unique_ptr<Workspace> ws_;
   std::unique_ptr<CudaGraphCache> graphs_;  // null: eager
-  // Eager decode steps of at least nano_min_tokens_ sequences run as two nano-batches on
-  // nano_'s streams (null: never; TP1 only, the collectives being on the main stream).
-  std::unique_ptr<NanoBatchStreams> nano_;
-  std::int64_t nano_min_tokens_ = 0;
-  std::int64_t nano_batched_steps_ = 0;
   bool gpu_sampling_ = false;
   std::vector<float> host_logits_;  // the last forward's at TP > 1 (at TP1 it returns the pinned staging)
 };
@@ -212,7 +181,6 @@ void CudaDenseTransformer::reserve_workspace(int max_tokens, int max_rows) {
   stage_->reserve_workspace(max_tokens, max_rows);
 }
 bool CudaDenseTransformer::cuda_graphs() const { return stage_->cuda_graphs(); }
-std::int64_t CudaDenseTransformer::nano_batched_steps() const { return stage_->nano_batched_steps(); }
 std::span<const float> CudaDenseTransformer::forward(const ForwardBatch& b) { return stage_->forward(b); }
 std::vector<int> CudaDenseTransformer::forward_argmax(const ForwardBatch& b) { return stage_->forward_argmax(b); }
 std::vector<int> CudaDenseTransformer::forward_sample(const ForwardBatch& b, std::span<const RowSampling> rows) {
@@ -241,9 +209,6 @@ CudaDenseTransformer::StageIn<W>::StageIn(const ModelConfig& c, const WeightSour
                   : nullptr) {
   const char* gpu_sampling = std::getenv("LOCKSTEP_GPU_SAMPLING");
   gpu_sampling_ = !(gpu_sampling && std::string(gpu_sampling) == "0");
-  nano_min_tokens_ = env_int("LOCKSTEP_NANO_BATCH_TOKENS", kNanoBatchTokens);
-  if (nano_min_tokens_ > 0 && tp.size() == 1)
-    nano_ = std::make_unique<NanoBatchStreams>(gpu, static_cast<int>(env_int("LOCKSTEP_NANO_GEMM_SMS", kNanoGemmSms)));
   LS_CHECK(tp.stream() && tp.stream() == pp.stream(),
            "the CUDA backend needs device-buffer collectives (NCCL or MPI staged) that share one stream");
   LS_CHECK(c.head_dim <= 256 && c.head_dim % 4 == 0,
@@ -338,105 +303,68 @@ void CudaDenseTransformer::StageIn<W>::allocate_kv_cache(int num_blocks) {
   }
 }
 
-// Tokens [first, first + T) of the step, on ctx: the whole step on the main context, or one
-// half of a nano-batched decode step on its part's (nano != nullptr; its attention takes turns).
 template <HalfFloat W>
-void CudaDenseTransformer::StageIn<W>::attention(GpuContext& ctx, Layer& L, std::int64_t first, std::int64_t T,
-                                                 const W* x, float* out, NanoTurn nano) {
+void CudaDenseTransformer::StageIn<W>::attention(Layer& L, std::int64_t T, const W* x, float* out) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size, hd = config_.head_dim, qh = slice_.q_heads, kvh = slice_.kv_heads;
-  float* qkv = static_cast<float*>(w.qkv.data()) + first * (qh + 2 * kvh) * hd;
-  float* q = static_cast<float*>(w.q.data()) + first * qh * hd;
-  float* att = static_cast<float*>(w.att.data()) + first * qh * hd;
-  const int* positions = static_cast<const int*>(w.positions.data()) + first;
-  const int* seq_of = static_cast<const int*>(w.seq_of.data()) + first;
-  cuda::linear(ctx, x, T, H, ptr<W>(L.qkv), (qh + 2 * kvh) * hd, nullptr, qkv);
+  float* qkv = w.grow<float>(w.qkv, T * (qh + 2 * kvh) * hd);
+  float* q = w.grow<float>(w.q, T * qh * hd);
+  float* att = w.grow<float>(w.att, T * qh * hd);
+  const int* positions = static_cast<const int*>(w.positions.data());
+  cuda::linear(ctx_, x, T, H, ptr<W>(L.qkv), (qh + 2 * kvh) * hd, nullptr, qkv);
   if (config_.qk_norm)
-    cuda::head_rms_norm(ctx, qkv, T, qh, kvh, hd, ptr<W>(L.q_norm), ptr<W>(L.k_norm),
+    cuda::head_rms_norm(ctx_, qkv, T, qh, kvh, hd, ptr<W>(L.q_norm), ptr<W>(L.k_norm),
                         static_cast<float>(config_.rms_norm_eps));
   // The cache's values are C: W, or the fp8 format of --kv-cache-dtype.
   auto cache_in = [&]<KvCacheElement C>(C*) {
     C* k_cache = static_cast<C*>(L.k_cache.data());
     C* v_cache = static_cast<C*>(L.v_cache.data());
-    cuda::split_qkv_rope_cache<W, C>(ctx, qkv, T, qh, kvh, hd, ptr<W>(L.qkv_bias), positions,
+    cuda::split_qkv_rope_cache<W, C>(ctx_, qkv, T, qh, kvh, hd, ptr<W>(L.qkv_bias), positions,
                                      static_cast<const float*>(inv_freq_.data()),
-                                     static_cast<const std::int64_t*>(w.slots.data()) + first, q, k_cache, v_cache);
+                                     static_cast<const std::int64_t*>(w.slots.data()), q, k_cache, v_cache);
     // A step mixing decodes with prefill chunks attends in two launches: the decodes as a decode
     // step (a block per token, contexts split), then the chunks (their tokens sharing K/V tiles).
     // In one launch the decodes would be packed several to a block, one after the other.
-    // (Nano-batched steps are decodes only.)
     const std::int64_t decodes = query_run_ > 1 ? single_runs_ : 0;
-    auto attend = [&](std::int64_t begin, std::int64_t count, std::int64_t run) {
-      cuda::paged_attention<C>(ctx, q + begin * qh * hd, k_cache, v_cache, count, qh, kvh, hd, block_size_,
-                               seq_of + begin, positions + begin, static_cast<const int*>(w.tables.data()),
-                               max_blocks_, attention_softmax_scale(config_), att + begin * qh * hd, max_context_, run);
+    auto attend = [&](std::int64_t first, std::int64_t count, std::int64_t run) {
+      cuda::paged_attention<C>(ctx_, q + first * qh * hd, k_cache, v_cache, count, qh, kvh, hd, block_size_,
+                               static_cast<const int*>(w.seq_of.data()) + first, positions + first,
+                               static_cast<const int*>(w.tables.data()), max_blocks_,
+                               attention_softmax_scale(config_), att + first * qh * hd, max_context_, run);
     };
-    if (nano.streams) nano.streams->begin_attention(nano.part);
     if (decodes > 0) attend(0, decodes, 1);
     attend(decodes, T - decodes, query_run_);
-    if (nano.streams) nano.streams->end_attention(nano.part);
   };
   switch (config_.kv_cache_dtype) {
     case KvCacheDtype::Auto: cache_in(static_cast<W*>(nullptr)); break;
     case KvCacheDtype::Fp8E4M3: cache_in(static_cast<fp8_e4m3*>(nullptr)); break;
     case KvCacheDtype::Fp8E5M2: cache_in(static_cast<fp8_e5m2*>(nullptr)); break;
   }
-  cuda::linear(ctx, att, T, qh * hd, ptr<W>(L.o), H, nullptr, out);
+  cuda::linear(ctx_, att, T, qh * hd, ptr<W>(L.o), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
 }
 
 template <HalfFloat W>
-void CudaDenseTransformer::StageIn<W>::mlp(GpuContext& ctx, Layer& L, std::int64_t first, std::int64_t T, const W* x,
-                                           float* out) {
+void CudaDenseTransformer::StageIn<W>::mlp(Layer& L, std::int64_t T, const W* x, float* out) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size, F = slice_.ffn;
-  W* gate_up = static_cast<W*>(w.gate_up.data()) + first * 2 * F;
-  W* act = static_cast<W*>(w.act.data()) + first * F;
-  cuda::linear_silu_mul(ctx, x, T, H, ptr<W>(L.gate_up), F, gate_up, act);
-  cuda::linear(ctx, act, T, F, ptr<W>(L.down), H, nullptr, out);
+  W* gate_up = w.grow<W>(w.gate_up, T * 2 * F);
+  W* act = w.grow<W>(w.act, T * F);
+  cuda::linear_silu_mul(ctx_, x, T, H, ptr<W>(L.gate_up), F, gate_up, act);
+  cuda::linear(ctx_, act, T, F, ptr<W>(L.down), H, nullptr, out);
   if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
-}
-
-// Layer i for tokens [first, first + T) on ctx: h += the previous layer's MLP (none before the
-// first), this layer's attention, and its MLP into out (added by the next layer or finish_layers).
-template <HalfFloat W>
-void CudaDenseTransformer::StageIn<W>::layer_on(GpuContext& ctx, std::size_t i, std::int64_t first, std::int64_t T,
-                                                NanoTurn nano) {
-  Workspace& w = *ws_;
-  const std::int64_t H = config_.hidden_size;
-  float* h = static_cast<float*>(w.h.data()) + first * H;
-  W* x = static_cast<W*>(w.x.data()) + first * H;
-  float* out = static_cast<float*>(w.out.data()) + first * H;
-  const float eps = static_cast<float>(config_.rms_norm_eps);
-  Layer& L = *layer_[i];
-  if (i == 0) cuda::rms_norm(ctx, h, T, H, ptr<W>(L.input_norm), eps, x);
-  else cuda::add_rms_norm(ctx, h, out, T, H, ptr<W>(L.input_norm), eps, x);  // h += previous mlp
-  attention(ctx, L, first, T, x, out, nano);
-  cuda::add_rms_norm(ctx, h, out, T, H, ptr<W>(L.post_norm), eps, x);
-  mlp(ctx, L, first, T, x, out);
-}
-
-// h += the last layer's MLP, for tokens [first, first + T) on ctx.
-template <HalfFloat W>
-void CudaDenseTransformer::StageIn<W>::finish_layers(GpuContext& ctx, std::int64_t first, std::int64_t T) {
-  if (layer_.empty()) return;
-  Workspace& w = *ws_;
-  const std::int64_t H = config_.hidden_size;
-  const float one = 1.0f;
-  LS_CUBLAS_CHECK(cublasSaxpy(ctx.blas(), static_cast<int>(T * H), &one, static_cast<float*>(w.out.data()) + first * H, 1,
-                              static_cast<float*>(w.h.data()) + first * H, 1));
 }
 
 // Embedding (or the previous stage's activations), the layers, and on to the next stage: only
 // enqueued work on the stream, no host waits or allocations once the buffers are sized, so it
-// can be captured as a graph. nano_batched: a decode step whose two halves run side by side on
-// nano_'s streams (kernels/nano_batch_streams.h), enqueued layer by layer, alternately, so that
-// each half's attention takes its turn after the other's previous one.
+// can be captured as a graph.
 template <HalfFloat W>
-void CudaDenseTransformer::StageIn<W>::run_layers(std::int64_t T, bool nano_batched) {
+void CudaDenseTransformer::StageIn<W>::run_layers(std::int64_t T) {
   Workspace& w = *ws_;
   const std::int64_t H = config_.hidden_size;
   float* h = static_cast<float*>(w.h.data());
+  W* x = static_cast<W*>(w.x.data());
+  float* out = static_cast<float*>(w.out.data());
   if (pp_.rank() == 0) {
     cuda::embedding(ctx_, static_cast<const int*>(w.ids.data()), T, ptr<W>(embed_), slice_.vocab_begin,
                     slice_.vocab_rows, H, h);
@@ -444,18 +372,18 @@ void CudaDenseTransformer::StageIn<W>::run_layers(std::int64_t T, bool nano_batc
   } else {
     pp_.recv(h, static_cast<std::size_t>(T * H), DType::F32, pp_.rank() - 1);
   }
-  if (nano_batched) {
-    ++nano_batched_steps_;
-    NanoBatchStreams& nano = *nano_;
-    const std::int64_t first[2] = {0, T / 2}, count[2] = {T / 2, T - T / 2};
-    nano.fork(ctx_.stream());
-    for (std::size_t i = 0; i < layer_.size(); ++i)
-      for (int p = 0; p < 2; ++p) layer_on(nano.part(p), i, first[p], count[p], {&nano, p});
-    for (int p = 0; p < 2; ++p) finish_layers(nano.part(p), first[p], count[p]);
-    nano.join(ctx_.stream());
-  } else {
-    for (std::size_t i = 0; i < layer_.size(); ++i) layer_on(ctx_, i, 0, T, {});
-    finish_layers(ctx_, 0, T);
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  for (std::size_t i = 0; i < layer_.size(); ++i) {
+    Layer& L = *layer_[i];
+    if (i == 0) cuda::rms_norm(ctx_, h, T, H, ptr<W>(L.input_norm), eps, x);
+    else cuda::add_rms_norm(ctx_, h, out, T, H, ptr<W>(L.input_norm), eps, x);  // h += previous mlp
+    attention(L, T, x, out);
+    cuda::add_rms_norm(ctx_, h, out, T, H, ptr<W>(L.post_norm), eps, x);
+    mlp(L, T, x, out);
+  }
+  if (!layer_.empty()) {
+    const float one = 1.0f;
+    LS_CUBLAS_CHECK(cublasSaxpy(ctx_.blas(), static_cast<int>(T * H), &one, out, 1, h, 1));  // h += last mlp
   }
   if (pp_.rank() < pp_.size() - 1) pp_.send(h, static_cast<std::size_t>(T * H), DType::F32, pp_.rank() + 1);
 }
@@ -495,21 +423,15 @@ float* CudaDenseTransformer::StageIn<W>::local_logits(const ForwardBatch& b) {
   w.upload(w.seq_of, b.seq_of_token, stream);
   w.upload(w.tables, tables, stream);
   w.upload(w.slots, slots, stream);
-  const std::int64_t hd = config_.head_dim, qh = slice_.q_heads, kvh = slice_.kv_heads, F = slice_.ffn;
   w.grow<float>(w.h, T * H);
   w.grow<W>(w.x, T * H);
   w.grow<float>(w.out, T * H);
-  w.grow<float>(w.qkv, T * (qh + 2 * kvh) * hd);
-  w.grow<float>(w.q, T * qh * hd);
-  w.grow<float>(w.att, T * qh * hd);
-  w.grow<W>(w.gate_up, T * 2 * F);
-  w.grow<W>(w.act, T * F);
   gaps_.launching();
   if (graph) {
     const std::uint64_t key = static_cast<std::uint64_t>(T) << 32 | static_cast<std::uint32_t>(width);
-    graphs_->run(key, w.generation + ctx_.scratch_generation(), stream, [&] { run_layers(T, false); });
+    graphs_->run(key, w.generation + ctx_.scratch_generation(), stream, [&] { run_layers(T); });
   } else {
-    run_layers(T, nano_ && T >= std::max<std::int64_t>(nano_min_tokens_, 2) && is_decode_step(b));
+    run_layers(T);
   }
   if (pp_.rank() < pp_.size() - 1) return nullptr;
   const float* h = static_cast<const float*>(w.h.data());

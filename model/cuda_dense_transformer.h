@@ -40,8 +40,6 @@ class CudaDenseTransformer final : public ForwardModel {
   static constexpr std::uint64_t kUnreservedBytes = std::uint64_t{512} << 20;
   // Whether decode steps replay CUDA graphs (what the constructor decided from cuda_graphs).
   bool cuda_graphs() const;
-  // Decode steps run as two nano-batches so far (kernels/nano_batch_streams.h).
-  std::int64_t nano_batched_steps() const;
 
   std::span<const float> forward(const ForwardBatch& batch) override;
   // Argmax on the GPU: only [tp, rows] (value, id) pairs cross NVLink and PCIe.
