@@ -22,6 +22,7 @@
 #include "kernels/device_buffer.h"
 #include "kernels/fp8.h"
 #include "kernels/log.h"
+#include "model/chat_template/chat_template_option.h"
 #include "model/dense_transformer.h"
 #if LOCKSTEP_WITH_CUDA
 #include "model/cuda_dense_transformer.h"
@@ -69,6 +70,9 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--seed", o.seed, "Seed of requests that give none");
   cmd.add_option("--pipeline-layer-partition", o.pipeline_layer_partition,
                  "Layers per pipeline stage, e.g. 16,15,15,15 (default: even, remainder to the first stages)");
+  cmd.add_option("--chat-template", o.chat_template,
+                 "Chat template instead of the tokenizer's: a Jinja file, or the template itself (its \\n, \\t, ... "
+                 "escapes decoded, as vLLM); the tokenizer's special tokens still apply");
   cmd.add_option("--reasoning-parser", o.reasoning_parser, "deepseek_r1: <think> text goes to reasoning (and "
                                                            "reasoning_content); auto: on when the chat template opens <think>")
       ->check(CLI::IsMember({"auto", "deepseek_r1", "none"}));
@@ -129,6 +133,17 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   on_every_rank_or_none("read the generation config", [&] {
     generation_defaults = GenerationDefaults::load(o.generation_config, o.model, o.override_generation_config);
   });
+  // --chat-template, read and parsed on every rank before any weight: a bad one fails fast.
+  std::string chat_template_source;
+  if (!o.chat_template.empty())
+    on_every_rank_or_none("read --chat-template", [&] {
+      chat_template_source = chat_template_from_option(o.chat_template);
+      try {
+        ChatTemplate::from_source(chat_template_source);
+      } catch (const ChatTemplateError& e) {
+        throw std::runtime_error("--chat-template: " + std::string(e.what()));
+      }
+    });
   warn_if_bound_to_one_cpu();
   // The CPU backend computes on every rank's host with MPI collectives; the CUDA backend on
   // the rank's GPU with NCCL, or with MPI through host memory (--backend mpi: ranks may share
@@ -265,8 +280,9 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
   const std::string tok_dir = o.tokenizer.empty() ? o.model : o.tokenizer;
   ctx.tokenizer = Tokenizer::from_dir(tok_dir);
   try {
-    ctx.chat_template = std::make_shared<const ChatTemplate>(ChatTemplate::from_dir(tok_dir));
+    ctx.chat_template = std::make_shared<const ChatTemplate>(ChatTemplate::from_dir(tok_dir, chat_template_source));
   } catch (const ChatTemplateError& e) {
+    if (!chat_template_source.empty()) throw std::runtime_error("--chat-template: " + std::string(e.what()));
     LS_WARN("chat completions are off: " << e.what());
   }
   ctx.generation_defaults = generation_defaults;

@@ -39,6 +39,7 @@ struct ModelOptions {
   bool no_enable_prefix_caching = false;
   std::uint64_t seed = 0;
   std::string pipeline_layer_partition;  // "20,20,21" (vLLM: VLLM_PP_LAYER_PARTITION)
+  std::string chat_template;  // a file or the template itself, instead of the tokenizer's (vLLM's --chat-template)
   std::string reasoning_parser = "auto";  // auto | deepseek_r1 | none
   std::string generation_config = "auto";  // auto | vllm | a directory (vLLM's --generation-config)
   std::string override_generation_config;  // a JSON object on top of it

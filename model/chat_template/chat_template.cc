@@ -36,7 +36,7 @@ ChatTemplate ChatTemplate::from_source(const std::string& source, const nlohmann
   return t;
 }
 
-ChatTemplate ChatTemplate::from_dir(const std::string& dir) {
+ChatTemplate ChatTemplate::from_dir(const std::string& dir, const std::string& source_override) {
   bool ok = false;
   const std::string config_path = dir + "/tokenizer_config.json";
   const std::string config_text = read_file(config_path, ok);
@@ -48,8 +48,9 @@ ChatTemplate ChatTemplate::from_dir(const std::string& dir) {
       throw ChatTemplateError(config_path + ": not valid JSON (" + e.what() + ")");
     }
   }
-  std::string source;
-  if (config.contains("chat_template") && config["chat_template"].is_string()) {
+  std::string source = source_override;
+  if (!source.empty()) {
+  } else if (config.contains("chat_template") && config["chat_template"].is_string()) {
     source = config["chat_template"].get<std::string>();
   } else if (config.contains("chat_template") && config["chat_template"].is_array()) {
     for (const auto& named : config["chat_template"])

@@ -19,7 +19,9 @@ using ChatTemplateError = jinja::TemplateError;
 class ChatTemplate {
  public:
   // Throws ChatTemplateError when the directory has no template or it does not parse.
-  static ChatTemplate from_dir(const std::string& dir);
+  // source_override (--chat-template): this template instead of the directory's, with the
+  // directory's special tokens.
+  static ChatTemplate from_dir(const std::string& dir, const std::string& source_override = {});
   // `config` is a tokenizer_config.json object (its special tokens are used).
   static ChatTemplate from_source(const std::string& source, const nlohmann::ordered_json& config = {});
 

@@ -3,9 +3,12 @@
 // against transformers' renderings in expected.jsonl (make_chat_template_fixtures.py).
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "model/chat_template/chat_template.h"
+#include "model/chat_template/chat_template_option.h"
 
 namespace lockstep {
 namespace {
@@ -116,6 +119,53 @@ TEST(ChatTemplate, FindsTheTemplateOrSaysWhy) {
   const ChatTemplate t = ChatTemplate::from_dir(std::string(LOCKSTEP_CHAT_TEMPLATES_DIR) + "/deepseek_v3");
   EXPECT_EQ(t.render(nlohmann::ordered_json::parse(R"([{"role": "user", "content": "hi"}])"), nullptr, true),
             "<｜begin▁of▁sentence｜><｜User｜>hi<｜Assistant｜>");
+}
+
+// As Python's codecs.decode(s, "unicode_escape") on ASCII input (the expected values are its).
+TEST(ChatTemplateOption, EscapesDecodeAsPythonsUnicodeEscape) {
+  EXPECT_EQ(decode_python_escapes(R"(a\nb)"), "a\nb");
+  EXPECT_EQ(decode_python_escapes(R"(\t\\ \'" \x41\u00e9\U0001F600)"), "\t\\ '\" A\xc3\xa9\xf0\x9f\x98\x80");
+  EXPECT_EQ(decode_python_escapes(R"(\101\0\777)"), std::string("A\0\xc7\xbf", 4));
+  EXPECT_EQ(decode_python_escapes(R"(\q\{)"), R"(\q\{)");  // not escapes: kept
+  EXPECT_EQ(decode_python_escapes("line\\\ncont"), "linecont");
+  EXPECT_EQ(decode_python_escapes(R"({{ x }}\r\v\a\b\f)"), "{{ x }}\r\v\a\b\f");
+  EXPECT_EQ(decode_python_escapes("｜User｜\\n"), "｜User｜\n");  // UTF-8 kept as written
+  EXPECT_THROW(decode_python_escapes(R"(\x4)"), std::runtime_error);
+  EXPECT_THROW(decode_python_escapes(R"(\u12)"), std::runtime_error);
+  EXPECT_THROW(decode_python_escapes("\\"), std::runtime_error);
+}
+
+TEST(ChatTemplateOption, AFileOrTheTemplateItselfAsVllmReadsIt) {
+  const std::string dir = ::testing::TempDir() + "chat_template_option";
+  std::filesystem::create_directories(dir);
+  const std::string file = dir + "/t.jinja";
+  std::ofstream(file) << "{% for m in messages %}[{{ m.role }}]\\n{{ m.content }}\n{% endfor %}";
+  // A file's text is taken as it is (its backslashes are not escapes).
+  EXPECT_EQ(chat_template_from_option(file), "{% for m in messages %}[{{ m.role }}]\\n{{ m.content }}\n{% endfor %}");
+  // Text with '{', '}' or a newline that is no file: the template itself, escapes decoded.
+  EXPECT_EQ(chat_template_from_option(R"({{ bos_token }}\n{{ messages[0].content }})"),
+            "{{ bos_token }}\n{{ messages[0].content }}");
+  // Anything else is a path that did not open.
+  try {
+    chat_template_from_option(dir + "/missing.jinja");
+    ADD_FAILURE() << "a missing file should throw";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("looks like a file path, but it cannot be opened"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(chat_template_from_option(dir), std::runtime_error);  // a directory
+  EXPECT_THROW(chat_template_from_option(R"({{ x }}\x4)"), std::runtime_error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ChatTemplateOption, OverridesTheDirectorysTemplateButKeepsItsSpecialTokens) {
+  const ChatTemplate t = ChatTemplate::from_dir(std::string(LOCKSTEP_CHAT_TEMPLATES_DIR) + "/deepseek_v3",
+                                                "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}");
+  EXPECT_EQ(t.render(nlohmann::ordered_json::parse(R"([{"role": "user", "content": "hi"}])"), nullptr, true),
+            "<｜begin▁of▁sentence｜><user>hi");
+  // With no tokenizer_config.json there (or none at all), the override alone.
+  EXPECT_EQ(ChatTemplate::from_dir("/nonexistent", "x{{ messages | length }}")
+                .render(nlohmann::ordered_json::parse(R"([{"role": "user", "content": "hi"}])")),
+            "x1");
 }
 
 }  // namespace
