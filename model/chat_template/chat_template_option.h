@@ -13,8 +13,4 @@ namespace lockstep {
 // The template's source text. Throws std::runtime_error naming the flag and the reason.
 std::string chat_template_from_option(const std::string& value);
 
-// Python's "unicode_escape" decoding of the ASCII escapes in s (bytes >= 0x80 are kept); throws
-// std::runtime_error for a truncated \x, \u or \U escape, \N{...} or a trailing backslash.
-std::string decode_python_escapes(const std::string& s);
-
 }  // namespace lockstep

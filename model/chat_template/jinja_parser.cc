@@ -3,6 +3,9 @@
 
 #include <cctype>
 #include <set>
+#include <stdexcept>
+
+#include "model/chat_template/python_escapes.h"
 
 namespace lockstep::jinja {
 namespace {
@@ -124,26 +127,17 @@ class Lexer {
         tokens_.push_back({is_float ? Token::Float : Token::Int, num, line});
         at = e;
       } else if (c == '\'' || c == '"') {
-        std::string s;
+        // The literal's text up to its closing quote (a backslash keeps the next character in),
+        // then its escapes decoded as Jinja decodes them (Python's unicode_escape).
         std::size_t e = at + 1;
-        for (; e < src_.size() && src_[e] != c; ++e) {
-          if (src_[e] != '\\' || e + 1 >= src_.size()) {
-            s += src_[e];
-            continue;
-          }
-          const char n = src_[++e];
-          switch (n) {
-            case 'n': s += '\n'; break;
-            case 't': s += '\t'; break;
-            case 'r': s += '\r'; break;
-            case '\\': s += '\\'; break;
-            case '\'': s += '\''; break;
-            case '"': s += '"'; break;
-            case '\n': break;
-            default: s += '\\'; s += n;
-          }
-        }
+        while (e < src_.size() && src_[e] != c) e += src_[e] == '\\' && e + 1 < src_.size() ? 2 : 1;
         if (e >= src_.size()) throw error("unterminated string", at);
+        std::string s;
+        try {
+          s = decode_python_escapes(src_.substr(at + 1, e - at - 1));
+        } catch (const std::runtime_error& x) {
+          throw error(std::string("string literal: ") + x.what(), at);
+        }
         tokens_.push_back({Token::String, s, line});
         at = e + 1;
       } else {

@@ -16,6 +16,9 @@ std::string bytes_to_byte_level(std::string_view raw);
 // character is not in the byte-level alphabet; the decoder then uses the token's own UTF-8.
 bool byte_level_to_bytes(std::string_view token, std::string& out);
 
+// Appends code point c, UTF-8 encoded.
+void append_utf8(std::string& out, char32_t c);
+
 // Rust's String::from_utf8_lossy: each maximal invalid subsequence becomes one U+FFFD.
 std::string utf8_lossy(std::string_view bytes);
 

@@ -9,6 +9,7 @@
 
 #include "model/chat_template/chat_template.h"
 #include "model/chat_template/chat_template_option.h"
+#include "model/chat_template/python_escapes.h"
 
 namespace lockstep {
 namespace {
@@ -27,6 +28,13 @@ TEST(Jinja, ExpressionsFollowPython) {
   EXPECT_EQ(render("{{ x }}|{{ x is defined }}|{{ none is none }}|{{ 'a' is string }}|{{ {} is mapping }}"), "|False|True|True|True");
   EXPECT_EQ(render("{{ [1, 2, 3][::-1] }}|{{ 'hello'[1:3] }}|{{ [1, 2, 3][-1] }}|{{ 'héllo'[1] }}"), "[3, 2, 1]|el|3|é");
   EXPECT_EQ(render("{{ {'a': 1, 'b': [1.5, 'x']} }}|{{ 0.1 + 0.2 }}|{{ 1e16 * 1.0 }}"), "{'a': 1, 'b': [1.5, 'x']}|0.30000000000000004|1e+16");
+}
+
+// Jinja decodes a string literal with Python's unicode_escape (non-ASCII text kept).
+TEST(Jinja, StringLiteralEscapesAsJinja) {
+  EXPECT_EQ(render(R"({{ 'a\x41\u00e9\101\q|\'|\\|é' }})"), "aAéA\\q|'|\\|é");
+  EXPECT_EQ(render(R"({{ "tab\there\nnew" }})"), "tab\there\nnew");
+  EXPECT_THROW(render(R"({{ '\x4' }})"), jinja::TemplateError);
 }
 
 TEST(Jinja, FiltersAndMethods) {
