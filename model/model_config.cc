@@ -103,6 +103,20 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   // transformers' Qwen3 adds q/k biases before its head norms; ours are added after (with RoPE).
   if (c.qk_norm && c.attention_bias)
     throw CheckpointError(where + ": qwen3 with attention_bias is not supported (no published checkpoint has it)");
+  // What the forward pass does not implement ends here rather than giving other numbers than
+  // transformers: another activation, MLP biases, sliding-window layers.
+  const std::string act = get_or<std::string>(j, "hidden_act", "silu");
+  if (act != "silu" && act != "swish")
+    throw CheckpointError(where + ": hidden_act \"" + act + "\" is not supported (supported: silu)");
+  if (get_or<bool>(j, "mlp_bias", false))
+    throw CheckpointError(where + ": mlp_bias is not supported (the MLP projections have no biases here)");
+  bool sliding = c.architecture != "llama" && get_or<bool>(j, "use_sliding_window", false) &&
+                 get_or<int>(j, "max_window_layers", c.num_hidden_layers) < c.num_hidden_layers;
+  if (j.contains("layer_types") && j["layer_types"].is_array())
+    for (const auto& t : j["layer_types"]) sliding = sliding || (t.is_string() && t.get<std::string>() != "full_attention");
+  if (sliding)
+    throw CheckpointError(where + ": sliding-window attention layers (use_sliding_window / layer_types) are not "
+                                  "supported");
   c.torch_dtype = get_or<std::string>(j, "torch_dtype", get_or<std::string>(j, "dtype", "bfloat16"));
   if (j.contains("eos_token_id")) {
     if (j["eos_token_id"].is_array()) c.eos_token_ids = j["eos_token_id"].get<std::vector<int>>();

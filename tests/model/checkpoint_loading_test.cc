@@ -93,6 +93,26 @@ TEST(ModelConfig, ClearErrors) {
                 "rope_scaling": {"rope_type": "longrope", "factor": 4}})", "c.json");
             }).find("rope type \"longrope\" is not supported"),
             std::string::npos);
+  // What the forward pass does not implement: refused, not run with other numbers.
+  auto with = [](const std::string& model_type, const std::string& extra) {
+    return error_of([&] {
+      ModelConfig::from_json_text(R"({"model_type": ")" + model_type + R"(", "hidden_size": 64, "intermediate_size": 1,
+        "num_hidden_layers": 4, "num_attention_heads": 4, "vocab_size": 10, )" + extra + "}", "c.json");
+    });
+  };
+  EXPECT_NE(with("llama", R"("hidden_act": "gelu")").find("hidden_act \"gelu\" is not supported"), std::string::npos);
+  EXPECT_NE(with("llama", R"("mlp_bias": true)").find("mlp_bias is not supported"), std::string::npos);
+  EXPECT_NE(with("qwen2", R"("use_sliding_window": true, "max_window_layers": 2)").find("sliding-window"),
+            std::string::npos);
+  EXPECT_NE(with("qwen3", R"("layer_types": ["full_attention", "sliding_attention", "full_attention", "full_attention"])")
+                .find("sliding-window"),
+            std::string::npos);
+  // As the published checkpoints write them: accepted.
+  EXPECT_EQ(with("qwen2", R"("hidden_act": "silu", "use_sliding_window": false, "sliding_window": 131072,
+                            "max_window_layers": 2, "layer_types": ["full_attention", "full_attention",
+                            "full_attention", "full_attention"])"), "");
+  EXPECT_EQ(with("qwen2", R"("use_sliding_window": true, "max_window_layers": 4)"), "");  // no layer past it
+  EXPECT_EQ(with("llama", R"("hidden_act": "silu", "mlp_bias": false)"), "");
 }
 
 TEST(ModelConfig, Llama3RopeScalesOnlyLongWavelengths) {
