@@ -5,43 +5,22 @@
 #include <cctype>
 #include <cmath>
 
+#include "model/chat_template/python_str.h"
+
 namespace lockstep::jinja {
 namespace {
 
-bool is_py_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-
 std::string strip(const std::string& s, const Value* chars, bool left, bool right) {
-  auto drop = [&](char c) {
-    if (!chars || chars->is_none() || chars->is_undefined()) return is_py_space(static_cast<unsigned char>(c));
-    return chars->as_string().find(c) != std::string::npos;
-  };
-  std::size_t b = 0, e = s.size();
-  if (left) while (b < e && drop(s[b])) ++b;
-  if (right) while (e > b && drop(s[e - 1])) --e;
-  return s.substr(b, e - b);
+  if (!chars || chars->is_none() || chars->is_undefined()) return python_strip(s, left, right);
+  const std::string set = chars->as_string();
+  return python_strip(s, left, right, &set);
 }
 
 Value split(const std::string& s, const Value* sep, const Value* maxsplit_v) {
   const std::int64_t maxsplit = maxsplit_v && !maxsplit_v->is_none() ? maxsplit_v->as_int() : -1;
   ValueList out;
   if (!sep || sep->is_none()) {  // runs of whitespace, no empty parts
-    std::size_t i = 0;
-    std::int64_t splits = 0;
-    while (i < s.size()) {
-      while (i < s.size() && is_py_space(static_cast<unsigned char>(s[i]))) ++i;
-      if (i >= s.size()) break;
-      if (maxsplit >= 0 && splits == maxsplit) {
-        std::string rest = s.substr(i);
-        while (!rest.empty() && is_py_space(static_cast<unsigned char>(rest.back()))) rest.pop_back();
-        out.push_back(Value(rest));
-        return Value(std::move(out));
-      }
-      std::size_t j = i;
-      while (j < s.size() && !is_py_space(static_cast<unsigned char>(s[j]))) ++j;
-      out.push_back(Value(s.substr(i, j - i)));
-      ++splits;
-      i = j;
-    }
+    for (std::string& part : python_split_whitespace(s, maxsplit)) out.push_back(Value(std::move(part)));
     return Value(std::move(out));
   }
   const std::string& d = sep->as_string();

@@ -37,6 +37,16 @@ TEST(Jinja, StringLiteralEscapesAsJinja) {
   EXPECT_THROW(render(R"({{ '\x4' }})"), jinja::TemplateError);
 }
 
+// Python's whitespace is Unicode's (NBSP, ideographic space, ...), and strip's chars are code
+// points: templates trim message contents with it (expected values: Python's).
+TEST(Jinja, StripAndSplitFollowPythonsUnicodeWhitespace) {
+  EXPECT_EQ(render("{{ s | trim }}|{{ s.strip() }}|{{ s.lstrip() }}|", {{"s", "\u00a0x\u3000"}}), "x|x|x\u3000|");
+  EXPECT_EQ(render("{{ s.split() }}", {{"s", "a\u3000b\u00a0c\u2028"}}), "['a', 'b', 'c']");
+  EXPECT_EQ(render("{{ s.split(none, 1) }}", {{"s", " a  b  c "}}), "['a', 'b  c ']");
+  EXPECT_EQ(render("{{ s.strip('\u00e9a') }}|{{ t.strip() }}", {{"s", "ab\u00e9"}, {"t", "\u001cx\u001f"}}), "b|x");
+  EXPECT_EQ(render("{{ s.rstrip() }}", {{"s", "\u00e9\u00a0"}}), "\u00e9");  // a multi-byte character before it stays
+}
+
 TEST(Jinja, FiltersAndMethods) {
   EXPECT_EQ(render("{{ '  a b  ' | trim }}|{{ 'x,y,,z'.split(',') }}|{{ ' a  b '.split() }}|{{ 'abc'.upper() }}"),
             "a b|['x', 'y', '', 'z']|['a', 'b']|ABC");
