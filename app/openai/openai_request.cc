@@ -44,7 +44,7 @@ bool is_token_list(const json& v) {
   return true;
 }
 
-// Chat content: a string, or a list of {"type": "text", "text": ...} parts (joined).
+// Chat content: a string, or a list of {"type": "text", "text": ...} parts (joined by newlines).
 json normalize_messages(const json& messages) {
   if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty list", "messages");
   json out = json::array();
@@ -56,11 +56,14 @@ json normalize_messages(const json& messages) {
       throw ApiError(400, "unknown message role '" + role + "'", "messages");
     json copy = m;
     if (m.contains("content") && m["content"].is_array()) {
-      std::string text;
+      std::string text;  // the parts' texts joined by newlines, as vLLM joins them
+      bool first = true;
       for (const json& part : m["content"]) {
         if (!part.is_object() || part.value("type", "") != "text")
           throw ApiError(400, "only text content parts are supported", "messages");
+        if (!first) text += '\n';
         text += part.value("text", "");
+        first = false;
       }
       copy["content"] = text;
     } else if (m.contains("content") && !m["content"].is_string() && !m["content"].is_null()) {
@@ -82,8 +85,14 @@ std::string render_chat_prompt(const json& b, const ModelContext& m) {
   json extra = b.contains("chat_template_kwargs") && b["chat_template_kwargs"].is_object() ? b["chat_template_kwargs"]
                                                                                             : json::object();
   const bool add_generation_prompt = opt<bool>(b, "add_generation_prompt").value_or(true);
+  // vLLM's continue_final_message: the reply continues the last (assistant) message instead of
+  // starting a new turn, so it cannot also add the generation prompt.
+  const bool continue_final_message = opt<bool>(b, "continue_final_message").value_or(false);
+  if (continue_final_message && add_generation_prompt)
+    throw ApiError(400, "Cannot set both `continue_final_message` and `add_generation_prompt` to True.",
+                   "continue_final_message");
   try {
-    return m.chat_template->render(messages, tools, add_generation_prompt, extra);
+    return m.chat_template->render(messages, tools, add_generation_prompt, extra, continue_final_message);
   } catch (const ChatTemplateError& e) {
     throw ApiError(400, std::string("the chat template rejected this conversation: ") + e.what(), "messages");
   }

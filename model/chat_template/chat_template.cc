@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "model/chat_template/python_str.h"
+
 namespace lockstep {
 namespace {
 
@@ -67,7 +69,8 @@ ChatTemplate ChatTemplate::from_dir(const std::string& dir, const std::string& s
 }
 
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                                 bool add_generation_prompt, const nlohmann::ordered_json& extra) const {
+                                 bool add_generation_prompt, const nlohmann::ordered_json& extra,
+                                 bool continue_final_message) const {
   jinja::Dict ctx = special_tokens_;
   ctx.set("messages", jinja::Value::from_json(messages));
   ctx.set("tools", jinja::Value::from_json(tools));
@@ -75,7 +78,34 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const n
   ctx.set("add_generation_prompt", jinja::Value(add_generation_prompt));
   if (extra.is_object())
     for (const auto& [k, v] : extra.items()) ctx.set(k, jinja::Value::from_json(v));
-  return template_->render(ctx);
+  std::string rendered = template_->render(ctx);
+  if (!continue_final_message) return rendered;
+  // transformers: the final message's text (its last text part) is found from the end of the
+  // rendering, and the rendering cut after it: after the whole text where the template kept it
+  // as it is, else after its stripped text (the template trimmed it).
+  std::string final_message;
+  bool found = false;
+  if (messages.is_array() && !messages.empty() && messages.back().is_object() && messages.back().contains("content")) {
+    const auto& content = messages.back()["content"];
+    if (content.is_string()) {
+      final_message = content.get<std::string>(), found = true;
+    } else if (content.is_array()) {
+      for (auto it = content.rbegin(); it != content.rend() && !found; ++it)
+        if (it->is_object() && it->contains("text") && (*it)["text"].is_string())
+          final_message = (*it)["text"].get<std::string>(), found = true;
+    }
+  }
+  if (!found)
+    throw ChatTemplateError("continue_final_message is set but there is no text to continue in the final message");
+  const std::string stripped = python_strip(final_message, true, true);
+  const std::size_t at = rendered.rfind(stripped);
+  if (at == std::string::npos)
+    throw ChatTemplateError("continue_final_message is set but the final message does not appear in the chat after "
+                            "applying the chat template (the template may drop or change it)");
+  const std::size_t kept = python_strip(final_message, true, false).size();
+  const bool as_is = rendered.compare(at, kept, final_message) == 0;
+  rendered.resize(at + (as_is ? final_message.size() : stripped.size()));
+  return rendered;
 }
 
 bool ChatTemplate::opens_think_block() const {

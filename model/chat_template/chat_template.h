@@ -26,9 +26,14 @@ class ChatTemplate {
   static ChatTemplate from_source(const std::string& source, const nlohmann::ordered_json& config = {});
 
   // Throws ChatTemplateError for a template error or a raise_exception() in the template.
+  // continue_final_message: the text ends right after the last message's content (its
+  // end-of-turn tokens cut), as transformers' apply_chat_template(continue_final_message=True),
+  // so that the model continues that message; ChatTemplateError when its text is not in the
+  // rendering.
   std::string render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools = nullptr,
                      bool add_generation_prompt = false,
-                     const nlohmann::ordered_json& extra = nlohmann::ordered_json::object()) const;
+                     const nlohmann::ordered_json& extra = nlohmann::ordered_json::object(),
+                     bool continue_final_message = false) const;
 
   // True when the template opens a <think> block for the model (DeepSeek-R1 and its distills).
   bool opens_think_block() const;

@@ -103,7 +103,7 @@ TEST(ChatTemplate, MatchesTransformersOnRealTemplates) {
   std::ifstream in(dir + "/expected.jsonl");
   ASSERT_TRUE(in) << "missing expected.jsonl: run tests/fixtures/make_chat_template_fixtures.py on the GPU host";
   std::map<std::string, ChatTemplate> templates;
-  int rows = 0, errors = 0;
+  int rows = 0, errors = 0, continued = 0;
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
     const auto row = nlohmann::ordered_json::parse(line);
@@ -111,16 +111,19 @@ TEST(ChatTemplate, MatchesTransformersOnRealTemplates) {
     if (!templates.count(name)) templates.emplace(name, ChatTemplate::from_dir(dir + "/" + name));
     const ChatTemplate& t = templates.at(name);
     ++rows;
+    continued += row.value("continue_final_message", false);
     SCOPED_TRACE(name + " / " + row["case"].get<std::string>());
     if (row.contains("error")) {
       ++errors;
-      EXPECT_THROW(t.render(row["messages"], row["tools"], row["add_generation_prompt"].get<bool>(), row["extra"]),
+      EXPECT_THROW(t.render(row["messages"], row["tools"], row["add_generation_prompt"].get<bool>(), row["extra"],
+                            row.value("continue_final_message", false)),
                    ChatTemplateError);
       continue;
     }
     std::string got;
     try {
-      got = t.render(row["messages"], row["tools"], row["add_generation_prompt"].get<bool>(), row["extra"]);
+      got = t.render(row["messages"], row["tools"], row["add_generation_prompt"].get<bool>(), row["extra"],
+                     row.value("continue_final_message", false));
     } catch (const std::exception& e) {
       ADD_FAILURE() << "threw: " << e.what();
       continue;
@@ -130,6 +133,7 @@ TEST(ChatTemplate, MatchesTransformersOnRealTemplates) {
   EXPECT_GE(rows, 60);
   EXPECT_GE(templates.size(), 5u);
   EXPECT_GE(errors, 1);  // at least one conversation a template refuses
+  EXPECT_GE(continued, 10);  // continue_final_message rows (apply_chat_template's cut)
 }
 
 TEST(ChatTemplate, FindsTheTemplateOrSaysWhy) {
