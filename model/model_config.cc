@@ -110,13 +110,20 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     throw CheckpointError(where + ": hidden_act \"" + act + "\" is not supported (supported: silu)");
   if (get_or<bool>(j, "mlp_bias", false))
     throw CheckpointError(where + ": mlp_bias is not supported (the MLP projections have no biases here)");
-  bool sliding = c.architecture != "llama" && get_or<bool>(j, "use_sliding_window", false) &&
-                 get_or<int>(j, "max_window_layers", c.num_hidden_layers) < c.num_hidden_layers;
+  // Sliding layers as transformers' Qwen2/Qwen3 configs derive them: the window is
+  // sliding_window with use_sliding_window on (else none); the layers, config's layer_types if
+  // given, else those from max_window_layers on. A window as long as the context never cuts.
+  const int window = c.architecture != "llama" && get_or<bool>(j, "use_sliding_window", false)
+                         ? get_or<int>(j, "sliding_window", 0)
+                         : 0;
+  bool sliding = false;
   if (j.contains("layer_types") && j["layer_types"].is_array())
     for (const auto& t : j["layer_types"]) sliding = sliding || (t.is_string() && t.get<std::string>() != "full_attention");
-  if (sliding)
-    throw CheckpointError(where + ": sliding-window attention layers (use_sliding_window / layer_types) are not "
-                                  "supported");
+  else
+    sliding = get_or<int>(j, "max_window_layers", c.num_hidden_layers) < c.num_hidden_layers;
+  if (window > 0 && sliding && window < get_or<int>(j, "max_position_embeddings", 4096))
+    throw CheckpointError(where + ": sliding-window attention layers (use_sliding_window / layer_types, a " +
+                          std::to_string(window) + "-token window) are not supported");
   c.torch_dtype = get_or<std::string>(j, "torch_dtype", get_or<std::string>(j, "dtype", "bfloat16"));
   if (j.contains("eos_token_id")) {
     if (j["eos_token_id"].is_array()) c.eos_token_ids = j["eos_token_id"].get<std::vector<int>>();

@@ -51,10 +51,9 @@ ChatTemplate ChatTemplate::from_dir(const std::string& dir, const std::string& s
     }
   }
   std::string source = source_override;
-  if (!source.empty()) {
-  } else if (config.contains("chat_template") && config["chat_template"].is_string()) {
+  if (source.empty() && config.contains("chat_template") && config["chat_template"].is_string()) {
     source = config["chat_template"].get<std::string>();
-  } else if (config.contains("chat_template") && config["chat_template"].is_array()) {
+  } else if (source.empty() && config.contains("chat_template") && config["chat_template"].is_array()) {
     for (const auto& named : config["chat_template"])
       if (named.value("name", "") == "default") source = named.value("template", "");
   }

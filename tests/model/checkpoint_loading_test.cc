@@ -102,16 +102,27 @@ TEST(ModelConfig, ClearErrors) {
   };
   EXPECT_NE(with("llama", R"("hidden_act": "gelu")").find("hidden_act \"gelu\" is not supported"), std::string::npos);
   EXPECT_NE(with("llama", R"("mlp_bias": true)").find("mlp_bias is not supported"), std::string::npos);
-  EXPECT_NE(with("qwen2", R"("use_sliding_window": true, "max_window_layers": 2)").find("sliding-window"),
+  EXPECT_NE(with("qwen2", R"("use_sliding_window": true, "sliding_window": 64, "max_window_layers": 2)")
+                .find("sliding-window"),
             std::string::npos);
-  EXPECT_NE(with("qwen3", R"("layer_types": ["full_attention", "sliding_attention", "full_attention", "full_attention"])")
+  EXPECT_NE(with("qwen3", R"("use_sliding_window": true, "sliding_window": 64, "layer_types": ["full_attention", "sliding_attention",
+                            "full_attention", "full_attention"])")
                 .find("sliding-window"),
             std::string::npos);
   // As the published checkpoints write them: accepted.
   EXPECT_EQ(with("qwen2", R"("hidden_act": "silu", "use_sliding_window": false, "sliding_window": 131072,
                             "max_window_layers": 2, "layer_types": ["full_attention", "full_attention",
                             "full_attention", "full_attention"])"), "");
-  EXPECT_EQ(with("qwen2", R"("use_sliding_window": true, "max_window_layers": 4)"), "");  // no layer past it
+  EXPECT_EQ(with("qwen2", R"("use_sliding_window": true, "sliding_window": 64, "max_window_layers": 4)"), "");  // no layer past it
+  EXPECT_EQ(with("qwen2", R"("use_sliding_window": true, "sliding_window": null, "max_window_layers": 2)"), "");  // no window
+  EXPECT_EQ(with("qwen2", R"("use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 2,
+                            "max_position_embeddings": 4096)"), "");  // the window spans every context
+  EXPECT_EQ(with("qwen2", R"("use_sliding_window": true, "sliding_window": 64, "max_window_layers": 2,
+                            "layer_types": ["full_attention", "full_attention", "full_attention", "full_attention"])"),
+            "");  // layer_types decides
+  EXPECT_EQ(with("qwen3", R"("sliding_window": 64, "layer_types": ["full_attention", "sliding_attention",
+                            "full_attention", "full_attention"])"),
+            "");  // no window without use_sliding_window
   EXPECT_EQ(with("llama", R"("hidden_act": "silu", "mlp_bias": false)"), "");
 }
 
