@@ -294,7 +294,29 @@ class Renderer {
 
 }  // namespace
 
-Template::Template(const std::string& source) : body_(std::make_shared<const StmtList>(parse_template(source))) {}
+namespace {
+
+// What Jinja's lexer does to a source first (keep_trailing_newline off, as transformers' environment):
+// every \r\n or \r becomes \n, and one newline at the very end is dropped.
+std::string normalize_newlines(const std::string& source) {
+  std::string out;
+  out.reserve(source.size());
+  for (std::size_t i = 0; i < source.size(); ++i) {
+    if (source[i] != '\r') {
+      out += source[i];
+    } else {
+      out += '\n';
+      if (i + 1 < source.size() && source[i + 1] == '\n') ++i;
+    }
+  }
+  if (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+Template::Template(const std::string& source)
+    : body_(std::make_shared<const StmtList>(parse_template(normalize_newlines(source)))) {}
 Template::~Template() = default;
 Template::Template(Template&&) noexcept = default;
 Template& Template::operator=(Template&&) noexcept = default;

@@ -47,6 +47,18 @@ TEST(Jinja, StripAndSplitFollowPythonsUnicodeWhitespace) {
   EXPECT_EQ(render("{{ s.rstrip() }}", {{"s", "\u00e9\u00a0"}}), "\u00e9");  // a multi-byte character before it stays
 }
 
+// Jinja's lexer (keep_trailing_newline off, as in transformers) turns \r\n and \r into \n and
+// drops one newline at the end: a chat_template.jinja file ending in a newline renders without
+// it (expected values: jinja2 3.1's ImmutableSandboxedEnvironment(trim_blocks, lstrip_blocks)).
+TEST(Jinja, NewlinesAsJinjasLexer) {
+  EXPECT_EQ(render("x\n"), "x");
+  EXPECT_EQ(render("x\n\n"), "x\n");
+  EXPECT_EQ(render("x\r\n"), "x");
+  EXPECT_EQ(render("a\r\nb|a\rb"), "a\nb|a\nb");
+  EXPECT_EQ(render("{% if true %}\ny{% endif %}\n"), "y");
+  EXPECT_EQ(render("{{ \"p\r\nq\" }}"), "p\nq");
+}
+
 TEST(Jinja, FiltersAndMethods) {
   EXPECT_EQ(render("{{ '  a b  ' | trim }}|{{ 'x,y,,z'.split(',') }}|{{ ' a  b '.split() }}|{{ 'abc'.upper() }}"),
             "a b|['x', 'y', '', 'z']|['a', 'b']|ABC");
