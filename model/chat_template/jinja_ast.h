@@ -21,12 +21,14 @@ struct Arg {
 struct Expr {
   enum class Kind {
     Literal, Name, List, Dict, Tuple, Attribute, Subscript, Slice, Call, Filter, Test, Unary, Binary, Ternary,
+    Compare,  // a chain as Python's: a < b <= c is (a < b) and (b <= c)
   } kind;
   int line = 0;
   Value literal;                       // Literal
   std::string name;                    // Name, Attribute, Filter, Test; Unary/Binary operator
   ExprPtr a, b, c;                     // operands: object/index, slice start/stop/step, ternary parts
-  std::vector<ExprPtr> items;          // List, Tuple; Dict keys at even, values at odd positions
+  std::vector<ExprPtr> items;          // List, Tuple; Dict keys at even, values at odd positions; Compare: after a
+  std::vector<std::string> ops;        // Compare: the operator before each of items
   std::vector<Arg> args;               // Call, Filter, Test
   bool negated = false;                // Test: `is not`
   explicit Expr(Kind k, int l) : kind(k), line(l) {}

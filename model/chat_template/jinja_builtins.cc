@@ -45,11 +45,6 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-std::string map_ascii(std::string s, int (*f)(int)) {
-  for (char& c : s) c = static_cast<char>(f(static_cast<unsigned char>(c)));
-  return s;
-}
-
 bool starts_or_ends(const std::string& s, const Value& what, bool start) {
   auto one = [&](const std::string& p) {
     return p.size() <= s.size() && (start ? s.compare(0, p.size(), p) == 0 : s.compare(s.size() - p.size(), p.size(), p) == 0);
@@ -72,17 +67,53 @@ Value string_method(const std::string& s, const std::string& name) {
     if (name == "replace")
       return Value(replace_all(s, a.arg(0, "old")->as_string(), a.arg(1, "new")->as_string(),
                                a.arg(2, "count") ? a.arg(2, "count")->as_int() : -1));
-    if (name == "lower") return Value(map_ascii(s, ::tolower));
-    if (name == "upper") return Value(map_ascii(s, ::toupper));
-    if (name == "capitalize") {
-      std::string r = map_ascii(s, ::tolower);
-      if (!r.empty()) r[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(r[0])));
-      return Value(r);
+    if (name == "lower") return Value(python_lower(s));
+    if (name == "upper") return Value(python_upper(s));
+    if (name == "capitalize") return Value(python_capitalize(s));
+    if (name == "title") return Value(python_title(s));
+    if (name == "swapcase") return Value(python_swapcase(s));
+    if (name == "rsplit") {
+      const Value* sep = a.arg(0, "sep");
+      const Value* maxsplit = a.arg(1, "maxsplit");
+      const std::string d = sep && !sep->is_none() ? sep->as_string() : std::string();
+      ValueList out;
+      for (std::string& part : python_rsplit(s, sep && !sep->is_none() ? &d : nullptr,
+                                             maxsplit && !maxsplit->is_none() ? maxsplit->as_int() : -1))
+        out.push_back(Value(std::move(part)));
+      return Value(std::move(out));
     }
-    if (name == "title") return apply_filter("title", Value(s), {});
+    if (name == "splitlines") {
+      ValueList out;
+      for (std::string& line : python_splitlines(s)) out.push_back(Value(std::move(line)));
+      return Value(std::move(out));
+    }
+    if (name == "isdigit" || name == "isalpha" || name == "isalnum" || name == "isspace" || name == "isupper" ||
+        name == "islower")
+      return Value(python_is(s, name));
+    if (name == "format") {  // positional fields: {} and {0}; {{ and }} for braces
+      std::string out;
+      std::size_t next = 0;
+      for (std::size_t i = 0; i < s.size(); ++i) {
+        if ((s[i] == '{' || s[i] == '}') && i + 1 < s.size() && s[i + 1] == s[i]) {
+          out += s[i++];
+        } else if (s[i] == '{') {
+          const std::size_t close = s.find('}', i);
+          if (close == std::string::npos) throw TemplateError("format(): a '{' without '}'");
+          const std::string field = s.substr(i + 1, close - i - 1);
+          const std::size_t index = field.empty() ? next++ : static_cast<std::size_t>(std::stoll(field));
+          const Value* v = a.arg(index, "");
+          if (!v) throw TemplateError("format(): no argument " + std::to_string(index));
+          out += v->str();
+          i = close;
+        } else {
+          out += s[i];
+        }
+      }
+      return Value(out);
+    }
     if (name == "find") {
       const auto k = s.find(a.arg(0, "sub")->as_string());
-      return Value(k == std::string::npos ? std::int64_t{-1} : static_cast<std::int64_t>(k));
+      return Value(k == std::string::npos ? std::int64_t{-1} : code_point_index(s, k));
     }
     if (name == "count") {
       const std::string sub = a.arg(0, "sub")->as_string();
@@ -101,7 +132,6 @@ Value string_method(const std::string& s, const std::string& name) {
       }
       return Value(out);
     }
-    if (name == "isdigit") return Value(!s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); }));
     throw TemplateError("strings have no method '" + name + "'");
   });
 }
@@ -242,6 +272,11 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     for (std::int64_t i = 0; i < b.as_int(); ++i) s += a.as_string();
     return Value(s);
   }
+  if (op == "*" && a.is_list() && b.kind() == Value::Kind::Int) {  // [0] * 2
+    ValueList l;
+    for (std::int64_t i = 0; i < b.as_int(); ++i) l.insert(l.end(), a.as_list().begin(), a.as_list().end());
+    return Value(std::move(l));
+  }
   if (!a.is_number() || !b.is_number())
     throw TemplateError("'" + op + "' needs numbers, got " + a.type_name() + " and " + b.type_name());
   const bool ints = a.kind() == Value::Kind::Int && b.kind() == Value::Kind::Int;
@@ -300,22 +335,48 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     }
     return Value(v.is_number() ? v.as_float() : 0.0);
   }
-  if (name == "lower") return Value(map_ascii(v.str(), ::tolower));
-  if (name == "upper") return Value(map_ascii(v.str(), ::toupper));
-  if (name == "capitalize") return string_method(v.str(), "capitalize").as_function()({});
-  if (name == "title") {
-    std::string s = v.str();
-    bool start = true;
-    for (char& c : s) {
-      const unsigned char u = c;
-      if (std::isalpha(u)) {
-        c = static_cast<char>(start ? std::toupper(u) : std::tolower(u));
-        start = false;
-      } else {
-        start = !(std::isalnum(u) || u >= 0x80);
-      }
+  if (name == "lower") return Value(python_lower(v.str()));
+  if (name == "upper") return Value(python_upper(v.str()));
+  if (name == "capitalize") return Value(python_capitalize(v.str()));
+  if (name == "title") return Value(jinja_title(v.str()));
+  if (name == "wordcount") {  // Jinja: the matches of \w+
+    std::int64_t words = 0;
+    bool in_word = false;
+    const std::string text = v.str();
+    for (std::size_t i = 0; i < text.size();) {
+      const std::size_t start = i;
+      const unsigned char b = text[i];
+      i += b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+      const bool word = b == '_' || python_is(text.substr(start, i - start), "isalnum");
+      words += word && !in_word;
+      in_word = word;
     }
-    return Value(s);
+    return Value(words);
+  }
+  if (name == "batch") {  // lists of `linecount` items; the last filled with fill_with when given
+    const std::int64_t n = a.arg(0, "linecount")->as_int();
+    if (n <= 0) throw TemplateError("batch(): the count must be positive");
+    const Value* fill = a.arg(1, "fill_with");
+    ValueList out, row;
+    for (const Value& x : v.as_list()) {
+      row.push_back(x);
+      if (static_cast<std::int64_t>(row.size()) == n) out.push_back(Value(std::move(row))), row = {};
+    }
+    if (!row.empty()) {
+      if (fill && !fill->is_none())
+        while (static_cast<std::int64_t>(row.size()) < n) row.push_back(*fill);
+      out.push_back(Value(std::move(row)));
+    }
+    return Value(std::move(out));
+  }
+  if (name == "center") {  // Python's str.center(width), spaces
+    const std::string text = v.str();
+    const std::int64_t width = a.arg(0, "width") ? a.arg(0, "width")->as_int() : 80;
+    const std::int64_t len = code_point_index(text, text.size());
+    if (width <= len) return Value(text);
+    const std::int64_t pad = width - len, left = pad / 2 + (pad & width & 1);
+    return Value(std::string(static_cast<std::size_t>(left), ' ') + text +
+                 std::string(static_cast<std::size_t>(pad - left), ' '));
   }
   if (name == "join") {
     const std::string sep = a.arg(0, "d") ? a.arg(0, "d")->str() : "";
@@ -478,8 +539,8 @@ bool apply_test(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "gt") return binary_op(">", v, a.positional.at(0)).truthy();
   if (name == "ge") return binary_op(">=", v, a.positional.at(0)).truthy();
   if (name == "in") return binary_op("in", v, a.positional.at(0)).truthy();
-  if (name == "lower") return v.is_string() && v.as_string() == map_ascii(v.as_string(), ::tolower);
-  if (name == "upper") return v.is_string() && v.as_string() == map_ascii(v.as_string(), ::toupper);
+  if (name == "lower") return python_is(v.str(), "islower");
+  if (name == "upper") return python_is(v.str(), "isupper");
   throw TemplateError("unknown test '" + name + "'");
 }
 

@@ -394,37 +394,48 @@ class Parser {
     }
     return parse_compare();
   }
+  // Jinja's precedence, loosest first: comparisons (chained), + and -, ~, * / // %, **, unary
+  // signs, then postfix, filters and tests.
   ExprPtr parse_compare() {
-    ExprPtr e = parse_concat();
+    ExprPtr first = parse_add();
+    std::vector<std::string> ops;
+    std::vector<ExprPtr> rest;
     for (;;) {
       if (peek().type == Token::Op && (peek().text == "==" || peek().text == "!=" || peek().text == "<" ||
                                        peek().text == ">" || peek().text == "<=" || peek().text == ">=")) {
-        const std::string op = next().text;
-        e = binary(op, std::move(e), parse_concat());
+        ops.push_back(next().text);
       } else if (at_name("in")) {
         ++i_;
-        e = binary("in", std::move(e), parse_concat());
+        ops.push_back("in");
       } else if (at_name("not") && peek(1).type == Token::Name && peek(1).text == "in") {
         i_ += 2;
-        e = binary("not in", std::move(e), parse_concat());
+        ops.push_back("not in");
       } else {
-        return e;
+        break;
       }
+      rest.push_back(parse_add());
     }
-  }
-  ExprPtr parse_concat() {
-    ExprPtr e = parse_add();
-    while (at_op("~")) {
-      ++i_;
-      e = binary("~", std::move(e), parse_add());
-    }
+    if (ops.empty()) return first;
+    if (ops.size() == 1) return binary(ops[0], std::move(first), std::move(rest[0]));
+    auto e = make(Expr::Kind::Compare);
+    e->a = std::move(first);
+    e->items = std::move(rest);
+    e->ops = std::move(ops);
     return e;
   }
   ExprPtr parse_add() {
-    ExprPtr e = parse_mul();
+    ExprPtr e = parse_concat();
     while (at_op("+") || at_op("-")) {
       const std::string op = next().text;
-      e = binary(op, std::move(e), parse_mul());
+      e = binary(op, std::move(e), parse_concat());
+    }
+    return e;
+  }
+  ExprPtr parse_concat() {
+    ExprPtr e = parse_mul();
+    while (at_op("~")) {
+      ++i_;
+      e = binary("~", std::move(e), parse_mul());
     }
     return e;
   }
@@ -444,15 +455,20 @@ class Parser {
     }
     return e;
   }
-  ExprPtr parse_unary() {
+  // As Jinja: a sign takes the operand without its filters, and the filters then apply to the
+  // signed value (-3 | abs is 3).
+  ExprPtr parse_unary(bool with_filters = true) {
+    ExprPtr e;
     if (at_op("-") || at_op("+")) {
       const std::string op = next().text;
-      auto e = make(Expr::Kind::Unary);
+      e = make(Expr::Kind::Unary);
       e->name = op;
-      e->a = parse_unary();
-      return e;
+      e->a = parse_unary(false);
+    } else {
+      e = parse_primary();
     }
-    return parse_filters(parse_postfix(parse_primary()));
+    e = parse_postfix(std::move(e));
+    return with_filters ? parse_filters(std::move(e)) : std::move(e);
   }
 
   std::vector<Arg> parse_call_args() {  // after '('
@@ -617,6 +633,7 @@ class Parser {
           ++i_;
           t->args = parse_call_args();
         } else if ((peek().type == Token::String || peek().type == Token::Int || peek().type == Token::Float ||
+                    at_op("[") || at_op("{") ||
                     (peek().type == Token::Name && peek().text != "and" && peek().text != "or" &&
                      peek().text != "else" && peek().text != "if" && peek().text != "in" && peek().text != "is" &&
                      peek().text != "not"))) {

@@ -276,6 +276,16 @@ class Renderer {
         }
         return binary_op(e.name, eval(*e.a), eval(*e.b));
       }
+      case Expr::Kind::Compare: {
+        Value left = eval(*e.a), result(true);
+        for (std::size_t i = 0; i < e.items.size(); ++i) {
+          Value right = eval(*e.items[i]);
+          result = binary_op(e.ops[i], left, right);
+          if (!result.truthy()) return result;
+          left = std::move(right);
+        }
+        return result;
+      }
       case Expr::Kind::Ternary:
         if (eval(*e.b).truthy()) return eval(*e.a);
         return e.c ? eval(*e.c) : Value();

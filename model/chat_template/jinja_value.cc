@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "model/chat_template/python_str.h"
+
 namespace lockstep::jinja {
 
 const Value* Dict::find(const std::string& key) const {
@@ -185,21 +187,6 @@ std::string python_float_repr(double f) {
 
 namespace {
 
-std::string python_str_repr(const std::string& s) {
-  const bool has_single = s.find('\'') != std::string::npos, has_double = s.find('"') != std::string::npos;
-  const char q = has_single && !has_double ? '"' : '\'';
-  std::string out(1, q);
-  for (unsigned char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == static_cast<unsigned char>(q)) { out += '\\'; out += static_cast<char>(c); }
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (c < 0x20 || c == 0x7f) { char b[8]; std::snprintf(b, sizeof b, "\\x%02x", c); out += b; }
-    else out += static_cast<char>(c);
-  }
-  return out + q;
-}
 
 void json_string(const std::string& s, std::string& out) {
   out += '"';
@@ -295,7 +282,7 @@ std::string Value::str() const {
 
 std::string Value::repr() const {
   switch (kind_) {
-    case Kind::String: return python_str_repr(*s_);
+    case Kind::String: return python_repr(*s_);
     case Kind::List: {
       std::string out = "[";
       for (std::size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
@@ -305,7 +292,7 @@ std::string Value::repr() const {
       std::string out = namespace_ ? "<Namespace {" : "{";
       bool first = true;
       for (const auto& [k, v] : dict_->items()) {
-        out += (first ? "" : ", ") + python_str_repr(k) + ": " + v.repr();
+        out += (first ? "" : ", ") + python_repr(k) + ": " + v.repr();
         first = false;
       }
       return out + (namespace_ ? "}>" : "}");
