@@ -1,4 +1,4 @@
-// Python str whitespace rules (see python_str.h).
+// Python's str rules on UTF-8 text (see python_str.h).
 #include "model/chat_template/python_str.h"
 
 #include <unicode/locid.h>
@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <stdexcept>
-
 
 namespace lockstep {
 namespace {

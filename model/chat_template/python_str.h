@@ -1,7 +1,8 @@
-// Python's str whitespace rules on UTF-8 text, as the Jinja templates' strip(), lstrip(),
-// rstrip(), split() and the trim filter apply them in transformers: whitespace is every code point
-// str.isspace() accepts (ASCII's six, \x1c-\x1f, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
-// U+2029, U+202F, U+205F, U+3000), and `chars` is a set of code points, not of bytes.
+// Python's str rules on UTF-8 text, as chat templates meet them in transformers' jinja2: the
+// whitespace of strip(), lstrip(), rstrip(), split() and the trim filter (every code point
+// str.isspace() accepts: ASCII's six, \x1c-\x1f, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
+// U+2029, U+202F, U+205F, U+3000; `chars` is a set of code points, not of bytes), case
+// mappings, rsplit(), splitlines(), the is*() predicates and repr().
 #pragma once
 
 #include <cstdint>
