@@ -56,25 +56,21 @@ struct Layer {
 // Per-step activations and batch metadata, grown to the largest step seen. x (the normed
 // hidden state) and act (silu(gate) * up) only feed linears, so they are in W.
 struct Workspace {
-  // Grows a buffer to hold `count` elements of T (contents are not kept); a move bumps the
-  // generation, so that graphs captured with the old address are captured again.
+  // Grows a buffer to hold `count` elements of T (contents are not kept), with half as much
+  // again for the steps after (exact: no more than asked, as start-up sizing wants); a move
+  // bumps the generation, so that graphs captured with the old address are captured again.
   template <typename T>
-  T* grow(DeviceBuffer& b, std::int64_t count) {
+  T* grow(DeviceBuffer& b, std::int64_t count, bool exact = false) {
     const std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(count, 1)) * sizeof(T);
     if (b.bytes() < bytes) {
-      b = DeviceBuffer(DeviceKind::Cuda, bytes + bytes / 2);
+      b = DeviceBuffer(DeviceKind::Cuda, exact ? bytes : bytes + bytes / 2);
       ++generation;
     }
     return static_cast<T*>(b.data());
   }
-  // Allocates exactly `count` elements of T unless b holds them already (start-up sizing).
   template <typename T>
   void reserve(DeviceBuffer& b, std::int64_t count) {
-    const std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(count, 1)) * sizeof(T);
-    if (b.bytes() < bytes) {
-      b = DeviceBuffer(DeviceKind::Cuda, bytes);
-      ++generation;
-    }
+    grow<T>(b, count, /*exact=*/true);
   }
   template <typename T>
   T* upload(DeviceBuffer& b, const std::vector<T>& host, cudaStream_t stream) {

@@ -339,20 +339,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "upper") return Value(python_upper(v.str()));
   if (name == "capitalize") return Value(python_capitalize(v.str()));
   if (name == "title") return Value(jinja_title(v.str()));
-  if (name == "wordcount") {  // Jinja: the matches of \w+
-    std::int64_t words = 0;
-    bool in_word = false;
-    const std::string text = v.str();
-    for (std::size_t i = 0; i < text.size();) {
-      const std::size_t start = i;
-      const unsigned char b = text[i];
-      i += b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
-      const bool word = b == '_' || python_is(text.substr(start, i - start), "isalnum");
-      words += word && !in_word;
-      in_word = word;
-    }
-    return Value(words);
-  }
+  if (name == "wordcount") return Value(python_word_count(v.str()));  // Jinja: the matches of \w+
   if (name == "batch") {  // lists of `linecount` items; the last filled with fill_with when given
     const std::int64_t n = a.arg(0, "linecount")->as_int();
     if (n <= 0) throw TemplateError("batch(): the count must be positive");

@@ -91,6 +91,11 @@ std::string map_case(char32_t c, Case to) {
 
 bool is_cased(char32_t c) { return u_isupper(c) || u_islower(c) || u_istitle(c); }
 
+bool is_digit(char32_t c) { return u_isdigit(c) || u_getIntPropertyValue(c, UCHAR_NUMERIC_TYPE) == U_NT_DIGIT; }
+
+// str.isalnum() of one character: a letter or anything with a numeric value.
+bool is_alnum(char32_t c) { return u_isalpha(c) || u_getIntPropertyValue(c, UCHAR_NUMERIC_TYPE) != U_NT_NONE; }
+
 }  // namespace
 
 std::string python_upper(const std::string& s) {
@@ -224,11 +229,9 @@ bool python_is(const std::string& s, const std::string& which) {
   bool any_cased = false;
   for (std::size_t i = 0, len; i < s.size(); i += len) {
     const char32_t c = code_point_at(s, i, len);
-    const bool digit = u_isdigit(c) || u_getIntPropertyValue(c, UCHAR_NUMERIC_TYPE) == U_NT_DIGIT;
-    if (which == "isdigit" && !digit) return false;
+    if (which == "isdigit" && !is_digit(c)) return false;
     if (which == "isalpha" && !u_isalpha(c)) return false;
-    if (which == "isalnum" && !(u_isalpha(c) || digit || u_getIntPropertyValue(c, UCHAR_NUMERIC_TYPE) != U_NT_NONE))
-      return false;
+    if (which == "isalnum" && !is_alnum(c)) return false;
     if (which == "isspace" && !is_python_space(c)) return false;
     if (which == "isupper" && (u_islower(c) || u_istitle(c))) return false;
     if (which == "islower" && (u_isupper(c) || u_istitle(c))) return false;
@@ -267,6 +270,18 @@ std::string python_repr(const std::string& s) {
     }
   }
   return out + q;
+}
+
+std::int64_t python_word_count(const std::string& s) {
+  std::int64_t words = 0;
+  bool in_word = false;
+  for (std::size_t i = 0, len; i < s.size(); i += len) {
+    const char32_t c = code_point_at(s, i, len);
+    const bool word = c == '_' || is_alnum(c);
+    words += word && !in_word;
+    in_word = word;
+  }
+  return words;
 }
 
 std::int64_t code_point_index(const std::string& s, std::size_t byte_offset) {

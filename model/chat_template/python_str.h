@@ -45,6 +45,10 @@ bool python_is(const std::string& s, const std::string& which);
 // ASCII space) escaped as \xhh, \uhhhh or \Uhhhhhhhh.
 std::string python_repr(const std::string& s);
 
+// How many runs of word characters (\w in Python's re: alphanumerics and '_') s holds: Jinja's
+// wordcount filter.
+std::int64_t python_word_count(const std::string& s);
+
 // The index of a byte offset in code points (what str.find() returns).
 std::int64_t code_point_index(const std::string& s, std::size_t byte_offset);
 
