@@ -52,17 +52,13 @@ GpuContext::~GpuContext() {
 }
 
 void* GpuContext::scratch(std::size_t bytes) {
-  if (scratch_.bytes() < bytes) {
-    synchronize();  // queued work may still read the old block
-    scratch_ = DeviceBuffer(DeviceKind::Cuda, bytes + bytes / 4);
-    ++scratch_generation_;
-  }
+  if (scratch_.bytes() < bytes) reserve_scratch(bytes + bytes / 4);
   return scratch_.data();
 }
 
 void GpuContext::reserve_scratch(std::size_t bytes) {
   if (scratch_.bytes() >= bytes) return;
-  synchronize();
+  synchronize();  // queued work may still read the old block
   scratch_ = DeviceBuffer(DeviceKind::Cuda, bytes);
   ++scratch_generation_;
 }

@@ -36,10 +36,9 @@ class LtMatmul {
                 std::int64_t in, const void* w, std::int64_t out, void* y, cudaDataType_t y_type = CUDA_R_32F);
 
   // The SMs the GEMMs may assume are theirs (0: all): with kernels of another stream running
-  // beside them (the nano-batched decode's attention), cuBLASLt picks algorithms and grids for
+  // beside them (kernel_bench's nano_overlap rows), cuBLASLt picks algorithms and grids for
   // that many. Changing it drops the cached plans.
   void set_sm_count_target(int sms);
-  int sm_count_target() const { return sm_count_target_; }
 
   // How many plans are cached (tests: one per distinct shape, dtypes and alignment).
   std::size_t plan_count() const { return plans_.size(); }
