@@ -23,6 +23,7 @@
 #include "kernels/fp8.h"
 #include "kernels/log.h"
 #include "model/chat_template/chat_template_option.h"
+#include "model/cpu_stage.h"
 #include "model/dense_transformer.h"
 #if LOCKSTEP_WITH_CUDA
 #include "model/cuda_dense_transformer.h"
@@ -190,11 +191,18 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
       throw std::runtime_error("--kv-cache-dtype bfloat16: the model runs in float16, and a 16-bit KV cache is kept in "
                                "the model's dtype; use --kv-cache-dtype auto (or fp8), or --dtype bfloat16");
     rt->config_.kv_cache_dtype = *kv_cache_dtype;
+    if (on_gpu && rt->config_.is_deepseek_v3())
+      throw std::runtime_error(o.model + " is a deepseek_v3 model (MLA + MoE), which runs on the CPU backend only in "
+                               "this version (--device cpu); the CUDA backend runs qwen2, qwen3 and llama");
+    if (!on_gpu && rt->config_.is_deepseek_v3() && rt->config_.kv_cache_dtype != KvCacheDtype::Auto)
+      throw std::runtime_error("--kv-cache-dtype " + o.kv_cache_dtype + ": deepseek_v3's latent cache is kept in fp32 "
+                               "on the CPU backend; use --kv-cache-dtype auto");
     if (o.load_format == "dummy") {
       rt->weights_ = std::make_unique<DummyWeights>(o.seed);
     } else {
       rt->checkpoint_ = std::make_unique<SafetensorsCheckpoint>(o.model);
-      rt->weights_ = std::make_unique<CheckpointWeights>(*rt->checkpoint_);
+      rt->weights_ = std::make_unique<CheckpointWeights>(*rt->checkpoint_, rt->config_.fp8_block_rows,
+                                                         rt->config_.fp8_block_cols);
     }
     const ModelConfig& c = rt->config_;
     max_model_len = o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
@@ -247,8 +255,8 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
     // KV blocks: what --kv-cache-memory holds on the rank with the most layers, agreed by all.
     const auto kv_bytes = parse_byte_size(o.kv_cache_memory);
     if (!kv_bytes) throw std::runtime_error("--kv-cache-memory " + o.kv_cache_memory + " is not a size like 4G or 512M");
-    const std::uint64_t per_block = static_cast<std::uint64_t>(o.block_size) * std::max(1, mine.size()) * 2 *
-                                    slice.kv_heads * c.head_dim * sizeof(float);
+    const std::uint64_t per_block = static_cast<std::uint64_t>(o.block_size) * std::max(1, mine.size()) *
+                                    cpu_kv_bytes_per_token_layer(c, slice);
     blocks = static_cast<int>(std::min<std::uint64_t>({*kv_bytes / per_block, useful, 1u << 30}));
     LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &blocks, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     if (blocks < 1) throw std::runtime_error("--kv-cache-memory " + o.kv_cache_memory + " holds no KV block");
@@ -261,8 +269,7 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
     }
     // Agreed as the GPU path does, though no collective follows before create_everywhere's.
     on_every_rank_or_none("load its part of the model", [&] {
-      rt->model_ = std::make_unique<DenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine,
-                                                      blocks, o.block_size);
+      rt->model_ = make_cpu_stage(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine, blocks, o.block_size);
     });
     budget_flag = "--kv-cache-memory";
   }

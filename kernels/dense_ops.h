@@ -68,6 +68,12 @@ void split_qkv_rope_cache(const float* qkv, std::int64_t tokens, std::int64_t q_
 // (the fused gate|up projection).
 void silu_mul(const float* gate_up, std::int64_t rows, std::int64_t ffn, float* out);
 
+// out[rows, hidden] = down . (silu(gate . x) * (up . x)), the SwiGLU MLP: gate_up [2 ffn, hidden]
+// (gate rows, then up rows), down [hidden, ffn].
+template <HalfFloat W>
+void swiglu_mlp(const float* x, std::int64_t rows, std::int64_t hidden, const W* gate_up, const W* down,
+                std::int64_t ffn, float* out);
+
 // Qwen3's q and k head norms, in place on a fused q|k|v projection (the layout above): every q
 // head of every token becomes rms_norm(head) * q_weight, every k head rms_norm(head) * k_weight
 // (head_dim values each, fp32); v is left alone.

@@ -62,8 +62,9 @@ fp16 float_to_fp16(float f);
 template <typename T>
 concept HalfFloat = std::same_as<T, bf16> || std::same_as<T, fp16>;
 
-template <HalfFloat T>
-inline constexpr DType dtype_of = std::same_as<T, bf16> ? DType::BF16 : DType::F16;
+template <typename T>
+  requires HalfFloat<T> || std::same_as<T, float>
+inline constexpr DType dtype_of = std::same_as<T, bf16> ? DType::BF16 : std::same_as<T, fp16> ? DType::F16 : DType::F32;
 
 inline float to_float(bf16 v) { return bf16_to_float(v); }
 inline float to_float(fp16 v) { return fp16_to_float(v); }

@@ -10,6 +10,7 @@
 #include "kernels/dense_ops.h"
 #include "kernels/fatal.h"
 #include "kernels/log.h"
+#include "model/cpu_stage_edges.h"
 #include "model/weight_type.h"
 
 namespace lockstep {
@@ -31,8 +32,6 @@ class DenseTransformer::StageIn final : public ForwardModel {
   };
   void attention(Layer& layer, const ForwardBatch& b, const std::vector<float>& x, std::vector<float>& out);
   void mlp(Layer& layer, const std::vector<float>& x, std::int64_t tokens, std::vector<float>& out);
-  void embed(const ForwardBatch& b, std::vector<float>& h);
-  std::vector<float> logits(const std::vector<float>& h, const ForwardBatch& b);
 
   ModelConfig config_;
   TensorParallelSlice slice_;
@@ -82,19 +81,6 @@ DenseTransformer::StageIn<W>::StageIn(const ModelConfig& c, const WeightSource& 
 }
 
 template <HalfFloat W>
-void DenseTransformer::StageIn<W>::embed(const ForwardBatch& b, std::vector<float>& h) {
-  const std::int64_t T = b.token_ids.size(), H = config_.hidden_size;
-  h.assign(T * H, 0.0f);
-  for (std::int64_t t = 0; t < T; ++t) {
-    const int id = b.token_ids[t];
-    const int local = id - slice_.vocab_begin;
-    if (local < 0 || local >= slice_.vocab_rows) continue;  // another rank's rows (or padding)
-    for (std::int64_t i = 0; i < H; ++i) h[t * H + i] = to_float(edge_.embed[local * H + i]);
-  }
-  if (tp_.size() > 1) tp_.all_reduce(h.data(), h.data(), h.size(), DType::F32, ReduceOp::Sum);
-}
-
-template <HalfFloat W>
 void DenseTransformer::StageIn<W>::attention(Layer& L, const ForwardBatch& b, const std::vector<float>& x,
                                              std::vector<float>& out) {
   const std::int64_t T = b.token_ids.size(), H = config_.hidden_size, hd = config_.head_dim;
@@ -118,50 +104,17 @@ void DenseTransformer::StageIn<W>::attention(Layer& L, const ForwardBatch& b, co
 
 template <HalfFloat W>
 void DenseTransformer::StageIn<W>::mlp(Layer& L, const std::vector<float>& x, std::int64_t T, std::vector<float>& out) {
-  const std::int64_t H = config_.hidden_size, F = slice_.ffn;
-  std::vector<float> gate_up(T * 2 * F), act(T * F);
-  cpu::linear(x.data(), T, H, L.gate_up.data(), 2 * F, nullptr, gate_up.data());
-  cpu::silu_mul(gate_up.data(), T, F, act.data());
+  const std::int64_t H = config_.hidden_size;
   out.resize(T * H);
-  cpu::linear(act.data(), T, F, L.down.data(), H, nullptr, out.data());
+  cpu::swiglu_mlp(x.data(), T, H, L.gate_up.data(), L.down.data(), slice_.ffn, out.data());
   if (tp_.size() > 1) tp_.all_reduce(out.data(), out.data(), out.size(), DType::F32, ReduceOp::Sum);
-}
-
-template <HalfFloat W>
-std::vector<float> DenseTransformer::StageIn<W>::logits(const std::vector<float>& h, const ForwardBatch& b) {
-  const std::int64_t H = config_.hidden_size, R = b.logit_rows.size(), VR = slice_.vocab_rows;
-  std::vector<float> rows(R * H);
-  for (std::int64_t i = 0; i < R; ++i)
-    std::copy(h.begin() + b.logit_rows[i] * H, h.begin() + (b.logit_rows[i] + 1) * H, rows.begin() + i * H);
-  cpu::rms_norm(rows.data(), R, H, edge_.final_norm.data(), static_cast<float>(config_.rms_norm_eps), rows.data());
-  std::vector<float> local(R * VR);
-  cpu::linear(rows.data(), R, H, edge_.lm_head.data(), VR, nullptr, local.data());
-  std::vector<float> gathered(tp_.size() * R * VR);
-  if (tp_.size() > 1) tp_.all_gather(local.data(), gathered.data(), local.size(), DType::F32);
-  else gathered = local;
-  // gathered is [tp, R, VR]; logits are [R, vocab] with rank r's rows at r * VR.
-  const std::int64_t V = config_.vocab_size;
-  std::vector<float> out(R * V);
-  for (int r = 0; r < tp_.size(); ++r)
-    for (std::int64_t i = 0; i < R; ++i)
-      for (std::int64_t j = 0; j < VR; ++j) {
-        const std::int64_t col = r * VR + j;
-        if (col < V) out[i * V + col] = gathered[(r * R + i) * VR + j];
-      }
-  return out;
 }
 
 template <HalfFloat W>
 std::span<const float> DenseTransformer::StageIn<W>::forward(const ForwardBatch& b) {
   const std::int64_t T = b.token_ids.size(), H = config_.hidden_size;
   std::vector<float> h;
-  if (pp_.rank() == 0) {
-    embed(b, h);
-  } else {
-    h.resize(T * H);
-    pp_.recv(h.data(), h.size(), DType::F32, pp_.rank() - 1);
-    pp_.synchronize();
-  }
+  cpu_stage_input(config_, slice_, edge_, tp_, pp_, b, h);
   std::vector<float> x(T * H), out;
   const float eps = static_cast<float>(config_.rms_norm_eps);
   for (auto& L : layer_) {
@@ -172,12 +125,7 @@ std::span<const float> DenseTransformer::StageIn<W>::forward(const ForwardBatch&
     mlp(*L, x, T, out);
     for (std::int64_t i = 0; i < T * H; ++i) h[i] += out[i];
   }
-  if (pp_.rank() < pp_.size() - 1) {
-    pp_.send(h.data(), h.size(), DType::F32, pp_.rank() + 1);
-    pp_.synchronize();
-    return {};
-  }
-  logits_ = logits(h, b);
+  if (!cpu_stage_output(config_, slice_, edge_, tp_, pp_, b, h, logits_)) return {};
   return logits_;
 }
 

@@ -31,6 +31,15 @@ TensorParallelSlice TensorParallelSlice::make(const ModelConfig& c, int r, int n
   }
   s.ffn = c.intermediate_size / n;
   s.ffn_begin = r * s.ffn;
+  if (c.moe.n_routed_experts > 0) {
+    // Every rank holds a column slice of every expert (vLLM's TP for MoE), so a token's experts
+    // run on all ranks and one all-reduce sums them with the attention's way.
+    if (c.moe.moe_intermediate_size % n) throw bad("moe_intermediate_size " + std::to_string(c.moe.moe_intermediate_size));
+    s.expert_ffn = c.moe.moe_intermediate_size / n;
+    s.expert_ffn_begin = r * s.expert_ffn;
+    s.shared_ffn = c.moe.n_shared_experts * s.expert_ffn;
+    s.shared_ffn_begin = r * s.shared_ffn;
+  }
   s.vocab_padded = (c.vocab_size + n - 1) / n * n;
   s.vocab_rows = s.vocab_padded / n;
   s.vocab_begin = r * s.vocab_rows;

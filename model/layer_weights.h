@@ -23,6 +23,8 @@ struct TensorParallelSlice {
   int q_head_begin = 0, q_heads = 0;   // this rank's query heads
   int kv_head_begin = 0, kv_heads = 0; // this rank's (possibly replicated) KV heads
   int ffn_begin = 0, ffn = 0;          // intermediate columns
+  int expert_ffn_begin = 0, expert_ffn = 0;  // deepseek_v3: each routed expert's intermediate columns
+  int shared_ffn_begin = 0, shared_ffn = 0;  // and the shared experts' (n_shared_experts x moe_intermediate_size)
   int vocab_padded = 0, vocab_begin = 0, vocab_rows = 0;
   // Throws CheckpointError when the model cannot be split this way.
   static TensorParallelSlice make(const ModelConfig& c, int tp_rank, int tp_size);

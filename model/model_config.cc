@@ -28,6 +28,69 @@ T get_or(const json& j, const char* key, T fallback) {
   return j[key].get<T>();
 }
 
+// deepseek_v3's MLA, MoE and fp8 keys, checked as far as the forward pass relies on them.
+void read_deepseek_v3(const json& j, ModelConfig& c, const std::string& where) {
+  LatentAttentionConfig& a = c.mla;
+  a.q_lora_rank = get_or<int>(j, "q_lora_rank", 0);
+  a.kv_lora_rank = need<int>(j, "kv_lora_rank", where);
+  a.qk_nope_head_dim = need<int>(j, "qk_nope_head_dim", where);
+  a.qk_rope_head_dim = need<int>(j, "qk_rope_head_dim", where);
+  a.v_head_dim = need<int>(j, "v_head_dim", where);
+  a.rope_interleave = get_or<bool>(j, "rope_interleave", true);
+  if (a.q_lora_rank < 0 || a.kv_lora_rank <= 0 || a.qk_nope_head_dim <= 0 || a.qk_rope_head_dim <= 0 ||
+      a.qk_rope_head_dim % 2 || a.v_head_dim <= 0)
+    throw CheckpointError(where + ": the MLA sizes (q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim "
+                          "(even), v_head_dim) must be positive");
+  c.head_dim = a.qk_rope_head_dim;  // what RoPE turns (transformers' DeepseekV3Config does the same)
+  if (get_or<bool>(j, "attention_bias", false))
+    throw CheckpointError(where + ": deepseek_v3 with attention_bias is not supported (no published checkpoint has it)");
+  MixtureOfExpertsConfig& m = c.moe;
+  m.n_routed_experts = get_or<int>(j, "n_routed_experts", 0);
+  if (m.n_routed_experts > 0) {
+    m.n_shared_experts = get_or<int>(j, "n_shared_experts", 0);
+    m.num_experts_per_tok = need<int>(j, "num_experts_per_tok", where);
+    m.n_group = get_or<int>(j, "n_group", 1);
+    m.topk_group = get_or<int>(j, "topk_group", 1);
+    m.moe_intermediate_size = need<int>(j, "moe_intermediate_size", where);
+    m.first_k_dense_replace = get_or<int>(j, "first_k_dense_replace", 0);
+    m.routed_scaling_factor = get_or<double>(j, "routed_scaling_factor", 1.0);
+    m.norm_topk_prob = get_or<bool>(j, "norm_topk_prob", true);
+    const int per_group = m.n_group > 0 ? m.n_routed_experts / m.n_group : 0;
+    if (m.n_group <= 0 || m.n_routed_experts % m.n_group || per_group < 2 || m.topk_group < 1 ||
+        m.topk_group > m.n_group || m.num_experts_per_tok < 1 || m.num_experts_per_tok > m.topk_group * per_group ||
+        m.moe_intermediate_size <= 0 || m.n_shared_experts < 0 || m.first_k_dense_replace < 0)
+      throw CheckpointError(where + ": the MoE sizes do not fit (n_routed_experts a multiple of n_group with >= 2 "
+                            "experts a group, 1 <= topk_group <= n_group, num_experts_per_tok <= the experts of "
+                            "topk_group groups, moe_intermediate_size > 0)");
+    // DeepSeek-V3/R1's routing (transformers' DeepseekV3TopkRouter); V2's softmax scores and
+    // greedy choice would give other experts.
+    const std::string scoring = get_or<std::string>(j, "scoring_func", "sigmoid");
+    const std::string method = get_or<std::string>(j, "topk_method", "noaux_tc");
+    if (scoring != "sigmoid" || method != "noaux_tc")
+      throw CheckpointError(where + ": MoE routing scoring_func \"" + scoring + "\" / topk_method \"" + method +
+                            "\" is not supported (supported: sigmoid with noaux_tc, DeepSeek-V3's)");
+    if (get_or<int>(j, "moe_layer_freq", 1) != 1)
+      throw CheckpointError(where + ": moe_layer_freq other than 1 is not supported");
+  }
+}
+
+// quantization_config: DeepSeek's block-scaled fp8 weights are read (dequantized as they load);
+// any other method ends here instead of reading packed integers as weights.
+void read_quantization(const json& j, ModelConfig& c, const std::string& where) {
+  if (!j.contains("quantization_config") || j["quantization_config"].is_null()) return;
+  const json& q = j["quantization_config"];
+  const std::string method = q.is_object() ? get_or<std::string>(q, "quant_method", "") : "";
+  const std::string fmt = q.is_object() ? get_or<std::string>(q, "fmt", "e4m3") : "";
+  if (method != "fp8" || fmt != "e4m3" || !q.contains("weight_block_size"))
+    throw CheckpointError(where + ": quantization_config (quant_method \"" + method +
+                          "\") is not supported (supported: fp8 e4m3 with weight_block_size, DeepSeek's)");
+  const std::vector<int> block = need<std::vector<int>>(q, "weight_block_size", where);
+  if (block.size() != 2 || block[0] <= 0 || block[1] <= 0)
+    throw CheckpointError(where + ": quantization_config weight_block_size must be two positive sizes");
+  c.fp8_block_rows = block[0];
+  c.fp8_block_cols = block[1];
+}
+
 void read_rope(const json& j, ModelConfig& c, const std::string& where) {
   // transformers 5: rope_parameters {rope_type, rope_theta, factor, ...}; hub: rope_theta + rope_scaling.
   const json* scaling = nullptr;
@@ -85,9 +148,10 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   }
   ModelConfig c;
   c.architecture = need<std::string>(j, "model_type", where);
-  if (c.architecture != "qwen2" && c.architecture != "llama" && c.architecture != "qwen3")
+  if (c.architecture != "qwen2" && c.architecture != "llama" && c.architecture != "qwen3" &&
+      c.architecture != "deepseek_v3")
     throw CheckpointError(where + ": model_type \"" + c.architecture +
-                          "\" is not supported by this build (supported: qwen2, qwen3, llama)");
+                          "\" is not supported by this build (supported: qwen2, qwen3, llama, deepseek_v3)");
   c.hidden_size = need<int>(j, "hidden_size", where);
   c.intermediate_size = need<int>(j, "intermediate_size", where);
   c.num_hidden_layers = need<int>(j, "num_hidden_layers", where);
@@ -130,6 +194,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     else if (j["eos_token_id"].is_number_integer()) c.eos_token_ids = {j["eos_token_id"].get<int>()};
   }
   if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int>();
+  if (c.is_deepseek_v3()) read_deepseek_v3(j, c, where);
+  read_quantization(j, c, where);
   read_rope(j, c, where);
   if (c.hidden_size <= 0 || c.num_hidden_layers <= 0 || c.num_attention_heads <= 0 || c.num_key_value_heads <= 0 ||
       c.head_dim <= 0 || c.vocab_size <= 0 || c.intermediate_size <= 0)
@@ -190,6 +256,13 @@ double rope_attention_factor(const ModelConfig& c) {
 }
 
 float attention_softmax_scale(const ModelConfig& c) {
+  if (c.is_deepseek_v3()) {
+    const double plain = 1.0 / std::sqrt(static_cast<double>(c.mla.qk_head_dim()));
+    const RopeScaling& s = c.rope_scaling;
+    if (s.type == "default" || s.mscale_all_dim == 0) return static_cast<float>(plain);
+    const double m = yarn_mscale(s.factor, s.mscale_all_dim);
+    return static_cast<float>(plain * m * m);
+  }
   const float plain = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   const double m = rope_attention_factor(c);
   return m == 1.0 ? plain : static_cast<float>(m * m / std::sqrt(static_cast<double>(c.head_dim)));

@@ -31,8 +31,36 @@ struct RopeScaling {
   bool truncate = true;
 };
 
+// deepseek_v3's multi-head latent attention (MLA): q through an optional low-rank q_a/q_b pair; k
+// and v from a kv_lora_rank-wide latent (kv_a_proj_with_mqa, then kv_b_proj per head) plus one
+// qk_rope_head_dim-wide RoPE key shared by the heads. q and k heads are nope + rope wide, v heads
+// v_head_dim. The KV cache holds the latent and the RoPE key per token, for all heads at once.
+struct LatentAttentionConfig {
+  int q_lora_rank = 0;  // 0: q_proj straight from the hidden state (config null)
+  int kv_lora_rank = 0;
+  int qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
+  bool rope_interleave = true;  // RoPE pairs (2i, 2i + 1), as the hub's weights are laid out
+  int qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+  int cache_width() const { return kv_lora_rank + qk_rope_head_dim; }  // floats a token keeps per layer
+};
+
+// deepseek_v3's mixture of experts (from layer first_k_dense_replace on): sigmoid scores of
+// n_routed_experts, plus e_score_correction_bias to choose (not to weigh); experts grouped in
+// n_group, the topk_group groups with the best two-expert sums kept, num_experts_per_tok experts
+// chosen among them; their weights normalized (norm_topk_prob) and times routed_scaling_factor;
+// n_shared_experts always-on experts of the same width added.
+struct MixtureOfExpertsConfig {
+  int n_routed_experts = 0, n_shared_experts = 0, num_experts_per_tok = 0;
+  int n_group = 1, topk_group = 1;
+  int moe_intermediate_size = 0;
+  int first_k_dense_replace = 0;
+  double routed_scaling_factor = 1.0;
+  bool norm_topk_prob = true;
+  bool is_moe_layer(int layer) const { return n_routed_experts > 0 && layer >= first_k_dense_replace; }
+};
+
 struct ModelConfig {
-  std::string architecture;  // "qwen2" | "llama" | "qwen3"
+  std::string architecture;  // "qwen2" | "llama" | "qwen3" | "deepseek_v3"
   int hidden_size = 0;
   int intermediate_size = 0;
   int num_hidden_layers = 0;
@@ -56,6 +84,14 @@ struct ModelConfig {
   KvCacheDtype kv_cache_dtype = KvCacheDtype::Auto;
   std::vector<int> eos_token_ids;
   std::optional<int> bos_token_id;
+  // deepseek_v3 only (head_dim is then qk_rope_head_dim, the width RoPE turns, as transformers
+  // sets it; intermediate_size is the dense layers' MLP).
+  LatentAttentionConfig mla;
+  MixtureOfExpertsConfig moe;
+  // quantization_config of DeepSeek's fp8 checkpoints (quant_method fp8, e4m3): the blocks of
+  // weight_block_size that each weight_scale_inv value covers. Read for every weight stored as fp8.
+  int fp8_block_rows = 128, fp8_block_cols = 128;
+  bool is_deepseek_v3() const { return architecture == "deepseek_v3"; }
 
   // Throws CheckpointError naming the file and the field.
   static ModelConfig from_json_text(const std::string& text, const std::string& where);
@@ -69,7 +105,9 @@ std::vector<float> rope_inverse_frequencies(const ModelConfig& c);
 // What transformers multiplies cos and sin by (yarn's attention factor; 1 otherwise).
 double rope_attention_factor(const ModelConfig& c);
 // Attention's softmax scale: 1 / sqrt(head_dim), times the square of the RoPE attention factor
-// (q and k both carry it in transformers; the product is what reaches the scores).
+// (q and k both carry it in transformers; the product is what reaches the scores). deepseek_v3:
+// 1 / sqrt(qk_head_dim), times yarn's mscale(factor, mscale_all_dim) squared when the config
+// has mscale_all_dim (its RoPE factor multiplies only the RoPE part of q and k: rope_attention_factor).
 float attention_softmax_scale(const ModelConfig& c);
 
 }  // namespace lockstep

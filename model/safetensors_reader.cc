@@ -175,19 +175,33 @@ const TensorInfo& SafetensorsCheckpoint::get(const std::string& name, const std:
   return it->second;
 }
 
-template <HalfFloat W>
+template <WeightValue W>
 void SafetensorsCheckpoint::read_into(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end,
-                                      std::int64_t col_begin, std::int64_t col_end, W* out) const {
-  constexpr WeightDType stored_as_w = std::same_as<W, bf16> ? WeightDType::BF16 : WeightDType::F16;
+                                      std::int64_t col_begin, std::int64_t col_end, W* out,
+                                      const BlockScales* scales) const {
+  constexpr WeightDType stored_as_w = std::same_as<W, bf16>   ? WeightDType::BF16
+                                      : std::same_as<W, fp16> ? WeightDType::F16
+                                                              : WeightDType::F32;
+  auto convert = [](float v) {
+    if constexpr (std::same_as<W, float>) return v;
+    else return from_float<W>(v);
+  };
   const std::int64_t cols = t.cols(), width = col_end - col_begin;
   const std::int64_t last = std::min(row_end, t.rows());
   for (std::int64_t r = row_begin; r < last; ++r) {
     W* dst = out + (r - row_begin) * width;
     const std::size_t first = static_cast<std::size_t>(r * cols + col_begin);
-    if (t.dtype == stored_as_w) {
+    if (scales) {
+      const TensorInfo& s = *scales->scale_inv;
+      const std::size_t scale_row = static_cast<std::size_t>(r / scales->block_rows * s.cols());
+      for (std::int64_t c = 0; c < width; ++c) {
+        const float scale = weight_to_float(s.data, scale_row + (col_begin + c) / scales->block_cols, s.dtype);
+        dst[c] = convert(weight_to_float(t.data, first + c, t.dtype) * scale);
+      }
+    } else if (t.dtype == stored_as_w) {
       std::memcpy(dst, t.data + first * sizeof(W), width * sizeof(W));
     } else {
-      for (std::int64_t c = 0; c < width; ++c) dst[c] = from_float<W>(weight_to_float(t.data, first + c, t.dtype));
+      for (std::int64_t c = 0; c < width; ++c) dst[c] = convert(weight_to_float(t.data, first + c, t.dtype));
     }
   }
   const std::int64_t real_rows = std::max<std::int64_t>(0, last - row_begin);
@@ -195,9 +209,12 @@ void SafetensorsCheckpoint::read_into(const TensorInfo& t, std::int64_t row_begi
   bytes_read_ += static_cast<std::uint64_t>(real_rows) * width * weight_dtype_size(t.dtype);
 }
 
-template void SafetensorsCheckpoint::read_into<bf16>(const TensorInfo&, std::int64_t, std::int64_t, std::int64_t,
-                                                     std::int64_t, bf16*) const;
-template void SafetensorsCheckpoint::read_into<fp16>(const TensorInfo&, std::int64_t, std::int64_t, std::int64_t,
-                                                     std::int64_t, fp16*) const;
+#define LOCKSTEP_READ_INTO(W)                                                                                       \
+  template void SafetensorsCheckpoint::read_into<W>(const TensorInfo&, std::int64_t, std::int64_t, std::int64_t,    \
+                                                    std::int64_t, W*, const BlockScales*) const;
+LOCKSTEP_READ_INTO(bf16)
+LOCKSTEP_READ_INTO(fp16)
+LOCKSTEP_READ_INTO(float)
+#undef LOCKSTEP_READ_INTO
 
 }  // namespace lockstep

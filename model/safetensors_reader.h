@@ -31,6 +31,18 @@ struct TensorInfo {
 std::size_t weight_dtype_size(WeightDType t);
 float weight_to_float(const std::uint8_t* data, std::size_t i, WeightDType t);
 
+// What a reader may convert a weight to: the model's 16-bit type, or float (routers' scores and
+// biases, which transformers keeps in fp32).
+template <typename T>
+concept WeightValue = HalfFloat<T> || std::same_as<T, float>;
+
+// DeepSeek's block-scaled fp8: weight (r, c) is its stored fp8 value times
+// scale_inv[r / block_rows, c / block_cols] (the tensor NAME_scale_inv, fp32).
+struct BlockScales {
+  const TensorInfo* scale_inv = nullptr;
+  std::int64_t block_rows = 128, block_cols = 128;
+};
+
 class MappedFile;
 
 class SafetensorsCheckpoint {
@@ -46,13 +58,14 @@ class SafetensorsCheckpoint {
   std::size_t tensor_count() const { return tensors_.size(); }
 
   // Rows [row_begin, row_end) x columns [col_begin, col_end) of a 1-D/2-D tensor in W (the
-  // model's dtype, bf16 or fp16) into out[(row_end - row_begin) * (col_end - col_begin)]: the
-  // stored bits when the tensor is W, else converted through float (round to nearest even; in
-  // fp16 what rounds past 65504 is +-inf, as a cast in PyTorch); rows past the tensor's end are
-  // zero (vocab padding). Counts the bytes it reads in bytes_read().
-  template <HalfFloat W>
+  // model's dtype, bf16 or fp16, or float) into out[(row_end - row_begin) * (col_end - col_begin)]:
+  // the stored bits when the tensor is W, else converted through float (round to nearest even; in
+  // fp16 what rounds past 65504 is +-inf, as a cast in PyTorch), each value times its block's
+  // scale first when `scales` is given; rows past the tensor's end are zero (vocab padding).
+  // Counts the bytes it reads in bytes_read().
+  template <WeightValue W>
   void read_into(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end, std::int64_t col_begin,
-                 std::int64_t col_end, W* out) const;
+                 std::int64_t col_end, W* out, const BlockScales* scales = nullptr) const;
   template <HalfFloat W>
   std::vector<W> read(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end, std::int64_t col_begin,
                       std::int64_t col_end) const {

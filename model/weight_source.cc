@@ -12,12 +12,27 @@ namespace lockstep {
 void CheckpointWeights::read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
                                   std::int64_t r1, std::int64_t c0, std::int64_t c1, DType to, void* out) const {
   const TensorInfo& t = ckpt_.get(name, shape);
-  with_weight_type(to, [&]<HalfFloat W>(W) { ckpt_.read_into(t, r0, r1, c0, c1, static_cast<W*>(out)); });
+  BlockScales scales;
+  if (t.dtype == WeightDType::F8_E4M3) {
+    const std::string scale_name = name + "_scale_inv";
+    if (!ckpt_.has(scale_name))
+      throw CheckpointError("tensor " + name + " is stored as fp8 (F8_E4M3) without " + scale_name +
+                            ": only block-scaled fp8 as DeepSeek publishes it is supported");
+    scales.block_rows = fp8_block_rows_;
+    scales.block_cols = fp8_block_cols_;
+    const std::int64_t rows = t.rows(), cols = t.cols();
+    // Its shape follows from quantization_config's weight_block_size: a mismatch means another block size.
+    scales.scale_inv = &ckpt_.get(scale_name, {(rows + fp8_block_rows_ - 1) / fp8_block_rows_,
+                                               (cols + fp8_block_cols_ - 1) / fp8_block_cols_});
+  }
+  const BlockScales* s = scales.scale_inv ? &scales : nullptr;
+  if (to == DType::F32) return ckpt_.read_into(t, r0, r1, c0, c1, static_cast<float*>(out), s);
+  with_weight_type(to, [&]<HalfFloat W>(W) { ckpt_.read_into(t, r0, r1, c0, c1, static_cast<W*>(out), s); });
 }
 
 std::uint64_t CheckpointWeights::bytes_read() const { return ckpt_.bytes_read(); }
 
-template <HalfFloat W>
+template <typename W>
 void DummyWeights::fill(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
                         std::int64_t r1, std::int64_t c0, std::int64_t c1, W* out) const {
   const bool norm = name.find("norm") != std::string::npos;
@@ -38,7 +53,8 @@ void DummyWeights::fill(const std::string& name, const std::vector<std::int64_t>
           h ^= h >> 29;
           v = scale_ * (static_cast<float>(h >> 40) / static_cast<float>(1ull << 24) * 2.0f - 1.0f);
         }
-        out[(r - r0) * (c1 - c0) + (c - c0)] = from_float<W>(v);
+        if constexpr (std::same_as<W, float>) out[(r - r0) * (c1 - c0) + (c - c0)] = v;
+        else out[(r - r0) * (c1 - c0) + (c - c0)] = from_float<W>(v);
       }
   };
   // Billions of values at real model shapes: spread big tensors over the host's cores.
@@ -54,6 +70,7 @@ void DummyWeights::fill(const std::string& name, const std::vector<std::int64_t>
 
 void DummyWeights::read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
                              std::int64_t r1, std::int64_t c0, std::int64_t c1, DType to, void* out) const {
+  if (to == DType::F32) return fill(name, shape, r0, r1, c0, c1, static_cast<float*>(out));
   with_weight_type(to, [&]<HalfFloat W>(W) { fill(name, shape, r0, r1, c0, c1, static_cast<W*>(out)); });
 }
 

@@ -23,37 +23,43 @@ class WeightSource {
   // Rows [r0, r1) x columns [c0, c1) of tensor `name` whose shape must be `shape` (a vector
   // has one column), in W; rows past the end read as zero (vocabulary padding). Safe to call
   // from several threads at once (LayerPrefetcher reads ahead while the stage reads its edges).
-  template <HalfFloat W>
+  template <typename W>
+    requires HalfFloat<W> || std::same_as<W, float>
   std::vector<W> read(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
                       std::int64_t r1, std::int64_t c0, std::int64_t c1) const {
     std::vector<W> out(static_cast<std::size_t>((r1 - r0) * (c1 - c0)));
     read_into(name, shape, r0, r1, c0, c1, dtype_of<W>, out.data());
     return out;
   }
-  template <HalfFloat W>
+  template <typename W>
+    requires HalfFloat<W> || std::same_as<W, float>
   std::vector<W> read_all(const std::string& name, const std::vector<std::int64_t>& shape) const {
     std::int64_t cols = 1;
     for (std::size_t i = 1; i < shape.size(); ++i) cols *= shape[i];
     return read<W>(name, shape, 0, shape.empty() ? 1 : shape[0], 0, cols);
   }
   // What read does, for implementations: writes the (r1 - r0) x (c1 - c0) values as `to`
-  // (BF16 or F16; CheckpointError otherwise) to `out`, padding rows included.
+  // (BF16, F16 or F32; CheckpointError otherwise) to `out`, padding rows included.
   virtual void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
                          std::int64_t r1, std::int64_t c0, std::int64_t c1, DType to, void* out) const = 0;
   virtual std::uint64_t bytes_read() const = 0;
 };
 
 // Copies the stored bits when the checkpoint holds the tensor in the requested type; converts
-// through float otherwise (SafetensorsCheckpoint::read_into).
+// through float otherwise (SafetensorsCheckpoint::read_into). A tensor stored as fp8 is
+// dequantized with its NAME_scale_inv, one fp32 scale per fp8_block_rows x fp8_block_cols block
+// (ModelConfig's, from quantization_config); without one it is an error.
 class CheckpointWeights final : public WeightSource {
  public:
-  explicit CheckpointWeights(const SafetensorsCheckpoint& ckpt) : ckpt_(ckpt) {}
+  explicit CheckpointWeights(const SafetensorsCheckpoint& ckpt, int fp8_block_rows = 128, int fp8_block_cols = 128)
+      : ckpt_(ckpt), fp8_block_rows_(fp8_block_rows), fp8_block_cols_(fp8_block_cols) {}
   void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
                  std::int64_t c0, std::int64_t c1, DType to, void* out) const override;
   std::uint64_t bytes_read() const override;
 
  private:
   const SafetensorsCheckpoint& ckpt_;
+  int fp8_block_rows_, fp8_block_cols_;
 };
 
 // Values ~ U(-scale, scale) from a hash of (seed, name, row, column), rounded to the requested
@@ -66,7 +72,7 @@ class DummyWeights final : public WeightSource {
   std::uint64_t bytes_read() const override { return bytes_; }
 
  private:
-  template <HalfFloat W>
+  template <typename W>
   void fill(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
             std::int64_t c0, std::int64_t c1, W* out) const;
   std::uint64_t seed_;

@@ -7,7 +7,7 @@
 
 #include "comm/comm_groups.h"
 #include "comm/rank_grid.h"
-#include "model/dense_transformer.h"
+#include "model/cpu_stage.h"
 #include "tests/mpi_test_env.h"
 #if LOCKSTEP_WITH_CUDA
 #include "model/cuda_dense_transformer.h"
@@ -25,8 +25,7 @@ inline float clear_margin() { return on_gpu() ? 6e-2f : 1e-2f; }
 inline std::unique_ptr<ForwardModel> make_stage(const ModelConfig& config, const WeightSource& weights,
                                                 CommGroups& groups, const RankGrid& grid, const LayerRange& layers,
                                                 int blocks, int block_size) {
-  if (!on_gpu())
-    return std::make_unique<DenseTransformer>(config, weights, groups.tp(), groups.pp(), layers, blocks, block_size);
+  if (!on_gpu()) return make_cpu_stage(config, weights, groups.tp(), groups.pp(), layers, blocks, block_size);
 #if LOCKSTEP_WITH_CUDA
   auto m = std::make_unique<CudaDenseTransformer>(config, weights, groups.tp(), groups.pp(), layers, grid.gpu(),
                                                   block_size);

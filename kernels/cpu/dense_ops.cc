@@ -178,8 +178,18 @@ void paged_attention(const float* q, const float* k_cache, const float* v_cache,
   }
 }
 
+template <HalfFloat W>
+void swiglu_mlp(const float* x, std::int64_t rows, std::int64_t hidden, const W* gate_up, const W* down,
+                std::int64_t ffn, float* out) {
+  std::vector<float> both(rows * 2 * ffn), act(rows * ffn);
+  linear(x, rows, hidden, gate_up, 2 * ffn, nullptr, both.data());
+  silu_mul(both.data(), rows, ffn, act.data());
+  linear(act.data(), rows, ffn, down, hidden, nullptr, out);
+}
+
 #define LOCKSTEP_CPU_OPS(W)                                                                                   \
   template void linear<W>(const float*, std::int64_t, std::int64_t, const W*, std::int64_t, const W*, float*);  \
+  template void swiglu_mlp<W>(const float*, std::int64_t, std::int64_t, const W*, const W*, std::int64_t, float*); \
   template void rms_norm<W>(const float*, std::int64_t, std::int64_t, const W*, float, float*);                 \
   template void add_rms_norm<W>(float*, const float*, std::int64_t, std::int64_t, const W*, float, float*);     \
   template void head_rms_norm<W>(float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, const W*,       \

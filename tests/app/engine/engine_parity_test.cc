@@ -40,7 +40,7 @@ void run_engine(const std::string& name, GridLayout layout) {
   RankGrid grid(env, layout);
   CommGroups groups(grid, testing::test_backend());
   SafetensorsCheckpoint ckpt(dir);
-  CheckpointWeights weights(ckpt);
+  CheckpointWeights weights(ckpt, config.fp8_block_rows, config.fp8_block_cols);
   constexpr int kBlocks = 14, kBlockSize = 4, kNew = 8;
   const std::unique_ptr<ForwardModel> stage = testing::make_stage(
       config, weights, groups, grid, pipeline_layer_ranges(config.num_hidden_layers, layout.pp)[grid.pp_rank()],

@@ -1,0 +1,47 @@
+// Multi-head latent attention (MLA, DeepSeek-V2/V3) on the CPU backend, in its absorbed form:
+// the KV cache keeps one latent vector c (kv_lora_rank wide) and one RoPE key (rope_dim wide) per
+// token, shared by every head. kv_b_proj's rows for head h are W_UK (nope rows, which make
+// k_nope = W_UK c) then W_UV (v rows, v = W_UV c); instead of expanding k and v for every cached
+// position, q_nope is taken into the latent space (q_latent = W_UK^T q_nope) and the attention's
+// latent output back out of it (out = W_UV o_latent). Same result as transformers' expanded
+// form up to the order of sums; the cache is (kv_lora_rank + rope_dim) floats a token a layer.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/dtype.h"
+
+namespace lockstep::cpu {
+
+// RoPE of the rope_dim values at x + t * token_stride + h * head_stride, for tokens t < tokens and
+// heads h < heads, turned by pos[t] * inv_freq[i] (rope_dim / 2 frequencies), cos and sin times
+// attention_factor (yarn's). interleaved: pair i is (2i, 2i + 1) and the results are written
+// de-interleaved (first halves then second halves), as transformers' apply_rotary_pos_emb_interleave
+// leaves them; else pair i is (i, i + rope_dim / 2). q and k must be turned the same way.
+void rope_pairs(float* x, std::int64_t tokens, std::int64_t heads, std::int64_t token_stride, std::int64_t head_stride,
+                std::int64_t rope_dim, const int* pos, const float* inv_freq, float attention_factor, bool interleaved);
+
+// q_latent[t, h, :] = W_UK(h)^T q_nope[t, h, :]: kv_b [heads * (nope + v), kv_lora] is this rank's
+// rows of kv_b_proj, q_nope at q + t * q_token_stride + h * q_head_stride (nope wide), q_latent
+// [tokens, heads, kv_lora].
+template <HalfFloat W>
+void mla_absorb_q(const float* q, std::int64_t tokens, std::int64_t heads, std::int64_t q_token_stride,
+                  std::int64_t q_head_stride, const W* kv_b, std::int64_t nope, std::int64_t v, std::int64_t kv_lora,
+                  float* q_latent);
+
+// out[t, h * v + j] = (W_UV(h) o_latent[t, h, :])[j]: o_latent [tokens, heads, kv_lora], out [tokens, heads * v].
+template <HalfFloat W>
+void mla_expand_v(const float* o_latent, std::int64_t tokens, std::int64_t heads, const W* kv_b, std::int64_t nope,
+                  std::int64_t v, std::int64_t kv_lora, float* out);
+
+// Causal attention of every (token, head) over its sequence's cached positions [0, pos[t]]:
+// score = scale * (q_latent . c_p + q_rope . k_p), softmax, o_latent = sum_p weight_p c_p.
+// cache [slots, kv_lora + rope_dim]: c then k per slot; slots from the paged block tables
+// (block_tables[seq_of[t] * max_blocks + p / block_size] * block_size + p % block_size).
+// q_latent / o_latent [tokens, heads, kv_lora]; q_rope [tokens, heads, rope_dim].
+void latent_attention(const float* q_latent, const float* q_rope, const float* cache, std::int64_t tokens,
+                      std::int64_t heads, std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t block_size,
+                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
+                      float* o_latent);
+
+}  // namespace lockstep::cpu
