@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 CLI::App* add_make_checkpoint_command(CLI::App& app, MakeCheckpointOptions& o) {
   CLI::App* cmd = app.add_subcommand(
       "make-checkpoint", "Write a random-weight checkpoint (hub layout, bf16 safetensors) for a config.json");
-  cmd->add_option("--config", o.config, "config.json of a qwen2, qwen3 or llama model")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--config", o.config, "config.json of a qwen2, qwen3, llama or deepseek_v3 model")->required()->check(CLI::ExistingFile);
   cmd->add_option("--tokenizer", o.tokenizer_dir, "Directory with tokenizer.json and tokenizer_config.json to copy")
       ->required()
       ->check(CLI::ExistingDirectory);

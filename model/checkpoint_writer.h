@@ -1,6 +1,6 @@
 // Writes a checkpoint in the hub layout for any supported config.json: tensors (F16 when its
 // torch_dtype is float16, else BF16) named and
-// shaped as transformers saves qwen2/llama models, sharded into model-0000k-of-0000n.safetensors
+// shaped as the hub publishes qwen2/qwen3/llama and deepseek_v3 models (one tensor per expert), sharded into model-0000k-of-0000n.safetensors
 // with model.safetensors.index.json. The values are --load-format dummy's for the same seed, so
 // a written checkpoint and `--load-format dummy --seed S` run the same model. Used by
 // `lockstep make-checkpoint` (the demo model, test and benchmark checkpoints).
@@ -18,6 +18,7 @@ namespace lockstep {
 struct TensorSpec {
   std::string name;
   std::vector<std::int64_t> shape;
+  bool fp32 = false;  // stored as F32 (deepseek_v3's routers' correction biases, as the hub stores them)
 };
 
 // Every tensor the forward pass reads for this config, in transformers' naming.

@@ -9,7 +9,7 @@ mpirun=$1 lockstep=$2 fixtures=$3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; [ -f "$tmp/log" ] && tail -20 "$tmp/log"; exit 1; }
 
-for model in qwen2-tiny qwen3-tiny llama-tiny; do
+for model in qwen2-tiny qwen3-tiny llama-tiny deepseek-v3-tiny; do
   src=$fixtures/$model
   out=$tmp/$model
   "$lockstep" make-checkpoint --config "$src/config.json" --tokenizer "$src" --output "$out" --seed 11 \

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/fp8.h"
 #include "model/dense_transformer.h"
 #include "model/layer_weights.h"
 #include "model/weight_source.h"
@@ -426,6 +427,102 @@ TEST(LayerPrefetcher, GivesTheStageLayersInOrderAndRethrowsAReadError) {
   LayerPrefetcher<bf16> broken(c, failing, s, 1, 3);
   EXPECT_NO_THROW(broken.next());
   EXPECT_NE(error_of([&] { broken.next(); }).find("tensor model.layers.2."), std::string::npos);
+}
+
+// DeepSeek's fp8 weights: each stored e4m3 value times its block's fp32 scale (NAME_scale_inv,
+// one per block of quantization_config's weight_block_size), rounded once to the model's type;
+// slices cut through blocks; a missing scale or one shaped for other blocks is a clear error.
+TEST(CheckpointWeights, DequantizesBlockScaledFp8) {
+  const fs::path dir = fs::temp_directory_path() / "lockstep-fp8-ckpt";
+  // A 3 x 5 weight in 2 x 2 blocks: scales [2, 3].
+  std::string q;
+  std::vector<float> stored;
+  for (int i = 0; i < 15; ++i) {
+    const fp8_e4m3 v = float_to_fp8_e4m3(0.25f * static_cast<float>(i - 7));
+    q.push_back(static_cast<char>(v.bits));
+    stored.push_back(to_float(v));
+  }
+  const std::vector<float> scales = {1.0f, 0.5f, 3.0f, 0.125f, 2.0f, 1.5f};
+  std::string s(reinterpret_cast<const char*>(scales.data()), scales.size() * sizeof(float));
+  write_checkpoint(dir, {{"w.weight", "F8_E4M3", {3, 5}, q},
+                         {"w.weight_scale_inv", "F32", {2, 3}, s},
+                         {"bare.weight", "F8_E4M3", {3, 5}, q}});
+  SafetensorsCheckpoint ckpt(dir.string());
+  const CheckpointWeights w(ckpt, 2, 2);
+  auto want = [&](int r, int c) { return stored[r * 5 + c] * scales[(r / 2) * 3 + c / 2]; };
+  const std::vector<float> all = w.read_all<float>("w.weight", {3, 5});
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 5; ++c) EXPECT_EQ(all[r * 5 + c], want(r, c)) << r << "," << c;
+  const std::vector<bf16> part = w.read<bf16>("w.weight", {3, 5}, 1, 3, 1, 4);  // rows 1-2, columns 1-3
+  for (int r = 1; r < 3; ++r)
+    for (int c = 1; c < 4; ++c) EXPECT_EQ(to_float(part[(r - 1) * 3 + c - 1]), to_float(from_float<bf16>(want(r, c))));
+  EXPECT_NE(error_of([&] { w.read_all<bf16>("bare.weight", {3, 5}); }).find("without bare.weight_scale_inv"),
+            std::string::npos);
+  const CheckpointWeights other_blocks(ckpt, 128, 128);  // expects scales [1, 1]
+  EXPECT_NE(error_of([&] { other_blocks.read_all<bf16>("w.weight", {3, 5}); }).find("w.weight_scale_inv has shape [2, 3]"),
+            std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(ModelConfig, ReadsDeepseekV3) {
+  const ModelConfig c = ModelConfig::from_dir(kFixtures + "/deepseek-v3-tiny");
+  EXPECT_TRUE(c.is_deepseek_v3());
+  EXPECT_EQ(c.mla.q_lora_rank, 24);
+  EXPECT_EQ(c.mla.kv_lora_rank, 16);
+  EXPECT_EQ(c.mla.qk_head_dim(), 24);
+  EXPECT_EQ(c.mla.cache_width(), 24);
+  EXPECT_EQ(c.head_dim, 8);  // RoPE turns qk_rope_head_dim
+  EXPECT_TRUE(c.mla.rope_interleave);
+  EXPECT_EQ(c.moe.n_routed_experts, 8);
+  EXPECT_EQ(c.moe.n_group, 4);
+  EXPECT_EQ(c.moe.topk_group, 2);
+  EXPECT_FALSE(c.moe.is_moe_layer(0));
+  EXPECT_TRUE(c.moe.is_moe_layer(1));
+  EXPECT_DOUBLE_EQ(c.moe.routed_scaling_factor, 2.5);
+  // transformers' scaling: qk_head_dim^-0.5 times yarn's mscale(4, mscale_all_dim 0.707) squared.
+  const double m = 0.1 * 0.707 * std::log(4.0) + 1.0;
+  EXPECT_NEAR(attention_softmax_scale(c), m * m / std::sqrt(24.0), 1e-7);
+  EXPECT_NEAR(rope_attention_factor(c), (0.1 * std::log(4.0) + 1.0) / m, 1e-12);
+  const ModelConfig f = ModelConfig::from_dir(kFixtures + "/deepseek-v3-fp8-tiny");
+  EXPECT_EQ(f.mla.q_lora_rank, 0);
+  EXPECT_FALSE(f.mla.rope_interleave);
+  EXPECT_EQ(f.fp8_block_rows, 16);
+  EXPECT_EQ(f.fp8_block_cols, 16);
+  EXPECT_NEAR(attention_softmax_scale(f), 1.0 / std::sqrt(24.0), 1e-7);
+  // TP2: two heads a rank; each expert's 16 columns and the shared expert's split in two.
+  const TensorParallelSlice s = TensorParallelSlice::make(c, 1, 2);
+  EXPECT_EQ(s.q_head_begin, 2);
+  EXPECT_EQ(s.expert_ffn, 8);
+  EXPECT_EQ(s.expert_ffn_begin, 8);
+  EXPECT_EQ(s.shared_ffn, 8);
+  EXPECT_NE(error_of([&] { TensorParallelSlice::make(c, 0, 32); }).find("does not divide"), std::string::npos);
+}
+
+TEST(ModelConfig, RefusesDeepseekVariantsItDoesNotRun) {
+  auto with = [](const std::string& extra) {
+    return error_of([&] {
+      ModelConfig::from_json_text(R"({"model_type": "deepseek_v3", "hidden_size": 64, "intermediate_size": 96,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10, "kv_lora_rank": 16,
+        "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 12, "n_routed_experts": 8,
+        "num_experts_per_tok": 2, "n_group": 4, "topk_group": 2, "moe_intermediate_size": 16)" + extra + "}", "c.json");
+    });
+  };
+  EXPECT_EQ(with(""), "");
+  EXPECT_NE(with(R"(, "scoring_func": "softmax", "topk_method": "greedy")").find("scoring_func \"softmax\""),
+            std::string::npos);  // DeepSeek-V2's routing
+  EXPECT_NE(with(R"(, "moe_layer_freq": 2)").find("moe_layer_freq"), std::string::npos);
+  EXPECT_NE(with(R"(, "num_experts_per_tok": 5)").find("MoE sizes"), std::string::npos);  // more than 2 groups hold
+  EXPECT_NE(with(R"(, "n_group": 3)").find("MoE sizes"), std::string::npos);
+  EXPECT_NE(with(R"(, "qk_rope_head_dim": 7)").find("MLA sizes"), std::string::npos);
+  EXPECT_NE(with(R"(, "quantization_config": {"quant_method": "awq", "bits": 4})").find("quant_method \"awq\""),
+            std::string::npos);
+  EXPECT_NE(with(R"(, "quantization_config": {"quant_method": "fp8", "fmt": "e4m3"})").find("weight_block_size"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              ModelConfig::from_json_text(R"({"model_type": "deepseek_v3", "hidden_size": 64, "intermediate_size": 96,
+                "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10})", "c.json");
+            }).find("missing \"kv_lora_rank\""),
+            std::string::npos);
 }
 
 }  // namespace
