@@ -26,7 +26,7 @@
 #include "model/cpu_stage.h"
 #include "model/dense_transformer.h"
 #if LOCKSTEP_WITH_CUDA
-#include "model/cuda_dense_transformer.h"
+#include "model/gpu_stage.h"
 #endif
 
 namespace lockstep {
@@ -191,12 +191,9 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
       throw std::runtime_error("--kv-cache-dtype bfloat16: the model runs in float16, and a 16-bit KV cache is kept in "
                                "the model's dtype; use --kv-cache-dtype auto (or fp8), or --dtype bfloat16");
     rt->config_.kv_cache_dtype = *kv_cache_dtype;
-    if (on_gpu && rt->config_.is_deepseek_v3())
-      throw std::runtime_error(o.model + " is a deepseek_v3 model (MLA + MoE), which runs on the CPU backend only in "
-                               "this version (--device cpu); the CUDA backend runs qwen2, qwen3 and llama");
-    if (!on_gpu && rt->config_.is_deepseek_v3() && rt->config_.kv_cache_dtype != KvCacheDtype::Auto)
-      throw std::runtime_error("--kv-cache-dtype " + o.kv_cache_dtype + ": deepseek_v3's latent cache is kept in fp32 "
-                               "on the CPU backend; use --kv-cache-dtype auto");
+    if (rt->config_.is_deepseek_v3() && rt->config_.kv_cache_dtype != KvCacheDtype::Auto)
+      throw std::runtime_error("--kv-cache-dtype " + o.kv_cache_dtype + ": deepseek_v3's latent cache is kept in the "
+                               "model's dtype (fp32 on the CPU backend); use --kv-cache-dtype auto");
     if (o.load_format == "dummy") {
       rt->weights_ = std::make_unique<DummyWeights>(o.seed);
     } else {
@@ -229,17 +226,17 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
     // KV blocks: what --gpu-memory-utilization leaves after the weights and the largest step's
     // buffers (allocated now), on the rank with the least, agreed by all. Measured once every
     // stage has its weights; ranks sharing a GPU (--backend mpi) split what is left.
-    std::unique_ptr<CudaDenseTransformer> gpu_model;
+    std::unique_ptr<GpuStage> gpu_model;
     on_every_rank_or_none("load its part of the model", [&] {
-      gpu_model = std::make_unique<CudaDenseTransformer>(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine,
-                                                         rt->grid_->gpu(), o.block_size, !o.enforce_eager);
+      gpu_model = make_gpu_stage(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine, rt->grid_->gpu(),
+                                 o.block_size, !o.enforce_eager);
       gpu_model->reserve_workspace(o.max_num_batched_tokens, o.max_num_seqs);
     });
     cuda_graphs = gpu_model->cuda_graphs();
     const GpuMemory mem = gpu_memory(rt->grid_->gpu());
     const double budget = (o.gpu_memory_utilization * static_cast<double>(mem.total) -
                            static_cast<double>(mem.total - mem.free)) / std::max(1, rt->grid_->ranks_on_gpu()) -
-                          static_cast<double>(CudaDenseTransformer::kUnreservedBytes);
+                          static_cast<double>(GpuStage::kUnreservedBytes);
     blocks = budget <= 0 ? 0
                          : static_cast<int>(std::min<double>({budget / gpu_model->kv_block_bytes(),
                                                               static_cast<double>(useful), 1u << 30}));

@@ -11,6 +11,10 @@
 
 #include "kernels/dtype.h"
 
+namespace lockstep {
+class GpuContext;
+}
+
 namespace lockstep::cpu {
 
 // RoPE of the rope_dim values at x + t * token_stride + h * head_stride, for tokens t < tokens and
@@ -38,10 +42,56 @@ void mla_expand_v(const float* o_latent, std::int64_t tokens, std::int64_t heads
 // score = scale * (q_latent . c_p + q_rope . k_p), softmax, o_latent = sum_p weight_p c_p.
 // cache [slots, kv_lora + rope_dim]: c then k per slot; slots from the paged block tables
 // (block_tables[seq_of[t] * max_blocks + p / block_size] * block_size + p % block_size).
-// q_latent / o_latent [tokens, heads, kv_lora]; q_rope [tokens, heads, rope_dim].
-void latent_attention(const float* q_latent, const float* q_rope, const float* cache, std::int64_t tokens,
-                      std::int64_t heads, std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t block_size,
-                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
-                      float* o_latent);
+// q_latent / o_latent [tokens, heads, kv_lora]; q_rope's rope_dim values at
+// q_rope + t * rope_token_stride + h * rope_head_stride (inside q's projection, not copied out).
+void latent_attention(const float* q_latent, const float* q_rope, std::int64_t rope_token_stride,
+                      std::int64_t rope_head_stride, const float* cache, std::int64_t tokens, std::int64_t heads,
+                      std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t block_size, const int* seq_of,
+                      const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* o_latent);
 
 }  // namespace lockstep::cpu
+
+namespace lockstep::cuda {
+
+// The same ops on the context's GPU (every pointer device memory, enqueued on ctx.stream()),
+// with the cache in the model's type W (as transformers' bf16 cache keeps the latent), and
+// what the CPU backend writes into its cache in one kernel: the latent normed (kv_a_layernorm)
+// and the RoPE key turned.
+
+// As cpu::rope_pairs; pos and inv_freq on the GPU.
+void rope_pairs(GpuContext& ctx, float* x, std::int64_t tokens, std::int64_t heads, std::int64_t token_stride,
+                std::int64_t head_stride, std::int64_t rope_dim, const int* pos, const float* inv_freq,
+                float attention_factor, bool interleaved);
+
+// kv [tokens, kv_lora + rope_dim] (kv_a_proj_with_mqa's output) into cache[slots[t]]: the latent
+// RMS-normed with norm_weight, the RoPE key turned as rope_pairs turns it, both rounded to W.
+template <HalfFloat W>
+void mla_cache_write(GpuContext& ctx, const float* kv, std::int64_t tokens, std::int64_t kv_lora, std::int64_t rope_dim,
+                     const W* norm_weight, float eps, const int* pos, const float* inv_freq, float attention_factor,
+                     bool interleaved, const std::int64_t* slots, W* cache);
+
+template <HalfFloat W>
+void mla_absorb_q(GpuContext& ctx, const float* q, std::int64_t tokens, std::int64_t heads,
+                  std::int64_t q_token_stride, std::int64_t q_head_stride, const W* kv_b, std::int64_t nope,
+                  std::int64_t v, std::int64_t kv_lora, float* q_latent);
+
+template <HalfFloat W>
+void mla_expand_v(GpuContext& ctx, const float* o_latent, std::int64_t tokens, std::int64_t heads, const W* kv_b,
+                  std::int64_t nope, std::int64_t v, std::int64_t kv_lora, float* out);
+
+// kv_lora + rope_dim up to kMaxLatentWidth.
+constexpr std::int64_t kMaxLatentWidth = 1024;
+template <HalfFloat W>
+void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rope, std::int64_t rope_token_stride,
+                      std::int64_t rope_head_stride, const W* cache, std::int64_t tokens, std::int64_t heads,
+                      std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t block_size, const int* seq_of,
+                      const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* o_latent);
+
+// The MoE's token moves: out[i] = x[rows[i]] (n rows of width), and out[rows[i]] += weight[i] * y[i]
+// (each row at most once a call: one expert's tokens).
+template <HalfFloat W>
+void gather_rows(GpuContext& ctx, const W* x, const int* rows, std::int64_t n, std::int64_t width, W* out);
+void scatter_add_rows(GpuContext& ctx, const float* y, const int* rows, const float* weight, std::int64_t n,
+                      std::int64_t width, float* out);
+
+}  // namespace lockstep::cuda

@@ -103,13 +103,7 @@ struct Workspace {
 
 }  // namespace
 
-class CudaDenseTransformer::Stage : public ForwardModel {
- public:
-  virtual std::uint64_t kv_block_bytes() const = 0;
-  virtual void allocate_kv_cache(int num_blocks) = 0;
-  virtual void reserve_workspace(int max_tokens, int max_rows) = 0;
-  virtual bool cuda_graphs() const = 0;
-};
+class CudaDenseTransformer::Stage : public GpuStage {};
 
 template <HalfFloat W>
 class CudaDenseTransformer::StageIn final : public Stage {

@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "comm/collectives.h"
-#include "model/forward_model.h"
+#include "model/gpu_stage.h"
 #include "model/layer_weights.h"
 #include "model/pipeline_stages.h"
 
 namespace lockstep {
 
-class CudaDenseTransformer final : public ForwardModel {
+class CudaDenseTransformer final : public GpuStage {
  public:
   // Loads this rank's weights onto `gpu`, in config.dtype (BF16 or F16, else CheckpointError).
   // The KV cache comes later (allocate_kv_cache), once every rank knows how much memory is left.
@@ -28,18 +28,13 @@ class CudaDenseTransformer final : public ForwardModel {
                        const LayerRange& layers, int gpu, int block_size, bool cuda_graphs = true);
   ~CudaDenseTransformer() override;
 
-  // Bytes of KV cache one block takes on this rank (all its layers, K and V).
-  std::uint64_t kv_block_bytes() const;
-  void allocate_kv_cache(int num_blocks);
-  // Allocates, at their exact sizes, the buffers a step of up to `max_tokens` tokens and
-  // `max_rows` sampled rows needs besides weights and KV cache (activations, the rounded
-  // attention output, logits, the sampler's keys), so that they are counted when the KV cache
-  // is sized and never grow afterwards. What a step may still allocate besides (cuBLAS and
-  // NCCL internals, the attention's split partials, block tables) is kUnreservedBytes at most.
-  void reserve_workspace(int max_tokens, int max_rows);
-  static constexpr std::uint64_t kUnreservedBytes = std::uint64_t{512} << 20;
-  // Whether decode steps replay CUDA graphs (what the constructor decided from cuda_graphs).
-  bool cuda_graphs() const;
+  // K and V of every layer.
+  std::uint64_t kv_block_bytes() const override;
+  void allocate_kv_cache(int num_blocks) override;
+  // Activations, the rounded attention output, logits, the sampler's keys (what is left
+  // unreserved: cuBLAS and NCCL internals, the attention's split partials, block tables).
+  void reserve_workspace(int max_tokens, int max_rows) override;
+  bool cuda_graphs() const override;
 
   std::span<const float> forward(const ForwardBatch& batch) override;
   // Argmax on the GPU: only [tp, rows] (value, id) pairs cross NVLink and PCIe.

@@ -10,6 +10,7 @@
 #include "kernels/latent_attention.h"
 #include "kernels/moe_routing.h"
 #include "model/cpu_stage_edges.h"
+#include "model/deepseek_v3_weights.h"
 #include "model/weight_type.h"
 
 namespace lockstep {
@@ -38,55 +39,29 @@ struct Layer {
 
 template <HalfFloat W>
 Layer<W> read_layer(const ModelConfig& c, const WeightSource& w, const TensorParallelSlice& s, int l) {
-  const LatentAttentionConfig& a = c.mla;
-  const std::int64_t H = c.hidden_size, NH = c.num_attention_heads, qk = a.qk_head_dim();
-  const std::int64_t h0 = s.q_head_begin, h1 = s.q_head_begin + s.q_heads;
-  const std::int64_t kvr = a.kv_lora_rank, nv = a.qk_nope_head_dim + a.v_head_dim, v = a.v_head_dim;
-  const std::string p = "model.layers." + std::to_string(l) + ".";
-  auto whole = [&](const std::string& name, std::int64_t rows, std::int64_t cols) {
-    return read_stacked<W>(w, {{p + name, cols == 1 ? std::vector<std::int64_t>{rows} : std::vector<std::int64_t>{rows, cols},
-                                0, rows, 0, cols}});
-  };
-  auto rows = [&](const std::string& name, std::int64_t all, std::int64_t cols, std::int64_t r0, std::int64_t r1) {
-    return read_stacked<W>(w, {{p + name, {all, cols}, r0, r1, 0, cols}});
-  };
-  // An MLP's gate|up rows [f0, f1) and down columns [f0, f1) of an `inter`-wide projection.
-  auto mlp = [&](const std::string& prefix, std::int64_t inter, std::int64_t f0, std::int64_t f1,
-                 std::vector<W>& gate_up, std::vector<W>& down) {
-    gate_up = read_stacked<W>(w, {{p + prefix + "gate_proj.weight", {inter, H}, f0, f1, 0, H},
-                                  {p + prefix + "up_proj.weight", {inter, H}, f0, f1, 0, H}});
-    down = read_stacked<W>(w, {{p + prefix + "down_proj.weight", {H, inter}, 0, H, f0, f1}});
-  };
+  const DeepseekV3LayerSlices from = deepseek_v3_layer_slices(c, s, l);
+  auto read = [&](const StackedSlices& slices) { return read_stacked<W>(w, slices); };
   Layer<W> L;
-  L.input_norm = whole("input_layernorm.weight", H, 1);
-  L.post_norm = whole("post_attention_layernorm.weight", H, 1);
-  if (a.q_lora_rank > 0) {
-    L.q_a = whole("self_attn.q_a_proj.weight", a.q_lora_rank, H);
-    L.q_a_norm = whole("self_attn.q_a_layernorm.weight", a.q_lora_rank, 1);
-    L.q_b = rows("self_attn.q_b_proj.weight", NH * qk, a.q_lora_rank, h0 * qk, h1 * qk);
-  } else {
-    L.q_b = rows("self_attn.q_proj.weight", NH * qk, H, h0 * qk, h1 * qk);
+  L.input_norm = read(from.input_norm);
+  L.post_norm = read(from.post_norm);
+  L.q_a = read(from.q_a);
+  L.q_a_norm = read(from.q_a_norm);
+  L.q_b = read(from.q_b);
+  L.kv_a = read(from.kv_a);
+  L.kv_a_norm = read(from.kv_a_norm);
+  L.kv_b = read(from.kv_b);
+  L.o = read(from.o);
+  L.gate_up = read(from.gate_up);
+  L.down = read(from.down);
+  L.router = read(from.router);
+  if (!from.router.empty()) {
+    const WeightSlice& b = from.correction_bias;
+    L.correction_bias = w.read<float>(b.name, b.shape, b.r0, b.r1, b.c0, b.c1);
   }
-  L.kv_a = whole("self_attn.kv_a_proj_with_mqa.weight", a.cache_width(), H);
-  L.kv_a_norm = whole("self_attn.kv_a_layernorm.weight", kvr, 1);
-  L.kv_b = rows("self_attn.kv_b_proj.weight", NH * nv, kvr, h0 * nv, h1 * nv);
-  L.o = read_stacked<W>(w, {{p + "self_attn.o_proj.weight", {H, NH * v}, 0, H, h0 * v, h1 * v}});
-  const MixtureOfExpertsConfig& m = c.moe;
-  if (!m.is_moe_layer(l)) {
-    mlp("mlp.", c.intermediate_size, s.ffn_begin, s.ffn_begin + s.ffn, L.gate_up, L.down);
-    return L;
-  }
-  const std::int64_t E = m.n_routed_experts, mi = m.moe_intermediate_size;
-  L.router = whole("mlp.gate.weight", E, H);
-  L.correction_bias = w.read<float>(p + "mlp.gate.e_score_correction_bias", {E}, 0, E, 0, 1);
-  L.expert_gate_up.resize(E);
-  L.expert_down.resize(E);
-  for (std::int64_t e = 0; e < E; ++e)
-    mlp("mlp.experts." + std::to_string(e) + ".", mi, s.expert_ffn_begin, s.expert_ffn_begin + s.expert_ffn,
-        L.expert_gate_up[e], L.expert_down[e]);
-  if (m.n_shared_experts > 0)
-    mlp("mlp.shared_experts.", m.n_shared_experts * mi, s.shared_ffn_begin, s.shared_ffn_begin + s.shared_ffn,
-        L.shared_gate_up, L.shared_down);
+  for (const StackedSlices& e : from.expert_gate_up) L.expert_gate_up.push_back(read(e));
+  for (const StackedSlices& e : from.expert_down) L.expert_down.push_back(read(e));
+  L.shared_gate_up = read(from.shared_gate_up);
+  L.shared_down = read(from.shared_down);
   return L;
 }
 
@@ -175,12 +150,9 @@ class DeepseekV3Transformer::StageIn final : public ForwardModel {
       std::copy(kv.begin() + t * width, kv.begin() + (t + 1) * width, L.cache.begin() + slots[t] * width);
     cpu::rope_pairs(q.data() + nope, T, heads, heads * qk, qk, rope, b.positions.data(), inv_freq_.data(), rope_factor_,
                     a.rope_interleave);
-    std::vector<float> q_latent(T * heads * kvr), q_rope(T * heads * rope), o_latent(T * heads * kvr);
+    std::vector<float> q_latent(T * heads * kvr), o_latent(T * heads * kvr);
     cpu::mla_absorb_q(q.data(), T, heads, heads * qk, qk, L.kv_b.data(), nope, v, kvr, q_latent.data());
-    for (std::int64_t t = 0; t < T; ++t)
-      for (std::int64_t hh = 0; hh < heads; ++hh)
-        std::copy_n(q.begin() + (t * heads + hh) * qk + nope, rope, q_rope.begin() + (t * heads + hh) * rope);
-    cpu::latent_attention(q_latent.data(), q_rope.data(), L.cache.data(), T, heads, kvr, rope, block_size_,
+    cpu::latent_attention(q_latent.data(), q.data() + nope, heads * qk, qk, L.cache.data(), T, heads, kvr, rope, block_size_,
                           b.seq_of_token.data(), b.positions.data(), b.block_tables.data(), b.max_blocks, scale_,
                           o_latent.data());
     std::vector<float> att(T * heads * v);

@@ -7,7 +7,8 @@
 # for, the ranks sharing them through MPI-staged collectives: the CUDA kernels' sharded paths on
 # any host; NCCL and CUDA graphs at TP > 1 need a GPU a rank),
 # serve (the OpenAI-client end-to-end test on
-# GPUs, at the largest layout the GPUs allow, --dtype auto and half; needs node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
+# GPUs, at the largest layout the GPUs allow, --dtype auto and half, on SERVE_FIXTURES (default
+# qwen2-tiny llama-tiny deepseek-v3-tiny); needs node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
 # (transformers' generate() on the same shapes, and PyTorch's attention on kernel_bench's prefill
 # shapes, in the same call), offline (1k-in/1k-out
 # throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
@@ -77,7 +78,7 @@ for s in $steps; do
         rc=0
         # SERVE_DTYPES: the --dtype values to serve with (auto is the fixtures' bfloat16).
         for dtype in ${SERVE_DTYPES:-auto half}; do
-          for fixture in qwen2-tiny llama-tiny; do
+          for fixture in ${SERVE_FIXTURES:-qwen2-tiny llama-tiny deepseek-v3-tiny}; do
             SERVE_TEST_NP=$np SERVE_TEST_LAYOUT=$layout SERVE_TEST_FLAGS="--device cuda --dtype $dtype" \
               LOCKSTEP_SERVE_TEST_MIN_MARGIN=0.2 \
               bash tests/app/serve/serve_test.sh mpirun "$BUILD/app/lockstep" tests/fixtures/models $fixture \
@@ -115,7 +116,7 @@ for s in $steps; do
       fi
       use_node
       if [ "$gpus" -lt 4 ] && command -v node >/dev/null && [ -d tests/app/serve/node_modules ]; then
-        for fixture in qwen2-tiny llama-tiny; do
+        for fixture in ${SERVE_FIXTURES:-qwen2-tiny llama-tiny deepseek-v3-tiny}; do
           SERVE_TEST_NP=4 SERVE_TEST_LAYOUT="-tp 2 -pp 2" SERVE_TEST_FLAGS="--device cuda --backend mpi" \
             LOCKSTEP_SERVE_TEST_MIN_MARGIN=0.2 \
             bash tests/app/serve/serve_test.sh mpirun "$BUILD/app/lockstep" tests/fixtures/models $fixture \

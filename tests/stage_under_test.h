@@ -1,5 +1,5 @@
-// The model stage the multi-rank parity tests run: the CPU backend (DenseTransformer) under
-// --backend=mpi, the CUDA backend (CudaDenseTransformer, its KV cache allocated) under
+// The model stage the multi-rank parity tests run: the CPU backend (make_cpu_stage) under
+// --backend=mpi, the CUDA backend (make_gpu_stage, its KV cache allocated) under
 // --backend=nccl or --backend=mpi-staged on a GPU host. Also the tolerances that differ between the two.
 #pragma once
 
@@ -10,7 +10,7 @@
 #include "model/cpu_stage.h"
 #include "tests/mpi_test_env.h"
 #if LOCKSTEP_WITH_CUDA
-#include "model/cuda_dense_transformer.h"
+#include "model/gpu_stage.h"
 #endif
 
 namespace lockstep::testing {
@@ -27,8 +27,7 @@ inline std::unique_ptr<ForwardModel> make_stage(const ModelConfig& config, const
                                                 int blocks, int block_size) {
   if (!on_gpu()) return make_cpu_stage(config, weights, groups.tp(), groups.pp(), layers, blocks, block_size);
 #if LOCKSTEP_WITH_CUDA
-  auto m = std::make_unique<CudaDenseTransformer>(config, weights, groups.tp(), groups.pp(), layers, grid.gpu(),
-                                                  block_size);
+  auto m = make_gpu_stage(config, weights, groups.tp(), groups.pp(), layers, grid.gpu(), block_size);
   m->allocate_kv_cache(blocks);
   return m;
 #else

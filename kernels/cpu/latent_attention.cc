@@ -65,10 +65,10 @@ void mla_expand_v(const float* o_latent, std::int64_t tokens, std::int64_t heads
     }
 }
 
-void latent_attention(const float* q_latent, const float* q_rope, const float* cache, std::int64_t tokens,
-                      std::int64_t heads, std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t block_size,
-                      const int* seq_of, const int* pos, const int* block_tables, std::int64_t max_blocks, float scale,
-                      float* o_latent) {
+void latent_attention(const float* q_latent, const float* q_rope, std::int64_t rope_token_stride,
+                      std::int64_t rope_head_stride, const float* cache, std::int64_t tokens, std::int64_t heads,
+                      std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t block_size, const int* seq_of,
+                      const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* o_latent) {
   const std::int64_t width = kv_lora + rope_dim;
   std::int64_t work = 0;
   for (std::int64_t t = 0; t < tokens; ++t) work += heads * (pos[t] + 1) * (2 * kv_lora + rope_dim);
@@ -81,7 +81,7 @@ void latent_attention(const float* q_latent, const float* q_rope, const float* c
         const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
         const std::int64_t len = pos[t] + 1;
         const float* ql = q_latent + (t * heads + h) * kv_lora;
-        const float* qr = q_rope + (t * heads + h) * rope_dim;
+        const float* qr = q_rope + t * rope_token_stride + h * rope_head_stride;
         scores.resize(len);
         float max_score = -INFINITY;
         for (std::int64_t p = 0; p < len; ++p) {

@@ -36,14 +36,10 @@ TEST(LatentAttention, AbsorbedFormEqualsExpandedKeysAndValues) {
   const std::vector<float> q = normal(static_cast<std::size_t>(T) * heads * (nope + rope), rng);
   const float scale = 0.37f;
 
-  std::vector<float> q_latent(T * heads * kvr), q_rope(T * heads * rope), o_latent(T * heads * kvr), out(T * heads * v);
+  std::vector<float> q_latent(T * heads * kvr), o_latent(T * heads * kvr), out(T * heads * v);
   cpu::mla_absorb_q(q.data(), T, heads, heads * (nope + rope), nope + rope, kv_b.data(), nope, v, kvr, q_latent.data());
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < heads; ++h)
-      for (int i = 0; i < rope; ++i)
-        q_rope[(t * heads + h) * rope + i] = q[(t * heads + h) * (nope + rope) + nope + i];
-  cpu::latent_attention(q_latent.data(), q_rope.data(), cache.data(), T, heads, kvr, rope, block, seq_of.data(),
-                        pos.data(), tables.data(), max_blocks, scale, o_latent.data());
+  cpu::latent_attention(q_latent.data(), q.data() + nope, heads * (nope + rope), nope + rope, cache.data(), T, heads,
+                        kvr, rope, block, seq_of.data(), pos.data(), tables.data(), max_blocks, scale, o_latent.data());
   cpu::mla_expand_v(o_latent.data(), T, heads, kv_b.data(), nope, v, kvr, out.data());
 
   // The expanded form: per head k = [W_UK c ; k_rope], v = W_UV c, softmax(scale q.k) v.

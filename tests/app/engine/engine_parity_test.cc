@@ -97,9 +97,8 @@ TEST(EngineParity, Qwen2) { run_engine("qwen2-tiny", layout_for(testing::mpi_env
 TEST(EngineParity, Qwen3) { run_engine("qwen3-tiny", layout_for(testing::mpi_env().world_size())); }
 TEST(EngineParity, Qwen3Yarn) { run_engine("qwen3-yarn-tiny", layout_for(testing::mpi_env().world_size())); }
 TEST(EngineParity, Llama) { run_engine("llama-tiny", layout_for(testing::mpi_env().world_size())); }
-// MLA's latent cache through chunked prefill, prefix-cache hits and recomputation (CPU backend only).
+// MLA's latent cache through chunked prefill, prefix-cache hits and recomputation.
 TEST(EngineParity, DeepseekV3) {
-  if (testing::on_gpu()) GTEST_SKIP() << "deepseek_v3 runs on the CPU backend only";
   run_engine("deepseek-v3-tiny", layout_for(testing::mpi_env().world_size()));
 }
 
