@@ -45,15 +45,8 @@ bool cpu_stage_output(const ModelConfig& c, const TensorParallelSlice& s, const 
   std::vector<float> gathered(tp.size() * R * VR);
   if (tp.size() > 1) tp.all_gather(local.data(), gathered.data(), local.size(), DType::F32);
   else gathered = local;
-  // gathered is [tp, R, VR]; logits are [R, vocab] with rank r's rows at r * VR.
-  const std::int64_t V = c.vocab_size;
-  logits.assign(R * V, 0.0f);
-  for (int r = 0; r < tp.size(); ++r)
-    for (std::int64_t i = 0; i < R; ++i)
-      for (std::int64_t j = 0; j < VR; ++j) {
-        const std::int64_t col = r * VR + j;
-        if (col < V) logits[i * V + col] = gathered[(r * R + i) * VR + j];
-      }
+  logits.resize(R * c.vocab_size);
+  assemble_vocab_parallel_logits(gathered.data(), tp.size(), R, VR, c.vocab_size, logits.data());
   return true;
 }
 

@@ -92,13 +92,7 @@ class CudaDeepseekV3Transformer::StageIn final : public Stage {
     const LoadProgress progress(w, tp.rank(), pp.rank(), " to GPU " + std::to_string(gpu));
     PinnedUploader uploader;
     auto upload = [&](const StackedSlices& slices) { return upload_weight(uploader, w, slices, dtype_of<W>); };
-    const EdgeWeightSlices edge = edge_weight_slices(c, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
-    embed_ = upload(edge.embed);
-    lm_head_ = upload(edge.lm_head);
-    final_norm_ = upload(edge.final_norm);
-    const std::vector<float> inv_freq = rope_inverse_frequencies(c);
-    inv_freq_ = DeviceBuffer(DeviceKind::Cuda, inv_freq.size() * sizeof(float));
-    inv_freq_.copy_from_host(inv_freq.data(), inv_freq_.bytes());
+    edge_ = upload_stage_edges(uploader, c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1, dtype_of<W>);
     for (int l = layers.begin; l < layers.end; ++l) {
       const DeepseekV3LayerSlices s = deepseek_v3_layer_slices(c, slice_, l);
       auto L = std::make_unique<Layer>();
@@ -188,7 +182,7 @@ class CudaDeepseekV3Transformer::StageIn final : public Stage {
     W* x = w.grow<W>(w.x, T * H);
     float* out = w.grow<float>(w.out, T * H);
     if (pp_.rank() == 0) {
-      cuda::embedding(ctx_, as<int>(w.ids), T, as<W>(embed_), slice_.vocab_begin, slice_.vocab_rows, H, h);
+      cuda::embedding(ctx_, as<int>(w.ids), T, as<W>(edge_.embed), slice_.vocab_begin, slice_.vocab_rows, H, h);
       if (tp_.size() > 1) tp_.all_reduce(h, h, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
     } else {
       pp_.recv(h, static_cast<std::size_t>(T * H), DType::F32, pp_.rank() - 1);
@@ -229,7 +223,7 @@ class CudaDeepseekV3Transformer::StageIn final : public Stage {
     const std::int64_t H = config_.hidden_size, heads = slice_.q_heads, qk = a.qk_head_dim();
     const std::int64_t nope = a.qk_nope_head_dim, rope = a.qk_rope_head_dim, kvr = a.kv_lora_rank, v = a.v_head_dim;
     const int* positions = as<int>(w.positions);
-    const float* inv_freq = as<float>(inv_freq_);
+    const float* inv_freq = as<float>(edge_.inv_freq);
     float* q = w.grow<float>(w.q, T * heads * qk);
     if (L.q_a.bytes()) {
       float* qa = w.grow<float>(w.qa, T * a.q_lora_rank);
@@ -325,9 +319,9 @@ class CudaDeepseekV3Transformer::StageIn final : public Stage {
       LS_CUDA_CHECK(cudaMemcpyAsync(rows + i * H, h + static_cast<std::int64_t>(b.logit_rows[i]) * H, H * sizeof(float),
                                     cudaMemcpyDeviceToDevice, ctx_.stream()));
     W* normed = w.grow<W>(w.normed, R * H);
-    cuda::rms_norm(ctx_, rows, R, H, as<W>(final_norm_), static_cast<float>(config_.rms_norm_eps), normed);
+    cuda::rms_norm(ctx_, rows, R, H, as<W>(edge_.final_norm), static_cast<float>(config_.rms_norm_eps), normed);
     float* local = w.grow<float>(w.local_logits, R * VR);
-    cuda::linear(ctx_, normed, R, H, as<W>(lm_head_), VR, nullptr, local);
+    cuda::linear(ctx_, normed, R, H, as<W>(edge_.lm_head), VR, nullptr, local);
     const int n = tp_.size();
     float* gathered = local;
     if (n > 1) {
@@ -338,15 +332,8 @@ class CudaDeepseekV3Transformer::StageIn final : public Stage {
     LS_CUDA_CHECK(cudaMemcpyAsync(staged.data(), gathered, staged.size() * sizeof(float), cudaMemcpyDeviceToHost,
                                   ctx_.stream()));
     ctx_.synchronize();
-    // gathered is [tp, R, VR]; logits are [R, vocab] with rank r's rows at r * VR.
-    host_out_.assign(R * V, 0.0f);
-    for (int r = 0; r < n; ++r)
-      for (std::int64_t i = 0; i < R; ++i) {
-        const std::int64_t cols = std::min(VR, V - r * VR);
-        if (cols > 0)
-          std::copy(staged.begin() + (r * R + i) * VR, staged.begin() + (r * R + i) * VR + cols,
-                    host_out_.begin() + i * V + r * VR);
-      }
+    host_out_.resize(R * V);
+    assemble_vocab_parallel_logits(staged.data(), n, R, VR, V, host_out_.data());
     return host_out_;
   }
 
@@ -359,7 +346,7 @@ class CudaDeepseekV3Transformer::StageIn final : public Stage {
   int num_kv_blocks_ = 0;
   GpuContext ctx_;
   float rope_factor_, scale_;
-  DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_;
+  GpuStageEdges edge_;
   std::vector<std::unique_ptr<Layer>> layer_;
   Workspace ws_;
   std::vector<float> host_logits_, host_out_;

@@ -148,7 +148,7 @@ class CudaDenseTransformer::StageIn final : public Stage {
   std::int64_t single_runs_ = 0;  // its leading tokens that are runs of one (decodes, scheduled first)
   GpuContext ctx_;
   StepGapMeter gaps_;  // the host's share of a step, logged at debug level
-  DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_;
+  GpuStageEdges edge_;
   std::vector<std::unique_ptr<Layer>> layer_;
   std::unique_ptr<Workspace> ws_;
   std::unique_ptr<CudaGraphCache> graphs_;  // null: eager
@@ -215,15 +215,7 @@ CudaDenseTransformer::StageIn<W>::StageIn(const ModelConfig& c, const WeightSour
   // read while the previous one copies (model/weight_upload.h).
   PinnedUploader uploader;
   auto upload = [&](const StackedSlices& slices) { return upload_weight(uploader, w, slices, dtype_of<W>); };
-  {
-    const EdgeWeightSlices edge = edge_weight_slices(c, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1);
-    embed_ = upload(edge.embed);
-    lm_head_ = upload(edge.lm_head);
-    final_norm_ = upload(edge.final_norm);
-  }
-  const std::vector<float> inv_freq = rope_inverse_frequencies(c);
-  inv_freq_ = DeviceBuffer(DeviceKind::Cuda, inv_freq.size() * sizeof(float));
-  inv_freq_.copy_from_host(inv_freq.data(), inv_freq_.bytes());
+  edge_ = upload_stage_edges(uploader, c, w, slice_, pp.rank() == 0, pp.rank() == pp.size() - 1, dtype_of<W>);
   for (int l = layers.begin; l < layers.end; ++l) {
     const LayerWeightSlices h = layer_weight_slices(c, slice_, l);
     auto L = std::make_unique<Layer>();
@@ -310,7 +302,7 @@ void CudaDenseTransformer::StageIn<W>::attention(Layer& L, std::int64_t T, const
     C* k_cache = static_cast<C*>(L.k_cache.data());
     C* v_cache = static_cast<C*>(L.v_cache.data());
     cuda::split_qkv_rope_cache<W, C>(ctx_, qkv, T, qh, kvh, hd, ptr<W>(L.qkv_bias), positions,
-                                     static_cast<const float*>(inv_freq_.data()),
+                                     static_cast<const float*>(edge_.inv_freq.data()),
                                      static_cast<const std::int64_t*>(w.slots.data()), q, k_cache, v_cache);
     // A step mixing decodes with prefill chunks attends in two launches: the decodes as a decode
     // step (a block per token, contexts split), then the chunks (their tokens sharing K/V tiles).
@@ -356,7 +348,7 @@ void CudaDenseTransformer::StageIn<W>::run_layers(std::int64_t T) {
   W* x = static_cast<W*>(w.x.data());
   float* out = static_cast<float*>(w.out.data());
   if (pp_.rank() == 0) {
-    cuda::embedding(ctx_, static_cast<const int*>(w.ids.data()), T, ptr<W>(embed_), slice_.vocab_begin,
+    cuda::embedding(ctx_, static_cast<const int*>(w.ids.data()), T, ptr<W>(edge_.embed), slice_.vocab_begin,
                     slice_.vocab_rows, H, h);
     if (tp_.size() > 1) tp_.all_reduce(h, h, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);
   } else {
@@ -439,9 +431,9 @@ float* CudaDenseTransformer::StageIn<W>::local_logits(const ForwardBatch& b) {
   // The norm writes W (x is free by now and holds T >= R rows): lm_head rounds its input to W
   // anyway, and its GEMV reads half the bytes a row.
   W* normed = w.grow<W>(w.x, R * H);
-  cuda::rms_norm(ctx_, rows, R, H, ptr<W>(final_norm_), eps, normed);
+  cuda::rms_norm(ctx_, rows, R, H, ptr<W>(edge_.final_norm), eps, normed);
   float* local = w.grow<float>(w.local_logits, R * VR);
-  cuda::linear(ctx_, normed, R, H, ptr<W>(lm_head_), VR, nullptr, local);
+  cuda::linear(ctx_, normed, R, H, ptr<W>(edge_.lm_head), VR, nullptr, local);
   return local;
 }
 
@@ -470,12 +462,7 @@ std::span<const float> CudaDenseTransformer::StageIn<W>::forward(const ForwardBa
   // is the staged buffer itself; else rows are put together in a buffer kept between steps.
   if (n == 1) return {staged, static_cast<std::size_t>(R * V)};
   host_logits_.resize(R * V);
-  for (int r = 0; r < n; ++r)
-    for (std::int64_t i = 0; i < R; ++i) {
-      const std::int64_t cols = std::min(VR, V - r * VR);
-      if (cols > 0)
-        std::copy(staged + (r * R + i) * VR, staged + (r * R + i) * VR + cols, host_logits_.begin() + i * V + r * VR);
-    }
+  assemble_vocab_parallel_logits(staged, n, R, VR, V, host_logits_.data());
   return host_logits_;
 }
 

@@ -1,6 +1,8 @@
 // Helpers shared by the forward-pass stages (see forward_model.h).
 #include "model/forward_model.h"
 
+#include <algorithm>
+
 #include "kernels/dense_ops.h"
 #include "kernels/fatal.h"
 #include "model/sampler.h"
@@ -16,6 +18,16 @@ std::vector<std::int64_t> kv_cache_slots(const ForwardBatch& b, int block_size, 
     slots[t] = static_cast<std::int64_t>(block) * block_size + p % block_size;
   }
   return slots;
+}
+
+void assemble_vocab_parallel_logits(const float* gathered, int tp, std::int64_t rows, std::int64_t vocab_rows,
+                                    std::int64_t vocab, float* logits) {
+  for (int r = 0; r < tp; ++r) {
+    const std::int64_t cols = std::min(vocab_rows, vocab - r * vocab_rows);
+    if (cols <= 0) continue;
+    for (std::int64_t i = 0; i < rows; ++i)
+      std::copy_n(gathered + (r * rows + i) * vocab_rows, cols, logits + i * vocab + r * vocab_rows);
+  }
 }
 
 std::vector<int> ForwardModel::forward_sample(const ForwardBatch& batch, std::span<const RowSampling> rows) {

@@ -27,6 +27,11 @@ struct ForwardBatch {
 // outside the cache is a bug in the caller and ends the job.
 std::vector<std::int64_t> kv_cache_slots(const ForwardBatch& batch, int block_size, int num_blocks);
 
+// The last stage's logits [rows, vocab] from the TP ranks' vocabulary slices gathered as
+// [tp, rows, vocab_rows]: rank r's columns go to r * vocab_rows, the padding past vocab is dropped.
+void assemble_vocab_parallel_logits(const float* gathered, int tp, std::int64_t rows, std::int64_t vocab_rows,
+                                    std::int64_t vocab, float* logits);
+
 class ForwardModel {
  public:
   virtual ~ForwardModel() = default;

@@ -63,4 +63,17 @@ DeviceBuffer upload_weight(PinnedUploader& uploader, const WeightSource& w, cons
   return device;
 }
 
+GpuStageEdges upload_stage_edges(PinnedUploader& uploader, const ModelConfig& c, const WeightSource& w,
+                                 const TensorParallelSlice& s, bool first_stage, bool last_stage, DType to) {
+  const EdgeWeightSlices edge = edge_weight_slices(c, s, first_stage, last_stage);
+  GpuStageEdges e;
+  e.embed = upload_weight(uploader, w, edge.embed, to);
+  e.lm_head = upload_weight(uploader, w, edge.lm_head, to);
+  e.final_norm = upload_weight(uploader, w, edge.final_norm, to);
+  const std::vector<float> inv_freq = rope_inverse_frequencies(c);
+  e.inv_freq = DeviceBuffer(DeviceKind::Cuda, inv_freq.size() * sizeof(float));
+  e.inv_freq.copy_from_host(inv_freq.data(), e.inv_freq.bytes());
+  return e;
+}
+
 }  // namespace lockstep

@@ -18,4 +18,12 @@ namespace lockstep {
 // no slices). Its copies are complete once uploader.finish() returns. Rethrows a read's error.
 DeviceBuffer upload_weight(PinnedUploader& uploader, const WeightSource& w, const StackedSlices& slices, DType to);
 
+// What a GPU stage holds besides its layers: the embedding (first stage), the final norm and
+// lm_head (last stage; empty elsewhere), in `to`; and RoPE's inverse frequencies (fp32).
+struct GpuStageEdges {
+  DeviceBuffer embed, lm_head, final_norm, inv_freq;
+};
+GpuStageEdges upload_stage_edges(PinnedUploader& uploader, const ModelConfig& c, const WeightSource& w,
+                                 const TensorParallelSlice& s, bool first_stage, bool last_stage, DType to);
+
 }  // namespace lockstep
