@@ -13,7 +13,8 @@
 # shapes, in the same call), offline (1k-in/1k-out
 # throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
 # DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
-# default: the per-kernel time table of batch-1 decode at 7B shapes, from Nsight Systems where nsys
+# default: the per-kernel time table of batch-1 decode at 7B shapes (PROFILE_CONFIG: another
+# config.json), from Nsight Systems where nsys
 # exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
 # offline_profile (not by default: the offline run's kernel table, CUPTI),
 # offline_sampled (not by default: sampled requests, drawn on the host and on the GPU),
@@ -268,7 +269,7 @@ for s in $steps; do
       batch=("$BUILD/app/lockstep" batch --model /tmp/profile/model --load-format dummy --device cuda
              --input /tmp/profile/req.jsonl --output /tmp/profile/out.jsonl)
       . benchmarks/dummy_batch.sh
-      dummy_model_dir /tmp/profile benchmarks/configs/deepseek-r1-distill-qwen-7b.json "$tok7b" &&
+      dummy_model_dir /tmp/profile "${PROFILE_CONFIG:-benchmarks/configs/deepseek-r1-distill-qwen-7b.json}" "$tok7b" &&
       rm -f /tmp/profile/out.jsonl /tmp/profile/kernels.txt &&  # batch never overwrites results; no stale table
       python3 -c "
 import json
@@ -282,7 +283,7 @@ print(json.dumps({'prompt': list(range(1000, 1128)), 'max_tokens': 256, 'tempera
       else
         # Twice: dependent launch off (each kernel's own time), then on as decode runs (a kernel
         # starts early and waits: its excl_ms column, how far it moves the timeline, is its cost).
-        for pdl in 0 1; do
+        for pdl in ${PROFILE_PDL:-0 1}; do
           rm -f /tmp/profile/out.jsonl /tmp/profile/kernels.txt
           table=$out/profile.txt; [ $pdl = 1 ] && table=$out/profile_pdl.txt
           LOCKSTEP_DEPENDENT_LAUNCH=$pdl LOCKSTEP_KERNEL_PROFILE_SKIP_MS=${LOCKSTEP_KERNEL_PROFILE_SKIP_MS:-500} \
