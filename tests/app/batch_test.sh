@@ -156,6 +156,25 @@ rm -f "$tmp/out.jsonl"
 run --gpu-memory-utilization 1.5; [ $? -ne 0 ] || fail "--gpu-memory-utilization 1.5 was accepted"
 grep -q "gpu-memory-utilization 1.5 is not in (0, 1]" "$tmp/log" || fail "gpu-memory-utilization message"
 
+# deepseek_v3's block-fp8 checkpoint through the app: its quantization_config's 16x16 blocks reach
+# the weight reader (other blocks would not fit its scales), greedy ids as transformers'; an fp8
+# --kv-cache-dtype is refused for deepseek_v3 before the model loads.
+ds=$fixtures/deepseek-v3-fp8-tiny
+jq -c '{custom_id: "fp8", url: "/v1/completions", body: {prompt: .cases[0].prompt_ids, max_tokens: 8, temperature: 0,
+        ignore_eos: true, return_token_ids: true}}' "$fixtures/deepseek-v3-fp8-tiny.expected.json" >"$tmp/ds.jsonl"
+rm -f "$tmp/ds_out.jsonl"
+timeout 300 "$mpirun" --oversubscribe -np 4 "$lockstep" batch --model "$ds" -tp 2 -pp 2 --kv-cache-memory 2M \
+  --input "$tmp/ds.jsonl" --output "$tmp/ds_out.jsonl" >"$tmp/log" 2>&1 || fail "deepseek_v3 fp8 checkpoint: batch failed"
+[ "$(jq -c '.response.body.choices[0].token_ids' "$tmp/ds_out.jsonl")" = \
+  "$(jq -c '.cases[0].greedy_ids' "$fixtures/deepseek-v3-fp8-tiny.expected.json")" ] ||
+  fail "deepseek_v3 fp8 checkpoint: tokens differ from transformers'"
+rm -f "$tmp/ds_out.jsonl"
+timeout 300 "$lockstep" batch --model "$ds" --kv-cache-memory 2M --kv-cache-dtype fp8 --input "$tmp/ds.jsonl" \
+  --output "$tmp/ds_out.jsonl" >"$tmp/log" 2>&1 && fail "deepseek_v3 with --kv-cache-dtype fp8 was accepted"
+grep -q "kv-cache-dtype fp8: deepseek_v3's latent cache is kept in the model's dtype" "$tmp/log" ||
+  fail "deepseek_v3 --kv-cache-dtype fp8: message"
+[ ! -s "$tmp/ds_out.jsonl" ] || fail "a refused --kv-cache-dtype wrote results"
+
 # --dtype: auto runs this bf16 checkpoint in bfloat16; half in float16 (weights converted as they
 # load), with the same greedy ids as transformers here; float32 is refused before loading.
 grep -q "model llama (bfloat16)" "$tmp/log.auto" || fail "--dtype auto on a bf16 checkpoint: bfloat16"
