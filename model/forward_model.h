@@ -1,6 +1,7 @@
 // What the engine runs each step on every rank: one pipeline stage of the model, on the CPU
-// backend (DenseTransformer) or on a GPU (CudaDenseTransformer). Both take the same batch and
-// return the same logits, so the engine, the scheduler and the tests do not care which.
+// backend (make_cpu_stage: DenseTransformer, DeepseekV3Transformer) or on a GPU (make_gpu_stage:
+// CudaDenseTransformer, CudaDeepseekV3Transformer). All take the same batch and return the same
+// logits, so the engine, the scheduler and the tests do not care which.
 #pragma once
 
 #include <cstdint>
