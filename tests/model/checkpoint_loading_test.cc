@@ -498,6 +498,33 @@ TEST(ModelConfig, ReadsDeepseekV3) {
   EXPECT_NE(error_of([&] { TensorParallelSlice::make(c, 0, 32); }).find("does not divide"), std::string::npos);
 }
 
+// DeepSeek-R1's own config.json (benchmarks/configs/deepseek-r1.json, its published keys: yarn
+// under "type", the fp8 quantization_config, MTP and training keys lockstep ignores) is read as
+// transformers reads it, and splits as a TP8 x PP2 deployment would.
+TEST(ModelConfig, ReadsDeepseekR1sConfig) {
+  const ModelConfig c = ModelConfig::from_file(LOCKSTEP_CONFIGS_DIR "/deepseek-r1.json");
+  EXPECT_EQ(c.num_hidden_layers, 61);
+  EXPECT_EQ(c.mla.q_lora_rank, 1536);
+  EXPECT_EQ(c.mla.cache_width(), 576);
+  EXPECT_EQ(c.moe.n_routed_experts, 256);
+  EXPECT_EQ(c.moe.n_group, 8);
+  EXPECT_EQ(c.moe.topk_group, 4);
+  EXPECT_EQ(c.moe.first_k_dense_replace, 3);
+  EXPECT_EQ(c.rope_scaling.type, "yarn");
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_EQ(c.fp8_block_rows, 128);
+  // mscale == mscale_all_dim: cos/sin unscaled; the softmax scale times (0.1 ln 40 + 1)^2.
+  EXPECT_DOUBLE_EQ(rope_attention_factor(c), 1.0);
+  const double m = 0.1 * std::log(40.0) + 1.0;
+  EXPECT_NEAR(attention_softmax_scale(c), m * m / std::sqrt(192.0), 1e-7);
+  const TensorParallelSlice s = TensorParallelSlice::make(c, 7, 8);
+  EXPECT_EQ(s.q_heads, 16);
+  EXPECT_EQ(s.q_head_begin, 112);
+  EXPECT_EQ(s.expert_ffn, 256);
+  EXPECT_EQ(s.ffn, 2304);
+  EXPECT_EQ(s.vocab_rows, 16160);
+}
+
 TEST(ModelConfig, RefusesDeepseekVariantsItDoesNotRun) {
   auto with = [](const std::string& extra) {
     return error_of([&] {
