@@ -498,9 +498,10 @@ TEST(ModelConfig, ReadsDeepseekV3) {
   EXPECT_NE(error_of([&] { TensorParallelSlice::make(c, 0, 32); }).find("does not divide"), std::string::npos);
 }
 
-// DeepSeek-R1's own config.json (benchmarks/configs/deepseek-r1.json, its published keys: yarn
-// under "type", the fp8 quantization_config, MTP and training keys lockstep ignores) is read as
-// transformers reads it, and splits as a TP8 x PP2 deployment would.
+// DeepSeek-R1's config.json (benchmarks/configs/deepseek-r1.json, its keys and values as the hub
+// repo publishes them, typed in here since nothing on this side can fetch it: yarn under "type",
+// the fp8 quantization_config, MTP and training keys lockstep ignores) is read as transformers
+// reads it, and splits as a TP8 deployment would.
 TEST(ModelConfig, ReadsDeepseekR1sConfig) {
   const ModelConfig c = ModelConfig::from_file(LOCKSTEP_CONFIGS_DIR "/deepseek-r1.json");
   EXPECT_EQ(c.num_hidden_layers, 61);
