@@ -67,10 +67,8 @@ struct Workspace {
 
 }  // namespace
 
-class CudaDeepseekV3Transformer::Stage : public GpuStage {};
-
 template <HalfFloat W>
-class CudaDeepseekV3Transformer::StageIn final : public Stage {
+class CudaDeepseekV3Transformer::StageIn final : public GpuStage {
  public:
   StageIn(const ModelConfig& c, const WeightSource& w, Collectives& tp, Collectives& pp, const LayerRange& layers,
           int gpu, int block_size)

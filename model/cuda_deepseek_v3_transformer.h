@@ -31,7 +31,7 @@ class CudaDeepseekV3Transformer final : public GpuStage {
   int num_kv_blocks() const override;
 
  private:
-  class Stage;
+  // The stage in its weight type W (bf16 or fp16), chosen once from config.dtype.
   template <HalfFloat W>
   class StageIn;
   std::unique_ptr<GpuStage> stage_;

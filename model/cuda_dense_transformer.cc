@@ -103,10 +103,8 @@ struct Workspace {
 
 }  // namespace
 
-class CudaDenseTransformer::Stage : public GpuStage {};
-
 template <HalfFloat W>
-class CudaDenseTransformer::StageIn final : public Stage {
+class CudaDenseTransformer::StageIn final : public GpuStage {
  public:
   StageIn(const ModelConfig& config, const WeightSource& weights, Collectives& tp, Collectives& pp,
           const LayerRange& layers, int gpu, int block_size, bool cuda_graphs);
@@ -159,7 +157,7 @@ class CudaDenseTransformer::StageIn final : public Stage {
 CudaDenseTransformer::CudaDenseTransformer(const ModelConfig& c, const WeightSource& w, Collectives& tp,
                                            Collectives& pp, const LayerRange& layers, int gpu, int block_size,
                                            bool cuda_graphs)
-    : stage_(with_weight_type(c.dtype, [&]<HalfFloat W>(W) -> std::unique_ptr<Stage> {
+    : stage_(with_weight_type(c.dtype, [&]<HalfFloat W>(W) -> std::unique_ptr<GpuStage> {
         return std::make_unique<StageIn<W>>(c, w, tp, pp, layers, gpu, block_size, cuda_graphs);
       })) {}
 

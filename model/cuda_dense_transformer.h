@@ -48,11 +48,10 @@ class CudaDenseTransformer final : public GpuStage {
 
  private:
   // The stage in its weight type W (bf16 or fp16), chosen once from config.dtype: a
-  // ForwardModel with the calls above, which this class forwards to.
-  class Stage;
+  // GpuStage with the calls above, which this class forwards to.
   template <HalfFloat W>
   class StageIn;
-  std::unique_ptr<Stage> stage_;
+  std::unique_ptr<GpuStage> stage_;
 };
 
 }  // namespace lockstep

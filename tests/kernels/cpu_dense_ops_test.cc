@@ -10,16 +10,12 @@
 #include <vector>
 
 #include "kernels/dense_ops.h"
+#include "tests/kernels/random_values.h"
 
 namespace lockstep {
 namespace {
 
-std::vector<float> normal(std::size_t n, std::mt19937& rng, float sigma = 1.0f) {
-  std::normal_distribution<float> d(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using testing::normal;
 
 template <HalfFloat W = bf16>
 std::vector<W> normal_half(std::size_t n, std::mt19937& rng, float sigma) {

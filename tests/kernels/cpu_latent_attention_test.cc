@@ -11,16 +11,12 @@
 
 #include "kernels/latent_attention.h"
 #include "kernels/moe_routing.h"
+#include "tests/kernels/random_values.h"
 
 namespace lockstep {
 namespace {
 
-std::vector<float> normal(std::size_t n, std::mt19937& rng, float sigma = 1.0f) {
-  std::normal_distribution<float> d(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using testing::normal;
 
 TEST(LatentAttention, AbsorbedFormEqualsExpandedKeysAndValues) {
   std::mt19937 rng(7);

@@ -17,102 +17,17 @@
 #include "kernels/dense_ops.h"
 #include "kernels/device_buffer.h"
 #include "kernels/gpu_context.h"
-#include "kernels/latent_attention.h"
 #include "kernels/sampling.h"
+#include "tests/kernels/cuda_ops_fixture.h"
 
 namespace lockstep {
 namespace {
 
-// v rounded to W, as a GPU kernel writing W rounds it.
-template <HalfFloat W>
-std::vector<W> to_half(const std::vector<float>& v) {
-  std::vector<W> h(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) h[i] = from_float<W>(v[i]);
-  return h;
-}
-
-class CudaDenseOps : public ::testing::Test {
+class CudaDenseOps : public CudaOpsTest {
  protected:
-  void SetUp() override {
-    if (visible_gpu_count() == 0) GTEST_SKIP() << "no GPU visible";
-    ctx_ = std::make_unique<GpuContext>(0);
-  }
-  GpuContext& ctx() { return *ctx_; }
-
-  template <typename T>
-  T* dev(const std::vector<T>& host) {
-    buffers_.emplace_back(DeviceKind::Cuda, std::max<std::size_t>(1, host.size() * sizeof(T)));
-    if (!host.empty()) buffers_.back().copy_from_host(host.data(), host.size() * sizeof(T));
-    return static_cast<T*>(buffers_.back().data());
-  }
-  // A device array of n elements, every byte 0xFF (NaN for floats, -1 for ints).
-  template <typename T>
-  T* poisoned(std::size_t n) {
-    buffers_.emplace_back(DeviceKind::Cuda, std::max<std::size_t>(1, n * sizeof(T)));
-    buffers_.back().fill_bytes(0xFF);
-    return static_cast<T*>(buffers_.back().data());
-  }
-  template <typename T>
-  std::vector<T> host(const T* d, std::size_t n) {
-    ctx().synchronize();
-    std::vector<T> h(n);
-    for (const DeviceBuffer& b : buffers_)
-      if (b.data() == d) b.copy_to_host(h.data(), n * sizeof(T));
-    return h;
-  }
-
   template <KvCacheElement C>
   void attention_cases(int heads, int kv_heads, int head_dim, std::initializer_list<cuda::AttentionKernel> kernels);
-
-  std::mt19937 rng_{20261122};
-  std::vector<float> normal(std::size_t n, float sigma = 1.0f) {
-    std::normal_distribution<float> d(0.0f, sigma);
-    std::vector<float> v(n);
-    for (float& x : v) x = d(rng_);
-    return v;
-  }
-  template <HalfFloat W>
-  std::vector<W> normal_half(std::size_t n, float sigma) {
-    return to_half<W>(normal(n, sigma));
-  }
-  template <Fp8 C>
-  std::vector<C> normal_fp8(std::size_t n, float sigma = 1.0f) {
-    std::vector<C> v(n);
-    const std::vector<float> f = normal(n, sigma);
-    for (std::size_t i = 0; i < n; ++i) v[i] = fp8_from_float<C>(f[i]);
-    return v;
-  }
-
- private:
-  std::unique_ptr<GpuContext> ctx_;
-  std::vector<DeviceBuffer> buffers_;
 };
-
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, float abs_tol, float rel_tol,
-                  const char* what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  int reported = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const float tol = abs_tol + rel_tol * std::fabs(want[i]);
-    if (!(std::fabs(got[i] - want[i]) <= tol) && reported++ < 5)
-      ADD_FAILURE() << what << "[" << i << "]: cuda " << got[i] << ", cpu " << want[i] << " (tolerance " << tol << ")";
-  }
-}
-
-template <KvCacheElement W>
-std::vector<float> to_floats(const std::vector<W>& v) {
-  std::vector<float> f(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) f[i] = to_float(v[i]);
-  return f;
-}
-
-// A W output against the fp32 reference rounded to W: one step of W (bf16 2^-8, fp16 2^-11
-// relative) apart at most, as the two sides may round a value just off the midpoint differently.
-template <HalfFloat W>
-void expect_half_close(const std::vector<W>& got, std::vector<float> want, float abs_tol, const char* what) {
-  for (float& v : want) v = to_float(from_float<W>(v));
-  expect_close(to_floats(got), want, abs_tol, std::same_as<W, bf16> ? 1.0f / 128 : 1.0f / 1024, what);
-}
 
 // Runs body.template operator()<C>(dtype) for each fp8 cache format, each under a trace.
 template <typename Body>
@@ -633,106 +548,6 @@ TEST_F(CudaDenseOps, SampleRowsAsTheCpuRule) {
       EXPECT_EQ(host(ids, 1)[0], want[first]);
     }
   }
-}
-
-// deepseek_v3's MLA ops (kernels/latent_attention.h) against the CPU reference.
-TEST_F(CudaDenseOps, RopePairsMatchTheReference) {
-  const int T = 5, heads = 3, rope = 8, nope = 4, stride = heads * (nope + rope);
-  const std::vector<int> pos = {0, 3, 17, 250, 4095};
-  const std::vector<float> inv_freq = {1.0f, 0.2f, 0.01f, 0.0005f};
-  for (bool interleaved : {true, false}) {
-    std::vector<float> x = normal(static_cast<std::size_t>(T) * stride);
-    float* d = dev(x);
-    cuda::rope_pairs(ctx(), d + nope, T, heads, stride, nope + rope, rope, dev(pos), dev(inv_freq), 1.1f, interleaved);
-    cpu::rope_pairs(x.data() + nope, T, heads, stride, nope + rope, rope, pos.data(), inv_freq.data(), 1.1f, interleaved);
-    const std::vector<float> got = host(d, x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(got[i], x[i], 2e-4f * (1 + std::fabs(x[i]))) << i;
-  }
-}
-
-TEST_F(CudaDenseOps, MlaCacheWriteNormsTurnsAndRoundsLikeTheReference) {
-  const int T = 4, kvr = 512, rope = 64, width = kvr + rope, slots = 16;
-  const std::vector<int> pos = {0, 1, 9, 300};
-  const std::vector<std::int64_t> slot = {5, 0, 11, 15};
-  std::vector<float> inv_freq(rope / 2);
-  for (int i = 0; i < rope / 2; ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / rope);
-  const std::vector<float> kv = normal(static_cast<std::size_t>(T) * width, 3.0f);
-  const std::vector<bf16> norm = normal_half<bf16>(kvr, 1.0f);
-  bf16* cache = poisoned<bf16>(static_cast<std::size_t>(slots) * width);
-  cuda::mla_cache_write(ctx(), dev(kv), T, kvr, rope, dev(norm), 1e-6f, dev(pos), dev(inv_freq), 0.9f, true, dev(slot),
-                        cache);
-  const std::vector<bf16> got = host(cache, static_cast<std::size_t>(slots) * width);
-  std::vector<float> want = kv;
-  for (int t = 0; t < T; ++t) cpu::rms_norm(&want[t * width], 1, kvr, norm.data(), 1e-6f, &want[t * width]);
-  cpu::rope_pairs(want.data() + kvr, T, 1, width, 0, rope, pos.data(), inv_freq.data(), 0.9f, true);
-  for (int t = 0; t < T; ++t)
-    for (int i = 0; i < width; ++i) {
-      const float w = want[t * width + i], g = to_float(got[slot[t] * width + i]);
-      EXPECT_NEAR(g, w, std::fabs(w) * 0x1p-7f + 1e-5f) << "token " << t << " column " << i;
-    }
-}
-
-// Absorb, attend over the paged latent cache (contexts past one chunk of 256 positions), expand:
-// the GPU's cache holds W, the reference the same values as floats.
-TEST_F(CudaDenseOps, LatentAttentionMatchesTheReference) {
-  struct Shape { int heads, nope, rope, v, kvr; };
-  for (const Shape sh : {Shape{2, 128, 64, 128, 512}, Shape{3, 16, 8, 12, 16}}) {
-    SCOPED_TRACE("kv_lora " + std::to_string(sh.kvr));
-    const int block = 16, max_blocks = 40, qk = sh.nope + sh.rope, width = sh.kvr + sh.rope;
-    // Sequence 0 decodes at position 600 (three chunks); sequence 1 prefills 5 tokens at 0-4.
-    const std::vector<int> seq_of = {0, 1, 1, 1, 1, 1}, pos = {600, 0, 1, 2, 3, 4};
-    std::vector<int> tables(2 * max_blocks);
-    std::iota(tables.begin(), tables.end(), 0);
-    std::shuffle(tables.begin(), tables.end(), rng_);
-    const int T = static_cast<int>(pos.size()), slots = 2 * max_blocks * block;
-    const std::vector<bf16> cache = normal_half<bf16>(static_cast<std::size_t>(slots) * width, 1.0f);
-    std::vector<float> cache_f(cache.size());
-    for (std::size_t i = 0; i < cache.size(); ++i) cache_f[i] = to_float(cache[i]);
-    const std::vector<bf16> kv_b = normal_half<bf16>(static_cast<std::size_t>(sh.heads) * (sh.nope + sh.v) * sh.kvr, 0.1f);
-    const std::vector<float> q = normal(static_cast<std::size_t>(T) * sh.heads * qk);
-    const float scale = 0.07f;
-
-    std::vector<float> q_latent(T * sh.heads * sh.kvr), o_latent(q_latent.size()), want(T * sh.heads * sh.v);
-    cpu::mla_absorb_q(q.data(), T, sh.heads, sh.heads * qk, qk, kv_b.data(), sh.nope, sh.v, sh.kvr, q_latent.data());
-    cpu::latent_attention(q_latent.data(), q.data() + sh.nope, sh.heads * qk, qk, cache_f.data(), T, sh.heads, sh.kvr,
-                          sh.rope, block, seq_of.data(), pos.data(), tables.data(), max_blocks, scale, o_latent.data());
-    cpu::mla_expand_v(o_latent.data(), T, sh.heads, kv_b.data(), sh.nope, sh.v, sh.kvr, want.data());
-
-    const float* d_q = dev(q);
-    const bf16* d_kv_b = dev(kv_b);
-    float* d_q_latent = poisoned<float>(q_latent.size());
-    float* d_o_latent = poisoned<float>(o_latent.size());
-    float* d_out = poisoned<float>(want.size());
-    cuda::mla_absorb_q(ctx(), d_q, T, sh.heads, sh.heads * qk, qk, d_kv_b, sh.nope, sh.v, sh.kvr, d_q_latent);
-    cuda::latent_attention(ctx(), d_q_latent, d_q + sh.nope, sh.heads * qk, qk, dev(cache), T, sh.heads, sh.kvr,
-                           sh.rope, block, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, d_o_latent);
-    cuda::mla_expand_v(ctx(), d_o_latent, T, sh.heads, d_kv_b, sh.nope, sh.v, sh.kvr, d_out);
-    const std::vector<float> got_latent = host(d_q_latent, q_latent.size());
-    for (std::size_t i = 0; i < q_latent.size(); ++i)
-      ASSERT_NEAR(got_latent[i], q_latent[i], 1e-3f * (1 + std::fabs(q_latent[i]))) << "q_latent " << i;
-    const std::vector<float> got = host(d_out, want.size());
-    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3f * (1 + std::fabs(want[i]))) << i;
-  }
-}
-
-TEST_F(CudaDenseOps, GatherAndScatterAddRows) {
-  const int T = 6, width = 300;
-  const std::vector<bf16> x = normal_half<bf16>(static_cast<std::size_t>(T) * width, 1.0f);
-  const std::vector<int> rows = {4, 1, 5};
-  const std::vector<float> weight = {0.5f, -2.0f, 1.25f};
-  bf16* gathered = poisoned<bf16>(rows.size() * width);
-  cuda::gather_rows(ctx(), dev(x), dev(rows), static_cast<std::int64_t>(rows.size()), width, gathered);
-  const std::vector<bf16> g = host(gathered, rows.size() * width);
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    for (int j = 0; j < width; ++j) ASSERT_EQ(to_float(g[i * width + j]), to_float(x[rows[i] * width + j]));
-  const std::vector<float> y = normal(rows.size() * width);
-  std::vector<float> out = normal(static_cast<std::size_t>(T) * width);
-  float* d_out = dev(out);
-  cuda::scatter_add_rows(ctx(), dev(y), dev(rows), dev(weight), static_cast<std::int64_t>(rows.size()), width, d_out);
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    for (int j = 0; j < width; ++j) out[rows[i] * width + j] += weight[i] * y[i * width + j];
-  const std::vector<float> got = host(d_out, out.size());
-  for (std::size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(got[i], out[i], 1e-5f) << i;
 }
 
 }  // namespace

@@ -1,0 +1,122 @@
+// deepseek_v3's cuda:: ops (kernels/latent_attention.h) against their CPU reference on fresh
+// random inputs, the outputs poisoned (NaN) before each call: RoPE pairs, the latent cache write,
+// absorbed latent attention over the paged cache (R1's head sizes, contexts past one chunk), and
+// the MoE's row gather / scatter. Skips where no GPU is visible.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "kernels/dense_ops.h"
+#include "kernels/latent_attention.h"
+#include "tests/kernels/cuda_ops_fixture.h"
+
+namespace lockstep {
+namespace {
+
+class CudaLatentAttentionOps : public CudaOpsTest {};
+
+TEST_F(CudaLatentAttentionOps, RopePairsMatchTheReference) {
+  const int T = 5, heads = 3, rope = 8, nope = 4, stride = heads * (nope + rope);
+  const std::vector<int> pos = {0, 3, 17, 250, 4095};
+  const std::vector<float> inv_freq = {1.0f, 0.2f, 0.01f, 0.0005f};
+  for (bool interleaved : {true, false}) {
+    std::vector<float> x = normal(static_cast<std::size_t>(T) * stride);
+    float* d = dev(x);
+    cuda::rope_pairs(ctx(), d + nope, T, heads, stride, nope + rope, rope, dev(pos), dev(inv_freq), 1.1f, interleaved);
+    cpu::rope_pairs(x.data() + nope, T, heads, stride, nope + rope, rope, pos.data(), inv_freq.data(), 1.1f, interleaved);
+    const std::vector<float> got = host(d, x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(got[i], x[i], 2e-4f * (1 + std::fabs(x[i]))) << i;
+  }
+}
+
+TEST_F(CudaLatentAttentionOps, MlaCacheWriteNormsTurnsAndRoundsLikeTheReference) {
+  const int T = 4, kvr = 512, rope = 64, width = kvr + rope, slots = 16;
+  const std::vector<int> pos = {0, 1, 9, 300};
+  const std::vector<std::int64_t> slot = {5, 0, 11, 15};
+  std::vector<float> inv_freq(rope / 2);
+  for (int i = 0; i < rope / 2; ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / rope);
+  const std::vector<float> kv = normal(static_cast<std::size_t>(T) * width, 3.0f);
+  const std::vector<bf16> norm = normal_half<bf16>(kvr, 1.0f);
+  bf16* cache = poisoned<bf16>(static_cast<std::size_t>(slots) * width);
+  cuda::mla_cache_write(ctx(), dev(kv), T, kvr, rope, dev(norm), 1e-6f, dev(pos), dev(inv_freq), 0.9f, true, dev(slot),
+                        cache);
+  const std::vector<bf16> got = host(cache, static_cast<std::size_t>(slots) * width);
+  std::vector<float> want = kv;
+  for (int t = 0; t < T; ++t) cpu::rms_norm(&want[t * width], 1, kvr, norm.data(), 1e-6f, &want[t * width]);
+  cpu::rope_pairs(want.data() + kvr, T, 1, width, 0, rope, pos.data(), inv_freq.data(), 0.9f, true);
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < width; ++i) {
+      const float w = want[t * width + i], g = to_float(got[slot[t] * width + i]);
+      EXPECT_NEAR(g, w, std::fabs(w) * 0x1p-7f + 1e-5f) << "token " << t << " column " << i;
+    }
+}
+
+// Absorb, attend over the paged latent cache (contexts past one chunk of 256 positions), expand:
+// the GPU's cache holds W, the reference the same values as floats.
+TEST_F(CudaLatentAttentionOps, LatentAttentionMatchesTheReference) {
+  struct Shape { int heads, nope, rope, v, kvr; };
+  for (const Shape sh : {Shape{2, 128, 64, 128, 512}, Shape{3, 16, 8, 12, 16}}) {
+    SCOPED_TRACE("kv_lora " + std::to_string(sh.kvr));
+    const int block = 16, max_blocks = 40, qk = sh.nope + sh.rope, width = sh.kvr + sh.rope;
+    // Sequence 0 decodes at position 600 (three chunks); sequence 1 prefills 5 tokens at 0-4.
+    const std::vector<int> seq_of = {0, 1, 1, 1, 1, 1}, pos = {600, 0, 1, 2, 3, 4};
+    std::vector<int> tables(2 * max_blocks);
+    std::iota(tables.begin(), tables.end(), 0);
+    std::shuffle(tables.begin(), tables.end(), rng_);
+    const int T = static_cast<int>(pos.size()), slots = 2 * max_blocks * block;
+    const std::vector<bf16> cache = normal_half<bf16>(static_cast<std::size_t>(slots) * width, 1.0f);
+    std::vector<float> cache_f(cache.size());
+    for (std::size_t i = 0; i < cache.size(); ++i) cache_f[i] = to_float(cache[i]);
+    const std::vector<bf16> kv_b = normal_half<bf16>(static_cast<std::size_t>(sh.heads) * (sh.nope + sh.v) * sh.kvr, 0.1f);
+    const std::vector<float> q = normal(static_cast<std::size_t>(T) * sh.heads * qk);
+    const float scale = 0.07f;
+
+    std::vector<float> q_latent(T * sh.heads * sh.kvr), o_latent(q_latent.size()), want(T * sh.heads * sh.v);
+    cpu::mla_absorb_q(q.data(), T, sh.heads, sh.heads * qk, qk, kv_b.data(), sh.nope, sh.v, sh.kvr, q_latent.data());
+    cpu::latent_attention(q_latent.data(), q.data() + sh.nope, sh.heads * qk, qk, cache_f.data(), T, sh.heads, sh.kvr,
+                          sh.rope, block, seq_of.data(), pos.data(), tables.data(), max_blocks, scale, o_latent.data());
+    cpu::mla_expand_v(o_latent.data(), T, sh.heads, kv_b.data(), sh.nope, sh.v, sh.kvr, want.data());
+
+    const float* d_q = dev(q);
+    const bf16* d_kv_b = dev(kv_b);
+    float* d_q_latent = poisoned<float>(q_latent.size());
+    float* d_o_latent = poisoned<float>(o_latent.size());
+    float* d_out = poisoned<float>(want.size());
+    cuda::mla_absorb_q(ctx(), d_q, T, sh.heads, sh.heads * qk, qk, d_kv_b, sh.nope, sh.v, sh.kvr, d_q_latent);
+    cuda::latent_attention(ctx(), d_q_latent, d_q + sh.nope, sh.heads * qk, qk, dev(cache), T, sh.heads, sh.kvr,
+                           sh.rope, block, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, d_o_latent);
+    cuda::mla_expand_v(ctx(), d_o_latent, T, sh.heads, d_kv_b, sh.nope, sh.v, sh.kvr, d_out);
+    const std::vector<float> got_latent = host(d_q_latent, q_latent.size());
+    for (std::size_t i = 0; i < q_latent.size(); ++i)
+      ASSERT_NEAR(got_latent[i], q_latent[i], 1e-3f * (1 + std::fabs(q_latent[i]))) << "q_latent " << i;
+    const std::vector<float> got = host(d_out, want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3f * (1 + std::fabs(want[i]))) << i;
+  }
+}
+
+TEST_F(CudaLatentAttentionOps, GatherAndScatterAddRows) {
+  const int T = 6, width = 300;
+  const std::vector<bf16> x = normal_half<bf16>(static_cast<std::size_t>(T) * width, 1.0f);
+  const std::vector<int> rows = {4, 1, 5};
+  const std::vector<float> weight = {0.5f, -2.0f, 1.25f};
+  bf16* gathered = poisoned<bf16>(rows.size() * width);
+  cuda::gather_rows(ctx(), dev(x), dev(rows), static_cast<std::int64_t>(rows.size()), width, gathered);
+  const std::vector<bf16> g = host(gathered, rows.size() * width);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    for (int j = 0; j < width; ++j) ASSERT_EQ(to_float(g[i * width + j]), to_float(x[rows[i] * width + j]));
+  const std::vector<float> y = normal(rows.size() * width);
+  std::vector<float> out = normal(static_cast<std::size_t>(T) * width);
+  float* d_out = dev(out);
+  cuda::scatter_add_rows(ctx(), dev(y), dev(rows), dev(weight), static_cast<std::int64_t>(rows.size()), width, d_out);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    for (int j = 0; j < width; ++j) out[rows[i] * width + j] += weight[i] * y[i * width + j];
+  const std::vector<float> got = host(d_out, out.size());
+  for (std::size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(got[i], out[i], 1e-5f) << i;
+}
+
+}  // namespace
+}  // namespace lockstep
