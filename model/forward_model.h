@@ -1,6 +1,6 @@
 // What the engine runs each step on every rank: one pipeline stage of the model, on the CPU
 // backend (make_cpu_stage: DenseTransformer, DeepseekV3Transformer) or on a GPU (make_gpu_stage:
-// CudaDenseTransformer, CudaDeepseekV3Transformer). All take the same batch and return the same
+// CudaDenseStage, CudaDeepseekV3Stage, on GpuStageFrame). All take the same batch and return the same
 // logits, so the engine, the scheduler and the tests do not care which.
 #pragma once
 

@@ -8,8 +8,8 @@ namespace lockstep {
 
 std::unique_ptr<GpuStage> make_gpu_stage(const ModelConfig& c, const WeightSource& w, Collectives& tp, Collectives& pp,
                                          const LayerRange& layers, int gpu, int block_size, bool cuda_graphs) {
-  if (c.is_deepseek_v3()) return std::make_unique<CudaDeepseekV3Transformer>(c, w, tp, pp, layers, gpu, block_size);
-  return std::make_unique<CudaDenseTransformer>(c, w, tp, pp, layers, gpu, block_size, cuda_graphs);
+  if (c.is_deepseek_v3()) return make_cuda_deepseek_v3_stage(c, w, tp, pp, layers, gpu, block_size, cuda_graphs);
+  return make_cuda_dense_stage(c, w, tp, pp, layers, gpu, block_size, cuda_graphs);
 }
 
 }  // namespace lockstep

@@ -1,7 +1,7 @@
 // What the app needs of a CUDA-backend stage besides ForwardModel: its KV cache sized after the
 // weights are loaded, its step buffers reserved before that, and whether it replays CUDA
-// graphs; and the stage for a config's architecture (CudaDeepseekV3Transformer for
-// deepseek_v3, CudaDenseTransformer for qwen2, qwen3 and llama). Only in CUDA builds.
+// graphs; and the stage for a config's architecture (make_cuda_deepseek_v3_stage for
+// deepseek_v3, make_cuda_dense_stage for qwen2, qwen3 and llama). Only in CUDA builds.
 #pragma once
 
 #include <cstdint>

@@ -19,6 +19,7 @@
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/gemv.h"
+#include "kernels/fatal.h"
 
 namespace lockstep::cuda {
 namespace {
@@ -37,14 +38,15 @@ __device__ void load8(const float* x, std::int64_t c, float* f) {
   for (int i = 0; i < 8; ++i) f[i] = to_float(round_to<T>(v[i]));
 }
 
-// acc[r] += w (8 values of chunk c, packed) . x[r][8c .. 8c + 8), for every input row r.
+// acc[r] += w (8 values of chunk c, packed) . x[r][8c .. 8c + 8), for every input row r < rows.
 template <int R, typename X, typename T>
 __device__ __forceinline__ void gemv_chunk(const X* __restrict__ x, std::int64_t in, const uint4& packed,
-                                           std::int64_t c, float (&acc)[R]) {
+                                           std::int64_t c, float (&acc)[R], int rows = R) {
   float wf[8];
   unpack_x8<T>(packed, wf);
 #pragma unroll
   for (int r = 0; r < R; ++r) {
+    if (r >= rows) break;
     float xf[8];
     load8<T>(x + r * in, c, xf);
 #pragma unroll
@@ -63,13 +65,44 @@ constexpr int kAhead = 4;
 
 constexpr int kWarpsPerBlock = 2;
 
-// Epilogues. Plain: warp w of a block sums weight row o (the block's w-th) and writes
-// y[r][o] = sum + bias[o], fp32. SiluMul (w = [gate; up], `out` = ffn): the block's first half of
-// warps sum gate rows o, the second half the up rows o + ffn of the same features, and the gate
-// warps write y[r][o] = silu(gate) * up in T from gate and up rounded to T, as silu_mul writes it
-// from linear_silu_mul's GEMM (up's sums pass through shared memory). Either way a warp streams
-// one row, so both read the weights alike.
+// What a warp does with its sums (gemv_epilogue).
 enum class Epilogue { Plain, SiluMul };
+
+// Sums the warp's partial dot products and writes rows r < rows of y. Plain: warp w of a block
+// summed weight row o (the block's w-th) and writes y[r][o] = sum + bias[o], fp32. SiluMul (w =
+// [gate; up], `out` = ffn): the block's first half of warps summed gate rows o, the second half
+// the up rows o + ffn of the same features, and the gate warps write y[r][o] = silu(gate) * up
+// in T from gate and up rounded to T, as silu_mul writes it from linear_silu_mul's GEMM (up's
+// sums pass through shared memory). Every warp of the block must call it (a barrier).
+template <int R, Epilogue E, typename T, typename Y>
+__device__ __forceinline__ void gemv_epilogue(float (&acc)[R], int rows, int warp, int lane, std::int64_t o, bool valid,
+                                              std::int64_t out, const T* __restrict__ bias, Y* __restrict__ y) {
+  constexpr bool kGlu = E == Epilogue::SiluMul;
+  constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = warp_sum(acc[r]);
+  if constexpr (kGlu) {
+    __shared__ float up_s[R][kFeatures];
+    if (warp >= kFeatures && lane == 0)
+#pragma unroll
+      for (int r = 0; r < R; ++r) up_s[r][warp - kFeatures] = acc[r];
+    __syncthreads();
+    // gate and up rounded to Y first, as linear_silu_mul's GEMM writes them for bigger steps: a
+    // prompt's last token then gets the same numbers alone (decode, a prefix-cache hit) as at the
+    // end of its prefill (seeded sampling repeats itself).
+    auto rounded = [](float v) { return to_float(round_to<Y>(v)); };
+    if (warp < kFeatures && lane == 0 && valid)
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (r < rows) store(y + r * out + o, silu_times(rounded(acc[r]), rounded(up_s[r][warp])));
+    __syncthreads();  // up_s is written again by the caller's next rows
+  } else if (lane == 0 && valid) {
+    const float b = bias ? to_float(bias[o]) : 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      if (r < rows) y[r * out + o] = acc[r] + b;
+  }
+}
 
 template <int R, Epilogue E, typename X, typename T, typename Y>
 __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
@@ -99,26 +132,7 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     if (lane + u * kWarp < chunks) gemv_chunk<R, X, T>(x, in, ahead[u], lane + u * kWarp, acc);
 #pragma unroll 4
   for (std::int64_t c = lane + kAhead * kWarp; c < chunks; c += kWarp) gemv_chunk<R, X, T>(x, in, __ldcs(wr + c), c, acc);
-#pragma unroll
-  for (int r = 0; r < R; ++r) acc[r] = warp_sum(acc[r]);
-  if constexpr (kGlu) {
-    __shared__ float up_s[R][kFeatures];
-    if (warp >= kFeatures && lane == 0)
-#pragma unroll
-      for (int r = 0; r < R; ++r) up_s[r][warp - kFeatures] = acc[r];
-    __syncthreads();  // every warp gets here: none returned early
-    // gate and up rounded to Y first, as linear_silu_mul's GEMM writes them for bigger steps: a
-    // prompt's last token then gets the same numbers alone (decode, a prefix-cache hit) as at the
-    // end of its prefill (seeded sampling repeats itself).
-    auto rounded = [](float v) { return to_float(round_to<Y>(v)); };
-    if (warp < kFeatures && lane == 0 && valid)
-#pragma unroll
-      for (int r = 0; r < R; ++r) store(y + r * out + o, silu_times(rounded(acc[r]), rounded(up_s[r][warp])));
-  } else if (lane == 0 && valid) {
-    const float b = bias ? to_float(bias[o]) : 0.0f;
-#pragma unroll
-    for (int r = 0; r < R; ++r) y[r * out + o] = acc[r] + b;
-  }
+  gemv_epilogue<R, E, T>(acc, R, warp, lane, o, valid, out, bias, y);
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
@@ -143,6 +157,58 @@ bool launch_gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int6
   return true;
 }
 
+
+// The grouped GEMV (see gemv.h): blockIdx.y is an active-expert slot (a slot past *count
+// returns), blockIdx.x a group of features as in gemv_kernel. The expert's rows go through in
+// passes of up to kGroupedRows; its weight rows are read once a pass, through L2 (__ldg: an
+// expert with more rows reads them again), so a decode step reads each chosen expert about once.
+// Nothing is read before the dependent-launch wait: which expert a block takes is the previous
+// kernel's output.
+constexpr int kGroupedRows = 8;
+
+template <Epilogue E, typename T, typename Y>
+__global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
+    grouped_gemv_kernel(const T* __restrict__ x, std::int64_t in, const T* __restrict__ w, std::int64_t out,
+                        const int* __restrict__ offsets, const int* __restrict__ active, const int* __restrict__ count,
+                        Y* __restrict__ y) {
+  constexpr bool kGlu = E == Epilogue::SiluMul;
+  constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;
+  dependent_launch_enter();
+  if (static_cast<int>(blockIdx.y) >= *count) return;  // the whole block: no barrier is left waiting
+  const int expert = active[blockIdx.y];
+  const int first = offsets[expert], rows = offsets[expert + 1] - first;
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kFeatures + warp % kFeatures;
+  const bool valid = o < out;
+  const std::int64_t rows_per_expert = kGlu ? 2 * out : out;
+  const uint4* wr = reinterpret_cast<const uint4*>(w + (expert * rows_per_expert + o + (kGlu ? warp / kFeatures * out : 0)) * in);
+  const std::int64_t chunks = valid ? in / 8 : 0;
+  for (int pass = 0; pass < rows; pass += kGroupedRows) {
+    const int n = min(kGroupedRows, rows - pass);
+    const T* xp = x + static_cast<std::int64_t>(first + pass) * in;
+    float acc[kGroupedRows];
+#pragma unroll
+    for (int r = 0; r < kGroupedRows; ++r) acc[r] = 0.0f;
+#pragma unroll 4
+    for (std::int64_t c = lane; c < chunks; c += kWarp) gemv_chunk<kGroupedRows, T, T>(xp, in, __ldg(wr + c), c, acc, n);
+    gemv_epilogue<kGroupedRows, E, T>(acc, n, warp, lane, o, valid, out, static_cast<const T*>(nullptr),
+                                      y + static_cast<std::int64_t>(first + pass) * out);
+  }
+}
+
+template <Epilogue E, HalfFloat W, typename Y>
+void launch_grouped_gemv(const GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w,
+                         std::int64_t out, const int* offsets, const int* active, const int* count,
+                         std::int64_t slots, Y* y) {
+  if (rows == 0 || slots == 0) return;
+  LS_CHECK(in % 8 == 0 && aligned16(x) && aligned16(w),
+           "grouped_gemv: in (" << in << ") must be a multiple of 8 and x, w 16-byte aligned");
+  LS_CHECK(slots <= 65535, "grouped_gemv: " << slots << " expert slots exceed the grid's 65535");
+  constexpr int features = E == Epilogue::SiluMul ? kWarpsPerBlock / 2 : kWarpsPerBlock;
+  const dim3 blocks(static_cast<unsigned>((out + features - 1) / features), static_cast<unsigned>(slots));
+  launch(ctx, grouped_gemv_kernel<E, device_t<W>, device_t<Y>>, blocks, kWarp * kWarpsPerBlock, on_device(x), in,
+         on_device(w), out, offsets, active, count, on_device(y));
+}
 }  // namespace
 
 static_assert(kGemvMaxRows == 2, "gemv's launch switch covers 1..2 rows");
@@ -158,6 +224,28 @@ bool gemv_silu_mul(const GpuContext& ctx, const W* x, std::int64_t rows, std::in
                    std::int64_t ffn, W* y) {
   return launch_gemv<Epilogue::SiluMul>(ctx, x, rows, in, w, ffn, static_cast<const W*>(nullptr), y);
 }
+
+template <HalfFloat W>
+void grouped_gemv(const GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
+                  const int* offsets, const int* active, const int* count, std::int64_t slots, float* y) {
+  launch_grouped_gemv<Epilogue::Plain>(ctx, x, rows, in, w, out, offsets, active, count, slots, y);
+}
+
+template <HalfFloat W>
+void grouped_gemv_silu_mul(const GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w,
+                           std::int64_t ffn, const int* offsets, const int* active, const int* count,
+                           std::int64_t slots, W* y) {
+  launch_grouped_gemv<Epilogue::SiluMul>(ctx, x, rows, in, w, ffn, offsets, active, count, slots, y);
+}
+
+#define LOCKSTEP_GROUPED_GEMV(W)                                                                                  \
+  template void grouped_gemv<W>(const GpuContext&, const W*, std::int64_t, std::int64_t, const W*, std::int64_t, \
+                                const int*, const int*, const int*, std::int64_t, float*);                        \
+  template void grouped_gemv_silu_mul<W>(const GpuContext&, const W*, std::int64_t, std::int64_t, const W*,      \
+                                         std::int64_t, const int*, const int*, const int*, std::int64_t, W*);
+LOCKSTEP_GROUPED_GEMV(bf16)
+LOCKSTEP_GROUPED_GEMV(fp16)
+#undef LOCKSTEP_GROUPED_GEMV
 
 template bool gemv<bf16, bf16>(const GpuContext&, const bf16*, std::int64_t, std::int64_t, const bf16*, std::int64_t,
                                const bf16*, float*);

@@ -42,19 +42,6 @@ void for_each_fp8(Body&& body) {
   }
 }
 
-// Runs body.template operator()<W>() for each model dtype (bf16, fp16), each under a trace.
-template <typename Body>
-void for_each_half(Body&& body) {
-  {
-    SCOPED_TRACE("bf16");
-    body.template operator()<bf16>();
-  }
-  {
-    SCOPED_TRACE("fp16");
-    body.template operator()<fp16>();
-  }
-}
-
 TEST_F(CudaDenseOps, LinearMatchesTheReferenceOnRoundedInputs) {
   for_each_half([&]<HalfFloat W>() {
     struct Shape { int rows, in, out; bool bias; };

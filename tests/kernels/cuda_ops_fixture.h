@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/dense_ops.h"  // KvCacheElement
 #include "kernels/device_buffer.h"
 #include "kernels/dtype.h"
 #include "kernels/fp8.h"
@@ -24,6 +25,19 @@ std::vector<W> to_half(const std::vector<float>& v) {
   std::vector<W> h(v.size());
   for (std::size_t i = 0; i < v.size(); ++i) h[i] = from_float<W>(v[i]);
   return h;
+}
+
+// Runs body.template operator()<W>() for each model dtype (bf16, fp16), each under a trace.
+template <typename Body>
+void for_each_half(Body&& body) {
+  {
+    SCOPED_TRACE("bf16");
+    body.template operator()<bf16>();
+  }
+  {
+    SCOPED_TRACE("fp16");
+    body.template operator()<fp16>();
+  }
 }
 
 class CudaOpsTest : public ::testing::Test {
