@@ -116,8 +116,11 @@ __global__ void mla_expand_v_kernel(const float* o_latent, const T* kv_b, int no
   }
 }
 
-// A block per (token, head): the context in chunks of kThreads positions, a score per thread,
-// an online softmax across chunks; each thread owns latent columns tid, tid + kThreads, ...
+// A block per (token, head): the context in chunks of kThreads positions, an online softmax
+// across chunks. A chunk's scores are a warp per position, its lanes reading the cached row in
+// 16-byte pieces (a thread per position reading its own row serially loaded 2 bytes a thread
+// from 32 rows at once); then each thread owns latent columns tid, tid + kThreads, ... of the
+// weighted sum, whose reads of a row are consecutive across the block.
 constexpr int kColumnsPerThread = kMaxLatentWidth / kThreads;
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
@@ -126,34 +129,46 @@ latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t
                         const int* seq_of, const int* pos, const int* block_tables, int max_blocks, float scale,
                         float* o_latent) {
   dependent_launch_enter();
-  __shared__ float q[kMaxLatentWidth];
+  __shared__ __align__(16) float q[kMaxLatentWidth];
   __shared__ float weights[kThreads];
   const int t = blockIdx.x, h = blockIdx.y, heads = gridDim.y, width = kv_lora + rope_dim;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   for (int i = threadIdx.x; i < kv_lora; i += kThreads) q[i] = q_latent[(static_cast<std::int64_t>(t) * heads + h) * kv_lora + i];
   for (int i = threadIdx.x; i < rope_dim; i += kThreads) q[kv_lora + i] = q_rope[t * rope_token_stride + h * rope_head_stride + i];
   __syncthreads();
   const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
   auto row_of = [&](int p) { return cache + (static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size) * width; };
+  const bool vectors = width % 8 == 0;  // then every row starts 16-byte aligned
   const int len = pos[t] + 1;
   float running_max = -INFINITY, denom = 0.0f, acc[kColumnsPerThread];
 #pragma unroll
   for (int j = 0; j < kColumnsPerThread; ++j) acc[j] = 0.0f;
   for (int start = 0; start < len; start += kThreads) {
-    const int p = start + threadIdx.x;
-    float score = -INFINITY;
-    if (p < len) {
-      const T* row = row_of(p);
+    const int n = min(kThreads, len - start);
+    for (int i = warp; i < n; i += kThreads / kWarp) {
+      const T* row = row_of(start + i);
       float s = 0.0f;
-      for (int i = 0; i < width; ++i) s += q[i] * to_float(row[i]);
-      score = s * scale;
+      if (vectors) {
+        for (int c = lane; c < width / 8; c += kWarp) {
+          float f[8];
+          unpack_x8<T>(reinterpret_cast<const uint4*>(row)[c], f);
+#pragma unroll
+          for (int k = 0; k < 8; ++k) s = fmaf(q[8 * c + k], f[k], s);
+        }
+      } else {
+        for (int k = lane; k < width; k += kWarp) s = fmaf(q[k], to_float(row[k]), s);
+      }
+      s = warp_sum(s);
+      if (lane == 0) weights[i] = s * scale;
     }
-    const float new_max = fmaxf(running_max, block_reduce(score, true));
+    __syncthreads();
+    const float score = threadIdx.x < n ? weights[threadIdx.x] : -INFINITY;
+    const float new_max = fmaxf(running_max, block_reduce(score, true));  // its syncs: every score read
     const float correction = running_max == -INFINITY ? 0.0f : __expf(running_max - new_max);
-    const float w = p < len ? __expf(score - new_max) : 0.0f;
+    const float w = threadIdx.x < n ? __expf(score - new_max) : 0.0f;
     weights[threadIdx.x] = w;
     denom = denom * correction + block_reduce(w, false);  // its syncs also publish weights[]
     running_max = new_max;
-    const int n = min(kThreads, len - start);
 #pragma unroll
     for (int j = 0; j < kColumnsPerThread; ++j) acc[j] *= correction;
     for (int i = 0; i < n; ++i) {
