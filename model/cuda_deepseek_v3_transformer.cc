@@ -119,7 +119,8 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
       L->cache.fill_bytes(0);
     }
   }
-  // Every buffer run_layers grows, at its largest (an expert may get every token of a step).
+  // Every buffer run_layers grows, at its largest (an expert may get every token of a step), and
+  // the frame's.
   void reserve_workspace(int max_tokens, int max_rows) override {
     StepWorkspace& w = ws_;
     DeepseekBuffers& b = buf_;
@@ -150,7 +151,8 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
       w.reserve<W>(b.sorted_act, P * EF + T * 2 * EF);  // and an expert's gate|up (GEMM steps)
       w.reserve<float>(b.sorted_y, P * H);
     }
-    this->reserve_frame_workspace(T, max_rows, 0);
+    // The context's scratch: what linear() rounds o_proj's fp32 input into.
+    this->reserve_frame_workspace(T, max_rows, static_cast<std::size_t>(T * heads * a.v_head_dim) * sizeof(W));
   }
 
  private:
