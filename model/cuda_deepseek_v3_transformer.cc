@@ -250,18 +250,18 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
     const cuda::ExpertGroups groups{w.grow<int>(b.offsets, E + 1), w.grow<int>(b.active, E), w.grow<int>(b.count, 1),
                                     w.grow<int>(b.token, P), w.grow<int>(b.position, P)};
     cuda::group_by_expert(ctx_, ids, P, K, static_cast<int>(E), groups);
-    W* sorted_x = w.grow<W>(b.sorted_x, P * H);
     W* sorted_act = w.grow<W>(b.sorted_act, P * EF + T * 2 * EF);
     float* sorted_y = w.grow<float>(b.sorted_y, P * H);
-    cuda::gather_rows(ctx_, x, groups.token, P, H, sorted_x);
-    if (grouped(T)) {
+    if (grouped(T)) {  // the gate|up GEMV reads each pair's token row where it is
       const std::int64_t slots = std::min(E, P);
-      cuda::grouped_gemv_silu_mul(ctx_, sorted_x, P, H, as<W>(L.experts_gate_up), EF, groups.offsets, groups.active,
-                                  groups.count, slots, sorted_act);
-      cuda::grouped_gemv(ctx_, sorted_act, P, EF, as<W>(L.experts_down), H, groups.offsets, groups.active,
-                         groups.count, slots, sorted_y);
+      cuda::grouped_gemv_silu_mul(ctx_, x, groups.token, P, H, as<W>(L.experts_gate_up), EF, groups.offsets,
+                                  groups.active, groups.count, slots, sorted_act);
+      cuda::grouped_gemv(ctx_, sorted_act, static_cast<const int*>(nullptr), P, EF, as<W>(L.experts_down), H,
+                         groups.offsets, groups.active, groups.count, slots, sorted_y);
     } else {
       // The experts' row counts to the host (one wait a layer), then a GEMM pair per expert with rows.
+      W* sorted_x = w.grow<W>(b.sorted_x, P * H);
+      cuda::gather_rows(ctx_, x, groups.token, P, H, sorted_x);
       offsets_.resize(E + 1);
       LS_CUDA_CHECK(cudaMemcpyAsync(offsets_.data(), groups.offsets, (E + 1) * sizeof(int), cudaMemcpyDeviceToHost,
                                     ctx_.stream()));

@@ -54,6 +54,22 @@ __device__ __forceinline__ void gemv_chunk(const X* __restrict__ x, std::int64_t
   }
 }
 
+// gemv_chunk over rows at their own addresses (the grouped GEMV's rows, picked by index).
+template <int R, typename T>
+__device__ __forceinline__ void gemv_chunk_rows(const T* const (&x)[R], const uint4& packed, std::int64_t c,
+                                                float (&acc)[R], int rows) {
+  float wf[8];
+  unpack_x8<T>(packed, wf);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if (r >= rows) break;
+    float xf[8];
+    load8<T>(x[r], c, xf);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+  }
+}
+
 // The first kAhead 16-byte pieces a lane reads are loaded before the dependent-launch wait: the
 // weights are constant, so while the previous kernels finish (the input x comes from them) this
 // kernel's first loads are already in flight. Batch-1 decode at 7B shapes on an H200, A/B in one
@@ -168,9 +184,9 @@ constexpr int kGroupedRows = 8;
 
 template <Epilogue E, typename T, typename Y>
 __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
-    grouped_gemv_kernel(const T* __restrict__ x, std::int64_t in, const T* __restrict__ w, std::int64_t out,
-                        const int* __restrict__ offsets, const int* __restrict__ active, const int* __restrict__ count,
-                        Y* __restrict__ y) {
+    grouped_gemv_kernel(const T* __restrict__ x, const int* __restrict__ x_rows, std::int64_t in,
+                        const T* __restrict__ w, std::int64_t out, const int* __restrict__ offsets,
+                        const int* __restrict__ active, const int* __restrict__ count, Y* __restrict__ y) {
   constexpr bool kGlu = E == Epilogue::SiluMul;
   constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;
   dependent_launch_enter();
@@ -185,20 +201,25 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   const std::int64_t chunks = valid ? in / 8 : 0;
   for (int pass = 0; pass < rows; pass += kGroupedRows) {
     const int n = min(kGroupedRows, rows - pass);
-    const T* xp = x + static_cast<std::int64_t>(first + pass) * in;
+    const T* xr[kGroupedRows];
+#pragma unroll
+    for (int r = 0; r < kGroupedRows; ++r) {
+      const int s = first + pass + min(r, n - 1);
+      xr[r] = x + static_cast<std::int64_t>(x_rows ? x_rows[s] : s) * in;
+    }
     float acc[kGroupedRows];
 #pragma unroll
     for (int r = 0; r < kGroupedRows; ++r) acc[r] = 0.0f;
 #pragma unroll 4
-    for (std::int64_t c = lane; c < chunks; c += kWarp) gemv_chunk<kGroupedRows, T, T>(xp, in, __ldg(wr + c), c, acc, n);
+    for (std::int64_t c = lane; c < chunks; c += kWarp) gemv_chunk_rows<kGroupedRows, T>(xr, __ldg(wr + c), c, acc, n);
     gemv_epilogue<kGroupedRows, E, T>(acc, n, warp, lane, o, valid, out, static_cast<const T*>(nullptr),
                                       y + static_cast<std::int64_t>(first + pass) * out);
   }
 }
 
 template <Epilogue E, HalfFloat W, typename Y>
-void launch_grouped_gemv(const GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w,
-                         std::int64_t out, const int* offsets, const int* active, const int* count,
+void launch_grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
+                         const W* w, std::int64_t out, const int* offsets, const int* active, const int* count,
                          std::int64_t slots, Y* y) {
   if (rows == 0 || slots == 0) return;
   LS_CHECK(in % 8 == 0 && aligned16(x) && aligned16(w),
@@ -206,8 +227,8 @@ void launch_grouped_gemv(const GpuContext& ctx, const W* x, std::int64_t rows, s
   LS_CHECK(slots <= 65535, "grouped_gemv: " << slots << " expert slots exceed the grid's 65535");
   constexpr int features = E == Epilogue::SiluMul ? kWarpsPerBlock / 2 : kWarpsPerBlock;
   const dim3 blocks(static_cast<unsigned>((out + features - 1) / features), static_cast<unsigned>(slots));
-  launch(ctx, grouped_gemv_kernel<E, device_t<W>, device_t<Y>>, blocks, kWarp * kWarpsPerBlock, on_device(x), in,
-         on_device(w), out, offsets, active, count, on_device(y));
+  launch(ctx, grouped_gemv_kernel<E, device_t<W>, device_t<Y>>, blocks, kWarp * kWarpsPerBlock, on_device(x),
+         x_rows, in, on_device(w), out, offsets, active, count, on_device(y));
 }
 }  // namespace
 
@@ -226,23 +247,25 @@ bool gemv_silu_mul(const GpuContext& ctx, const W* x, std::int64_t rows, std::in
 }
 
 template <HalfFloat W>
-void grouped_gemv(const GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
-                  const int* offsets, const int* active, const int* count, std::int64_t slots, float* y) {
-  launch_grouped_gemv<Epilogue::Plain>(ctx, x, rows, in, w, out, offsets, active, count, slots, y);
+void grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
+                  const W* w, std::int64_t out, const int* offsets, const int* active, const int* count,
+                  std::int64_t slots, float* y) {
+  launch_grouped_gemv<Epilogue::Plain>(ctx, x, x_rows, rows, in, w, out, offsets, active, count, slots, y);
 }
 
 template <HalfFloat W>
-void grouped_gemv_silu_mul(const GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w,
-                           std::int64_t ffn, const int* offsets, const int* active, const int* count,
+void grouped_gemv_silu_mul(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
+                           const W* w, std::int64_t ffn, const int* offsets, const int* active, const int* count,
                            std::int64_t slots, W* y) {
-  launch_grouped_gemv<Epilogue::SiluMul>(ctx, x, rows, in, w, ffn, offsets, active, count, slots, y);
+  launch_grouped_gemv<Epilogue::SiluMul>(ctx, x, x_rows, rows, in, w, ffn, offsets, active, count, slots, y);
 }
 
 #define LOCKSTEP_GROUPED_GEMV(W)                                                                                  \
-  template void grouped_gemv<W>(const GpuContext&, const W*, std::int64_t, std::int64_t, const W*, std::int64_t, \
-                                const int*, const int*, const int*, std::int64_t, float*);                        \
-  template void grouped_gemv_silu_mul<W>(const GpuContext&, const W*, std::int64_t, std::int64_t, const W*,      \
-                                         std::int64_t, const int*, const int*, const int*, std::int64_t, W*);
+  template void grouped_gemv<W>(const GpuContext&, const W*, const int*, std::int64_t, std::int64_t, const W*,    \
+                                std::int64_t, const int*, const int*, const int*, std::int64_t, float*);          \
+  template void grouped_gemv_silu_mul<W>(const GpuContext&, const W*, const int*, std::int64_t, std::int64_t,    \
+                                         const W*, std::int64_t, const int*, const int*, const int*, std::int64_t, \
+                                         W*);
 LOCKSTEP_GROUPED_GEMV(bf16)
 LOCKSTEP_GROUPED_GEMV(fp16)
 #undef LOCKSTEP_GROUPED_GEMV

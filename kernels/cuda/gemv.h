@@ -31,20 +31,22 @@ template <HalfFloat W>
 bool gemv_silu_mul(const GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w,
                    std::int64_t ffn, W* y);
 
-// The MoE's experts at decode (a grouped GEMV): x [rows, in] holds rows grouped by expert
-// (cuda::group_by_expert's order, kernels/moe_experts.h), expert e's rows at [offsets[e],
-// offsets[e + 1]); w stacks the experts' weights, [experts, out, in] (for silu_mul [experts,
-// 2 ffn, in], each expert's gate then up). y[s] = x[s] . w_e^T (fp32), or silu(gate) * up in W as
-// gemv_silu_mul writes it, for every row s of the experts active[0 .. *count). `slots` is the
-// most experts that can be active (min(experts, rows): the grid, fixed for CUDA graphs; slots
-// past *count do nothing). Reads offsets/active/count on the GPU: no host wait. in a multiple
-// of 8, x and w 16-byte aligned (else a fatal error).
+// The MoE's experts at decode (a grouped GEMV) over rows grouped by expert (cuda::group_by_expert's
+// order, kernels/moe_experts.h): expert e's rows are s in [offsets[e], offsets[e + 1]), each
+// x[x_rows[s]] (or x[s] with x_rows null: x already in that order); w stacks the experts'
+// weights, [experts, out, in] (for silu_mul [experts, 2 ffn, in], each expert's gate then up).
+// y[s] = x_s . w_e^T (fp32), or silu(gate) * up in W as gemv_silu_mul writes it, for every row s
+// of the experts active[0 .. *count). `slots` is the most experts that can be active (min(experts,
+// rows): the grid, fixed for CUDA graphs; slots past *count do nothing). Reads offsets, active
+// and count on the GPU: no host wait. in a multiple of 8, x and w 16-byte aligned (else a fatal
+// error).
 template <HalfFloat W>
-void grouped_gemv(const GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w, std::int64_t out,
-                  const int* offsets, const int* active, const int* count, std::int64_t slots, float* y);
+void grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
+                  const W* w, std::int64_t out, const int* offsets, const int* active, const int* count,
+                  std::int64_t slots, float* y);
 template <HalfFloat W>
-void grouped_gemv_silu_mul(const GpuContext& ctx, const W* x, std::int64_t rows, std::int64_t in, const W* w,
-                           std::int64_t ffn, const int* offsets, const int* active, const int* count,
+void grouped_gemv_silu_mul(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
+                           const W* w, std::int64_t ffn, const int* offsets, const int* active, const int* count,
                            std::int64_t slots, W* y);
 
 }  // namespace lockstep::cuda

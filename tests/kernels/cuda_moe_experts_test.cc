@@ -195,10 +195,11 @@ TEST_F(CudaMoeExperts, CombineOfZeroTokensWritesNothing) {
 
 // Rows grouped by expert through each expert's own weights (kernels/cuda/gemv.h), against
 // cpu::linear per expert: experts with no rows, one, and more than a pass of 8; slots past the
-// active count; outputs poisoned, rows of no active expert left so.
+// active count; the rows read in place (x_rows null) and picked by index from a token matrix
+// (x_rows, with repeats, as group_by_expert's token list has them).
 TEST_F(CudaMoeExperts, GroupedGemvRunsEachExpertOverItsRows) {
   for_each_half([&]<HalfFloat W>() {
-    const int experts = 6, in = 264, out = 40, ffn = 24;
+    const int experts = 6, in = 264, out = 40, ffn = 24, tokens = 9;
     const std::vector<int> rows_of = {0, 1, 3, 11, 0, 2};  // expert 3: two passes
     std::vector<int> offsets = {0}, active;
     for (int e = 0; e < experts; ++e) {
@@ -207,7 +208,10 @@ TEST_F(CudaMoeExperts, GroupedGemvRunsEachExpertOverItsRows) {
     }
     const int rows = offsets.back(), slots = experts;  // more slots than active experts
     const std::vector<int> count = {static_cast<int>(active.size())};
+    std::vector<int> x_rows(rows);
+    for (int& r : x_rows) r = static_cast<int>(rng_() % tokens);
     const std::vector<W> x = normal_half<W>(static_cast<std::size_t>(rows) * in, 1.0f);
+    const std::vector<W> token_x = normal_half<W>(static_cast<std::size_t>(tokens) * in, 1.0f);
     const std::vector<W> w = normal_half<W>(static_cast<std::size_t>(experts) * out * in, 2.0f / std::sqrt(in));
     const std::vector<W> w_glu = normal_half<W>(static_cast<std::size_t>(experts) * 2 * ffn * in, 2.0f / std::sqrt(in));
     float* y = poisoned<float>(static_cast<std::size_t>(rows) * out);
@@ -215,26 +219,32 @@ TEST_F(CudaMoeExperts, GroupedGemvRunsEachExpertOverItsRows) {
     const int* d_offsets = dev(offsets);
     const int* d_active = dev(active);
     const int* d_count = dev(count);
-    cuda::grouped_gemv(ctx(), dev(x), rows, in, dev(w), out, d_offsets, d_active, d_count, slots, y);
-    cuda::grouped_gemv_silu_mul(ctx(), dev(x), rows, in, dev(w_glu), ffn, d_offsets, d_active, d_count, slots, act);
+    cuda::grouped_gemv(ctx(), dev(x), static_cast<const int*>(nullptr), rows, in, dev(w), out, d_offsets, d_active,
+                       d_count, slots, y);
+    cuda::grouped_gemv_silu_mul(ctx(), dev(token_x), dev(x_rows), rows, in, dev(w_glu), ffn, d_offsets, d_active,
+                                d_count, slots, act);
     const std::vector<float> got = host(y, static_cast<std::size_t>(rows) * out);
     const std::vector<W> got_act = host(act, static_cast<std::size_t>(rows) * ffn);
-    const std::vector<float> xf = to_floats(x);
+    const std::vector<float> xf = to_floats(x), token_xf = to_floats(token_x);
+    std::vector<float> picked(static_cast<std::size_t>(rows) * in);
+    for (int s = 0; s < rows; ++s)
+      std::copy_n(token_xf.begin() + static_cast<std::size_t>(x_rows[s]) * in, in, picked.begin() + s * in);
     std::vector<float> want(got.size()), want_gate_up(static_cast<std::size_t>(rows) * 2 * ffn),
         want_act(got_act.size());
     for (int e = 0; e < experts; ++e) {
       const std::int64_t first = offsets[e], n = rows_of[e];
       cpu::linear(xf.data() + first * in, n, in, w.data() + static_cast<std::size_t>(e) * out * in, out, nullptr,
                   want.data() + first * out);
-      cpu::linear(xf.data() + first * in, n, in, w_glu.data() + static_cast<std::size_t>(e) * 2 * ffn * in, 2 * ffn,
-                  nullptr, want_gate_up.data() + first * 2 * ffn);
+      cpu::linear(picked.data() + first * in, n, in, w_glu.data() + static_cast<std::size_t>(e) * 2 * ffn * in,
+                  2 * ffn, nullptr, want_gate_up.data() + first * 2 * ffn);
     }
     for (float& v : want_gate_up) v = to_float(from_float<W>(v));  // gate and up rounded to W, as the kernel does
     cpu::silu_mul(want_gate_up.data(), rows, ffn, want_act.data());
     const float tol = 4e-4f * std::sqrt(static_cast<float>(in));
     expect_close(got, want, tol, 1e-5f, "grouped_gemv");
     expect_half_close(got_act, want_act, tol, "grouped_gemv_silu_mul");
-    cuda::grouped_gemv(ctx(), dev(x), 0, in, dev(w), out, d_offsets, d_active, d_count, slots, y);  // no rows: no-op
+    cuda::grouped_gemv(ctx(), dev(x), static_cast<const int*>(nullptr), 0, in, dev(w), out, d_offsets, d_active,
+                       d_count, slots, y);  // no rows: no-op
     ctx().synchronize();
   });
 }
