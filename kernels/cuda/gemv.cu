@@ -38,26 +38,11 @@ __device__ void load8(const float* x, std::int64_t c, float* f) {
   for (int i = 0; i < 8; ++i) f[i] = to_float(round_to<T>(v[i]));
 }
 
-// acc[r] += w (8 values of chunk c, packed) . x[r][8c .. 8c + 8), for every input row r < rows.
+// acc[r] += w (8 values of chunk c, packed) . x[r][8c .. 8c + 8), for every input row r < rows,
+// the rows at their own addresses (the grouped GEMV's are picked by index).
 template <int R, typename X, typename T>
-__device__ __forceinline__ void gemv_chunk(const X* __restrict__ x, std::int64_t in, const uint4& packed,
-                                           std::int64_t c, float (&acc)[R], int rows = R) {
-  float wf[8];
-  unpack_x8<T>(packed, wf);
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    if (r >= rows) break;
-    float xf[8];
-    load8<T>(x + r * in, c, xf);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
-  }
-}
-
-// gemv_chunk over rows at their own addresses (the grouped GEMV's rows, picked by index).
-template <int R, typename T>
-__device__ __forceinline__ void gemv_chunk_rows(const T* const (&x)[R], const uint4& packed, std::int64_t c,
-                                                float (&acc)[R], int rows) {
+__device__ __forceinline__ void gemv_chunk_rows(const X* const (&x)[R], const uint4& packed, std::int64_t c,
+                                                float (&acc)[R], int rows = R) {
   float wf[8];
   unpack_x8<T>(packed, wf);
 #pragma unroll
@@ -68,6 +53,15 @@ __device__ __forceinline__ void gemv_chunk_rows(const T* const (&x)[R], const ui
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
   }
+}
+// The same over R consecutive rows of `in` values.
+template <int R, typename X, typename T>
+__device__ __forceinline__ void gemv_chunk(const X* __restrict__ x, std::int64_t in, const uint4& packed,
+                                           std::int64_t c, float (&acc)[R]) {
+  const X* rows[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) rows[r] = x + r * in;
+  gemv_chunk_rows<R, X, T>(rows, packed, c, acc);
 }
 
 // The first kAhead 16-byte pieces a lane reads are loaded before the dependent-launch wait: the
@@ -211,7 +205,7 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
 #pragma unroll
     for (int r = 0; r < kGroupedRows; ++r) acc[r] = 0.0f;
 #pragma unroll 4
-    for (std::int64_t c = lane; c < chunks; c += kWarp) gemv_chunk_rows<kGroupedRows, T>(xr, __ldg(wr + c), c, acc, n);
+    for (std::int64_t c = lane; c < chunks; c += kWarp) gemv_chunk_rows<kGroupedRows, T, T>(xr, __ldg(wr + c), c, acc, n);
     gemv_epilogue<kGroupedRows, E, T>(acc, n, warp, lane, o, valid, out, static_cast<const T*>(nullptr),
                                       y + static_cast<std::int64_t>(first + pass) * out);
   }
