@@ -65,7 +65,9 @@ template <HalfFloat W>
 class GpuStageFrame : public GpuStage {
  public:
   ~GpuStageFrame() override;
-  bool cuda_graphs() const override { return graphs_ != nullptr; }
+  // Whether decode steps replay graphs: not with --enforce-eager, and not where the stage's decode
+  // step waits on the host (graph_safe).
+  bool cuda_graphs() const override { return graphs_ != nullptr && graph_safe(1); }
   std::span<const float> forward(const ForwardBatch& batch) override;
   // Argmax on the GPU: only [tp, rows] (value, id) pairs cross NVLink and PCIe.
   std::vector<int> forward_argmax(const ForwardBatch& batch) override;
