@@ -6,6 +6,7 @@
 
 #include "app/batch/batch_command.h"
 #include "app/commbench/commbench_command.h"
+#include "app/convert_command.h"
 #include "app/gridcheck_command.h"
 #include "app/make_checkpoint_command.h"
 #include "app/parallel_options.h"
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
   CLI::App* serve_cmd = lockstep::add_serve_command(app, serve);
   lockstep::MakeCheckpointOptions make_checkpoint;
   CLI::App* make_checkpoint_cmd = lockstep::add_make_checkpoint_command(app, make_checkpoint);
+  lockstep::ConvertOptions convert;
+  CLI::App* convert_cmd = lockstep::add_convert_command(app, convert);
   lockstep::TokenizeOptions tokenize;
   CLI::App* tokenize_cmd = lockstep::add_tokenize_command(app, tokenize);
 
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
   if (commbench_cmd->parsed()) return lockstep::run_commbench(env, commbench);
   if (tokenize_cmd->parsed()) return lockstep::run_tokenize(tokenize);
   if (make_checkpoint_cmd->parsed()) return lockstep::run_make_checkpoint(make_checkpoint);
+  if (convert_cmd->parsed()) return lockstep::run_convert(convert);
   if (batch_cmd->parsed()) return lockstep::run_batch(env, batch);
   if (serve_cmd->parsed()) return lockstep::run_serve(env, serve);
   return 2;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -25,6 +26,7 @@
 #include "model/chat_template/chat_template_option.h"
 #include "model/cpu_stage.h"
 #include "model/dense_transformer.h"
+#include "model/hdf5_checkpoint.h"
 #if LOCKSTEP_WITH_CUDA
 #include "model/gpu_stage.h"
 #endif
@@ -36,9 +38,10 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--model", o.model, "Checkpoint directory (config.json, safetensors, tokenizer files)")->required();
   cmd.add_option("--tokenizer", o.tokenizer, "Directory with tokenizer.json (default: --model)");
   cmd.add_option("--served-model-name", o.served_model_name, "Name clients use in 'model' (default: --model)");
-  cmd.add_option("--load-format", o.load_format, "auto/safetensors: the checkpoint; dummy: random weights at the "
-                                                  "config's shapes (benchmarks)")
-      ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
+  cmd.add_option("--load-format", o.load_format, "auto: the checkpoint's model.h5 (`lockstep convert`) if it has "
+                                                  "one, else its safetensors; safetensors; hdf5; dummy: random weights "
+                                                  "at the config's shapes (benchmarks)")
+      ->check(CLI::IsMember({"auto", "safetensors", "hdf5", "dummy"}));
   cmd.add_option("--dtype", o.dtype, "Weights, KV cache and GEMM inputs: auto (the checkpoint's float16 or "
                                     "bfloat16; float32 checkpoints run in bfloat16, or float16 on GPUs before Ampere), "
                                     "bfloat16, half / float16. The CPU backend computes in fp32 over them")
@@ -196,6 +199,10 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
                                "model's dtype (fp32 on the CPU backend); use --kv-cache-dtype auto");
     if (o.load_format == "dummy") {
       rt->weights_ = std::make_unique<DummyWeights>(o.seed);
+    } else if (o.load_format == "hdf5" ||
+               (o.load_format == "auto" && std::filesystem::exists(o.model + "/" + kHdf5CheckpointFile))) {
+      rt->weights_ = std::make_unique<Hdf5Weights>(o.model + "/" + kHdf5CheckpointFile, rt->config_.fp8_block_rows,
+                                                   rt->config_.fp8_block_cols);
     } else {
       rt->checkpoint_ = std::make_unique<SafetensorsCheckpoint>(o.model);
       rt->weights_ = std::make_unique<CheckpointWeights>(*rt->checkpoint_, rt->config_.fp8_block_rows,

@@ -24,7 +24,7 @@ struct ModelOptions {
   std::string model;
   std::string tokenizer;            // default: --model
   std::string served_model_name;    // default: --model
-  std::string load_format = "auto";  // auto | safetensors | dummy
+  std::string load_format = "auto";  // auto | safetensors | hdf5 | dummy
   std::string dtype = "auto";
   std::string device = "auto";      // auto | cpu | cuda (auto: cuda when every rank has a GPU)
   int max_model_len = 0;            // 0: the config's max_position_embeddings

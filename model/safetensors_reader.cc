@@ -46,8 +46,6 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
-namespace {
-
 WeightDType parse_weight_dtype(const std::string& s, const std::string& where) {
   if (s == "BF16") return WeightDType::BF16;
   if (s == "F16") return WeightDType::F16;
@@ -55,6 +53,18 @@ WeightDType parse_weight_dtype(const std::string& s, const std::string& where) {
   if (s == "F8_E4M3") return WeightDType::F8_E4M3;
   throw CheckpointError(where + ": dtype " + s + " is not supported (BF16, F16, F32, F8_E4M3)");
 }
+
+const char* weight_dtype_name(WeightDType t) {
+  switch (t) {
+    case WeightDType::BF16: return "BF16";
+    case WeightDType::F16: return "F16";
+    case WeightDType::F32: return "F32";
+    case WeightDType::F8_E4M3: return "F8_E4M3";
+  }
+  return "?";
+}
+
+namespace {
 
 float fp8_e4m3_to_float(std::uint8_t v) {
   const int sign = v >> 7, exp = (v >> 3) & 0xf, mant = v & 7;
@@ -160,25 +170,49 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& dir) : dir_(dir)
 
 SafetensorsCheckpoint::~SafetensorsCheckpoint() = default;
 
-const TensorInfo& SafetensorsCheckpoint::get(const std::string& name, const std::vector<std::int64_t>& expected) const {
-  const auto it = tensors_.find(name);
-  if (it == tensors_.end()) throw CheckpointError(dir_ + ": tensor " + name + " is missing from the checkpoint");
-  if (!expected.empty() && it->second.shape != expected) {
+std::vector<std::string> SafetensorsCheckpoint::tensor_names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, t] : tensors_) names.push_back(name);
+  return names;
+}
+
+void check_tensor(const std::string& where, const std::string& name, bool found, const std::vector<std::int64_t>& shape,
+                  const std::vector<std::int64_t>& expected) {
+  if (!found) throw CheckpointError(where + ": tensor " + name + " is missing from the checkpoint");
+  if (!expected.empty() && shape != expected) {
     auto fmt = [](const std::vector<std::int64_t>& s) {
       std::string out = "[";
       for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
       return out + "]";
     };
-    throw CheckpointError(dir_ + ": tensor " + name + " has shape " + fmt(it->second.shape) + ", expected " +
-                          fmt(expected) + " for this config.json");
+    throw CheckpointError(where + ": tensor " + name + " has shape " + fmt(shape) + ", expected " + fmt(expected) +
+                          " for this config.json");
   }
+}
+
+std::string fp8_scale_name(const std::string& name, bool has_scales) {
+  const std::string scale_name = name + "_scale_inv";
+  if (!has_scales)
+    throw CheckpointError("tensor " + name + " is stored as fp8 (F8_E4M3) without " + scale_name +
+                          ": only block-scaled fp8 as DeepSeek publishes it is supported");
+  return scale_name;
+}
+
+// Its shape follows from quantization_config's weight_block_size: a mismatch means another block size.
+std::vector<std::int64_t> fp8_scale_shape(std::int64_t rows, std::int64_t cols, int block_rows, int block_cols) {
+  return {(rows + block_rows - 1) / block_rows, (cols + block_cols - 1) / block_cols};
+}
+
+const TensorInfo& SafetensorsCheckpoint::get(const std::string& name, const std::vector<std::int64_t>& expected) const {
+  const auto it = tensors_.find(name);
+  check_tensor(dir_, name, it != tensors_.end(), it != tensors_.end() ? it->second.shape : expected, expected);
   return it->second;
 }
 
 template <WeightValue W>
-void SafetensorsCheckpoint::read_into(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end,
-                                      std::int64_t col_begin, std::int64_t col_end, W* out,
-                                      const BlockScales* scales) const {
+void convert_weight_window(const TensorInfo& t, std::int64_t row0, std::int64_t col0, std::int64_t full_rows,
+                           std::int64_t row_begin, std::int64_t row_end, std::int64_t col_begin, std::int64_t col_end,
+                           W* out, const BlockScales* scales) {
   constexpr WeightDType stored_as_w = std::same_as<W, bf16>   ? WeightDType::BF16
                                       : std::same_as<W, fp16> ? WeightDType::F16
                                                               : WeightDType::F32;
@@ -187,10 +221,10 @@ void SafetensorsCheckpoint::read_into(const TensorInfo& t, std::int64_t row_begi
     else return from_float<W>(v);
   };
   const std::int64_t cols = t.cols(), width = col_end - col_begin;
-  const std::int64_t last = std::min(row_end, t.rows());
+  const std::int64_t last = std::min(row_end, full_rows);
   for (std::int64_t r = row_begin; r < last; ++r) {
     W* dst = out + (r - row_begin) * width;
-    const std::size_t first = static_cast<std::size_t>(r * cols + col_begin);
+    const std::size_t first = static_cast<std::size_t>((r - row0) * cols + col_begin - col0);
     if (scales) {
       const TensorInfo& s = *scales->scale_inv;
       const std::size_t scale_row = static_cast<std::size_t>(r / scales->block_rows * s.cols());
@@ -206,12 +240,22 @@ void SafetensorsCheckpoint::read_into(const TensorInfo& t, std::int64_t row_begi
   }
   const std::int64_t real_rows = std::max<std::int64_t>(0, last - row_begin);
   std::fill(out + real_rows * width, out + (row_end - row_begin) * width, W{0});
-  bytes_read_ += static_cast<std::uint64_t>(real_rows) * width * weight_dtype_size(t.dtype);
+}
+
+template <WeightValue W>
+void SafetensorsCheckpoint::read_into(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end,
+                                      std::int64_t col_begin, std::int64_t col_end, W* out,
+                                      const BlockScales* scales) const {
+  convert_weight_window(t, 0, 0, t.rows(), row_begin, row_end, col_begin, col_end, out, scales);
+  const std::int64_t real_rows = std::max<std::int64_t>(0, std::min(row_end, t.rows()) - row_begin);
+  bytes_read_ += static_cast<std::uint64_t>(real_rows) * (col_end - col_begin) * weight_dtype_size(t.dtype);
 }
 
 #define LOCKSTEP_READ_INTO(W)                                                                                       \
   template void SafetensorsCheckpoint::read_into<W>(const TensorInfo&, std::int64_t, std::int64_t, std::int64_t,    \
-                                                    std::int64_t, W*, const BlockScales*) const;
+                                                    std::int64_t, W*, const BlockScales*) const;                 \
+  template void convert_weight_window<W>(const TensorInfo&, std::int64_t, std::int64_t, std::int64_t, std::int64_t, \
+                                         std::int64_t, std::int64_t, std::int64_t, W*, const BlockScales*);
 LOCKSTEP_READ_INTO(bf16)
 LOCKSTEP_READ_INTO(fp16)
 LOCKSTEP_READ_INTO(float)

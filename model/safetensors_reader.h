@@ -29,6 +29,9 @@ struct TensorInfo {
 };
 
 std::size_t weight_dtype_size(WeightDType t);
+// safetensors' names ("BF16", "F16", "F32", "F8_E4M3"); parse throws CheckpointError naming `where`.
+const char* weight_dtype_name(WeightDType t);
+WeightDType parse_weight_dtype(const std::string& s, const std::string& where);
 float weight_to_float(const std::uint8_t* data, std::size_t i, WeightDType t);
 
 // What a reader may convert a weight to: the model's 16-bit type, or float (routers' scores and
@@ -43,6 +46,24 @@ struct BlockScales {
   std::int64_t block_rows = 128, block_cols = 128;
 };
 
+// What SafetensorsCheckpoint::read_into does, over a window of a tensor (for readers that copy
+// a slice out before converting it): `t` holds rows [row0, row0 + t.rows()) and columns [col0,
+// col0 + t.cols()) of a tensor of full_rows rows; the rows and columns asked for, and the fp8
+// block scales (the whole NAME_scale_inv), are indexed as in the full tensor.
+template <WeightValue W>
+void convert_weight_window(const TensorInfo& t, std::int64_t row0, std::int64_t col0, std::int64_t full_rows,
+                           std::int64_t row_begin, std::int64_t row_end, std::int64_t col_begin, std::int64_t col_end,
+                           W* out, const BlockScales* scales);
+
+// What every checkpoint reader checks of a tensor it looks up: it exists (`found`), and has the
+// shape config.json implies (expected; {} skips the check). Throws CheckpointError naming both.
+void check_tensor(const std::string& where, const std::string& name, bool found, const std::vector<std::int64_t>& shape,
+                  const std::vector<std::int64_t>& expected);
+// The name of a block-fp8 tensor's scales, and its shape for block_rows x block_cols blocks;
+// `has_scales` false throws CheckpointError (only DeepSeek's block-scaled fp8 is read).
+std::string fp8_scale_name(const std::string& name, bool has_scales);
+std::vector<std::int64_t> fp8_scale_shape(std::int64_t rows, std::int64_t cols, int block_rows, int block_cols);
+
 class MappedFile;
 
 class SafetensorsCheckpoint {
@@ -56,6 +77,7 @@ class SafetensorsCheckpoint {
   // its shape is not `expected_shape` (pass {} to skip the check).
   const TensorInfo& get(const std::string& name, const std::vector<std::int64_t>& expected_shape = {}) const;
   std::size_t tensor_count() const { return tensors_.size(); }
+  std::vector<std::string> tensor_names() const;  // sorted
 
   // Rows [row_begin, row_end) x columns [col_begin, col_end) of a 1-D/2-D tensor in W (the
   // model's dtype, bf16 or fp16, or float) into out[(row_end - row_begin) * (col_end - col_begin)]:

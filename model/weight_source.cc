@@ -14,16 +14,10 @@ void CheckpointWeights::read_into(const std::string& name, const std::vector<std
   const TensorInfo& t = ckpt_.get(name, shape);
   BlockScales scales;
   if (t.dtype == WeightDType::F8_E4M3) {
-    const std::string scale_name = name + "_scale_inv";
-    if (!ckpt_.has(scale_name))
-      throw CheckpointError("tensor " + name + " is stored as fp8 (F8_E4M3) without " + scale_name +
-                            ": only block-scaled fp8 as DeepSeek publishes it is supported");
+    const std::string scale_name = fp8_scale_name(name, ckpt_.has(name + "_scale_inv"));
     scales.block_rows = fp8_block_rows_;
     scales.block_cols = fp8_block_cols_;
-    const std::int64_t rows = t.rows(), cols = t.cols();
-    // Its shape follows from quantization_config's weight_block_size: a mismatch means another block size.
-    scales.scale_inv = &ckpt_.get(scale_name, {(rows + fp8_block_rows_ - 1) / fp8_block_rows_,
-                                               (cols + fp8_block_cols_ - 1) / fp8_block_cols_});
+    scales.scale_inv = &ckpt_.get(scale_name, fp8_scale_shape(t.rows(), t.cols(), fp8_block_rows_, fp8_block_cols_));
   }
   const BlockScales* s = scales.scale_inv ? &scales : nullptr;
   if (to == DType::F32) return ckpt_.read_into(t, r0, r1, c0, c1, static_cast<float*>(out), s);

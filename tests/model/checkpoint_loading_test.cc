@@ -3,6 +3,7 @@
 // tensors, wrong shapes, corrupt safetensors headers.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +15,7 @@
 
 #include "kernels/fp8.h"
 #include "model/dense_transformer.h"
+#include "model/hdf5_checkpoint.h"
 #include "model/layer_weights.h"
 #include "model/weight_source.h"
 #include "model/model_config.h"
@@ -551,6 +553,64 @@ TEST(ModelConfig, RefusesDeepseekVariantsItDoesNotRun) {
                 "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10})", "c.json");
             }).find("missing \"kv_lora_rank\""),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace lockstep
+
+namespace lockstep {
+namespace {
+
+// model.h5 (`lockstep convert`) reads every slice as the safetensors it came from: bf16 rows and
+// columns, fp32 biases, block-fp8 tensors through their scales, padding rows; and the same errors.
+TEST(Hdf5Weights, ReadsWhatTheSafetensorsHold) {
+  const std::string dir = ::testing::TempDir() + "/hdf5_weights_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  for (const char* model : {"deepseek-v3-fp8-tiny", "qwen2-tiny"}) {
+    SCOPED_TRACE(model);
+    const SafetensorsCheckpoint ckpt(kFixtures + "/" + model);
+    const std::string path = dir + "/" + model + ".h5";
+    std::size_t calls = 0;
+    write_hdf5_checkpoint(ckpt, path, [&](std::size_t done, std::size_t total) {
+      ++calls;
+      EXPECT_EQ(total, ckpt.tensor_count());
+      EXPECT_EQ(done, calls);
+    });
+    EXPECT_EQ(calls, ckpt.tensor_count());
+    EXPECT_THROW(write_hdf5_checkpoint(ckpt, path), CheckpointError);  // never overwrites
+    const ModelConfig c = ModelConfig::from_dir(kFixtures + "/" + model);
+    const CheckpointWeights from_safetensors(ckpt, c.fp8_block_rows, c.fp8_block_cols);
+    const Hdf5Weights from_hdf5(path, c.fp8_block_rows, c.fp8_block_cols);
+    EXPECT_EQ(from_hdf5.tensor_count(), ckpt.tensor_count());
+    for (const std::string& name : ckpt.tensor_names()) {
+      if (name.ends_with("_scale_inv")) continue;  // read through their weights
+      const TensorInfo& t = ckpt.get(name);
+      // An inner window (column and row offsets), and all rows plus two of padding.
+      const std::int64_t r0 = t.rows() / 3, r1 = t.rows() - t.rows() / 4, c0 = t.cols() / 5, c1 = t.cols() - t.cols() / 3;
+      for (const auto& [a0, a1, b0, b1] : {std::array<std::int64_t, 4>{r0, r1, c0, c1},
+                                            std::array<std::int64_t, 4>{0, t.rows() + 2, 0, t.cols()}}) {
+        SCOPED_TRACE(name + " rows " + std::to_string(a0) + ".." + std::to_string(a1));
+        const DType to = t.dtype == WeightDType::F32 ? DType::F32 : DType::BF16;
+        const std::size_t bytes = static_cast<std::size_t>((a1 - a0) * (b1 - b0)) * (to == DType::F32 ? 4 : 2);
+        std::vector<std::uint8_t> want(bytes, 0xAA), got(bytes, 0x55);
+        from_safetensors.read_into(name, t.shape, a0, a1, b0, b1, to, want.data());
+        from_hdf5.read_into(name, t.shape, a0, a1, b0, b1, to, got.data());
+        EXPECT_EQ(got, want);
+      }
+    }
+    EXPECT_GT(from_hdf5.bytes_read(), 0u);
+    const std::string name = ckpt.tensor_names().front();
+    EXPECT_THROW(from_hdf5.read<bf16>("model.no_such_tensor", {4}, 0, 4, 0, 1), CheckpointError);
+    try {
+      from_hdf5.read<bf16>(name, {1, 2, 3}, 0, 1, 0, 1);
+      ADD_FAILURE() << "a wrong shape was read";
+    } catch (const CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find("expected [1, 2, 3] for this config.json"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(Hdf5Weights(dir + "/missing.h5"), CheckpointError);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

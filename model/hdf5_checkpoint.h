@@ -1,0 +1,65 @@
+// lockstep's HDF5 checkpoint layout (`lockstep convert`): the hub checkpoint's tensors in one
+// file, model.h5, beside its config.json and tokenizer files. Each tensor is a dataset named as
+// in the hub checkpoint, 2-D [rows, columns] (a vector [n, 1]), holding the stored bits (bf16
+// and fp16 as 16-bit, fp8 as 8-bit unsigned integers, fp32 as floats) with the attributes
+// `dtype` ("BF16", "F16", "F32", "F8_E4M3") and `shape` (the hub's). A rank reads only its
+// rows and columns, as HDF5 hyperslabs through the MPI-IO driver where HDF5 is parallel: one
+// large read per slice on a parallel file system, where a memory-mapped safetensors shard
+// faults its pages in one at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "model/safetensors_reader.h"
+#include "model/weight_source.h"
+
+namespace lockstep {
+
+constexpr const char* kHdf5CheckpointFile = "model.h5";
+
+// Writes every tensor of `source` into a new HDF5 file at `path` (which must not exist);
+// progress(done, total) after each tensor. Throws CheckpointError on an HDF5 failure.
+void write_hdf5_checkpoint(const SafetensorsCheckpoint& source, const std::string& path,
+                           const std::function<void(std::size_t, std::size_t)>& progress = {});
+
+// A WeightSource over model.h5, read as CheckpointWeights reads safetensors: the same
+// conversions, fp8 block scales and errors. HDF5 (without its thread-safe build) is called
+// under one lock, the conversion outside it; the MPI-IO driver's calls then come from one
+// thread at a time, as MPI_THREAD_SERIALIZED asks (nothing else calls MPI while weights load).
+class Hdf5Weights final : public WeightSource {
+ public:
+  Hdf5Weights(const std::string& path, int fp8_block_rows = 128, int fp8_block_cols = 128);
+  ~Hdf5Weights() override;
+  Hdf5Weights(const Hdf5Weights&) = delete;
+  Hdf5Weights& operator=(const Hdf5Weights&) = delete;
+
+  void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
+                 std::int64_t c0, std::int64_t c1, DType to, void* out) const override;
+  std::uint64_t bytes_read() const override { return bytes_read_; }
+  std::size_t tensor_count() const { return tensors_.size(); }
+
+ private:
+  struct Tensor {
+    WeightDType dtype = WeightDType::BF16;
+    std::vector<std::int64_t> shape;
+    std::int64_t rows = 0, cols = 0;
+  };
+  const Tensor& get(const std::string& name, const std::vector<std::int64_t>& expected_shape) const;
+  // Rows [r0, r1) x columns [c0, c1) of a dataset's stored bits (r1 within its rows).
+  std::vector<std::uint8_t> read_raw(const std::string& name, const Tensor& t, std::int64_t r0, std::int64_t r1,
+                                     std::int64_t c0, std::int64_t c1) const;
+
+  std::string path_;
+  std::int64_t file_ = -1;  // hid_t
+  int fp8_block_rows_, fp8_block_cols_;
+  std::map<std::string, Tensor> tensors_;
+  mutable std::mutex hdf5_;
+  mutable std::atomic<std::uint64_t> bytes_read_{0};
+};
+
+}  // namespace lockstep
