@@ -215,26 +215,31 @@ for s in $steps; do
       # A real checkpoint onto the GPU: make-checkpoint's random bf16 weights in hub layout at 7B
       # shapes (15 GB of safetensors), loaded by `lockstep batch` for one token (the loader's GB/s
       # from its log, and the whole run's wall time) twice from the page cache and once from the
-      # disk, then transformers' from_pretrained onto the GPU the same two ways (the peer), then
-      # the disk's own read rate.
+      # disk, the same from its `lockstep convert` model.h5, then transformers' from_pretrained
+      # onto the GPU the same two ways (the peer), then the disk's own read rate.
       ckpt=/tmp/load_ckpt
       "$BUILD/app/lockstep" make-checkpoint --config benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
         --tokenizer "$tok7b" --output $ckpt --force 2>&1 | tr '\r' '\n' | tail -1 >"$out/load.txt"; sync
       echo '{"prompt": [1000, 1001, 1002], "max_tokens": 1, "ignore_eos": true}' >/tmp/load_req.jsonl
-      for i in warm warm cold; do
-        # cold: the page cache dropped first (root only), so the files come from the disk.
-        if [ $i = cold ] && ! { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
-          echo "cold: skipped (cannot drop the page cache)" >>"$out/load.txt"; continue
-        fi
-        echo -n "$i: " >>"$out/load.txt"
-        rm -f /tmp/load_out.jsonl
-        t0=$(date +%s.%N)
-        LOCKSTEP_LOG_LEVEL=info $M -np 1 "$BUILD/app/lockstep" batch --model $ckpt --device cuda \
-          --input /tmp/load_req.jsonl --output /tmp/load_out.jsonl >/tmp/load_run.log 2>&1; rc=$?
-        t1=$(date +%s.%N)
-        grep -E "loading weights.*layer ([0-9]+)/\1," /tmp/load_run.log | tail -1 >>"$out/load.txt"
-        echo "lockstep batch (1 token, start to exit): $(awk "BEGIN { print $t1 - $t0 }") s, rc=$rc" >>"$out/load.txt"
-        [ $rc = 0 ] || tail -5 /tmp/load_run.log >>"$out/load.txt"
+      # The same checkpoint as model.h5 (`lockstep convert`), read through HDF5's MPI-IO driver.
+      "$BUILD/app/lockstep" convert --model $ckpt --output /tmp/load_h5 --force 2>&1 | tail -1 >>"$out/load.txt"
+      for dir in $ckpt /tmp/load_h5; do
+        echo "== $dir" >>"$out/load.txt"
+        for i in warm warm cold; do
+          # cold: the page cache dropped first (root only), so the files come from the disk.
+          if [ $i = cold ] && ! { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
+            echo "cold: skipped (cannot drop the page cache)" >>"$out/load.txt"; continue
+          fi
+          echo -n "$i: " >>"$out/load.txt"
+          rm -f /tmp/load_out.jsonl
+          t0=$(date +%s.%N)
+          LOCKSTEP_LOG_LEVEL=info $M -np 1 "$BUILD/app/lockstep" batch --model $dir --device cuda \
+            --input /tmp/load_req.jsonl --output /tmp/load_out.jsonl >/tmp/load_run.log 2>&1; rc=$?
+          t1=$(date +%s.%N)
+          grep -E "loading weights.*layer ([0-9]+)/\1," /tmp/load_run.log | tail -1 >>"$out/load.txt"
+          echo "lockstep batch (1 token, start to exit): $(awk "BEGIN { print $t1 - $t0 }") s, rc=$rc" >>"$out/load.txt"
+          [ $rc = 0 ] || tail -5 /tmp/load_run.log >>"$out/load.txt"
+        done
       done
       py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
       echo -n "warm: " >>"$out/load.txt"
