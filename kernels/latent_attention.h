@@ -87,11 +87,4 @@ void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rop
                       std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t block_size, const int* seq_of,
                       const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* o_latent);
 
-// The MoE's token moves: out[i] = x[rows[i]] (n rows of width), and out[rows[i]] += weight[i] * y[i]
-// (each row at most once a call: one expert's tokens).
-template <HalfFloat W>
-void gather_rows(GpuContext& ctx, const W* x, const int* rows, std::int64_t n, std::int64_t width, W* out);
-void scatter_add_rows(GpuContext& ctx, const float* y, const int* rows, const float* weight, std::int64_t n,
-                      std::int64_t width, float* out);
-
 }  // namespace lockstep::cuda

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "kernels/dtype.h"
 #include "kernels/moe_routing.h"
 
 namespace lockstep {
@@ -50,6 +51,11 @@ struct ExpertGroups {
 // larger counts (prefill) are correct, just slower (one warp places them).
 void group_by_expert(GpuContext& ctx, const int* expert_ids, std::int64_t pairs, std::int64_t top_k, int experts,
                      const ExpertGroups& g);
+
+// out[i] = x[rows[i]] for n rows of width: the pairs' token rows in sorted order (`token`), for the
+// GEMMs of steps too big for the grouped GEMVs.
+template <HalfFloat W>
+void gather_rows(GpuContext& ctx, const W* x, const int* rows, std::int64_t n, std::int64_t width, W* out);
 
 // out[t, :] += sum over k = 0..top_k-1 (in that order) of weights[t * top_k + k] * y[position[t * top_k + k], :]
 // y [pairs, width] fp32 (the experts' outputs at sorted positions), out [tokens, width] fp32.

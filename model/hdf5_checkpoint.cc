@@ -98,6 +98,8 @@ void write_hdf5_checkpoint(const SafetensorsCheckpoint& source, const std::strin
 
 Hdf5Weights::Hdf5Weights(const std::string& path, int fp8_block_rows, int fp8_block_cols)
     : path_(path), fp8_block_rows_(fp8_block_rows), fp8_block_cols_(fp8_block_cols) {
+  if (!std::filesystem::exists(path))
+    throw CheckpointError(path + " does not exist; `lockstep convert` writes it from a safetensors checkpoint");
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors come back as CheckpointError, not printed stacks
   Handle fapl(file_access(), H5Pclose, "file access list");
   file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
@@ -171,7 +173,8 @@ void Hdf5Weights::read_into(const std::string& name, const std::vector<std::int6
   TensorInfo scale_window;
   BlockScales scales;
   if (t.dtype == WeightDType::F8_E4M3) {
-    const std::string scale_name = fp8_scale_name(name, tensors_.count(name + "_scale_inv") != 0);
+    const std::string scale_name = fp8_scale_name(name);
+    check_fp8_scales(name, tensors_.count(scale_name) != 0);
     const Tensor& s = get(scale_name, fp8_scale_shape(t.rows, t.cols, fp8_block_rows_, fp8_block_cols_));
     scale_raw = read_raw(scale_name, s, 0, s.rows, 0, s.cols);
     scale_window = TensorInfo{scale_name, "", s.dtype, {s.rows, s.cols}, scale_raw.data(), scale_raw.size()};

@@ -8,6 +8,7 @@
 // faults its pages in one at a time.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>

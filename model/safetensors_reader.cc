@@ -190,12 +190,12 @@ void check_tensor(const std::string& where, const std::string& name, bool found,
   }
 }
 
-std::string fp8_scale_name(const std::string& name, bool has_scales) {
-  const std::string scale_name = name + "_scale_inv";
-  if (!has_scales)
-    throw CheckpointError("tensor " + name + " is stored as fp8 (F8_E4M3) without " + scale_name +
+std::string fp8_scale_name(const std::string& name) { return name + "_scale_inv"; }
+
+void check_fp8_scales(const std::string& name, bool found) {
+  if (!found)
+    throw CheckpointError("tensor " + name + " is stored as fp8 (F8_E4M3) without " + fp8_scale_name(name) +
                           ": only block-scaled fp8 as DeepSeek publishes it is supported");
-  return scale_name;
 }
 
 // Its shape follows from quantization_config's weight_block_size: a mismatch means another block size.

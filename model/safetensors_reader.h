@@ -59,9 +59,10 @@ void convert_weight_window(const TensorInfo& t, std::int64_t row0, std::int64_t 
 // shape config.json implies (expected; {} skips the check). Throws CheckpointError naming both.
 void check_tensor(const std::string& where, const std::string& name, bool found, const std::vector<std::int64_t>& shape,
                   const std::vector<std::int64_t>& expected);
-// The name of a block-fp8 tensor's scales, and its shape for block_rows x block_cols blocks;
-// `has_scales` false throws CheckpointError (only DeepSeek's block-scaled fp8 is read).
-std::string fp8_scale_name(const std::string& name, bool has_scales);
+// A block-fp8 tensor's scales: their name, the CheckpointError for a checkpoint without them
+// (only DeepSeek's block-scaled fp8 is read), and their shape for block_rows x block_cols blocks.
+std::string fp8_scale_name(const std::string& name);
+void check_fp8_scales(const std::string& name, bool found);
 std::vector<std::int64_t> fp8_scale_shape(std::int64_t rows, std::int64_t cols, int block_rows, int block_cols);
 
 class MappedFile;

@@ -14,7 +14,8 @@ void CheckpointWeights::read_into(const std::string& name, const std::vector<std
   const TensorInfo& t = ckpt_.get(name, shape);
   BlockScales scales;
   if (t.dtype == WeightDType::F8_E4M3) {
-    const std::string scale_name = fp8_scale_name(name, ckpt_.has(name + "_scale_inv"));
+    const std::string scale_name = fp8_scale_name(name);
+    check_fp8_scales(name, ckpt_.has(scale_name));
     scales.block_rows = fp8_block_rows_;
     scales.block_cols = fp8_block_cols_;
     scales.scale_inv = &ckpt_.get(scale_name, fp8_scale_shape(t.rows(), t.cols(), fp8_block_rows_, fp8_block_cols_));

@@ -1,4 +1,4 @@
-// CUDA kernels of MLA and the MoE's token moves (see kernels/latent_attention.h);
+// CUDA kernels of MLA (see kernels/latent_attention.h);
 // cpu/latent_attention.cc is the reference they are tested against. Straightforward kernels
 // (a block per token, or per token and head): correct first, not yet tuned.
 #include <cuda_bf16.h>
@@ -190,23 +190,6 @@ latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t
   }
 }
 
-template <typename T>
-__global__ void gather_rows_kernel(const T* x, const int* rows, std::int64_t width, T* out) {
-  dependent_launch_enter();
-  const T* src = x + static_cast<std::int64_t>(rows[blockIdx.x]) * width;
-  T* dst = out + static_cast<std::int64_t>(blockIdx.x) * width;
-  for (std::int64_t i = threadIdx.x; i < width; i += blockDim.x) dst[i] = src[i];
-}
-
-__global__ void scatter_add_rows_kernel(const float* y, const int* rows, const float* weight, std::int64_t width,
-                                        float* out) {
-  dependent_launch_enter();
-  const float* src = y + static_cast<std::int64_t>(blockIdx.x) * width;
-  float* dst = out + static_cast<std::int64_t>(rows[blockIdx.x]) * width;
-  const float w = weight[blockIdx.x];
-  for (std::int64_t i = threadIdx.x; i < width; i += blockDim.x) dst[i] += w * src[i];
-}
-
 }  // namespace
 
 void rope_pairs(GpuContext& ctx, float* x, std::int64_t tokens, std::int64_t heads, std::int64_t token_stride,
@@ -263,19 +246,6 @@ void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rop
          static_cast<int>(max_blocks), scale, o_latent);
 }
 
-template <HalfFloat W>
-void gather_rows(GpuContext& ctx, const W* x, const int* rows, std::int64_t n, std::int64_t width, W* out) {
-  if (n == 0) return;
-  launch(ctx, gather_rows_kernel<device_t<W>>, static_cast<unsigned>(n), kThreads, on_device(x), rows, width,
-         on_device(out));
-}
-
-void scatter_add_rows(GpuContext& ctx, const float* y, const int* rows, const float* weight, std::int64_t n,
-                      std::int64_t width, float* out) {
-  if (n == 0) return;
-  launch(ctx, scatter_add_rows_kernel, static_cast<unsigned>(n), kThreads, y, rows, weight, width, out);
-}
-
 #define LOCKSTEP_MLA_CUDA_OPS(W)                                                                                       \
   template void mla_cache_write<W>(GpuContext&, const float*, std::int64_t, std::int64_t, std::int64_t, const W*,      \
                                    float, const int*, const float*, float, bool, const std::int64_t*, W*);            \
@@ -285,8 +255,7 @@ void scatter_add_rows(GpuContext& ctx, const float* y, const int* rows, const fl
                                 std::int64_t, std::int64_t, float*);                                                   \
   template void latent_attention<W>(GpuContext&, const float*, const float*, std::int64_t, std::int64_t, const W*,     \
                                     std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, const int*, \
-                                    const int*, const int*, std::int64_t, float, float*);                              \
-  template void gather_rows<W>(GpuContext&, const W*, const int*, std::int64_t, std::int64_t, W*);
+                                    const int*, const int*, std::int64_t, float, float*);
 LOCKSTEP_MLA_CUDA_OPS(bf16)
 LOCKSTEP_MLA_CUDA_OPS(fp16)
 #undef LOCKSTEP_MLA_CUDA_OPS

@@ -197,6 +197,14 @@ group_by_expert_kernel(const int* expert_ids, int pairs, int top_k, int experts,
   }
 }
 
+template <typename T>
+__global__ void gather_rows_kernel(const T* x, const int* rows, std::int64_t width, T* out) {
+  dependent_launch_enter();
+  const T* src = x + static_cast<std::int64_t>(rows[blockIdx.x]) * width;
+  T* dst = out + static_cast<std::int64_t>(blockIdx.x) * width;
+  for (std::int64_t i = threadIdx.x; i < width; i += blockDim.x) dst[i] = src[i];
+}
+
 // A thread per (token, column); the top_k terms summed in order, then added to out.
 __global__ void __launch_bounds__(kCombineThreads)
 combine_experts_kernel(const float* y, const int* position, const float* weights, int top_k, std::int64_t width,
@@ -245,6 +253,13 @@ void group_by_expert(GpuContext& ctx, const int* expert_ids, std::int64_t pairs,
          experts, g);
 }
 
+template <HalfFloat W>
+void gather_rows(GpuContext& ctx, const W* x, const int* rows, std::int64_t n, std::int64_t width, W* out) {
+  if (n == 0) return;
+  launch(ctx, gather_rows_kernel<device_t<W>>, static_cast<unsigned>(n), kCombineThreads, on_device(x), rows, width,
+         on_device(out));
+}
+
 void combine_experts(GpuContext& ctx, const float* y, const int* position, const float* weights, std::int64_t tokens,
                      std::int64_t top_k, std::int64_t width, float* out) {
   if (tokens == 0 || width == 0) return;
@@ -254,5 +269,8 @@ void combine_experts(GpuContext& ctx, const float* y, const int* position, const
   launch(ctx, combine_experts_kernel, dim3(static_cast<unsigned>(tokens), column_blocks), kCombineThreads, y, position,
          weights, static_cast<int>(top_k), width, out);
 }
+
+template void gather_rows<bf16>(GpuContext&, const bf16*, const int*, std::int64_t, std::int64_t, bf16*);
+template void gather_rows<fp16>(GpuContext&, const fp16*, const int*, std::int64_t, std::int64_t, fp16*);
 
 }  // namespace lockstep::cuda

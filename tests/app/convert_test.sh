@@ -47,7 +47,7 @@ timeout 120 "$lockstep" batch --model "$out" --load-format safetensors --kv-cach
 # --load-format hdf5 where there is no model.h5: a clear error.
 timeout 120 "$lockstep" batch --model "$fixtures/qwen2-tiny" --load-format hdf5 --kv-cache-memory 2M \
     --input "$tmp/in.jsonl" --output "$tmp/y.jsonl" >"$tmp/log" 2>&1 && fail "--load-format hdf5 without model.h5 succeeded"
-grep -q "model.h5: not a readable HDF5 file" "$tmp/log" || fail "--load-format hdf5 without model.h5: message"
+grep -q "model.h5 does not exist; \`lockstep convert\` writes it" "$tmp/log" || fail "--load-format hdf5 without model.h5: message"
 
 # An existing model.h5 without --force is left alone; --force replaces it.
 before=$(md5sum "$out/model.h5")

@@ -98,25 +98,5 @@ TEST_F(CudaLatentAttentionOps, LatentAttentionMatchesTheReference) {
   }
 }
 
-TEST_F(CudaLatentAttentionOps, GatherAndScatterAddRows) {
-  const int T = 6, width = 300;
-  const std::vector<bf16> x = normal_half<bf16>(static_cast<std::size_t>(T) * width, 1.0f);
-  const std::vector<int> rows = {4, 1, 5};
-  const std::vector<float> weight = {0.5f, -2.0f, 1.25f};
-  bf16* gathered = poisoned<bf16>(rows.size() * width);
-  cuda::gather_rows(ctx(), dev(x), dev(rows), static_cast<std::int64_t>(rows.size()), width, gathered);
-  const std::vector<bf16> g = host(gathered, rows.size() * width);
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    for (int j = 0; j < width; ++j) ASSERT_EQ(to_float(g[i * width + j]), to_float(x[rows[i] * width + j]));
-  const std::vector<float> y = normal(rows.size() * width);
-  std::vector<float> out = normal(static_cast<std::size_t>(T) * width);
-  float* d_out = dev(out);
-  cuda::scatter_add_rows(ctx(), dev(y), dev(rows), dev(weight), static_cast<std::int64_t>(rows.size()), width, d_out);
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    for (int j = 0; j < width; ++j) out[rows[i] * width + j] += weight[i] * y[i * width + j];
-  const std::vector<float> got = host(d_out, out.size());
-  for (std::size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(got[i], out[i], 1e-5f) << i;
-}
-
 }  // namespace
 }  // namespace lockstep

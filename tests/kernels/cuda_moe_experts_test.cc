@@ -187,6 +187,17 @@ TEST_F(CudaMoeExperts, CombineAddsTheWeightedExpertRows) {
   }
 }
 
+TEST_F(CudaMoeExperts, GatherRowsCopiesTheRowsInOrder) {
+  const int T = 6, width = 300;
+  const std::vector<bf16> x = normal_half<bf16>(static_cast<std::size_t>(T) * width, 1.0f);
+  const std::vector<int> rows = {4, 1, 5, 1};
+  bf16* gathered = poisoned<bf16>(rows.size() * width);
+  cuda::gather_rows(ctx(), dev(x), dev(rows), static_cast<std::int64_t>(rows.size()), width, gathered);
+  const std::vector<bf16> g = host(gathered, rows.size() * width);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    for (int j = 0; j < width; ++j) ASSERT_EQ(to_float(g[i * width + j]), to_float(x[rows[i] * width + j]));
+}
+
 TEST_F(CudaMoeExperts, CombineOfZeroTokensWritesNothing) {
   float* out = poisoned<float>(4);
   cuda::combine_experts(ctx(), dev(normal(4)), dev(std::vector<int>{0}), dev(normal(1)), 0, 1, 4, out);
