@@ -79,12 +79,21 @@ template <HalfFloat W>
 void mla_expand_v(GpuContext& ctx, const float* o_latent, std::int64_t tokens, std::int64_t heads, const W* kv_b,
                   std::int64_t nope, std::int64_t v, std::int64_t kv_lora, float* out);
 
-// kv_lora + rope_dim up to kMaxLatentWidth.
+// kv_lora + rope_dim up to kMaxLatentWidth. A block serves up to 16 heads (latent_head_group)
+// from each cached row it reads, over one split of the context: max_context, an upper bound of
+// pos[t] + 1 over the tokens (0: the block tables' capacity), is cut into `splits` (0: enough
+// to fill the GPU's SMs, latent_attention_splits; at most 64; 1 where kv_lora is not a multiple
+// of 4), merged by the last block of a (token, head group) to finish. Graph-safe: the grid
+// depends on max_context, not on the positions.
 constexpr std::int64_t kMaxLatentWidth = 1024;
+std::int64_t latent_head_group(std::int64_t heads, std::int64_t width);
+int latent_attention_splits(const GpuContext& ctx, std::int64_t tokens, std::int64_t heads, std::int64_t kv_lora,
+                            std::int64_t rope_dim, std::int64_t max_context);
 template <HalfFloat W>
 void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rope, std::int64_t rope_token_stride,
                       std::int64_t rope_head_stride, const W* cache, std::int64_t tokens, std::int64_t heads,
                       std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t block_size, const int* seq_of,
-                      const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* o_latent);
+                      const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* o_latent,
+                      std::int64_t max_context = 0, int splits = 0);
 
 }  // namespace lockstep::cuda

@@ -216,7 +216,8 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
     float* att = w.grow<float>(b.att, T * heads * v);
     cuda::mla_absorb_q(ctx_, q, T, heads, heads * qk, qk, as<W>(L.kv_b), nope, v, kvr, q_latent);
     cuda::latent_attention(ctx_, q_latent, q + nope, heads * qk, qk, as<W>(L.cache), T, heads, kvr, rope, block_size_,
-                           this->seq_of(), positions, this->block_tables(), this->max_blocks_, scale_, o_latent);
+                           this->seq_of(), positions, this->block_tables(), this->max_blocks_, scale_, o_latent,
+                           this->max_context_);
     cuda::mla_expand_v(ctx_, o_latent, T, heads, as<W>(L.kv_b), nope, v, kvr, att);
     cuda::linear(ctx_, att, T, heads * v, as<W>(L.o), H, nullptr, out);
     if (tp_.size() > 1) tp_.all_reduce(out, out, static_cast<std::size_t>(T * H), DType::F32, ReduceOp::Sum);

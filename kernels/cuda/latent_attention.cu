@@ -1,14 +1,17 @@
 // CUDA kernels of MLA (see kernels/latent_attention.h);
-// cpu/latent_attention.cc is the reference they are tested against. Straightforward kernels
-// (a block per token, or per token and head): correct first, not yet tuned.
+// cpu/latent_attention.cc is the reference they are tested against. The absorb, the attention
+// and the expand are each spread over enough blocks to fill the GPU at decode (batch 1 included);
+// RoPE and the cache write are a block per token.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/split_kv_merge.cuh"
 #include "kernels/fatal.h"
 #include "kernels/gpu_context.h"
 #include "kernels/latent_attention.h"
@@ -85,112 +88,260 @@ __global__ void mla_cache_write_kernel(const float* kv, int kv_lora, int rope_di
   }
 }
 
-// A block per (token, head), a thread per latent column.
-template <typename T>
-__global__ void mla_absorb_q_kernel(const float* q, std::int64_t q_token_stride, std::int64_t q_head_stride,
-                                    const T* kv_b, int nope, int v, int kv_lora, float* q_latent) {
-  dependent_launch_enter();
-  const int t = blockIdx.x, h = blockIdx.y;
-  const float* qn = q + t * q_token_stride + h * q_head_stride;
-  float* out = q_latent + (static_cast<std::int64_t>(t) * gridDim.y + h) * kv_lora;
-  for (int k = threadIdx.x; k < kv_lora; k += blockDim.x) {
-    float acc = 0.0f;
-    for (int i = 0; i < nope; ++i) acc += qn[i] * to_float(kv_b[(static_cast<std::int64_t>(h) * (nope + v) + i) * kv_lora + k]);
-    out[k] = acc;
-  }
-}
-
-// A block per (token, head), a warp per output column.
-template <typename T>
-__global__ void mla_expand_v_kernel(const float* o_latent, const T* kv_b, int nope, int v, int kv_lora, float* out) {
-  dependent_launch_enter();
-  const int t = blockIdx.x, h = blockIdx.y, heads = gridDim.y;
-  const float* o = o_latent + (static_cast<std::int64_t>(t) * heads + h) * kv_lora;
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
-  for (int j = warp; j < v; j += warps) {
-    const T* row = kv_b + (static_cast<std::int64_t>(h) * (nope + v) + nope + j) * kv_lora;
-    float acc = 0.0f;
-    for (int k = lane; k < kv_lora; k += kWarp) acc += to_float(row[k]) * o[k];
-    acc = warp_sum(acc);
-    if (lane == 0) out[(static_cast<std::int64_t>(t) * heads + h) * v + j] = acc;
-  }
-}
-
-// A block per (token, head): the context in chunks of kThreads positions, an online softmax
-// across chunks. A chunk's scores are a warp per position, its lanes reading the cached row in
-// 16-byte pieces (a thread per position reading its own row serially loaded 2 bytes a thread
-// from 32 rows at once); then each thread owns latent columns tid, tid + kThreads, ... of the
-// weighted sum, whose reads of a row are consecutive across the block.
-constexpr int kColumnsPerThread = kMaxLatentWidth / kThreads;
+// q_latent = W_UK(h)^T q_nope: a block per (head, 64 latent columns, kTokens tokens). Its threads
+// are 8 column groups (8 consecutive columns, one 16-byte load of a row) x 32 row groups (rows
+// g, g + 32, ... of the head's nope rows), so a decode step's 2 MB of W_UK (16 heads) is spread
+// over 128 blocks instead of one block a head walking its 128 KB serially; the row groups' sums
+// then meet in shared memory, added in a fixed order.
+constexpr int kAbsorbColumns = 64, kAbsorbRowGroups = kThreads / (kAbsorbColumns / 8), kTokens = 4;
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t rope_token_stride,
-                        std::int64_t rope_head_stride, const T* cache, int kv_lora, int rope_dim, int block_size,
-                        const int* seq_of, const int* pos, const int* block_tables, int max_blocks, float scale,
-                        float* o_latent) {
+mla_absorb_q_kernel(const float* q, int tokens, std::int64_t q_token_stride, std::int64_t q_head_stride, const T* kv_b,
+                    int nope, int v, int kv_lora, float* q_latent) {
   dependent_launch_enter();
-  __shared__ __align__(16) float q[kMaxLatentWidth];
-  __shared__ float weights[kThreads];
-  const int t = blockIdx.x, h = blockIdx.y, heads = gridDim.y, width = kv_lora + rope_dim;
+  extern __shared__ float absorb_smem[];
+  float* qn = absorb_smem;                                   // [kTokens][nope]
+  float* sums = absorb_smem + kTokens * nope;                // [row groups][kTokens][64]
+  const int h = blockIdx.x, heads = gridDim.x, c0 = blockIdx.y * kAbsorbColumns, t0 = blockIdx.z * kTokens;
+  const int n = min(kTokens, tokens - t0);
+  for (int i = threadIdx.x; i < kTokens * nope; i += kThreads) {
+    const int t = i / nope;
+    qn[i] = t < n ? q[(t0 + t) * q_token_stride + h * q_head_stride + i % nope] : 0.0f;
+  }
+  __syncthreads();
+  const int group = threadIdx.x % (kAbsorbColumns / 8), rows = threadIdx.x / (kAbsorbColumns / 8);
+  const int c = c0 + 8 * group;
+  const T* w = kv_b + static_cast<std::int64_t>(h) * (nope + v) * kv_lora;
+  float acc[kTokens][8] = {};
+  if (c < kv_lora) {
+    for (int i = rows; i < nope; i += kAbsorbRowGroups) {
+      const T* row = w + static_cast<std::int64_t>(i) * kv_lora + c;
+      float f[8];
+      if (kv_lora % 8 == 0) {
+        unpack_x8<T>(*reinterpret_cast<const uint4*>(row), f);
+      } else {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) f[k] = c + k < kv_lora ? to_float(row[k]) : 0.0f;
+      }
+#pragma unroll
+      for (int t = 0; t < kTokens; ++t) {
+        const float x = qn[t * nope + i];
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[t][k] = fmaf(x, f[k], acc[t][k]);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < kTokens; ++t)
+#pragma unroll
+    for (int k = 0; k < 8; ++k) sums[(rows * kTokens + t) * kAbsorbColumns + 8 * group + k] = acc[t][k];
+  __syncthreads();
+  // A thread per (token, column) of the block's outputs: kTokens x 64 = kThreads.
+  const int t = threadIdx.x / kAbsorbColumns, col = threadIdx.x % kAbsorbColumns;
+  if (t < n && c0 + col < kv_lora) {
+    float total = 0.0f;
+    for (int r = 0; r < kAbsorbRowGroups; ++r) total += sums[(r * kTokens + t) * kAbsorbColumns + col];
+    q_latent[(static_cast<std::int64_t>(t0 + t) * heads + h) * kv_lora + c0 + col] = total;
+  }
+}
+static_assert(kTokens * kAbsorbColumns == kThreads, "the absorb's output pass: a thread per (token, column)");
+
+// out = W_UV(h) o_latent: a block per (head, 8 of its v rows, kTokens tokens), a warp per row,
+// its lanes reading the row in 16-byte pieces, the tokens' latents staged in shared memory.
+constexpr int kExpandRows = kThreads / kWarp;
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+mla_expand_v_kernel(const float* o_latent, int tokens, const T* kv_b, int nope, int v, int kv_lora, float* out) {
+  dependent_launch_enter();
+  extern __shared__ float expand_smem[];  // [kTokens][kv_lora]
+  const int h = blockIdx.x, heads = gridDim.x, t0 = blockIdx.z * kTokens, n = min(kTokens, tokens - t0);
+  for (int i = threadIdx.x; i < kTokens * kv_lora; i += kThreads) {
+    const int t = i / kv_lora;
+    expand_smem[i] = t < n ? o_latent[(static_cast<std::int64_t>(t0 + t) * heads + h) * kv_lora + i % kv_lora] : 0.0f;
+  }
+  __syncthreads();
+  const int lane = threadIdx.x % kWarp, j = blockIdx.y * kExpandRows + threadIdx.x / kWarp;
+  if (j >= v) return;
+  const T* row = kv_b + (static_cast<std::int64_t>(h) * (nope + v) + nope + j) * kv_lora;
+  float acc[kTokens] = {};
+  if (kv_lora % 8 == 0) {
+    for (int p = lane; p < kv_lora / 8; p += kWarp) {
+      float f[8];
+      unpack_x8<T>(reinterpret_cast<const uint4*>(row)[p], f);
+#pragma unroll
+      for (int t = 0; t < kTokens; ++t)
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[t] = fmaf(f[k], expand_smem[t * kv_lora + 8 * p + k], acc[t]);
+    }
+  } else {
+    for (int k = lane; k < kv_lora; k += kWarp) {
+      const float f = to_float(row[k]);
+#pragma unroll
+      for (int t = 0; t < kTokens; ++t) acc[t] = fmaf(f, expand_smem[t * kv_lora + k], acc[t]);
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < kTokens; ++t) {
+    const float total = warp_sum(acc[t]);
+    if (lane == 0 && t < n) out[(static_cast<std::int64_t>(t0 + t) * heads + h) * v + j] = total;
+  }
+}
+
+// Latent attention: a block per (token, up to kHeadGroup heads, split of the context). Every head
+// reads the same cached rows (MLA's cache is shared by the heads), so a block serves a group of
+// heads from each row it reads; a decode step's context is cut into splits over the GPU's SMs and
+// merged by the last block to finish (split_kv_merge.cuh). Before, a block per (token, head)
+// walked the whole context: 16 blocks for a batch-1 step at Moonlight's shapes, ~90 us a layer.
+// The context goes in tiles of kTile positions, three phases a tile: scores (a warp per
+// position, its lanes reading the row in 16-byte pieces and keeping a sum per head), the online
+// softmax (a warp per head, a lane per position), then the weighted sum (a thread per
+// kColumns latent columns, all the group's heads).
+constexpr int kHeadGroup = 16, kTile = 32;
+static_assert(kTile == kWarp, "the softmax: a lane per position of a tile");
+template <typename T, int kColumns>
+__global__ void __launch_bounds__(kThreads)
+latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t rope_token_stride,
+                        std::int64_t rope_head_stride, const T* cache, int heads, int group, int kv_lora, int rope_dim,
+                        int block_size, const int* seq_of, const int* pos, const int* block_tables, int max_blocks,
+                        int split_len, float scale, float* o_latent, float* partial, int* counters) {
+  dependent_launch_enter();
+  extern __shared__ __align__(16) float attention_smem[];
+  const int width = kv_lora + rope_dim;
+  float* q_s = attention_smem;                          // [group][width] (then the merge's weights)
+  float* p_s = q_s + group * max(width, kMaxSplits);    // [kHeadGroup][kTile]: scores, then weights
+  float* m_s = p_s + kHeadGroup * kTile;                // running max, sum, and this tile's correction
+  float* l_s = m_s + kHeadGroup;
+  float* c_s = l_s + kHeadGroup;
+  const int t = blockIdx.x, h0 = blockIdx.y * group, n_heads = min(group, heads - h0), split = blockIdx.z;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  for (int i = threadIdx.x; i < kv_lora; i += kThreads) q[i] = q_latent[(static_cast<std::int64_t>(t) * heads + h) * kv_lora + i];
-  for (int i = threadIdx.x; i < rope_dim; i += kThreads) q[kv_lora + i] = q_rope[t * rope_token_stride + h * rope_head_stride + i];
+  for (int i = threadIdx.x; i < n_heads * width; i += kThreads) {
+    const int h = h0 + i / width, k = i % width;
+    q_s[i] = k < kv_lora ? q_latent[(static_cast<std::int64_t>(t) * heads + h) * kv_lora + k]
+                         : q_rope[t * rope_token_stride + h * rope_head_stride + k - kv_lora];
+  }
+  if (threadIdx.x < kHeadGroup) m_s[threadIdx.x] = -INFINITY, l_s[threadIdx.x] = 0.0f;
   __syncthreads();
   const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
   auto row_of = [&](int p) { return cache + (static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size) * width; };
   const bool vectors = width % 8 == 0;  // then every row starts 16-byte aligned
-  const int len = pos[t] + 1;
-  float running_max = -INFINITY, denom = 0.0f, acc[kColumnsPerThread];
-#pragma unroll
-  for (int j = 0; j < kColumnsPerThread; ++j) acc[j] = 0.0f;
-  for (int start = 0; start < len; start += kThreads) {
-    const int n = min(kThreads, len - start);
+  const int len = pos[t] + 1, begin = split * split_len;
+  const int end = split + 1 == static_cast<int>(gridDim.z) ? len : min(len, begin + split_len);
+  const int c0 = threadIdx.x * kColumns;
+  float acc[kHeadGroup][kColumns] = {};
+  for (int start = begin; start < end; start += kTile) {
+    const int n = min(kTile, end - start);
     for (int i = warp; i < n; i += kThreads / kWarp) {
       const T* row = row_of(start + i);
-      float s = 0.0f;
+      float s[kHeadGroup] = {};
       if (vectors) {
         for (int c = lane; c < width / 8; c += kWarp) {
           float f[8];
           unpack_x8<T>(reinterpret_cast<const uint4*>(row)[c], f);
 #pragma unroll
-          for (int k = 0; k < 8; ++k) s = fmaf(q[8 * c + k], f[k], s);
+          for (int h = 0; h < kHeadGroup; ++h) {
+            if (h >= n_heads) break;
+            const float4 a = reinterpret_cast<const float4*>(q_s + h * width)[2 * c];
+            const float4 b = reinterpret_cast<const float4*>(q_s + h * width)[2 * c + 1];
+            s[h] += a.x * f[0] + a.y * f[1] + a.z * f[2] + a.w * f[3] + b.x * f[4] + b.y * f[5] + b.z * f[6] + b.w * f[7];
+          }
         }
       } else {
-        for (int k = lane; k < width; k += kWarp) s = fmaf(q[k], to_float(row[k]), s);
+        for (int k = lane; k < width; k += kWarp) {
+          const float f = to_float(row[k]);
+#pragma unroll
+          for (int h = 0; h < kHeadGroup; ++h) {
+            if (h >= n_heads) break;
+            s[h] = fmaf(q_s[h * width + k], f, s[h]);
+          }
+        }
       }
-      s = warp_sum(s);
-      if (lane == 0) weights[i] = s * scale;
+#pragma unroll
+      for (int h = 0; h < kHeadGroup; ++h) {
+        const float total = warp_sum(s[h]);
+        if (lane == h) p_s[h * kTile + i] = total * scale;
+      }
     }
     __syncthreads();
-    const float score = threadIdx.x < n ? weights[threadIdx.x] : -INFINITY;
-    const float new_max = fmaxf(running_max, block_reduce(score, true));  // its syncs: every score read
-    const float correction = running_max == -INFINITY ? 0.0f : __expf(running_max - new_max);
-    const float w = threadIdx.x < n ? __expf(score - new_max) : 0.0f;
-    weights[threadIdx.x] = w;
-    denom = denom * correction + block_reduce(w, false);  // its syncs also publish weights[]
-    running_max = new_max;
-#pragma unroll
-    for (int j = 0; j < kColumnsPerThread; ++j) acc[j] *= correction;
-    for (int i = 0; i < n; ++i) {
-      const T* row = row_of(start + i);
-      const float wi = weights[i];
-#pragma unroll
-      for (int j = 0; j < kColumnsPerThread; ++j) {
-        const int k = threadIdx.x + j * kThreads;
-        if (k < kv_lora) acc[j] += wi * to_float(row[k]);
+    for (int h = warp; h < n_heads; h += kThreads / kWarp) {
+      const float score = lane < n ? p_s[h * kTile + lane] : -INFINITY;
+      const float old_max = m_s[h], new_max = fmaxf(old_max, warp_max(score));
+      const float e = lane < n ? __expf(score - new_max) : 0.0f;
+      const float sum = warp_sum(e);
+      p_s[h * kTile + lane] = e;
+      __syncwarp();
+      if (lane == 0) {
+        const float correction = old_max == -INFINITY ? 0.0f : __expf(old_max - new_max);
+        c_s[h] = correction;
+        l_s[h] = l_s[h] * correction + sum;
+        m_s[h] = new_max;
       }
     }
-    __syncthreads();  // weights[] is rewritten by the next chunk
-  }
-  float* o = o_latent + (static_cast<std::int64_t>(t) * heads + h) * kv_lora;
+    __syncthreads();
 #pragma unroll
-  for (int j = 0; j < kColumnsPerThread; ++j) {
-    const int k = threadIdx.x + j * kThreads;
-    if (k < kv_lora) o[k] = acc[j] / denom;
+    for (int h = 0; h < kHeadGroup; ++h) {
+      if (h >= n_heads) break;
+#pragma unroll
+      for (int j = 0; j < kColumns; ++j) acc[h][j] *= c_s[h];
+    }
+    if (c0 < kv_lora) {
+      for (int i = 0; i < n; ++i) {
+        const T* row = row_of(start + i);
+        float f[kColumns];
+#pragma unroll
+        for (int j = 0; j < kColumns; ++j) f[j] = c0 + j < kv_lora ? to_float(row[c0 + j]) : 0.0f;
+#pragma unroll
+        for (int h = 0; h < kHeadGroup; ++h) {
+          if (h >= n_heads) break;
+          const float w = p_s[h * kTile + i];
+#pragma unroll
+          for (int j = 0; j < kColumns; ++j) acc[h][j] = fmaf(w, f[j], acc[h][j]);
+        }
+      }
+    }
+    __syncthreads();  // p_s and c_s are rewritten by the next tile
   }
+  const std::int64_t th0 = static_cast<std::int64_t>(t) * heads + h0;
+  if (gridDim.z == 1) {
+#pragma unroll
+    for (int h = 0; h < kHeadGroup; ++h) {
+      if (h >= n_heads) break;
+#pragma unroll
+      for (int j = 0; j < kColumns; ++j)
+        if (c0 + j < kv_lora) o_latent[(th0 + h) * kv_lora + c0 + j] = acc[h][j] / l_s[h];
+    }
+    return;
+  }
+  // Unnormalised partials (an empty split: l = 0, m = -inf, acc = 0), merged by the last split.
+  const int splits = gridDim.z, stride = partial_stride(kv_lora);
+#pragma unroll
+  for (int h = 0; h < kHeadGroup; ++h) {
+    if (h >= n_heads) break;
+    float* p = partial + ((th0 + h) * splits + split) * stride;
+#pragma unroll
+    for (int j = 0; j < kColumns; ++j)
+      if (c0 + j < kv_lora) p[c0 + j] = acc[h][j];
+    if (threadIdx.x == 0) p[kv_lora] = m_s[h], p[kv_lora + 1] = l_s[h];
+  }
+  merge_splits_if_last(partial, counters + static_cast<std::int64_t>(t) * gridDim.y + blockIdx.y, th0, n_heads,
+                       kv_lora, q_s, o_latent);
+}
+
+// The block's shared memory: q of the group's heads (or the merge's weights), the scores and
+// the softmax state.
+std::size_t attention_smem_bytes(int group, int width) {
+  return (static_cast<std::size_t>(group) * std::max(width, kMaxSplits) + kHeadGroup * kTile + 3 * kHeadGroup) *
+         sizeof(float);
 }
 
 }  // namespace
+
+// The heads a block serves: up to kHeadGroup, fewer where their q rows would not leave the
+// block within the 48 KB of shared memory it gets without opting in.
+std::int64_t latent_head_group(std::int64_t heads, std::int64_t width) {
+  std::int64_t group = std::min<std::int64_t>(kHeadGroup, heads);
+  while (group > 1 && attention_smem_bytes(static_cast<int>(group), static_cast<int>(width)) > 48 * 1024) --group;
+  return group;
+}
 
 void rope_pairs(GpuContext& ctx, float* x, std::int64_t tokens, std::int64_t heads, std::int64_t token_stride,
                 std::int64_t head_stride, std::int64_t rope_dim, const int* pos, const float* inv_freq,
@@ -218,32 +369,68 @@ void mla_absorb_q(GpuContext& ctx, const float* q, std::int64_t tokens, std::int
                   std::int64_t q_token_stride, std::int64_t q_head_stride, const W* kv_b, std::int64_t nope,
                   std::int64_t v, std::int64_t kv_lora, float* q_latent) {
   if (tokens == 0 || heads == 0) return;
-  launch(ctx, mla_absorb_q_kernel<device_t<W>>, dim3(static_cast<unsigned>(tokens), static_cast<unsigned>(heads)),
-         kThreads, q, q_token_stride, q_head_stride, on_device(kv_b), static_cast<int>(nope), static_cast<int>(v),
-         static_cast<int>(kv_lora), q_latent);
+  const std::size_t smem = (kTokens * nope + kAbsorbRowGroups * kTokens * kAbsorbColumns) * sizeof(float);
+  LS_CHECK(smem <= 48 * 1024, "mla_absorb_q: qk_nope_head_dim " << nope << " exceeds a block's shared memory");
+  const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>((kv_lora + kAbsorbColumns - 1) / kAbsorbColumns),
+                  static_cast<unsigned>((tokens + kTokens - 1) / kTokens));
+  launch_with_smem(ctx, mla_absorb_q_kernel<device_t<W>>, grid, kThreads, smem, q, static_cast<int>(tokens),
+                   q_token_stride, q_head_stride, on_device(kv_b), static_cast<int>(nope), static_cast<int>(v),
+                   static_cast<int>(kv_lora), q_latent);
 }
 
 template <HalfFloat W>
 void mla_expand_v(GpuContext& ctx, const float* o_latent, std::int64_t tokens, std::int64_t heads, const W* kv_b,
                   std::int64_t nope, std::int64_t v, std::int64_t kv_lora, float* out) {
   if (tokens == 0 || heads == 0) return;
-  launch(ctx, mla_expand_v_kernel<device_t<W>>, dim3(static_cast<unsigned>(tokens), static_cast<unsigned>(heads)),
-         kThreads, o_latent, on_device(kv_b), static_cast<int>(nope), static_cast<int>(v), static_cast<int>(kv_lora),
-         out);
+  const std::size_t smem = kTokens * kv_lora * sizeof(float);
+  LS_CHECK(smem <= 48 * 1024, "mla_expand_v: kv_lora_rank " << kv_lora << " exceeds a block's shared memory");
+  const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>((v + kExpandRows - 1) / kExpandRows),
+                  static_cast<unsigned>((tokens + kTokens - 1) / kTokens));
+  launch_with_smem(ctx, mla_expand_v_kernel<device_t<W>>, grid, kThreads, smem, o_latent, static_cast<int>(tokens),
+                   on_device(kv_b), static_cast<int>(nope), static_cast<int>(v), static_cast<int>(kv_lora), out);
+}
+
+int latent_attention_splits(const GpuContext& ctx, std::int64_t tokens, std::int64_t heads, std::int64_t kv_lora,
+                            std::int64_t rope_dim, std::int64_t max_context) {
+  if (tokens <= 0 || heads <= 0 || max_context <= 0 || kv_lora % 4 != 0) return 1;
+  const std::int64_t group = latent_head_group(heads, kv_lora + rope_dim);
+  const std::int64_t blocks = tokens * ((heads + group - 1) / group);
+  // Enough splits to give every SM a block, none shorter than a tile.
+  const std::int64_t wanted = (ctx.sm_count() + blocks - 1) / blocks, most = (max_context + kTile - 1) / kTile;
+  return static_cast<int>(std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxSplits));
 }
 
 template <HalfFloat W>
 void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rope, std::int64_t rope_token_stride,
                       std::int64_t rope_head_stride, const W* cache, std::int64_t tokens, std::int64_t heads,
                       std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t block_size, const int* seq_of,
-                      const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* o_latent) {
+                      const int* pos, const int* block_tables, std::int64_t max_blocks, float scale, float* o_latent,
+                      std::int64_t max_context, int splits) {
   if (tokens == 0 || heads == 0) return;
-  LS_CHECK(kv_lora + rope_dim <= kMaxLatentWidth,
-           "latent_attention: kv_lora_rank + qk_rope_head_dim " << kv_lora + rope_dim << " > " << kMaxLatentWidth);
-  launch(ctx, latent_attention_kernel<device_t<W>>, dim3(static_cast<unsigned>(tokens), static_cast<unsigned>(heads)),
-         kThreads, q_latent, q_rope, rope_token_stride, rope_head_stride, on_device(cache), static_cast<int>(kv_lora),
-         static_cast<int>(rope_dim), static_cast<int>(block_size), seq_of, pos, block_tables,
-         static_cast<int>(max_blocks), scale, o_latent);
+  const std::int64_t width = kv_lora + rope_dim;
+  LS_CHECK(width <= kMaxLatentWidth, "latent_attention: kv_lora_rank + qk_rope_head_dim " << width << " > "
+                                                                                           << kMaxLatentWidth);
+  if (max_context <= 0) max_context = max_blocks * block_size;
+  if (splits <= 0) splits = latent_attention_splits(ctx, tokens, heads, kv_lora, rope_dim, max_context);
+  LS_CHECK(splits <= kMaxSplits && (splits == 1 || kv_lora % 4 == 0),
+           "latent_attention: " << splits << " splits (at most " << kMaxSplits << ", and kv_lora_rank a multiple of 4)");
+  const int group = static_cast<int>(latent_head_group(heads, width));
+  const std::int64_t head_blocks = (heads + group - 1) / group;
+  const SplitScratch scratch = split_scratch(ctx, tokens, heads, head_blocks, kv_lora, splits);
+  const int split_len = static_cast<int>((max_context + splits - 1) / splits);
+  const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
+  const std::size_t smem = attention_smem_bytes(group, static_cast<int>(width));
+  auto attend = [&](auto kernel) {
+    launch_with_smem(ctx, kernel, grid, kThreads, smem, q_latent, q_rope, rope_token_stride, rope_head_stride,
+                     on_device(cache), static_cast<int>(heads), group, static_cast<int>(kv_lora),
+                     static_cast<int>(rope_dim), static_cast<int>(block_size), seq_of, pos, block_tables,
+                     static_cast<int>(max_blocks), split_len, scale, o_latent, scratch.partial, scratch.counters);
+  };
+  using T = device_t<W>;
+  const std::int64_t columns = (kv_lora + kThreads - 1) / kThreads;
+  if (columns <= 1) attend(latent_attention_kernel<T, 1>);
+  else if (columns == 2) attend(latent_attention_kernel<T, 2>);
+  else attend(latent_attention_kernel<T, 4>);
 }
 
 #define LOCKSTEP_MLA_CUDA_OPS(W)                                                                                       \
@@ -255,7 +442,7 @@ void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rop
                                 std::int64_t, std::int64_t, float*);                                                   \
   template void latent_attention<W>(GpuContext&, const float*, const float*, std::int64_t, std::int64_t, const W*,     \
                                     std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, const int*, \
-                                    const int*, const int*, std::int64_t, float, float*);
+                                    const int*, const int*, std::int64_t, float, float*, std::int64_t, int);
 LOCKSTEP_MLA_CUDA_OPS(bf16)
 LOCKSTEP_MLA_CUDA_OPS(fp16)
 #undef LOCKSTEP_MLA_CUDA_OPS

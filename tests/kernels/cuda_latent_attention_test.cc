@@ -1,7 +1,7 @@
 // deepseek_v3's cuda:: ops (kernels/latent_attention.h) against their CPU reference on fresh
 // random inputs, the outputs poisoned (NaN) before each call: RoPE pairs, the latent cache write,
-// absorbed latent attention over the paged cache (R1's head sizes, contexts past one chunk), and
-// the MoE's row gather / scatter. Skips where no GPU is visible.
+// absorbed latent attention over the paged cache (R1's and Moonlight's head sizes, contexts cut
+// into splits every way the kernel can). Skips where no GPU is visible.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -55,19 +55,26 @@ TEST_F(CudaLatentAttentionOps, MlaCacheWriteNormsTurnsAndRoundsLikeTheReference)
     }
 }
 
-// Absorb, attend over the paged latent cache (contexts past one chunk of 256 positions), expand:
-// the GPU's cache holds W, the reference the same values as floats.
+// Absorb, attend over the paged latent cache, expand: the GPU's cache holds W, the reference the
+// same values as floats. Shapes: R1's head sizes, Moonlight's 16 heads (one full head group),
+// 20 heads (a group of 16 and one of 4), a tiny one whose widths take the scalar loads (kv_lora
+// 18 and width 22: not multiples of 8, nor of 4, so one split). The context is cut every way the kernel
+// can: one split, a few, the most (64, most of them empty), and the automatic choice, with
+// max_context the exact bound or the tables' capacity.
 TEST_F(CudaLatentAttentionOps, LatentAttentionMatchesTheReference) {
   struct Shape { int heads, nope, rope, v, kvr; };
-  for (const Shape sh : {Shape{2, 128, 64, 128, 512}, Shape{3, 16, 8, 12, 16}}) {
-    SCOPED_TRACE("kv_lora " + std::to_string(sh.kvr));
+  for (const Shape sh : {Shape{2, 128, 64, 128, 512}, Shape{16, 128, 64, 128, 512}, Shape{20, 32, 16, 24, 64},
+                         Shape{3, 16, 8, 12, 16}, Shape{3, 10, 4, 7, 18}}) {
+    SCOPED_TRACE("heads " + std::to_string(sh.heads) + ", kv_lora " + std::to_string(sh.kvr));
     const int block = 16, max_blocks = 40, qk = sh.nope + sh.rope, width = sh.kvr + sh.rope;
-    // Sequence 0 decodes at position 600 (three chunks); sequence 1 prefills 5 tokens at 0-4.
-    const std::vector<int> seq_of = {0, 1, 1, 1, 1, 1}, pos = {600, 0, 1, 2, 3, 4};
-    std::vector<int> tables(2 * max_blocks);
+    // Sequence 0 decodes at position 600; sequence 1 prefills 5 tokens at 0-4; sequence 2 decodes
+    // at position 31 (one tile exactly), 3 at 32 (one past it).
+    const std::vector<int> seq_of = {0, 1, 1, 1, 1, 1, 2, 3}, pos = {600, 0, 1, 2, 3, 4, 31, 32};
+    const int seqs = 4;
+    std::vector<int> tables(seqs * max_blocks);
     std::iota(tables.begin(), tables.end(), 0);
     std::shuffle(tables.begin(), tables.end(), rng_);
-    const int T = static_cast<int>(pos.size()), slots = 2 * max_blocks * block;
+    const int T = static_cast<int>(pos.size()), slots = seqs * max_blocks * block;
     const std::vector<bf16> cache = normal_half<bf16>(static_cast<std::size_t>(slots) * width, 1.0f);
     std::vector<float> cache_f(cache.size());
     for (std::size_t i = 0; i < cache.size(); ++i) cache_f[i] = to_float(cache[i]);
@@ -84,18 +91,47 @@ TEST_F(CudaLatentAttentionOps, LatentAttentionMatchesTheReference) {
     const float* d_q = dev(q);
     const bf16* d_kv_b = dev(kv_b);
     float* d_q_latent = poisoned<float>(q_latent.size());
-    float* d_o_latent = poisoned<float>(o_latent.size());
-    float* d_out = poisoned<float>(want.size());
     cuda::mla_absorb_q(ctx(), d_q, T, sh.heads, sh.heads * qk, qk, d_kv_b, sh.nope, sh.v, sh.kvr, d_q_latent);
-    cuda::latent_attention(ctx(), d_q_latent, d_q + sh.nope, sh.heads * qk, qk, dev(cache), T, sh.heads, sh.kvr,
-                           sh.rope, block, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, d_o_latent);
-    cuda::mla_expand_v(ctx(), d_o_latent, T, sh.heads, d_kv_b, sh.nope, sh.v, sh.kvr, d_out);
     const std::vector<float> got_latent = host(d_q_latent, q_latent.size());
     for (std::size_t i = 0; i < q_latent.size(); ++i)
       ASSERT_NEAR(got_latent[i], q_latent[i], 1e-3f * (1 + std::fabs(q_latent[i]))) << "q_latent " << i;
-    const std::vector<float> got = host(d_out, want.size());
-    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3f * (1 + std::fabs(want[i]))) << i;
+    // The expand alone, on the reference's o_latent.
+    float* d_out = poisoned<float>(want.size());
+    cuda::mla_expand_v(ctx(), dev(o_latent), T, sh.heads, d_kv_b, sh.nope, sh.v, sh.kvr, d_out);
+    std::vector<float> got = host(d_out, want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-3f * (1 + std::fabs(want[i]))) << "expand " << i;
+    const int exact = 601;  // the longest context: pos 600 + 1
+    struct Cut { int splits; std::int64_t max_context; };
+    for (const Cut cut : {Cut{1, exact}, Cut{3, exact}, Cut{64, exact}, Cut{0, exact}, Cut{0, 0}, Cut{5, 0}}) {
+      if (cut.splits > 1 && sh.kvr % 4 != 0) continue;
+      SCOPED_TRACE("splits " + std::to_string(cut.splits) + ", max_context " + std::to_string(cut.max_context));
+      float* d_o_latent = poisoned<float>(o_latent.size());
+      cuda::latent_attention(ctx(), d_q_latent, d_q + sh.nope, sh.heads * qk, qk, dev(cache), T, sh.heads, sh.kvr,
+                             sh.rope, block, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, d_o_latent,
+                             cut.max_context, cut.splits);
+      const std::vector<float> got_o = host(d_o_latent, o_latent.size());
+      for (std::size_t i = 0; i < o_latent.size(); ++i)
+        ASSERT_NEAR(got_o[i], o_latent[i], 1e-3f * (1 + std::fabs(o_latent[i]))) << "o_latent " << i;
+      cuda::mla_expand_v(ctx(), d_o_latent, T, sh.heads, d_kv_b, sh.nope, sh.v, sh.kvr, d_out);
+      got = host(d_out, want.size());
+      for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3f * (1 + std::fabs(want[i]))) << i;
+    }
   }
+}
+
+// The split choice: a batch-1 decode step is spread over the SMs, none of its splits shorter
+// than a tile of 32 positions; a batch that fills the GPU is not split; kv_lora_rank not a
+// multiple of 4 is never split (the merge reads 4 floats at a time).
+TEST_F(CudaLatentAttentionOps, SplitsFillTheGpuWithoutShortSplits) {
+  const int sms = ctx().sm_count();
+  EXPECT_EQ(cuda::latent_attention_splits(ctx(), 1, 16, 512, 64, 4096), std::min(sms, 64));
+  EXPECT_EQ(cuda::latent_attention_splits(ctx(), 1, 16, 512, 64, 100), 4);  // ceil(100 / 32)
+  EXPECT_EQ(cuda::latent_attention_splits(ctx(), sms, 16, 512, 64, 4096), 1);
+  EXPECT_EQ(cuda::latent_attention_splits(ctx(), 1, 128, 512, 64, 4096), (sms + 7) / 8);  // 8 head groups
+  EXPECT_EQ(cuda::latent_attention_splits(ctx(), 1, 16, 18, 6, 4096), 1);
+  EXPECT_EQ(cuda::latent_head_group(128, 576), 16);
+  EXPECT_EQ(cuda::latent_head_group(3, 576), 3);
+  EXPECT_LT(cuda::latent_head_group(128, 1024), 16);  // the q rows of 16 heads would not fit
 }
 
 }  // namespace
