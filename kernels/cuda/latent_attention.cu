@@ -4,6 +4,7 @@
 // RoPE and the cache write are a block per token.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_pipeline.h>
 
 #include <algorithm>
 #include <cmath>
@@ -192,37 +193,56 @@ mla_expand_v_kernel(const float* o_latent, int tokens, const T* kv_b, int nope, 
 // heads from each row it reads; a decode step's context is cut into splits over the GPU's SMs and
 // merged by the last block to finish (split_kv_merge.cuh). Before, a block per (token, head)
 // walked the whole context: 16 blocks for a batch-1 step at Moonlight's shapes, ~90 us a layer.
-// The context goes in tiles of kTile positions, three phases a tile: scores (a warp per
+// The context goes in tiles of kTile positions: the tile's rows copied into shared memory at
+// once (all copies in flight together: a row read where it is used made every position a chain
+// of dependent loads, ~45 us a tile on an H200), then three phases: scores (a warp per
 // position, its lanes reading the row in 16-byte pieces and keeping a sum per head), the online
-// softmax (a warp per head, a lane per position), then the weighted sum (a thread per
-// kColumns latent columns, all the group's heads).
+// softmax (a warp per head, a lane per position), then the weighted sum (a thread per kColumns
+// latent columns, all the group's heads).
 constexpr int kHeadGroup = 16, kTile = 32;
 static_assert(kTile == kWarp, "the softmax: a lane per position of a tile");
+
+// The block's shared memory: the tile's slots, q of the group's heads (or the merge's weights),
+// the tile's rows (16-bit values), the scores and the softmax state; each part 16-byte aligned.
+struct AttentionSmem {
+  int q_floats, row_values;
+  __host__ __device__ AttentionSmem(int group, int width)
+      : q_floats((group * (width > kMaxSplits ? width : kMaxSplits) + 3) / 4 * 4), row_values(kTile * width) {}
+  __host__ __device__ std::size_t bytes() const {
+    return kTile * sizeof(std::int64_t) + q_floats * sizeof(float) + row_values * 2 +
+           (kHeadGroup * kTile + 3 * kHeadGroup) * sizeof(float);
+  }
+};
+
 template <typename T, int kColumns>
 __global__ void __launch_bounds__(kThreads)
 latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t rope_token_stride,
                         std::int64_t rope_head_stride, const T* cache, int heads, int group, int kv_lora, int rope_dim,
                         int block_size, const int* seq_of, const int* pos, const int* block_tables, int max_blocks,
                         int split_len, float scale, float* o_latent, float* partial, int* counters) {
+  static_assert(sizeof(T) == 2, "AttentionSmem counts 16-bit cache values");
   dependent_launch_enter();
-  extern __shared__ __align__(16) float attention_smem[];
+  extern __shared__ __align__(16) unsigned char attention_smem[];
   const int width = kv_lora + rope_dim;
-  float* q_s = attention_smem;                          // [group][width] (then the merge's weights)
-  float* p_s = q_s + group * max(width, kMaxSplits);    // [kHeadGroup][kTile]: scores, then weights
-  float* m_s = p_s + kHeadGroup * kTile;                // running max, sum, and this tile's correction
+  const AttentionSmem layout(group, width);
+  std::int64_t* slot_s = reinterpret_cast<std::int64_t*>(attention_smem);  // [kTile]
+  float* q_s = reinterpret_cast<float*>(slot_s + kTile);                  // [group][width]
+  T* rows_s = reinterpret_cast<T*>(q_s + layout.q_floats);                // [kTile][width]
+  float* p_s = reinterpret_cast<float*>(rows_s + layout.row_values);      // [kHeadGroup][kTile]
+  float* m_s = p_s + kHeadGroup * kTile;  // running max, sum, and this tile's correction
   float* l_s = m_s + kHeadGroup;
   float* c_s = l_s + kHeadGroup;
   const int t = blockIdx.x, h0 = blockIdx.y * group, n_heads = min(group, heads - h0), split = blockIdx.z;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  for (int i = threadIdx.x; i < n_heads * width; i += kThreads) {
+  for (int i = threadIdx.x; i < n_heads * width; i += kThreads) {  // in flight with the first tile's rows
     const int h = h0 + i / width, k = i % width;
-    q_s[i] = k < kv_lora ? q_latent[(static_cast<std::int64_t>(t) * heads + h) * kv_lora + k]
-                         : q_rope[t * rope_token_stride + h * rope_head_stride + k - kv_lora];
+    __pipeline_memcpy_async(q_s + i,
+                            k < kv_lora ? q_latent + (static_cast<std::int64_t>(t) * heads + h) * kv_lora + k
+                                        : q_rope + t * rope_token_stride + h * rope_head_stride + k - kv_lora,
+                            sizeof(float));
   }
   if (threadIdx.x < kHeadGroup) m_s[threadIdx.x] = -INFINITY, l_s[threadIdx.x] = 0.0f;
-  __syncthreads();
   const int* table = block_tables + static_cast<std::int64_t>(seq_of[t]) * max_blocks;
-  auto row_of = [&](int p) { return cache + (static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size) * width; };
   const bool vectors = width % 8 == 0;  // then every row starts 16-byte aligned
   const int len = pos[t] + 1, begin = split * split_len;
   const int end = split + 1 == static_cast<int>(gridDim.z) ? len : min(len, begin + split_len);
@@ -230,8 +250,26 @@ latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t
   float acc[kHeadGroup][kColumns] = {};
   for (int start = begin; start < end; start += kTile) {
     const int n = min(kTile, end - start);
+    if (threadIdx.x < n) {
+      const int p = start + threadIdx.x;
+      slot_s[threadIdx.x] = static_cast<std::int64_t>(table[p / block_size]) * block_size + p % block_size;
+    }
+    __syncthreads();  // the slots; and the previous tile is done with rows_s
+    if (vectors) {
+      const int pieces = width / 8;
+      for (int e = threadIdx.x; e < n * pieces; e += kThreads) {
+        const int i = e / pieces, c = e % pieces;
+        __pipeline_memcpy_async(rows_s + i * width + 8 * c, cache + slot_s[i] * width + 8 * c, 16);
+      }
+    } else {
+      for (int e = threadIdx.x; e < n * width; e += kThreads)
+        rows_s[e] = cache[slot_s[e / width] * width + e % width];
+    }
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
+    __syncthreads();
     for (int i = warp; i < n; i += kThreads / kWarp) {
-      const T* row = row_of(start + i);
+      const T* row = rows_s + i * width;
       float s[kHeadGroup] = {};
       if (vectors) {
         for (int c = lane; c < width / 8; c += kWarp) {
@@ -257,6 +295,7 @@ latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t
       }
 #pragma unroll
       for (int h = 0; h < kHeadGroup; ++h) {
+        if (h >= n_heads) break;
         const float total = warp_sum(s[h]);
         if (lane == h) p_s[h * kTile + i] = total * scale;
       }
@@ -285,7 +324,7 @@ latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t
     }
     if (c0 < kv_lora) {
       for (int i = 0; i < n; ++i) {
-        const T* row = row_of(start + i);
+        const T* row = rows_s + i * width;
         float f[kColumns];
 #pragma unroll
         for (int j = 0; j < kColumns; ++j) f[j] = c0 + j < kv_lora ? to_float(row[c0 + j]) : 0.0f;
@@ -300,6 +339,9 @@ latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t
     }
     __syncthreads();  // p_s and c_s are rewritten by the next tile
   }
+  __pipeline_commit();
+  __pipeline_wait_prior(0);  // an empty split still waits for its q copies before the merge reuses q_s
+  __syncthreads();
   const std::int64_t th0 = static_cast<std::int64_t>(t) * heads + h0;
   if (gridDim.z == 1) {
 #pragma unroll
@@ -326,22 +368,7 @@ latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t
                        kv_lora, q_s, o_latent);
 }
 
-// The block's shared memory: q of the group's heads (or the merge's weights), the scores and
-// the softmax state.
-std::size_t attention_smem_bytes(int group, int width) {
-  return (static_cast<std::size_t>(group) * std::max(width, kMaxSplits) + kHeadGroup * kTile + 3 * kHeadGroup) *
-         sizeof(float);
-}
-
 }  // namespace
-
-// The heads a block serves: up to kHeadGroup, fewer where their q rows would not leave the
-// block within the 48 KB of shared memory it gets without opting in.
-std::int64_t latent_head_group(std::int64_t heads, std::int64_t width) {
-  std::int64_t group = std::min<std::int64_t>(kHeadGroup, heads);
-  while (group > 1 && attention_smem_bytes(static_cast<int>(group), static_cast<int>(width)) > 48 * 1024) --group;
-  return group;
-}
 
 void rope_pairs(GpuContext& ctx, float* x, std::int64_t tokens, std::int64_t heads, std::int64_t token_stride,
                 std::int64_t head_stride, std::int64_t rope_dim, const int* pos, const float* inv_freq,
@@ -390,10 +417,18 @@ void mla_expand_v(GpuContext& ctx, const float* o_latent, std::int64_t tokens, s
                    on_device(kv_b), static_cast<int>(nope), static_cast<int>(v), static_cast<int>(kv_lora), out);
 }
 
+// The heads a block serves: up to kHeadGroup, fewer where their q rows and the tile's rows would
+// not fit the shared memory a block may have (smem_limit, the GPU's opt-in maximum).
+std::int64_t latent_head_group(std::int64_t heads, std::int64_t width, std::size_t smem_limit) {
+  std::int64_t group = std::min<std::int64_t>(kHeadGroup, heads);
+  while (group > 1 && AttentionSmem(static_cast<int>(group), static_cast<int>(width)).bytes() > smem_limit) --group;
+  return group;
+}
+
 int latent_attention_splits(const GpuContext& ctx, std::int64_t tokens, std::int64_t heads, std::int64_t kv_lora,
                             std::int64_t rope_dim, std::int64_t max_context) {
   if (tokens <= 0 || heads <= 0 || max_context <= 0 || kv_lora % 4 != 0) return 1;
-  const std::int64_t group = latent_head_group(heads, kv_lora + rope_dim);
+  const std::int64_t group = latent_head_group(heads, kv_lora + rope_dim, ctx.max_block_shared_memory());
   const std::int64_t blocks = tokens * ((heads + group - 1) / group);
   // Enough splits to give every SM a block, none shorter than a tile.
   const std::int64_t wanted = (ctx.sm_count() + blocks - 1) / blocks, most = (max_context + kTile - 1) / kTile;
@@ -414,13 +449,21 @@ void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rop
   if (splits <= 0) splits = latent_attention_splits(ctx, tokens, heads, kv_lora, rope_dim, max_context);
   LS_CHECK(splits <= kMaxSplits && (splits == 1 || kv_lora % 4 == 0),
            "latent_attention: " << splits << " splits (at most " << kMaxSplits << ", and kv_lora_rank a multiple of 4)");
-  const int group = static_cast<int>(latent_head_group(heads, width));
+  const int group = static_cast<int>(latent_head_group(heads, width, ctx.max_block_shared_memory()));
+  const std::size_t smem = AttentionSmem(group, static_cast<int>(width)).bytes();
+  LS_CHECK(smem <= ctx.max_block_shared_memory(), "latent_attention: a block's " << smem << " bytes of shared memory "
+                                                  << "exceed the GPU's " << ctx.max_block_shared_memory());
   const std::int64_t head_blocks = (heads + group - 1) / group;
   const SplitScratch scratch = split_scratch(ctx, tokens, heads, head_blocks, kv_lora, splits);
   const int split_len = static_cast<int>((max_context + splits - 1) / splits);
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(head_blocks), static_cast<unsigned>(splits));
-  const std::size_t smem = attention_smem_bytes(group, static_cast<int>(width));
   auto attend = [&](auto kernel) {
+    static const bool allowed = [&] {  // past the default 48 KB: opted in once per kernel
+      LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(ctx.max_block_shared_memory())));
+      return true;
+    }();
+    (void)allowed;
     launch_with_smem(ctx, kernel, grid, kThreads, smem, q_latent, q_rope, rope_token_stride, rope_head_stride,
                      on_device(cache), static_cast<int>(heads), group, static_cast<int>(kv_lora),
                      static_cast<int>(rope_dim), static_cast<int>(block_size), seq_of, pos, block_tables,

@@ -129,9 +129,12 @@ TEST_F(CudaLatentAttentionOps, SplitsFillTheGpuWithoutShortSplits) {
   EXPECT_EQ(cuda::latent_attention_splits(ctx(), sms, 16, 512, 64, 4096), 1);
   EXPECT_EQ(cuda::latent_attention_splits(ctx(), 1, 128, 512, 64, 4096), (sms + 7) / 8);  // 8 head groups
   EXPECT_EQ(cuda::latent_attention_splits(ctx(), 1, 16, 18, 6, 4096), 1);
-  EXPECT_EQ(cuda::latent_head_group(128, 576), 16);
-  EXPECT_EQ(cuda::latent_head_group(3, 576), 3);
-  EXPECT_LT(cuda::latent_head_group(128, 1024), 16);  // the q rows of 16 heads would not fit
+  EXPECT_EQ(cuda::latent_head_group(128, 576, 76224), 16);  // exactly what 16 heads take
+  EXPECT_EQ(cuda::latent_head_group(128, 576, 76223), 15);
+  EXPECT_EQ(cuda::latent_head_group(3, 576, 1 << 20), 3);
+  // 48 KB: the slots (256 bytes), 32 rows of 576 (36 KB) and the scores (2.2 KB) leave room
+  // for the q rows of 4 heads (2304 bytes each).
+  EXPECT_EQ(cuda::latent_head_group(128, 576, 48 * 1024), 4);
 }
 
 }  // namespace
