@@ -425,10 +425,14 @@ std::int64_t latent_head_group(std::int64_t heads, std::int64_t width, std::size
   return group;
 }
 
+// The dynamic shared memory a block may ask for: the GPU's opt-in maximum less 1 KB for the
+// kernel's static shared memory (the merge's flag), which the maximum also covers.
+std::size_t attention_smem_limit(const GpuContext& ctx) { return ctx.max_block_shared_memory() - 1024; }
+
 int latent_attention_splits(const GpuContext& ctx, std::int64_t tokens, std::int64_t heads, std::int64_t kv_lora,
                             std::int64_t rope_dim, std::int64_t max_context) {
   if (tokens <= 0 || heads <= 0 || max_context <= 0 || kv_lora % 4 != 0) return 1;
-  const std::int64_t group = latent_head_group(heads, kv_lora + rope_dim, ctx.max_block_shared_memory());
+  const std::int64_t group = latent_head_group(heads, kv_lora + rope_dim, attention_smem_limit(ctx));
   const std::int64_t blocks = tokens * ((heads + group - 1) / group);
   // Enough splits to give every SM a block, none shorter than a tile.
   const std::int64_t wanted = (ctx.sm_count() + blocks - 1) / blocks, most = (max_context + kTile - 1) / kTile;
@@ -449,10 +453,10 @@ void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rop
   if (splits <= 0) splits = latent_attention_splits(ctx, tokens, heads, kv_lora, rope_dim, max_context);
   LS_CHECK(splits <= kMaxSplits && (splits == 1 || kv_lora % 4 == 0),
            "latent_attention: " << splits << " splits (at most " << kMaxSplits << ", and kv_lora_rank a multiple of 4)");
-  const int group = static_cast<int>(latent_head_group(heads, width, ctx.max_block_shared_memory()));
+  const int group = static_cast<int>(latent_head_group(heads, width, attention_smem_limit(ctx)));
   const std::size_t smem = AttentionSmem(group, static_cast<int>(width)).bytes();
-  LS_CHECK(smem <= ctx.max_block_shared_memory(), "latent_attention: a block's " << smem << " bytes of shared memory "
-                                                  << "exceed the GPU's " << ctx.max_block_shared_memory());
+  LS_CHECK(smem <= attention_smem_limit(ctx), "latent_attention: a block's " << smem << " bytes of shared memory "
+                                                 << "exceed the GPU's " << attention_smem_limit(ctx));
   const std::int64_t head_blocks = (heads + group - 1) / group;
   const SplitScratch scratch = split_scratch(ctx, tokens, heads, head_blocks, kv_lora, splits);
   const int split_len = static_cast<int>((max_context + splits - 1) / splits);
@@ -460,7 +464,7 @@ void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rop
   auto attend = [&](auto kernel) {
     static const bool allowed = [&] {  // past the default 48 KB: opted in once per kernel
       LS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(ctx.max_block_shared_memory())));
+                                         static_cast<int>(attention_smem_limit(ctx))));
       return true;
     }();
     (void)allowed;
