@@ -173,7 +173,7 @@ bool launch_gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int6
 // passes of up to kGroupedRows; its weight rows are read once a pass, through L2 (__ldg: an
 // expert with more rows reads them again), so a decode step reads each chosen expert about once.
 // Nothing is read before the dependent-launch wait: which expert a block takes is the previous
-// kernel's output; the weight row's first pieces are requested right after it is known.
+// kernel's output.
 constexpr int kGroupedRows = 8;
 
 template <Epilogue E, typename T, typename Y>
@@ -184,25 +184,15 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   constexpr bool kGlu = E == Epilogue::SiluMul;
   constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;
   dependent_launch_enter();
-  // Both loads at once (a slot past *count reads an unused entry of active[], which holds
-  // experts' room for every slot, and returns).
-  const int n_active = *count, expert = active[blockIdx.y];
-  if (static_cast<int>(blockIdx.y) >= n_active) return;  // the whole block: no barrier is left waiting
+  if (static_cast<int>(blockIdx.y) >= *count) return;  // the whole block: no barrier is left waiting
+  const int expert = active[blockIdx.y];
+  const int first = offsets[expert], rows = offsets[expert + 1] - first;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kFeatures + warp % kFeatures;
   const bool valid = o < out;
   const std::int64_t rows_per_expert = kGlu ? 2 * out : out;
   const uint4* wr = reinterpret_cast<const uint4*>(w + (expert * rows_per_expert + o + (kGlu ? warp / kFeatures * out : 0)) * in);
   const std::int64_t chunks = valid ? in / 8 : 0;
-  // The row's first pieces are loaded as soon as the expert is known, in flight while its
-  // offsets and its rows' indices (two more dependent loads) arrive.
-  uint4 ahead[kAhead];
-#pragma unroll
-  for (int u = 0; u < kAhead; ++u) {
-    const std::int64_t c = lane + u * kWarp;
-    ahead[u] = c < chunks ? __ldg(wr + c) : make_uint4(0u, 0u, 0u, 0u);
-  }
-  const int first = offsets[expert], rows = offsets[expert + 1] - first;
   for (int pass = 0; pass < rows; pass += kGroupedRows) {
     const int n = min(kGroupedRows, rows - pass);
     const T* xr[kGroupedRows];
@@ -214,14 +204,8 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     float acc[kGroupedRows];
 #pragma unroll
     for (int r = 0; r < kGroupedRows; ++r) acc[r] = 0.0f;
-#pragma unroll
-    for (int u = 0; u < kAhead; ++u) {
-      const std::int64_t c = lane + u * kWarp;
-      if (c < chunks) gemv_chunk_rows<kGroupedRows, T, T>(xr, pass == 0 ? ahead[u] : __ldg(wr + c), c, acc, n);
-    }
 #pragma unroll 4
-    for (std::int64_t c = lane + kAhead * kWarp; c < chunks; c += kWarp)
-      gemv_chunk_rows<kGroupedRows, T, T>(xr, __ldg(wr + c), c, acc, n);
+    for (std::int64_t c = lane; c < chunks; c += kWarp) gemv_chunk_rows<kGroupedRows, T, T>(xr, __ldg(wr + c), c, acc, n);
     gemv_epilogue<kGroupedRows, E, T>(acc, n, warp, lane, o, valid, out, static_cast<const T*>(nullptr),
                                       y + static_cast<std::int64_t>(first + pass) * out);
   }
