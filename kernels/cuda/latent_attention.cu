@@ -195,14 +195,12 @@ mla_expand_v_kernel(const float* o_latent, int tokens, const T* kv_b, int nope, 
 // walked the whole context: 16 blocks for a batch-1 step at Moonlight's shapes, ~90 us a layer.
 // The context goes in tiles of kTile positions: the tile's rows copied into shared memory at
 // once (all copies in flight together: a row read where it is used made every position a chain
-// of dependent loads), then three phases: scores (a warp per
-// head, its q in registers, its lanes reading 8 staged rows at a time in 16-byte pieces), the online
+// of dependent loads, ~45 us a tile on an H200), then three phases: scores (a warp per
+// position, its lanes reading the row in 16-byte pieces and keeping a sum per head), the online
 // softmax (a warp per head, a lane per position), then the weighted sum (a thread per kColumns
 // latent columns, all the group's heads).
-constexpr int kHeadGroup = 16, kTile = 32, kPositionsAtOnce = 8;
-constexpr int kMaxPieces = static_cast<int>(kMaxLatentWidth) / 8 / kWarp;  // a lane's 16-byte pieces of a row
+constexpr int kHeadGroup = 16, kTile = 32;
 static_assert(kTile == kWarp, "the softmax: a lane per position of a tile");
-static_assert(kTile % kPositionsAtOnce == 0, "the scores take a tile's rows 8 at a time");
 
 // The block's shared memory: the tile's slots, q of the group's heads (or the merge's weights),
 // the tile's rows (16-bit values), the scores and the softmax state; each part 16-byte aligned.
@@ -270,51 +268,22 @@ latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t
     __pipeline_commit();
     __pipeline_wait_prior(0);
     __syncthreads();
-    if (vectors) {
-      // A warp per head, its q pieces in registers, reading the staged rows 8 positions at a
-      // time (their warp sums interleave). A warp per position with every head's q read from
-      // shared memory was bound by those reads: 16 x 64 bytes a piece.
-      const int pieces = width / 8;
-      for (int h = warp; h < n_heads; h += kThreads / kWarp) {
-        float qf[kMaxPieces][8];
+    for (int i = warp; i < n; i += kThreads / kWarp) {
+      const T* row = rows_s + i * width;
+      float s[kHeadGroup] = {};
+      if (vectors) {
+        for (int c = lane; c < width / 8; c += kWarp) {
+          float f[8];
+          unpack_x8<T>(reinterpret_cast<const uint4*>(row)[c], f);
 #pragma unroll
-        for (int k = 0; k < kMaxPieces; ++k) {
-          const int c = lane + k * kWarp;
-          const float4 a = c < pieces ? reinterpret_cast<const float4*>(q_s + h * width)[2 * c] : float4{};
-          const float4 b = c < pieces ? reinterpret_cast<const float4*>(q_s + h * width)[2 * c + 1] : float4{};
-          qf[k][0] = a.x, qf[k][1] = a.y, qf[k][2] = a.z, qf[k][3] = a.w;
-          qf[k][4] = b.x, qf[k][5] = b.y, qf[k][6] = b.z, qf[k][7] = b.w;
-        }
-        for (int i0 = 0; i0 < n; i0 += kPositionsAtOnce) {
-          float s[kPositionsAtOnce] = {};
-#pragma unroll
-          for (int u = 0; u < kPositionsAtOnce; ++u) {
-            const uint4* row = reinterpret_cast<const uint4*>(rows_s + (i0 + u) * width);  // past n: unused
-#pragma unroll
-            for (int k = 0; k < kMaxPieces; ++k) {
-              const int c = lane + k * kWarp;
-              if (c >= pieces) break;
-              float f[8];
-              unpack_x8<T>(row[c], f);
-#pragma unroll
-              for (int j = 0; j < 8; ++j) s[u] = fmaf(qf[k][j], f[j], s[u]);
-            }
-          }
-#pragma unroll
-          for (int u = 0; u < kPositionsAtOnce; ++u) s[u] = warp_sum(s[u]);
-          if (lane < kPositionsAtOnce && i0 + lane < n) {
-            float mine = s[0];
-#pragma unroll
-            for (int u = 1; u < kPositionsAtOnce; ++u)
-              if (lane == u) mine = s[u];
-            p_s[h * kTile + i0 + lane] = mine * scale;
+          for (int h = 0; h < kHeadGroup; ++h) {
+            if (h >= n_heads) break;
+            const float4 a = reinterpret_cast<const float4*>(q_s + h * width)[2 * c];
+            const float4 b = reinterpret_cast<const float4*>(q_s + h * width)[2 * c + 1];
+            s[h] += a.x * f[0] + a.y * f[1] + a.z * f[2] + a.w * f[3] + b.x * f[4] + b.y * f[5] + b.z * f[6] + b.w * f[7];
           }
         }
-      }
-    } else {
-      for (int i = warp; i < n; i += kThreads / kWarp) {  // a warp per position, q from shared memory
-        const T* row = rows_s + i * width;
-        float s[kHeadGroup] = {};
+      } else {
         for (int k = lane; k < width; k += kWarp) {
           const float f = to_float(row[k]);
 #pragma unroll
@@ -323,12 +292,12 @@ latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t
             s[h] = fmaf(q_s[h * width + k], f, s[h]);
           }
         }
+      }
 #pragma unroll
-        for (int h = 0; h < kHeadGroup; ++h) {
-          if (h >= n_heads) break;
-          const float total = warp_sum(s[h]);
-          if (lane == h) p_s[h * kTile + i] = total * scale;
-        }
+      for (int h = 0; h < kHeadGroup; ++h) {
+        if (h >= n_heads) break;
+        const float total = warp_sum(s[h]);
+        if (lane == h) p_s[h * kTile + i] = total * scale;
       }
     }
     __syncthreads();
