@@ -52,9 +52,12 @@ void DummyWeights::fill(const std::string& name, const std::vector<std::int64_t>
         else out[(r - r0) * (c1 - c0) + (c - c0)] = from_float<W>(v);
       }
   };
-  // Billions of values at real model shapes: spread big tensors over the host's cores.
+  // Billions of values at real model shapes: spread over the host's cores, a thread per 256k
+  // values at least (an MoE's experts come one small tensor at a time: Moonlight's are 2.9M
+  // values each, which a threshold of 4M left on one core, 0.66 GB/s on a 16-core GPU host).
   const std::int64_t last = std::min(r1, rows);
-  const std::int64_t threads = count < (1u << 22) ? 1 : std::max(1u, std::thread::hardware_concurrency());
+  const std::int64_t threads = std::clamp<std::int64_t>(static_cast<std::int64_t>(count >> 18), 1,
+                                                        std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::thread> pool;
   const std::int64_t per = (last - r0 + threads - 1) / threads;
   for (std::int64_t b = r0; b < last; b += per) pool.emplace_back(fill_rows, b, std::min(last, b + per));

@@ -343,6 +343,22 @@ TEST(DummyWeights, GivesTheSameValuesInEitherDtype) {
   EXPECT_EQ(to_float(w.read_all<fp16>("model.norm.weight", {4})[3]), 1.0f);
 }
 
+// A read big enough to be spread over threads (a thread per 256k values) gives, row for row,
+// what reads of one row (one thread) give, its padding rows zero.
+TEST(DummyWeights, ThreadedReadsMatchRowReads) {
+  const DummyWeights w(/*seed=*/5);
+  const std::int64_t rows = 700, cols = 1536, r0 = 3, r1 = 710;  // 1.09M values, 7 padding rows
+  const std::vector<bf16> all = w.read<bf16>("model.layers.0.mlp.experts.3.up_proj.weight", {rows, cols}, r0, r1, 0, cols);
+  for (std::int64_t r = r0; r < r1; r += 37) {
+    const std::vector<bf16> one = r < rows ? w.read<bf16>("model.layers.0.mlp.experts.3.up_proj.weight", {rows, cols}, r,
+                                                          r + 1, 0, cols)
+                                           : std::vector<bf16>(cols, from_float<bf16>(0.0f));
+    for (std::int64_t c = 0; c < cols; ++c)
+      ASSERT_EQ(to_float(all[(r - r0) * cols + c]), to_float(one[c])) << "row " << r << " column " << c;
+  }
+  for (std::int64_t r = rows; r < r1; ++r) EXPECT_EQ(to_float(all[(r - r0) * cols + 5]), 0.0f);
+}
+
 TEST(TensorParallelSlice, ReplicatesKvHeadsAndPadsVocab) {
   const ModelConfig c = ModelConfig::from_dir(kFixtures + "/qwen2-tiny");  // 4 heads, 2 KV heads, vocab 301
   const auto s = TensorParallelSlice::make(c, 3, 4);
