@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 
 CLI::App* add_convert_command(CLI::App& app, ConvertOptions& o) {
   CLI::App* cmd = app.add_subcommand(
-      "convert", "Rewrite a safetensors checkpoint as lockstep's HDF5 layout (model.h5, read through MPI-IO)");
+      "convert", "Rewrite a safetensors checkpoint as lockstep's HDF5 layout (model.h5, one contiguous dataset a tensor)");
   cmd->add_option("--model", o.model, "Checkpoint directory (config.json, safetensors, tokenizer files)")
       ->required()
       ->check(CLI::ExistingDirectory);

@@ -112,7 +112,8 @@ std::string read_string_attribute(hid_t object, const char* name, const std::str
   return value.substr(0, value.find('\0'));
 }
 
-// A file access list that reads through MPI-IO where HDF5 is parallel (each rank on its own).
+// A file access list for HDF5's own reads (the metadata, and datasets not read at their offset):
+// through MPI-IO where HDF5 is parallel (each rank on its own).
 hid_t file_access() {
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
 #ifdef H5_HAVE_PARALLEL

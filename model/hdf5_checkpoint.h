@@ -30,15 +30,16 @@ void write_hdf5_checkpoint(const SafetensorsCheckpoint& source, const std::strin
 
 // A WeightSource over model.h5, read as CheckpointWeights reads safetensors: the same
 // conversions, fp8 block scales and errors. HDF5 gives the names, attributes, shapes and where
-// each dataset's bits start; the bits of a contiguous dataset are then read with pread(2), from
-// any number of threads at once, straight into the caller's buffer when it asks for the stored
-// type. Not MPI_File_read_at: the loader reads with several threads (weight_upload.h) and MPI
-// runs at MPI_THREAD_SERIALIZED, so MPI-IO reads would have to take turns, and a lock around
-// them held a 7B load from the page cache to 1.7-5.5 GB/s on an H200 host, against 23-27 for
-// the same threads copying out of safetensors' mappings. Datasets stored otherwise (chunked or
-// compressed by another tool, another byte order) are read with H5Dread through the MPI-IO
-// driver, under one lock: HDF5 is not built thread-safe, and its MPI calls then come from one
-// thread at a time, as MPI_THREAD_SERIALIZED asks (nothing else calls MPI while weights load).
+// each dataset's bits start; a contiguous dataset's rows are then read with pread(2), from any
+// number of threads at once, straight into the caller's buffer when it asks for the stored type.
+// Not MPI_File_read_at: the loader reads with several threads (parallel_weight_read.h) and MPI
+// runs at MPI_THREAD_SERIALIZED, so MPI-IO reads would take turns; H5Dread under one lock, into
+// a vector copied again, held a 7B load from the page cache onto an H200 to 1.7-5.5 GB/s, against
+// 23-27 for safetensors. Not a mapping: pread asks for a slice in one large read (a parallel file
+// system's way) and takes no page faults. Datasets stored otherwise (chunked or compressed by
+// another tool, another byte order) are read with H5Dread through the MPI-IO driver, under one
+// lock: HDF5 is not built thread-safe, and its MPI calls then come from one thread at a time, as
+// MPI_THREAD_SERIALIZED asks (nothing else calls MPI while weights load).
 class Hdf5Weights final : public WeightSource {
  public:
   Hdf5Weights(const std::string& path, int fp8_block_rows = 128, int fp8_block_cols = 128);

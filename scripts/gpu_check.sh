@@ -215,13 +215,14 @@ for s in $steps; do
       # A real checkpoint onto the GPU: make-checkpoint's random bf16 weights in hub layout at 7B
       # shapes (15 GB of safetensors), loaded by `lockstep batch` for one token (the loader's GB/s
       # from its log, and the whole run's wall time) twice from the page cache and once from the
-      # disk, the same from its `lockstep convert` model.h5, then transformers' from_pretrained
-      # onto the GPU the same two ways (the peer), then the disk's own read rate.
+      # disk, the same from its `lockstep convert` model.h5, each also read by weight_read_bench
+      # alone (warm), then transformers' from_pretrained onto the GPU the same two ways (the peer),
+      # then the disk's own read rate.
       ckpt=/tmp/load_ckpt
       "$BUILD/app/lockstep" make-checkpoint --config benchmarks/configs/deepseek-r1-distill-qwen-7b.json \
         --tokenizer "$tok7b" --output $ckpt --force 2>&1 | tr '\r' '\n' | tail -1 >"$out/load.txt"; sync
       echo '{"prompt": [1000, 1001, 1002], "max_tokens": 1, "ignore_eos": true}' >/tmp/load_req.jsonl
-      # The same checkpoint as model.h5 (`lockstep convert`), read through HDF5's MPI-IO driver.
+      # The same checkpoint as model.h5 (`lockstep convert`), read at its datasets' offsets (Hdf5Weights).
       "$BUILD/app/lockstep" convert --model $ckpt --output /tmp/load_h5 --force 2>&1 | tail -1 >>"$out/load.txt"
       for dir in $ckpt /tmp/load_h5; do
         echo "== $dir" >>"$out/load.txt"
@@ -240,6 +241,9 @@ for s in $steps; do
           echo "lockstep batch (1 token, start to exit): $(awk "BEGIN { print $t1 - $t0 }") s, rc=$rc" >>"$out/load.txt"
           [ $rc = 0 ] || tail -5 /tmp/load_run.log >>"$out/load.txt"
         done
+        # The reader alone, from the page cache into reused host buffers (no pinned memory, no DMA).
+        [ -x "$BUILD/benchmarks/weight_read_bench" ] &&
+          $M -np 1 "$BUILD/benchmarks/weight_read_bench" --model $dir --repeat 2 2>&1 | tail -2 >>"$out/load.txt"
       done
       py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
       echo -n "warm: " >>"$out/load.txt"
