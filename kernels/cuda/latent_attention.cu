@@ -194,13 +194,14 @@ mla_expand_v_kernel(const float* o_latent, int tokens, const T* kv_b, int nope, 
 // merged by the last block to finish (split_kv_merge.cuh). Before, a block per (token, head)
 // walked the whole context: 16 blocks for a batch-1 step at Moonlight's shapes, ~90 us a layer.
 // The context goes in tiles of kTile positions: the tile's rows copied into shared memory at
-// once (all copies in flight together; read where used, every position was a chain of dependent
-// loads: batch 1, 16 heads, 256 positions, 57.9 -> 47.2 us on an H200), then three phases: scores (a warp per
-// position, its lanes reading the row in 16-byte pieces and keeping a sum per head), the online
-// softmax (a warp per head, a lane per position), then the weighted sum (a thread per kColumns
-// latent columns, all the group's heads). Still far from its bandwidth: at batch 1 a block of
-// one tile takes ~45 us, likely the scores' reads of every head's q from shared memory (16 x 64
-// bytes a piece); a warp per head with q in registers is the next thing to measure.
+// once (all copies in flight together; read where used, every position was a chain of
+// dependent loads: batch 1, 16 heads, 256 positions, 57.9 -> 47.2 us on an H200), then three
+// phases: scores (a warp per position, its lanes reading the row in 16-byte pieces and keeping
+// a sum per head), the online softmax (a warp per head, a lane per position), then the weighted
+// sum (a thread per kColumns latent columns, all the group's heads). Still far from its
+// bandwidth: at batch 1 a block of one tile takes ~45 us, likely the scores' reads of every
+// head's q from shared memory (16 x 64 bytes a piece); a warp per head with q in registers is
+// the next thing to measure.
 constexpr int kHeadGroup = 16, kTile = 32;
 static_assert(kTile == kWarp, "the softmax: a lane per position of a tile");
 
