@@ -80,17 +80,23 @@ template <HalfFloat W>
 void mla_expand_v(GpuContext& ctx, const float* o_latent, std::int64_t tokens, std::int64_t heads, const W* kv_b,
                   std::int64_t nope, std::int64_t v, std::int64_t kv_lora, float* out);
 
-// kv_lora + rope_dim up to kMaxLatentWidth. A block serves up to 16 heads from each cached row
-// it reads (latent_head_group: fewer where their q rows and a tile of 32 cached rows would not
-// fit smem_limit, the shared memory a block may have), over one split of the context.
-// max_context, an upper bound of pos[t] + 1 over the tokens (0: the block tables' capacity), is
-// cut into `splits` (0: enough to fill the GPU's SMs, latent_attention_splits; at most 64; 1
-// where kv_lora is not a multiple of 4), merged by the last block of a (token, head group) to
-// finish. Graph-safe: the grid depends on max_context, not on the positions.
+// kv_lora + rope_dim up to kMaxLatentWidth. A block serves a group of heads from each cached row
+// it reads, over one split of the context. latent_head_group: the most heads a group may have,
+// up to 16, fewer where their q rows and a tile of 32 cached rows would not fit smem_limit, the
+// shared memory a block may have. max_context, an upper bound of pos[t] + 1 over the tokens (0:
+// the block tables' capacity), is cut into `splits` (at most 64; 1 where kv_lora is not a
+// multiple of 4), merged by the last block of a (token, head group) to finish. splits 0:
+// latent_attention_grid picks the groups and splits, enough blocks to fill the GPU's SMs, none
+// of their splits shorter than 32 positions; else the groups are the largest that fit.
+// Graph-safe: the grid depends on max_context, not on the positions.
 constexpr std::int64_t kMaxLatentWidth = 1024;
 std::int64_t latent_head_group(std::int64_t heads, std::int64_t width, std::size_t smem_limit);
-int latent_attention_splits(const GpuContext& ctx, std::int64_t tokens, std::int64_t heads, std::int64_t kv_lora,
-                            std::int64_t rope_dim, std::int64_t max_context);
+struct LatentAttentionGrid {
+  std::int64_t group;  // heads a block
+  int splits;
+};
+LatentAttentionGrid latent_attention_grid(const GpuContext& ctx, std::int64_t tokens, std::int64_t heads,
+                                          std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t max_context);
 template <HalfFloat W>
 void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rope, std::int64_t rope_token_stride,
                       std::int64_t rope_head_stride, const W* cache, std::int64_t tokens, std::int64_t heads,

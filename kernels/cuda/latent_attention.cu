@@ -20,17 +20,17 @@
 namespace lockstep::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 256, kWarps = kThreads / kWarp;
 
 // Sum / max over the block (kThreads threads); every thread gets the result.
 __device__ float block_reduce(float v, bool max) {
-  __shared__ float partial[kThreads / kWarp];
+  __shared__ float partial[kWarps];
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   v = max ? warp_max(v) : warp_sum(v);
   __syncthreads();  // partial[] may still be read by a previous call
   if (lane == 0) partial[warp] = v;
   __syncthreads();
-  v = lane < kThreads / kWarp ? partial[lane] : (max ? -INFINITY : 0.0f);
+  v = lane < kWarps ? partial[lane] : (max ? -INFINITY : 0.0f);
   return max ? warp_max(v) : warp_sum(v);
 }
 
@@ -149,7 +149,7 @@ static_assert(kTokens * kAbsorbColumns == kThreads, "the absorb's output pass: a
 
 // out = W_UV(h) o_latent: a block per (head, 8 of its v rows, kTokens tokens), a warp per row,
 // its lanes reading the row in 16-byte pieces, the tokens' latents staged in shared memory.
-constexpr int kExpandRows = kThreads / kWarp;
+constexpr int kExpandRows = kWarps;
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 mla_expand_v_kernel(const float* o_latent, int tokens, const T* kv_b, int nope, int v, int kv_lora, float* out) {
@@ -193,17 +193,20 @@ mla_expand_v_kernel(const float* o_latent, int tokens, const T* kv_b, int nope, 
 // heads from each row it reads; a decode step's context is cut into splits over the GPU's SMs and
 // merged by the last block to finish (split_kv_merge.cuh). Before, a block per (token, head)
 // walked the whole context: 16 blocks for a batch-1 step at Moonlight's shapes, ~90 us a layer.
+// A block's time is set by its instructions, not by its reads (~40 us a tile of 32 positions
+// for 16 heads), so a step too small to fill the SMs gets smaller head groups
+// (latent_attention_grid): batch 1, 16 heads, 256 positions: 8 blocks of 16 heads 47.3 us, 128
+// blocks of one head 13.3 us on an H200.
 // The context goes in tiles of kTile positions: the tile's rows copied into shared memory at
 // once (all copies in flight together; read where used, every position was a chain of
 // dependent loads: batch 1, 16 heads, 256 positions, 57.9 -> 47.2 us on an H200), then three
-// phases: scores (a warp per position, its lanes reading the row in 16-byte pieces and keeping
-// a sum per head), the online softmax (a warp per head, a lane per position), then the weighted
-// sum (a thread per kColumns latent columns, all the group's heads). Still far from its
-// bandwidth: at batch 1 a block of one tile takes ~45 us, likely the scores' reads of every
-// head's q from shared memory (16 x 64 bytes a piece); a warp per head with q in registers is
-// the next thing to measure.
-constexpr int kHeadGroup = 16, kTile = 32;
+// phases: scores (a warp per head, its q in registers, its lanes reading 8 staged rows at a
+// time in 16-byte pieces), the online softmax (a warp per head, a lane per position), then the
+// weighted sum (a thread per kColumns latent columns, all the group's heads).
+constexpr int kHeadGroup = 16, kTile = 32, kPositionsAtOnce = 8;
+constexpr int kMaxPieces = static_cast<int>(kMaxLatentWidth) / 8 / kWarp;  // a lane's 16-byte pieces of a row
 static_assert(kTile == kWarp, "the softmax: a lane per position of a tile");
+static_assert(kTile % kPositionsAtOnce == 0, "the scores take a tile's rows 8 at a time");
 
 // The block's shared memory: the tile's slots, q of the group's heads (or the merge's weights),
 // the tile's rows (16-bit values), the scores and the softmax state; each part 16-byte aligned.
@@ -271,40 +274,86 @@ latent_attention_kernel(const float* q_latent, const float* q_rope, std::int64_t
     __pipeline_commit();
     __pipeline_wait_prior(0);
     __syncthreads();
-    for (int i = warp; i < n; i += kThreads / kWarp) {
-      const T* row = rows_s + i * width;
-      float s[kHeadGroup] = {};
-      if (vectors) {
-        for (int c = lane; c < width / 8; c += kWarp) {
-          float f[8];
-          unpack_x8<T>(reinterpret_cast<const uint4*>(row)[c], f);
+    if (vectors && n_heads >= kWarps) {
+      // A warp per head, its q pieces in registers, reading the staged rows 8 positions at a
+      // time (their warp sums interleave): with every warp busy, this beats a warp per position
+      // reading every head's q from shared memory (16 heads, batch 32: 87 -> 66 us on an H200).
+      const int pieces = width / 8;
+      for (int h = warp; h < n_heads; h += kWarps) {
+        float qf[kMaxPieces][8];
 #pragma unroll
-          for (int h = 0; h < kHeadGroup; ++h) {
-            if (h >= n_heads) break;
-            const float4 a = reinterpret_cast<const float4*>(q_s + h * width)[2 * c];
-            const float4 b = reinterpret_cast<const float4*>(q_s + h * width)[2 * c + 1];
-            s[h] += a.x * f[0] + a.y * f[1] + a.z * f[2] + a.w * f[3] + b.x * f[4] + b.y * f[5] + b.z * f[6] + b.w * f[7];
-          }
+        for (int k = 0; k < kMaxPieces; ++k) {
+          const int c = lane + k * kWarp;
+          const float4 a = c < pieces ? reinterpret_cast<const float4*>(q_s + h * width)[2 * c] : float4{};
+          const float4 b = c < pieces ? reinterpret_cast<const float4*>(q_s + h * width)[2 * c + 1] : float4{};
+          qf[k][0] = a.x, qf[k][1] = a.y, qf[k][2] = a.z, qf[k][3] = a.w;
+          qf[k][4] = b.x, qf[k][5] = b.y, qf[k][6] = b.z, qf[k][7] = b.w;
         }
-      } else {
-        for (int k = lane; k < width; k += kWarp) {
-          const float f = to_float(row[k]);
+        for (int i0 = 0; i0 < n; i0 += kPositionsAtOnce) {
+          float s[kPositionsAtOnce] = {};
 #pragma unroll
-          for (int h = 0; h < kHeadGroup; ++h) {
-            if (h >= n_heads) break;
-            s[h] = fmaf(q_s[h * width + k], f, s[h]);
+          for (int u = 0; u < kPositionsAtOnce; ++u) {
+            const uint4* row = reinterpret_cast<const uint4*>(rows_s + (i0 + u) * width);  // past n: unused
+#pragma unroll
+            for (int k = 0; k < kMaxPieces; ++k) {
+              const int c = lane + k * kWarp;
+              if (c >= pieces) break;
+              float f[8];
+              unpack_x8<T>(row[c], f);
+#pragma unroll
+              for (int j = 0; j < 8; ++j) s[u] = fmaf(qf[k][j], f[j], s[u]);
+            }
+          }
+#pragma unroll
+          for (int u = 0; u < kPositionsAtOnce; ++u) s[u] = warp_sum(s[u]);
+          if (lane < kPositionsAtOnce && i0 + lane < n) {
+            float mine = s[0];
+#pragma unroll
+            for (int u = 1; u < kPositionsAtOnce; ++u)
+              if (lane == u) mine = s[u];
+            p_s[h * kTile + i0 + lane] = mine * scale;
           }
         }
       }
+    } else {
+      // Fewer heads than warps: a warp per position, its lanes reading the row (in 16-byte
+      // pieces where it can) and keeping a sum per head, q from shared memory.
+      for (int i = warp; i < n; i += kWarps) {
+        const T* row = rows_s + i * width;
+        float s[kHeadGroup] = {};
+        if (vectors) {
+          for (int c = lane; c < width / 8; c += kWarp) {
+            float f[8];
+            unpack_x8<T>(reinterpret_cast<const uint4*>(row)[c], f);
 #pragma unroll
-      for (int h = 0; h < kHeadGroup; ++h) {
-        if (h >= n_heads) break;
-        const float total = warp_sum(s[h]);
-        if (lane == h) p_s[h * kTile + i] = total * scale;
+            for (int h = 0; h < kHeadGroup; ++h) {
+              if (h >= n_heads) break;
+              const float4 a = reinterpret_cast<const float4*>(q_s + h * width)[2 * c];
+              const float4 b = reinterpret_cast<const float4*>(q_s + h * width)[2 * c + 1];
+              s[h] += a.x * f[0] + a.y * f[1] + a.z * f[2] + a.w * f[3] + b.x * f[4] + b.y * f[5] + b.z * f[6] +
+                      b.w * f[7];
+            }
+          }
+        } else {
+          for (int k = lane; k < width; k += kWarp) {
+            const float f = to_float(row[k]);
+#pragma unroll
+            for (int h = 0; h < kHeadGroup; ++h) {
+              if (h >= n_heads) break;
+              s[h] = fmaf(q_s[h * width + k], f, s[h]);
+            }
+          }
+        }
+#pragma unroll
+        for (int h = 0; h < kHeadGroup; ++h) {
+          if (h >= n_heads) break;
+          const float total = warp_sum(s[h]);
+          if (lane == h) p_s[h * kTile + i] = total * scale;
+        }
       }
     }
     __syncthreads();
-    for (int h = warp; h < n_heads; h += kThreads / kWarp) {
+    for (int h = warp; h < n_heads; h += kWarps) {
       const float score = lane < n ? p_s[h * kTile + lane] : -INFINITY;
       const float old_max = m_s[h], new_max = fmaxf(old_max, warp_max(score));
       const float e = lane < n ? __expf(score - new_max) : 0.0f;
@@ -432,14 +481,25 @@ std::int64_t latent_head_group(std::int64_t heads, std::int64_t width, std::size
 // kernel's static shared memory (the merge's flag), which the maximum also covers.
 std::size_t attention_smem_limit(const GpuContext& ctx) { return ctx.max_block_shared_memory() - 1024; }
 
-int latent_attention_splits(const GpuContext& ctx, std::int64_t tokens, std::int64_t heads, std::int64_t kv_lora,
-                            std::int64_t rope_dim, std::int64_t max_context) {
-  if (tokens <= 0 || heads <= 0 || max_context <= 0 || kv_lora % 4 != 0) return 1;
-  const std::int64_t group = latent_head_group(heads, kv_lora + rope_dim, attention_smem_limit(ctx));
-  const std::int64_t blocks = tokens * ((heads + group - 1) / group);
-  // Enough splits to give every SM a block, none shorter than a tile.
-  const std::int64_t wanted = (ctx.sm_count() + blocks - 1) / blocks, most = (max_context + kTile - 1) / kTile;
-  return static_cast<int>(std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxSplits));
+LatentAttentionGrid latent_attention_grid(const GpuContext& ctx, std::int64_t tokens, std::int64_t heads,
+                                          std::int64_t kv_lora, std::int64_t rope_dim, std::int64_t max_context) {
+  const std::int64_t fits = latent_head_group(heads, kv_lora + rope_dim, attention_smem_limit(ctx));
+  if (tokens <= 0 || heads <= 0 || max_context <= 0) return {fits, 1};
+  // Splits: enough to give every SM a block, none shorter than a tile (none where kv_lora is not
+  // a multiple of 4: the merge reads 4 floats at a time). A block's time grows with its heads
+  // (its warps go through every head's scores and sums), so where even the most splits leave
+  // SMs idle the groups shrink until the blocks cover the SMs (a batch-1 step at Moonlight's
+  // 16 heads and 256 positions: 8 blocks of 16 heads, ~45 us; see the kernel).
+  const std::int64_t sms = ctx.sm_count();
+  const std::int64_t most = kv_lora % 4 ? 1 : std::min<std::int64_t>((max_context + kTile - 1) / kTile, kMaxSplits);
+  for (std::int64_t group = fits;;) {
+    const std::int64_t head_blocks = (heads + group - 1) / group;
+    group = (heads + head_blocks - 1) / head_blocks;  // the same blocks, the heads spread evenly
+    const std::int64_t blocks = tokens * head_blocks;
+    const int splits = static_cast<int>(std::clamp<std::int64_t>((sms + blocks - 1) / blocks, 1, most));
+    if (blocks * splits >= sms || group == 1) return {group, splits};
+    group = std::min(group - 1, (heads + head_blocks) / (head_blocks + 1));  // at least one more head block
+  }
 }
 
 template <HalfFloat W>
@@ -453,10 +513,12 @@ void latent_attention(GpuContext& ctx, const float* q_latent, const float* q_rop
   LS_CHECK(width <= kMaxLatentWidth, "latent_attention: kv_lora_rank + qk_rope_head_dim " << width << " > "
                                                                                            << kMaxLatentWidth);
   if (max_context <= 0) max_context = max_blocks * block_size;
-  if (splits <= 0) splits = latent_attention_splits(ctx, tokens, heads, kv_lora, rope_dim, max_context);
+  LatentAttentionGrid chosen{latent_head_group(heads, width, attention_smem_limit(ctx)), splits};
+  if (splits <= 0) chosen = latent_attention_grid(ctx, tokens, heads, kv_lora, rope_dim, max_context);
+  splits = chosen.splits;
   LS_CHECK(splits <= kMaxSplits && (splits == 1 || kv_lora % 4 == 0),
            "latent_attention: " << splits << " splits (at most " << kMaxSplits << ", and kv_lora_rank a multiple of 4)");
-  const int group = static_cast<int>(latent_head_group(heads, width, attention_smem_limit(ctx)));
+  const int group = static_cast<int>(chosen.group);
   const std::size_t smem = AttentionSmem(group, static_cast<int>(width)).bytes();
   LS_CHECK(smem <= attention_smem_limit(ctx), "latent_attention: a block's " << smem << " bytes of shared memory "
                                                  << "exceed the GPU's " << attention_smem_limit(ctx));

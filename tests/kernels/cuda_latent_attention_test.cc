@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -101,34 +102,64 @@ TEST_F(CudaLatentAttentionOps, LatentAttentionMatchesTheReference) {
     std::vector<float> got = host(d_out, want.size());
     for (std::size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-3f * (1 + std::fabs(want[i]))) << "expand " << i;
     const int exact = 601;  // the longest context: pos 600 + 1
-    struct Cut { int splits; std::int64_t max_context; };
-    for (const Cut cut : {Cut{1, exact}, Cut{3, exact}, Cut{64, exact}, Cut{0, exact}, Cut{0, 0}, Cut{5, 0}}) {
+    // The cuts; `tokens` 1: the first token alone (a batch-1 decode step, its head groups shrunk
+    // to cover the SMs: groups of fewer heads than the block has warps).
+    struct Cut { int splits; std::int64_t max_context; int tokens = 0; };
+    for (const Cut cut : {Cut{1, exact}, Cut{3, exact}, Cut{64, exact}, Cut{0, exact}, Cut{0, 0}, Cut{5, 0},
+                          Cut{0, exact, 1}}) {
       if (cut.splits > 1 && sh.kvr % 4 != 0) continue;
-      SCOPED_TRACE("splits " + std::to_string(cut.splits) + ", max_context " + std::to_string(cut.max_context));
+      const int tokens = cut.tokens ? cut.tokens : T;
+      SCOPED_TRACE("splits " + std::to_string(cut.splits) + ", max_context " + std::to_string(cut.max_context) +
+                   ", tokens " + std::to_string(tokens));
+      const std::size_t n_latent = static_cast<std::size_t>(tokens) * sh.heads * sh.kvr;
       float* d_o_latent = poisoned<float>(o_latent.size());
-      cuda::latent_attention(ctx(), d_q_latent, d_q + sh.nope, sh.heads * qk, qk, dev(cache), T, sh.heads, sh.kvr,
+      cuda::latent_attention(ctx(), d_q_latent, d_q + sh.nope, sh.heads * qk, qk, dev(cache), tokens, sh.heads, sh.kvr,
                              sh.rope, block, dev(seq_of), dev(pos), dev(tables), max_blocks, scale, d_o_latent,
                              cut.max_context, cut.splits);
       const std::vector<float> got_o = host(d_o_latent, o_latent.size());
-      for (std::size_t i = 0; i < o_latent.size(); ++i)
+      for (std::size_t i = 0; i < n_latent; ++i)
         ASSERT_NEAR(got_o[i], o_latent[i], 1e-3f * (1 + std::fabs(o_latent[i]))) << "o_latent " << i;
-      cuda::mla_expand_v(ctx(), d_o_latent, T, sh.heads, d_kv_b, sh.nope, sh.v, sh.kvr, d_out);
+      for (std::size_t i = n_latent; i < o_latent.size(); ++i) ASSERT_TRUE(std::isnan(got_o[i])) << "written past the tokens: " << i;
+      cuda::mla_expand_v(ctx(), d_o_latent, tokens, sh.heads, d_kv_b, sh.nope, sh.v, sh.kvr, d_out);
       got = host(d_out, want.size());
-      for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3f * (1 + std::fabs(want[i]))) << i;
+      for (std::size_t i = 0; i < static_cast<std::size_t>(tokens) * sh.heads * sh.v; ++i)
+        EXPECT_NEAR(got[i], want[i], 1e-3f * (1 + std::fabs(want[i]))) << i;
     }
   }
 }
 
-// The split choice: a batch-1 decode step is spread over the SMs, none of its splits shorter
-// than a tile of 32 positions; a batch that fills the GPU is not split; kv_lora_rank not a
+// The grid's choice: a batch-1 decode step is spread over the SMs, none of its splits shorter
+// than a tile of 32 positions, its head groups shrunk (evenly) until its blocks cover the SMs
+// and no further; a batch that fills the GPU is neither split nor shrunk; kv_lora_rank not a
 // multiple of 4 is never split (the merge reads 4 floats at a time).
-TEST_F(CudaLatentAttentionOps, SplitsFillTheGpuWithoutShortSplits) {
+TEST_F(CudaLatentAttentionOps, GridFillsTheGpuWithoutShortSplits) {
   const int sms = ctx().sm_count();
-  EXPECT_EQ(cuda::latent_attention_splits(ctx(), 1, 16, 512, 64, 4096), std::min(sms, 64));
-  EXPECT_EQ(cuda::latent_attention_splits(ctx(), 1, 16, 512, 64, 100), 4);  // ceil(100 / 32)
-  EXPECT_EQ(cuda::latent_attention_splits(ctx(), sms, 16, 512, 64, 4096), 1);
-  EXPECT_EQ(cuda::latent_attention_splits(ctx(), 1, 128, 512, 64, 4096), (sms + 7) / 8);  // 8 head groups
-  EXPECT_EQ(cuda::latent_attention_splits(ctx(), 1, 16, 18, 6, 4096), 1);
+  ASSERT_GT(sms, 64) << "the exact figures below assume a GPU of more than 64 SMs";
+  auto grid = [&](std::int64_t tokens, std::int64_t heads, std::int64_t kvr, std::int64_t max_context) {
+    const cuda::LatentAttentionGrid g = cuda::latent_attention_grid(ctx(), tokens, heads, kvr, 64, max_context);
+    return std::pair<std::int64_t, int>(g.group, g.splits);
+  };
+  EXPECT_EQ(grid(sms, 16, 512, 4096), std::make_pair(std::int64_t{16}, 1));
+  EXPECT_EQ(grid(1, 128, 512, 4096), std::make_pair(std::int64_t{16}, (sms + 7) / 8));  // 8 head groups
+  EXPECT_EQ(grid(1, 16, 512, 100), std::make_pair(std::int64_t{1}, 4));  // ceil(100 / 32) splits of single heads
+  EXPECT_EQ(grid(1, 16, 18, 4096), std::make_pair(std::int64_t{1}, 1));
+  EXPECT_EQ(grid(2, 20, 512, 1 << 20).first, 10);  // two groups of 10, not 16 and 4
+  for (const std::int64_t tokens : {1, 2, 4, 8, 32})
+    for (const std::int64_t heads : {16, 128})
+      for (const std::int64_t context : {64, 256, 1024, 4096}) {
+        SCOPED_TRACE(std::to_string(tokens) + " tokens, " + std::to_string(heads) + " heads, context " +
+                     std::to_string(context));
+        const auto [group, splits] = grid(tokens, heads, 512, context);
+        const std::int64_t most = std::min<std::int64_t>(context / 32, 64), head_blocks = (heads + group - 1) / group;
+        EXPECT_EQ(group, (heads + head_blocks - 1) / head_blocks);  // spread evenly
+        EXPECT_TRUE(splits >= 1 && splits <= most);
+        EXPECT_TRUE(tokens * head_blocks * splits >= sms || group == 1);
+        if (head_blocks > (heads + 15) / 16) {  // the next larger groups would leave SMs idle
+          const std::int64_t larger = (heads + head_blocks - 2) / (head_blocks - 1);
+          const std::int64_t blocks = tokens * ((heads + larger - 1) / larger);
+          EXPECT_LT(blocks * std::min<std::int64_t>((sms + blocks - 1) / blocks, most), sms);
+        }
+      }
   EXPECT_EQ(cuda::latent_head_group(128, 576, 76224), 16);  // exactly what 16 heads take
   EXPECT_EQ(cuda::latent_head_group(128, 576, 76223), 15);
   EXPECT_EQ(cuda::latent_head_group(3, 576, 1 << 20), 3);
