@@ -55,6 +55,7 @@ for s in $steps; do
       "$BUILD/tests/cuda_dense_ops_test" >"$out/kernels.txt" 2>&1; rc=$?
       "$BUILD/tests/cuda_latent_attention_test" >>"$out/kernels.txt" 2>&1 || rc=1
       "$BUILD/tests/cuda_moe_experts_test" >>"$out/kernels.txt" 2>&1 || rc=1
+      "$BUILD/tests/cuda_fp8_weights_test" >>"$out/kernels.txt" 2>&1 || rc=1
       "$BUILD/tests/cuda_graph_cache_test" >>"$out/kernels.txt" 2>&1 || rc=1
       "$BUILD/tests/step_gap_meter_test" >>"$out/kernels.txt" 2>&1 || rc=1
       "$BUILD/tests/weight_upload_test" >>"$out/kernels.txt" 2>&1 || rc=1

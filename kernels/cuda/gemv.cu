@@ -224,6 +224,87 @@ void launch_grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, s
   launch(ctx, grouped_gemv_kernel<E, device_t<W>, device_t<Y>>, blocks, kWarp * kWarpsPerBlock, on_device(x),
          x_rows, in, on_device(w), out, offsets, active, count, on_device(y));
 }
+
+// The grouped GEMV over block-fp8 weights (kernels/fp8_weights.h): as grouped_gemv_kernel, a
+// lane's 16-byte load now 16 fp8 codes of one scale block (block_cols a multiple of 16), their
+// dot product with x's 16 values (two 16-byte loads) scaled once. Half the bytes of bf16, so
+// half the time of a bandwidth-bound decode step's experts.
+template <Epilogue E, typename T, typename Y>
+__global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
+    grouped_gemv_fp8_kernel(const T* __restrict__ x, const int* __restrict__ x_rows, std::int64_t in,
+                            const std::uint8_t* __restrict__ w, const float* __restrict__ scales, int block_rows,
+                            int block_cols, std::int64_t out, const int* __restrict__ offsets,
+                            const int* __restrict__ active, const int* __restrict__ count, Y* __restrict__ y) {
+  constexpr bool kGlu = E == Epilogue::SiluMul;
+  constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;
+  dependent_launch_enter();
+  if (static_cast<int>(blockIdx.y) >= *count) return;  // the whole block: no barrier is left waiting
+  const int expert = active[blockIdx.y];
+  const int first = offsets[expert], rows = offsets[expert + 1] - first;
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kFeatures + warp % kFeatures;
+  const bool valid = o < out;
+  const std::int64_t row = expert * (kGlu ? 2 * out : out) + o + (kGlu ? warp / kFeatures * out : 0);
+  const uint4* wr = reinterpret_cast<const uint4*>(w + row * in);
+  const float* sr = scales + row / block_rows * ((in + block_cols - 1) / block_cols);
+  const int pieces_a_block = block_cols / 16;
+  const std::int64_t chunks = valid ? in / 16 : 0;
+  for (int pass = 0; pass < rows; pass += kGroupedRows) {
+    const int n = min(kGroupedRows, rows - pass);
+    const T* xr[kGroupedRows];
+#pragma unroll
+    for (int r = 0; r < kGroupedRows; ++r) {
+      const int s = first + pass + min(r, n - 1);
+      xr[r] = x + static_cast<std::int64_t>(x_rows ? x_rows[s] : s) * in;
+    }
+    float acc[kGroupedRows];
+#pragma unroll
+    for (int r = 0; r < kGroupedRows; ++r) acc[r] = 0.0f;
+#pragma unroll 4
+    for (std::int64_t c = lane; c < chunks; c += kWarp) {
+      const uint4 packed = __ldg(wr + c);
+      const float scale = __ldg(sr + c / pieces_a_block);
+      float wf[16];
+      unpack_fp8x4<__nv_fp8_e4m3>(packed.x, wf);
+      unpack_fp8x4<__nv_fp8_e4m3>(packed.y, wf + 4);
+      unpack_fp8x4<__nv_fp8_e4m3>(packed.z, wf + 8);
+      unpack_fp8x4<__nv_fp8_e4m3>(packed.w, wf + 12);
+#pragma unroll
+      for (int r = 0; r < kGroupedRows; ++r) {
+        if (r >= n) break;
+        float xf[16];
+        load8<T>(xr[r], 2 * c, xf);
+        load8<T>(xr[r], 2 * c + 1, xf + 8);
+        float dot = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 16; ++j) dot = fmaf(wf[j], xf[j], dot);
+        acc[r] = fmaf(dot, scale, acc[r]);
+      }
+    }
+    gemv_epilogue<kGroupedRows, E, T>(acc, n, warp, lane, o, valid, out, static_cast<const T*>(nullptr),
+                                      y + static_cast<std::int64_t>(first + pass) * out);
+  }
+}
+
+template <Epilogue E, HalfFloat W, typename Y>
+void launch_grouped_gemv_fp8(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
+                             const fp8_e4m3* w, const float* scales, std::int64_t block_rows, std::int64_t block_cols,
+                             std::int64_t out, const int* offsets, const int* active, const int* count,
+                             std::int64_t slots, Y* y) {
+  if (rows == 0 || slots == 0) return;
+  LS_CHECK(in % 16 == 0 && block_cols % 16 == 0 && block_rows > 0 && out % block_rows == 0 && aligned16(x) &&
+               aligned16(w),
+           "grouped_gemv_fp8: in (" << in << ") and the blocks' columns (" << block_cols
+                                    << ") must be multiples of 16, the features (" << out
+                                    << ") a multiple of the blocks' rows (" << block_rows
+                                    << "), x and w 16-byte aligned");
+  LS_CHECK(slots <= 65535, "grouped_gemv_fp8: " << slots << " expert slots exceed the grid's 65535");
+  constexpr int features = E == Epilogue::SiluMul ? kWarpsPerBlock / 2 : kWarpsPerBlock;
+  const dim3 blocks(static_cast<unsigned>((out + features - 1) / features), static_cast<unsigned>(slots));
+  launch(ctx, grouped_gemv_fp8_kernel<E, device_t<W>, device_t<Y>>, blocks, kWarp * kWarpsPerBlock, on_device(x),
+         x_rows, in, reinterpret_cast<const std::uint8_t*>(w), scales, static_cast<int>(block_rows),
+         static_cast<int>(block_cols), out, offsets, active, count, on_device(y));
+}
 }  // namespace
 
 static_assert(kGemvMaxRows == 2, "gemv's launch switch covers 1..2 rows");
@@ -254,12 +335,36 @@ void grouped_gemv_silu_mul(const GpuContext& ctx, const W* x, const int* x_rows,
   launch_grouped_gemv<Epilogue::SiluMul>(ctx, x, x_rows, rows, in, w, ffn, offsets, active, count, slots, y);
 }
 
+template <HalfFloat W>
+void grouped_gemv_fp8(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
+                      const fp8_e4m3* w, const float* scales, std::int64_t block_rows, std::int64_t block_cols,
+                      std::int64_t out, const int* offsets, const int* active, const int* count, std::int64_t slots,
+                      float* y) {
+  launch_grouped_gemv_fp8<Epilogue::Plain>(ctx, x, x_rows, rows, in, w, scales, block_rows, block_cols, out, offsets,
+                                           active, count, slots, y);
+}
+
+template <HalfFloat W>
+void grouped_gemv_silu_mul_fp8(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows,
+                               std::int64_t in, const fp8_e4m3* w, const float* scales, std::int64_t block_rows,
+                               std::int64_t block_cols, std::int64_t ffn, const int* offsets, const int* active,
+                               const int* count, std::int64_t slots, W* y) {
+  launch_grouped_gemv_fp8<Epilogue::SiluMul>(ctx, x, x_rows, rows, in, w, scales, block_rows, block_cols, ffn,
+                                             offsets, active, count, slots, y);
+}
+
 #define LOCKSTEP_GROUPED_GEMV(W)                                                                                  \
   template void grouped_gemv<W>(const GpuContext&, const W*, const int*, std::int64_t, std::int64_t, const W*,    \
                                 std::int64_t, const int*, const int*, const int*, std::int64_t, float*);          \
   template void grouped_gemv_silu_mul<W>(const GpuContext&, const W*, const int*, std::int64_t, std::int64_t,    \
                                          const W*, std::int64_t, const int*, const int*, const int*, std::int64_t, \
-                                         W*);
+                                         W*);                                                                    \
+  template void grouped_gemv_fp8<W>(const GpuContext&, const W*, const int*, std::int64_t, std::int64_t,          \
+                                    const fp8_e4m3*, const float*, std::int64_t, std::int64_t, std::int64_t,      \
+                                    const int*, const int*, const int*, std::int64_t, float*);                    \
+  template void grouped_gemv_silu_mul_fp8<W>(const GpuContext&, const W*, const int*, std::int64_t, std::int64_t, \
+                                             const fp8_e4m3*, const float*, std::int64_t, std::int64_t,           \
+                                             std::int64_t, const int*, const int*, const int*, std::int64_t, W*);
 LOCKSTEP_GROUPED_GEMV(bf16)
 LOCKSTEP_GROUPED_GEMV(fp16)
 #undef LOCKSTEP_GROUPED_GEMV

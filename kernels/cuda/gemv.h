@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/dtype.h"
+#include "kernels/fp8.h"
 #include "kernels/gpu_context.h"
 
 namespace lockstep::cuda {
@@ -48,5 +49,21 @@ template <HalfFloat W>
 void grouped_gemv_silu_mul(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
                            const W* w, std::int64_t ffn, const int* offsets, const int* active, const int* count,
                            std::int64_t slots, W* y);
+
+// The same with the experts' weights in block-scaled fp8 (kernels/fp8_weights.h): w the codes,
+// stacked as above; scales stacked the same way, [experts, rows / block_rows, in / block_cols]
+// (for silu_mul, rows = 2 ffn: the gate's blocks, then the up's). in and block_cols multiples of
+// 16, the features (out or ffn) a multiple of block_rows, x and w 16-byte aligned (else a fatal
+// error). Each weight is its code times its scale, in fp32.
+template <HalfFloat W>
+void grouped_gemv_fp8(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
+                      const fp8_e4m3* w, const float* scales, std::int64_t block_rows, std::int64_t block_cols,
+                      std::int64_t out, const int* offsets, const int* active, const int* count, std::int64_t slots,
+                      float* y);
+template <HalfFloat W>
+void grouped_gemv_silu_mul_fp8(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows,
+                               std::int64_t in, const fp8_e4m3* w, const float* scales, std::int64_t block_rows,
+                               std::int64_t block_cols, std::int64_t ffn, const int* offsets, const int* active,
+                               const int* count, std::int64_t slots, W* y);
 
 }  // namespace lockstep::cuda

@@ -1,13 +1,16 @@
 // The fp8 formats of --kv-cache-dtype (kernels/fp8.h): every code decodes to the value its bits
 // say; rounding picks the nearest code (ties to the even one), found here by brute force over
 // all 256, and saturates at the largest finite value as CUDA's __NV_SATFINITE does.
+// And cpu::dequantize_fp8_blocks, the reference of the GPU's block-fp8 weights.
 #include "kernels/fp8.h"
+#include "kernels/fp8_weights.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <random>
+#include <vector>
 
 namespace lockstep {
 namespace {
@@ -96,6 +99,21 @@ TEST(Fp8, KvCacheDtypeNamesAsVllm) {
   for (const char* name : kKvCacheDtypeNames) EXPECT_TRUE(parse_kv_cache_dtype(name)) << name;
   EXPECT_EQ(round_to_kv_cache(0.1f, KvCacheDtype::Auto), 0.1f);
   EXPECT_EQ(round_to_kv_cache(0.1f, KvCacheDtype::Fp8E4M3), 0.1015625f);
+}
+
+// DeepSeek's block-scaled weights (kernels/fp8_weights.h): each value its code times the scale
+// of its block, partial blocks at the right and bottom edges included.
+TEST(Fp8Weights, DequantizesEachValueWithItsBlocksScale) {
+  const int rows = 3, cols = 5, block_rows = 2, block_cols = 2;
+  std::vector<fp8_e4m3> w(rows * cols);
+  for (int i = 0; i < rows * cols; ++i) w[i] = float_to_fp8_e4m3(static_cast<float>(i % 7) - 3.0f);
+  const std::vector<float> scales = {1.0f, 2.0f, 4.0f, 0.5f, 0.25f, 8.0f};  // [2, 3] blocks
+  std::vector<float> out(rows * cols, std::nanf(""));
+  cpu::dequantize_fp8_blocks(w.data(), scales.data(), rows, cols, block_rows, block_cols, out.data());
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c)
+      EXPECT_EQ(out[r * cols + c], (static_cast<float>((r * cols + c) % 7) - 3.0f) * scales[(r / 2) * 3 + c / 2])
+          << r << ", " << c;
 }
 
 }  // namespace
