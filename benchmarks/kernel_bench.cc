@@ -1,6 +1,7 @@
 // The CUDA dense ops (kernels/dense_ops.h) at DeepSeek-R1-Distill-Qwen-7B shapes, each reported as
 // a fraction of ceilings measured first in the same process: a device-to-device copy (GB/s) and a
-// cuBLAS bf16 GEMM (TFLOP/s). Run: build/benchmarks/kernel_bench --benchmark_counters_tabular=true
+// cuBLAS bf16 GEMM (TFLOP/s); the deepseek_v3 rows are in kernel_bench_deepseek.cc, what both share
+// in kernel_bench_support.h. Run: build/benchmarks/kernel_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 #include <cublas_v2.h>
 #include <cuda.h>
@@ -17,61 +18,29 @@
 #include <type_traits>
 #include <vector>
 
+#include "benchmarks/kernel_bench_support.h"
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/flash_decoding.h"
-#include "kernels/cuda/gemv.h"
 #include "kernels/cuda/lt_matmul.h"
 #include "kernels/dense_ops.h"
 #include "kernels/device_buffer.h"
 #include "kernels/dtype.h"
 #include "kernels/fatal.h"
 #include "kernels/gpu_context.h"
-#include "kernels/latent_attention.h"
-#include "kernels/moe_experts.h"
 #include "kernels/pattern.h"
 #include "kernels/sampling.h"
 
 namespace lockstep {
+
+void register_deepseek_benchmarks();  // kernel_bench_deepseek.cc
+
 namespace {
 
 // DeepSeek-R1-Distill-Qwen-7B (a Qwen2 architecture).
 constexpr std::int64_t kHidden = 3584, kInter = 18944, kHeads = 28, kKvHeads = 4, kHeadDim = 128;
-constexpr std::int64_t kVocab = 152064, kBlockSize = 16;
+constexpr std::int64_t kVocab = 152064;
 constexpr float kEps = 1e-6f, kRopeTheta = 1e6f;
-
-// Set in main before any benchmark runs: the context every op is enqueued on, a buffer larger
-// than L2 that is overwritten before each timed launch, and the ceilings of this run.
-struct Bench {
-  GpuContext* ctx = nullptr;
-  GpuContext* side = nullptr;  // a second stream (and cuBLASLt) for the overlap benchmarks
-  DeviceBuffer* l2_flush = nullptr;
-  double copy_gbps = 0;    // device-to-device copy, bytes read + written
-  double gemm_tflops = 0;  // cuBLAS bf16 GEMM 8192^3, fp32 out
-};
-Bench g;
-
-// ---- Device buffers with deterministic contents.
-
-// count values of T (float, bf16 or fp16) from the verification pattern (kernels/pattern.h: hashed
-// values in {-2, -1, 1, 2}, written on the GPU), so rows and tensors all differ and no weight
-// is zero (zeros would run faster than any real weight).
-template <class T>
-DeviceBuffer filled(std::size_t count, std::uint32_t seed) {
-  DeviceBuffer buf(DeviceKind::Cuda, count * sizeof(T));
-  fill_pattern(DeviceKind::Cuda, buf.data(), count,
-               std::is_same_v<T, bf16> ? DType::BF16 : std::is_same_v<T, fp16> ? DType::F16 : DType::F32, seed, 0,
-               g.ctx->stream());
-  g.ctx->synchronize();
-  return buf;
-}
-
-template <class T>
-DeviceBuffer to_device(const std::vector<T>& host) {
-  DeviceBuffer buf(DeviceKind::Cuda, host.size() * sizeof(T));
-  buf.copy_from_host(host.data(), host.size() * sizeof(T));
-  return buf;
-}
 
 // A cache of `count` values of C: the pattern fill for 16 bits; for fp8, codes of N(0, 1) values
 // drawn from a table of 256 (finite, as a cache written by the model holds).
@@ -89,19 +58,6 @@ DeviceBuffer filled_cache(std::size_t count, std::uint32_t seed) {
     return to_device(codes);
   }
 }
-
-template <class T>
-T* as(DeviceBuffer& b) { return static_cast<T*>(b.data()); }
-
-// ---- Timing.
-
-struct Event {
-  cudaEvent_t e = nullptr;
-  Event() { LS_CUDA_CHECK(cudaEventCreate(&e)); }
-  ~Event() { cudaEventDestroy(e); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-};
 
 // Seconds per call of `op`, the best of a few trials of `reps` back-to-back calls (for ceilings).
 template <class Op>
@@ -145,44 +101,6 @@ void measure_ceilings(GpuContext& ctx) {
                                    CUBLAS_GEMM_DEFAULT));
     });
     g.gemm_tflops = 2.0 * static_cast<double>(n) * n * n / s / 1e12;
-  }
-}
-
-// Times one launch of `op` per iteration between events on the context stream. L2 is overwritten
-// before each, outside the events, so every byte comes from HBM as in a real step (each layer's
-// weights differ) and the queued memset hides the launch latency. Then sets the counters.
-// warm: instead, kWarmRepeats launches back to back with nothing in between (data, code and
-// block tables stay cached; launches overlap as in a CUDA graph), timed together: what is left
-// of a short kernel's time when nothing about it is cold.
-constexpr int kWarmRepeats = 16;
-template <class Op>
-void run_timed(benchmark::State& state, double bytes, double flops, Op&& op, bool warm = false) {
-  GpuContext& ctx = *g.ctx;
-  op();  // first-launch costs, cuBLAS heuristics, scratch growth
-  ctx.synchronize();
-  Event start, stop;
-  double seconds = 0;
-  for (auto _ : state) {
-    if (!warm) LS_CUDA_CHECK(cudaMemsetAsync(g.l2_flush->data(), 0, g.l2_flush->bytes(), ctx.stream()));
-    LS_CUDA_CHECK(cudaEventRecord(start.e, ctx.stream()));
-    for (int i = 0; i < (warm ? kWarmRepeats : 1); ++i) op();
-    LS_CUDA_CHECK(cudaEventRecord(stop.e, ctx.stream()));
-    LS_CUDA_CHECK(cudaEventSynchronize(stop.e));
-    float ms = 0;
-    LS_CUDA_CHECK(cudaEventElapsedTime(&ms, start.e, stop.e));
-    if (warm) ms /= kWarmRepeats;
-    state.SetIterationTime(ms * 1e-3);
-    seconds += ms * 1e-3;
-  }
-  if (seconds <= 0) return;
-  const double iters = static_cast<double>(state.iterations());
-  const double gbps = bytes * iters / seconds / 1e9;
-  state.counters["GB/s"] = gbps;
-  state.counters["roofline"] = gbps / g.copy_gbps;
-  if (flops > 0) {
-    const double tflops = flops * iters / seconds / 1e12;
-    state.counters["TFLOP/s"] = tflops;
-    state.counters["of_gemm_peak"] = tflops / g.gemm_tflops;
   }
 }
 
@@ -488,86 +406,6 @@ void bm_nano_overlap(benchmark::State& state, std::int64_t batch, std::int64_t c
   cudaEventDestroy(join);
 }
 
-// ---- deepseek_v3 (MLA and the MoE) at Moonlight-16B-A3B's shapes (16 heads, kv_lora 512, 64
-// experts of 1408 columns, 6 a token) and R1's 128 heads (one GPU's worth: TP1).
-constexpr std::int64_t kMlaNope = 128, kMlaRope = 64, kMlaV = 128, kMlaLora = 512;
-
-// The absorbed attention's three kernels of a decode step: q into the latent space, attention
-// over the latent cache (every head reads the same rows), the latent output back out.
-// Bytes: what each must read (W_UK, the cache once, W_UV).
-void bm_mla(benchmark::State& state, int op, std::int64_t batch, std::int64_t heads, std::int64_t context) {
-  const std::int64_t qk = kMlaNope + kMlaRope, width = kMlaLora + kMlaRope;
-  const std::int64_t max_blocks = context / kBlockSize, num_blocks = batch * max_blocks;
-  DeviceBuffer kv_b = filled<bf16>(heads * (kMlaNope + kMlaV) * kMlaLora, 20);
-  DeviceBuffer cache = filled<bf16>(num_blocks * kBlockSize * width, 21);
-  DeviceBuffer q = filled<float>(batch * heads * qk, 22), q_latent = filled<float>(batch * heads * kMlaLora, 23);
-  DeviceBuffer o_latent(DeviceKind::Cuda, batch * heads * kMlaLora * sizeof(float));
-  DeviceBuffer out(DeviceKind::Cuda, batch * heads * kMlaV * sizeof(float));
-  std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
-  std::iota(tables.begin(), tables.end(), 0);
-  std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
-  std::iota(seq_of.begin(), seq_of.end(), 0);
-  DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
-  const double w_bytes = 2.0 * heads * kMlaNope * kMlaLora;  // W_UK or W_UV
-  if (op == 0) {
-    run_timed(state, w_bytes, 2.0 * batch * heads * kMlaNope * kMlaLora, [&] {
-      cuda::mla_absorb_q(*g.ctx, as<float>(q), batch, heads, heads * qk, qk, as<bf16>(kv_b), kMlaNope, kMlaV, kMlaLora,
-                         as<float>(q_latent));
-    });
-  } else if (op == 1) {
-    run_timed(state, 2.0 * batch * context * width, 2.0 * batch * heads * context * (width + kMlaLora), [&] {
-      cuda::latent_attention(*g.ctx, as<float>(q_latent), as<float>(q) + kMlaNope, heads * qk, qk, as<bf16>(cache),
-                             batch, heads, kMlaLora, kMlaRope, kBlockSize, as<int>(d_seq), as<int>(d_pos),
-                             as<int>(d_tables), max_blocks, 0.07f, as<float>(o_latent), context);
-    });
-  } else {
-    run_timed(state, w_bytes, 2.0 * batch * heads * kMlaV * kMlaLora, [&] {
-      cuda::mla_expand_v(*g.ctx, as<float>(q_latent), batch, heads, as<bf16>(kv_b), kMlaNope, kMlaV, kMlaLora,
-                         as<float>(out));
-    });
-  }
-}
-
-// The routed experts of a decode step: `tokens` tokens with 6 distinct experts each (of 64,
-// drawn at random), grouped on the GPU, then the gate|up GEMV with silu (silu: true) or the down
-// GEMV. Bytes: the weights of the experts the step activates (each read once).
-constexpr std::int64_t kMoeHidden = 2048, kMoeFfn = 1408, kMoeExperts = 64, kMoeTopK = 6;
-void bm_grouped_gemv(benchmark::State& state, std::int64_t tokens, bool silu) {
-  const std::int64_t P = tokens * kMoeTopK, E = kMoeExperts, H = kMoeHidden, F = kMoeFfn;
-  std::mt19937 rng(30);
-  std::vector<int> ids;
-  std::vector<bool> used(E, false);
-  for (std::int64_t t = 0; t < tokens; ++t) {
-    std::vector<int> all(E);
-    std::iota(all.begin(), all.end(), 0);
-    std::shuffle(all.begin(), all.end(), rng);
-    for (std::int64_t k = 0; k < kMoeTopK; ++k) ids.push_back(all[k]), used[all[k]] = true;
-  }
-  const double active = static_cast<double>(std::count(used.begin(), used.end(), true));
-  DeviceBuffer d_ids = to_device(ids);
-  DeviceBuffer offsets(DeviceKind::Cuda, (E + 1) * sizeof(int)), act(DeviceKind::Cuda, E * sizeof(int)),
-      count(DeviceKind::Cuda, sizeof(int)), token(DeviceKind::Cuda, P * sizeof(int)),
-      position(DeviceKind::Cuda, P * sizeof(int));
-  const cuda::ExpertGroups groups{as<int>(offsets), as<int>(act), as<int>(count), as<int>(token), as<int>(position)};
-  cuda::group_by_expert(*g.ctx, as<int>(d_ids), P, kMoeTopK, static_cast<int>(E), groups);
-  const std::int64_t slots = std::min(E, P);
-  if (silu) {
-    DeviceBuffer x = filled<bf16>(tokens * H, 31), w = filled<bf16>(E * 2 * F * H, 32);
-    DeviceBuffer y(DeviceKind::Cuda, P * F * sizeof(bf16));
-    run_timed(state, active * 2.0 * 2 * F * H, 2.0 * P * 2 * F * H, [&] {
-      cuda::grouped_gemv_silu_mul(*g.ctx, as<bf16>(x), as<int>(token), P, H, as<bf16>(w), F, as<int>(offsets),
-                                  as<int>(act), as<int>(count), slots, as<bf16>(y));
-    });
-  } else {
-    DeviceBuffer x = filled<bf16>(P * F, 33), w = filled<bf16>(E * H * F, 34);
-    DeviceBuffer y(DeviceKind::Cuda, P * H * sizeof(float));
-    run_timed(state, active * 2.0 * H * F, 2.0 * P * H * F, [&] {
-      cuda::grouped_gemv(*g.ctx, as<bf16>(x), static_cast<const int*>(nullptr), P, F, as<bf16>(w), H,
-                         as<int>(offsets), as<int>(act), as<int>(count), slots, as<float>(y));
-    });
-  }
-}
-
 void bm_argmax(benchmark::State& state, std::int64_t rows) {
   DeviceBuffer logits = filled<float>(rows * kVocab, 14), ids(DeviceKind::Cuda, rows * sizeof(int));
   run_timed(state, 4.0 * rows * kVocab + 4.0 * rows, 0,
@@ -594,10 +432,6 @@ void bm_sample_rows(benchmark::State& state, std::int64_t rows, RowSampling para
 
 // ---- Registration.
 
-template <class Fn>
-void add(const std::string& name, Fn&& fn) {
-  benchmark::RegisterBenchmark(name.c_str(), std::forward<Fn>(fn))->UseManualTime()->Unit(benchmark::kMicrosecond);
-}
 
 void register_benchmarks() {
   struct Shape {
@@ -715,19 +549,7 @@ void register_benchmarks() {
     for (const int mode : {0, 1, 2})
       add("nano_overlap/green/" + mode_name(mode) + "/batch:420/ctx:1536/attention_sms:" + std::to_string(attention_sms),
           [=](benchmark::State& st) { bm_nano_overlap(st, 420, 1536, 0, mode, attention_sms); });
-  for (const std::int64_t heads : {16, 128})
-    for (const std::int64_t batch : {1, 32}) {
-      const std::string shape = "/heads:" + std::to_string(heads) + "/batch:" + std::to_string(batch);
-      add("mla_absorb_q" + shape, [=](benchmark::State& st) { bm_mla(st, 0, batch, heads, 0); });
-      add("mla_expand_v" + shape, [=](benchmark::State& st) { bm_mla(st, 2, batch, heads, 0); });
-      for (const std::int64_t context : {256, 1024, 4096})
-        add("latent_attention" + shape + "/ctx:" + std::to_string(context),
-            [=](benchmark::State& st) { bm_mla(st, 1, batch, heads, context); });
-    }
-  for (const std::int64_t tokens : {1, 8, 32})
-    for (const bool silu : {true, false})
-      add(std::string("grouped_gemv/") + (silu ? "gate_up_silu" : "down") + "/tokens:" + std::to_string(tokens),
-          [=](benchmark::State& st) { bm_grouped_gemv(st, tokens, silu); });
+  register_deepseek_benchmarks();
   for (const std::int64_t rows : {1, 32})
     add("argmax/rows:" + std::to_string(rows), [=](benchmark::State& st) { bm_argmax(st, rows); });
   RowSampling plain, top_p, top_k;
