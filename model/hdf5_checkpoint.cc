@@ -240,20 +240,45 @@ void Hdf5Weights::read_stored(const std::string& name, const Tensor& t, std::int
   bytes_read_ += static_cast<std::uint64_t>(r1 - r0) * width;
 }
 
-void Hdf5Weights::read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
-                            std::int64_t r1, std::int64_t c0, std::int64_t c1, DType to, void* out) const {
-  const Tensor& t = get(name, shape);
+void Hdf5Weights::check_window(const std::string& name, const Tensor& t, std::int64_t r0, std::int64_t r1,
+                               std::int64_t c0, std::int64_t c1) const {
   if (c0 < 0 || c1 > t.cols || c0 > c1 || r0 < 0 || r0 > r1)
     throw CheckpointError(path_ + ": tensor " + name + " has no columns [" + std::to_string(c0) + ", " +
                           std::to_string(c1) + ") or rows from " + std::to_string(r0));
+}
+
+void Hdf5Weights::read_padded(const std::string& name, const Tensor& t, std::int64_t r0, std::int64_t r1,
+                              std::int64_t c0, std::int64_t c1, void* out) const {
   const std::int64_t last = std::max(r0, std::min(r1, t.rows));
-  if (stored_as(t.dtype, to)) {  // the stored bits are what is asked for: read into out, padding rows zero
-    const std::size_t row_bytes = static_cast<std::size_t>(c1 - c0) * weight_dtype_size(t.dtype);
-    read_stored(name, t, r0, last, c0, c1, out);
-    auto* bytes = static_cast<std::uint8_t*>(out);
-    std::fill(bytes + (last - r0) * row_bytes, bytes + (r1 - r0) * row_bytes, std::uint8_t{0});
-    return;
-  }
+  const std::size_t row_bytes = static_cast<std::size_t>(c1 - c0) * weight_dtype_size(t.dtype);
+  read_stored(name, t, r0, last, c0, c1, out);
+  auto* bytes = static_cast<std::uint8_t*>(out);
+  std::fill(bytes + (last - r0) * row_bytes, bytes + (r1 - r0) * row_bytes, std::uint8_t{0});
+}
+
+Fp8Blocks Hdf5Weights::fp8_blocks(const std::string& name) const {
+  const auto it = tensors_.find(name);
+  if (it == tensors_.end() || it->second.dtype != WeightDType::F8_E4M3) return {};
+  check_fp8_scales(name, tensors_.count(fp8_scale_name(name)) != 0);
+  return {fp8_block_rows_, fp8_block_cols_};
+}
+
+void Hdf5Weights::read_fp8_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
+                                std::int64_t r1, std::int64_t c0, std::int64_t c1, std::uint8_t* out) const {
+  const Tensor& t = get(name, shape);
+  if (t.dtype != WeightDType::F8_E4M3)
+    throw CheckpointError(path_ + ": tensor " + name + " is stored as " + weight_dtype_name(t.dtype) +
+                          ", not as block fp8: its codes cannot be read as stored");
+  check_window(name, t, r0, r1, c0, c1);
+  read_padded(name, t, r0, r1, c0, c1, out);
+}
+
+void Hdf5Weights::read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
+                            std::int64_t r1, std::int64_t c0, std::int64_t c1, DType to, void* out) const {
+  const Tensor& t = get(name, shape);
+  check_window(name, t, r0, r1, c0, c1);
+  const std::int64_t last = std::max(r0, std::min(r1, t.rows));
+  if (stored_as(t.dtype, to)) return read_padded(name, t, r0, r1, c0, c1, out);  // the stored bits are asked for
   // Otherwise the slice's stored bits (rows past the end are padding), then the conversion safetensors' reads use.
   std::vector<std::uint8_t> raw(static_cast<std::size_t>((last - r0) * (c1 - c0)) * weight_dtype_size(t.dtype));
   read_stored(name, t, r0, last, c0, c1, raw.data());

@@ -50,6 +50,9 @@ class Hdf5Weights final : public WeightSource {
   void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
                  std::int64_t c0, std::int64_t c1, DType to, void* out) const override;
   std::uint64_t bytes_read() const override { return bytes_read_; }
+  Fp8Blocks fp8_blocks(const std::string& name) const override;
+  void read_fp8_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
+                     std::int64_t c0, std::int64_t c1, std::uint8_t* out) const override;
   std::size_t tensor_count() const { return tensors_.size(); }
   // How many tensors are read through H5Dread rather than at their offset (none for what
   // write_hdf5_checkpoint writes).
@@ -66,6 +69,12 @@ class Hdf5Weights final : public WeightSource {
   // Rows [r0, r1) x columns [c0, c1) of a dataset's stored bits (r1 within its rows) into out.
   void read_stored(const std::string& name, const Tensor& t, std::int64_t r0, std::int64_t r1, std::int64_t c0,
                    std::int64_t c1, void* out) const;
+  // The same for any r1, rows past the dataset's end zero.
+  void read_padded(const std::string& name, const Tensor& t, std::int64_t r0, std::int64_t r1, std::int64_t c0,
+                   std::int64_t c1, void* out) const;
+  // CheckpointError unless the window's columns and first row are within the dataset.
+  void check_window(const std::string& name, const Tensor& t, std::int64_t r0, std::int64_t r1, std::int64_t c0,
+                    std::int64_t c1) const;
 
   std::string path_;
   std::int64_t file_ = -1;  // hid_t

@@ -89,6 +89,7 @@ void read_quantization(const json& j, ModelConfig& c, const std::string& where) 
     throw CheckpointError(where + ": quantization_config weight_block_size must be two positive sizes");
   c.fp8_block_rows = block[0];
   c.fp8_block_cols = block[1];
+  c.fp8_weights = true;
 }
 
 void read_rope(const json& j, ModelConfig& c, const std::string& where) {

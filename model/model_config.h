@@ -91,6 +91,7 @@ struct ModelConfig {
   // quantization_config of DeepSeek's fp8 checkpoints (quant_method fp8, e4m3): the blocks of
   // weight_block_size that each weight_scale_inv value covers. Read for every weight stored as fp8.
   int fp8_block_rows = 128, fp8_block_cols = 128;
+  bool fp8_weights = false;  // quantization_config says block fp8 (then some weights are stored so)
   bool is_deepseek_v3() const { return architecture == "deepseek_v3"; }
 
   // Throws CheckpointError naming the file and the field.

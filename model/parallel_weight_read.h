@@ -21,5 +21,7 @@ int weight_reader_threads();
 // reader's error.
 void read_slice_rows(const WeightSource& w, const WeightSlice& s, std::int64_t r0, std::int64_t r1, DType to,
                      char* out);
+// The same for a slice kept in block fp8: its codes as stored (WeightSource::read_fp8_into).
+void read_slice_fp8_rows(const WeightSource& w, const WeightSlice& s, std::int64_t r0, std::int64_t r1, char* out);
 
 }  // namespace lockstep

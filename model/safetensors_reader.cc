@@ -251,6 +251,17 @@ void SafetensorsCheckpoint::read_into(const TensorInfo& t, std::int64_t row_begi
   bytes_read_ += static_cast<std::uint64_t>(real_rows) * (col_end - col_begin) * weight_dtype_size(t.dtype);
 }
 
+void SafetensorsCheckpoint::read_bytes_into(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end,
+                                            std::int64_t col_begin, std::int64_t col_end, std::uint8_t* out) const {
+  const std::size_t elem = weight_dtype_size(t.dtype), width = static_cast<std::size_t>(col_end - col_begin) * elem;
+  const std::int64_t last = std::max(row_begin, std::min(row_end, t.rows()));
+  for (std::int64_t r = row_begin; r < last; ++r)
+    std::memcpy(out + (r - row_begin) * width, t.data + (static_cast<std::size_t>(r * t.cols() + col_begin)) * elem,
+                width);
+  std::fill(out + (last - row_begin) * width, out + (row_end - row_begin) * width, std::uint8_t{0});
+  bytes_read_ += static_cast<std::uint64_t>(last - row_begin) * width;
+}
+
 #define LOCKSTEP_READ_INTO(W)                                                                                       \
   template void SafetensorsCheckpoint::read_into<W>(const TensorInfo&, std::int64_t, std::int64_t, std::int64_t,    \
                                                     std::int64_t, W*, const BlockScales*) const;                 \

@@ -98,6 +98,9 @@ class SafetensorsCheckpoint {
   }
   template <HalfFloat W>
   std::vector<W> read(const TensorInfo& t) const { return read<W>(t, 0, t.rows(), 0, t.cols()); }
+  // The same window's stored bytes, whatever the dtype (rows past the end zero).
+  void read_bytes_into(const TensorInfo& t, std::int64_t row_begin, std::int64_t row_end, std::int64_t col_begin,
+                       std::int64_t col_end, std::uint8_t* out) const;
   std::uint64_t bytes_read() const { return bytes_read_; }
 
  private:

@@ -17,6 +17,12 @@ namespace lockstep {
 
 class SafetensorsCheckpoint;
 
+// The block shape of a weight stored in DeepSeek's block-scaled fp8 ({0, 0}: not stored so).
+struct Fp8Blocks {
+  int rows = 0, cols = 0;
+  bool stored() const { return rows > 0; }
+};
+
 class WeightSource {
  public:
   virtual ~WeightSource() = default;
@@ -43,6 +49,16 @@ class WeightSource {
   virtual void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
                          std::int64_t r1, std::int64_t c0, std::int64_t c1, DType to, void* out) const = 0;
   virtual std::uint64_t bytes_read() const = 0;
+
+  // Block-scaled fp8 as the checkpoint stores it (DeepSeek's), for a GPU that keeps it so
+  // (weight_upload.h): tensor `name`'s blocks when it is stored as fp8 e4m3 with its
+  // NAME_scale_inv beside it (fp8_scale_name; read as F32 like any tensor), {0, 0} otherwise
+  // and for sources that store no fp8.
+  virtual Fp8Blocks fp8_blocks(const std::string& name) const;
+  // Rows [r0, r1) x columns [c0, c1) of such a tensor, its stored codes (a byte a value), rows
+  // past the end zero. CheckpointError for a tensor not stored as fp8.
+  virtual void read_fp8_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0,
+                             std::int64_t r1, std::int64_t c0, std::int64_t c1, std::uint8_t* out) const;
 };
 
 // Copies the stored bits when the checkpoint holds the tensor in the requested type; converts
@@ -56,6 +72,9 @@ class CheckpointWeights final : public WeightSource {
   void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
                  std::int64_t c0, std::int64_t c1, DType to, void* out) const override;
   std::uint64_t bytes_read() const override;
+  Fp8Blocks fp8_blocks(const std::string& name) const override;
+  void read_fp8_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
+                     std::int64_t c0, std::int64_t c1, std::uint8_t* out) const override;
 
  private:
   const SafetensorsCheckpoint& ckpt_;
@@ -63,13 +82,20 @@ class CheckpointWeights final : public WeightSource {
 };
 
 // Values ~ U(-scale, scale) from a hash of (seed, name, row, column), rounded to the requested
-// type: every rank computes the same full tensor no matter how it is sliced; norms are 1.
+// type: every rank computes the same full tensor no matter how it is sliced; norms are 1. With
+// fp8 blocks (a config whose quantization_config says block fp8), the routed experts' weights
+// (".mlp.experts.") are stored as fp8 as R1's checkpoint has them: codes from the same hash,
+// every block's scale scale / 448 (so values stay within +-scale), and read_into dequantizes them.
 class DummyWeights final : public WeightSource {
  public:
-  explicit DummyWeights(std::uint64_t seed = 0, float scale = 0.02f) : seed_(seed), scale_(scale) {}
+  explicit DummyWeights(std::uint64_t seed = 0, float scale = 0.02f, Fp8Blocks fp8 = {})
+      : seed_(seed), scale_(scale), fp8_(fp8) {}
   void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
                  std::int64_t c0, std::int64_t c1, DType to, void* out) const override;
   std::uint64_t bytes_read() const override { return bytes_; }
+  Fp8Blocks fp8_blocks(const std::string& name) const override;
+  void read_fp8_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
+                     std::int64_t c0, std::int64_t c1, std::uint8_t* out) const override;
 
  private:
   template <typename W>
@@ -77,6 +103,7 @@ class DummyWeights final : public WeightSource {
             std::int64_t c0, std::int64_t c1, W* out) const;
   std::uint64_t seed_;
   float scale_;
+  Fp8Blocks fp8_;
   mutable std::atomic<std::uint64_t> bytes_{0};
 };
 
