@@ -13,10 +13,13 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/gemv.h"
 #include "kernels/dense_ops.h"
+#include "kernels/fp8_weights.h"
 #include "kernels/latent_attention.h"
 #include "kernels/moe_experts.h"
+#include "kernels/log.h"
 #include "kernels/pinned_uploader.h"
 #include "model/deepseek_v3_weights.h"
+#include "model/fp8_weight_slices.h"
 #include "model/gpu_stage_frame.h"
 #include "model/weight_type.h"
 
@@ -41,7 +44,11 @@ struct Layer {
   // ([experts, 2 expert_ffn, hidden] and [experts, hidden, expert_ffn]: a kernel picks an expert
   // by index), and the shared experts as one MLP.
   DeviceBuffer router, correction_bias, experts_gate_up, experts_down, shared_gate_up, shared_down;
+  // The routed experts kept in block fp8 as the checkpoint stores them (then the two above are
+  // empty): the same stacking, codes and scales (kernels/fp8_weights.h).
+  Fp8DeviceWeight experts_gate_up_fp8, experts_down_fp8;
   DeviceBuffer cache;
+  bool fp8_experts() const { return experts_gate_up_fp8.values.bytes() > 0; }
 };
 
 // The layers' step buffers besides the frame's.
@@ -51,6 +58,7 @@ struct DeepseekBuffers {
   // by expert (ExpertGroups), the pairs' inputs, activations and outputs in that order.
   DeviceBuffer logits, expert_ids, expert_weights, offsets, active, count, token, position;
   DeviceBuffer sorted_x, sorted_act, sorted_y;
+  DeviceBuffer expert_weights_w;  // an fp8 expert's gate|up and down dequantized (GEMM steps)
 };
 
 template <HalfFloat W>
@@ -71,11 +79,6 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
                             " is more than the GPU's routing takes (" + std::to_string(cuda::kMaxRoutedExperts) + ")");
     const LoadProgress progress(w, tp.rank(), pp.rank(), " to GPU " + std::to_string(gpu));
     auto upload = [&](const StackedSlices& slices) { return upload_weight(uploader, w, slices, dtype_of<W>); };
-    auto stacked = [&](const std::vector<StackedSlices>& per_expert) {
-      StackedSlices all;
-      for (const StackedSlices& e : per_expert) all.insert(all.end(), e.begin(), e.end());
-      return upload(all);
-    };
     for (int l = layers.begin; l < layers.end; ++l) {
       const DeepseekV3LayerSlices s = deepseek_v3_layer_slices(c, slice_, l);
       auto L = std::make_unique<Layer>();
@@ -97,13 +100,26 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
         L->correction_bias = DeviceBuffer(DeviceKind::Cuda, bias.size() * sizeof(float));
         L->correction_bias.copy_from_host(bias.data(), bias.size() * sizeof(float));
       }
-      L->experts_gate_up = stacked(s.expert_gate_up);
-      L->experts_down = stacked(s.expert_down);
+      StackedSlices gate_up, down;
+      for (const StackedSlices& e : s.expert_gate_up) gate_up.insert(gate_up.end(), e.begin(), e.end());
+      for (const StackedSlices& e : s.expert_down) down.insert(down.end(), e.begin(), e.end());
+      if (fp8_experts_fit(w, gate_up, down)) {
+        L->experts_gate_up_fp8 = upload_fp8_weight(uploader, w, gate_up);
+        L->experts_down_fp8 = upload_fp8_weight(uploader, w, down);
+        fp8_layers_ += 1;
+      } else {
+        L->experts_gate_up = upload(gate_up);
+        L->experts_down = upload(down);
+      }
       L->shared_gate_up = upload(s.shared_gate_up);
       L->shared_down = upload(s.shared_down);
       layer_.push_back(std::move(L));
       progress.layer_done(l - layers.begin + 1, layers.size());
     }
+    if (fp8_layers_ > 0)
+      LS_INFO("GPU " << gpu << ": the routed experts of " << fp8_layers_ << " of " << layer_.size()
+                     << " layers kept in block fp8 as the checkpoint stores them (" << c.fp8_block_rows << " x "
+                     << c.fp8_block_cols << " blocks)");
   }
   ~CudaDeepseekV3Stage() override { ctx_.synchronize(); }  // the layers' buffers go before the frame's
 
@@ -150,6 +166,7 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
       w.reserve<W>(b.sorted_x, P * H);
       w.reserve<W>(b.sorted_act, P * EF + T * 2 * EF);  // and an expert's gate|up (GEMM steps)
       w.reserve<float>(b.sorted_y, P * H);
+      if (fp8_layers_ > 0) w.reserve<W>(b.expert_weights_w, 3 * EF * H);
     }
     // The context's scratch: what linear() rounds o_proj's fp32 input into.
     this->reserve_frame_workspace(T, max_rows, static_cast<std::size_t>(T * heads * a.v_head_dim) * sizeof(W));
@@ -163,6 +180,17 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
   // Decode-sized steps route and run their experts on the GPU alone (grouped GEMVs); bigger
   // ones wait for the experts' token counts (GEMMs per expert).
   bool grouped(std::int64_t T) const { return grouped_experts_ && T <= kMaxGraphTokens; }
+
+  // Whether this rank's slices of a layer's routed experts can stay in block fp8 on the GPU
+  // (--dtype's 16 bits otherwise, dequantized as they load): stored so, cut on block boundaries
+  // (fp8_stacked_blocks), and of the shapes the fp8 grouped GEMVs take (widths multiples of 16, a
+  // 16-byte load's codes within one block, features a whole number of block rows).
+  bool fp8_experts_fit(const WeightSource& w, const StackedSlices& gate_up, const StackedSlices& down) const {
+    const std::int64_t H = config_.hidden_size, EF = slice_.expert_ffn;
+    const Fp8Blocks b = fp8_stacked_blocks(w, gate_up), b_down = fp8_stacked_blocks(w, down);
+    return grouped_experts_ && b.stored() && b_down.rows == b.rows && b_down.cols == b.cols && H % 16 == 0 &&
+           EF % 16 == 0 && b.cols % 16 == 0 && H % b.rows == 0 && EF % b.rows == 0;
+  }
   bool graph_safe(std::int64_t T) const override { return config_.moe.n_routed_experts == 0 || grouped(T); }
 
   void run_layers(std::int64_t T, float* h, W* x, float* out) override {
@@ -253,7 +281,16 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
     cuda::group_by_expert(ctx_, ids, P, K, static_cast<int>(E), groups);
     W* sorted_act = w.grow<W>(b.sorted_act, P * EF + T * 2 * EF);
     float* sorted_y = w.grow<float>(b.sorted_y, P * H);
-    if (grouped(T)) {  // the gate|up GEMV reads each pair's token row where it is
+    const Fp8DeviceWeight &gu8 = L.experts_gate_up_fp8, &dn8 = L.experts_down_fp8;
+    if (grouped(T) && L.fp8_experts()) {
+      const std::int64_t slots = std::min(E, P);
+      cuda::grouped_gemv_silu_mul_fp8(ctx_, x, groups.token, P, H, as<fp8_e4m3>(gu8.values), as<float>(gu8.scales),
+                                      gu8.block_rows, gu8.block_cols, EF, groups.offsets, groups.active, groups.count,
+                                      slots, sorted_act);
+      cuda::grouped_gemv_fp8(ctx_, sorted_act, static_cast<const int*>(nullptr), P, EF, as<fp8_e4m3>(dn8.values),
+                             as<float>(dn8.scales), dn8.block_rows, dn8.block_cols, H, groups.offsets, groups.active,
+                             groups.count, slots, sorted_y);
+    } else if (grouped(T)) {  // the gate|up GEMV reads each pair's token row where it is
       const std::int64_t slots = std::min(E, P);
       cuda::grouped_gemv_silu_mul(ctx_, x, groups.token, P, H, as<W>(L.experts_gate_up), EF, groups.offsets,
                                   groups.active, groups.count, slots, sorted_act);
@@ -273,6 +310,18 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
         if (n == 0) continue;
         const W* expert_gate_up = as<W>(L.experts_gate_up) + e * 2 * EF * H;
         const W* expert_down = as<W>(L.experts_down) + e * H * EF;
+        if (L.fp8_experts()) {  // the expert dequantized into scratch for cuBLASLt's bf16 GEMMs
+          W* dequantized = w.grow<W>(b.expert_weights_w, 3 * EF * H);
+          const std::int64_t gu_scales = 2 * EF / gu8.block_rows * ((H + gu8.block_cols - 1) / gu8.block_cols);
+          const std::int64_t dn_scales = H / dn8.block_rows * ((EF + dn8.block_cols - 1) / dn8.block_cols);
+          cuda::dequantize_fp8_blocks(ctx_, as<fp8_e4m3>(gu8.values) + e * 2 * EF * H,
+                                      as<float>(gu8.scales) + e * gu_scales, 2 * EF, H, gu8.block_rows,
+                                      gu8.block_cols, dequantized);
+          cuda::dequantize_fp8_blocks(ctx_, as<fp8_e4m3>(dn8.values) + e * H * EF, as<float>(dn8.scales) + e * dn_scales,
+                                      H, EF, dn8.block_rows, dn8.block_cols, dequantized + 2 * EF * H);
+          expert_gate_up = dequantized;
+          expert_down = dequantized + 2 * EF * H;
+        }
         W* act = sorted_act + first * EF;
         cuda::linear_silu_mul(ctx_, sorted_x + first * H, n, H, expert_gate_up, EF, gate_up, act);
         cuda::linear(ctx_, act, n, EF, expert_down, H, nullptr, sorted_y + first * H);
@@ -287,6 +336,7 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
   }
 
   float rope_factor_, scale_;
+  int fp8_layers_ = 0;   // layers whose routed experts stay in block fp8
   bool grouped_experts_;  // the shapes the grouped GEMVs take (widths multiples of 8)
   std::vector<std::unique_ptr<Layer>> layer_;
   DeepseekBuffers buf_;

@@ -5,12 +5,17 @@
 #include <vector>
 
 #include "kernels/fatal.h"
+#include "model/fp8_weight_slices.h"
 #include "model/parallel_weight_read.h"
 
 namespace lockstep {
 
-DeviceBuffer upload_weight(PinnedUploader& uploader, const WeightSource& w, const StackedSlices& slices, DType to) {
-  const std::size_t elem = dtype_size(to);
+namespace {
+
+// The slices stacked by rows into a new device buffer, elem bytes a value, a staging chunk of
+// rows at a time: read(s, r, end, pinned) fills rows [r, end) of slice s.
+template <typename Read>
+DeviceBuffer upload_stacked(PinnedUploader& uploader, const StackedSlices& slices, std::size_t elem, Read&& read) {
   const std::int64_t total = stacked_elements(slices);
   if (total == 0) return {};
   DeviceBuffer device(DeviceKind::Cuda, static_cast<std::size_t>(total) * elem);
@@ -23,12 +28,36 @@ DeviceBuffer upload_weight(PinnedUploader& uploader, const WeightSource& w, cons
     for (std::int64_t r = s.r0; r < s.r1; r += rows_a_chunk) {
       const std::int64_t end = std::min(s.r1, r + rows_a_chunk);
       const std::size_t bytes = static_cast<std::size_t>(end - r) * row_bytes;
-      uploader.upload_with(at, bytes,
-                           [&](void* pinned) { read_slice_rows(w, s, r, end, to, static_cast<char*>(pinned)); });
+      uploader.upload_with(at, bytes, [&](void* pinned) { read(s, r, end, static_cast<char*>(pinned)); });
       at += bytes;
     }
   }
   return device;
+}
+
+}  // namespace
+
+DeviceBuffer upload_weight(PinnedUploader& uploader, const WeightSource& w, const StackedSlices& slices, DType to) {
+  return upload_stacked(uploader, slices, dtype_size(to),
+                        [&](const WeightSlice& s, std::int64_t r, std::int64_t end, char* pinned) {
+                          read_slice_rows(w, s, r, end, to, pinned);
+                        });
+}
+
+Fp8DeviceWeight upload_fp8_weight(PinnedUploader& uploader, const WeightSource& w, const StackedSlices& slices) {
+  const Fp8Blocks blocks = fp8_stacked_blocks(w, slices);
+  if (!blocks.stored())
+    throw CheckpointError("upload_fp8_weight: " + (slices.empty() ? std::string("no slices") : slices.front().name) +
+                          " cannot be kept in block fp8 (not stored so, or not cut on its blocks)");
+  Fp8DeviceWeight out;
+  out.block_rows = blocks.rows;
+  out.block_cols = blocks.cols;
+  out.values = upload_stacked(uploader, slices, 1, [&](const WeightSlice& s, std::int64_t r, std::int64_t end,
+                                                       char* pinned) { read_slice_fp8_rows(w, s, r, end, pinned); });
+  const std::vector<float> scales = read_fp8_stacked_scales(w, slices, blocks);  // 1/16384 of the codes: direct
+  out.scales = DeviceBuffer(DeviceKind::Cuda, scales.size() * sizeof(float));
+  out.scales.copy_from_host(scales.data(), scales.size() * sizeof(float));
+  return out;
 }
 
 GpuStageEdges upload_stage_edges(PinnedUploader& uploader, const ModelConfig& c, const WeightSource& w,

@@ -18,6 +18,17 @@ namespace lockstep {
 // no slices). Its copies are complete once uploader.finish() returns. Rethrows a read's error.
 DeviceBuffer upload_weight(PinnedUploader& uploader, const WeightSource& w, const StackedSlices& slices, DType to);
 
+// A weight kept in block fp8 on the GPU (kernels/fp8_weights.h): its codes stacked by rows as
+// upload_weight stacks its slices, and the slices' scales stacked the same way
+// (read_fp8_stacked_scales).
+struct Fp8DeviceWeight {
+  DeviceBuffer values, scales;
+  int block_rows = 0, block_cols = 0;
+};
+// `slices` as fp8 codes and scales; they must pass fp8_stacked_blocks (fp8_weight_slices.h),
+// else CheckpointError. Its copies are complete once uploader.finish() returns.
+Fp8DeviceWeight upload_fp8_weight(PinnedUploader& uploader, const WeightSource& w, const StackedSlices& slices);
+
 // What a GPU stage holds besides its layers: the embedding (first stage), the final norm and
 // lm_head (last stage; empty elsewhere), in `to`; and RoPE's inverse frequencies (fp32).
 struct GpuStageEdges {

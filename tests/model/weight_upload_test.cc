@@ -1,7 +1,8 @@
 // upload_weight on a GPU: the device buffer holds exactly what read_stacked reads on the host,
 // when a slice spans several staging chunks (rows cut at chunk boundaries, vocabulary padding
 // rows past the tensor's end, column slices), when a chunk is read by several threads, and in
-// fp16; a read's error reaches the caller. Skips where no GPU is visible (CI compiles it).
+// fp16; block-fp8 codes and scales (upload_fp8_weight); a read's error reaches the caller. Skips
+// where no GPU is visible (CI compiles it).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 
 #include "kernels/device_buffer.h"
 #include "kernels/pinned_uploader.h"
+#include "model/fp8_weight_slices.h"
 #include "model/layer_weights.h"
 #include "model/weight_source.h"
 #include "model/weight_upload.h"
@@ -55,6 +57,34 @@ TEST(UploadWeight, AChunkReadByThreadsMatchesTheHostRead) {
   // Two slices stacked, the second starting mid-chunk on the device.
   expect_same_as_host<bf16>(up, w, {{"g.weight", {3000, 2048}, 0, 3000, 0, 2048},
                                     {"u.weight", {3000, 2048}, 0, 3000, 0, 2048}});
+}
+
+// Block fp8 (the routed experts a GPU keeps so): the codes stacked as read_fp8_into reads each
+// slice, across staging chunks, and the slices' scale windows stacked after them; a stack that
+// cannot stay fp8 is refused.
+TEST(UploadWeight, Fp8CodesAndScalesStackAsTheHostReadsThem) {
+  if (visible_gpu_count() == 0) GTEST_SKIP() << "no GPU visible";
+  const DummyWeights w(9, 0.02f, Fp8Blocks{16, 32});
+  PinnedUploader up(256);  // 2 rows of 96 codes a chunk
+  const std::string g = "model.layers.1.mlp.experts.4.gate_proj.weight", u = "model.layers.1.mlp.experts.4.up_proj.weight";
+  const StackedSlices slices = {{g, {64, 96}, 16, 48, 0, 96}, {u, {64, 96}, 16, 48, 0, 96}};
+  const Fp8DeviceWeight got = upload_fp8_weight(up, w, slices);
+  up.finish();
+  EXPECT_EQ(got.block_rows, 16);
+  EXPECT_EQ(got.block_cols, 32);
+  std::vector<std::uint8_t> want(2 * 32 * 96), back(want.size());
+  w.read_fp8_into(g, {64, 96}, 16, 48, 0, 96, want.data());
+  w.read_fp8_into(u, {64, 96}, 16, 48, 0, 96, want.data() + 32 * 96);
+  ASSERT_EQ(got.values.bytes(), want.size());
+  got.values.copy_to_host(back.data(), back.size());
+  EXPECT_EQ(back, want);
+  const std::vector<float> want_scales = read_fp8_stacked_scales(w, slices, Fp8Blocks{16, 32});
+  ASSERT_EQ(want_scales.size(), 4u * 3u);  // 2 block rows of each slice, 3 block columns
+  std::vector<float> scales(want_scales.size());
+  ASSERT_EQ(got.scales.bytes(), scales.size() * sizeof(float));
+  got.scales.copy_to_host(scales.data(), got.scales.bytes());
+  EXPECT_EQ(scales, want_scales);
+  EXPECT_THROW(upload_fp8_weight(up, w, {{g, {64, 96}, 8, 40, 0, 96}}), CheckpointError);  // rows off the blocks
 }
 
 class ThrowingWeights final : public WeightSource {
