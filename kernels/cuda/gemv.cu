@@ -184,10 +184,8 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   constexpr bool kGlu = E == Epilogue::SiluMul;
   constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;
   dependent_launch_enter();
-  // The slot's expert read together with the count (a slot past it reads a stale entry, unused):
-  // every load before the weights' is a round trip each of the grid's blocks waits.
-  const int active_count = *count, expert = active[blockIdx.y];
-  if (static_cast<int>(blockIdx.y) >= active_count) return;  // the whole block: no barrier is left waiting
+  if (static_cast<int>(blockIdx.y) >= *count) return;  // the whole block: no barrier is left waiting
+  const int expert = active[blockIdx.y];
   const int first = offsets[expert], rows = offsets[expert + 1] - first;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kFeatures + warp % kFeatures;
@@ -240,10 +238,8 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   constexpr bool kGlu = E == Epilogue::SiluMul;
   constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;
   dependent_launch_enter();
-  // The slot's expert read together with the count (a slot past it reads a stale entry, unused):
-  // every load before the weights' is a round trip each of the grid's blocks waits.
-  const int active_count = *count, expert = active[blockIdx.y];
-  if (static_cast<int>(blockIdx.y) >= active_count) return;  // the whole block: no barrier is left waiting
+  if (static_cast<int>(blockIdx.y) >= *count) return;  // the whole block: no barrier is left waiting
+  const int expert = active[blockIdx.y];
   const int first = offsets[expert], rows = offsets[expert + 1] - first;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kFeatures + warp % kFeatures;

@@ -38,8 +38,8 @@ bool gemv_silu_mul(const GpuContext& ctx, const W* x, std::int64_t rows, std::in
 // weights, [experts, out, in] (for silu_mul [experts, 2 ffn, in], each expert's gate then up).
 // y[s] = x_s . w_e^T (fp32), or silu(gate) * up in W as gemv_silu_mul writes it, for every row s
 // of the experts active[0 .. *count). `slots` is the most experts that can be active (min(experts,
-// rows): the grid, fixed for CUDA graphs; slots past *count do nothing, though their entries of
-// active, `slots` of them, are read). Reads offsets, active and count on the GPU: no host wait. in a multiple of 8, x and w 16-byte aligned (else a fatal
+// rows): the grid, fixed for CUDA graphs; slots past *count do nothing). Reads offsets, active
+// and count on the GPU: no host wait. in a multiple of 8, x and w 16-byte aligned (else a fatal
 // error).
 template <HalfFloat W>
 void grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
