@@ -173,70 +173,26 @@ bool launch_gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int6
 // passes of up to kGroupedRows; its weight rows are read once a pass, through L2 (__ldg: an
 // expert with more rows reads them again), so a decode step reads each chosen expert about once.
 // Nothing is read before the dependent-launch wait: which expert a block takes is the previous
-// kernel's output.
+// kernel's output. kFp8: block-fp8 weights (kernels/fp8_weights.h), a lane's 16-byte load 16
+// codes of one scale block (block_cols a multiple of 16), their dot product with x's 16 values
+// scaled once. Half the bytes of bf16, yet about the time (benchmarks/RESULTS.md, twenty-first
+// session): each block's chain of index loads, not HBM, bounds the kernel.
 constexpr int kGroupedRows = 8;
 
-template <Epilogue E, typename T, typename Y>
+// The scales of block-fp8 weights (unused for 16-bit ones).
+struct Fp8Scales {
+  const float* scales = nullptr;
+  int block_rows = 1, block_cols = 16;
+};
+
+template <Epilogue E, bool kFp8, typename T, typename Y>
 __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     grouped_gemv_kernel(const T* __restrict__ x, const int* __restrict__ x_rows, std::int64_t in,
-                        const T* __restrict__ w, std::int64_t out, const int* __restrict__ offsets,
+                        const void* __restrict__ w, Fp8Scales fp8, std::int64_t out, const int* __restrict__ offsets,
                         const int* __restrict__ active, const int* __restrict__ count, Y* __restrict__ y) {
   constexpr bool kGlu = E == Epilogue::SiluMul;
   constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;
-  dependent_launch_enter();
-  if (static_cast<int>(blockIdx.y) >= *count) return;  // the whole block: no barrier is left waiting
-  const int expert = active[blockIdx.y];
-  const int first = offsets[expert], rows = offsets[expert + 1] - first;
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kFeatures + warp % kFeatures;
-  const bool valid = o < out;
-  const std::int64_t rows_per_expert = kGlu ? 2 * out : out;
-  const uint4* wr = reinterpret_cast<const uint4*>(w + (expert * rows_per_expert + o + (kGlu ? warp / kFeatures * out : 0)) * in);
-  const std::int64_t chunks = valid ? in / 8 : 0;
-  for (int pass = 0; pass < rows; pass += kGroupedRows) {
-    const int n = min(kGroupedRows, rows - pass);
-    const T* xr[kGroupedRows];
-#pragma unroll
-    for (int r = 0; r < kGroupedRows; ++r) {
-      const int s = first + pass + min(r, n - 1);
-      xr[r] = x + static_cast<std::int64_t>(x_rows ? x_rows[s] : s) * in;
-    }
-    float acc[kGroupedRows];
-#pragma unroll
-    for (int r = 0; r < kGroupedRows; ++r) acc[r] = 0.0f;
-#pragma unroll 4
-    for (std::int64_t c = lane; c < chunks; c += kWarp) gemv_chunk_rows<kGroupedRows, T, T>(xr, __ldg(wr + c), c, acc, n);
-    gemv_epilogue<kGroupedRows, E, T>(acc, n, warp, lane, o, valid, out, static_cast<const T*>(nullptr),
-                                      y + static_cast<std::int64_t>(first + pass) * out);
-  }
-}
-
-template <Epilogue E, HalfFloat W, typename Y>
-void launch_grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
-                         const W* w, std::int64_t out, const int* offsets, const int* active, const int* count,
-                         std::int64_t slots, Y* y) {
-  if (rows == 0 || slots == 0) return;
-  LS_CHECK(in % 8 == 0 && aligned16(x) && aligned16(w),
-           "grouped_gemv: in (" << in << ") must be a multiple of 8 and x, w 16-byte aligned");
-  LS_CHECK(slots <= 65535, "grouped_gemv: " << slots << " expert slots exceed the grid's 65535");
-  constexpr int features = E == Epilogue::SiluMul ? kWarpsPerBlock / 2 : kWarpsPerBlock;
-  const dim3 blocks(static_cast<unsigned>((out + features - 1) / features), static_cast<unsigned>(slots));
-  launch(ctx, grouped_gemv_kernel<E, device_t<W>, device_t<Y>>, blocks, kWarp * kWarpsPerBlock, on_device(x),
-         x_rows, in, on_device(w), out, offsets, active, count, on_device(y));
-}
-
-// The grouped GEMV over block-fp8 weights (kernels/fp8_weights.h): as grouped_gemv_kernel, a
-// lane's 16-byte load now 16 fp8 codes of one scale block (block_cols a multiple of 16), their
-// dot product with x's 16 values (two 16-byte loads) scaled once. Half the bytes of bf16, so
-// half the time of a bandwidth-bound decode step's experts.
-template <Epilogue E, typename T, typename Y>
-__global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
-    grouped_gemv_fp8_kernel(const T* __restrict__ x, const int* __restrict__ x_rows, std::int64_t in,
-                            const std::uint8_t* __restrict__ w, const float* __restrict__ scales, int block_rows,
-                            int block_cols, std::int64_t out, const int* __restrict__ offsets,
-                            const int* __restrict__ active, const int* __restrict__ count, Y* __restrict__ y) {
-  constexpr bool kGlu = E == Epilogue::SiluMul;
-  constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;
+  constexpr int kValues = kFp8 ? 16 : 8;  // weights a 16-byte load
   dependent_launch_enter();
   if (static_cast<int>(blockIdx.y) >= *count) return;  // the whole block: no barrier is left waiting
   const int expert = active[blockIdx.y];
@@ -245,10 +201,10 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kFeatures + warp % kFeatures;
   const bool valid = o < out;
   const std::int64_t row = expert * (kGlu ? 2 * out : out) + o + (kGlu ? warp / kFeatures * out : 0);
-  const uint4* wr = reinterpret_cast<const uint4*>(w + row * in);
-  const float* sr = scales + row / block_rows * ((in + block_cols - 1) / block_cols);
-  const int pieces_a_block = block_cols / 16;
-  const std::int64_t chunks = valid ? in / 16 : 0;
+  const uint4* wr = reinterpret_cast<const uint4*>(static_cast<const char*>(w) + row * in * (kFp8 ? 1 : sizeof(T)));
+  const float* sr = kFp8 ? fp8.scales + row / fp8.block_rows * ((in + fp8.block_cols - 1) / fp8.block_cols) : nullptr;
+  const int pieces_a_block = fp8.block_cols / 16;
+  const std::int64_t chunks = valid ? in / kValues : 0;
   for (int pass = 0; pass < rows; pass += kGroupedRows) {
     const int n = min(kGroupedRows, rows - pass);
     const T* xr[kGroupedRows];
@@ -263,22 +219,26 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
 #pragma unroll 4
     for (std::int64_t c = lane; c < chunks; c += kWarp) {
       const uint4 packed = __ldg(wr + c);
-      const float scale = __ldg(sr + c / pieces_a_block);
-      float wf[16];
-      unpack_fp8x4<__nv_fp8_e4m3>(packed.x, wf);
-      unpack_fp8x4<__nv_fp8_e4m3>(packed.y, wf + 4);
-      unpack_fp8x4<__nv_fp8_e4m3>(packed.z, wf + 8);
-      unpack_fp8x4<__nv_fp8_e4m3>(packed.w, wf + 12);
+      if constexpr (!kFp8) {
+        gemv_chunk_rows<kGroupedRows, T, T>(xr, packed, c, acc, n);
+      } else {
+        const float scale = __ldg(sr + c / pieces_a_block);
+        float wf[16];
+        unpack_fp8x4<__nv_fp8_e4m3>(packed.x, wf);
+        unpack_fp8x4<__nv_fp8_e4m3>(packed.y, wf + 4);
+        unpack_fp8x4<__nv_fp8_e4m3>(packed.z, wf + 8);
+        unpack_fp8x4<__nv_fp8_e4m3>(packed.w, wf + 12);
 #pragma unroll
-      for (int r = 0; r < kGroupedRows; ++r) {
-        if (r >= n) break;
-        float xf[16];
-        load8<T>(xr[r], 2 * c, xf);
-        load8<T>(xr[r], 2 * c + 1, xf + 8);
-        float dot = 0.0f;
+        for (int r = 0; r < kGroupedRows; ++r) {
+          if (r >= n) break;
+          float xf[16];
+          load8<T>(xr[r], 2 * c, xf);
+          load8<T>(xr[r], 2 * c + 1, xf + 8);
+          float dot = 0.0f;
 #pragma unroll
-        for (int j = 0; j < 16; ++j) dot = fmaf(wf[j], xf[j], dot);
-        acc[r] = fmaf(dot, scale, acc[r]);
+          for (int j = 0; j < 16; ++j) dot = fmaf(wf[j], xf[j], dot);
+          acc[r] = fmaf(dot, scale, acc[r]);
+        }
       }
     }
     gemv_epilogue<kGroupedRows, E, T>(acc, n, warp, lane, o, valid, out, static_cast<const T*>(nullptr),
@@ -286,24 +246,24 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
   }
 }
 
-template <Epilogue E, HalfFloat W, typename Y>
-void launch_grouped_gemv_fp8(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
-                             const fp8_e4m3* w, const float* scales, std::int64_t block_rows, std::int64_t block_cols,
-                             std::int64_t out, const int* offsets, const int* active, const int* count,
-                             std::int64_t slots, Y* y) {
+// w: W values, or fp8 codes with their scales (kFp8).
+template <Epilogue E, bool kFp8, HalfFloat W, typename Y>
+void launch_grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
+                         const void* w, Fp8Scales fp8, std::int64_t out, const int* offsets, const int* active,
+                         const int* count, std::int64_t slots, Y* y) {
   if (rows == 0 || slots == 0) return;
-  LS_CHECK(in % 16 == 0 && block_cols % 16 == 0 && block_rows > 0 && out % block_rows == 0 && aligned16(x) &&
-               aligned16(w),
-           "grouped_gemv_fp8: in (" << in << ") and the blocks' columns (" << block_cols
-                                    << ") must be multiples of 16, the features (" << out
-                                    << ") a multiple of the blocks' rows (" << block_rows
-                                    << "), x and w 16-byte aligned");
-  LS_CHECK(slots <= 65535, "grouped_gemv_fp8: " << slots << " expert slots exceed the grid's 65535");
+  const char* name = kFp8 ? "grouped_gemv_fp8" : "grouped_gemv";
+  const int values = kFp8 ? 16 : 8;
+  LS_CHECK(in % values == 0 && aligned16(x) && aligned16(w), name << ": in (" << in << ") must be a multiple of "
+                                                                    << values << " and x, w 16-byte aligned");
+  LS_CHECK(!kFp8 || (fp8.block_cols % 16 == 0 && fp8.block_rows > 0 && out % fp8.block_rows == 0),
+           name << ": the blocks' columns (" << fp8.block_cols << ") must be a multiple of 16 and the features ("
+                << out << ") a multiple of the blocks' rows (" << fp8.block_rows << ")");
+  LS_CHECK(slots <= 65535, name << ": " << slots << " expert slots exceed the grid's 65535");
   constexpr int features = E == Epilogue::SiluMul ? kWarpsPerBlock / 2 : kWarpsPerBlock;
   const dim3 blocks(static_cast<unsigned>((out + features - 1) / features), static_cast<unsigned>(slots));
-  launch(ctx, grouped_gemv_fp8_kernel<E, device_t<W>, device_t<Y>>, blocks, kWarp * kWarpsPerBlock, on_device(x),
-         x_rows, in, reinterpret_cast<const std::uint8_t*>(w), scales, static_cast<int>(block_rows),
-         static_cast<int>(block_cols), out, offsets, active, count, on_device(y));
+  launch(ctx, grouped_gemv_kernel<E, kFp8, device_t<W>, device_t<Y>>, blocks, kWarp * kWarpsPerBlock, on_device(x),
+         x_rows, in, w, fp8, out, offsets, active, count, on_device(y));
 }
 }  // namespace
 
@@ -325,14 +285,15 @@ template <HalfFloat W>
 void grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
                   const W* w, std::int64_t out, const int* offsets, const int* active, const int* count,
                   std::int64_t slots, float* y) {
-  launch_grouped_gemv<Epilogue::Plain>(ctx, x, x_rows, rows, in, w, out, offsets, active, count, slots, y);
+  launch_grouped_gemv<Epilogue::Plain, false>(ctx, x, x_rows, rows, in, w, {}, out, offsets, active, count, slots, y);
 }
 
 template <HalfFloat W>
 void grouped_gemv_silu_mul(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
                            const W* w, std::int64_t ffn, const int* offsets, const int* active, const int* count,
                            std::int64_t slots, W* y) {
-  launch_grouped_gemv<Epilogue::SiluMul>(ctx, x, x_rows, rows, in, w, ffn, offsets, active, count, slots, y);
+  launch_grouped_gemv<Epilogue::SiluMul, false>(ctx, x, x_rows, rows, in, w, {}, ffn, offsets, active, count, slots,
+                                                y);
 }
 
 template <HalfFloat W>
@@ -340,8 +301,8 @@ void grouped_gemv_fp8(const GpuContext& ctx, const W* x, const int* x_rows, std:
                       const fp8_e4m3* w, const float* scales, std::int64_t block_rows, std::int64_t block_cols,
                       std::int64_t out, const int* offsets, const int* active, const int* count, std::int64_t slots,
                       float* y) {
-  launch_grouped_gemv_fp8<Epilogue::Plain>(ctx, x, x_rows, rows, in, w, scales, block_rows, block_cols, out, offsets,
-                                           active, count, slots, y);
+  const Fp8Scales fp8{scales, static_cast<int>(block_rows), static_cast<int>(block_cols)};
+  launch_grouped_gemv<Epilogue::Plain, true>(ctx, x, x_rows, rows, in, w, fp8, out, offsets, active, count, slots, y);
 }
 
 template <HalfFloat W>
@@ -349,8 +310,9 @@ void grouped_gemv_silu_mul_fp8(const GpuContext& ctx, const W* x, const int* x_r
                                std::int64_t in, const fp8_e4m3* w, const float* scales, std::int64_t block_rows,
                                std::int64_t block_cols, std::int64_t ffn, const int* offsets, const int* active,
                                const int* count, std::int64_t slots, W* y) {
-  launch_grouped_gemv_fp8<Epilogue::SiluMul>(ctx, x, x_rows, rows, in, w, scales, block_rows, block_cols, ffn,
-                                             offsets, active, count, slots, y);
+  const Fp8Scales fp8{scales, static_cast<int>(block_rows), static_cast<int>(block_cols)};
+  launch_grouped_gemv<Epilogue::SiluMul, true>(ctx, x, x_rows, rows, in, w, fp8, ffn, offsets, active, count, slots,
+                                               y);
 }
 
 #define LOCKSTEP_GROUPED_GEMV(W)                                                                                  \
