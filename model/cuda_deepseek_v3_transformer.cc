@@ -15,8 +15,8 @@
 #include "kernels/dense_ops.h"
 #include "kernels/fp8_weights.h"
 #include "kernels/latent_attention.h"
-#include "kernels/moe_experts.h"
 #include "kernels/log.h"
+#include "kernels/moe_experts.h"
 #include "kernels/pinned_uploader.h"
 #include "model/deepseek_v3_weights.h"
 #include "model/fp8_weight_slices.h"
@@ -336,7 +336,7 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
   }
 
   float rope_factor_, scale_;
-  int fp8_layers_ = 0;   // layers whose routed experts stay in block fp8
+  int fp8_layers_ = 0;  // layers whose routed experts stay in block fp8
   bool grouped_experts_;  // the shapes the grouped GEMVs take (widths multiples of 8)
   std::vector<std::unique_ptr<Layer>> layer_;
   DeepseekBuffers buf_;

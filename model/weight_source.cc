@@ -47,9 +47,6 @@ std::uint8_t fp8_code(std::uint64_t h) {
   const auto code = static_cast<std::uint8_t>(h >> 40);
   return (code & 0x7F) == 0x7F ? static_cast<std::uint8_t>(code - 1) : code;
 }
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
 
 // fill_rows(begin, end) over rows [r0, last) of a slice of `count` values. Billions of values at
 // real model shapes: spread over the host's cores, a thread per 256k values at least (an MoE's
@@ -91,7 +88,7 @@ void CheckpointWeights::read_fp8_into(const std::string& name, const std::vector
 }
 
 Fp8Blocks DummyWeights::fp8_blocks(const std::string& name) const {
-  return fp8_.stored() && name.find(".mlp.experts.") != std::string::npos && ends_with(name, ".weight") ? fp8_
+  return fp8_.stored() && name.find(".mlp.experts.") != std::string::npos && name.ends_with(".weight") ? fp8_
                                                                                                          : Fp8Blocks{};
 }
 
@@ -118,7 +115,7 @@ void DummyWeights::fill(const std::string& name, const std::vector<std::int64_t>
   // An fp8 expert weight: its codes times the one scale of every block; its NAME_scale_inv: that scale.
   const float fp8_scale = scale_ / 448.0f;
   const bool fp8 = fp8_blocks(name).stored();
-  const bool fp8_scales = ends_with(name, "_scale_inv") &&
+  const bool fp8_scales = name.ends_with("_scale_inv") &&
                           fp8_blocks(name.substr(0, name.size() - std::string("_scale_inv").size())).stored();
   const std::uint64_t nh = name_hash(name, seed_);
   std::int64_t cols = 1;
