@@ -79,6 +79,7 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
                             " is more than the GPU's routing takes (" + std::to_string(cuda::kMaxRoutedExperts) + ")");
     const LoadProgress progress(w, tp.rank(), pp.rank(), " to GPU " + std::to_string(gpu));
     auto upload = [&](const StackedSlices& slices) { return upload_weight(uploader, w, slices, dtype_of<W>); };
+    int moe_layers = 0;
     for (int l = layers.begin; l < layers.end; ++l) {
       const DeepseekV3LayerSlices s = deepseek_v3_layer_slices(c, slice_, l);
       auto L = std::make_unique<Layer>();
@@ -103,6 +104,7 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
       StackedSlices gate_up, down;
       for (const StackedSlices& e : s.expert_gate_up) gate_up.insert(gate_up.end(), e.begin(), e.end());
       for (const StackedSlices& e : s.expert_down) down.insert(down.end(), e.begin(), e.end());
+      moe_layers += gate_up.empty() ? 0 : 1;
       if (fp8_experts_fit(w, gate_up, down)) {
         L->experts_gate_up_fp8 = upload_fp8_weight(uploader, w, gate_up);
         L->experts_down_fp8 = upload_fp8_weight(uploader, w, down);
@@ -116,6 +118,13 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
       layer_.push_back(std::move(L));
       progress.layer_done(l - layers.begin + 1, layers.size());
     }
+    if (c.fp8_weights && fp8_layers_ < moe_layers)  // the memory a user planned for fp8 is not what they get
+      LS_WARN("GPU " << gpu << ": the routed experts of " << moe_layers - fp8_layers_ << " of " << moe_layers
+                     << " MoE layers are dequantized to " << (dtype_of<W> == DType::F16 ? "float16" : "bfloat16")
+                     << " (twice the memory of fp8): they are not stored as block fp8, or this rank's "
+                     << slice_.expert_ffn << " of each expert's columns are not whole " << c.fp8_block_rows << " x "
+                     << c.fp8_block_cols << " blocks (or widths a multiple of 16); another --tensor-parallel-size "
+                        "may keep them fp8");
     if (fp8_layers_ > 0)
       LS_INFO("GPU " << gpu << ": the routed experts of " << fp8_layers_ << " of " << layer_.size()
                      << " layers kept in block fp8 as the checkpoint stores them (" << c.fp8_block_rows << " x "
