@@ -200,7 +200,7 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
     if (o.load_format == "dummy") {
       const Fp8Blocks fp8 = rt->config_.fp8_weights ? Fp8Blocks{rt->config_.fp8_block_rows, rt->config_.fp8_block_cols}
                                                     : Fp8Blocks{};
-      rt->weights_ = std::make_unique<DummyWeights>(o.seed, 0.02f, fp8);
+      rt->weights_ = std::make_unique<DummyWeights>(o.seed, DummyWeights::kDefaultScale, fp8);
     } else if (o.load_format == "hdf5" ||
                (o.load_format == "auto" && std::filesystem::exists(o.model + "/" + kHdf5CheckpointFile))) {
       rt->weights_ = std::make_unique<Hdf5Weights>(o.model + "/" + kHdf5CheckpointFile, rt->config_.fp8_block_rows,

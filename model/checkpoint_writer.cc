@@ -115,7 +115,10 @@ void write_dummy_checkpoint(const ModelConfig& c, const std::string& dir, const 
     in_shard += bytes;
     total += bytes;
   }
-  const DummyWeights values(o.seed);
+  // As --load-format dummy makes them: a block-fp8 config's routed experts as their fp8 codes'
+  // values (written in 16 bits, without scales), so the two runs are the same model.
+  const DummyWeights values(o.seed, DummyWeights::kDefaultScale,
+                            c.fp8_weights ? Fp8Blocks{c.fp8_block_rows, c.fp8_block_cols} : Fp8Blocks{});
   const bool f16 = c.torch_dtype == "float16";  // else bf16 (float32 configs too: half the size)
   nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
   std::uint64_t written = 0;

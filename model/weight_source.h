@@ -88,7 +88,8 @@ class CheckpointWeights final : public WeightSource {
 // every block's scale scale / 448 (so values stay within +-scale), and read_into dequantizes them.
 class DummyWeights final : public WeightSource {
  public:
-  explicit DummyWeights(std::uint64_t seed = 0, float scale = 0.02f, Fp8Blocks fp8 = {})
+  static constexpr float kDefaultScale = 0.02f;
+  explicit DummyWeights(std::uint64_t seed = 0, float scale = kDefaultScale, Fp8Blocks fp8 = {})
       : seed_(seed), scale_(scale), fp8_(fp8) {}
   void read_into(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t r0, std::int64_t r1,
                  std::int64_t c0, std::int64_t c1, DType to, void* out) const override;
