@@ -239,17 +239,13 @@ void bm_paged_attention(benchmark::State& state, std::int64_t batch, std::int64_
   DeviceBuffer k = filled_cache<W>(cache_floats, 10), v = filled_cache<W>(cache_floats, 11);
   DeviceBuffer q = filled<float>(batch * kHeads * kHeadDim, 12);
   DeviceBuffer out(DeviceKind::Cuda, batch * kHeads * kHeadDim * sizeof(float));
-  std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
-  std::iota(tables.begin(), tables.end(), 0);
-  if (shuffled) std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
-  std::iota(seq_of.begin(), seq_of.end(), 0);
-  DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
+  DecodeBatch d = decode_batch(batch, context, !shuffled);
   const double bytes = 2.0 * sizeof(W) * batch * context * kKvHeads * kHeadDim;  // K and V read
   const double flops = 4.0 * batch * context * kHeads * kHeadDim;          // q.k and p.v
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   run_timed(state, bytes, flops, [&] {
     cuda::paged_attention(*g.ctx, as<float>(q), as<W>(k), as<W>(v), batch, kHeads, kKvHeads, kHeadDim,
-                          kBlockSize, as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale,
+                          kBlockSize, as<int>(d.seq_of), as<int>(d.pos), as<int>(d.tables), max_blocks, scale,
                           as<float>(out), context, 1, kernel, splits);
   }, warm);
 }
@@ -338,11 +334,7 @@ void bm_nano_overlap(benchmark::State& state, std::int64_t batch, std::int64_t c
   DeviceBuffer k = filled<bf16>(cache_values, 10), v = filled<bf16>(cache_values, 11);
   DeviceBuffer q = filled<float>(batch * kHeads * kHeadDim, 12);
   DeviceBuffer att(DeviceKind::Cuda, batch * kHeads * kHeadDim * sizeof(float));
-  std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
-  std::iota(tables.begin(), tables.end(), 0);
-  std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
-  std::iota(seq_of.begin(), seq_of.end(), 0);
-  DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
+  DecodeBatch d = decode_batch(batch, context);
   DeviceBuffer x = filled<bf16>(batch * kHidden, 1), x32 = filled<float>(batch * kHidden, 3);
   DeviceBuffer w_qkv = filled<bf16>(kHidden * qkv, 2), w_o = filled<bf16>(kHidden * kHidden, 4);
   DeviceBuffer w_gate_up = filled<bf16>(2 * kInter * kHidden, 5), w_down = filled<bf16>(kInter * kHidden, 6);
@@ -365,7 +357,7 @@ void bm_nano_overlap(benchmark::State& state, std::int64_t batch, std::int64_t c
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   auto attention = [&] {
     cuda::paged_attention(attention_ctx, as<float>(q), as<bf16>(k), as<bf16>(v), batch, kHeads, kKvHeads, kHeadDim, kBlockSize,
-                          as<int>(d_seq), as<int>(d_pos), as<int>(d_tables), max_blocks, scale, as<float>(att), context,
+                          as<int>(d.seq_of), as<int>(d.pos), as<int>(d.tables), max_blocks, scale, as<float>(att), context,
                           1);
   };
   auto gemms = [&] {

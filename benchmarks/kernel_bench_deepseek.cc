@@ -29,11 +29,7 @@ void bm_mla(benchmark::State& state, int op, std::int64_t batch, std::int64_t he
   DeviceBuffer q = filled<float>(batch * heads * qk, 22), q_latent = filled<float>(batch * heads * kMlaLora, 23);
   DeviceBuffer o_latent(DeviceKind::Cuda, batch * heads * kMlaLora * sizeof(float));
   DeviceBuffer out(DeviceKind::Cuda, batch * heads * kMlaV * sizeof(float));
-  std::vector<int> tables(num_blocks), seq_of(batch), pos(batch, static_cast<int>(context - 1));
-  std::iota(tables.begin(), tables.end(), 0);
-  std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
-  std::iota(seq_of.begin(), seq_of.end(), 0);
-  DeviceBuffer d_tables = to_device(tables), d_seq = to_device(seq_of), d_pos = to_device(pos);
+  DecodeBatch d = decode_batch(batch, context);
   const double w_bytes = 2.0 * heads * kMlaNope * kMlaLora;  // W_UK or W_UV
   if (op == 0) {
     run_timed(state, w_bytes, 2.0 * batch * heads * kMlaNope * kMlaLora, [&] {
@@ -43,8 +39,8 @@ void bm_mla(benchmark::State& state, int op, std::int64_t batch, std::int64_t he
   } else if (op == 1) {
     run_timed(state, 2.0 * batch * context * width, 2.0 * batch * heads * context * (width + kMlaLora), [&] {
       cuda::latent_attention(*g.ctx, as<float>(q_latent), as<float>(q) + kMlaNope, heads * qk, qk, as<bf16>(cache),
-                             batch, heads, kMlaLora, kMlaRope, kBlockSize, as<int>(d_seq), as<int>(d_pos),
-                             as<int>(d_tables), max_blocks, 0.07f, as<float>(o_latent), context);
+                             batch, heads, kMlaLora, kMlaRope, kBlockSize, as<int>(d.seq_of), as<int>(d.pos),
+                             as<int>(d.tables), max_blocks, 0.07f, as<float>(o_latent), context);
     });
   } else {
     run_timed(state, w_bytes, 2.0 * batch * heads * kMlaV * kMlaLora, [&] {

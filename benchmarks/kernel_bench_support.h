@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
+#include <random>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -54,6 +56,21 @@ DeviceBuffer to_device(const std::vector<T>& host) {
   DeviceBuffer buf(DeviceKind::Cuda, host.size() * sizeof(T));
   buf.copy_from_host(host.data(), host.size() * sizeof(T));
   return buf;
+}
+
+// A decode step's batch on the device: sequence i at position context - 1, its row i of the
+// block tables (context / kBlockSize distinct blocks a sequence, shuffled unless `in_order`: a
+// cache's pages as a long-running server leaves them), seq_of the identity.
+struct DecodeBatch {
+  DeviceBuffer tables, seq_of, pos;
+};
+inline DecodeBatch decode_batch(std::int64_t batch, std::int64_t context, bool in_order = false) {
+  std::vector<int> tables(static_cast<std::size_t>(batch * (context / kBlockSize))), seq_of(batch),
+      pos(batch, static_cast<int>(context - 1));
+  std::iota(tables.begin(), tables.end(), 0);
+  if (!in_order) std::shuffle(tables.begin(), tables.end(), std::mt19937(13));
+  std::iota(seq_of.begin(), seq_of.end(), 0);
+  return {to_device(tables), to_device(seq_of), to_device(pos)};
 }
 
 template <class T>

@@ -3,6 +3,9 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
@@ -12,8 +15,8 @@
 namespace lockstep::cuda {
 namespace {
 
-// A thread per 4 values (one 4-byte load; a row's 4 values share a scale block when block_cols
-// is a multiple of 4, and are scaled one by one otherwise).
+// A thread per 4 values of a row (one 4-byte load; cols is a multiple of 4), each value times
+// the scale of its own block, so blocks of any width work.
 template <typename T>
 __global__ void dequantize_fp8_blocks_kernel(const unsigned* w, const float* scales, std::int64_t rows,
                                              std::int64_t cols, std::int64_t block_rows, std::int64_t block_cols,
