@@ -6,8 +6,10 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <iomanip>
 #include <iterator>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -236,23 +238,42 @@ std::unique_ptr<ModelRuntime> ModelRuntime::create(const MpiEnvironment& env, co
     // buffers (allocated now), on the rank with the least, agreed by all. Measured once every
     // stage has its weights; ranks sharing a GPU (--backend mpi) split what is left.
     std::unique_ptr<GpuStage> gpu_model;
+    const int gpu = rt->grid_->gpu();
+    GpuMemory before, loaded;  // free memory before and after the weights (approximate where ranks share a GPU)
     on_every_rank_or_none("load its part of the model", [&] {
-      gpu_model = make_gpu_stage(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine, rt->grid_->gpu(),
-                                 o.block_size, !o.enforce_eager);
+      before = gpu_memory(gpu);
+      gpu_model = make_gpu_stage(c, *rt->weights_, rt->groups_->tp(), rt->groups_->pp(), mine, gpu, o.block_size,
+                                 !o.enforce_eager);
+      loaded = gpu_memory(gpu);
       gpu_model->reserve_workspace(o.max_num_batched_tokens, o.max_num_seqs);
     });
     cuda_graphs = gpu_model->cuda_graphs();
-    const GpuMemory mem = gpu_memory(rt->grid_->gpu());
-    const double budget = (o.gpu_memory_utilization * static_cast<double>(mem.total) -
-                           static_cast<double>(mem.total - mem.free)) / std::max(1, rt->grid_->ranks_on_gpu()) -
+    const GpuMemory mem = gpu_memory(gpu);
+    const double allowed = o.gpu_memory_utilization * static_cast<double>(mem.total);
+    const double budget = (allowed - static_cast<double>(mem.total - mem.free)) / std::max(1, rt->grid_->ranks_on_gpu()) -
                           static_cast<double>(GpuStage::kUnreservedBytes);
     blocks = budget <= 0 ? 0
                          : static_cast<int>(std::min<double>({budget / gpu_model->kv_block_bytes(),
                                                               static_cast<double>(useful), 1u << 30}));
+    const auto gib = [](double bytes) { return bytes / static_cast<double>(1ull << 30); };
+    // What took GPU memory before the KV cache, as vLLM reports it, so a failed or small cache says why.
+    std::ostringstream used;
+    used << std::fixed << std::setprecision(2) << "GPU " << gpu << " has " << gib(mem.total)
+         << " GiB; --gpu-memory-utilization " << std::defaultfloat << o.gpu_memory_utilization << std::fixed
+         << " allows " << gib(allowed) << " GiB, of which this rank's weights take "
+         << gib(static_cast<double>(before.free) - static_cast<double>(loaded.free))
+         << " GiB, the step buffers for --max-num-batched-tokens " << o.max_num_batched_tokens << " "
+         << gib(static_cast<double>(loaded.free) - static_cast<double>(mem.free))
+         << " GiB, what was in use before (CUDA context, other processes) " << gib(mem.total - before.free)
+         << " GiB, and " << gib(GpuStage::kUnreservedBytes) << " GiB stays free for a step's own allocations";
+    LS_INFO(used.str() << "; the KV cache gets " << std::fixed << std::setprecision(2) << gib(std::max(0.0, budget))
+                       << " GiB");
     LS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &blocks, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     if (blocks < 1)
-      throw std::runtime_error("--gpu-memory-utilization " + std::to_string(o.gpu_memory_utilization) +
-                               " leaves no memory for the KV cache after the weights; raise it or add GPUs");
+      throw std::runtime_error("no GPU memory is left for the KV cache" +
+                               std::string(budget <= 0 ? ": " + used.str() + ". Raise --gpu-memory-utilization, lower "
+                                                         "--max-num-batched-tokens, or add GPUs"
+                                                       : " on another rank (its log says what took it)"));
     gpu_model->allocate_kv_cache(blocks);
     rt->model_ = std::move(gpu_model);
     budget_flag = "--gpu-memory-utilization";

@@ -5,14 +5,16 @@
 # engine, at TP1, TP2, PP2 and, with 4 GPUs, TP2xPP2, TP4, PP4; bf16 and fp16),
 # shared (collectives, parity and serving at the layouts of 2 and 4 ranks the GPUs are too few
 # for, the ranks sharing them through MPI-staged collectives: the CUDA kernels' sharded paths on
-# any host; NCCL and CUDA graphs at TP > 1 need a GPU a rank),
+# any host; NCCL and CUDA graphs at TP > 1 need a GPU a rank), memory (the GPU memory report, and
+# the error with its figures when nothing is left for the KV cache),
 # serve (the OpenAI-client end-to-end test on
 # GPUs, at the largest layout the GPUs allow, --dtype auto and half, on SERVE_FIXTURES (default
 # qwen2-tiny llama-tiny deepseek-v3-tiny); needs node), kernel_bench, decode (batch decode at DeepSeek-R1-Distill-Qwen-7B shapes), peer
 # (transformers' generate() on the same shapes, and PyTorch's attention on kernel_bench's prefill
 # shapes, in the same call), offline (1k-in/1k-out
 # throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
-# DeepSeek-R1-Distill-Llama-70B shapes on 2 and 4 GPUs, TP; it does not fit one), profile (not by
+# DeepSeek-R1-Distill-Llama-70B shapes on 1, 2 and 4 GPUs, TP; 141 GB of bf16 weights fit one
+# H200 at --gpu-memory-utilization 0.98 with 2048 batched tokens), profile (not by
 # default: the per-kernel time table of batch-1 decode at 7B shapes (PROFILE_CONFIG: another
 # config.json), from Nsight Systems where nsys
 # exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
@@ -23,7 +25,7 @@
 # usage: scripts/gpu_check.sh OUT_DIR [STEP ...]   (default: every step not marked "not by default")
 set -uo pipefail
 out=$1; shift
-steps=${*:-kernels parity shared serve kernel_bench decode peer offline scaling}
+steps=${*:-kernels parity shared memory serve kernel_bench decode peer offline scaling}
 mkdir -p "$out"
 . scripts/gpu_host_build.sh >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 tail -1 "$out/build.log"
@@ -72,6 +74,26 @@ for s in $steps; do
         grep -E '^\[parity\]|FAILED|Failure|error' "$out/parity_np$np.txt" | sort -u | head -40
         [ $rc = 0 ] || status=1
       done ;;
+    memory)
+      # The GPU memory report: each rank logs what its weights, step buffers and KV cache take; with
+      # nothing left for the cache the job stops with those figures (7B shapes, dummy weights).
+      . benchmarks/dummy_batch.sh
+      dummy_model_dir /tmp/memory benchmarks/configs/deepseek-r1-distill-qwen-7b.json "$tok7b" &&
+        echo '{"prompt": [1, 2, 3], "max_tokens": 2}' >/tmp/memory/in.jsonl
+      rc=0
+      for util in 0.9 0.1; do
+        rm -f /tmp/memory/out.jsonl
+        LOCKSTEP_LOG_LEVEL=info timeout 120 $M -np 1 "$BUILD/app/lockstep" batch --model /tmp/memory/model \
+          --load-format dummy --device cuda --gpu-memory-utilization $util --input /tmp/memory/in.jsonl \
+          --output /tmp/memory/out.jsonl >"$out/memory_$util.txt" 2>&1
+        r=$?; grep -E "GiB" "$out/memory_$util.txt" | head -2
+        if [ $util = 0.9 ]; then
+          [ $r = 0 ] && grep -qE "weights take 1[45]\.[0-9]+ GiB.*the KV cache gets [0-9.]+ GiB" "$out/memory_$util.txt" || rc=1
+        else
+          [ $r != 0 ] && [ $r != 124 ] && grep -q "no GPU memory is left for the KV cache: GPU 0 has" "$out/memory_$util.txt" || rc=1
+        fi
+      done
+      step memory "rc=$rc"; [ $rc = 0 ] || status=1 ;;
     serve)
       # The OpenAI-client end-to-end test on GPUs: TP2 x PP2 on 4, TP2 on 2-3, TP1 on 1. bf16 runs
       # may part from the fp32 fixtures where transformers' top-2 margin is below 0.2 (the largest
@@ -264,10 +286,11 @@ for s in $steps; do
       fi
       step load "done"; cat "$out/load.txt" ;;
     scaling)
-      for np in 2 4; do
+      for np in 1 2 4; do
         [ "$np" -le "$gpus" ] || continue
         bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" benchmarks/configs/deepseek-r1-distill-llama-70b.json \
           tests/fixtures/models/llama-tiny "/tmp/scaling$np" "$np" "1" 128 256 -- --device cuda -tp "$np" \
+          --gpu-memory-utilization 0.98 --max-num-batched-tokens 2048 \
           >"$out/scaling_tp$np.txt" 2>&1
         step "scaling tp$np" "rc=$?"; cat "$out/scaling_tp$np.txt"
       done ;;
