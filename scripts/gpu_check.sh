@@ -14,7 +14,8 @@
 # shapes, in the same call), offline (1k-in/1k-out
 # throughput at full batch, 7B shapes, one GPU), scaling (batch-1 decode at
 # DeepSeek-R1-Distill-Llama-70B shapes on 1, 2 and 4 GPUs, TP; 141 GB of bf16 weights fit one
-# H200 at --gpu-memory-utilization 0.98 with 2048 batched tokens), profile (not by
+# H200 at --gpu-memory-utilization 0.98 with 2048 batched tokens), family (not by default: batch
+# 1 and 32 decode at each R1 distill's shapes that fits one GPU), profile (not by
 # default: the per-kernel time table of batch-1 decode at 7B shapes (PROFILE_CONFIG: another
 # config.json), from Nsight Systems where nsys
 # exists, else from $BUILD/benchmarks/libkernel_profile.so, CUPTI injected through CUDA_INJECTION64_PATH),
@@ -294,6 +295,27 @@ for s in $steps; do
           >"$out/scaling_tp$np.txt" 2>&1
         step "scaling tp$np" "rc=$?"; cat "$out/scaling_tp$np.txt"
       done ;;
+    family)
+      # Decode at every DeepSeek-R1 distill's shapes that fits one GPU (dummy bf16 weights, 128
+      # prompt tokens, 256 new, batch 1 and FAMILY_BATCHES), each with the GB a step reads.
+      rc=0
+      for m in ${FAMILY_MODELS:-qwen-1.5b qwen-7b llama-8b qwen-14b qwen-32b}; do
+        cfg=benchmarks/configs/deepseek-r1-distill-$m.json tok=$tok7b
+        case $m in llama-*) tok=tests/fixtures/models/llama-tiny ;; esac
+        python3 - "$cfg" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+h, i, n = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+q, kv = c["num_attention_heads"], c["num_key_value_heads"]
+hd = c.get("head_dim") or h // q
+layer = h * (q + 2 * kv) * hd + q * hd * h + 3 * h * i
+print(f"{sys.argv[1]}: a decode step reads {2 * (n * layer + c['vocab_size'] * h) / 1e9:.2f} GB of bf16 weights")
+PY
+        bash benchmarks/decode_bench.sh "$BUILD/app/lockstep" "$cfg" "$tok" "/tmp/family_$m" 1 "1 ${FAMILY_BATCHES-32}" \
+          128 256 -- --device cuda >"$out/family_$m.txt" 2>&1 || rc=1
+        cat "$out/family_$m.txt"
+      done
+      step family "rc=$rc"; [ $rc = 0 ] || status=1 ;;
     profile)
       # 256 new tokens after a 128-token prompt at batch 1, so decode dominates the table. Without
       # nsys, the CUPTI library also leaves out the first 500 ms after the first kernel: prefill and
