@@ -52,10 +52,11 @@ void bm_mla(benchmark::State& state, int op, std::int64_t batch, std::int64_t he
 
 // The routed experts of a decode step: `tokens` tokens with 6 distinct experts each (of 64,
 // drawn at random), grouped on the GPU, then the gate|up GEMV with silu (silu: true) or the down
-// GEMV; fp8: the same over block-fp8 weights (grouped_gemv_fp8). Bytes: the weights of the
-// experts the step activates (each read once; the fp8 scales, 1/16384 of them, left out).
+// GEMV; fp8: the same over block-fp8 weights (grouped_gemv_fp8); pairs: one pair a slot, ungrouped
+// (ExpertRows::pairs, as a one-token step runs). Bytes: the weights of the experts the step
+// activates (each read once; the fp8 scales, 1/16384 of them, left out).
 constexpr std::int64_t kMoeHidden = 2048, kMoeFfn = 1408, kMoeExperts = 64, kMoeTopK = 6;
-void bm_grouped_gemv(benchmark::State& state, std::int64_t tokens, bool silu, bool fp8 = false) {
+void bm_grouped_gemv(benchmark::State& state, std::int64_t tokens, bool silu, bool fp8, bool pairs) {
   const std::int64_t P = tokens * kMoeTopK, E = kMoeExperts, H = kMoeHidden, F = kMoeFfn;
   std::mt19937 rng(30);
   std::vector<int> ids;
@@ -73,7 +74,10 @@ void bm_grouped_gemv(benchmark::State& state, std::int64_t tokens, bool silu, bo
       position(DeviceKind::Cuda, P * sizeof(int));
   const cuda::ExpertGroups groups{as<int>(offsets), as<int>(act), as<int>(count), as<int>(token), as<int>(position)};
   cuda::group_by_expert(*g.ctx, as<int>(d_ids), P, kMoeTopK, static_cast<int>(E), groups);
-  const std::int64_t slots = std::min(E, P);
+  const cuda::ExpertRows experts =
+      pairs ? cuda::ExpertRows::pairs(as<int>(d_ids), P, silu ? static_cast<int>(kMoeTopK) : 1)
+            : cuda::ExpertRows::grouped(as<int>(offsets), as<int>(act), as<int>(count), std::min(E, P));
+  const int* x_rows = pairs ? nullptr : as<int>(token);
   if (fp8) {  // DeepSeek's block fp8 (128 x 128 blocks): codes of small magnitudes, scales ~1e-3
     const std::int64_t rows = silu ? 2 * F : H, in = silu ? H : F;
     std::vector<std::uint8_t> codes(static_cast<std::size_t>(E * rows * in));
@@ -84,26 +88,24 @@ void bm_grouped_gemv(benchmark::State& state, std::int64_t tokens, bool silu, bo
     DeviceBuffer y(DeviceKind::Cuda, P * (silu ? F * sizeof(bf16) : H * sizeof(float)));
     run_timed(state, active * 1.0 * rows * in, 2.0 * P * rows * in, [&] {
       if (silu)
-        cuda::grouped_gemv_silu_mul_fp8(*g.ctx, as<bf16>(x), as<int>(token), P, H, as<fp8_e4m3>(w), as<float>(s), 128,
-                                        128, F, as<int>(offsets), as<int>(act), as<int>(count), slots, as<bf16>(y));
+        cuda::grouped_gemv_silu_mul_fp8(*g.ctx, as<bf16>(x), x_rows, P, H, as<fp8_e4m3>(w), as<float>(s), 128, 128, F,
+                                        experts, as<bf16>(y));
       else
         cuda::grouped_gemv_fp8(*g.ctx, as<bf16>(x), static_cast<const int*>(nullptr), P, F, as<fp8_e4m3>(w),
-                               as<float>(s), 128, 128, H, as<int>(offsets), as<int>(act), as<int>(count), slots,
-                               as<float>(y));
+                               as<float>(s), 128, 128, H, experts, as<float>(y));
     });
   } else if (silu) {
     DeviceBuffer x = filled<bf16>(tokens * H, 31), w = filled<bf16>(E * 2 * F * H, 32);
     DeviceBuffer y(DeviceKind::Cuda, P * F * sizeof(bf16));
     run_timed(state, active * 2.0 * 2 * F * H, 2.0 * P * 2 * F * H, [&] {
-      cuda::grouped_gemv_silu_mul(*g.ctx, as<bf16>(x), as<int>(token), P, H, as<bf16>(w), F, as<int>(offsets),
-                                  as<int>(act), as<int>(count), slots, as<bf16>(y));
+      cuda::grouped_gemv_silu_mul(*g.ctx, as<bf16>(x), x_rows, P, H, as<bf16>(w), F, experts, as<bf16>(y));
     });
   } else {
     DeviceBuffer x = filled<bf16>(P * F, 33), w = filled<bf16>(E * H * F, 34);
     DeviceBuffer y(DeviceKind::Cuda, P * H * sizeof(float));
     run_timed(state, active * 2.0 * H * F, 2.0 * P * H * F, [&] {
-      cuda::grouped_gemv(*g.ctx, as<bf16>(x), static_cast<const int*>(nullptr), P, F, as<bf16>(w), H,
-                         as<int>(offsets), as<int>(act), as<int>(count), slots, as<float>(y));
+      cuda::grouped_gemv(*g.ctx, as<bf16>(x), static_cast<const int*>(nullptr), P, F, as<bf16>(w), H, experts,
+                         as<float>(y));
     });
   }
 }
@@ -125,7 +127,12 @@ void register_deepseek_benchmarks() {
       for (const bool fp8 : {false, true})
         add(std::string(fp8 ? "grouped_gemv_fp8/" : "grouped_gemv/") + (silu ? "gate_up_silu" : "down") +
                 "/tokens:" + std::to_string(tokens),
-            [=](benchmark::State& st) { bm_grouped_gemv(st, tokens, silu, fp8); });
+            [=](benchmark::State& st) { bm_grouped_gemv(st, tokens, silu, fp8, false); });
+  for (const bool silu : {true, false})
+    for (const bool fp8 : {false, true})
+      add(std::string(fp8 ? "grouped_gemv_fp8/" : "grouped_gemv/") + (silu ? "gate_up_silu" : "down") +
+              "/one_pair_a_slot/tokens:1",
+          [=](benchmark::State& st) { bm_grouped_gemv(st, 1, silu, fp8, true); });
 }
 
 }  // namespace lockstep

@@ -9,6 +9,8 @@
 //     -> the experts' FFNs over their slices of the sorted pairs (rows gathered through `token`),
 //        writing y [pairs, width] at the sorted positions
 //     -> combine_experts: out[t] += sum_k weights[t, k] * y[position[t, k]]
+// A one-token step skips the grouping: its top_k experts differ, so each pair is its own slot
+// (cuda::ExpertRows::pairs, kernels/cuda/gemv.h), y is in pair order and position is null.
 //
 // Everything is enqueued on ctx.stream() with no host sync and no allocation (CUDA graph capture);
 // every pointer is device memory. Deterministic: the same inputs give the same bits every run.
@@ -58,7 +60,8 @@ template <HalfFloat W>
 void gather_rows(GpuContext& ctx, const W* x, const int* rows, std::int64_t n, std::int64_t width, W* out);
 
 // out[t, :] += sum over k = 0..top_k-1 (in that order) of weights[t * top_k + k] * y[position[t * top_k + k], :]
-// y [pairs, width] fp32 (the experts' outputs at sorted positions), out [tokens, width] fp32.
+// y [pairs, width] fp32 (the experts' outputs at sorted positions; position null: in pair order,
+// y[t * top_k + k]), out [tokens, width] fp32.
 void combine_experts(GpuContext& ctx, const float* y, const int* position, const float* weights, std::int64_t tokens,
                      std::int64_t top_k, std::int64_t width, float* out);
 

@@ -287,24 +287,26 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
     cuda::route_experts(ctx_, logits, T, as<float>(L.correction_bias), routing, ids, weights);
     const cuda::ExpertGroups groups{w.grow<int>(b.offsets, E + 1), w.grow<int>(b.active, E), w.grow<int>(b.count, 1),
                                     w.grow<int>(b.token, P), w.grow<int>(b.position, P)};
-    cuda::group_by_expert(ctx_, ids, P, K, static_cast<int>(E), groups);
+    // One token: its top_k experts differ, so each pair runs as its own slot, ungrouped.
+    const bool one_pair_a_slot = T == 1 && grouped(T);
+    if (!one_pair_a_slot) cuda::group_by_expert(ctx_, ids, P, K, static_cast<int>(E), groups);
+    const cuda::ExpertRows by_token = one_pair_a_slot ? cuda::ExpertRows::pairs(ids, P, static_cast<int>(K))
+                                                      : cuda::ExpertRows::grouped(groups.offsets, groups.active,
+                                                                                  groups.count, std::min(E, P));
+    const cuda::ExpertRows by_pair = one_pair_a_slot ? cuda::ExpertRows::pairs(ids, P, 1) : by_token;
+    const int* token = one_pair_a_slot ? nullptr : groups.token;  // the gate|up reads each pair's token row
     W* sorted_act = w.grow<W>(b.sorted_act, P * EF + T * 2 * EF);
     float* sorted_y = w.grow<float>(b.sorted_y, P * H);
     const Fp8DeviceWeight &gu8 = L.experts_gate_up_fp8, &dn8 = L.experts_down_fp8;
     if (grouped(T) && L.fp8_experts()) {
-      const std::int64_t slots = std::min(E, P);
-      cuda::grouped_gemv_silu_mul_fp8(ctx_, x, groups.token, P, H, as<fp8_e4m3>(gu8.values), as<float>(gu8.scales),
-                                      gu8.block_rows, gu8.block_cols, EF, groups.offsets, groups.active, groups.count,
-                                      slots, sorted_act);
+      cuda::grouped_gemv_silu_mul_fp8(ctx_, x, token, P, H, as<fp8_e4m3>(gu8.values), as<float>(gu8.scales),
+                                      gu8.block_rows, gu8.block_cols, EF, by_token, sorted_act);
       cuda::grouped_gemv_fp8(ctx_, sorted_act, static_cast<const int*>(nullptr), P, EF, as<fp8_e4m3>(dn8.values),
-                             as<float>(dn8.scales), dn8.block_rows, dn8.block_cols, H, groups.offsets, groups.active,
-                             groups.count, slots, sorted_y);
-    } else if (grouped(T)) {  // the gate|up GEMV reads each pair's token row where it is
-      const std::int64_t slots = std::min(E, P);
-      cuda::grouped_gemv_silu_mul(ctx_, x, groups.token, P, H, as<W>(L.experts_gate_up), EF, groups.offsets,
-                                  groups.active, groups.count, slots, sorted_act);
+                             as<float>(dn8.scales), dn8.block_rows, dn8.block_cols, H, by_pair, sorted_y);
+    } else if (grouped(T)) {
+      cuda::grouped_gemv_silu_mul(ctx_, x, token, P, H, as<W>(L.experts_gate_up), EF, by_token, sorted_act);
       cuda::grouped_gemv(ctx_, sorted_act, static_cast<const int*>(nullptr), P, EF, as<W>(L.experts_down), H,
-                         groups.offsets, groups.active, groups.count, slots, sorted_y);
+                         by_pair, sorted_y);
     } else {
       // The experts' row counts to the host (one wait a layer), then a GEMM pair per expert with rows.
       W* sorted_x = w.grow<W>(b.sorted_x, P * H);
@@ -341,7 +343,7 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
     } else {
       LS_CUDA_CHECK(cudaMemsetAsync(out, 0, T * H * sizeof(float), ctx_.stream()));
     }
-    cuda::combine_experts(ctx_, sorted_y, groups.position, weights, T, K, H, out);
+    cuda::combine_experts(ctx_, sorted_y, one_pair_a_slot ? nullptr : groups.position, weights, T, K, H, out);
   }
 
   float rope_factor_, scale_;

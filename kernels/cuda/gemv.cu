@@ -169,7 +169,7 @@ bool launch_gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int6
 
 
 // The grouped GEMV (see gemv.h): blockIdx.y is an active-expert slot (a slot past *count
-// returns), blockIdx.x a group of features as in gemv_kernel. The expert's rows go through in
+// returns) or, one pair a slot, a row; blockIdx.x a group of features as in gemv_kernel. The expert's rows go through in
 // passes of up to kGroupedRows; its weight rows are read once a pass, through L2 (__ldg: an
 // expert with more rows reads them again), so a decode step reads each chosen expert about once.
 // Nothing is read before the dependent-launch wait: which expert a block takes is the previous
@@ -188,15 +188,23 @@ struct Fp8Scales {
 template <Epilogue E, bool kFp8, typename T, typename Y>
 __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
     grouped_gemv_kernel(const T* __restrict__ x, const int* __restrict__ x_rows, std::int64_t in,
-                        const void* __restrict__ w, Fp8Scales fp8, std::int64_t out, const int* __restrict__ offsets,
-                        const int* __restrict__ active, const int* __restrict__ count, Y* __restrict__ y) {
+                        const void* __restrict__ w, Fp8Scales fp8, std::int64_t out, ExpertRows experts,
+                        Y* __restrict__ y) {
   constexpr bool kGlu = E == Epilogue::SiluMul;
   constexpr int kFeatures = kGlu ? kWarpsPerBlock / 2 : kWarpsPerBlock;
   constexpr int kValues = kFp8 ? 16 : 8;  // weights a 16-byte load
   dependent_launch_enter();
-  if (static_cast<int>(blockIdx.y) >= *count) return;  // the whole block: no barrier is left waiting
-  const int expert = active[blockIdx.y];
-  const int first = offsets[expert], rows = offsets[expert + 1] - first;
+  int expert, first, rows;
+  if (experts.offsets) {
+    if (static_cast<int>(blockIdx.y) >= *experts.count) return;  // the whole block: no barrier is left waiting
+    expert = experts.active[blockIdx.y];
+    first = experts.offsets[expert];
+    rows = experts.offsets[expert + 1] - first;
+  } else {  // one pair a slot
+    first = static_cast<int>(blockIdx.y);
+    expert = experts.pair_experts[first];
+    rows = 1;
+  }
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * kFeatures + warp % kFeatures;
   const bool valid = o < out;
@@ -211,7 +219,7 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
 #pragma unroll
     for (int r = 0; r < kGroupedRows; ++r) {
       const int s = first + pass + min(r, n - 1);
-      xr[r] = x + static_cast<std::int64_t>(x_rows ? x_rows[s] : s) * in;
+      xr[r] = x + static_cast<std::int64_t>(x_rows ? x_rows[s] : s / experts.pairs_per_x_row) * in;
     }
     float acc[kGroupedRows];
 #pragma unroll
@@ -249,8 +257,8 @@ __global__ void __launch_bounds__(kWarp * kWarpsPerBlock)
 // w: W values, or fp8 codes with their scales (kFp8).
 template <Epilogue E, bool kFp8, HalfFloat W, typename Y>
 void launch_grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
-                         const void* w, Fp8Scales fp8, std::int64_t out, const int* offsets, const int* active,
-                         const int* count, std::int64_t slots, Y* y) {
+                         const void* w, Fp8Scales fp8, std::int64_t out, const ExpertRows& experts, Y* y) {
+  const std::int64_t slots = experts.slots;
   if (rows == 0 || slots == 0) return;
   const char* name = kFp8 ? "grouped_gemv_fp8" : "grouped_gemv";
   const int values = kFp8 ? 16 : 8;
@@ -260,10 +268,14 @@ void launch_grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, s
            name << ": the blocks' columns (" << fp8.block_cols << ") must be a multiple of 16 and the features ("
                 << out << ") a multiple of the blocks' rows (" << fp8.block_rows << ")");
   LS_CHECK(slots <= 65535, name << ": " << slots << " expert slots exceed the grid's 65535");
+  LS_CHECK((experts.offsets && experts.active && experts.count) ||
+               (!experts.offsets && experts.pair_experts && slots == rows && experts.pairs_per_x_row >= 1),
+           name << ": the expert rows are neither grouped nor one pair a slot (" << slots << " slots, " << rows
+                << " rows)");
   constexpr int features = E == Epilogue::SiluMul ? kWarpsPerBlock / 2 : kWarpsPerBlock;
   const dim3 blocks(static_cast<unsigned>((out + features - 1) / features), static_cast<unsigned>(slots));
   launch(ctx, grouped_gemv_kernel<E, kFp8, device_t<W>, device_t<Y>>, blocks, kWarp * kWarpsPerBlock, on_device(x),
-         x_rows, in, w, fp8, out, offsets, active, count, on_device(y));
+         x_rows, in, w, fp8, out, experts, on_device(y));
 }
 }  // namespace
 
@@ -283,50 +295,43 @@ bool gemv_silu_mul(const GpuContext& ctx, const W* x, std::int64_t rows, std::in
 
 template <HalfFloat W>
 void grouped_gemv(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
-                  const W* w, std::int64_t out, const int* offsets, const int* active, const int* count,
-                  std::int64_t slots, float* y) {
-  launch_grouped_gemv<Epilogue::Plain, false>(ctx, x, x_rows, rows, in, w, {}, out, offsets, active, count, slots, y);
+                  const W* w, std::int64_t out, const ExpertRows& experts, float* y) {
+  launch_grouped_gemv<Epilogue::Plain, false>(ctx, x, x_rows, rows, in, w, {}, out, experts, y);
 }
 
 template <HalfFloat W>
 void grouped_gemv_silu_mul(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
-                           const W* w, std::int64_t ffn, const int* offsets, const int* active, const int* count,
-                           std::int64_t slots, W* y) {
-  launch_grouped_gemv<Epilogue::SiluMul, false>(ctx, x, x_rows, rows, in, w, {}, ffn, offsets, active, count, slots,
-                                                y);
+                           const W* w, std::int64_t ffn, const ExpertRows& experts, W* y) {
+  launch_grouped_gemv<Epilogue::SiluMul, false>(ctx, x, x_rows, rows, in, w, {}, ffn, experts, y);
 }
 
 template <HalfFloat W>
 void grouped_gemv_fp8(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows, std::int64_t in,
                       const fp8_e4m3* w, const float* scales, std::int64_t block_rows, std::int64_t block_cols,
-                      std::int64_t out, const int* offsets, const int* active, const int* count, std::int64_t slots,
-                      float* y) {
+                      std::int64_t out, const ExpertRows& experts, float* y) {
   const Fp8Scales fp8{scales, static_cast<int>(block_rows), static_cast<int>(block_cols)};
-  launch_grouped_gemv<Epilogue::Plain, true>(ctx, x, x_rows, rows, in, w, fp8, out, offsets, active, count, slots, y);
+  launch_grouped_gemv<Epilogue::Plain, true>(ctx, x, x_rows, rows, in, w, fp8, out, experts, y);
 }
 
 template <HalfFloat W>
 void grouped_gemv_silu_mul_fp8(const GpuContext& ctx, const W* x, const int* x_rows, std::int64_t rows,
                                std::int64_t in, const fp8_e4m3* w, const float* scales, std::int64_t block_rows,
-                               std::int64_t block_cols, std::int64_t ffn, const int* offsets, const int* active,
-                               const int* count, std::int64_t slots, W* y) {
+                               std::int64_t block_cols, std::int64_t ffn, const ExpertRows& experts, W* y) {
   const Fp8Scales fp8{scales, static_cast<int>(block_rows), static_cast<int>(block_cols)};
-  launch_grouped_gemv<Epilogue::SiluMul, true>(ctx, x, x_rows, rows, in, w, fp8, ffn, offsets, active, count, slots,
-                                               y);
+  launch_grouped_gemv<Epilogue::SiluMul, true>(ctx, x, x_rows, rows, in, w, fp8, ffn, experts, y);
 }
 
 #define LOCKSTEP_GROUPED_GEMV(W)                                                                                  \
   template void grouped_gemv<W>(const GpuContext&, const W*, const int*, std::int64_t, std::int64_t, const W*,    \
-                                std::int64_t, const int*, const int*, const int*, std::int64_t, float*);          \
+                                std::int64_t, const ExpertRows&, float*);                                         \
   template void grouped_gemv_silu_mul<W>(const GpuContext&, const W*, const int*, std::int64_t, std::int64_t,    \
-                                         const W*, std::int64_t, const int*, const int*, const int*, std::int64_t, \
-                                         W*);                                                                    \
+                                         const W*, std::int64_t, const ExpertRows&, W*);                         \
   template void grouped_gemv_fp8<W>(const GpuContext&, const W*, const int*, std::int64_t, std::int64_t,          \
                                     const fp8_e4m3*, const float*, std::int64_t, std::int64_t, std::int64_t,      \
-                                    const int*, const int*, const int*, std::int64_t, float*);                    \
+                                    const ExpertRows&, float*);                                                   \
   template void grouped_gemv_silu_mul_fp8<W>(const GpuContext&, const W*, const int*, std::int64_t, std::int64_t, \
                                              const fp8_e4m3*, const float*, std::int64_t, std::int64_t,           \
-                                             std::int64_t, const int*, const int*, const int*, std::int64_t, W*);
+                                             std::int64_t, const ExpertRows&, W*);
 LOCKSTEP_GROUPED_GEMV(bf16)
 LOCKSTEP_GROUPED_GEMV(fp16)
 #undef LOCKSTEP_GROUPED_GEMV

@@ -93,33 +93,38 @@ __global__ void mla_cache_write_kernel(const float* kv, int kv_lora, int rope_di
 // are 8 column groups (8 consecutive columns, one 16-byte load of a row) x 32 row groups (rows
 // g, g + 32, ... of the head's nope rows), so a decode step's 2 MB of W_UK (16 heads) is spread
 // over 128 blocks instead of one block a head walking its 128 KB serially; the row groups' sums
-// then meet in shared memory, added in a fixed order.
+// then meet in shared memory, added in a fixed order. A thread's first row piece is a weight,
+// read before the dependent-launch wait (see mla_expand_v_kernel).
 constexpr int kAbsorbColumns = 64, kAbsorbRowGroups = kThreads / (kAbsorbColumns / 8), kTokens = 4;
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 mla_absorb_q_kernel(const float* q, int tokens, std::int64_t q_token_stride, std::int64_t q_head_stride, const T* kv_b,
                     int nope, int v, int kv_lora, float* q_latent) {
-  dependent_launch_enter();
   extern __shared__ float absorb_smem[];
   float* qn = absorb_smem;                                   // [kTokens][nope]
   float* sums = absorb_smem + kTokens * nope;                // [row groups][kTokens][64]
   const int h = blockIdx.x, heads = gridDim.x, c0 = blockIdx.y * kAbsorbColumns, t0 = blockIdx.z * kTokens;
   const int n = min(kTokens, tokens - t0);
+  const int group = threadIdx.x % (kAbsorbColumns / 8), rows = threadIdx.x / (kAbsorbColumns / 8);
+  const int c = c0 + 8 * group;
+  const T* w = kv_b + static_cast<std::int64_t>(h) * (nope + v) * kv_lora;
+  const bool vectors = kv_lora % 8 == 0;
+  uint4 early{};
+  if (vectors && c < kv_lora && rows < nope)
+    early = __ldg(reinterpret_cast<const uint4*>(w + static_cast<std::int64_t>(rows) * kv_lora + c));
+  dependent_launch_enter();
   for (int i = threadIdx.x; i < kTokens * nope; i += kThreads) {
     const int t = i / nope;
     qn[i] = t < n ? q[(t0 + t) * q_token_stride + h * q_head_stride + i % nope] : 0.0f;
   }
   __syncthreads();
-  const int group = threadIdx.x % (kAbsorbColumns / 8), rows = threadIdx.x / (kAbsorbColumns / 8);
-  const int c = c0 + 8 * group;
-  const T* w = kv_b + static_cast<std::int64_t>(h) * (nope + v) * kv_lora;
   float acc[kTokens][8] = {};
   if (c < kv_lora) {
     for (int i = rows; i < nope; i += kAbsorbRowGroups) {
       const T* row = w + static_cast<std::int64_t>(i) * kv_lora + c;
       float f[8];
-      if (kv_lora % 8 == 0) {
-        unpack_x8<T>(*reinterpret_cast<const uint4*>(row), f);
+      if (vectors) {
+        unpack_x8<T>(i == rows ? early : __ldg(reinterpret_cast<const uint4*>(row)), f);
       } else {
 #pragma unroll
         for (int k = 0; k < 8; ++k) f[k] = c + k < kv_lora ? to_float(row[k]) : 0.0f;
@@ -148,27 +153,36 @@ mla_absorb_q_kernel(const float* q, int tokens, std::int64_t q_token_stride, std
 static_assert(kTokens * kAbsorbColumns == kThreads, "the absorb's output pass: a thread per (token, column)");
 
 // out = W_UV(h) o_latent: a block per (head, 8 of its v rows, kTokens tokens), a warp per row,
-// its lanes reading the row in 16-byte pieces, the tokens' latents staged in shared memory.
-constexpr int kExpandRows = kWarps;
+// its lanes reading the row in 16-byte pieces, the tokens' latents staged in shared memory. A
+// lane's first kExpandEarly pieces are weights (never written by a kernel), so they are read
+// before the dependent-launch wait, while the attention before it still runs.
+constexpr int kExpandRows = kWarps, kExpandEarly = 2;
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 mla_expand_v_kernel(const float* o_latent, int tokens, const T* kv_b, int nope, int v, int kv_lora, float* out) {
-  dependent_launch_enter();
   extern __shared__ float expand_smem[];  // [kTokens][kv_lora]
   const int h = blockIdx.x, heads = gridDim.x, t0 = blockIdx.z * kTokens, n = min(kTokens, tokens - t0);
+  const int lane = threadIdx.x % kWarp, j = blockIdx.y * kExpandRows + threadIdx.x / kWarp;
+  const T* row = kv_b + (static_cast<std::int64_t>(h) * (nope + v) + nope + min(j, v - 1)) * kv_lora;
+  const bool vectors = kv_lora % 8 == 0;
+  uint4 early[kExpandEarly] = {};
+#pragma unroll
+  for (int i = 0; i < kExpandEarly; ++i)
+    if (const int p = lane + i * kWarp; vectors && j < v && p < kv_lora / 8)
+      early[i] = __ldg(reinterpret_cast<const uint4*>(row) + p);
+  dependent_launch_enter();
   for (int i = threadIdx.x; i < kTokens * kv_lora; i += kThreads) {
     const int t = i / kv_lora;
     expand_smem[i] = t < n ? o_latent[(static_cast<std::int64_t>(t0 + t) * heads + h) * kv_lora + i % kv_lora] : 0.0f;
   }
   __syncthreads();
-  const int lane = threadIdx.x % kWarp, j = blockIdx.y * kExpandRows + threadIdx.x / kWarp;
   if (j >= v) return;
-  const T* row = kv_b + (static_cast<std::int64_t>(h) * (nope + v) + nope + j) * kv_lora;
   float acc[kTokens] = {};
-  if (kv_lora % 8 == 0) {
-    for (int p = lane; p < kv_lora / 8; p += kWarp) {
+  if (vectors) {
+    for (int p = lane, i = 0; p < kv_lora / 8; p += kWarp, ++i) {
       float f[8];
-      unpack_x8<T>(reinterpret_cast<const uint4*>(row)[p], f);
+      static_assert(kExpandEarly == 2, "the pieces read early are picked by constant index (registers)");
+      unpack_x8<T>(i == 0 ? early[0] : i == 1 ? early[1] : __ldg(reinterpret_cast<const uint4*>(row) + p), f);
 #pragma unroll
       for (int t = 0; t < kTokens; ++t)
 #pragma unroll

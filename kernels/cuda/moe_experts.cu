@@ -205,19 +205,21 @@ __global__ void gather_rows_kernel(const T* x, const int* rows, std::int64_t wid
   for (std::int64_t i = threadIdx.x; i < width; i += blockDim.x) dst[i] = src[i];
 }
 
-// A thread per (token, column); the top_k terms summed in order, then added to out.
+// A thread per (token, column); the top_k terms summed in order, then added to out. position
+// null: y in pair order.
 __global__ void __launch_bounds__(kCombineThreads)
 combine_experts_kernel(const float* y, const int* position, const float* weights, int top_k, std::int64_t width,
                        float* out) {
   dependent_launch_enter();
   const std::int64_t t = blockIdx.x;
-  const int* pos = position + t * top_k;
+  const int* pos = position ? position + t * top_k : nullptr;
   const float* w = weights + t * top_k;
   float* row = out + t * width;
   const std::int64_t step = static_cast<std::int64_t>(gridDim.y) * blockDim.x;
   for (std::int64_t j = static_cast<std::int64_t>(blockIdx.y) * blockDim.x + threadIdx.x; j < width; j += step) {
     float acc = 0.0f;
-    for (int k = 0; k < top_k; ++k) acc += w[k] * y[static_cast<std::int64_t>(pos[k]) * width + j];
+    for (int k = 0; k < top_k; ++k)
+      acc += w[k] * y[static_cast<std::int64_t>(position ? pos[k] : t * top_k + k) * width + j];
     row[j] += acc;
   }
 }

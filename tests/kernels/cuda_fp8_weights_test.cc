@@ -83,10 +83,11 @@ TEST_F(CudaFp8Weights, GroupedGemvRunsEachExpertOverItsRows) {
     const int* d_offsets = dev(offsets);
     const int* d_active = dev(active);
     const int* d_count = dev(count);
+    const cuda::ExpertRows grouped = cuda::ExpertRows::grouped(d_offsets, d_active, d_count, slots);
     cuda::grouped_gemv_fp8(ctx(), dev(x), static_cast<const int*>(nullptr), rows, in, dev(w), dev(s), block_rows,
-                           block_cols, out, d_offsets, d_active, d_count, slots, y);
+                           block_cols, out, grouped, y);
     cuda::grouped_gemv_silu_mul_fp8(ctx(), dev(token_x), dev(x_rows), rows, in, dev(w_glu), dev(s_glu), block_rows,
-                                    block_cols, ffn, d_offsets, d_active, d_count, slots, act);
+                                    block_cols, ffn, grouped, act);
     const std::vector<float> got = host(y, static_cast<std::size_t>(rows) * out);
     const std::vector<W> got_act = host(act, static_cast<std::size_t>(rows) * ffn);
 
@@ -115,7 +116,7 @@ TEST_F(CudaFp8Weights, GroupedGemvRunsEachExpertOverItsRows) {
     expect_close(got, want, tol, 1e-5f, "grouped_gemv_fp8");
     expect_half_close(got_act, want_act, tol, "grouped_gemv_silu_mul_fp8");
     cuda::grouped_gemv_fp8(ctx(), dev(x), static_cast<const int*>(nullptr), 0, in, dev(w), dev(s), block_rows,
-                           block_cols, out, d_offsets, d_active, d_count, slots, y);  // no rows: no-op
+                           block_cols, out, grouped, y);  // no rows: no-op
     ctx().synchronize();
   });
 }

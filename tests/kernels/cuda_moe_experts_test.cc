@@ -230,10 +230,9 @@ TEST_F(CudaMoeExperts, GroupedGemvRunsEachExpertOverItsRows) {
     const int* d_offsets = dev(offsets);
     const int* d_active = dev(active);
     const int* d_count = dev(count);
-    cuda::grouped_gemv(ctx(), dev(x), static_cast<const int*>(nullptr), rows, in, dev(w), out, d_offsets, d_active,
-                       d_count, slots, y);
-    cuda::grouped_gemv_silu_mul(ctx(), dev(token_x), dev(x_rows), rows, in, dev(w_glu), ffn, d_offsets, d_active,
-                                d_count, slots, act);
+    const cuda::ExpertRows grouped = cuda::ExpertRows::grouped(d_offsets, d_active, d_count, slots);
+    cuda::grouped_gemv(ctx(), dev(x), static_cast<const int*>(nullptr), rows, in, dev(w), out, grouped, y);
+    cuda::grouped_gemv_silu_mul(ctx(), dev(token_x), dev(x_rows), rows, in, dev(w_glu), ffn, grouped, act);
     const std::vector<float> got = host(y, static_cast<std::size_t>(rows) * out);
     const std::vector<W> got_act = host(act, static_cast<std::size_t>(rows) * ffn);
     const std::vector<float> xf = to_floats(x), token_xf = to_floats(token_x);
@@ -254,9 +253,58 @@ TEST_F(CudaMoeExperts, GroupedGemvRunsEachExpertOverItsRows) {
     const float tol = 4e-4f * std::sqrt(static_cast<float>(in));
     expect_close(got, want, tol, 1e-5f, "grouped_gemv");
     expect_half_close(got_act, want_act, tol, "grouped_gemv_silu_mul");
-    cuda::grouped_gemv(ctx(), dev(x), static_cast<const int*>(nullptr), 0, in, dev(w), out, d_offsets, d_active,
-                       d_count, slots, y);  // no rows: no-op
+    cuda::grouped_gemv(ctx(), dev(x), static_cast<const int*>(nullptr), 0, in, dev(w), out, grouped, y);  // no-op
     ctx().synchronize();
+  });
+}
+
+// One (token, expert) pair a slot (ExpertRows::pairs, a one-token decode step's layout): row s
+// through expert ids[s]; the gate|up reads token s / top_k's row, the down row s itself; then
+// combine_experts with no positions sums each token's pairs in pair order. Against cpu::linear.
+TEST_F(CudaMoeExperts, OnePairASlotRunsEachRowThroughItsExpert) {
+  for_each_half([&]<HalfFloat W>() {
+    const int experts = 5, in = 72, out = 24, ffn = 16, top_k = 3, tokens = 2, pairs = tokens * top_k;
+    const std::vector<int> ids = {4, 0, 2, 1, 4, 3};  // expert 4 twice, by different tokens
+    const std::vector<W> token_x = normal_half<W>(static_cast<std::size_t>(tokens) * in, 1.0f);
+    const std::vector<W> w = normal_half<W>(static_cast<std::size_t>(experts) * out * ffn, 2.0f / std::sqrt(ffn));
+    const std::vector<W> w_glu = normal_half<W>(static_cast<std::size_t>(experts) * 2 * ffn * in, 2.0f / std::sqrt(in));
+    const std::vector<float> weights = normal(pairs), start = normal(static_cast<std::size_t>(tokens) * out);
+    W* act = poisoned<W>(static_cast<std::size_t>(pairs) * ffn);
+    float* y = poisoned<float>(static_cast<std::size_t>(pairs) * out);
+    float* combined = dev(start);
+    const int* d_ids = dev(ids);
+    cuda::grouped_gemv_silu_mul(ctx(), dev(token_x), static_cast<const int*>(nullptr), pairs, in, dev(w_glu), ffn,
+                                cuda::ExpertRows::pairs(d_ids, pairs, top_k), act);
+    cuda::grouped_gemv(ctx(), act, static_cast<const int*>(nullptr), pairs, ffn, dev(w), out,
+                       cuda::ExpertRows::pairs(d_ids, pairs, 1), y);
+    cuda::combine_experts(ctx(), y, nullptr, dev(weights), tokens, top_k, out, combined);
+    const std::vector<W> got_act = host(act, static_cast<std::size_t>(pairs) * ffn);
+    const std::vector<float> got = host(y, static_cast<std::size_t>(pairs) * out);
+    const std::vector<float> got_combined = host(combined, static_cast<std::size_t>(tokens) * out);
+
+    const std::vector<float> token_xf = to_floats(token_x), act_f = to_floats(got_act);
+    std::vector<float> gate_up(2 * ffn), want_act(got_act.size()), want(got.size()), want_combined = start;
+    for (int p = 0; p < pairs; ++p) {
+      const std::size_t e = static_cast<std::size_t>(ids[p]);
+      cpu::linear(token_xf.data() + static_cast<std::size_t>(p / top_k) * in, 1, in, w_glu.data() + e * 2 * ffn * in,
+                  2 * ffn, nullptr, gate_up.data());
+      for (float& v : gate_up) v = to_float(from_float<W>(v));  // gate and up rounded to W, as the kernel does
+      cpu::silu_mul(gate_up.data(), 1, ffn, want_act.data() + static_cast<std::size_t>(p) * ffn);
+      // The down projection of what the GPU wrote, so its check does not compound the rounding above.
+      cpu::linear(act_f.data() + static_cast<std::size_t>(p) * ffn, 1, ffn, w.data() + e * out * ffn, out, nullptr,
+                  want.data() + static_cast<std::size_t>(p) * out);
+    }
+    for (int t = 0; t < tokens; ++t)
+      for (int o = 0; o < out; ++o) {
+        float acc = 0.0f;
+        for (int k = 0; k < top_k; ++k)
+          acc += weights[t * top_k + k] * got[static_cast<std::size_t>(t * top_k + k) * out + o];
+        want_combined[static_cast<std::size_t>(t) * out + o] += acc;
+      }
+    const float tol = 4e-4f * std::sqrt(static_cast<float>(in));
+    expect_half_close(got_act, want_act, tol, "grouped_gemv_silu_mul, one pair a slot");
+    expect_close(got, want, tol, 1e-5f, "grouped_gemv, one pair a slot");
+    expect_close(got_combined, want_combined, 1e-5f, 1e-6f, "combine_experts in pair order");
   });
 }
 
