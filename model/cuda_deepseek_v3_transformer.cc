@@ -39,7 +39,10 @@ const T* as(const DeviceBuffer& b) {
 }
 
 struct Layer {
-  DeviceBuffer input_norm, post_norm, q_a, q_a_norm, q_b, kv_a, kv_a_norm, kv_b, o, gate_up, down;
+  // q_kv_a: q_a_proj (or q_proj, without a q low rank: then q_b is empty) and kv_a_proj stacked.
+  // Both read the layer's normed input, so a one-token step runs them as one GEMV; bigger steps
+  // run each part (their outputs then stay two dense matrices).
+  DeviceBuffer input_norm, post_norm, q_kv_a, q_a_norm, q_b, kv_a_norm, kv_b, o, gate_up, down;
   // The MoE: the router, its correction bias (fp32), the routed experts' weights stacked
   // ([experts, 2 expert_ffn, hidden] and [experts, hidden, expert_ffn]: a kernel picks an expert
   // by index), and the shared experts as one MLP.
@@ -85,10 +88,11 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
       auto L = std::make_unique<Layer>();
       L->input_norm = upload(s.input_norm);
       L->post_norm = upload(s.post_norm);
-      L->q_a = upload(s.q_a);
+      StackedSlices q_kv_a = s.q_a.empty() ? s.q_b : s.q_a;
+      q_kv_a.insert(q_kv_a.end(), s.kv_a.begin(), s.kv_a.end());
+      L->q_kv_a = upload(q_kv_a);
       L->q_a_norm = upload(s.q_a_norm);
-      L->q_b = upload(s.q_b);
-      L->kv_a = upload(s.kv_a);
+      if (!s.q_a.empty()) L->q_b = upload(s.q_b);
       L->kv_a_norm = upload(s.kv_a_norm);
       L->kv_b = upload(s.kv_b);
       L->o = upload(s.o);
@@ -153,7 +157,7 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
     const MixtureOfExpertsConfig& m = config_.moe;
     const std::int64_t T = max_tokens, H = config_.hidden_size, heads = slice_.q_heads;
     const std::int64_t F = std::max(slice_.ffn, slice_.shared_ffn);
-    w.reserve<float>(b.qa, T * a.q_lora_rank);
+    w.reserve<float>(b.qa, std::max<std::int64_t>(T * a.q_lora_rank, q_rows() + a.cache_width()));
     w.reserve<W>(b.qa_normed, T * a.q_lora_rank);
     w.reserve<float>(b.q, T * heads * a.qk_head_dim());
     w.reserve<float>(b.kv, T * a.cache_width());
@@ -200,6 +204,11 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
     return grouped_experts_ && b.stored() && b_down.rows == b.rows && b_down.cols == b.cols && H % 16 == 0 &&
            EF % 16 == 0 && b.cols % 16 == 0 && H % b.rows == 0 && EF % b.rows == 0;
   }
+  // The rows of q_kv_a's q part: q_a_proj's, or this rank's heads' of q_proj.
+  std::int64_t q_rows() const {
+    const LatentAttentionConfig& a = config_.mla;
+    return a.q_lora_rank > 0 ? a.q_lora_rank : slice_.q_heads * a.qk_head_dim();
+  }
   bool graph_safe(std::int64_t T) const override { return config_.moe.n_routed_experts == 0 || grouped(T); }
 
   void run_layers(std::int64_t T, float* h, W* x, float* out) override {
@@ -232,18 +241,28 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
     const std::int64_t H = config_.hidden_size, heads = slice_.q_heads, qk = a.qk_head_dim();
     const std::int64_t nope = a.qk_nope_head_dim, rope = a.qk_rope_head_dim, kvr = a.kv_lora_rank, v = a.v_head_dim;
     const int* positions = this->positions();
+    const bool q_lora = L.q_b.bytes() > 0;
+    const std::int64_t q_rows = this->q_rows(), cw = a.cache_width();
+    const W* q_w = as<W>(L.q_kv_a);
     float* q = w.grow<float>(b.q, T * heads * qk);
-    if (L.q_a.bytes()) {
-      float* qa = w.grow<float>(b.qa, T * a.q_lora_rank);
-      W* qa_normed = w.grow<W>(b.qa_normed, T * a.q_lora_rank);
-      cuda::linear(ctx_, x, T, H, as<W>(L.q_a), a.q_lora_rank, nullptr, qa);
-      cuda::rms_norm(ctx_, qa, T, a.q_lora_rank, as<W>(L.q_a_norm), kLatentNormEps, qa_normed);
-      cuda::linear(ctx_, qa_normed, T, a.q_lora_rank, as<W>(L.q_b), heads * qk, nullptr, q);
+    float* kv = w.grow<float>(b.kv, T * cw);
+    // b.qa: q_a's output, and a one-token step's fused output row [q part | kv].
+    float* staged = w.grow<float>(b.qa, std::max(T * a.q_lora_rank, q_rows + cw));
+    float* q_part = q_lora ? staged : q;  // what q_w's q rows write: q_a's output, or q itself
+    if (T == 1) {
+      cuda::linear(ctx_, x, T, H, q_w, q_rows + cw, nullptr, staged);
+      q_part = staged;
+      kv = staged + q_rows;
+      if (!q_lora) q = staged;
     } else {
-      cuda::linear(ctx_, x, T, H, as<W>(L.q_b), heads * qk, nullptr, q);
+      cuda::linear(ctx_, x, T, H, q_w, q_rows, nullptr, q_part);
+      cuda::linear(ctx_, x, T, H, q_w + q_rows * H, cw, nullptr, kv);
     }
-    float* kv = w.grow<float>(b.kv, T * a.cache_width());
-    cuda::linear(ctx_, x, T, H, as<W>(L.kv_a), a.cache_width(), nullptr, kv);
+    if (q_lora) {
+      W* qa_normed = w.grow<W>(b.qa_normed, T * a.q_lora_rank);
+      cuda::rms_norm(ctx_, q_part, T, a.q_lora_rank, as<W>(L.q_a_norm), kLatentNormEps, qa_normed);
+      cuda::linear(ctx_, qa_normed, T, a.q_lora_rank, as<W>(L.q_b), heads * qk, nullptr, q);
+    }
     cuda::mla_cache_write(ctx_, kv, T, kvr, rope, as<W>(L.kv_a_norm), kLatentNormEps, positions, this->inv_freq(),
                           rope_factor_, a.rope_interleave, this->kv_slots(), as<W>(L.cache));
     cuda::rope_pairs(ctx_, q + nope, T, heads, heads * qk, qk, rope, positions, this->inv_freq(), rope_factor_,
