@@ -1,7 +1,8 @@
 // A rank's weights read from a checkpoint as the CUDA loader reads them (weight_upload.h: the
 // slices in 64 MiB chunks of rows, each chunk by up to 8 threads, parallel_weight_read.h), into
 // two reused staging buffers and no GPU: the checkpoint reader's GB/s alone, on any host, for
-// safetensors and model.h5 side by side. Dense models (qwen2, qwen3, llama). Run it twice for
+// safetensors and model.h5 side by side, or the dummy values' rate (--load-format dummy: what a
+// dummy load's hashing costs the host). Dense models (qwen2, qwen3, llama). Run it twice for
 // the page cache's rate; drop the cache (or use a file bigger than memory) for the disk's.
 //   mpirun -np 1 weight_read_bench --model DIR --load-format hdf5 [--repeat 3]
 //   mpirun -np 2 weight_read_bench --model DIR --tp 2         (each rank its slices, at once)
@@ -29,8 +30,10 @@ int main(int argc, char** argv) {
   std::string model, format = "auto";
   int tp = 1, tp_rank = -1, repeat = 2;
   app.add_option("--model", model, "checkpoint directory")->required()->check(CLI::ExistingDirectory);
-  app.add_option("--load-format", format, "auto (model.h5 where there is one), safetensors or hdf5")
-      ->check(CLI::IsMember({"auto", "safetensors", "hdf5"}));
+  app.add_option("--load-format", format,
+                 "auto (model.h5 where there is one), safetensors, hdf5, or dummy (the values --load-format dummy "
+                 "makes; only config.json is read)")
+      ->check(CLI::IsMember({"auto", "safetensors", "hdf5", "dummy"}));
   app.add_option("--tp,--tensor-parallel-size", tp, "tensor-parallel size")->check(CLI::PositiveNumber);
   app.add_option("--tp-rank", tp_rank, "the rank whose slices are read (default: the MPI rank's)")
       ->check(CLI::NonNegativeNumber);
@@ -45,7 +48,9 @@ int main(int argc, char** argv) {
     if (format == "auto") format = std::filesystem::exists(h5) ? "hdf5" : "safetensors";
     std::unique_ptr<SafetensorsCheckpoint> ckpt;
     std::unique_ptr<WeightSource> w;
-    if (format == "hdf5") {
+    if (format == "dummy") {
+      w = std::make_unique<DummyWeights>();
+    } else if (format == "hdf5") {
       w = std::make_unique<Hdf5Weights>(h5, c.fp8_block_rows, c.fp8_block_cols);
     } else {
       ckpt = std::make_unique<SafetensorsCheckpoint>(model);

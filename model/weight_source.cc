@@ -123,21 +123,29 @@ void DummyWeights::fill(const std::string& name, const std::vector<std::int64_t>
   const std::int64_t rows = shape.empty() ? 1 : shape[0];
   const std::size_t count = static_cast<std::size_t>((r1 - r0) * (c1 - c0));
   const std::int64_t last = std::max(r0, std::min(r1, rows));
+  // The kind of value is chosen once, so each row's loop is a tight run of hashes (the load of a
+  // 70B model's dummy weights is this loop: 70 G values).
+  const auto store = [](W* at, float v) {
+    if constexpr (std::same_as<W, float>) *at = v;
+    else *at = from_float<W>(v);
+  };
   fill_threaded(r0, last, count, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t r = begin; r < end; ++r)
-      for (std::int64_t c = c0; c < c1; ++c) {
-        float v = 1.0f;
-        if (fp8_scales) {
-          v = fp8_scale;
-        } else if (fp8) {
-          v = to_float(fp8_e4m3{fp8_code(value_hash(nh, r * cols + c))}) * fp8_scale;
-        } else if (!norm) {
-          const std::uint64_t h = value_hash(nh, r * cols + c);
-          v = scale_ * (static_cast<float>(h >> 40) / static_cast<float>(1ull << 24) * 2.0f - 1.0f);
+    for (std::int64_t r = begin; r < end; ++r) {
+      W* row = out + (r - r0) * (c1 - c0);
+      const std::int64_t base = r * cols;
+      if (fp8_scales || (norm && !fp8)) {
+        const float v = fp8_scales ? fp8_scale : 1.0f;
+        for (std::int64_t c = c0; c < c1; ++c) store(row + (c - c0), v);
+      } else if (fp8) {
+        for (std::int64_t c = c0; c < c1; ++c)
+          store(row + (c - c0), to_float(fp8_e4m3{fp8_code(value_hash(nh, base + c))}) * fp8_scale);
+      } else {
+        for (std::int64_t c = c0; c < c1; ++c) {
+          const std::uint64_t h = value_hash(nh, base + c);
+          store(row + (c - c0), scale_ * (static_cast<float>(h >> 40) / static_cast<float>(1ull << 24) * 2.0f - 1.0f));
         }
-        if constexpr (std::same_as<W, float>) out[(r - r0) * (c1 - c0) + (c - c0)] = v;
-        else out[(r - r0) * (c1 - c0) + (c - c0)] = from_float<W>(v);
       }
+    }
   });
   std::fill(out + (last - r0) * (c1 - c0), out + count, W{0});  // vocabulary padding
   bytes_ += count * sizeof(W);

@@ -343,6 +343,18 @@ TEST(DummyWeights, GivesTheSameValuesInEitherDtype) {
   EXPECT_EQ(to_float(w.read_all<fp16>("model.norm.weight", {4})[3]), 1.0f);
 }
 
+// The dummy values are part of what a `--load-format dummy` run means: a benchmark or a bug
+// report from one version must mean the same model in the next. These are the values of
+// name_hash / value_hash as first written, computed apart from this code (fp32, so no rounding
+// hides a change).
+TEST(DummyWeights, ValuesStayTheSameAcrossVersions) {
+  const DummyWeights w(/*seed=*/0);
+  const std::vector<float> got = w.read<float>("model.layers.0.self_attn.q_proj.weight", {4, 8}, 1, 2, 2, 6);
+  const std::vector<float> want = {0x1.0b7052p-8f, -0x1.82948ep-9f, 0x1.3282e4p-6f, -0x1.2e789ep-6f};
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], want[i]) << i;
+}
+
 // A read big enough to be spread over threads (a thread per 256k values) gives, row for row,
 // what reads of one row (one thread) give, its padding rows zero.
 TEST(DummyWeights, ThreadedReadsMatchRowReads) {
