@@ -290,7 +290,7 @@ class CudaDeepseekV3Stage final : public GpuStageFrame<W> {
 
   // out = the shared experts plus each token's routed experts times their weights (this rank's
   // columns; the caller all-reduces). The tokens' (token, expert) pairs are grouped by expert
-  // on the GPU; each expert then runs once over its rows.
+  // on the GPU; each expert then runs once over its rows (a one-token step: each pair alone).
   void moe(Layer& L, std::int64_t T, const W* x, float* out) {
     StepWorkspace& w = ws_;
     DeepseekBuffers& b = buf_;

@@ -169,14 +169,15 @@ bool launch_gemv(const GpuContext& ctx, const X* x, std::int64_t rows, std::int6
 
 
 // The grouped GEMV (see gemv.h): blockIdx.y is an active-expert slot (a slot past *count
-// returns) or, one pair a slot, a row; blockIdx.x a group of features as in gemv_kernel. The expert's rows go through in
-// passes of up to kGroupedRows; its weight rows are read once a pass, through L2 (__ldg: an
-// expert with more rows reads them again), so a decode step reads each chosen expert about once.
-// Nothing is read before the dependent-launch wait: which expert a block takes is the previous
-// kernel's output. kFp8: block-fp8 weights (kernels/fp8_weights.h), a lane's 16-byte load 16
-// codes of one scale block (block_cols a multiple of 16), their dot product with x's 16 values
-// scaled once. Half the bytes of bf16, yet about the time (benchmarks/RESULTS.md, twenty-first
-// session): each block's chain of index loads, not HBM, bounds the kernel.
+// returns) or, one pair a slot, a row; blockIdx.x a group of features as in gemv_kernel. The
+// expert's rows go through in passes of up to kGroupedRows; its weight rows are read once a
+// pass, through L2 (__ldg: an expert with more rows reads them again), so a decode step reads
+// each chosen expert about once. Nothing is read before the dependent-launch wait: which expert
+// a block takes is the previous kernel's output. kFp8: block-fp8 weights
+// (kernels/fp8_weights.h), a lane's 16-byte load 16 codes of one scale block (block_cols a
+// multiple of 16), their dot product with x's 16 values scaled once. Half the bytes of bf16, yet
+// about the time (benchmarks/RESULTS.md, twenty-first session): each block's chain of index
+// loads, not HBM, bounds the kernel.
 constexpr int kGroupedRows = 8;
 
 // The scales of block-fp8 weights (unused for 16-bit ones).
