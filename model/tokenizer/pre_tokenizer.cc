@@ -5,6 +5,7 @@
 #include <pcre2.h>
 
 #include "model/tokenizer/byte_level.h"
+#include "model/tokenizer/oniguruma_classes.h"
 #include "model/tokenizer/tokenizer_error.h"
 
 namespace lockstep {
@@ -17,13 +18,14 @@ const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p
 Pcre2Regex::Pcre2Regex(const std::string& pattern) {
   int err = 0;
   PCRE2_SIZE offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+  const std::string onig = with_oniguruma_classes(pattern);  // Oniguruma's Unicode classes, as the reference
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(onig.data()), onig.size(),
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &offset, nullptr);
   if (!code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
-    throw TokenizerError("regex \"" + pattern + "\" does not compile at offset " + std::to_string(offset) + ": " +
-                         reinterpret_cast<char*>(msg));
+    const std::string where = onig == pattern ? " at offset " + std::to_string(offset) : std::string();
+    throw TokenizerError("regex \"" + pattern + "\" does not compile" + where + ": " + reinterpret_cast<char*>(msg));
   }
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter if JIT is unavailable
   code_ = code;

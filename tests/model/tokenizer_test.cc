@@ -1,10 +1,12 @@
-// Tokenizer pieces: the byte-level alphabet, Rust-compatible lossy UTF-8, ids past the
-// vocabulary, streaming detokenization of characters split across tokens, and clear errors
-// for bad tokenizer files.
+// Tokenizer pieces: the byte-level alphabet, Rust-compatible lossy UTF-8, Oniguruma's Unicode
+// classes in PCRE2 regexes, ids past the vocabulary, streaming detokenization of characters split
+// across tokens, and clear errors for bad tokenizer files.
 #include <gtest/gtest.h>
 
 #include "model/tokenizer/byte_level.h"
 #include "model/tokenizer/incremental_detokenizer.h"
+#include "model/tokenizer/oniguruma_classes.h"
+#include "model/tokenizer/pre_tokenizer.h"
 #include "model/tokenizer/tokenizer.h"
 
 namespace lockstep {
@@ -31,6 +33,29 @@ TEST(ByteLevel, LossyUtf8LikeRust) {
   EXPECT_EQ(utf8_lossy("\xE0\x80\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong: each byte
   EXPECT_EQ(complete_utf8_prefix("ab\xE4\xBD"), 2u);
   EXPECT_EQ(complete_utf8_prefix("ab\xE4\xBD\xA0"), 5u);
+}
+
+// Characters assigned after Unicode 14 are in Oniguruma's classes, as in Hugging Face's
+// tokenizers: U+1423A (Egyptian Hieroglyphs Extended-A, Unicode 16) a letter, U+1D2C0 (Kaktovik
+// numeral) a number, U+1CD60 a symbol; and U+180E is not \s (PCRE2 alone counts it).
+TEST(OnigurumaClasses, NewerCharactersJoinTheirClasses) {
+  const std::string hieroglyph = "\xF0\x94\x88\xBA", kaktovik = "\xF0\x9D\x8B\x80", legacy = "\xF0\x9C\xB5\xA0";
+  const std::string mongolian_separator = "\xE1\xA0\x8E";
+  auto spans = [](const char* pattern, const std::string& text) { return Pcre2Regex(pattern).find_all(text); };
+  using Spans = std::vector<std::pair<std::size_t, std::size_t>>;
+  EXPECT_EQ(spans("\\p{L}+", "hhh" + hieroglyph + "x"), (Spans{{0, 8}}));
+  EXPECT_EQ(spans("\\pL+", "hhh" + hieroglyph), (Spans{{0, 7}}));
+  EXPECT_EQ(spans("[^\\s\\p{L}\\p{N}]+", hieroglyph + "#" + kaktovik + legacy), (Spans{{4, 5}, {9, 13}}));
+  EXPECT_EQ(spans("\\P{L}+", "a" + hieroglyph + "#"), (Spans{{5, 6}}));
+  EXPECT_EQ(spans("\\p{N}", kaktovik), (Spans{{0, 4}}));
+  EXPECT_EQ(spans("\\p{S}", legacy), (Spans{{0, 4}}));
+  EXPECT_EQ(spans("\\s+", " " + mongolian_separator + " "), (Spans{{0, 1}, {4, 5}}));
+  EXPECT_EQ(spans("\\S+", " " + mongolian_separator + " "), (Spans{{1, 4}}));
+  EXPECT_EQ(spans("[\\s]+", "\t\n\r\xC2\x85"), (Spans{{0, 5}}));  // NEL is Oniguruma's \s
+  // Escapes and classes the rewrite leaves alone.
+  EXPECT_EQ(with_oniguruma_classes("\\\\s[\\]s][[:alpha:]]\\x{41}"), "\\\\s[\\]s][[:alpha:]]\\x{41}");
+  EXPECT_EQ(with_oniguruma_classes("[]p{L}]"), "[]p{L}]");
+  EXPECT_EQ(with_oniguruma_classes("\\p{Lt}"), "\\p{Lt}");  // nothing added to Lt since Unicode 14
 }
 
 TEST(Tokenizer, IdsWithoutATokenDecodeToNothing) {

@@ -39,6 +39,18 @@ HAND = [
     "    indented code\n        more indent", "trailing newline\n", "\ttab start", "end with tab\t",
 ]
 
+# Characters assigned after Unicode 14 (Debian 12's PCRE2 tables), which Hugging Face's Oniguruma
+# (Unicode 16) puts in its classes: Egyptian Hieroglyphs Extended-A letters next to ASCII, a
+# Kaktovik numeral, CJK Extension H and I, a legacy-computing symbol, Garay; and U+180E, which
+# PCRE2 alone counts as \s. Fuzzed lines like these split differently before
+# model/tokenizer/oniguruma_classes.h.
+NEWER_UNICODE = [
+    "hhh\U0001423a#include <stdio.h>", "\U00014264’s333 and \U00013cba's", "Kaktovik \U0001d2c0\U0001d2c1 12",
+    "CJK H \U00031350\U00031351 and I \U0002ebf0", "legacy \U0001cd60!? x", "Garay \U00010d50\U00010d70\U00010d40",
+    "a\u180eb \u180e c", "tab\u0085nel",
+]
+
+
 def main():
     rng = random.Random(20261122)
     lines = list(HAND)
@@ -48,6 +60,7 @@ def main():
         parts = [rng.choice(fragments) for _ in range(k)]
         sep = rng.choice([" ", "", "\n", "  ", "\t", " \n "])
         lines.append(sep.join(parts))
+    lines += NEWER_UNICODE  # after the mixtures, which stay as they were
     with open("corpus.jsonl", "w", encoding="utf-8") as f:
         for line in lines:
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
