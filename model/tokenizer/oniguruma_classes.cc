@@ -44,9 +44,14 @@ std::string with_oniguruma_classes(std::string_view p) {
         i = end;
         continue;
       }
-      if (e == 's' || (e == 'S' && !in_class)) {
-        out += in_class ? std::string(unicode_additions::kSpace)
-                        : (e == 's' ? "[" : "[^") + std::string(unicode_additions::kSpace) + "]";
+      // \s \d \w as Oniguruma's sets; their complements \S \D \W outside a class (inside one
+      // there is no subtracting: left as PCRE2 has them).
+      const char lower = static_cast<char>(e | 0x20);
+      if ((lower == 's' || lower == 'd' || lower == 'w') && (e == lower || !in_class)) {
+        const std::string set = lower == 's'   ? std::string(unicode_additions::kSpace)
+                                : lower == 'w' ? std::string(unicode_additions::kWord)
+                                               : "\\p{Nd}" + std::string(additions_of("Nd"));
+        out += in_class ? set : (e == lower ? "[" : "[^") + set + "]";
         ++i;
         continue;
       }

@@ -4,8 +4,9 @@
 // ...) is in no \p{..} class to PCRE2, so text holding one split differently (fuzzed parity:
 // 3 lines in 2000 had other ids). with_oniguruma_classes rewrites a pattern so PCRE2 matches as
 // Oniguruma does: each \p{..} gets the ranges Oniguruma's class holds beyond Unicode 14
-// (unicode_class_additions.h, generated from the reference), and \s / \S are Oniguruma's list
-// (PCRE2 also counts U+180E).
+// (unicode_class_additions.h, generated from the reference); \d is \p{Nd} with its additions;
+// \s and \w are Oniguruma's whole lists (PCRE2 also counts U+180E as \s, and its \w is another
+// set); \S, \D, \W their complements (outside a character class).
 #pragma once
 
 #include <string>

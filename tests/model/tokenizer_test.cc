@@ -52,6 +52,11 @@ TEST(OnigurumaClasses, NewerCharactersJoinTheirClasses) {
   EXPECT_EQ(spans("\\s+", " " + mongolian_separator + " "), (Spans{{0, 1}, {4, 5}}));
   EXPECT_EQ(spans("\\S+", " " + mongolian_separator + " "), (Spans{{1, 4}}));
   EXPECT_EQ(spans("[\\s]+", "\t\n\r\xC2\x85"), (Spans{{0, 5}}));  // NEL is Oniguruma's \s
+  // \d is \p{Nd} with the newer digits (U+11F50, Kawi); \w Oniguruma's: marks in, U+2460 out.
+  EXPECT_EQ(spans("\\d+", "1\xF0\x91\xBD\x90"), (Spans{{0, 5}}));
+  EXPECT_EQ(spans("\\w+", "e\xCC\x81_\xE2\x91\xA0" "b"), (Spans{{0, 4}, {7, 8}}));
+  EXPECT_EQ(spans("\\W+", "e\xCC\x81_\xE2\x91\xA0" "b"), (Spans{{4, 7}}));
+  EXPECT_EQ(spans("[\\d\\w]+", "\xE2\x91\xA0"), (Spans{}));
   // Escapes and classes the rewrite leaves alone.
   EXPECT_EQ(with_oniguruma_classes("\\\\s[\\]s][[:alpha:]]\\x{41}"), "\\\\s[\\]s][[:alpha:]]\\x{41}");
   EXPECT_EQ(with_oniguruma_classes("[]p{L}]"), "[]p{L}]");

@@ -5,9 +5,11 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 const { Tokenizer } = require("@anush008/tokenizers");
 
-const CLASSES = ["L", "Lu", "Ll", "Lt", "Lm", "Lo", "M", "Mn", "Mc", "Me", "N", "Nd", "Nl", "No", "P", "S"];
+const CLASSES = ["L", "Lu", "Ll", "Lt", "Lm", "Lo", "M", "Mn", "Mc", "Me", "N", "Nd", "Nl", "No", "P", "Pc", "S"];
 const probes = Object.fromEntries(CLASSES.map((c) => [c, `\\p{${c}}`]));
 probes.s = "\\s";
+probes.d = "\\d";
+probes.w = "\\w";
 
 const out = {};
 for (const [name, pattern] of Object.entries(probes)) {
@@ -19,7 +21,7 @@ for (const [name, pattern] of Object.entries(probes)) {
   }));
   // Every probed code point between separators the class does not hold: a match is then a piece
   // of one code point of its own, a non-match merges with the separators around it.
-  const sep = name.startsWith("L") ? "0" : "a";
+  const sep = name.startsWith("L") || name === "w" ? "!" : "a";
   const hits = [];
   for (let base = 0; base <= 0x10ffff; base += 4096) {
     const cps = [];
