@@ -10,6 +10,7 @@ packages=(build-essential cmake ninja-build pkg-config git
           libpcre2-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev
           libgtest-dev libgmock-dev libbenchmark-dev libicu-dev jq
           curl procps python3  # the end-to-end tests' HTTP client, pgrep, and their helper scripts
+          python3-jinja2  # the chat-template fuzz test's reference
           slurm-wlm munge)
 missing=()
 for p in "${packages[@]}"; do

