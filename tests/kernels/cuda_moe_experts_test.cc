@@ -212,25 +212,17 @@ TEST_F(CudaMoeExperts, GroupedGemvRunsEachExpertOverItsRows) {
   for_each_half([&]<HalfFloat W>() {
     const int experts = 6, in = 264, out = 40, ffn = 24, tokens = 9;
     const std::vector<int> rows_of = {0, 1, 3, 11, 0, 2};  // expert 3: two passes
-    std::vector<int> offsets = {0}, active;
-    for (int e = 0; e < experts; ++e) {
-      offsets.push_back(offsets.back() + rows_of[e]);
-      if (rows_of[e] > 0) active.push_back(e);
-    }
-    const int rows = offsets.back(), slots = experts;  // more slots than active experts
-    const std::vector<int> count = {static_cast<int>(active.size())};
-    std::vector<int> x_rows(rows);
-    for (int& r : x_rows) r = static_cast<int>(rng_() % tokens);
+    const GroupedRows g = grouped_rows(rows_of, tokens);
+    const std::vector<int>& offsets = g.offsets;
+    const std::vector<int>& x_rows = g.x_rows;
+    const int rows = g.rows;
     const std::vector<W> x = normal_half<W>(static_cast<std::size_t>(rows) * in, 1.0f);
     const std::vector<W> token_x = normal_half<W>(static_cast<std::size_t>(tokens) * in, 1.0f);
     const std::vector<W> w = normal_half<W>(static_cast<std::size_t>(experts) * out * in, 2.0f / std::sqrt(in));
     const std::vector<W> w_glu = normal_half<W>(static_cast<std::size_t>(experts) * 2 * ffn * in, 2.0f / std::sqrt(in));
     float* y = poisoned<float>(static_cast<std::size_t>(rows) * out);
     W* act = poisoned<W>(static_cast<std::size_t>(rows) * ffn);
-    const int* d_offsets = dev(offsets);
-    const int* d_active = dev(active);
-    const int* d_count = dev(count);
-    const cuda::ExpertRows grouped = cuda::ExpertRows::grouped(d_offsets, d_active, d_count, slots);
+    const cuda::ExpertRows& grouped = g.on_device;
     cuda::grouped_gemv(ctx(), dev(x), static_cast<const int*>(nullptr), rows, in, dev(w), out, grouped, y);
     cuda::grouped_gemv_silu_mul(ctx(), dev(token_x), dev(x_rows), rows, in, dev(w_glu), ffn, grouped, act);
     const std::vector<float> got = host(y, static_cast<std::size_t>(rows) * out);

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cuda/gemv.h"  // ExpertRows
 #include "kernels/dense_ops.h"  // KvCacheElement
 #include "kernels/device_buffer.h"
 #include "kernels/dtype.h"
@@ -80,6 +81,30 @@ class CudaOpsTest : public ::testing::Test {
   template <HalfFloat W>
   std::vector<W> normal_half(std::size_t n, float sigma) {
     return to_half<W>(normal(n, sigma));
+  }
+  // Rows grouped by expert as cuda::group_by_expert lays them out, from each expert's row count:
+  // the offsets and active experts on the host, each row's token (random, with repeats: the
+  // token list of a grouping), and the ExpertRows over device copies, one slot an expert (more
+  // than the active ones).
+  struct GroupedRows {
+    std::vector<int> offsets, active, x_rows;
+    int rows = 0;
+    cuda::ExpertRows on_device;
+  };
+  GroupedRows grouped_rows(const std::vector<int>& rows_of, int tokens) {
+    GroupedRows g;
+    g.offsets = {0};
+    for (std::size_t e = 0; e < rows_of.size(); ++e) {
+      g.offsets.push_back(g.offsets.back() + rows_of[e]);
+      if (rows_of[e] > 0) g.active.push_back(static_cast<int>(e));
+    }
+    g.rows = g.offsets.back();
+    g.x_rows.resize(static_cast<std::size_t>(g.rows));
+    for (int& r : g.x_rows) r = static_cast<int>(rng_() % static_cast<unsigned>(tokens));
+    g.on_device = cuda::ExpertRows::grouped(dev(g.offsets), dev(g.active),
+                                            dev(std::vector<int>{static_cast<int>(g.active.size())}),
+                                            static_cast<std::int64_t>(rows_of.size()));
+    return g;
   }
   template <Fp8 C>
   std::vector<C> normal_fp8(std::size_t n, float sigma = 1.0f) {
